@@ -1,0 +1,291 @@
+// troupe/actor.hpp — start here. The C++ SDK for package authors.
+//
+// An actor type is a class deriving from troupe::actor with a receive()
+// handler. A package lists its actor types once with TROUPE_PACKAGE:
+//
+//   struct echo final : troupe::actor {
+//     void receive(troupe::context& ctx, const troupe::message& m) override {
+//       if (m.is_ask()) ctx.reply(m.type(), m.payload());
+//     }
+//   };
+//   TROUPE_PACKAGE(troupe::actor_type<echo>("Echo"))
+//
+// Everything here is header-only and compiled into the package, so nothing but
+// the C structures of troupe/abi.h crosses into the worker. Exceptions thrown
+// by a handler are caught at the boundary and reported as the actor's failure.
+//
+// Threading: the worker calls every actor of a package on one thread; a
+// context is valid only inside the call it was passed to.
+#pragma once
+
+#include <troupe/abi.h>
+#include <troupe/address.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+namespace troupe {
+
+class context;
+
+/// A message being handled. Borrowed: copy what must outlive the handler.
+class message {
+ public:
+  explicit message(const troupe_message& raw) : raw_(&raw) {}
+
+  [[nodiscard]] troupe_message_kind kind() const {
+    return static_cast<troupe_message_kind>(raw_->kind);
+  }
+  [[nodiscard]] bool is_ask() const { return raw_->kind == TROUPE_MSG_ASK; }
+  [[nodiscard]] bool is_exit() const { return raw_->kind == TROUPE_MSG_EXIT; }
+  [[nodiscard]] address from() const { return address(raw_->from); }
+  [[nodiscard]] std::uint64_t correlation() const { return raw_->correlation; }
+  [[nodiscard]] std::string_view type() const { return {raw_->type, raw_->type_len}; }
+  /// Payload bytes as a string view (payloads are often text or JSON).
+  [[nodiscard]] std::string_view payload() const {
+    return {reinterpret_cast<const char*>(raw_->payload), raw_->payload_len};
+  }
+  [[nodiscard]] const troupe_message& raw() const { return *raw_; }
+
+ private:
+  const troupe_message* raw_;
+};
+
+/// The outcome of an ask: the reply, or the reason it failed.
+class ask_result {
+ public:
+  explicit ask_result(const message& m) : msg_(m) {}
+  [[nodiscard]] bool ok() const { return msg_.kind() == TROUPE_MSG_REPLY; }
+  /// The reply (valid when ok()).
+  [[nodiscard]] const message& reply() const { return msg_; }
+  /// Why it failed (valid when !ok()): timeout, unknown address, ...
+  [[nodiscard]] std::string_view error() const { return ok() ? std::string_view{} : msg_.payload(); }
+
+ private:
+  const message& msg_;
+};
+
+/// Thrown by context operations the host refused (unknown package, ...).
+class host_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class actor;
+
+/// Options of context::spawn.
+struct spawn_options {
+  std::string_view package;  ///< group name or package id; empty: this package
+  std::string_view name;     ///< global name; empty: none
+};
+
+/// What an actor can do. Valid only during the call it was passed to.
+class context {
+ public:
+  using ask_callback = std::function<void(context&, const ask_result&)>;
+
+  context(const troupe_host_v1* host, troupe_context* raw, actor* self)
+      : host_(host), raw_(raw), self_actor_(self) {}
+
+  [[nodiscard]] address self() const { return address(host_->self(raw_)); }
+
+  /// One-way message. An undeliverable one comes back as a DEAD_LETTER.
+  void tell(address to, std::string_view type, std::string_view payload = {}) {
+    check(host_->tell(raw_, to.value(), type.data(), type.size(), bytes(payload),
+                      payload.size()));
+  }
+
+  /// Request with a timeout; then() runs on this actor with the reply or the
+  /// reason of failure.
+  void ask(address to, std::string_view type, std::string_view payload,
+           std::chrono::milliseconds timeout, ask_callback then);
+
+  /// Answers the ask being handled.
+  void reply(std::string_view type, std::string_view payload) {
+    check(host_->reply(raw_, type.data(), type.size(), bytes(payload), payload.size()));
+  }
+
+  /// Creates an actor; its address is usable at once.
+  address spawn(std::string_view type_name, spawn_options opts = {}) {
+    troupe_address a = host_->spawn(raw_, type_name.data(), type_name.size(),
+                                    opts.package.data(), opts.package.size(),
+                                    opts.name.data(), opts.name.size());
+    if (a == 0) throw host_error(host_->last_error());
+    return address(a);
+  }
+
+  /// Stops target (it gets an exit request), or this actor with no argument.
+  void stop(address target) { check(host_->stop(raw_, target.value())); }
+  void stop() { stop(self()); }
+
+  /// Sends this actor a TIMER message of the given type after delay.
+  std::uint64_t schedule(std::chrono::milliseconds delay, std::string_view type,
+                         std::string_view payload = {}) {
+    std::uint64_t id = host_->schedule(raw_, static_cast<std::uint32_t>(delay.count()),
+                                       type.data(), type.size(), bytes(payload),
+                                       payload.size());
+    if (id == 0) throw host_error(host_->last_error());
+    return id;
+  }
+  void cancel(std::uint64_t timer_id) { host_->cancel(raw_, timer_id); }
+
+  /// The address under a global name, or an invalid address when unknown.
+  [[nodiscard]] address lookup(std::string_view name) {
+    return address(host_->lookup(raw_, name.data(), name.size()));
+  }
+
+  void log(troupe_log_level level, std::string_view text) {
+    host_->log(raw_, level, text.data(), text.size());
+  }
+  void log_info(std::string_view text) { log(TROUPE_LOG_INFO, text); }
+  void log_warn(std::string_view text) { log(TROUPE_LOG_WARN, text); }
+  void log_error(std::string_view text) { log(TROUPE_LOG_ERROR, text); }
+
+  [[nodiscard]] troupe_context* raw() const { return raw_; }
+  [[nodiscard]] const troupe_host_v1* host() const { return host_; }
+
+ private:
+  static const std::uint8_t* bytes(std::string_view s) {
+    return reinterpret_cast<const std::uint8_t*>(s.data());
+  }
+  void check(int rc) const {
+    if (rc != 0) throw host_error(host_->last_error());
+  }
+
+  const troupe_host_v1* host_;
+  troupe_context* raw_;
+  actor* self_actor_;
+};
+
+/// Base class of actor types. One instance per actor; handlers of one actor
+/// never run concurrently.
+class actor {
+ public:
+  actor() = default;
+  actor(const actor&) = delete;
+  actor& operator=(const actor&) = delete;
+  virtual ~actor() = default;
+
+  /// Called once after creation, before any message.
+  virtual void on_start(context&) {}
+  /// Called for every TELL, ASK, TIMER and DEAD_LETTER message.
+  virtual void receive(context& ctx, const message& msg) = 0;
+  /// Called on an exit request; the actor is destroyed afterwards.
+  virtual void on_exit(context&) {}
+
+  /// Entry from the C boundary: routes replies to pending asks, exits to
+  /// on_exit, the rest to receive.
+  void dispatch(context& ctx, const message& msg) {
+    switch (msg.kind()) {
+      case TROUPE_MSG_REPLY:
+      case TROUPE_MSG_ASK_FAILED: {
+        auto it = pending_asks_.find(msg.correlation());
+        if (it == pending_asks_.end()) return;  // late reply after a timeout
+        auto then = std::move(it->second);
+        pending_asks_.erase(it);
+        then(ctx, ask_result(msg));
+        return;
+      }
+      case TROUPE_MSG_EXIT:
+        on_exit(ctx);
+        return;
+      default:
+        receive(ctx, msg);
+    }
+  }
+
+ private:
+  friend class context;
+  std::unordered_map<std::uint64_t, context::ask_callback> pending_asks_;
+};
+
+inline void context::ask(address to, std::string_view type, std::string_view payload,
+                         std::chrono::milliseconds timeout, ask_callback then) {
+  std::uint64_t id = host_->ask(raw_, to.value(), type.data(), type.size(), bytes(payload),
+                                payload.size(), static_cast<std::uint32_t>(timeout.count()));
+  if (id == 0) throw host_error(host_->last_error());
+  self_actor_->pending_asks_.emplace(id, std::move(then));
+}
+
+namespace detail {
+
+inline const troupe_host_v1*& host_table() {
+  static const troupe_host_v1* host = nullptr;
+  return host;
+}
+
+inline void copy_error(troupe_error* err, const char* text) {
+  std::strncpy(err->text, text, TROUPE_ERROR_TEXT - 1);
+  err->text[TROUPE_ERROR_TEXT - 1] = '\0';
+}
+
+template <class T>
+void* create(troupe_context* raw, troupe_error* err) {
+  try {
+    auto* a = new T();
+    context ctx(host_table(), raw, a);
+    try {
+      a->on_start(ctx);
+    } catch (...) {
+      delete a;
+      throw;
+    }
+    return a;
+  } catch (const std::exception& e) {
+    copy_error(err, e.what());
+  } catch (...) {
+    copy_error(err, "unknown exception in constructor or on_start");
+  }
+  return nullptr;
+}
+
+inline int handle(void* state, troupe_context* raw, const troupe_message* msg, troupe_error* err) {
+  auto* a = static_cast<actor*>(state);
+  try {
+    context ctx(host_table(), raw, a);
+    a->dispatch(ctx, message(*msg));
+    return 0;
+  } catch (const std::exception& e) {
+    copy_error(err, e.what());
+  } catch (...) {
+    copy_error(err, "unknown exception in handler");
+  }
+  return 1;
+}
+
+inline void destroy(void* state) { delete static_cast<actor*>(state); }
+
+}  // namespace detail
+
+/// Describes actor type T under a name, for TROUPE_PACKAGE.
+template <class T>
+constexpr troupe_actor_type_v1 actor_type(const char* name) {
+  static_assert(std::is_base_of_v<actor, T>, "actor types derive from troupe::actor");
+  return troupe_actor_type_v1{name, &detail::create<T>, &detail::handle, &detail::destroy};
+}
+
+}  // namespace troupe
+
+/// Exports the package entry point listing the given actor types.
+#define TROUPE_PACKAGE(...)                                                                  \
+  extern "C" __attribute__((visibility("default"))) int troupe_package_entry_v1(            \
+      uint32_t host_abi_version, const troupe_host_v1* host, troupe_package_v1* out,         \
+      troupe_error* err) {                                                                   \
+    static const troupe_actor_type_v1 types[] = {__VA_ARGS__};                               \
+    if (host_abi_version != TROUPE_ABI_VERSION) {                                            \
+      ::troupe::detail::copy_error(err, "package built for another troupe ABI version");     \
+      return 1;                                                                              \
+    }                                                                                        \
+    ::troupe::detail::host_table() = host;                                                   \
+    out->abi_version = TROUPE_ABI_VERSION;                                                   \
+    out->types = types;                                                                      \
+    out->type_count = sizeof(types) / sizeof(types[0]);                                      \
+    return 0;                                                                                \
+  }

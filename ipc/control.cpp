@@ -1,0 +1,78 @@
+#include "ipc/control.hpp"
+
+#include <cstring>
+
+namespace troupe::ipc {
+
+result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
+                                       std::size_t first) {
+  if (parts.size() < first + 3)
+    return make_error(errc::protocol, "control message has " +
+                                          std::to_string(parts.size() - first) +
+                                          " frames, expected 3");
+  if (parts.size() > first + 3)
+    return make_error(errc::protocol, "control message has extra frames");
+  const auto& sig = parts[first];
+  if (sig.size() != control_signature.size() ||
+      std::memcmp(sig.data(), control_signature.data(), 3) != 0)
+    return make_error(errc::protocol, "control message does not start with the TRC signature");
+  if (static_cast<const unsigned char*>(sig.data())[3] != protocol_version)
+    return make_error(errc::protocol, "unsupported control protocol version " +
+                                          std::to_string(static_cast<const unsigned char*>(
+                                              sig.data())[3]));
+  control_message m;
+  m.command = parts[first + 1].to_string();
+  if (m.command.empty() || m.command.size() > 64)
+    return make_error(errc::protocol, "control command name is empty or too long");
+  const auto body = parts[first + 2].to_string_view();
+  m.body = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (m.body.is_discarded() || !m.body.is_object())
+    return make_error(errc::protocol, "body of control command '" + m.command +
+                                          "' is not a JSON object");
+  return m;
+}
+
+bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_view command,
+                  const json& body) {
+  const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  try {
+    if (!identity.empty()) {
+      if (!socket.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        return false;
+    }
+    socket.send(zmq::buffer(control_signature.data(), control_signature.size()),
+                zmq::send_flags::sndmore);
+    socket.send(zmq::buffer(command), zmq::send_flags::sndmore);
+    socket.send(zmq::buffer(text), zmq::send_flags::none);
+    return true;
+  } catch (const zmq::error_t&) {
+    return false;  // EHOSTUNREACH with ROUTER_MANDATORY: the peer is gone
+  }
+}
+
+std::vector<zmq::message_t> recv_multipart(zmq::socket_t& socket) {
+  std::vector<zmq::message_t> parts;
+  zmq::message_t part;
+  if (!socket.recv(part, zmq::recv_flags::dontwait)) return parts;
+  bool more = part.more();
+  parts.push_back(std::move(part));
+  while (more) {
+    zmq::message_t next;
+    (void)socket.recv(next);  // the rest of a multipart message is already here
+    more = next.more();
+    parts.push_back(std::move(next));
+  }
+  return parts;
+}
+
+json ok_reply(const json& rid, json fields) {
+  fields["rid"] = rid;
+  fields["ok"] = true;
+  return fields;
+}
+
+json error_reply(const json& rid, std::string_view message) {
+  return json{{"rid", rid}, {"ok", false}, {"error", std::string(message)}};
+}
+
+}  // namespace troupe::ipc

@@ -1,0 +1,60 @@
+// ipc/wire.hpp — encoding of data-plane frames: a signature followed by one or
+// more length-prefixed records (docs/PROTOCOL.md §3). Pure functions; safe to
+// use from any thread.
+#pragma once
+
+#include "ipc/protocol.hpp"
+
+#include <troupe/address.hpp>
+#include <troupe/result.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace troupe::ipc {
+
+/// One record; views borrow from the frame it was decoded from.
+struct record_view {
+  record_kind kind = record_kind::tell;
+  std::uint8_t flags = 0;
+  address to;
+  address from;
+  std::uint64_t correlation = 0;
+  std::uint64_t seq = 0;
+  std::string_view type;
+  std::string_view payload;
+};
+
+/// Starts a new batch: clears out and writes the data signature.
+void begin_batch(std::string& out);
+
+/// Appends one record to a batch started with begin_batch.
+void append_record(std::string& out, const record_view& r);
+
+/// Decodes every record of frame, calling on_record(const record_view&) for
+/// each in order. Stops at the first malformed record and returns an error
+/// naming the offset; records before it have been delivered.
+template <class F>
+status decode_batch(std::string_view frame, F&& on_record);
+
+namespace detail {
+status check_signature(std::string_view frame);
+/// Decodes the record at frame[pos]; advances pos. Error on malformed input.
+status decode_record(std::string_view frame, std::size_t& pos, record_view& out);
+}  // namespace detail
+
+template <class F>
+status decode_batch(std::string_view frame, F&& on_record) {
+  if (auto s = detail::check_signature(frame); !s) return s;
+  std::size_t pos = data_signature.size();
+  if (pos == frame.size()) return make_error(errc::protocol, "data frame holds no record");
+  record_view r;
+  while (pos < frame.size()) {
+    if (auto s = detail::decode_record(frame, pos, r); !s) return s;
+    on_record(static_cast<const record_view&>(r));
+  }
+  return ok_v;
+}
+
+}  // namespace troupe::ipc

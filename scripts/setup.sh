@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages troupe needs to build, test and demo.
+# Does nothing when everything is present; otherwise runs `apt-get update` once,
+# then `apt-get install -y` of what is missing. Must run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config ccache
+  libboost-dev libboost-filesystem-dev   # Asio, Process (Process needs filesystem in 1.74)
+  libzmq3-dev cppzmq-dev                 # ZeroMQ and its C++ binding
+  libssl-dev                             # OpenSSL 3: Ed25519, SHA-256
+  libyaml-cpp-dev                        # manifests
+  nlohmann-json3-dev                     # payloads, CLI output
+  libarchive-dev                         # package archives
+  catch2                                 # tests (v2)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
