@@ -8,7 +8,7 @@ result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
                                        std::size_t first) {
   if (parts.size() < first + 3)
     return make_error(errc::protocol, "control message has " +
-                                          std::to_string(parts.size() - first) +
+                                          std::to_string(parts.size() < first ? 0 : parts.size() - first) +
                                           " frames, expected 3");
   if (parts.size() > first + 3)
     return make_error(errc::protocol, "control message has extra frames");

@@ -29,7 +29,13 @@ struct record_view {
 /// Starts a new batch: clears out and writes the data signature.
 void begin_batch(std::string& out);
 
-/// Appends one record to a batch started with begin_batch.
+/// Whether a record with this type and payload can be encoded (type at most
+/// 65535 bytes, whole record at most max_record_size). Senders check first.
+[[nodiscard]] constexpr bool record_fits(std::size_t type_size, std::size_t payload_size) {
+  return type_size <= 0xffff && payload_size <= max_record_size - record_header_size - type_size;
+}
+
+/// Appends one record to a batch started with begin_batch; r must fit.
 void append_record(std::string& out, const record_view& r);
 
 /// Decodes every record of frame, calling on_record(const record_view&) for

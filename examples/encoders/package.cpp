@@ -1,0 +1,61 @@
+// examples/encoders/package.cpp — the encoders package: three actor types that
+// answer an ask carrying a JSON string with that string encoded.
+//
+//   ask  Morse  "SOS"      → "... --- ..."
+//   ask  Base64 "foo"      → "Zm9v"
+//   ask  Rot13  "Hello"    → "Uryyb"
+//   ask  any    42         → {"error": "expected a JSON string"}
+//
+// A tell is logged and otherwise ignored. The actors keep no state, so a
+// restart of the worker loses nothing.
+#include "encoders.hpp"
+
+#include <troupe/actor.hpp>
+#include <troupe/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace {
+
+using encode_fn = std::string (*)(std::string_view);
+
+/// Shared handler: Encode turns the asked string into the answer.
+template <encode_fn Encode>
+class encoder_actor : public troupe::actor {
+ public:
+  void receive(troupe::context& ctx, const troupe::message& msg) override {
+    switch (msg.kind()) {
+      case TROUPE_MSG_ASK:
+        answer(ctx, msg);
+        return;
+      case TROUPE_MSG_TELL:
+        ctx.log_info("ignoring tell '" + std::string(msg.type()) +
+                     "': " + std::string(msg.payload()));
+        return;
+      default:
+        return;  // no timers are scheduled and no tells are sent: nothing to do
+    }
+  }
+
+ private:
+  static void answer(troupe::context& ctx, const troupe::message& msg) {
+    // Bad input from a caller is answered, never turned into an actor failure:
+    // parse_json rather than json_of, which throws on text that is not JSON.
+    auto in = troupe::parse_json(msg.payload());
+    if (!in || !in->is_string()) {
+      troupe::reply_json(ctx, troupe::json{{"error", "expected a JSON string"}});
+      return;
+    }
+    troupe::reply_json(ctx, Encode(in->get_ref<const std::string&>()));
+  }
+};
+
+class morse_actor final : public encoder_actor<&encoders::to_morse> {};
+class base64_actor final : public encoder_actor<&encoders::to_base64> {};
+class rot13_actor final : public encoder_actor<&encoders::to_rot13> {};
+
+}  // namespace
+
+TROUPE_PACKAGE(troupe::actor_type<morse_actor>("Morse"), troupe::actor_type<base64_actor>("Base64"),
+               troupe::actor_type<rot13_actor>("Rot13"))

@@ -1,0 +1,99 @@
+// manifests/manifest.hpp — the package manifest (manifest.yaml): the group
+// name, version, library and the actor types it provides with their placement
+// requirements, restart policy and lifecycle messages. The format is specified
+// in docs/MANIFEST.md; change both together. Parsing never throws and keeps
+// no state, so it is safe from any thread.
+#pragma once
+
+#include "manifests/requirement.hpp"
+#include "manifests/version.hpp"
+
+#include <troupe/result.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace troupe::manifests {
+
+using json = nlohmann::json;
+using std::chrono::milliseconds;
+
+/// OTP child restart types: permanent always, transient after a failure only,
+/// temporary never.
+enum class restart_policy { permanent, transient, temporary };
+
+/// shared: instances live in the package's shared worker; dedicated: one
+/// worker process per instance.
+enum class isolation_mode { shared, dedicated };
+
+struct restart_spec {
+  restart_policy policy = restart_policy::permanent;
+  std::uint32_t max_restarts = 3;  ///< OTP intensity ...
+  milliseconds within{5000};       ///< ... within this period, else give up
+  milliseconds backoff_min{10};    ///< delay before a respawn starts here ...
+  milliseconds backoff_max{1000};  ///< ... and grows to at most this
+
+  friend bool operator==(const restart_spec&, const restart_spec&) = default;
+};
+
+/// on_load: what the supervisor does for this type when the package is
+/// loaded: an optional role and global name, and an optional message.
+struct load_hook {
+  std::optional<std::string> role;
+  std::optional<std::string> global_name;
+  std::optional<json> message;
+
+  friend bool operator==(const load_hook&, const load_hook&) = default;
+};
+
+/// on_deactivate / on_reactivate: an optional message for the group's instances.
+struct hook {
+  std::optional<json> message;
+
+  friend bool operator==(const hook&, const hook&) = default;
+};
+
+struct actor_spec {
+  std::string type;                       ///< [A-Za-z0-9_]+
+  std::vector<requirement> requirements;  ///< `requires:`, in YAML order
+  restart_spec restart;
+  isolation_mode isolation = isolation_mode::shared;
+  milliseconds max_handle_time{0};  ///< 0 = no limit
+  std::optional<load_hook> on_load;
+  std::optional<hook> on_deactivate;
+  std::optional<hook> on_reactivate;
+
+  friend bool operator==(const actor_spec&, const actor_spec&) = default;
+};
+
+struct manifest {
+  std::string package;  ///< group name, [A-Za-z0-9_.-]{1,64}
+  manifests::version version;
+  std::string library;             ///< relative path inside the package
+  std::vector<actor_spec> actors;  ///< at least one, in YAML order
+  bool auto_unload = false;
+  std::uint32_t keep = 3;  ///< archives of this group kept, >= 1
+
+  /// The actor type called type, or nullptr.
+  [[nodiscard]] const actor_spec* find_actor(std::string_view type) const;
+
+  friend bool operator==(const manifest&, const manifest&) = default;
+};
+
+/// Larger manifests are refused without parsing.
+inline constexpr std::size_t max_manifest_bytes = 1 << 20;
+
+/// Parses and validates a manifest. source_name (usually the file's path)
+/// prefixes every error. Errors are invalid_argument, one line, of the form
+/// "<source>: <field.path>: <what is wrong>", e.g.
+/// `manifest.yaml: actors.Morse.restart.within: "10" is not a duration (use 250ms, 10s, 2m)`.
+[[nodiscard]] result<manifest> parse_manifest(std::string_view yaml_text,
+                                              std::string_view source_name);
+
+}  // namespace troupe::manifests

@@ -1,0 +1,154 @@
+#include "manifests/manifest.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace troupe::manifests;
+
+namespace {
+
+// The message parse_manifest gives for text; fails the test if it parses.
+std::string error_of(const std::string& text) {
+  auto m = parse_manifest(text, "manifest.yaml");
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.err().code == troupe::errc::invalid_argument);
+  CHECK(m.err().message.find('\n') == std::string::npos);  // one line
+  return m.err().message;
+}
+
+// A manifest from its package, version and library lines (any may be left
+// out), one trivial actor and extra top-level lines.
+std::string top(const std::string& package, const std::string& version, const std::string& library,
+                const std::string& extra = "") {
+  return package + version + library + "actors: { A: {} }\n" + extra;
+}
+
+// A valid manifest whose one actor, Morse, has the given body.
+std::string actor(const std::string& body) {
+  return "package: p\nversion: 1\nlibrary: l.so\nactors:\n  Morse: " + body + "\n";
+}
+
+const std::string pkg = "package: p\n", ver = "version: 1.0\n", lib = "library: l.so\n";
+
+}  // namespace
+
+TEST_CASE("a missing required field is named", "[manifest][errors]") {
+  CHECK(error_of(top("", ver, lib)) == "manifest.yaml: package: missing (required)");
+  CHECK(error_of(top(pkg, "", lib)) == "manifest.yaml: version: missing (required)");
+  CHECK(error_of(top(pkg, ver, "")) == "manifest.yaml: library: missing (required)");
+  CHECK(error_of(pkg + ver + lib) == "manifest.yaml: actors: missing (required)");
+  CHECK(error_of("") == "manifest.yaml: package: missing (required)");
+}
+
+TEST_CASE("a bad package name is an error naming package", "[manifest][errors]") {
+  const std::string too_long(65, 'x');
+  for (const std::string bad : {"\"\"", "en coder", "a/b", "..", too_long.c_str()}) {
+    CHECK_THAT(
+        error_of(top("package: " + bad + "\n", ver, lib)),
+        Catch::StartsWith("manifest.yaml: package: ") && Catch::Contains("is not a package name"));
+  }
+  CHECK_THAT(error_of(top("package: [a]\n", ver, lib)),
+             Catch::Equals("manifest.yaml: package: must be a string, got a sequence"));
+}
+
+TEST_CASE("a bad version is an error naming version and the text", "[manifest][errors]") {
+  CHECK_THAT(error_of(top(pkg, "version: 1.x\n", lib)),
+             Catch::StartsWith("manifest.yaml: version: \"1.x\" is not a version"));
+}
+
+TEST_CASE("a library outside the package is an error naming library", "[manifest][errors]") {
+  CHECK(error_of(top(pkg, ver, "library: /usr/lib/libx.so\n")) ==
+        "manifest.yaml: library: \"/usr/lib/libx.so\" must be a path relative to the package");
+  CHECK(error_of(top(pkg, ver, "library: ../libx.so\n")) ==
+        "manifest.yaml: library: \"../libx.so\" must stay inside the package (no ..)");
+  CHECK_THAT(error_of(top(pkg, ver, "library: lib/../../x.so\n")),
+             Catch::StartsWith("manifest.yaml: library: "));
+  CHECK(error_of(top(pkg, ver, "library: \"\"\n")) == "manifest.yaml: library: must not be empty");
+}
+
+TEST_CASE("actors must list at least one valid type name", "[manifest][errors]") {
+  CHECK(error_of(pkg + ver + lib + "actors: {}\n") ==
+        "manifest.yaml: actors: must list at least one actor type");
+  CHECK(error_of(pkg + ver + lib + "actors:\n") ==
+        "manifest.yaml: actors: must list at least one actor type");
+  CHECK(error_of(pkg + ver + lib + "actors: [A]\n") ==
+        "manifest.yaml: actors: must be a map, got a sequence");
+  CHECK_THAT(error_of(pkg + ver + lib + "actors: { Mor-se: {} }\n"),
+             Catch::StartsWith("manifest.yaml: actors.Mor-se: \"Mor-se\" is not an actor type"));
+}
+
+TEST_CASE("a bad duration names its field and the accepted forms", "[manifest][errors]") {
+  CHECK(
+      error_of(actor("{ restart: { within: 10 } }")) ==
+      "manifest.yaml: actors.Morse.restart.within: \"10\" is not a duration (use 250ms, 10s, 2m)");
+  CHECK(error_of(actor("{ max_handle_time: 3 days }")) ==
+        "manifest.yaml: actors.Morse.max_handle_time: \"3 days\" is not a duration (use 250ms, "
+        "10s, 2m)");
+  CHECK(error_of(actor("{ restart: { within: -1s } }")) ==
+        "manifest.yaml: actors.Morse.restart.within: \"-1s\" is not a duration (use 250ms, 10s, "
+        "2m)");
+  CHECK(error_of(actor("{ restart: { within: 0s } }")) ==
+        "manifest.yaml: actors.Morse.restart.within: must be longer than 0");
+  CHECK_THAT(error_of(actor("{ restart: { backoff: 10ms-2s } }")),
+             Catch::StartsWith("manifest.yaml: actors.Morse.restart.backoff: \"10ms-2s\" is not"));
+  CHECK_THAT(error_of(actor("{ restart: { backoff: 2s..10ms } }")),
+             Catch::Contains("restart.backoff: \"2s..10ms\": the first bound is larger"));
+}
+
+TEST_CASE("a bad restart policy or count is named", "[manifest][errors]") {
+  CHECK(error_of(actor("{ restart: { policy: forever } }")) ==
+        "manifest.yaml: actors.Morse.restart.policy: \"forever\" is not a restart policy (use "
+        "permanent, transient or temporary)");
+  CHECK(error_of(actor("{ restart: { max_restarts: -1 } }")) ==
+        "manifest.yaml: actors.Morse.restart.max_restarts: \"-1\" is not a whole number");
+  CHECK(error_of(actor("{ isolation: alone }")) ==
+        "manifest.yaml: actors.Morse.isolation: \"alone\" is not an isolation (use shared or "
+        "dedicated)");
+}
+
+TEST_CASE("unknown keys are errors at every level", "[manifest][errors]") {
+  CHECK_THAT(error_of(top(pkg, ver, lib, "auto_unlaod: true\n")),
+             Catch::StartsWith("manifest.yaml: auto_unlaod: unknown key (expected package,"));
+  CHECK_THAT(error_of(actor("{ restrat: {} }")),
+             Catch::StartsWith("manifest.yaml: actors.Morse.restrat: unknown key (expected"));
+  CHECK(error_of(actor("{ restart: { polcy: permanent } }")) ==
+        "manifest.yaml: actors.Morse.restart.polcy: unknown key (expected policy, max_restarts, "
+        "within, backoff)");
+  CHECK(error_of(actor("{ on_load: { name: x } }")) ==
+        "manifest.yaml: actors.Morse.on_load.name: unknown key (expected role, global_name, "
+        "message)");
+  CHECK(error_of(actor("{ on_deactivate: { msg: x } }")) ==
+        "manifest.yaml: actors.Morse.on_deactivate.msg: unknown key (expected message)");
+  CHECK(error_of(top(pkg, ver, lib, "keep: 2\nkeep: 3\n")) == "manifest.yaml: keep: repeated key");
+}
+
+TEST_CASE("a bad requirement is named with its capability", "[manifest][errors]") {
+  CHECK(error_of(actor("{ requires: { gpu_mem: \">=lots\" } }")) ==
+        "manifest.yaml: actors.Morse.requires.gpu_mem: \">=lots\" needs a number after >= (e.g. "
+        "\">=16\")");
+  CHECK_THAT(error_of(actor("{ requires: { gpu_mem: [16] } }")),
+             Catch::StartsWith("manifest.yaml: actors.Morse.requires.gpu_mem: must be true, a"));
+  CHECK_THAT(error_of(actor("{ requires: { gpu_mem: } }")),
+             Catch::StartsWith("manifest.yaml: actors.Morse.requires.gpu_mem: must be"));
+  CHECK_THAT(error_of(actor("{ requires: { \"gpu mem\": 1 } }")),
+             Catch::Contains("requires.gpu mem: \"gpu mem\" is not a capability name"));
+  CHECK(error_of(actor("{ requires: [morse] }")) ==
+        "manifest.yaml: actors.Morse.requires: must be a map, got a sequence");
+}
+
+TEST_CASE("bad top-level values and YAML syntax are one-line errors", "[manifest][errors]") {
+  CHECK(error_of(top(pkg, ver, lib, "auto_unload: yes\n")) ==
+        "manifest.yaml: auto_unload: \"yes\" is not a boolean (use true or false)");
+  CHECK(error_of(top(pkg, ver, lib, "keep: 0\n")) ==
+        "manifest.yaml: keep: \"0\" must be between 1 and 4294967295");
+  CHECK(error_of(top(pkg, ver, lib, "keep: 2.5\n")) ==
+        "manifest.yaml: keep: \"2.5\" is not a whole number");
+  CHECK(error_of("- a\n- b\n") == "manifest.yaml: (top): must be a map, got a sequence");
+  CHECK_THAT(error_of("package: [p\n"), Catch::StartsWith("manifest.yaml: line 2, column 1: "));
+  CHECK(error_of(std::string(2 << 20, ' ')) == "manifest.yaml: larger than 1 MiB");
+}
+
+TEST_CASE("message values that would not end are refused", "[manifest][errors]") {
+  CHECK_THAT(error_of(actor("{ on_load: { message: &m [1, *m] } }")),
+             Catch::StartsWith("manifest.yaml: actors.Morse.on_load.message[1]") &&
+                 Catch::Contains("nested deeper than 64 levels"));
+}

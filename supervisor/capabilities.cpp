@@ -1,0 +1,63 @@
+#include "supervisor/capabilities.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <string>
+
+namespace troupe::supervisor {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+manifests::capability_value parse_capability_value(std::string_view text) {
+  text = trim(text);
+  if (text == "true") return true;
+  if (text == "false") return false;
+  std::int64_t i = 0;
+  auto ri = std::from_chars(text.data(), text.data() + text.size(), i);
+  if (!text.empty() && ri.ec == std::errc{} && ri.ptr == text.data() + text.size()) return i;
+  double d = 0;
+  auto rd = std::from_chars(text.data(), text.data() + text.size(), d);
+  if (!text.empty() && rd.ec == std::errc{} && rd.ptr == text.data() + text.size()) return d;
+  return std::string(text);
+}
+
+result<manifests::capabilities> parse_capabilities(std::string_view text) {
+  manifests::capabilities caps;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    auto entry = trim(text.substr(start, comma - start));
+    start = comma + 1;
+    if (entry.empty()) {
+      if (comma == text.size()) break;
+      continue;
+    }
+    auto eq = entry.find('=');
+    auto name = trim(entry.substr(0, eq));
+    if (name.empty())
+      return make_error(errc::invalid_argument,
+                        "capability entry '" + std::string(entry) + "' has no name");
+    caps[std::string(name)] =
+        eq == std::string_view::npos ? manifests::capability_value(true)
+                                     : parse_capability_value(entry.substr(eq + 1));
+  }
+  return caps;
+}
+
+nlohmann::json to_json(const manifests::capabilities& caps) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, value] : caps)
+    std::visit([&](const auto& v) { out[name] = v; }, value);
+  return out;
+}
+
+}  // namespace troupe::supervisor

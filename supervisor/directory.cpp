@@ -1,0 +1,100 @@
+#include "supervisor/directory.hpp"
+
+#include "ipc/protocol.hpp"
+
+#include <algorithm>
+
+namespace troupe::supervisor {
+
+const char* to_string(actor_state s) {
+  switch (s) {
+    case actor_state::starting: return "starting";
+    case actor_state::running: return "running";
+    case actor_state::stopping: return "stopping";
+    case actor_state::failed: return "failed";
+  }
+  return "failed";
+}
+
+bool valid_global_name(std::string_view name) {
+  if (name.empty() || name.size() > 128 || name.front() == '@') return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
+}
+
+directory::directory(std::uint32_t system_id)
+    : system_id_(system_id), next_serial_(ipc::first_actor_serial) {}
+
+address directory::allocate() { return address(system_id_, next_serial_++); }
+
+serial_block directory::allocate_block(std::uint32_t count) {
+  serial_block b{next_serial_, count};
+  next_serial_ += count;
+  return b;
+}
+
+bool directory::allocated(address a) const {
+  return a.system() == system_id_ && a.serial() >= ipc::first_actor_serial &&
+         a.serial() < next_serial_;
+}
+
+status directory::add(actor_record rec) {
+  if (!rec.addr.valid()) return make_error(errc::invalid_argument, "invalid address");
+  if (actors_.count(rec.addr))
+    return make_error(errc::invalid_argument, "address " + rec.addr.to_string() + " is already in use");
+  if (!rec.name.empty()) {
+    if (!valid_global_name(rec.name))
+      return make_error(errc::invalid_argument,
+                        "global name '" + rec.name + "' is invalid (1-128 printable characters, not starting with '@')");
+    if (names_.count(rec.name))
+      return make_error(errc::invalid_argument, "global name '" + rec.name + "' is already taken by " +
+                                                    names_[rec.name].to_string());
+    names_.emplace(rec.name, rec.addr);
+  }
+  const address a = rec.addr;
+  actors_.emplace(a, std::move(rec));
+  return ok_v;
+}
+
+void directory::remove(address a) {
+  auto it = actors_.find(a);
+  if (it == actors_.end()) return;
+  if (!it->second.name.empty()) names_.erase(it->second.name);
+  actors_.erase(it);
+}
+
+actor_record* directory::find(address a) {
+  auto it = actors_.find(a);
+  return it == actors_.end() ? nullptr : &it->second;
+}
+
+actor_record* directory::find_name(std::string_view name) {
+  auto it = names_.find(std::string(name));
+  return it == names_.end() ? nullptr : find(it->second);
+}
+
+actor_record* directory::find_target(std::string_view target) {
+  if (!target.empty() && target.front() == '@') {
+    auto a = address::parse(target);
+    return a ? find(*a) : nullptr;
+  }
+  return find_name(target);
+}
+
+std::vector<actor_record*> directory::on_worker(std::uint32_t worker) {
+  std::vector<actor_record*> out;
+  for (auto& [_, rec] : actors_)
+    if (rec.worker == worker) out.push_back(&rec);
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->addr < b->addr; });
+  return out;
+}
+
+std::vector<const actor_record*> directory::all() const {
+  std::vector<const actor_record*> out;
+  out.reserve(actors_.size());
+  for (const auto& [_, rec] : actors_) out.push_back(&rec);
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->addr < b->addr; });
+  return out;
+}
+
+}  // namespace troupe::supervisor

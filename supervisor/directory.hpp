@@ -1,0 +1,85 @@
+// supervisor/directory.hpp — the system's directory of actors: where each
+// address lives, its global name, its state and restart count. Pure
+// bookkeeping, no I/O, so it is unit-tested on its own.
+// Not thread-safe; owned by the supervisor's loop thread.
+#pragma once
+
+#include <troupe/address.hpp>
+#include <troupe/result.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace troupe::supervisor {
+
+enum class actor_state {
+  starting,  ///< placed; its worker has not confirmed creation yet
+  running,
+  stopping,  ///< exit request sent
+  failed,    ///< could not be (re)started; kept so look-ups explain why
+};
+
+[[nodiscard]] const char* to_string(actor_state s);
+
+struct actor_record {
+  address addr;
+  std::string type;
+  std::string package_id;
+  std::string name;  ///< global name, may be empty
+  std::uint32_t worker = 0;
+  actor_state state = actor_state::starting;
+  std::uint32_t restarts = 0;
+  std::string last_reason;
+  address parent;
+};
+
+/// A block of serials handed to a worker for the addresses it allocates.
+struct serial_block {
+  std::uint32_t first = 0;
+  std::uint32_t count = 0;
+};
+
+class directory {
+ public:
+  explicit directory(std::uint32_t system_id);
+
+  [[nodiscard]] std::uint32_t system_id() const { return system_id_; }
+
+  /// A fresh address for an actor created by the system itself.
+  address allocate();
+  /// A block of serials for a worker to allocate from.
+  serial_block allocate_block(std::uint32_t count);
+  /// Whether serial was handed out by this system (addresses are never reused).
+  [[nodiscard]] bool allocated(address a) const;
+
+  /// Adds an actor. Errors: the address is taken, the name is taken or
+  /// malformed.
+  status add(actor_record rec);
+  /// Removes an actor and frees its name. Unknown addresses are ignored.
+  void remove(address a);
+
+  [[nodiscard]] actor_record* find(address a);
+  [[nodiscard]] actor_record* find_name(std::string_view name);
+  /// Resolves "@..." address text or a global name.
+  [[nodiscard]] actor_record* find_target(std::string_view target);
+
+  [[nodiscard]] std::vector<actor_record*> on_worker(std::uint32_t worker);
+  [[nodiscard]] std::size_t size() const { return actors_.size(); }
+  /// All actors ordered by address (stable output for the CLI).
+  [[nodiscard]] std::vector<const actor_record*> all() const;
+
+ private:
+  std::uint32_t system_id_;
+  std::uint32_t next_serial_;
+  std::unordered_map<address, actor_record> actors_;
+  std::unordered_map<std::string, address> names_;
+};
+
+/// Whether name is a valid global name: 1..128 printable characters, not
+/// starting with '@'.
+[[nodiscard]] bool valid_global_name(std::string_view name);
+
+}  // namespace troupe::supervisor

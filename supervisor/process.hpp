@@ -1,0 +1,53 @@
+// supervisor/process.hpp — starting child processes and learning of their
+// exit from the Asio loop. Exit is observed through a pidfd (Linux >= 5.3):
+// the loop sleeps until the kernel says the child is gone, within
+// microseconds, with no polling and no SIGCHLD handler to share.
+// Threading: the loop's thread only.
+#pragma once
+
+#include <troupe/result.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace troupe::supervisor {
+
+/// How a child ended, as text for operators: "killed by SIGKILL", "exit code 3".
+[[nodiscard]] std::string describe_wait_status(int wait_status);
+
+class child_watch;
+
+struct launch_spec {
+  std::string exe;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;  ///< added to (or replacing in) the parent's
+};
+
+/// Starts exe; on_exit(wait_status) runs on the loop once the child is reaped.
+/// The returned watch must outlive the child or be cancelled.
+result<std::unique_ptr<child_watch>> launch(boost::asio::io_context& io, const launch_spec& spec,
+                                            std::function<void(int)> on_exit);
+
+class child_watch {
+ public:
+  ~child_watch();
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  /// Sends a signal to the child (no-op once it is reaped).
+  void signal(int sig) const;
+
+ private:
+  friend result<std::unique_ptr<child_watch>> launch(boost::asio::io_context&, const launch_spec&,
+                                                     std::function<void(int)>);
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,890 @@
+#include "supervisor/system.hpp"
+
+#include "ipc/control.hpp"
+#include "ipc/log.hpp"
+#include "ipc/reactor.hpp"
+#include "manifests/package_dir.hpp"
+#include "supervisor/capabilities.hpp"
+#include "supervisor/directory.hpp"
+#include "supervisor/process.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <random>
+
+namespace troupe::supervisor {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using ipc::json;
+using ipc::log_line;
+using ipc::send_control;
+
+fs::path state_dir(const fs::path& home, std::uint16_t port) {
+  return home / "systems" / std::to_string(port);
+}
+
+namespace {
+
+constexpr auto default_ask_timeout = std::chrono::milliseconds(5000);
+constexpr auto shutdown_grace = std::chrono::seconds(5);
+// Crude worker crash budget until per-actor policies (manifest restart:)
+// take over: more crashes than this within the window fail the actors.
+constexpr int worker_crash_limit = 5;
+constexpr auto worker_crash_window = std::chrono::seconds(10);
+constexpr std::size_t max_ipc_path = 107;  // sun_path less its NUL
+
+/// A client request waiting for an event (a creation, a stop, a reply).
+struct client_ref {
+  std::string identity;
+  json rid;
+};
+
+struct worker_proc {
+  std::uint32_t id = 0;
+  std::string package_id;
+  std::string identity;  // ROUTER routing id: "w<id>"
+  std::string inbox;
+  enum class state { starting, ready, stopping } st = state::starting;
+  std::unique_ptr<child_watch> child;
+  std::vector<json> pending_creates;  // create bodies waiting for "hello"
+  std::deque<std::chrono::steady_clock::time_point> crashes;
+};
+
+struct loaded_package {
+  manifests::package_info info;
+  bool active = false;
+  std::string broken;       // why its worker cannot start; empty when fine
+  std::uint32_t worker = 0;  // the worker hosting its actors, 0 when none
+};
+
+/// A client ask or tell waiting for its target to be created.
+struct held_message {
+  ipc::record_kind kind;
+  std::uint64_t correlation;
+  std::string type;
+  std::string payload;
+};
+
+struct gateway_ask {
+  client_ref client;
+  std::unique_ptr<asio::steady_timer> timer;
+};
+
+std::uint32_t load_or_make_system_id(const fs::path& dir) {
+  const fs::path file = dir / "id";
+  std::ifstream in(file);
+  std::uint32_t id = 0;
+  if (in >> std::hex >> id && id != 0) return id;
+  std::random_device rd;
+  std::uniform_int_distribution<std::uint32_t> dist(1, 0xffffffffu);
+  id = dist(rd);
+  std::ofstream(file) << std::hex << id << "\n";
+  return id;
+}
+
+bool is_package_id(std::string_view s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+json payload_as_json(std::string_view payload) {
+  json j = json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (j.is_discarded()) return json(std::string(payload));
+  return j;
+}
+
+}  // namespace
+
+class system {
+ public:
+  explicit system(const system_options& opts)
+      : opts_(opts),
+        dir_(state_dir(opts.home, opts.port)),
+        run_dir_(dir_ / "run"),
+        directory_(0),
+        link_(io_, zmq_),
+        signals_(io_, SIGTERM, SIGINT) {}
+
+  int run();
+
+ private:
+  status setup();
+  void finish_setup();
+
+  // Public socket (clients).
+  void on_public();
+  void handle_client(const std::string& identity, const ipc::control_message& m);
+  void answer(const client_ref& c, json body) { send_control(public_, c.identity, "reply", ipc::ok_reply(c.rid, std::move(body))); }
+  void answer_error(const client_ref& c, std::string_view text, errc code = errc::refused) {
+    auto body = ipc::error_reply(c.rid, text);
+    body["code"] = to_string(code);
+    send_control(public_, c.identity, "reply", body);
+  }
+  void cmd_status(const client_ref& c);
+  void cmd_load(const client_ref& c, const json& b);
+  void cmd_list(const client_ref& c);
+  void cmd_spawn(const client_ref& c, const json& b);
+  void cmd_send(const client_ref& c, const json& b, bool is_ask);
+  void cmd_actors(const client_ref& c);
+  void cmd_kill(const client_ref& c, const json& b);
+  void cmd_shutdown(const client_ref& c);
+
+  // Control socket (workers).
+  void on_control();
+  void handle_worker(const std::string& identity, const ipc::control_message& m);
+  void to_worker(const worker_proc& w, std::string_view command, const json& body) {
+    send_control(control_, w.identity, command, body);
+    control_watch_->kick();
+  }
+  void reply_worker(const std::string& identity, const json& rid, json fields) {
+    send_control(control_, identity, "reply", ipc::ok_reply(rid, std::move(fields)));
+    control_watch_->kick();
+  }
+  void reply_worker_error(const std::string& identity, const json& rid, std::string_view text) {
+    send_control(control_, identity, "reply", ipc::error_reply(rid, text));
+    control_watch_->kick();
+  }
+  void on_created(address a);
+  void on_create_failed(address a, const std::string& why);
+  void on_stopped(address a, bool failed, const std::string& reason);
+  void resolve_for(const std::string& identity, const json& rid, address a);
+
+  // Placement and workers.
+  result<std::string> choose_package(const std::string& type, const std::string& spec);
+  status place(address a, const std::string& type, const std::string& package_id,
+               const std::string& name, address parent);
+  result<worker_proc*> worker_for(const std::string& package_id);
+  status start_worker(worker_proc& w);
+  void on_worker_exit(std::uint32_t id, int wait_status);
+  void fail_actor(actor_record& rec, const std::string& reason);
+  void update_active(const std::string& group);
+
+  // Gateway (client messages into the data plane).
+  void on_gateway();
+  void send_from_gateway(actor_record& rec, ipc::record_kind kind, std::uint64_t corr,
+                         const std::string& type, const std::string& payload);
+  void flush_held(address a);
+  void fail_held(address a, const std::string& reason);
+  [[nodiscard]] address gateway_address() const {
+    return address(directory_.system_id(), ipc::gateway_serial);
+  }
+
+  void begin_shutdown();
+  void maybe_finish_shutdown();
+  [[nodiscard]] std::string endpoint_of(const std::string& file) const {
+    return "ipc://" + (run_dir_ / file).string();
+  }
+
+  system_options opts_;
+  fs::path dir_;
+  fs::path run_dir_;
+  asio::io_context io_{1};
+  zmq::context_t zmq_{1};
+  zmq::socket_t public_;
+  zmq::socket_t control_;
+  zmq::socket_t gateway_;
+  std::unique_ptr<ipc::socket_watcher> public_watch_;
+  std::unique_ptr<ipc::socket_watcher> control_watch_;
+  std::unique_ptr<ipc::socket_watcher> gateway_watch_;
+  directory directory_;
+  ipc::data_link link_;
+  asio::signal_set signals_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  std::map<std::string, loaded_package> packages_;  // by package id
+  std::map<std::uint32_t, worker_proc> workers_;
+  std::uint32_t next_worker_id_ = 1;
+
+  std::unordered_map<address, std::vector<client_ref>> spawn_waiters_;
+  std::unordered_map<address, std::vector<client_ref>> kill_waiters_;
+  std::unordered_map<address, std::vector<std::pair<std::string, json>>> resolve_waiters_;
+  std::unordered_map<address, std::vector<held_message>> held_;
+  std::unordered_map<std::uint64_t, gateway_ask> gateway_asks_;
+  std::uint64_t next_correlation_ = 1;
+
+  bool stopping_ = false;
+  std::unique_ptr<asio::steady_timer> shutdown_timer_;
+};
+
+// ---------------------------------------------------------------- setup
+
+status system::setup() {
+  std::error_code ec;
+  fs::create_directories(run_dir_, ec);
+  if (ec) return make_error(errc::io, "cannot create " + run_dir_.string() + ": " + ec.message());
+  if (endpoint_of("w0000000000.sock").size() - 6 > max_ipc_path)
+    return make_error(errc::invalid_argument, "TROUPE_HOME path too long for ipc sockets (" +
+                                                  run_dir_.string() + "); use a shorter one");
+  directory_ = directory(load_or_make_system_id(dir_));
+  // Stale sockets of a system that died without cleaning up.
+  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove(e.path(), ec);
+
+  try {
+    public_ = zmq::socket_t(zmq_, zmq::socket_type::router);
+    public_.set(zmq::sockopt::linger, 0);
+    public_.set(zmq::sockopt::router_mandatory, 1);
+    public_.bind("tcp://" + opts_.bind_host + ":" + std::to_string(opts_.port));
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, "cannot listen on " + opts_.bind_host + ":" +
+                                    std::to_string(opts_.port) + ": " + e.what());
+  }
+  try {
+    control_ = zmq::socket_t(zmq_, zmq::socket_type::router);
+    control_.set(zmq::sockopt::linger, 0);
+    // A restarted worker reconnects under its old routing id: hand it over
+    // instead of routing into the dead connection (libzmq #1575).
+    control_.set(zmq::sockopt::router_handover, 1);
+    control_.set(zmq::sockopt::router_mandatory, 1);
+    control_.bind(endpoint_of("c.sock"));
+    gateway_ = zmq::socket_t(zmq_, zmq::socket_type::pull);
+    ipc::configure_data_socket(gateway_);
+    gateway_.bind(endpoint_of("g.sock"));
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, std::string("cannot bind the system's ipc sockets in ") +
+                                    run_dir_.string() + ": " + e.what());
+  }
+  public_watch_ = std::make_unique<ipc::socket_watcher>(io_, public_, [this] { on_public(); });
+  control_watch_ = std::make_unique<ipc::socket_watcher>(io_, control_, [this] { on_control(); });
+  gateway_watch_ = std::make_unique<ipc::socket_watcher>(io_, gateway_, [this] { on_gateway(); });
+  public_watch_->start();
+  control_watch_->start();
+  gateway_watch_->start();
+  signals_.async_wait([this](const boost::system::error_code& e, int) {
+    if (!e) begin_shutdown();
+  });
+  std::ofstream(dir_ / "pid") << ::getpid() << "\n";
+  return ok_v;
+}
+
+void system::finish_setup() {
+  log_line(TROUPE_LOG_INFO, {}, "system " + address(directory_.system_id(), 0).to_string().substr(1, 8) +
+                                    " serving on " + opts_.bind_host + ":" + std::to_string(opts_.port));
+  if (opts_.ready_fd >= 0) {
+    const std::string line = "ready " + std::to_string(::getpid()) + "\n";
+    (void)!::write(opts_.ready_fd, line.data(), line.size());
+    ::close(opts_.ready_fd);
+  }
+}
+
+int system::run() {
+  ipc::set_log_tag("system:" + std::to_string(opts_.port));
+  if (auto s = setup(); !s) {
+    log_line(TROUPE_LOG_ERROR, {}, s.err().message);
+    if (opts_.ready_fd >= 0) {
+      const std::string line = "error " + s.err().message + "\n";
+      (void)!::write(opts_.ready_fd, line.data(), line.size());
+      ::close(opts_.ready_fd);
+    }
+    return system_exit_setup;
+  }
+  finish_setup();
+  io_.run();
+  std::error_code ec;
+  fs::remove(dir_ / "pid", ec);
+  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove(e.path(), ec);
+  log_line(TROUPE_LOG_INFO, {}, "system stopped");
+  return system_exit_ok;
+}
+
+// ---------------------------------------------------------------- clients
+
+void system::on_public() {
+  auto parts = ipc::recv_multipart(public_);
+  if (parts.size() < 2) return;
+  const std::string identity = parts[0].to_string();
+  auto m = ipc::decode_control(parts, 1);
+  if (!m) {
+    // Answer what can be answered; a peer that does not speak the protocol
+    // at all is only logged (never crashes or stalls the system).
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed client message: " + m.err().message);
+    send_control(public_, identity, "reply", ipc::error_reply(json(), m.err().message));
+    return;
+  }
+  handle_client(identity, *m);
+  public_watch_->kick();
+}
+
+void system::handle_client(const std::string& identity, const ipc::control_message& m) {
+  client_ref c{identity, m.body.value("rid", json())};
+  const auto& b = m.body;
+  if (stopping_ && m.command != "status" && m.command != "shutdown")
+    return answer_error(c, "the system is shutting down", errc::unavailable);
+  try {
+    if (m.command == "status" || m.command == "ping") cmd_status(c);
+    else if (m.command == "load") cmd_load(c, b);
+    else if (m.command == "list") cmd_list(c);
+    else if (m.command == "spawn") cmd_spawn(c, b);
+    else if (m.command == "tell") cmd_send(c, b, false);
+    else if (m.command == "ask") cmd_send(c, b, true);
+    else if (m.command == "actors") cmd_actors(c);
+    else if (m.command == "kill") cmd_kill(c, b);
+    else if (m.command == "shutdown") cmd_shutdown(c);
+    else answer_error(c, "unknown command '" + m.command + "'", errc::invalid_argument);
+  } catch (const json::exception& e) {
+    // A field of the wrong JSON type: the client's mistake, not ours.
+    answer_error(c, "malformed '" + m.command + "' request: " + e.what(), errc::invalid_argument);
+  }
+}
+
+void system::cmd_status(const client_ref& c) {
+  const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_);
+  answer(c, json{{"system", address(directory_.system_id(), 0).to_string().substr(1, 8)},
+                 {"port", opts_.port},
+                 {"pid", ::getpid()},
+                 {"uptime_ms", up.count()},
+                 {"capabilities", to_json(opts_.caps)},
+                 {"packages", packages_.size()},
+                 {"workers", workers_.size()},
+                 {"actors", directory_.size()},
+                 {"state", stopping_ ? "stopping" : "running"}});
+}
+
+void system::cmd_load(const client_ref& c, const json& b) {
+  const auto path = b.value("path", std::string());
+  if (path.empty()) return answer_error(c, "load: no path given", errc::invalid_argument);
+  // The one place packages enter a system; signed archives replace this.
+  auto pkg = manifests::open_package_dir(fs::absolute(path));
+  if (!pkg) return answer_error(c, pkg.err().message, pkg.err().code);
+  const std::string id = pkg->id;
+  const bool already = packages_.count(id) != 0;
+  if (!already) {
+    const std::string group = pkg->m.package;
+    packages_.emplace(id, loaded_package{std::move(*pkg), false, {}, 0});
+    update_active(group);
+    log_line(TROUPE_LOG_INFO, {}, "loaded package " + group + " " + packages_[id].info.m.version.text +
+                                      " (" + id.substr(0, 12) + ")");
+  }
+  const auto& p = packages_[id];
+  answer(c, json{{"id", id}, {"group", p.info.m.package}, {"version", p.info.m.version.text},
+                 {"active", p.active}, {"already_loaded", already}});
+}
+
+void system::update_active(const std::string& group) {
+  loaded_package* best = nullptr;
+  for (auto& [_, p] : packages_) {
+    if (p.info.m.package != group) continue;
+    p.active = false;
+    if (best == nullptr || best->info.m.version < p.info.m.version) best = &p;
+  }
+  if (best != nullptr) best->active = true;
+}
+
+void system::cmd_list(const client_ref& c) {
+  json out = json::array();
+  for (const auto& [id, p] : packages_) {
+    std::size_t actors = 0;
+    for (const auto* rec : directory_.all()) actors += rec->package_id == id;
+    json types = json::array();
+    for (const auto& a : p.info.m.actors) types.push_back(a.type);
+    json entry{{"group", p.info.m.package}, {"version", p.info.m.version.text}, {"id", id},
+               {"active", p.active}, {"actors", actors}, {"types", types},
+               {"path", p.info.root.string()}};
+    if (auto w = workers_.find(p.worker); w != workers_.end() && w->second.child)
+      entry["worker_pid"] = w->second.child->pid();
+    if (!p.broken.empty()) entry["error"] = p.broken;
+    out.push_back(std::move(entry));
+  }
+  answer(c, json{{"packages", out}});
+}
+
+result<std::string> system::choose_package(const std::string& type, const std::string& spec) {
+  std::vector<const loaded_package*> candidates;
+  for (const auto& [id, p] : packages_) {
+    const bool match = spec.empty() ? p.active : (id == spec || (p.active && p.info.m.package == spec));
+    if (match) candidates.push_back(&p);
+  }
+  if (candidates.empty()) {
+    if (is_package_id(spec))
+      return make_error(errc::not_found, "package " + spec + " is not loaded on this system");
+    if (!spec.empty()) return make_error(errc::not_found, "no package '" + spec + "' is loaded");
+  }
+  std::vector<const loaded_package*> with_type;
+  for (const auto* p : candidates)
+    if (p->info.m.find_actor(type) != nullptr) with_type.push_back(p);
+  if (with_type.empty()) {
+    std::string where = spec.empty() ? "any loaded package" : "package '" + spec + "'";
+    return make_error(errc::not_found, "unknown actor type '" + type + "' (not in " + where + ")");
+  }
+  if (with_type.size() > 1) {
+    std::string groups;
+    for (const auto* p : with_type) groups += (groups.empty() ? "" : ", ") + p->info.m.package;
+    return make_error(errc::invalid_argument, "actor type '" + type + "' is in several packages (" +
+                                                  groups + "): pass --package");
+  }
+  return with_type.front()->info.id;
+}
+
+void system::cmd_spawn(const client_ref& c, const json& b) {
+  const auto type = b.value("type", std::string());
+  const auto name = b.value("name", std::string());
+  if (type.empty()) return answer_error(c, "spawn: no actor type given", errc::invalid_argument);
+  auto pkg = choose_package(type, b.value("package", std::string()));
+  if (!pkg) return answer_error(c, pkg.err().message, pkg.err().code);
+  const address a = directory_.allocate();
+  if (auto s = place(a, type, *pkg, name, {}); !s) return answer_error(c, s.err().message, s.err().code);
+  spawn_waiters_[a].push_back(c);
+}
+
+status system::place(address a, const std::string& type, const std::string& package_id,
+                     const std::string& name, address parent) {
+  auto& pkg = packages_.at(package_id);
+  if (!pkg.broken.empty())
+    return make_error(errc::refused, "package " + pkg.info.m.package + " " + pkg.info.m.version.text +
+                                         " cannot start: " + pkg.broken);
+  auto w = worker_for(package_id);
+  if (!w) return w.err();
+  actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent};
+  if (auto s = directory_.add(std::move(rec)); !s) return s;
+  json create{{"address", a.value()}, {"type", type}};
+  if ((*w)->st == worker_proc::state::ready) to_worker(**w, "create", create);
+  else (*w)->pending_creates.push_back(std::move(create));
+  return ok_v;
+}
+
+result<worker_proc*> system::worker_for(const std::string& package_id) {
+  auto& pkg = packages_.at(package_id);
+  if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
+  const std::uint32_t id = next_worker_id_++;
+  worker_proc& w = workers_[id];
+  w.id = id;
+  w.package_id = package_id;
+  w.identity = "w" + std::to_string(id);
+  w.inbox = endpoint_of("w" + std::to_string(id) + ".sock");
+  if (auto s = start_worker(w); !s) {
+    workers_.erase(id);
+    return s.err();
+  }
+  pkg.worker = id;
+  return &w;
+}
+
+status system::start_worker(worker_proc& w) {
+  const auto& pkg = packages_.at(w.package_id).info;
+  launch_spec spec;
+  spec.exe = opts_.worker_exe.string();
+  spec.args = {"--control", endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id",
+               std::to_string(w.id), "--library", pkg.library.string(), "--package-id", pkg.id};
+  // The package's private libraries, and nothing of another package's.
+  spec.env["LD_LIBRARY_PATH"] = pkg.lib_dir.string() + ":" + pkg.root.string();
+  w.st = worker_proc::state::starting;
+  const std::uint32_t id = w.id;
+  auto child = launch(io_, spec, [this, id](int st) { on_worker_exit(id, st); });
+  if (!child) return child.err();
+  w.child = std::move(*child);
+  log_line(TROUPE_LOG_INFO, {}, "started worker " + w.identity + " (pid " +
+                                    std::to_string(w.child->pid()) + ") for " + pkg.m.package +
+                                    " " + pkg.m.version.text);
+  return ok_v;
+}
+
+void system::cmd_send(const client_ref& c, const json& b, bool is_ask) {
+  const auto target = b.value("target", std::string());
+  auto* rec = directory_.find_target(target);
+  if (rec == nullptr) {
+    std::string what = target.empty() ? "no target given"
+                       : target.front() == '@' && !address::parse(target)
+                           ? "'" + target + "' is not a valid address"
+                           : "unknown address or name '" + target + "'";
+    return answer_error(c, what, errc::not_found);
+  }
+  if (rec->state == actor_state::failed)
+    return answer_error(c, rec->addr.to_string() + " has failed: " + rec->last_reason, errc::not_found);
+  if (!b.contains("payload")) return answer_error(c, "no payload given", errc::invalid_argument);
+  const auto type = b.value("type", std::string("json"));
+  const auto payload = b["payload"].dump();
+  if (!ipc::record_fits(type.size(), payload.size()))
+    return answer_error(c, "message too large (type at most 65535 bytes, record at most 64 MiB)",
+                        errc::invalid_argument);
+  if (!is_ask) {
+    send_from_gateway(*rec, ipc::record_kind::tell, 0, type, payload);
+    return answer(c, json{{"address", rec->addr.to_string()}});
+  }
+  const std::uint64_t corr = next_correlation_++;
+  auto timeout = std::chrono::milliseconds(b.value("timeout_ms", default_ask_timeout.count()));
+  auto timer = std::make_unique<asio::steady_timer>(io_, timeout);
+  timer->async_wait([this, corr, a = rec->addr, timeout](const boost::system::error_code& e) {
+    if (e) return;
+    auto it = gateway_asks_.find(corr);
+    if (it == gateway_asks_.end()) return;
+    answer_error(it->second.client,
+                 "ask to " + a.to_string() + " timed out after " + std::to_string(timeout.count()) + " ms",
+                 errc::timeout);
+    gateway_asks_.erase(it);
+  });
+  gateway_asks_.emplace(corr, gateway_ask{c, std::move(timer)});
+  send_from_gateway(*rec, ipc::record_kind::ask, corr, type, payload);
+}
+
+void system::send_from_gateway(actor_record& rec, ipc::record_kind kind, std::uint64_t corr,
+                               const std::string& type, const std::string& payload) {
+  auto w = workers_.find(rec.worker);
+  if (rec.state != actor_state::running || w == workers_.end() ||
+      w->second.st != worker_proc::state::ready) {
+    held_[rec.addr].push_back(held_message{kind, corr, type, payload});
+    return;
+  }
+  link_.send(link_.connect(w->second.inbox),
+             ipc::record_view{kind, 0, rec.addr, gateway_address(), corr, 0, type, payload});
+}
+
+void system::flush_held(address a) {
+  auto it = held_.find(a);
+  if (it == held_.end()) return;
+  auto msgs = std::move(it->second);
+  held_.erase(it);
+  auto* rec = directory_.find(a);
+  if (rec == nullptr) return;
+  for (auto& m : msgs) send_from_gateway(*rec, m.kind, m.correlation, m.type, m.payload);
+}
+
+void system::fail_held(address a, const std::string& reason) {
+  auto it = held_.find(a);
+  if (it == held_.end()) return;
+  for (auto& m : it->second) {
+    if (m.kind != ipc::record_kind::ask) continue;
+    if (auto g = gateway_asks_.find(m.correlation); g != gateway_asks_.end()) {
+      answer_error(g->second.client, reason, errc::not_found);
+      gateway_asks_.erase(g);
+    }
+  }
+  held_.erase(it);
+}
+
+void system::on_gateway() {
+  zmq::message_t frame;
+  if (!gateway_.recv(frame, zmq::recv_flags::dontwait)) return;
+  auto s = ipc::decode_batch(frame.to_string_view(), [this](const ipc::record_view& r) {
+    if (r.kind == ipc::record_kind::dead_letter) {
+      log_line(TROUPE_LOG_WARN, {}, "dead letter for a client message to " + r.from.to_string() +
+                                        ": " + std::string(r.payload));
+      return;
+    }
+    if (r.kind != ipc::record_kind::reply && r.kind != ipc::record_kind::ask_failed) return;
+    auto it = gateway_asks_.find(r.correlation);
+    if (it == gateway_asks_.end()) return;  // answered after its timeout
+    if (r.kind == ipc::record_kind::reply)
+      answer(it->second.client, json{{"payload", payload_as_json(r.payload)},
+                                     {"type", std::string(r.type)}, {"from", r.from.to_string()}});
+    else
+      answer_error(it->second.client, std::string(r.payload), errc::not_found);
+    it->second.timer->cancel();
+    gateway_asks_.erase(it);
+  });
+  if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame on the gateway: " + s.err().message);
+  public_watch_->kick();
+}
+
+void system::cmd_actors(const client_ref& c) {
+  json out = json::array();
+  for (const auto* rec : directory_.all()) {
+    const auto& pkg = packages_.at(rec->package_id);
+    json entry{{"address", rec->addr.to_string()},
+               {"name", rec->name.empty() ? json() : json(rec->name)},
+               {"type", rec->type},
+               {"package", pkg.info.m.package},
+               {"version", pkg.info.m.version.text},
+               {"package_id", rec->package_id},
+               {"system", opts_.bind_host + ":" + std::to_string(opts_.port)},
+               {"worker_pid", json()},
+               {"state", to_string(rec->state)},
+               {"restarts", rec->restarts},
+               {"last_reason", rec->last_reason.empty() ? json() : json(rec->last_reason)}};
+    if (auto w = workers_.find(rec->worker); w != workers_.end() && w->second.child)
+      entry["worker_pid"] = w->second.child->pid();
+    out.push_back(std::move(entry));
+  }
+  answer(c, json{{"actors", out}});
+}
+
+void system::cmd_kill(const client_ref& c, const json& b) {
+  const auto target = b.value("target", std::string());
+  auto* rec = directory_.find_target(target);
+  if (rec == nullptr) return answer_error(c, "unknown address or name '" + target + "'", errc::not_found);
+  auto w = workers_.find(rec->worker);
+  if (rec->state == actor_state::failed || w == workers_.end() ||
+      w->second.st != worker_proc::state::ready) {
+    const address a = rec->addr;
+    on_stopped(a, false, "killed");
+    return answer(c, json{{"address", a.to_string()}});
+  }
+  rec->state = actor_state::stopping;
+  kill_waiters_[rec->addr].push_back(c);
+  to_worker(w->second, "stop", json{{"address", rec->addr.value()}, {"reason", "killed"}});
+}
+
+void system::cmd_shutdown(const client_ref& c) {
+  answer(c, json{{"pid", ::getpid()}});
+  public_watch_->kick();
+  begin_shutdown();
+}
+
+// ---------------------------------------------------------------- workers
+
+void system::on_control() {
+  auto parts = ipc::recv_multipart(control_);
+  if (parts.size() < 2) return;
+  const std::string identity = parts[0].to_string();
+  auto m = ipc::decode_control(parts, 1);
+  if (!m) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed control message from '" + identity + "': " + m.err().message);
+    return;
+  }
+  try {
+    handle_worker(identity, *m);
+  } catch (const json::exception& e) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed '" + m->command + "' from " + identity + ": " + e.what());
+  }
+}
+
+void system::handle_worker(const std::string& identity, const ipc::control_message& m) {
+  const auto& b = m.body;
+  const json rid = b.value("rid", json());
+  worker_proc* w = nullptr;
+  for (auto& [_, candidate] : workers_)
+    if (candidate.identity == identity) w = &candidate;
+  if (w == nullptr) {
+    log_line(TROUPE_LOG_WARN, {}, "control message '" + m.command + "' from unknown peer '" + identity + "'");
+    return;
+  }
+  const address a(b.value("address", std::uint64_t{0}));
+  if (m.command == "hello") {
+    if (w->st != worker_proc::state::starting) return reply_worker_error(identity, rid, "already registered");
+    w->st = worker_proc::state::ready;
+    auto block = directory_.allocate_block(ipc::address_block_size);
+    reply_worker(identity, rid, json{{"system", directory_.system_id()}, {"first", block.first}, {"count", block.count}});
+    for (auto& create : w->pending_creates) to_worker(*w, "create", create);
+    w->pending_creates.clear();
+  } else if (m.command == "fatal") {
+    auto& pkg = packages_.at(w->package_id);
+    pkg.broken = b.value("error", std::string("worker could not start"));
+    log_line(TROUPE_LOG_ERROR, {}, "package " + pkg.info.m.package + " cannot start: " + pkg.broken);
+  } else if (m.command == "resolve") {
+    resolve_for(identity, rid, a);
+  } else if (m.command == "lookup") {
+    auto* rec = directory_.find_name(b.value("name", std::string()));
+    if (rec == nullptr) reply_worker_error(identity, rid, "unknown name '" + b.value("name", std::string()) + "'");
+    else reply_worker(identity, rid, json{{"address", rec->addr.value()}});
+  } else if (m.command == "lease") {
+    auto block = directory_.allocate_block(ipc::address_block_size);
+    reply_worker(identity, rid, json{{"first", block.first}, {"count", block.count}});
+  } else if (m.command == "spawn") {
+    if (!directory_.allocated(a)) return reply_worker_error(identity, rid, "spawn: address not leased by this system");
+    auto pkg = choose_package(b.value("type", std::string()), b.value("package", std::string()));
+    status s = pkg ? place(a, b.value("type", std::string()), *pkg, b.value("name", std::string()),
+                           address(b.value("parent", std::uint64_t{0})))
+                   : status(pkg.err());
+    if (!s) {
+      // Record the failure so messages to the address explain themselves.
+      (void)directory_.add(actor_record{a, b.value("type", std::string()), pkg ? *pkg : w->package_id, {}, 0,
+                                  actor_state::failed, 0, s.err().message, {}});
+      return reply_worker_error(identity, rid, s.err().message);
+    }
+    reply_worker(identity, rid, json{{"address", a.value()}});
+  } else if (m.command == "kill") {
+    auto* rec = directory_.find(a);
+    auto target = rec ? workers_.find(rec->worker) : workers_.end();
+    if (rec != nullptr && target != workers_.end() && target->second.st == worker_proc::state::ready) {
+      rec->state = actor_state::stopping;
+      to_worker(target->second, "stop", json{{"address", a.value()}, {"reason", "stopped"}});
+    }
+    reply_worker(identity, rid, json::object());
+  } else if (m.command == "created") {
+    on_created(a);
+  } else if (m.command == "create_failed") {
+    on_create_failed(a, b.value("error", std::string("creation failed")));
+  } else if (m.command == "restarted") {
+    if (auto* rec = directory_.find(a)) {
+      rec->restarts = b.value("restarts", rec->restarts + 1);
+      rec->last_reason = b.value("reason", std::string());
+    }
+  } else if (m.command == "stopped") {
+    on_stopped(a, b.value("failed", false), b.value("reason", std::string()));
+  } else if (m.command == "bye") {
+    w->st = worker_proc::state::stopping;
+  } else {
+    log_line(TROUPE_LOG_WARN, {}, "unknown control command '" + m.command + "' from " + identity);
+  }
+}
+
+void system::resolve_for(const std::string& identity, const json& rid, address a) {
+  if (a == gateway_address()) return reply_worker(identity, rid, json{{"endpoint", endpoint_of("g.sock")}});
+  auto* rec = directory_.find(a);
+  if (rec == nullptr) return reply_worker_error(identity, rid, "no actor at " + a.to_string());
+  if (rec->state == actor_state::failed)
+    return reply_worker_error(identity, rid, a.to_string() + " has failed: " + rec->last_reason);
+  if (rec->state == actor_state::running) {
+    return reply_worker(identity, rid, json{{"endpoint", workers_.at(rec->worker).inbox}});
+  }
+  resolve_waiters_[a].emplace_back(identity, rid);  // answered once it runs
+}
+
+void system::on_created(address a) {
+  auto* rec = directory_.find(a);
+  if (rec == nullptr) return;
+  rec->state = actor_state::running;
+  const auto& inbox = workers_.at(rec->worker).inbox;
+  if (auto it = resolve_waiters_.find(a); it != resolve_waiters_.end()) {
+    for (auto& [identity, rid] : it->second) reply_worker(identity, rid, json{{"endpoint", inbox}});
+    resolve_waiters_.erase(it);
+  }
+  if (auto it = spawn_waiters_.find(a); it != spawn_waiters_.end()) {
+    for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
+    spawn_waiters_.erase(it);
+  }
+  flush_held(a);
+}
+
+void system::fail_actor(actor_record& rec, const std::string& reason) {
+  rec.state = actor_state::failed;
+  rec.last_reason = reason;
+  const address a = rec.addr;
+  if (auto it = resolve_waiters_.find(a); it != resolve_waiters_.end()) {
+    for (auto& [identity, rid] : it->second) reply_worker_error(identity, rid, a.to_string() + " has failed: " + reason);
+    resolve_waiters_.erase(it);
+  }
+  if (auto it = spawn_waiters_.find(a); it != spawn_waiters_.end()) {
+    for (auto& c : it->second) answer_error(c, reason);
+    spawn_waiters_.erase(it);
+  }
+  fail_held(a, a.to_string() + " has failed: " + reason);
+}
+
+void system::on_create_failed(address a, const std::string& why) {
+  auto* rec = directory_.find(a);
+  if (rec == nullptr) return;
+  log_line(TROUPE_LOG_WARN, a, "creation failed: " + why);
+  fail_actor(*rec, why);
+  // A failed first creation leaves nothing to keep; a failed re-creation is
+  // kept so that senders learn why.
+  if (rec->restarts == 0) directory_.remove(a);
+}
+
+void system::on_stopped(address a, bool failed, const std::string& reason) {
+  auto* rec = directory_.find(a);
+  if (rec == nullptr) return;
+  if (failed) {
+    fail_actor(*rec, reason);
+  } else {
+    fail_held(a, "no actor at " + a.to_string() + " (stopped)");
+    if (auto it = resolve_waiters_.find(a); it != resolve_waiters_.end()) {
+      for (auto& [identity, rid] : it->second) reply_worker_error(identity, rid, "no actor at " + a.to_string() + " (stopped)");
+      resolve_waiters_.erase(it);
+    }
+    directory_.remove(a);
+  }
+  if (auto it = kill_waiters_.find(a); it != kill_waiters_.end()) {
+    for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
+    kill_waiters_.erase(it);
+  }
+}
+
+void system::on_worker_exit(std::uint32_t id, int wait_status) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  worker_proc& w = it->second;
+  const std::string how = describe_wait_status(wait_status);
+  auto& pkg = packages_.at(w.package_id);
+  const bool never_registered = w.st == worker_proc::state::starting;
+  if (stopping_ || w.st == worker_proc::state::stopping) {
+    log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " exited (" + how + ")");
+  } else {
+    log_line(TROUPE_LOG_WARN, {}, "worker " + w.identity + " died (" + how + ")");
+  }
+  w.child.reset();
+  auto hosted = directory_.on_worker(id);
+
+  if (stopping_) {
+    workers_.erase(it);
+    maybe_finish_shutdown();
+    return;
+  }
+  if (never_registered) {
+    // A package whose worker cannot even start is failed at once, with one
+    // clear error, not retried forever.
+    if (pkg.broken.empty()) pkg.broken = "worker exited before registering (" + how + ")";
+    for (auto* rec : hosted) {
+      const address a = rec->addr;
+      fail_actor(*rec, pkg.broken);
+      directory_.remove(a);
+    }
+    pkg.worker = 0;
+    workers_.erase(it);
+    return;
+  }
+  // The worker crashed: restart it and re-create what it hosted under the
+  // same addresses.
+  const auto now = std::chrono::steady_clock::now();
+  w.crashes.push_back(now);
+  while (!w.crashes.empty() && now - w.crashes.front() > worker_crash_window) w.crashes.pop_front();
+  const bool give_up = static_cast<int>(w.crashes.size()) > worker_crash_limit;
+  for (auto* rec : hosted) {
+    if (give_up) {
+      fail_actor(*rec, "worker crashed too often, last " + how);
+      continue;
+    }
+    rec->state = actor_state::starting;
+    ++rec->restarts;
+    rec->last_reason = "worker " + how;
+    w.pending_creates.push_back(json{{"address", rec->addr.value()}, {"type", rec->type}, {"restarts", rec->restarts}});
+  }
+  if (give_up || hosted.empty()) {
+    pkg.worker = 0;
+    workers_.erase(it);
+    return;
+  }
+  if (auto s = start_worker(w); !s) {
+    for (auto* rec : hosted) fail_actor(*rec, s.err().message);
+    pkg.worker = 0;
+    workers_.erase(it);
+  }
+}
+
+// ---------------------------------------------------------------- shutdown
+
+void system::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  log_line(TROUPE_LOG_INFO, {}, "shutting down: exit requests to " + std::to_string(directory_.size()) + " actors");
+  for (auto& [_, w] : workers_) {
+    if (w.st == worker_proc::state::ready) to_worker(w, "shutdown", json::object());
+    else if (w.child) w.child->signal(SIGTERM);
+  }
+  shutdown_timer_ = std::make_unique<asio::steady_timer>(io_, shutdown_grace);
+  shutdown_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (e) return;
+    for (auto& [_, w] : workers_)
+      if (w.child) {
+        log_line(TROUPE_LOG_WARN, {}, "worker " + w.identity + " did not stop in time: SIGKILL");
+        w.child->signal(SIGKILL);
+      }
+  });
+  maybe_finish_shutdown();
+}
+
+void system::maybe_finish_shutdown() {
+  if (!stopping_ || !workers_.empty()) return;
+  if (shutdown_timer_) shutdown_timer_->cancel();
+  signals_.cancel();
+  public_watch_->stop();
+  control_watch_->stop();
+  gateway_watch_->stop();
+  for (auto& [_, g] : gateway_asks_) g.timer->cancel();
+  io_.stop();
+}
+
+int run_system(const system_options& opts) {
+  system s(opts);
+  return s.run();
+}
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,41 @@
+// supervisor/system.hpp — one system: the supervisor daemon of a host.
+//
+// It owns three sockets (docs/PROTOCOL.md): the public ROUTER on TCP for
+// clients, the control ROUTER on ipc:// for its workers, and the gateway
+// inbox (PULL) through which client asks and tells enter the data plane.
+// It is a directory, not a broker: workers ask it where an address lives and
+// then talk to each other directly.
+//
+// Threading: run() drives everything on the calling thread.
+#pragma once
+
+#include "manifests/requirement.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace troupe::supervisor {
+
+struct system_options {
+  std::uint16_t port = 1900;
+  std::string bind_host = "127.0.0.1";
+  std::filesystem::path home;        ///< TROUPE_HOME
+  manifests::capabilities caps;
+  std::filesystem::path worker_exe;  ///< troupe-worker
+  int ready_fd = -1;                 ///< written "ready PID\n" once serving, then closed
+};
+
+/// Exit codes of the daemon (docs/OPERATIONS.md).
+enum system_exit : int {
+  system_exit_ok = 0,
+  system_exit_setup = 70,  ///< could not bind, create state directories, ...
+};
+
+/// Directory holding a system's state: HOME/systems/PORT.
+[[nodiscard]] std::filesystem::path state_dir(const std::filesystem::path& home, std::uint16_t port);
+
+/// Runs the system until it is told to stop; returns a process exit code.
+int run_system(const system_options& opts);
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,459 @@
+#include "tools/cli.hpp"
+
+#include "supervisor/capabilities.hpp"
+#include "supervisor/system.hpp"
+
+#include <troupe/client.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <poll.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <set>
+
+namespace troupe::tools {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+/// Thrown for wrong arguments; turned into exit code 2 with the usage line.
+struct usage_error {
+  std::string message;
+};
+
+struct parsed {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> values;
+  std::set<std::string> flags;
+  bool json_out = false;
+  std::string system;
+
+  [[nodiscard]] bool has(const std::string& f) const { return flags.count(f) || values.count(f); }
+  [[nodiscard]] std::string value(const std::string& k, std::string def = {}) const {
+    auto it = values.find(k);
+    return it == values.end() ? def : it->second;
+  }
+};
+
+struct command {
+  std::string usage;
+  std::string summary;
+  std::set<std::string> value_options;  // take an argument
+  std::set<std::string> flag_options;
+  std::size_t min_args = 0;
+  std::size_t max_args = 0;
+  std::function<int(const parsed&, const std::string& self)> run;
+};
+
+parsed parse(const std::vector<std::string>& args, const command& cmd) {
+  parsed p;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.size() > 2 && a.rfind("--", 0) == 0) {
+      std::string name = a;
+      std::optional<std::string> inline_value;
+      if (auto eq = a.find('='); eq != std::string::npos) {
+        name = a.substr(0, eq);
+        inline_value = a.substr(eq + 1);
+      }
+      const bool takes_value = cmd.value_options.count(name) || name == "--system";
+      if (name == "--json") {
+        p.json_out = true;
+      } else if (takes_value) {
+        if (!inline_value && i + 1 >= args.size()) throw usage_error{name + " needs a value"};
+        std::string v = inline_value ? *inline_value : args[++i];
+        if (name == "--system") p.system = v;
+        else p.values[name] = v;
+      } else if (cmd.flag_options.count(name) && !inline_value) {
+        p.flags.insert(name);
+      } else {
+        throw usage_error{"unknown option " + name};
+      }
+    } else {
+      p.positional.push_back(a);
+    }
+  }
+  if (p.positional.size() < cmd.min_args) throw usage_error{"missing arguments"};
+  if (p.positional.size() > cmd.max_args) throw usage_error{"too many arguments"};
+  return p;
+}
+
+int fail(int code, const std::string& message) {
+  std::cerr << "troupe: " << message << "\n";
+  return code;
+}
+
+int exit_for(const error& e) {
+  switch (e.code) {
+    case errc::unavailable: return cli_unavailable;
+    case errc::timeout: return cli_timeout;
+    case errc::not_found: return cli_not_found;
+    case errc::invalid_argument: return cli_usage;
+    default: return cli_failed;
+  }
+}
+
+int fail(const error& e) { return fail(exit_for(e), e.message); }
+
+std::string system_of(const parsed& p) {
+  if (!p.system.empty()) return p.system;
+  if (const char* env = std::getenv("TROUPE_SYSTEM"); env && *env) return env;
+  return "127.0.0.1:1900";
+}
+
+fs::path troupe_home() {
+  if (const char* env = std::getenv("TROUPE_HOME"); env && *env) return env;
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".troupe";
+  return "/var/lib/troupe";
+}
+
+std::uint16_t parse_port(const std::string& text) {
+  unsigned v = 0;
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (r.ec != std::errc{} || r.ptr != text.data() + text.size() || v == 0 || v > 65535)
+    throw usage_error{"'" + text + "' is not a port (1-65535)"};
+  return static_cast<std::uint16_t>(v);
+}
+
+json parse_payload(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded())
+    throw usage_error{"malformed JSON payload: " + text + " (quote strings: '\"hello\"')"};
+  return j;
+}
+
+/// Calls command on the chosen system; prints the error and returns its exit
+/// code on failure.
+result<json> call(const parsed& p, const std::string& cmd, const json& body,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto c = client::connect(system_of(p));
+  if (!c) return c.err();
+  return c->call(cmd, body, timeout);
+}
+
+void print_json(const json& j) { std::cout << j.dump(2) << "\n"; }
+
+std::string text_of(const json& j) {
+  if (j.is_null()) return "-";
+  if (j.is_string()) return j.get<std::string>();
+  return j.dump();
+}
+
+void print_table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(headers.size());
+  for (std::size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      out += cells[i];
+      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  line(headers);
+  for (const auto& r : rows) line(r);
+}
+
+// ---------------------------------------------------------------- start / stop
+
+fs::path sibling(const std::string& self, const char* name) {
+  return fs::path(self).parent_path() / name;
+}
+
+int cmd_start(const parsed& p, const std::string& self) {
+  supervisor::system_options opts;
+  opts.port = parse_port(p.value("--port", "1900"));
+  opts.bind_host = p.value("--bind", "127.0.0.1");
+  opts.home = troupe_home();
+  auto caps = supervisor::parse_capabilities(p.value("--caps"));
+  if (!caps) throw usage_error{caps.err().message};
+  opts.caps = std::move(*caps);
+  const char* worker_env = std::getenv("TROUPE_WORKER");
+  opts.worker_exe = worker_env && *worker_env ? fs::path(worker_env) : sibling(self, "troupe-worker");
+  if (!fs::exists(opts.worker_exe))
+    return fail(cli_failed, "worker executable " + opts.worker_exe.string() + " not found (set TROUPE_WORKER)");
+
+  const std::string where = opts.bind_host + ":" + std::to_string(opts.port);
+  if (p.has("--ready-fd")) opts.ready_fd = std::atoi(p.value("--ready-fd").c_str());
+  if (p.has("--foreground")) return supervisor::run_system(opts);
+
+  // Already running? A quick status call tells.
+  if (auto c = client::connect(where)) {
+    if (c->call("status", json::object(), std::chrono::milliseconds(300)))
+      return fail(cli_failed, "a system is already running on " + where);
+  }
+  std::error_code ec;
+  const fs::path dir = supervisor::state_dir(opts.home, opts.port);
+  fs::create_directories(dir, ec);
+  if (ec) return fail(cli_failed, "cannot create " + dir.string() + ": " + ec.message());
+  const fs::path log = dir / "system.log";
+
+  // The daemon is this program re-executed in the foreground, detached in its
+  // own session, reporting readiness through a pipe (no polling).
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail(cli_failed, "pipe failed");
+  std::vector<std::string> argv_s = {self, "start", "--foreground", "--port", std::to_string(opts.port),
+                                     "--bind", opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
+  if (p.has("--caps")) argv_s.insert(argv_s.end(), {"--caps", p.value("--caps")});
+  const pid_t pid = ::fork();
+  if (pid < 0) return fail(cli_failed, "fork failed");
+  if (pid == 0) {
+    // Double fork: the daemon is orphaned at once, so no parent of ours is
+    // left to reap it (init does).
+    ::setsid();
+    if (::fork() != 0) _exit(0);
+    ::close(pipefd[0]);
+    ::fcntl(pipefd[1], F_SETFD, 0);  // keep the ready fd across exec
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (out >= 0) { ::dup2(out, 1); ::dup2(out, 2); }
+    if (in >= 0) ::dup2(in, 0);
+    std::vector<char*> argv;
+    for (auto& s : argv_s) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    ::execv(self.c_str(), argv.data());
+    _exit(127);
+  }
+  ::close(pipefd[1]);
+  ::waitpid(pid, nullptr, 0);  // the intermediate child, gone at once
+  std::string line;
+  pollfd pfd{pipefd[0], POLLIN, 0};
+  char buf[512];
+  for (;;) {
+    int r = ::poll(&pfd, 1, 15000);
+    if (r <= 0) break;
+    ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+    if (n <= 0) break;
+    line.append(buf, static_cast<std::size_t>(n));
+    if (line.find('\n') != std::string::npos) break;
+  }
+  ::close(pipefd[0]);
+  if (line.rfind("ready ", 0) == 0) {
+    const std::string daemon_pid = line.substr(6, line.find('\n') - 6);
+    if (p.json_out) print_json(json{{"system", where}, {"pid", std::stoi(daemon_pid)}, {"log", log.string()}});
+    else std::cout << "system running on " << where << " (pid " << daemon_pid << ", log " << log.string() << ")\n";
+    return cli_ok;
+  }
+  if (line.rfind("error ", 0) == 0)
+    return fail(cli_failed, "system on " + where + " failed to start: " + line.substr(6, line.find('\n') - 6));
+  return fail(cli_failed, "system on " + where + " exited during start-up; see " + log.string());
+}
+
+/// Waits until pid is gone, through a pidfd (no polling loop).
+bool wait_gone(int pid, int timeout_ms) {
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  pollfd pfd{fd, POLLIN, 0};
+  int r = ::poll(&pfd, 1, timeout_ms);
+  ::close(fd);
+  return r > 0;
+}
+
+int cmd_stop(const parsed& p, const std::string&) {
+  std::vector<std::string> targets = p.positional;
+  if (targets.empty()) targets.push_back(p.system.empty() ? system_of(p) : p.system);
+  int worst = cli_ok;
+  for (const auto& t : targets) {
+    std::string where = t.find(':') == std::string::npos ? "127.0.0.1:" + std::to_string(parse_port(t)) : t;
+    auto c = client::connect(where);
+    if (!c) { worst = fail(c.err()); continue; }
+    auto r = c->call("shutdown", json::object(), std::chrono::seconds(3));
+    if (!r) {
+      worst = fail(r.err().code == errc::unavailable ? cli_unavailable : cli_failed,
+                   "no system running on " + where);
+      continue;
+    }
+    const int pid = r->value("pid", 0);
+    if (!wait_gone(pid, 20000)) { worst = fail(cli_timeout, "system on " + where + " (pid " + std::to_string(pid) + ") did not stop within 20 s"); continue; }
+    if (!p.json_out) std::cout << "stopped system on " << where << "\n";
+  }
+  return worst;
+}
+
+// ---------------------------------------------------------------- client commands
+
+int cmd_status(const parsed& p, const std::string&) {
+  auto r = call(p, "status", json::object(), std::chrono::seconds(3));
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::cout << "system " << text_of((*r)["system"]) << " on " << system_of(p) << " (pid " << (*r)["pid"]
+            << "): " << text_of((*r)["state"]) << "\n"
+            << "  capabilities: " << (*r)["capabilities"].dump() << "\n"
+            << "  packages: " << (*r)["packages"] << ", workers: " << (*r)["workers"]
+            << ", actors: " << (*r)["actors"] << "\n";
+  return cli_ok;
+}
+
+int cmd_load(const parsed& p, const std::string&) {
+  const fs::path path = fs::absolute(p.positional[0]);
+  auto r = call(p, "load", json{{"path", path.string()}});
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::cout << ((*r)["already_loaded"].get<bool>() ? "already loaded " : "loaded ")
+            << text_of((*r)["group"]) << " " << text_of((*r)["version"]) << "\n"
+            << text_of((*r)["id"]) << "\n";
+  return cli_ok;
+}
+
+int cmd_list(const parsed& p, const std::string&) {
+  auto r = call(p, "list", json::object());
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json((*r)["packages"]), cli_ok;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : (*r)["packages"])
+    rows.push_back({text_of(e["group"]), text_of(e["version"]), text_of(e["id"]).substr(0, 16),
+                    e["active"].get<bool>() ? "active" : "-", std::to_string(e["actors"].get<int>()),
+                    e.contains("error") ? text_of(e["error"]) : ""});
+  print_table({"GROUP", "VERSION", "ID", "ACTIVE", "ACTORS", "ERROR"}, rows);
+  return cli_ok;
+}
+
+int cmd_spawn(const parsed& p, const std::string&) {
+  json body{{"type", p.positional[0]}};
+  if (p.has("--package")) body["package"] = p.value("--package");
+  if (p.has("--name")) body["name"] = p.value("--name");
+  auto r = call(p, "spawn", body, std::chrono::seconds(15));
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::cout << text_of((*r)["address"]) << "\n";
+  return cli_ok;
+}
+
+int cmd_tell(const parsed& p, const std::string&) {
+  json body{{"target", p.positional[0]}, {"payload", parse_payload(p.positional[1])},
+            {"type", p.value("--type", "json")}};
+  auto r = call(p, "tell", body);
+  if (!r) return fail(r.err());
+  if (p.json_out) print_json(*r);
+  return cli_ok;
+}
+
+int cmd_ask(const parsed& p, const std::string&) {
+  const std::string timeout_text = p.value("--timeout", "5000");
+  int timeout_ms = 0;
+  auto conv = std::from_chars(timeout_text.data(), timeout_text.data() + timeout_text.size(), timeout_ms);
+  if (conv.ec != std::errc{} || timeout_ms <= 0) throw usage_error{"--timeout takes milliseconds > 0"};
+  json body{{"target", p.positional[0]}, {"payload", parse_payload(p.positional[1])},
+            {"type", p.value("--type", "json")}, {"timeout_ms", timeout_ms}};
+  auto r = call(p, "ask", body, std::chrono::milliseconds(timeout_ms + 3000));
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::cout << (*r)["payload"].dump() << "\n";
+  return cli_ok;
+}
+
+int cmd_actors(const parsed& p, const std::string&) {
+  auto r = call(p, "actors", json::object());
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json((*r)["actors"]), cli_ok;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : (*r)["actors"])
+    rows.push_back({text_of(a["address"]), text_of(a["name"]), text_of(a["type"]),
+                    text_of(a["package"]) + " " + text_of(a["version"]), text_of(a["worker_pid"]),
+                    text_of(a["state"]), text_of(a["restarts"]), text_of(a["last_reason"])});
+  print_table({"ADDRESS", "NAME", "TYPE", "PACKAGE", "PID", "STATE", "RESTARTS", "LAST REASON"}, rows);
+  return cli_ok;
+}
+
+int cmd_kill(const parsed& p, const std::string&) {
+  auto r = call(p, "kill", json{{"target", p.positional[0]}});
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::cout << "stopped " << text_of((*r)["address"]) << "\n";
+  return cli_ok;
+}
+
+const std::map<std::string, command>& commands() {
+  static const std::map<std::string, command> table = {
+      {"start", {"start [--port P] [--caps LIST] [--bind HOST] [--foreground]",
+                 "start a system (daemon) and return once it answers",
+                 {"--port", "--caps", "--bind", "--ready-fd"}, {"--foreground"}, 0, 0, cmd_start}},
+      {"stop", {"stop [PORT|HOST:PORT ...]", "stop systems (default 1900) and wait until they are gone",
+                {}, {}, 0, 64, cmd_stop}},
+      {"status", {"status", "show the system's state, capabilities and counts", {}, {}, 0, 0, cmd_status}},
+      {"load", {"load DIR", "load a package directory; prints its id on the last line", {}, {}, 1, 1, cmd_load}},
+      {"list", {"list", "list loaded packages", {}, {}, 0, 0, cmd_list}},
+      {"spawn", {"spawn TYPE [--package GROUP|ID] [--name NAME]",
+                 "create an actor; prints its address on the last line",
+                 {"--package", "--name"}, {}, 1, 1, cmd_spawn}},
+      {"tell", {"tell TARGET JSON [--type T]", "send a one-way message to an address or name",
+                {"--type"}, {}, 2, 2, cmd_tell}},
+      {"ask", {"ask TARGET JSON [--type T] [--timeout MS]", "ask an actor; prints only the reply, as JSON",
+               {"--type", "--timeout"}, {}, 2, 2, cmd_ask}},
+      {"actors", {"actors", "list actors with state and restarts", {}, {}, 0, 0, cmd_actors}},
+      {"kill", {"kill TARGET", "stop an actor (it gets an exit request)", {}, {}, 1, 1, cmd_kill}},
+  };
+  return table;
+}
+
+void print_help() {
+  std::cout << "usage: troupe [--system HOST:PORT] [--json] COMMAND [ARGS]\n\n"
+               "Process-isolated actor supervisor. The system address defaults to $TROUPE_SYSTEM\n"
+               "or 127.0.0.1:1900; state lives in $TROUPE_HOME (default ~/.troupe).\n\ncommands:\n";
+  for (const auto& [name, c] : commands()) std::printf("  %-48s %s\n", c.usage.c_str(), c.summary.c_str());
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, const std::string& self) {
+  // Global options may come before the command.
+  std::vector<std::string> rest;
+  std::string name;
+  std::vector<std::string> leading;
+  std::size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--help" || a == "-h" || a == "help") {
+      if (name.empty()) { print_help(); return cli_ok; }
+    }
+    if (a == "--json") { leading.push_back(a); continue; }
+    if (a == "--system") {
+      if (i + 1 >= args.size()) return fail(cli_usage, "--system needs a value");
+      leading.push_back(a);
+      leading.push_back(args[++i]);
+      continue;
+    }
+    if (a.rfind("--system=", 0) == 0) { leading.push_back(a); continue; }
+    name = a;
+    ++i;
+    break;
+  }
+  if (name.empty()) {
+    print_help();
+    return cli_usage;
+  }
+  auto it = commands().find(name);
+  if (it == commands().end()) return fail(cli_usage, "unknown command '" + name + "' (see troupe --help)");
+  rest.assign(leading.begin(), leading.end());
+  rest.insert(rest.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  for (const auto& a : rest)
+    if (a == "--help" || a == "-h") {
+      std::cout << "usage: troupe " << it->second.usage << "\n  " << it->second.summary << "\n";
+      return cli_ok;
+    }
+  try {
+    parsed p = parse(rest, it->second);
+    return it->second.run(p, self);
+  } catch (const usage_error& e) {
+    std::cerr << "troupe " << name << ": " << e.message << "\nusage: troupe " << it->second.usage << "\n";
+    return cli_usage;
+  }
+}
+
+}  // namespace troupe::tools

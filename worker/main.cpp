@@ -1,0 +1,48 @@
+// troupe-worker: hosts the actors of one package version. Started by the
+// supervisor, never by hand; see docs/OPERATIONS.md for its command line.
+#include "ipc/log.hpp"
+#include "worker/runtime.hpp"
+
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+int main(int argc, char** argv) {
+  using namespace troupe::worker;
+  using troupe::ipc::set_log_tag;
+  // Never outlive the supervisor: the kernel sends SIGTERM when it dies, and
+  // the runtime turns that into an orderly exit of every actor.
+  const pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) return exit_control_lost;
+
+  options opts;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string_view flag = argv[i];
+    const std::string value = argv[i + 1];
+    if (flag == "--control") opts.control_endpoint = value;
+    else if (flag == "--inbox") opts.inbox_endpoint = value;
+    else if (flag == "--worker-id") opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
+    else if (flag == "--library") opts.library = value;
+    else if (flag == "--package-id") opts.package_id = value;
+    else {
+      std::fprintf(stderr, "troupe-worker: unknown option %s\n", argv[i]);
+      return exit_usage;
+    }
+  }
+  if (argc % 2 == 0 || opts.control_endpoint.empty() || opts.inbox_endpoint.empty() ||
+      opts.library.empty() || opts.worker_id == 0) {
+    std::fprintf(stderr,
+                 "usage: troupe-worker --control EP --inbox EP --worker-id N --library PATH "
+                 "--package-id ID\n(started by the supervisor, not by hand)\n");
+    return exit_usage;
+  }
+  set_log_tag("w" + std::to_string(opts.worker_id));
+  runtime rt(std::move(opts));
+  return rt.run();
+}

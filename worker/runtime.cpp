@@ -1,0 +1,589 @@
+#include "worker/runtime.hpp"
+
+#include "ipc/log.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+
+// The per-call context handed to package code (opaque in abi.h).
+struct troupe_context {
+  troupe::worker::runtime* rt;
+  troupe::worker::actor_slot* slot;
+  troupe_message_kind kind;
+  troupe::address from;
+  std::uint64_t correlation;
+  bool replied;
+};
+
+namespace troupe::worker {
+
+namespace asio = boost::asio;
+using ipc::json;
+using ipc::log_line;
+using ipc::send_control;
+
+namespace {
+
+thread_local std::string last_error_text;
+
+int fail(std::string text) {
+  last_error_text = std::move(text);
+  return -1;
+}
+
+std::string_view sv(const char* p, std::size_t n) { return p == nullptr ? std::string_view{} : std::string_view(p, n); }
+std::string_view sv(const std::uint8_t* p, std::size_t n) {
+  return p == nullptr ? std::string_view{} : std::string_view(reinterpret_cast<const char*>(p), n);
+}
+
+// C trampolines: the only functions package code calls. They never throw.
+troupe_address t_self(troupe_context* c) { return c->slot->addr.value(); }
+int t_tell(troupe_context* c, troupe_address to, const char* type, std::size_t tl,
+           const std::uint8_t* p, std::size_t pl) {
+  return c->rt->host_tell(c, address(to), sv(type, tl), sv(p, pl));
+}
+std::uint64_t t_ask(troupe_context* c, troupe_address to, const char* type, std::size_t tl,
+                    const std::uint8_t* p, std::size_t pl, std::uint32_t timeout_ms) {
+  return c->rt->host_ask(c, address(to), sv(type, tl), sv(p, pl), timeout_ms);
+}
+int t_reply(troupe_context* c, const char* type, std::size_t tl, const std::uint8_t* p,
+            std::size_t pl) {
+  return c->rt->host_reply(c, sv(type, tl), sv(p, pl));
+}
+troupe_address t_spawn(troupe_context* c, const char* type, std::size_t tl, const char* pkg,
+                       std::size_t pkl, const char* name, std::size_t nl) {
+  return c->rt->host_spawn(c, sv(type, tl), sv(pkg, pkl), sv(name, nl));
+}
+int t_stop(troupe_context* c, troupe_address target) { return c->rt->host_stop(c, address(target)); }
+std::uint64_t t_schedule(troupe_context* c, std::uint32_t delay, const char* type, std::size_t tl,
+                         const std::uint8_t* p, std::size_t pl) {
+  return c->rt->host_schedule(c, delay, sv(type, tl), sv(p, pl));
+}
+int t_cancel(troupe_context* c, std::uint64_t id) { return c->rt->host_cancel(id); }
+void t_log(troupe_context* c, int level, const char* text, std::size_t n) {
+  c->rt->host_log(c, level, sv(text, n));
+}
+troupe_address t_lookup(troupe_context* c, const char* name, std::size_t n) {
+  return c->rt->host_lookup(sv(name, n));
+}
+const char* t_last_error() { return last_error_text.c_str(); }
+
+const troupe_host_v1 host_table = {
+    TROUPE_ABI_VERSION, &t_self,   &t_tell,   &t_ask,    &t_reply,  &t_spawn,
+    &t_stop,            &t_schedule, &t_cancel, &t_log, &t_lookup, &t_last_error,
+};
+
+constexpr std::uint32_t default_ask_timeout_ms = 5000;
+
+// Flag on a bounced record: the destination is not hosted where it was sent,
+// so the sender must forget its cached route (docs/PROTOCOL.md §3.2).
+constexpr std::uint8_t flag_stale_route = 0x01;
+
+}  // namespace
+
+runtime::runtime(options opts)
+    : opts_(std::move(opts)), link_(io_, zmq_), signals_(io_, SIGTERM, SIGINT) {}
+
+runtime::~runtime() {
+  // Actor state belongs to the package: let it free what it allocated.
+  for (auto& [_, slot] : actors_)
+    if (slot.state != nullptr) slot.type->destroy(slot.state);
+}
+
+int runtime::run() {
+  if (auto s = start(); !s) {
+    log_line(TROUPE_LOG_ERROR, {}, s.err().message);
+    // Tell the supervisor why, so it fails the package at once instead of
+    // respawning a worker that can never start.
+    if (control_.handle() != nullptr) {
+      send_control(control_, {}, "fatal",
+                   json{{"worker", opts_.worker_id}, {"error", s.err().message}});
+    }
+    return exit_package;
+  }
+  io_.run();
+  return exit_code_;
+}
+
+status runtime::start() {
+  control_ = zmq::socket_t(zmq_, zmq::socket_type::dealer);
+  control_.set(zmq::sockopt::linger, 1000);  // let "fatal"/"bye" leave before exit
+  control_.set(zmq::sockopt::routing_id, "w" + std::to_string(opts_.worker_id));
+  control_.connect(opts_.control_endpoint);
+
+  if (auto s = package_.load(opts_.library, &host_table); !s) return s;
+
+  inbox_ = zmq::socket_t(zmq_, zmq::socket_type::pull);
+  ipc::configure_data_socket(inbox_);
+  try {
+    inbox_.bind(opts_.inbox_endpoint);
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, "cannot bind inbox " + opts_.inbox_endpoint + ": " + e.what());
+  }
+  control_watch_ = std::make_unique<ipc::socket_watcher>(io_, control_, [this] { on_control(); });
+  inbox_watch_ = std::make_unique<ipc::socket_watcher>(io_, inbox_, [this] { on_inbox(); });
+  control_watch_->start();
+  inbox_watch_->start();
+  signals_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) shutdown(exit_control_lost);
+  });
+
+  json types = json::array();
+  for (std::size_t i = 0; i < package_.descriptor().type_count; ++i)
+    types.push_back(package_.descriptor().types[i].name);
+  request("hello",
+          json{{"worker", opts_.worker_id}, {"pid", ::getpid()}, {"inbox", opts_.inbox_endpoint},
+               {"package", opts_.package_id}, {"types", types}, {"abi", TROUPE_ABI_VERSION}},
+          [this](const json& body) {
+            if (!body.value("ok", false)) {
+              log_line(TROUPE_LOG_ERROR, {}, "supervisor refused registration: " +
+                                                 body.value("error", std::string("no reason")));
+              shutdown(exit_control_lost);
+              return;
+            }
+            system_id_ = body.value("system", 0u);
+            lease_next_ = body.value("first", 0u);
+            lease_end_ = lease_next_ + body.value("count", 0u);
+          });
+  return ok_v;
+}
+
+// ---------------------------------------------------------------- control plane
+
+void runtime::request(std::string_view command, json body, reply_handler then) {
+  const std::uint64_t rid = next_rid_++;
+  body["rid"] = rid;
+  pending_requests_.emplace(rid, std::move(then));
+  send_control(control_, {}, command, body);
+  control_watch_->kick();
+}
+
+void runtime::send_event(std::string_view command, const json& body) {
+  send_control(control_, {}, command, body);
+  control_watch_->kick();
+}
+
+void runtime::on_control() {
+  auto parts = ipc::recv_multipart(control_);
+  if (parts.empty()) return;
+  auto m = ipc::decode_control(parts);
+  if (!m) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed control message: " + m.err().message);
+    return;
+  }
+  handle_control(*m);
+}
+
+void runtime::drain_deferred_control() {
+  while (!deferred_control_.empty()) {
+    auto parts = std::move(deferred_control_.front());
+    deferred_control_.pop_front();
+    if (auto m = ipc::decode_control(parts)) handle_control(*m);
+  }
+}
+
+void runtime::handle_control(const ipc::control_message& m) {
+  const auto& b = m.body;
+  if (m.command == "reply") {
+    auto rid = b.value("rid", std::uint64_t{0});
+    auto it = pending_requests_.find(rid);
+    if (it == pending_requests_.end()) return;
+    auto then = std::move(it->second);
+    pending_requests_.erase(it);
+    then(b);
+  } else if (m.command == "create") {
+    create_actor(b);
+  } else if (m.command == "stop") {
+    auto a = address(b.value("address", std::uint64_t{0}));
+    if (actors_.count(a)) enqueue_local(envelope{TROUPE_MSG_EXIT, a, {}, 0, "exit", b.value("reason", std::string("stopped"))});
+  } else if (m.command == "forget") {
+    routes_.erase(address(b.value("address", std::uint64_t{0})));
+  } else if (m.command == "shutdown") {
+    shutdown(exit_ok);
+  } else {
+    log_line(TROUPE_LOG_WARN, {}, "ignored unknown control command '" + m.command + "'");
+  }
+}
+
+// ---------------------------------------------------------------- actors
+
+address runtime::next_address() {
+  if (lease_next_ == lease_end_ && lease_extra_first_ != lease_extra_end_) {
+    lease_next_ = lease_extra_first_;
+    lease_end_ = lease_extra_end_;
+    lease_extra_first_ = lease_extra_end_ = 0;
+  }
+  if (lease_next_ == lease_end_) return {};
+  address a(system_id_, lease_next_++);
+  // Ask for the next block at half use, so spawning never waits for it.
+  if (!lease_requested_ && lease_extra_first_ == lease_extra_end_ &&
+      lease_end_ - lease_next_ < ipc::address_block_size / 2) {
+    lease_requested_ = true;
+    request("lease", json::object(), [this](const json& body) {
+      lease_requested_ = false;
+      if (!body.value("ok", false)) return;
+      lease_extra_first_ = body.value("first", 0u);
+      lease_extra_end_ = lease_extra_first_ + body.value("count", 0u);
+    });
+  }
+  return a;
+}
+
+void runtime::create_actor(const json& b) {
+  const auto a = address(b.value("address", std::uint64_t{0}));
+  const auto type_name = b.value("type", std::string());
+  auto refuse = [&](const std::string& why) {
+    send_event("create_failed", json{{"address", a.value()}, {"error", why}});
+  };
+  if (!a.valid()) return refuse("create without a valid address");
+  if (actors_.count(a)) return refuse("address " + a.to_string() + " already hosted here");
+  const auto* type = package_.find(type_name);
+  if (type == nullptr) return refuse("package has no actor type '" + type_name + "'");
+
+  auto [it, inserted] = actors_.emplace(a, actor_slot{a, type, nullptr, b.value("restarts", 0u), false});
+  actor_slot& slot = it->second;
+  troupe_context ctx{this, &slot, TROUPE_MSG_TELL, {}, 0, false};
+  troupe_error err{};
+  slot.state = type->create(&ctx, &err);
+  if (slot.state == nullptr) {
+    actors_.erase(it);
+    return refuse(type_name + " failed to start: " + err.text);
+  }
+  send_event("created", json{{"address", a.value()}});
+  // Messages routed here before the actor existed were held by the sender's
+  // resolve; the supervisor answers those resolves once "created" arrives.
+  if (b.contains("message") && b["message"].is_object()) {
+    const auto& first = b["message"];
+    enqueue_local(envelope{TROUPE_MSG_TELL, a, {}, 0, first.value("type", std::string("json")),
+                           first.value("payload", json()).dump()});
+  }
+}
+
+void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {
+  log_line(TROUPE_LOG_WARN, slot.addr, "handler failed, restarting: " + std::string(reason));
+  slot.type->destroy(slot.state);
+  slot.state = nullptr;
+  ++slot.restarts;
+  troupe_context ctx{this, &slot, TROUPE_MSG_TELL, {}, 0, false};
+  troupe_error err{};
+  slot.state = slot.type->create(&ctx, &err);
+  if (slot.state == nullptr) {
+    std::string why = "restart failed: " + std::string(err.text);
+    send_event("stopped", json{{"address", slot.addr.value()}, {"failed", true}, {"reason", why}});
+    actors_.erase(slot.addr);
+    return;
+  }
+  send_event("restarted", json{{"address", slot.addr.value()}, {"reason", std::string(reason)},
+                               {"restarts", slot.restarts}});
+}
+
+void runtime::finish_exit(address a, std::string_view reason) {
+  auto it = actors_.find(a);
+  if (it == actors_.end()) return;
+  it->second.type->destroy(it->second.state);
+  actors_.erase(it);
+  for (auto t = timers_.begin(); t != timers_.end();) {
+    if (t->second.owner == a) {
+      t->second.timer->cancel();
+      t = timers_.erase(t);
+    } else {
+      ++t;
+    }
+  }
+  send_event("stopped", json{{"address", a.value()}, {"failed", false}, {"reason", std::string(reason)}});
+}
+
+void runtime::shutdown(int code) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  exit_code_ = code;
+  // Every actor gets its exit request, then the loop ends.
+  std::vector<address> all;
+  all.reserve(actors_.size());
+  for (const auto& [a, _] : actors_) all.push_back(a);
+  for (address a : all) {
+    auto it = actors_.find(a);
+    if (it == actors_.end()) continue;
+    invoke(it->second, TROUPE_MSG_EXIT, {}, 0, "exit", "system shutdown");
+    finish_exit(a, "system shutdown");
+  }
+  link_.flush();
+  send_event("bye", json{{"worker", opts_.worker_id}});
+  for (auto& [_, t] : timers_) t.timer->cancel();
+  for (auto& [_, t] : asks_) t.timer->cancel();
+  signals_.cancel();
+  control_watch_->stop();
+  inbox_watch_->stop();
+  io_.stop();
+}
+
+// ---------------------------------------------------------------- delivery
+
+void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
+                     std::string_view type, std::string_view payload) {
+  troupe_context ctx{this, &slot, kind, from, corr, false};
+  troupe_message msg{static_cast<std::uint32_t>(kind), from.value(), corr, type.data(), type.size(),
+                     reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()};
+  troupe_error err{};
+  if (slot.type->handle(slot.state, &ctx, &msg, &err) == 0) return;
+  std::string reason = std::string("exception in handler: ") + err.text;
+  if (kind == TROUPE_MSG_ASK && !ctx.replied)
+    bounce(TROUPE_MSG_ASK, from, slot.addr, corr, type, slot.addr.to_string() + " failed: " + reason);
+  if (kind == TROUPE_MSG_EXIT) return;  // it is going away anyway
+  restart_in_place(slot, reason);
+}
+
+void runtime::enqueue_local(envelope env) {
+  run_queue_.push_back(std::move(env));
+  if (drain_scheduled_) return;
+  drain_scheduled_ = true;
+  asio::post(io_, [this] { drain_run_queue(); });
+}
+
+void runtime::drain_run_queue() {
+  drain_scheduled_ = false;
+  // Bounded so remote messages and timers interleave with a local flood.
+  for (int budget = 4096; budget > 0 && !run_queue_.empty(); --budget) {
+    envelope env = std::move(run_queue_.front());
+    run_queue_.pop_front();
+    if (env.kind == TROUPE_MSG_REPLY || env.kind == TROUPE_MSG_ASK_FAILED) {
+      complete_ask(env.to, env.kind, env.correlation, env.type, env.payload);
+      continue;
+    }
+    auto it = actors_.find(env.to);
+    if (it == actors_.end()) {
+      bounce(env.kind, env.from, env.to, env.correlation, env.type,
+             "no actor at " + env.to.to_string() + " (stopped)");
+      continue;
+    }
+    invoke(it->second, env.kind, env.from, env.correlation, env.type, env.payload);
+    if (env.kind == TROUPE_MSG_EXIT) finish_exit(env.to, env.payload);
+  }
+  if (!run_queue_.empty() && !drain_scheduled_) {
+    drain_scheduled_ = true;
+    asio::post(io_, [this] { drain_run_queue(); });
+  }
+}
+
+void runtime::route(envelope env) {
+  if (actors_.count(env.to) || env.kind == TROUPE_MSG_EXIT) {
+    enqueue_local(std::move(env));
+    return;
+  }
+  if (auto r = routes_.find(env.to); r != routes_.end()) {
+    link_.send(r->second, ipc::record_view{static_cast<ipc::record_kind>(env.kind), env.flags, env.to,
+                                           env.from, env.correlation, 0, env.type, env.payload});
+    return;
+  }
+  auto& waiting = unresolved_[env.to];
+  const bool first = waiting.empty();
+  const address target = env.to;
+  waiting.push_back(std::move(env));
+  if (first) resolve(target);
+}
+
+void runtime::resolve(address target) {
+  request("resolve", json{{"address", target.value()}},
+          [this, target](const json& body) { on_resolved(target, body); });
+}
+
+void runtime::on_resolved(address target, const json& body) {
+  auto it = unresolved_.find(target);
+  if (it == unresolved_.end()) return;
+  auto waiting = std::move(it->second);
+  unresolved_.erase(it);
+  if (!body.value("ok", false)) {
+    const auto reason = body.value("error", std::string("unknown address ") + target.to_string());
+    for (auto& env : waiting) bounce(env.kind, env.from, env.to, env.correlation, env.type, reason);
+    return;
+  }
+  const auto endpoint = body.value("endpoint", std::string());
+  if (endpoint == opts_.inbox_endpoint) {
+    for (auto& env : waiting) enqueue_local(std::move(env));
+    return;
+  }
+  auto* peer = link_.connect(endpoint);
+  routes_[target] = peer;
+  for (auto& env : waiting)
+    link_.send(peer, ipc::record_view{static_cast<ipc::record_kind>(env.kind), env.flags, env.to, env.from,
+                                      env.correlation, 0, env.type, env.payload});
+}
+
+void runtime::on_inbox() {
+  zmq::message_t frame;
+  if (!inbox_.recv(frame, zmq::recv_flags::dontwait)) return;
+  auto s = ipc::decode_batch(frame.to_string_view(),
+                             [this](const ipc::record_view& r) { deliver_remote(r); });
+  if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame: " + s.err().message);
+}
+
+void runtime::deliver_remote(const ipc::record_view& r) {
+  const auto kind = static_cast<troupe_message_kind>(r.kind);
+  if (kind == TROUPE_MSG_REPLY || kind == TROUPE_MSG_ASK_FAILED || kind == TROUPE_MSG_DEAD_LETTER) {
+    if (r.flags & flag_stale_route) routes_.erase(r.from);
+  }
+  if (kind == TROUPE_MSG_REPLY || kind == TROUPE_MSG_ASK_FAILED) {
+    complete_ask(r.to, kind, r.correlation, r.type, r.payload);
+    return;
+  }
+  auto it = actors_.find(r.to);
+  if (it == actors_.end()) {
+    bounce(kind, r.from, r.to, r.correlation, r.type,
+           "no actor at " + r.to.to_string() + " (stopped)");
+    return;
+  }
+  invoke(it->second, kind, r.from, r.correlation, r.type, r.payload);
+}
+
+void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,
+                           std::string_view type, std::string_view payload) {
+  auto it = asks_.find(corr);
+  if (it == asks_.end() || it->second.asker != asker) return;  // timed out already
+  it->second.timer->cancel();
+  asks_.erase(it);
+  auto a = actors_.find(asker);
+  if (a == actors_.end()) return;
+  invoke(a->second, kind, {}, corr, type, payload);
+}
+
+void runtime::bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,
+                     std::string_view type, std::string_view reason) {
+  // Only requests and tells are answered; a lost answer is dropped, since
+  // answering it could loop between two workers.
+  if (!to.valid() || (kind != TROUPE_MSG_ASK && kind != TROUPE_MSG_TELL)) return;
+  const auto back = kind == TROUPE_MSG_ASK ? TROUPE_MSG_ASK_FAILED : TROUPE_MSG_DEAD_LETTER;
+  envelope env{back, to, from, corr, std::string(type), std::string(reason), flag_stale_route};
+  if (actors_.count(to)) {
+    enqueue_local(std::move(env));
+    return;
+  }
+  route(std::move(env));
+}
+
+// ---------------------------------------------------------------- host functions
+
+int runtime::host_tell(troupe_context* ctx, address to, std::string_view type,
+                       std::string_view payload) {
+  if (!to.valid()) return fail("tell: invalid address");
+  if (!ipc::record_fits(type.size(), payload.size())) return fail("tell: message too large");
+  route(envelope{TROUPE_MSG_TELL, to, ctx->slot->addr, 0, std::string(type), std::string(payload)});
+  return 0;
+}
+
+std::uint64_t runtime::host_ask(troupe_context* ctx, address to, std::string_view type,
+                                std::string_view payload, std::uint32_t timeout_ms) {
+  if (!to.valid()) return fail("ask: invalid address"), 0;
+  if (!ipc::record_fits(type.size(), payload.size())) return fail("ask: message too large"), 0;
+  const std::uint64_t id = next_ask_++;
+  const address asker = ctx->slot->addr;
+  auto timer = std::make_unique<asio::steady_timer>(io_);
+  timer->expires_after(std::chrono::milliseconds(timeout_ms ? timeout_ms : default_ask_timeout_ms));
+  timer->async_wait([this, id, asker, to](const boost::system::error_code& ec) {
+    if (ec) return;
+    complete_ask(asker, TROUPE_MSG_ASK_FAILED, id, "timeout",
+                 "ask to " + to.to_string() + " timed out");
+  });
+  asks_.emplace(id, pending_ask{asker, std::move(timer)});
+  route(envelope{TROUPE_MSG_ASK, to, asker, id, std::string(type), std::string(payload)});
+  return id;
+}
+
+int runtime::host_reply(troupe_context* ctx, std::string_view type, std::string_view payload) {
+  if (ctx->kind != TROUPE_MSG_ASK) return fail("reply: the message being handled is not an ask");
+  if (ctx->replied) return fail("reply: this ask was already answered");
+  if (!ipc::record_fits(type.size(), payload.size())) return fail("reply: message too large");
+  ctx->replied = true;
+  route(envelope{TROUPE_MSG_REPLY, ctx->from, ctx->slot->addr, ctx->correlation, std::string(type),
+                 std::string(payload)});
+  return 0;
+}
+
+troupe_address runtime::host_spawn(troupe_context* ctx, std::string_view type,
+                                   std::string_view package, std::string_view name) {
+  if (type.empty()) return fail("spawn: empty actor type"), 0;
+  const address a = next_address();
+  if (!a.valid()) return fail("spawn: no address available yet (worker not registered)"), 0;
+  json body{{"address", a.value()}, {"type", std::string(type)},
+            {"package", package.empty() ? opts_.package_id : std::string(package)},
+            {"parent", ctx->slot->addr.value()}};
+  if (!name.empty()) body["name"] = std::string(name);
+  const address parent = ctx->slot->addr;
+  request("spawn", body, [this, a, parent](const json& reply) {
+    if (reply.value("ok", false)) return;
+    log_line(TROUPE_LOG_WARN, parent, "spawn of " + a.to_string() + " failed: " +
+                                          reply.value("error", std::string("no reason")));
+  });
+  return a.value();
+}
+
+int runtime::host_stop(troupe_context*, address target) {
+  if (!target.valid()) return fail("stop: invalid address");
+  if (actors_.count(target)) {
+    enqueue_local(envelope{TROUPE_MSG_EXIT, target, {}, 0, "exit", "stopped"});
+    return 0;
+  }
+  request("kill", json{{"address", target.value()}}, [](const json&) {});
+  return 0;
+}
+
+std::uint64_t runtime::host_schedule(troupe_context* ctx, std::uint32_t delay_ms,
+                                     std::string_view type, std::string_view payload) {
+  if (!ipc::record_fits(type.size(), payload.size())) return fail("schedule: message too large"), 0;
+  const std::uint64_t id = next_timer_++;
+  const address owner = ctx->slot->addr;
+  auto timer = std::make_unique<asio::steady_timer>(io_);
+  timer->expires_after(std::chrono::milliseconds(delay_ms));
+  timer->async_wait([this, id, owner, t = std::string(type), p = std::string(payload)](
+                        const boost::system::error_code& ec) mutable {
+    if (ec) return;
+    timers_.erase(id);
+    enqueue_local(envelope{TROUPE_MSG_TIMER, owner, owner, id, std::move(t), std::move(p)});
+  });
+  timers_.emplace(id, timer_entry{owner, std::move(timer)});
+  return id;
+}
+
+int runtime::host_cancel(std::uint64_t timer_id) {
+  auto it = timers_.find(timer_id);
+  if (it == timers_.end()) return fail("cancel: no such timer");
+  it->second.timer->cancel();
+  timers_.erase(it);
+  return 0;
+}
+
+void runtime::host_log(troupe_context* ctx, int level, std::string_view text) {
+  log_line(level, ctx->slot->addr, text);
+}
+
+troupe_address runtime::host_lookup(std::string_view name) {
+  if (auto it = names_.find(std::string(name)); it != names_.end()) return it->second.value();
+  // A synchronous request: other control traffic arriving meanwhile is kept
+  // for the loop, in order.
+  const std::uint64_t rid = next_rid_++;
+  send_control(control_, {}, "lookup", json{{"rid", rid}, {"name", std::string(name)}});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    zmq::pollitem_t item{control_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    if (!(item.revents & ZMQ_POLLIN)) continue;
+    auto parts = ipc::recv_multipart(control_);
+    auto m = ipc::decode_control(parts);
+    if (m && m->command == "reply" && m->body.value("rid", std::uint64_t{0}) == rid) {
+      asio::post(io_, [this] { drain_deferred_control(); });
+      control_watch_->kick();
+      if (!m->body.value("ok", false)) return fail(m->body.value("error", std::string("unknown name"))), 0;
+      address a(m->body.value("address", std::uint64_t{0}));
+      names_[std::string(name)] = a;
+      return a.value();
+    }
+    deferred_control_.push_back(std::move(parts));
+  }
+  asio::post(io_, [this] { drain_deferred_control(); });
+  control_watch_->kick();
+  return fail("lookup of '" + std::string(name) + "' timed out"), 0;
+}
+
+}  // namespace troupe::worker

@@ -1,0 +1,173 @@
+// worker/runtime.hpp — the worker process: hosts the actors of one package
+// version on one Boost.Asio loop.
+//
+// Messages between actors of this worker stay in memory (a run queue of
+// envelopes, no serialisation, no syscall). Messages to actors elsewhere go
+// straight to the hosting worker's inbox over ZeroMQ (data_link); the
+// supervisor is only asked where an address lives (resolve), once per address.
+//
+// Threading: everything runs on the thread that calls run(); package code is
+// only ever called from it.
+#pragma once
+
+#include "ipc/control.hpp"
+#include "ipc/reactor.hpp"
+#include "worker/package_host.hpp"
+
+#include <troupe/abi.h>
+#include <troupe/address.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace troupe::worker {
+
+struct options {
+  std::string control_endpoint;  ///< supervisor's control socket (ipc://)
+  std::string inbox_endpoint;    ///< this worker's data-plane inbox to bind (ipc://)
+  std::uint32_t worker_id = 0;
+  std::string library;           ///< the package library to dlopen
+  std::string package_id;
+};
+
+/// Process exit codes of troupe-worker (docs/OPERATIONS.md).
+enum exit_code : int {
+  exit_ok = 0,
+  exit_usage = 64,         ///< bad command line
+  exit_package = 65,       ///< the package library cannot be loaded (not retried)
+  exit_control_lost = 66,  ///< the supervisor went away
+};
+
+/// A message queued for delivery inside this worker (owns its bytes).
+struct envelope {
+  troupe_message_kind kind = TROUPE_MSG_TELL;
+  address to;
+  address from;
+  std::uint64_t correlation = 0;
+  std::string type;
+  std::string payload;
+  std::uint8_t flags = 0;  ///< record flags (docs/PROTOCOL.md §3.2)
+};
+
+struct actor_slot {
+  address addr;
+  const troupe_actor_type_v1* type = nullptr;
+  void* state = nullptr;
+  std::uint32_t restarts = 0;
+  bool exiting = false;
+};
+
+class runtime {
+ public:
+  explicit runtime(options opts);
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// Loads the package, registers with the supervisor and serves until told
+  /// to shut down. Returns a process exit code.
+  int run();
+
+  // Host functions (troupe_host_v1), reached through the C trampolines.
+  troupe_address host_spawn(troupe_context* ctx, std::string_view type, std::string_view package,
+                            std::string_view name);
+  std::uint64_t host_ask(troupe_context* ctx, address to, std::string_view type,
+                         std::string_view payload, std::uint32_t timeout_ms);
+  int host_reply(troupe_context* ctx, std::string_view type, std::string_view payload);
+  int host_tell(troupe_context* ctx, address to, std::string_view type, std::string_view payload);
+  int host_stop(troupe_context* ctx, address target);
+  std::uint64_t host_schedule(troupe_context* ctx, std::uint32_t delay_ms, std::string_view type,
+                              std::string_view payload);
+  int host_cancel(std::uint64_t timer_id);
+  void host_log(troupe_context* ctx, int level, std::string_view text);
+  troupe_address host_lookup(std::string_view name);
+
+ private:
+  using reply_handler = std::function<void(const ipc::json& body)>;
+
+  status start();
+  void on_control();
+  void drain_deferred_control();
+  void on_inbox();
+  void handle_control(const ipc::control_message& m);
+  void request(std::string_view command, ipc::json body, reply_handler then);
+  void send_event(std::string_view command, const ipc::json& body);
+
+  // Delivery.
+  void route(envelope env);
+  void enqueue_local(envelope env);
+  void drain_run_queue();
+  void deliver_remote(const ipc::record_view& r);
+  void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
+              std::string_view type, std::string_view payload);
+  void bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,
+              std::string_view type, std::string_view reason);
+  void resolve(address target);
+  void on_resolved(address target, const ipc::json& body);
+  void complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,
+                    std::string_view type, std::string_view payload);
+
+  // Lifecycle of actors.
+  void create_actor(const ipc::json& body);
+  void restart_in_place(actor_slot& slot, std::string_view reason);
+  void finish_exit(address a, std::string_view reason);
+  void shutdown(int code);
+  address next_address();
+
+  options opts_;
+  boost::asio::io_context io_{1};
+  zmq::context_t zmq_{1};
+  zmq::socket_t control_;
+  zmq::socket_t inbox_;
+  std::unique_ptr<ipc::socket_watcher> control_watch_;
+  std::unique_ptr<ipc::socket_watcher> inbox_watch_;
+  ipc::data_link link_;
+  boost::asio::signal_set signals_;
+  package_host package_;
+  int exit_code_ = exit_ok;
+  bool shutting_down_ = false;
+
+  std::unordered_map<address, actor_slot> actors_;
+  std::deque<envelope> run_queue_;
+  bool drain_scheduled_ = false;
+
+  std::unordered_map<address, ipc::data_link::peer*> routes_;
+  std::unordered_map<address, std::vector<envelope>> unresolved_;
+  std::unordered_map<std::string, address> names_;
+
+  std::uint64_t next_rid_ = 1;
+  std::unordered_map<std::uint64_t, reply_handler> pending_requests_;
+  std::deque<std::vector<zmq::message_t>> deferred_control_;
+
+  struct pending_ask {
+    address asker;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  std::uint64_t next_ask_ = 1;
+  std::unordered_map<std::uint64_t, pending_ask> asks_;
+
+  struct timer_entry {
+    address owner;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  std::uint64_t next_timer_ = 1;
+  std::unordered_map<std::uint64_t, timer_entry> timers_;
+
+  std::uint32_t system_id_ = 0;
+  std::uint32_t lease_next_ = 0;
+  std::uint32_t lease_end_ = 0;
+  std::uint32_t lease_extra_first_ = 0;  // a further block received ahead of need
+  std::uint32_t lease_extra_end_ = 0;
+  bool lease_requested_ = false;
+};
+
+}  // namespace troupe::worker
