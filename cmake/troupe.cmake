@@ -30,3 +30,24 @@ function(troupe_component name)
     set_tests_properties(${name}_tests PROPERTIES LABELS unit TIMEOUT 120)
   endif()
 endfunction()
+
+# troupe_package(TARGET SOURCES ... MANIFEST file [DIR dir] [DEPS ...])
+#   Builds an actor package as a directory package: DIR (default
+#   ${CMAKE_CURRENT_BINARY_DIR}/TARGET) receives lib<TARGET>.so and
+#   manifest.yaml. Hidden visibility keeps everything but the entry point
+#   (marked visible by TROUPE_PACKAGE) out of the dynamic symbol table, where it
+#   could clash with another package's code.
+function(troupe_package target)
+  cmake_parse_arguments(arg "" "MANIFEST;DIR" "SOURCES;DEPS" ${ARGN})
+  if(NOT arg_DIR)
+    set(arg_DIR ${CMAKE_CURRENT_BINARY_DIR}/${target})
+  endif()
+  add_library(${target} MODULE ${arg_SOURCES})
+  target_link_libraries(${target} PRIVATE troupe_options nlohmann_json::nlohmann_json ${arg_DEPS})
+  target_compile_options(${target} PRIVATE -fvisibility=hidden -fvisibility-inlines-hidden)
+  set_target_properties(${target} PROPERTIES PREFIX lib SUFFIX .so
+                        LIBRARY_OUTPUT_DIRECTORY ${arg_DIR})
+  add_custom_command(TARGET ${target} POST_BUILD
+    COMMAND ${CMAKE_COMMAND} -E copy_if_different ${arg_MANIFEST} ${arg_DIR}/manifest.yaml
+    COMMENT "Assembling package ${arg_DIR}")
+endfunction()

@@ -1,0 +1,35 @@
+# Entry points for operators and CI. Each target installs what is missing
+# (scripts/setup.sh, Debian packages), configures and builds first.
+BUILD ?= build
+JOBS  ?= 2
+
+.PHONY: all setup configure build test unit integration demo bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L unit
+
+integration: build
+	cd $(BUILD) && ctest --output-on-failure -L integration
+
+demo: build
+	@bash examples/demo.sh $(BUILD)
+
+bench: build
+	@$(BUILD)/bin/troupe-bench --out $(BUILD)/bench-results.json
+
+clean:
+	rm -rf $(BUILD)
