@@ -1,0 +1,168 @@
+// Unit tests of the header-only SDK (include/troupe/actor.hpp, json.hpp):
+// what package code does on its side of the C boundary. The worker's side is
+// exercised by the integration tests with real processes.
+#include <troupe/actor.hpp>
+#include <troupe/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+struct recorded_reply {
+  std::string type;
+  std::string payload;
+};
+
+// The host side of one call, recording what the package asked for.
+struct host_state {
+  std::vector<recorded_reply> replies;
+  std::uint64_t next_ask = 41;
+  std::string last_error = "host refused";
+};
+host_state* state = nullptr;
+
+troupe_address h_self(troupe_context*) { return 0x100000010ULL; }
+int h_tell(troupe_context*, troupe_address, const char*, size_t, const uint8_t*, size_t) { return -1; }
+uint64_t h_ask(troupe_context*, troupe_address, const char*, size_t, const uint8_t*, size_t, uint32_t) {
+  return ++state->next_ask;
+}
+int h_reply(troupe_context*, const char* t, size_t tl, const uint8_t* p, size_t pl) {
+  state->replies.push_back({std::string(t, tl), std::string(reinterpret_cast<const char*>(p), pl)});
+  return 0;
+}
+troupe_address h_spawn(troupe_context*, const char*, size_t, const char*, size_t, const char*, size_t) { return 0; }
+int h_stop(troupe_context*, troupe_address) { return 0; }
+uint64_t h_schedule(troupe_context*, uint32_t, const char*, size_t, const uint8_t*, size_t) { return 1; }
+int h_cancel(troupe_context*, uint64_t) { return 0; }
+void h_log(troupe_context*, int, const char*, size_t) {}
+troupe_address h_lookup(troupe_context*, const char*, size_t) { return 0; }
+const char* h_last_error() { return state->last_error.c_str(); }
+
+const troupe_host_v1 host = {TROUPE_ABI_VERSION, h_self, h_tell, h_ask, h_reply, h_spawn, h_stop,
+                             h_schedule, h_cancel, h_log, h_lookup, h_last_error};
+
+troupe_message make(troupe_message_kind kind, std::string_view type, std::string_view payload,
+                    std::uint64_t corr = 0) {
+  return troupe_message{static_cast<uint32_t>(kind), 0x200000010ULL, corr, type.data(), type.size(),
+                        reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+}
+
+struct asker final : troupe::actor {
+  std::string outcome;
+  void receive(troupe::context& ctx, const troupe::message& m) override {
+    if (m.type() == "go")
+      ctx.ask(troupe::address(7), "q", "{}", std::chrono::milliseconds(100),
+              [this](troupe::context&, const troupe::ask_result& r) {
+                outcome = r.ok() ? "reply:" + std::string(r.reply().payload())
+                                 : "failed:" + std::string(r.error());
+              });
+    if (m.type() == "boom") throw std::runtime_error("boom in handler");
+    if (m.type() == "tell") ctx.tell(troupe::address(7), "x");
+    if (m.is_ask()) troupe::reply_json(ctx, troupe::json{{"got", troupe::json_of(m)}});
+  }
+};
+
+}  // namespace
+
+TROUPE_PACKAGE(troupe::actor_type<asker>("Asker"))
+
+TEST_CASE("the package entry refuses another ABI version and lists its types", "[sdk]") {
+  troupe_package_v1 pkg{};
+  troupe_error err{};
+  CHECK(troupe_package_entry_v1(TROUPE_ABI_VERSION + 1, &host, &pkg, &err) != 0);
+  CHECK_THAT(std::string(err.text), Catch::Contains("ABI"));
+  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
+  CHECK(pkg.abi_version == TROUPE_ABI_VERSION);
+  REQUIRE(pkg.type_count == 1);
+  CHECK(std::string(pkg.types[0].name) == "Asker");
+}
+
+TEST_CASE("a reply reaches the continuation of the ask that caused it, once", "[sdk]") {
+  host_state hs;
+  state = &hs;
+  troupe_package_v1 pkg{};
+  troupe_error err{};
+  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
+  const auto& type = pkg.types[0];
+  void* a = type.create(nullptr, &err);
+  REQUIRE(a != nullptr);
+  auto go = make(TROUPE_MSG_TELL, "go", "");
+  REQUIRE(type.handle(a, nullptr, &go, &err) == 0);
+  auto reply = make(TROUPE_MSG_REPLY, "json", "\"pong\"", 42);
+  REQUIRE(type.handle(a, nullptr, &reply, &err) == 0);
+  CHECK(static_cast<asker*>(a)->outcome == "reply:\"pong\"");
+  // A late duplicate (after a timeout, say) is ignored.
+  static_cast<asker*>(a)->outcome.clear();
+  REQUIRE(type.handle(a, nullptr, &reply, &err) == 0);
+  CHECK(static_cast<asker*>(a)->outcome.empty());
+  type.destroy(a);
+}
+
+TEST_CASE("a failed ask gives its continuation the reason", "[sdk]") {
+  host_state hs;
+  state = &hs;
+  troupe_package_v1 pkg{};
+  troupe_error err{};
+  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
+  const auto& type = pkg.types[0];
+  void* a = type.create(nullptr, &err);
+  auto go = make(TROUPE_MSG_TELL, "go", "");
+  REQUIRE(type.handle(a, nullptr, &go, &err) == 0);
+  auto failed = make(TROUPE_MSG_ASK_FAILED, "timeout", "ask to @00000000.7 timed out", 42);
+  REQUIRE(type.handle(a, nullptr, &failed, &err) == 0);
+  CHECK(static_cast<asker*>(a)->outcome == "failed:ask to @00000000.7 timed out");
+  type.destroy(a);
+}
+
+TEST_CASE("exceptions never cross the C boundary: they become an error code and text", "[sdk]") {
+  host_state hs;
+  state = &hs;
+  troupe_package_v1 pkg{};
+  troupe_error err{};
+  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
+  const auto& type = pkg.types[0];
+  void* a = type.create(nullptr, &err);
+  auto boom = make(TROUPE_MSG_TELL, "boom", "");
+  CHECK(type.handle(a, nullptr, &boom, &err) != 0);
+  CHECK(std::string(err.text) == "boom in handler");
+  // A host refusal surfaces as an exception in C++ and as an error in C.
+  auto tell = make(TROUPE_MSG_TELL, "tell", "");
+  CHECK(type.handle(a, nullptr, &tell, &err) != 0);
+  CHECK(std::string(err.text) == "host refused");
+  // A payload that is not JSON fails the handler with a message naming the type.
+  auto bad = make(TROUPE_MSG_ASK, "doc", "{nope");
+  CHECK(type.handle(a, nullptr, &bad, &err) != 0);
+  CHECK_THAT(std::string(err.text), Catch::Contains("'doc'") && Catch::Contains("not valid JSON"));
+  type.destroy(a);
+}
+
+TEST_CASE("JSON helpers parse payloads and reply with serialised JSON", "[sdk][json]") {
+  host_state hs;
+  state = &hs;
+  CHECK(troupe::parse_json("{\"a\":1}")->at("a") == 1);
+  CHECK(troupe::parse_json("\"s\"")->get<std::string>() == "s");
+  CHECK_FALSE(troupe::parse_json("{").has_value());
+  CHECK_FALSE(troupe::parse_json("").has_value());
+  CHECK(troupe::to_payload(troupe::json{{"k", {1, 2}}}) == "{\"k\":[1,2]}");
+
+  troupe_package_v1 pkg{};
+  troupe_error err{};
+  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
+  void* a = pkg.types[0].create(nullptr, &err);
+  auto ask = make(TROUPE_MSG_ASK, "json", "[1,\"two\"]", 9);
+  REQUIRE(pkg.types[0].handle(a, nullptr, &ask, &err) == 0);
+  REQUIRE(hs.replies.size() == 1);
+  CHECK(hs.replies[0].type == "json");
+  CHECK(troupe::json::parse(hs.replies[0].payload) == troupe::json{{"got", {1, "two"}}});
+  pkg.types[0].destroy(a);
+}
+
+TEST_CASE("addresses print and parse in the @system.serial form", "[sdk][address]") {
+  troupe::address a(0x3fa9c012u, 17u);
+  CHECK(a.to_string() == "@3fa9c012.17");
+  CHECK(troupe::address::parse("@3fa9c012.17") == a);
+  CHECK_FALSE(troupe::address::parse("morse").has_value());
+}
