@@ -20,7 +20,12 @@ free_port() {  # a port nothing listens on
 ports=()
 cleanup() {
   for p in "${ports[@]}"; do troupe stop "$p" >/dev/null 2>&1 || true; done
-  for f in "$TROUPE_HOME"/systems/*/pid; do [ -f "$f" ] && kill -9 -- "-$(cat "$f")" 2>/dev/null || true; done
+  # Anything left (a failed run): the daemon's whole session, workers included.
+  for f in "$TROUPE_HOME"/systems/*/pid; do
+    [ -f "$f" ] || continue
+    pgid=$(ps -o pgid= -p "$(cat "$f")" 2>/dev/null | tr -d ' ') || true
+    [ -n "$pgid" ] && kill -9 -- "-$pgid" 2>/dev/null || true
+  done
   rm -rf "$TROUPE_HOME"
 }
 trap cleanup EXIT

@@ -99,6 +99,7 @@ result<json> client::call(std::string_view command, const json& body,
       errc c = code == "not_found"          ? errc::not_found
                : code == "timeout"          ? errc::timeout
                : code == "invalid_argument" ? errc::invalid_argument
+               : code == "unavailable"      ? errc::unavailable
                                             : errc::refused;
       return make_error(c, text);
     }

@@ -40,8 +40,11 @@ bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_
       if (!socket.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
         return false;
     }
-    socket.send(zmq::buffer(control_signature.data(), control_signature.size()),
-                zmq::send_flags::sndmore);
+    // Once the first frame is queued ZeroMQ takes the rest of the message.
+    const auto first = identity.empty() ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
+                                        : zmq::send_flags::sndmore;
+    if (!socket.send(zmq::buffer(control_signature.data(), control_signature.size()), first))
+      return false;
     socket.send(zmq::buffer(command), zmq::send_flags::sndmore);
     socket.send(zmq::buffer(text), zmq::send_flags::none);
     return true;

@@ -43,16 +43,22 @@ status directory::add(actor_record rec) {
   if (actors_.count(rec.addr))
     return make_error(errc::invalid_argument, "address " + rec.addr.to_string() + " is already in use");
   if (!rec.name.empty()) {
-    if (!valid_global_name(rec.name))
-      return make_error(errc::invalid_argument,
-                        "global name '" + rec.name + "' is invalid (1-128 printable characters, not starting with '@')");
-    if (names_.count(rec.name))
-      return make_error(errc::invalid_argument, "global name '" + rec.name + "' is already taken by " +
-                                                    names_[rec.name].to_string());
+    if (auto s = check_name(rec.name); !s) return s;
     names_.emplace(rec.name, rec.addr);
   }
   const address a = rec.addr;
   actors_.emplace(a, std::move(rec));
+  return ok_v;
+}
+
+status directory::check_name(std::string_view name) const {
+  const std::string n(name);
+  if (!valid_global_name(n))
+    return make_error(errc::invalid_argument,
+                      "global name '" + n + "' is invalid (1-128 printable characters, not starting with '@')");
+  if (auto it = names_.find(n); it != names_.end())
+    return make_error(errc::invalid_argument,
+                      "global name '" + n + "' is already taken by " + it->second.to_string());
   return ok_v;
 }
 

@@ -58,6 +58,8 @@ class directory {
   /// Adds an actor. Errors: the address is taken, the name is taken or
   /// malformed.
   status add(actor_record rec);
+  /// Whether name may be given to a new actor: well-formed and not taken.
+  [[nodiscard]] status check_name(std::string_view name) const;
   /// Removes an actor and frees its name. Unknown addresses are ignored.
   void remove(address a);
 

@@ -80,16 +80,12 @@ struct gateway_ask {
   std::unique_ptr<asio::steady_timer> timer;
 };
 
-std::uint32_t load_or_make_system_id(const fs::path& dir) {
-  const fs::path file = dir / "id";
-  std::ifstream in(file);
-  std::uint32_t id = 0;
-  if (in >> std::hex >> id && id != 0) return id;
+// A fresh id at every start: serials restart at 16, so an address from an
+// earlier run can never be mistaken for one of this run's actors.
+std::uint32_t make_system_id() {
   std::random_device rd;
   std::uniform_int_distribution<std::uint32_t> dist(1, 0xffffffffu);
-  id = dist(rd);
-  std::ofstream(file) << std::hex << id << "\n";
-  return id;
+  return dist(rd);
 }
 
 bool is_package_id(std::string_view s) {
@@ -224,19 +220,19 @@ status system::setup() {
   if (endpoint_of("w0000000000.sock").size() - 6 > max_ipc_path)
     return make_error(errc::invalid_argument, "TROUPE_HOME path too long for ipc sockets (" +
                                                   run_dir_.string() + "); use a shorter one");
-  directory_ = directory(load_or_make_system_id(dir_));
-  // Stale sockets of a system that died without cleaning up.
-  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove(e.path(), ec);
-
+  directory_ = directory(make_system_id());
   try {
     public_ = zmq::socket_t(zmq_, zmq::socket_type::router);
-    public_.set(zmq::sockopt::linger, 0);
+    public_.set(zmq::sockopt::linger, 500);  // the answer to "shutdown" must leave
     public_.set(zmq::sockopt::router_mandatory, 1);
     public_.bind("tcp://" + opts_.bind_host + ":" + std::to_string(opts_.port));
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, "cannot listen on " + opts_.bind_host + ":" +
                                     std::to_string(opts_.port) + ": " + e.what());
   }
+  // The port is ours: sockets left in run/ belong to a system on this port
+  // that died without cleaning up (only now is removing them safe).
+  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove(e.path(), ec);
   try {
     control_ = zmq::socket_t(zmq_, zmq::socket_type::router);
     control_.set(zmq::sockopt::linger, 0);
@@ -316,7 +312,7 @@ void system::on_public() {
 void system::handle_client(const std::string& identity, const ipc::control_message& m) {
   client_ref c{identity, m.body.value("rid", json())};
   const auto& b = m.body;
-  if (stopping_ && m.command != "status" && m.command != "shutdown")
+  if (stopping_ && m.command != "status" && m.command != "ping" && m.command != "shutdown")
     return answer_error(c, "the system is shutting down", errc::unavailable);
   try {
     if (m.command == "status" || m.command == "ping") cmd_status(c);
@@ -437,6 +433,9 @@ void system::cmd_spawn(const client_ref& c, const json& b) {
 
 status system::place(address a, const std::string& type, const std::string& package_id,
                      const std::string& name, address parent) {
+  // Checked before a worker is started for nothing.
+  if (!name.empty())
+    if (auto s = directory_.check_name(name); !s) return s;
   auto& pkg = packages_.at(package_id);
   if (!pkg.broken.empty())
     return make_error(errc::refused, "package " + pkg.info.m.package + " " + pkg.info.m.version.text +

@@ -102,7 +102,6 @@ int exit_for(const error& e) {
     case errc::unavailable: return cli_unavailable;
     case errc::timeout: return cli_timeout;
     case errc::not_found: return cli_not_found;
-    case errc::invalid_argument: return cli_usage;
     default: return cli_failed;
   }
 }
@@ -348,7 +347,7 @@ int cmd_ask(const parsed& p, const std::string&) {
   const std::string timeout_text = p.value("--timeout", "5000");
   int timeout_ms = 0;
   auto conv = std::from_chars(timeout_text.data(), timeout_text.data() + timeout_text.size(), timeout_ms);
-  if (conv.ec != std::errc{} || timeout_ms <= 0) throw usage_error{"--timeout takes milliseconds > 0"};
+  if (conv.ec != std::errc{} || conv.ptr != timeout_text.data() + timeout_text.size() || timeout_ms <= 0) throw usage_error{"--timeout takes milliseconds > 0"};
   json body{{"target", p.positional[0]}, {"payload", parse_payload(p.positional[1])},
             {"type", p.value("--type", "json")}, {"timeout_ms", timeout_ms}};
   auto r = call(p, "ask", body, std::chrono::milliseconds(timeout_ms + 3000));

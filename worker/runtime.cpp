@@ -331,7 +331,8 @@ void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, s
   if (slot.type->handle(slot.state, &ctx, &msg, &err) == 0) return;
   std::string reason = std::string("exception in handler: ") + err.text;
   if (kind == TROUPE_MSG_ASK && !ctx.replied)
-    bounce(TROUPE_MSG_ASK, from, slot.addr, corr, type, slot.addr.to_string() + " failed: " + reason);
+    bounce(TROUPE_MSG_ASK, from, slot.addr, corr, type, slot.addr.to_string() + " failed: " + reason,
+           /*stale_route=*/false);
   if (kind == TROUPE_MSG_EXIT) return;  // it is going away anyway
   restart_in_place(slot, reason);
 }
@@ -450,12 +451,13 @@ void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_
 }
 
 void runtime::bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,
-                     std::string_view type, std::string_view reason) {
+                     std::string_view type, std::string_view reason, bool stale_route) {
   // Only requests and tells are answered; a lost answer is dropped, since
   // answering it could loop between two workers.
   if (!to.valid() || (kind != TROUPE_MSG_ASK && kind != TROUPE_MSG_TELL)) return;
   const auto back = kind == TROUPE_MSG_ASK ? TROUPE_MSG_ASK_FAILED : TROUPE_MSG_DEAD_LETTER;
-  envelope env{back, to, from, corr, std::string(type), std::string(reason), flag_stale_route};
+  envelope env{back, to, from, corr, std::string(type), std::string(reason),
+               stale_route ? flag_stale_route : std::uint8_t{0}};
   if (actors_.count(to)) {
     enqueue_local(std::move(env));
     return;

@@ -109,8 +109,10 @@ class runtime {
   void deliver_remote(const ipc::record_view& r);
   void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
               std::string_view type, std::string_view payload);
+  /// Returns an undeliverable ask or tell to its sender. stale_route: the
+  /// destination is not hosted where it was sent (the sender drops its route).
   void bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,
-              std::string_view type, std::string_view reason);
+              std::string_view type, std::string_view reason, bool stale_route = true);
   void resolve(address target);
   void on_resolved(address target, const ipc::json& body);
   void complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,
