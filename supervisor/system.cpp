@@ -37,6 +37,9 @@ namespace {
 
 constexpr auto default_ask_timeout = std::chrono::milliseconds(5000);
 constexpr auto shutdown_grace = std::chrono::seconds(5);
+// How long a worker that exited before registering may take to deliver its
+// "fatal" reason (normally it is already on the control socket).
+constexpr auto fatal_grace_period = std::chrono::seconds(1);
 // Crude worker crash budget until per-actor policies (manifest restart:)
 // take over: more crashes than this within the window fail the actors.
 constexpr int worker_crash_limit = 5;
@@ -58,6 +61,10 @@ struct worker_proc {
   std::unique_ptr<child_watch> child;
   std::vector<json> pending_creates;  // create bodies waiting for "hello"
   std::deque<std::chrono::steady_clock::time_point> crashes;
+  // Exited before "hello" and its "fatal" (the reason) not read yet: the
+  // package is failed when it arrives or when this timer runs out.
+  std::unique_ptr<asio::steady_timer> fatal_grace;
+  std::string exit_how;
 };
 
 struct loaded_package {
@@ -161,6 +168,7 @@ class system {
   result<worker_proc*> worker_for(const std::string& package_id);
   status start_worker(worker_proc& w);
   void on_worker_exit(std::uint32_t id, int wait_status);
+  void fail_unstarted_worker(std::uint32_t id);
   void fail_actor(actor_record& rec, const std::string& reason);
   void update_active(const std::string& group);
 
@@ -667,6 +675,7 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
     auto& pkg = packages_.at(w->package_id);
     pkg.broken = b.value("error", std::string("worker could not start"));
     log_line(TROUPE_LOG_ERROR, {}, "package " + pkg.info.m.package + " cannot start: " + pkg.broken);
+    if (w->fatal_grace) fail_unstarted_worker(w->id);  // it already exited: fail it now
   } else if (m.command == "resolve") {
     resolve_for(identity, rid, a);
   } else if (m.command == "lookup") {
@@ -808,16 +817,15 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     return;
   }
   if (never_registered) {
-    // A package whose worker cannot even start is failed at once, with one
-    // clear error, not retried forever.
-    if (pkg.broken.empty()) pkg.broken = "worker exited before registering (" + how + ")";
-    for (auto* rec : hosted) {
-      const address a = rec->addr;
-      fail_actor(*rec, pkg.broken);
-      directory_.remove(a);
-    }
-    pkg.worker = 0;
-    workers_.erase(it);
+    w.exit_how = how;
+    if (!pkg.broken.empty()) return fail_unstarted_worker(id);
+    // Its "fatal" with the reason may still be on the control socket: the
+    // exit can be seen first. Wait a moment for it rather than fail the
+    // package with a vaguer reason.
+    w.fatal_grace = std::make_unique<asio::steady_timer>(io_, fatal_grace_period);
+    w.fatal_grace->async_wait([this, id](const boost::system::error_code& e) {
+      if (!e) fail_unstarted_worker(id);
+    });
     return;
   }
   // The worker crashed: restart it and re-create what it hosted under the
@@ -846,6 +854,25 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     pkg.worker = 0;
     workers_.erase(it);
   }
+}
+
+void system::fail_unstarted_worker(std::uint32_t id) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  worker_proc& w = it->second;
+  if (w.fatal_grace) w.fatal_grace->cancel();
+  auto& pkg = packages_.at(w.package_id);
+  // A package whose worker cannot even start is failed at once, with one
+  // clear error, not retried forever.
+  if (pkg.broken.empty()) pkg.broken = "worker exited before registering (" + w.exit_how + ")";
+  for (auto* rec : directory_.on_worker(id)) {
+    const address a = rec->addr;
+    fail_actor(*rec, pkg.broken);
+    directory_.remove(a);
+  }
+  pkg.worker = 0;
+  workers_.erase(it);
+  maybe_finish_shutdown();
 }
 
 // ---------------------------------------------------------------- shutdown

@@ -1,0 +1,253 @@
+// Bad input from outside never kills the daemon or a worker: garbage on the
+// public TCP port, strangers on the control socket, malformed data frames in
+// a worker's inbox. After each, `troupe status` answers and an actor that was
+// running before still answers an ask.
+#include "tests/integration/harness.hpp"
+
+#include "ipc/control.hpp"
+#include "ipc/protocol.hpp"
+#include "ipc/wire.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+using troupe::testing::json;
+using troupe::testing::test_system;
+using namespace std::chrono_literals;
+namespace ipc = troupe::ipc;
+
+namespace {
+
+const std::string signature(ipc::control_signature.data(), ipc::control_signature.size());
+
+/// The system still serves: status answers and the actor answers an ask.
+void check_still_serving(const test_system& sys, const std::string& actor) {
+  auto status = sys.run({"status", "--json"});
+  INFO(status.err);
+  REQUIRE(status.exit_code == 0);
+  CHECK(json::parse(status.out)["state"] == "running");
+  CHECK(sys.ask(actor, json{{"echo", "still here"}}) == "still here");
+}
+
+void send_frames(zmq::socket_t& s, const std::vector<std::string>& frames) {
+  for (std::size_t i = 0; i < frames.size(); ++i)
+    s.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore
+                                                         : zmq::send_flags::none);
+}
+
+/// The next message on a DEALER, decoded, within 5 s.
+std::optional<ipc::control_message> receive_answer(zmq::socket_t& s) {
+  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, 5000ms) <= 0) return std::nullopt;
+  auto parts = ipc::recv_multipart(s);
+  auto m = ipc::decode_control(parts);
+  if (!m) return std::nullopt;
+  return *m;
+}
+
+/// Waits (bounded) until the daemon's log holds text. Only a way to know the
+/// daemon has read a message that gets no answer; the test asserts on the
+/// system's behaviour afterwards, not on the log.
+void wait_logged(const test_system& sys, const std::string& text) {
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (sys.log().find(text) == std::string::npos && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
+}
+
+struct fixture {
+  test_system sys;
+  std::string actor;
+  fixture() {
+    const std::string pkg = sys.load(TROUPE_RELAY_V1_DIR);
+    actor = sys.spawn({"Relay", "--package", pkg});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("malformed client messages on the public port are answered with an error",
+          "[integration][robustness]") {
+  fixture f;
+  zmq::context_t ctx;
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.connect("tcp://" + f.sys.where());
+
+  struct bad_message {
+    const char* what;
+    std::vector<std::string> frames;
+  };
+  const std::vector<bad_message> cases{
+      {"a single garbage frame", {"\x01\x02garbage\xff"}},
+      {"an empty frame", {""}},
+      {"a wrong signature", {"XYZ\x01", "status", "{}"}},
+      {"a wrong protocol version", {"TRC\x09", "status", "{}"}},
+      {"a body that is not JSON", {signature, "status", "{not json"}},
+      {"a JSON array body", {signature, "status", "[1,2,3]"}},
+      {"an empty command name", {signature, "", "{}"}},
+      {"a command name of 1000 bytes", {signature, std::string(1000, 'x'), "{}"}},
+      {"an unknown command", {signature, "frobnicate", R"({"rid":1})"}},
+      {"a spawn whose type is a number", {signature, "spawn", R"({"rid":2,"type":42})"}},
+      {"a load whose path is an object", {signature, "load", R"({"rid":3,"path":{"a":1}})"}},
+      {"an ask whose timeout is text", {signature, "ask", R"({"rid":4,"target":"x","payload":1,"timeout_ms":"soon"})"}},
+      {"an ask without a target", {signature, "ask", R"({"rid":5,"payload":1})"}},
+      {"five frames", {signature, "status", "{}", "extra", "frames"}},
+  };
+  for (const auto& c : cases) {
+    INFO("sent " << c.what);
+    send_frames(dealer, c.frames);
+    auto answer = receive_answer(dealer);
+    REQUIRE(answer);
+    CHECK(answer->command == "reply");
+    CHECK(answer->body.value("ok", true) == false);
+    CHECK_FALSE(answer->body.value("error", std::string()).empty());
+    check_still_serving(f.sys, f.actor);
+  }
+}
+
+TEST_CASE("peers that do not speak ZMTP on the public port are dropped",
+          "[integration][robustness]") {
+  fixture f;
+
+  SECTION("raw bytes over a plain TCP connection") {
+    for (const std::string& garbage :
+         {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), std::string("\xff\0\0\0\0\0\0\0\x01\x00junk", 14),
+          std::string(70000, '\xAB')}) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      REQUIRE(fd >= 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sa.sin_port = htons(f.sys.port());
+      REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+      (void)::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL);
+      ::shutdown(fd, SHUT_WR);
+      // Read what the daemon says (its ZMTP greeting) until it hangs up or 2 s pass.
+      char buf[256];
+      pollfd p{fd, POLLIN, 0};
+      while (::poll(&p, 1, 2000) > 0 && ::recv(fd, buf, sizeof buf, 0) > 0) {
+      }
+      ::close(fd);
+      check_still_serving(f.sys, f.actor);
+    }
+  }
+
+  SECTION("a ZeroMQ socket of an incompatible type") {
+    zmq::context_t ctx;
+    zmq::socket_t push(ctx, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect("tcp://" + f.sys.where());
+    (void)push.send(zmq::buffer(signature), zmq::send_flags::dontwait);
+    check_still_serving(f.sys, f.actor);
+  }
+}
+
+TEST_CASE("strangers on the control socket are ignored", "[integration][robustness]") {
+  fixture f;
+  zmq::context_t ctx;
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 1000);
+  dealer.set(zmq::sockopt::routing_id, "intruder");
+  dealer.connect("ipc://" + (f.sys.state_dir() / "run" / "c.sock").string());
+
+  SECTION("garbage") {
+    send_frames(dealer, {std::string("\x00\x01\x02 not a control message", 25)});
+    send_frames(dealer, {signature, "hello", "[]"});
+    send_frames(dealer, {"TRC\x07", "hello", "{}"});
+    wait_logged(f.sys, "dropped malformed control message from 'intruder'");
+  }
+  SECTION("a fake hello and other worker commands") {
+    send_frames(dealer, {signature, "hello", R"({"rid":1,"worker":1,"pid":1,"inbox":"ipc:///tmp/x","types":["Relay"],"abi":1})"});
+    send_frames(dealer, {signature, "fatal", R"({"worker":1,"error":"I am not w1"})"});
+    send_frames(dealer, {signature, "stopped", R"({"address":16,"failed":true,"reason":"lie"})"});
+    wait_logged(f.sys, "'stopped' from unknown peer 'intruder'");
+    // No answer comes back to a peer the system did not start.
+    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+    CHECK(zmq::poll(&item, 1, 0ms) == 0);
+  }
+  check_still_serving(f.sys, f.actor);
+  // The package was not marked broken by the fake "fatal": a new actor starts.
+  const std::string second = f.sys.spawn({"Relay"});
+  CHECK(f.sys.ask(second, json{{"echo", 2}}) == 2);
+}
+
+TEST_CASE("malformed data frames in a worker's inbox are dropped", "[integration][robustness]") {
+  fixture f;
+  const auto target = troupe::address::parse(f.actor);
+  REQUIRE(target);
+  zmq::context_t ctx;
+  zmq::socket_t push(ctx, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 1000);
+  push.connect("ipc://" + (f.sys.state_dir() / "run" / "w1.sock").string());
+
+  auto batch = [](const std::vector<ipc::record_view>& records) {
+    std::string frame;
+    ipc::begin_batch(frame);
+    for (const auto& r : records) ipc::append_record(frame, r);
+    return frame;
+  };
+  const troupe::address stranger(0x12345678u, 99);
+  const troupe::address unknown(target->system(), 999999);
+  ipc::record_view tell{ipc::record_kind::tell, 0, *target, stranger, 0, 0, "json", R"({"n":1})"};
+
+  std::string good = batch({tell});
+  std::string truncated = good.substr(0, good.size() - 5);
+  std::string unknown_kind = good;
+  unknown_kind[4 + 4] = '\x63';  // kind 99
+  std::string long_length = good;
+  long_length[5] = '\x10';  // a record length of about 1 MiB in a frame of a few bytes
+  std::string wrong_version = good;
+  wrong_version[3] = '\x09';
+
+  struct bad_frame {
+    const char* what;
+    std::string frame;
+  };
+  const std::vector<bad_frame> cases{
+      {"an empty frame", ""},
+      {"a bad signature", "XXXX" + good.substr(4)},
+      {"a wrong protocol version", wrong_version},
+      {"a signature alone", good.substr(0, 4)},
+      {"a truncated record", truncated},
+      {"a record longer than its frame", long_length},
+      {"an unknown record kind", unknown_kind},
+      {"a tell to an unknown actor", batch({{ipc::record_kind::tell, 0, unknown, stranger, 0, 0, "json", "1"}})},
+      {"an ask to an unknown actor", batch({{ipc::record_kind::ask, 0, unknown, stranger, 7, 0, "json", "1"}})},
+      {"a reply nobody waits for", batch({{ipc::record_kind::reply, 0, *target, stranger, 12345, 0, "json", "1"}})},
+      {"an ask from nobody to the actor", batch({{ipc::record_kind::ask, 0, *target, {}, 1, 0, "json", R"({"echo":1})"}})},
+  };
+  std::uint64_t tells = 0;
+  for (const auto& c : cases) {
+    INFO("sent " << c.what);
+    push.send(zmq::buffer(c.frame), zmq::send_flags::none);
+    // A good tell behind it on the same pipe: once the actor has counted it,
+    // the bad frame before it has been read.
+    push.send(zmq::buffer(good), zmq::send_flags::none);
+    ++tells;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    json count;
+    for (;;) {
+      count = f.sys.ask(f.actor, json{{"tell_count", true}});
+      if (count["count"] == tells || std::chrono::steady_clock::now() >= until) break;
+      std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
+    }
+    CHECK(count["count"] == tells);
+    check_still_serving(f.sys, f.actor);
+  }
+  auto v = f.sys.actor(f.actor);
+  REQUIRE(v);
+  CHECK(v->restarts() == 0);
+}

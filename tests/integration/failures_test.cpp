@@ -1,0 +1,137 @@
+// Failures the operator sees: each command exits non-zero with one line on
+// stderr that says what went wrong, and the system keeps serving.
+#include "tests/integration/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using troupe::testing::json;
+using troupe::testing::run_result;
+using troupe::testing::test_system;
+
+namespace {
+
+/// The command failed with exit code `code` and one line "troupe: ..." on stderr.
+void check_one_line_failure(const run_result& r, int code) {
+  INFO("stdout: " << r.out << "stderr: " << r.err);
+  CHECK(r.exit_code == code);
+  CHECK(r.out.empty());
+  CHECK(r.err_lines() == 1);
+  CHECK_THAT(r.err, Catch::StartsWith("troupe: "));
+}
+
+}  // namespace
+
+TEST_CASE("client commands that name something unknown fail with a one-line reason",
+          "[integration][errors]") {
+  test_system sys;
+  sys.load(TROUPE_ENCODERS_DIR);
+  const std::string morse = sys.spawn({"Morse"});
+
+  SECTION("asking an unknown address") {
+    auto r = sys.run({"ask", "@00000001.99", "\"x\""});
+    check_one_line_failure(r, 5);
+    CHECK_THAT(r.err, Catch::Contains("@00000001.99"));
+  }
+  SECTION("asking an unknown name") {
+    auto r = sys.run({"ask", "no-such-name", "\"x\""});
+    check_one_line_failure(r, 5);
+    CHECK_THAT(r.err, Catch::Contains("no-such-name"));
+  }
+  SECTION("spawning an unknown type") {
+    auto r = sys.run({"spawn", "Telegraph"});
+    check_one_line_failure(r, 5);
+    CHECK_THAT(r.err, Catch::Contains("Telegraph"));
+  }
+  SECTION("loading a directory that does not exist") {
+    auto r = sys.run({"load", "/nonexistent/troupe-package"});
+    check_one_line_failure(r, 5);
+    CHECK_THAT(r.err, Catch::Contains("/nonexistent/troupe-package"));
+  }
+  SECTION("a payload that is not JSON is a usage error") {
+    auto r = sys.run({"ask", morse, "not json{"});
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains("malformed JSON payload"));
+  }
+  // Whatever failed, the system and its actor still answer.
+  CHECK(sys.ask(morse, "sos") == json("... --- ..."));
+  CHECK(sys.run({"status"}).exit_code == 0);
+}
+
+TEST_CASE("a package whose worker cannot start is failed at once with its reason",
+          "[integration][errors][packages]") {
+  test_system sys;
+  sys.load(TROUPE_ENCODERS_DIR);
+  const std::string morse = sys.spawn({"Morse"});
+
+  std::string dir;
+  std::string type;
+  std::string reason;
+  SECTION("a library without the entry point") {
+    dir = TROUPE_NOENTRY_DIR;
+    type = "Ghost";
+    reason = "troupe_package_entry_v1";
+  }
+  SECTION("a library built for another ABI version") {
+    dir = TROUPE_BADABI_DIR;
+    type = "Mismatch";
+    reason = "ABI version 999";
+  }
+  sys.load(dir);
+
+  auto first = sys.run({"spawn", type});
+  check_one_line_failure(first, 1);
+  CHECK_THAT(first.err, Catch::Contains(reason));
+
+  // Not retried: the package is marked broken and the next spawn is refused
+  // at once with the same reason, without starting another worker.
+  auto second = sys.run({"spawn", type});
+  check_one_line_failure(second, 1);
+  CHECK_THAT(second.err, Catch::Contains(reason));
+  CHECK_THAT(second.err, Catch::Contains("cannot start"));
+
+  auto list = sys.run({"list", "--json"});
+  REQUIRE(list.exit_code == 0);
+  bool listed = false;
+  for (const auto& p : json::parse(list.out)) {
+    if (p["types"] != json::array({type})) continue;
+    listed = true;
+    REQUIRE(p.contains("error"));
+    CHECK_THAT(p["error"].get<std::string>(), Catch::Contains(reason));
+    CHECK_FALSE(p.contains("worker_pid"));
+  }
+  CHECK(listed);
+  // Only the encoders worker runs: the broken one was not started again.
+  auto status = sys.run({"status", "--json"});
+  REQUIRE(status.exit_code == 0);
+  CHECK(json::parse(status.out)["workers"] == 1);
+  // The broken package's actors left no trace; the good one still answers.
+  CHECK(sys.actors().size() == 1);
+  CHECK(sys.ask(morse, "sos") == json("... --- ..."));
+}
+
+TEST_CASE("the CLI reports a missing system, unknown commands and unknown options",
+          "[integration][errors][cli]") {
+  SECTION("commands against a port with no system exit 3 with a reason") {
+    // A port nobody listens on: picked free, never bound.
+    const std::string where = "127.0.0.1:" + std::to_string(troupe::testing::free_port());
+    auto r = troupe::testing::run_process(troupe::testing::bin("troupe"),
+                                          {"--system", where, "status"});
+    check_one_line_failure(r, 3);
+    CHECK_THAT(r.err, Catch::Contains(where) && Catch::Contains("no answer"));
+  }
+  SECTION("an unknown command exits 2") {
+    auto r = troupe::testing::run_process(troupe::testing::bin("troupe"), {"frobnicate"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown command 'frobnicate'"));
+  }
+  SECTION("an unknown option exits 2") {
+    auto r = troupe::testing::run_process(troupe::testing::bin("troupe"),
+                                          {"status", "--frobnicate"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("unknown option --frobnicate"));
+  }
+}

@@ -1,0 +1,488 @@
+#include "tests/integration/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#ifndef TROUPE_BIN_DIR
+#error "TROUPE_BIN_DIR must name the directory holding troupe and troupe-worker"
+#endif
+
+extern char** environ;
+
+namespace troupe::testing {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+// ---------------------------------------------------------------- emergency cleanup
+//
+// Destructors clean up after a failed assertion. For a fatal signal (a crash
+// of the test itself, or Ctrl-C) the process groups of the live systems are
+// SIGKILLed from the handler: kill() is async-signal-safe, the table is
+// plain atomics. Catch2 installs its own handlers per test and restores
+// these before re-raising, so both run.
+
+constexpr std::size_t max_live_systems = 16;
+std::array<std::atomic<pid_t>, max_live_systems> live_groups{};
+
+void register_group(pid_t pgid) {
+  for (auto& slot : live_groups) {
+    pid_t expected = 0;
+    if (slot.compare_exchange_strong(expected, pgid)) return;
+  }
+}
+
+void unregister_group(pid_t pgid) {
+  for (auto& slot : live_groups) {
+    pid_t expected = pgid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+extern "C" void on_fatal_signal(int sig) {
+  for (auto& slot : live_groups) {
+    const pid_t pgid = slot.load();
+    if (pgid > 0) ::kill(-pgid, SIGKILL);
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+struct process_setup {
+  process_setup() {
+    // Writing to the stdin pipe of a program that already exited must be an
+    // error (EPIPE), not the end of the test run.
+    ::signal(SIGPIPE, SIG_IGN);
+    // Workers are crashed on purpose (SIGSEGV): no core files from them, as
+    // every process started from here inherits this limit.
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    // The daemon is orphaned by `troupe start` (double fork); as a
+    // subreaper this process adopts it, reaps it, and keeps it in its
+    // process tree, where a runner that kills the tree finds it.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL})
+      ::signal(sig, on_fatal_signal);
+  }
+};
+const process_setup setup_once;
+
+// ---------------------------------------------------------------- small helpers
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// Splits a NUL-separated /proc file (cmdline, environ).
+std::vector<std::string> nul_fields(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\0', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+/// Waits until pid has exited (zombie or gone), through a pidfd, up to timeout.
+bool wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  pollfd p{fd, POLLIN, 0};
+  const int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  ::close(fd);
+  return r > 0;
+}
+
+/// Reaps every exited child (the adopted daemon and orphaned workers).
+void reap_children() {
+  int status = 0;
+  while (::waitpid(-1, &status, WNOHANG) > 0) {
+  }
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- processes
+
+std::string run_result::last_line() const {
+  std::istringstream in(out);
+  std::string line;
+  std::string last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+std::size_t run_result::err_lines() const {
+  std::istringstream in(err);
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) n += !line.empty();
+  return n;
+}
+
+run_result run_process(const std::string& exe, const std::vector<std::string>& args,
+                       const std::map<std::string, std::optional<std::string>>& env,
+                       const std::string& input, std::chrono::milliseconds timeout) {
+  int in_pipe[2];
+  int out_pipe[2];
+  int err_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 ||
+      ::pipe2(err_pipe, O_CLOEXEC) != 0)
+    throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+
+  std::vector<std::string> argv_s{exe};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    const auto key = std::string(kv.substr(0, kv.find('=')));
+    if (env.count(key) == 0) env_s.emplace_back(kv);
+  }
+  for (const auto& [k, v] : env)
+    if (v) env_s.push_back(k + "=" + *v);
+  auto argv = c_strings(argv_s);
+  auto envp = c_strings(env_s);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+  // The child starts with default signal handling and an empty mask, not
+  // with this process's ignored SIGPIPE and test handlers.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all;
+  sigset_t none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, exe.c_str(), &fa, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (rc != 0) {
+    ::close(in_pipe[1]);
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    throw std::runtime_error("cannot run " + exe + ": " + std::strerror(rc));
+  }
+
+  run_result r;
+  std::size_t written = 0;
+  int in_fd = in_pipe[1];
+  ::fcntl(in_fd, F_SETFL, O_NONBLOCK);
+  if (input.empty()) {
+    ::close(in_fd);
+    in_fd = -1;
+  }
+  int out_fd = out_pipe[0];
+  int err_fd = err_pipe[0];
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool killed = false;
+  while (out_fd >= 0 || err_fd >= 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    std::array<pollfd, 3> fds{pollfd{out_fd, POLLIN, 0}, pollfd{err_fd, POLLIN, 0},
+                              pollfd{in_fd, POLLOUT, 0}};
+    if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    char buf[4096];
+    auto drain = [&](pollfd& p, int& fd, std::string& sink) {
+      if (fd < 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) return;
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n > 0) {
+        sink.append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fd);
+        fd = -1;
+      }
+    };
+    drain(fds[0], out_fd, r.out);
+    drain(fds[1], err_fd, r.err);
+    if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
+      const ssize_t n = ::write(in_fd, input.data() + written, input.size() - written);
+      if (n > 0) written += static_cast<std::size_t>(n);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) written = input.size();
+      if (written == input.size()) {
+        ::close(in_fd);
+        in_fd = -1;
+      }
+    }
+  }
+  for (int fd : {in_fd, out_fd, err_fd})
+    if (fd >= 0) ::close(fd);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (killed) r.exit_code = -1;
+  else if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string bin(const std::string& name) { return std::string(TROUPE_BIN_DIR) + "/" + name; }
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = 0;
+  socklen_t len = sizeof sa;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot bind 127.0.0.1:0");
+  }
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+// ---------------------------------------------------------------- test_system
+
+test_system::test_system() {
+  // Short and under /tmp: ipc:// socket paths must stay below 107 bytes.
+  char tmpl[] = "/tmp/trt.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  home_ = tmpl;
+  std::string why;
+  try {
+    // The port was free when picked; a parallel test may take it before the
+    // daemon binds it, so a start that fails is retried on another port.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = free_port();
+      auto r = run({"start", "--port", std::to_string(port_)});
+      if (r.exit_code == 0) {
+        daemon_pid_ = std::stoi(read_file(state_dir() / "pid"));
+        daemon_pgid_ = ::getpgid(daemon_pid_);
+        if (daemon_pgid_ > 0) register_group(daemon_pgid_);
+        return;
+      }
+      why = r.err;
+    }
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  // No destructor runs for a constructor that throws: clean up here. Any
+  // daemon a failed attempt left carries this TROUPE_HOME in its environment.
+  kill_everything();
+  if (daemon_pgid_ > 0) unregister_group(daemon_pgid_);
+  std::error_code ec;
+  fs::remove_all(home_, ec);
+  throw std::runtime_error("troupe start failed: " + why);
+}
+
+test_system::~test_system() {
+  try {
+    client_.reset();
+    if (!stopped_) (void)stop();
+  } catch (...) {
+    // Cleanup below must run whatever happened.
+  }
+  kill_everything();
+  if (daemon_pgid_ > 0) unregister_group(daemon_pgid_);
+  std::error_code ec;
+  fs::remove_all(home_, ec);
+}
+
+std::string test_system::where() const { return "127.0.0.1:" + std::to_string(port_); }
+
+fs::path test_system::state_dir() const { return home_ / "systems" / std::to_string(port_); }
+
+run_result test_system::run(std::initializer_list<std::string> args) const {
+  return run(std::vector<std::string>(args));
+}
+
+run_result test_system::run(const std::vector<std::string>& args) const {
+  std::vector<std::string> full{"--system", where()};
+  full.insert(full.end(), args.begin(), args.end());
+  return run_process(bin("troupe"), full,
+                     {{"TROUPE_HOME", home_.string()},
+                      {"TROUPE_SYSTEM", std::nullopt},
+                      {"TROUPE_WORKER", std::nullopt}});
+}
+
+run_result test_system::run_program(const std::string& name, const std::vector<std::string>& args,
+                                    const std::string& input) const {
+  return run_process(bin(name), args, {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", where()}},
+                     input);
+}
+
+troupe::client& test_system::client() {
+  if (!client_) {
+    auto c = troupe::client::connect(where());
+    if (!c) throw std::runtime_error("client::connect: " + c.err().message);
+    client_.emplace(std::move(*c));
+  }
+  return *client_;
+}
+
+std::string test_system::load(const std::string& dir) const {
+  auto r = run({"load", dir});
+  INFO("troupe load " << dir << ": " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.last_line();
+}
+
+std::string test_system::spawn(const std::vector<std::string>& args) const {
+  std::vector<std::string> full{"spawn"};
+  full.insert(full.end(), args.begin(), args.end());
+  auto r = run(full);
+  INFO("troupe spawn: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.last_line();
+}
+
+json test_system::ask(const std::string& target, const json& payload) const {
+  auto r = run({"ask", target, payload.dump()});
+  INFO("troupe ask " << target << " " << payload.dump() << ": " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return json::parse(r.out);
+}
+
+json test_system::actors() const {
+  auto r = run({"actors", "--json"});
+  if (r.exit_code != 0) return json::array();
+  json j = json::parse(r.out, nullptr, false);
+  return j.is_array() ? j : json::array();
+}
+
+std::optional<actor_view> test_system::actor(const std::string& address) const {
+  for (const auto& a : actors())
+    if (a.value("address", std::string()) == address) return actor_view{a};
+  return std::nullopt;
+}
+
+std::optional<actor_view> test_system::wait_for_actor(
+    const std::string& address, const std::function<bool(const actor_view&)>& pred,
+    std::chrono::seconds deadline) const {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  std::optional<actor_view> last;
+  for (;;) {
+    last = actor(address);
+    if (last && pred(*last)) return last;
+    if (std::chrono::steady_clock::now() >= until) return last;
+    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
+  }
+}
+
+namespace {
+
+/// Live troupe / troupe-worker processes naming home (environment or command
+/// line) or, for the daemon, started with --port port.
+std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port) {
+  std::error_code ec;
+  const fs::path dir = fs::canonical(TROUPE_BIN_DIR, ec);
+  const std::string troupe_exe = (dir / "troupe").string();
+  const std::string worker_exe = (dir / "troupe-worker").string();
+  const std::string home_env = "TROUPE_HOME=" + home.string();
+  const std::string port_text = std::to_string(port);
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (pid == ::getpid()) continue;
+    std::error_code lec;
+    std::string exe = fs::read_symlink(e.path() / "exe", lec).string();  // fails for zombies
+    if (lec) continue;
+    if (const auto del = exe.rfind(" (deleted)"); del != std::string::npos) exe.erase(del);
+    if (exe != troupe_exe && exe != worker_exe) continue;
+    const auto cmdline = nul_fields(read_file(e.path() / "cmdline"));
+    const auto environ_fields = nul_fields(read_file(e.path() / "environ"));
+    bool ours = false;
+    for (const auto& f : environ_fields) ours = ours || f == home_env;
+    for (std::size_t i = 0; i < cmdline.size(); ++i) {
+      ours = ours || cmdline[i].find(home.string()) != std::string::npos;
+      ours = ours || (cmdline[i] == "--port" && i + 1 < cmdline.size() && cmdline[i + 1] == port_text);
+    }
+    if (ours) out.push_back(pid);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::size_t test_system::live_processes() const { return fixture_processes(home_, port_).size(); }
+
+run_result test_system::stop() {
+  stopped_ = true;
+  client_.reset();
+  auto r = run_process(bin("troupe"), {"stop", std::to_string(port_)},
+                       {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", std::nullopt}}, {},
+                       std::chrono::seconds(40));
+  reap_children();
+  return r;
+}
+
+std::string test_system::log() const { return read_file(state_dir() / "system.log"); }
+
+void test_system::kill_everything() noexcept {
+  try {
+    for (int round = 0; round < 3; ++round) {
+      auto left = fixture_processes(home_, port_);
+      if (left.empty()) break;
+      // The daemon's group holds it and its workers (it is not the group
+      // leader, see docs/OPERATIONS.md §3): one signal for all of them.
+      for (pid_t pid : left)
+        if (daemon_pgid_ > 0 && ::getpgid(pid) == daemon_pgid_) ::kill(-daemon_pgid_, SIGKILL);
+      for (pid_t pid : left) ::kill(pid, SIGKILL);
+      for (pid_t pid : left) (void)wait_exit(pid, 5s);
+      reap_children();
+    }
+    reap_children();
+  } catch (...) {
+    // Never throw from cleanup.
+  }
+}
+
+}  // namespace troupe::testing

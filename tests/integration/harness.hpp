@@ -1,0 +1,148 @@
+// tests/integration/harness.hpp — a real troupe system for one test.
+//
+// test_system makes a temporary TROUPE_HOME under /tmp, picks a free TCP port
+// and runs the real `troupe start --port P`. run() runs other `troupe`
+// commands against it; client() talks to it directly through
+// include/troupe/client.hpp. The destructor runs `troupe stop P` and then
+// SIGKILLs whatever of this system is left (the daemon's process group and
+// any troupe / troupe-worker process that names this fixture's TROUPE_HOME or
+// port), waits for those processes to be gone and removes the directory, so
+// no process outlives a test even when it fails.
+//
+// Nothing here sleeps to synchronise: callers wait on a command that returns,
+// or poll an observable state with a bounded deadline (wait_for_actor).
+//
+// Threading: one thread per test_system; the process-wide state (the
+// emergency kill list, the child-subreaper flag) is set up once.
+#pragma once
+
+#include <troupe/client.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace troupe::testing {
+
+using json = nlohmann::json;
+
+/// What a finished process left behind.
+struct run_result {
+  int exit_code = -1;  ///< exit status, or 128 + signal, or -1 when it had to be killed
+  std::string out;
+  std::string err;
+
+  /// The last non-empty line of out (a command's result line), without '\n'.
+  [[nodiscard]] std::string last_line() const;
+  /// Number of non-empty lines of err.
+  [[nodiscard]] std::size_t err_lines() const;
+};
+
+/// Runs exe with args, extra environment variables (a value of nullopt
+/// removes the variable) and stdin text; returns once it has exited and both
+/// its output pipes are closed. A process still running after timeout is
+/// SIGKILLed (exit_code -1).
+run_result run_process(const std::string& exe, const std::vector<std::string>& args,
+                       const std::map<std::string, std::optional<std::string>>& env = {},
+                       const std::string& input = {},
+                       std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+/// Path of a program in the build's bin directory (troupe, troupe-worker, ...).
+[[nodiscard]] std::string bin(const std::string& name);
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, read, closed).
+[[nodiscard]] std::uint16_t free_port();
+
+/// The state of one actor as `troupe actors --json` shows it.
+struct actor_view {
+  json raw;
+  [[nodiscard]] std::string state() const { return raw.value("state", std::string()); }
+  [[nodiscard]] int worker_pid() const {
+    return raw["worker_pid"].is_number() ? raw["worker_pid"].get<int>() : 0;
+  }
+  [[nodiscard]] int restarts() const { return raw.value("restarts", 0); }
+  [[nodiscard]] std::string last_reason() const {
+    return raw["last_reason"].is_string() ? raw["last_reason"].get<std::string>() : std::string();
+  }
+};
+
+class test_system {
+ public:
+  /// Starts a system; throws std::runtime_error (failing the test) when it
+  /// does not come up.
+  test_system();
+  ~test_system();
+  test_system(const test_system&) = delete;
+  test_system& operator=(const test_system&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  /// "127.0.0.1:PORT"
+  [[nodiscard]] std::string where() const;
+  [[nodiscard]] const std::filesystem::path& home() const { return home_; }
+  /// TROUPE_HOME/systems/PORT
+  [[nodiscard]] std::filesystem::path state_dir() const;
+  [[nodiscard]] pid_t daemon_pid() const { return daemon_pid_; }
+
+  /// `troupe --system 127.0.0.1:PORT ARGS...` with this fixture's TROUPE_HOME.
+  run_result run(std::initializer_list<std::string> args) const;
+  run_result run(const std::vector<std::string>& args) const;
+  /// Another program of the build (e.g. encoders-client) with this fixture's
+  /// environment (TROUPE_HOME, TROUPE_SYSTEM) and stdin text.
+  run_result run_program(const std::string& name, const std::vector<std::string>& args,
+                         const std::string& input = {}) const;
+
+  /// A client connected to this system.
+  troupe::client& client();
+
+  /// `troupe load DIR`; returns the package id (last line). REQUIREs success.
+  std::string load(const std::string& dir) const;
+  /// `troupe spawn ARGS...`; returns the address (last line). REQUIREs success.
+  std::string spawn(const std::vector<std::string>& args) const;
+  /// `troupe ask TARGET JSON`; returns the printed reply parsed. REQUIREs success.
+  json ask(const std::string& target, const json& payload) const;
+
+  /// `troupe actors --json`, parsed.
+  [[nodiscard]] json actors() const;
+  /// The actor at address, or nullopt when it is not listed.
+  [[nodiscard]] std::optional<actor_view> actor(const std::string& address) const;
+  /// Polls `actors --json` until pred holds for the actor at address or
+  /// deadline passes; returns the last view seen (nullopt: never listed).
+  std::optional<actor_view> wait_for_actor(const std::string& address,
+                                           const std::function<bool(const actor_view&)>& pred,
+                                           std::chrono::seconds deadline = std::chrono::seconds(20)) const;
+
+  /// Number of live troupe / troupe-worker processes that belong to this
+  /// fixture (their environment or command line names its TROUPE_HOME or
+  /// port).
+  [[nodiscard]] std::size_t live_processes() const;
+
+  /// `troupe stop PORT`, as the destructor does; returns its result. After
+  /// this the destructor only cleans up.
+  run_result stop();
+
+  /// The daemon's log (systems/PORT/system.log).
+  [[nodiscard]] std::string log() const;
+
+ private:
+  bool try_start();
+  void kill_everything() noexcept;
+
+  std::filesystem::path home_;
+  std::uint16_t port_ = 0;
+  pid_t daemon_pid_ = 0;
+  pid_t daemon_pgid_ = 0;
+  bool stopped_ = false;
+  std::optional<troupe::client> client_;
+};
+
+}  // namespace troupe::testing
