@@ -70,10 +70,14 @@ troupe_address t_lookup(troupe_context* c, const char* name, std::size_t n) {
   return c->rt->host_lookup(sv(name, n));
 }
 const char* t_last_error() { return last_error_text.c_str(); }
+int t_reply_to(troupe_context* c, troupe_address to, std::uint64_t corr, const char* type,
+               std::size_t tl, const std::uint8_t* p, std::size_t pl) {
+  return c->rt->host_reply_to(c, address(to), corr, sv(type, tl), sv(p, pl));
+}
 
 const troupe_host_v1 host_table = {
     TROUPE_ABI_VERSION, &t_self,   &t_tell,   &t_ask,    &t_reply,  &t_spawn,
-    &t_stop,            &t_schedule, &t_cancel, &t_log, &t_lookup, &t_last_error,
+    &t_stop,            &t_schedule, &t_cancel, &t_log, &t_lookup, &t_last_error, &t_reply_to,
 };
 
 constexpr std::uint32_t default_ask_timeout_ms = 5000;
@@ -496,9 +500,16 @@ std::uint64_t runtime::host_ask(troupe_context* ctx, address to, std::string_vie
 int runtime::host_reply(troupe_context* ctx, std::string_view type, std::string_view payload) {
   if (ctx->kind != TROUPE_MSG_ASK) return fail("reply: the message being handled is not an ask");
   if (ctx->replied) return fail("reply: this ask was already answered");
-  if (!ipc::record_fits(type.size(), payload.size())) return fail("reply: message too large");
   ctx->replied = true;
-  route(envelope{TROUPE_MSG_REPLY, ctx->from, ctx->slot->addr, ctx->correlation, std::string(type),
+  return host_reply_to(ctx, ctx->from, ctx->correlation, type, payload);
+}
+
+int runtime::host_reply_to(troupe_context* ctx, address to, std::uint64_t correlation,
+                           std::string_view type, std::string_view payload) {
+  if (correlation == 0) return fail("reply: no ask to answer (invalid reply handle)");
+  if (!ipc::record_fits(type.size(), payload.size())) return fail("reply: message too large");
+  if (!to.valid()) return 0;  // an ask from no one (a malformed peer): nobody to answer
+  route(envelope{TROUPE_MSG_REPLY, to, ctx->slot->addr, correlation, std::string(type),
                  std::string(payload)});
   return 0;
 }

@@ -83,6 +83,8 @@ class runtime {
   std::uint64_t host_ask(troupe_context* ctx, address to, std::string_view type,
                          std::string_view payload, std::uint32_t timeout_ms);
   int host_reply(troupe_context* ctx, std::string_view type, std::string_view payload);
+  int host_reply_to(troupe_context* ctx, address to, std::uint64_t correlation,
+                    std::string_view type, std::string_view payload);
   int host_tell(troupe_context* ctx, address to, std::string_view type, std::string_view payload);
   int host_stop(troupe_context* ctx, address target);
   std::uint64_t host_schedule(troupe_context* ctx, std::uint32_t delay_ms, std::string_view type,

@@ -40,9 +40,15 @@ int h_cancel(troupe_context*, uint64_t) { return 0; }
 void h_log(troupe_context*, int, const char*, size_t) {}
 troupe_address h_lookup(troupe_context*, const char*, size_t) { return 0; }
 const char* h_last_error() { return state->last_error.c_str(); }
+int h_reply_to(troupe_context*, troupe_address, uint64_t corr, const char* t, size_t tl,
+               const uint8_t* p, size_t pl) {
+  state->replies.push_back({std::string(t, tl) + "#" + std::to_string(corr),
+                            std::string(reinterpret_cast<const char*>(p), pl)});
+  return 0;
+}
 
 const troupe_host_v1 host = {TROUPE_ABI_VERSION, h_self, h_tell, h_ask, h_reply, h_spawn, h_stop,
-                             h_schedule, h_cancel, h_log, h_lookup, h_last_error};
+                             h_schedule, h_cancel, h_log, h_lookup, h_last_error, h_reply_to};
 
 troupe_message make(troupe_message_kind kind, std::string_view type, std::string_view payload,
                     std::uint64_t corr = 0) {
@@ -52,6 +58,7 @@ troupe_message make(troupe_message_kind kind, std::string_view type, std::string
 
 struct asker final : troupe::actor {
   std::string outcome;
+  troupe::reply_handle deferred;
   void receive(troupe::context& ctx, const troupe::message& m) override {
     if (m.type() == "go")
       ctx.ask(troupe::address(7), "q", "{}", std::chrono::milliseconds(100),
@@ -61,7 +68,12 @@ struct asker final : troupe::actor {
               });
     if (m.type() == "boom") throw std::runtime_error("boom in handler");
     if (m.type() == "tell") ctx.tell(troupe::address(7), "x");
-    if (m.is_ask()) troupe::reply_json(ctx, troupe::json{{"got", troupe::json_of(m)}});
+    if (m.type() == "later") {
+      deferred = m.reply_handle_of();
+      return;
+    }
+    if (m.type() == "now") troupe::reply_later_json(ctx, deferred, "done");
+    if (m.is_ask() && m.type() != "now") troupe::reply_json(ctx, troupe::json{{"got", troupe::json_of(m)}});
   }
 };
 
@@ -165,4 +177,22 @@ TEST_CASE("addresses print and parse in the @system.serial form", "[sdk][address
   CHECK(a.to_string() == "@3fa9c012.17");
   CHECK(troupe::address::parse("@3fa9c012.17") == a);
   CHECK_FALSE(troupe::address::parse("morse").has_value());
+}
+
+TEST_CASE("an ask can be answered after its handler returned, through its reply handle", "[sdk]") {
+  host_state hs;
+  state = &hs;
+  troupe_package_v1 pkg{};
+  troupe_error err{};
+  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
+  void* a = pkg.types[0].create(nullptr, &err);
+  auto later = make(TROUPE_MSG_ASK, "later", "", 77);
+  REQUIRE(pkg.types[0].handle(a, nullptr, &later, &err) == 0);
+  CHECK(hs.replies.empty());
+  auto now = make(TROUPE_MSG_ASK, "now", "", 78);
+  REQUIRE(pkg.types[0].handle(a, nullptr, &now, &err) == 0);
+  REQUIRE(hs.replies.size() == 1);
+  CHECK(hs.replies[0].type == "json#77");
+  CHECK(hs.replies[0].payload == "\"done\"");
+  pkg.types[0].destroy(a);
 }

@@ -108,6 +108,12 @@ typedef struct troupe_host_v1 {
   troupe_address (*lookup)(troupe_context* ctx, const char* name, size_t name_len);
   /* Reason of the last failed host call on this thread, NUL-terminated. */
   const char* (*last_error)(void);
+  /* Answers an ask later, from any handler of this actor: to and correlation
+   * are the asker's address and the ask's correlation, taken from the ASK
+   * message when it was handled. For actors that ask others before they can
+   * answer. The asker takes the first answer only. */
+  int (*reply_to)(troupe_context* ctx, troupe_address to, uint64_t correlation, const char* type,
+                  size_t type_len, const uint8_t* payload, size_t payload_len);
 } troupe_host_v1;
 
 /* An error the package reports from create or handle. The package writes a

@@ -35,6 +35,13 @@ namespace troupe {
 
 class context;
 
+/// Whom to answer for an ask, kept to reply after the handler has returned
+/// (context::reply_later). Copyable plain data.
+struct reply_handle {
+  address asker;
+  std::uint64_t correlation = 0;
+};
+
 /// A message being handled. Borrowed: copy what must outlive the handler.
 class message {
  public:
@@ -53,6 +60,8 @@ class message {
     return {reinterpret_cast<const char*>(raw_->payload), raw_->payload_len};
   }
   [[nodiscard]] const troupe_message& raw() const { return *raw_; }
+  /// For an ask: what reply_later needs to answer it after this handler.
+  [[nodiscard]] reply_handle reply_handle_of() const { return {from(), correlation()}; }
 
  private:
   const troupe_message* raw_;
@@ -110,6 +119,13 @@ class context {
   /// Answers the ask being handled.
   void reply(std::string_view type, std::string_view payload) {
     check(host_->reply(raw_, type.data(), type.size(), bytes(payload), payload.size()));
+  }
+
+  /// Answers an ask whose handler already returned (an actor that first asks
+  /// others, say): keep m.reply_handle_of() while handling the ask.
+  void reply_later(const reply_handle& h, std::string_view type, std::string_view payload) {
+    check(host_->reply_to(raw_, h.asker.value(), h.correlation, type.data(), type.size(),
+                          bytes(payload), payload.size()));
   }
 
   /// Creates an actor; its address is usable at once.
