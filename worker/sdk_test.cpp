@@ -81,6 +81,28 @@ struct asker final : troupe::actor {
 
 TROUPE_PACKAGE(troupe::actor_type<asker>("Asker"))
 
+namespace {
+
+/// One Asker created through the package entry, as a worker would.
+struct one_actor {
+  host_state hs;
+  troupe_package_v1 pkg{};
+  troupe_error err{};
+  void* a = nullptr;
+
+  one_actor() {
+    state = &hs;
+    REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
+    a = pkg.types[0].create(nullptr, &err);
+    REQUIRE(a != nullptr);
+  }
+  ~one_actor() { pkg.types[0].destroy(a); }
+  int handle(const troupe_message& m) { return pkg.types[0].handle(a, nullptr, &m, &err); }
+  asker& actor() { return *static_cast<asker*>(a); }
+};
+
+}  // namespace
+
 TEST_CASE("the package entry refuses another ABI version and lists its types", "[sdk]") {
   troupe_package_v1 pkg{};
   troupe_error err{};
@@ -93,83 +115,48 @@ TEST_CASE("the package entry refuses another ABI version and lists its types", "
 }
 
 TEST_CASE("a reply reaches the continuation of the ask that caused it, once", "[sdk]") {
-  host_state hs;
-  state = &hs;
-  troupe_package_v1 pkg{};
-  troupe_error err{};
-  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
-  const auto& type = pkg.types[0];
-  void* a = type.create(nullptr, &err);
-  REQUIRE(a != nullptr);
-  auto go = make(TROUPE_MSG_TELL, "go", "");
-  REQUIRE(type.handle(a, nullptr, &go, &err) == 0);
-  auto reply = make(TROUPE_MSG_REPLY, "json", "\"pong\"", 42);
-  REQUIRE(type.handle(a, nullptr, &reply, &err) == 0);
-  CHECK(static_cast<asker*>(a)->outcome == "reply:\"pong\"");
+  one_actor t;
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "go", "")) == 0);
+  const auto reply = make(TROUPE_MSG_REPLY, "json", "\"pong\"", 42);
+  REQUIRE(t.handle(reply) == 0);
+  CHECK(t.actor().outcome == "reply:\"pong\"");
   // A late duplicate (after a timeout, say) is ignored.
-  static_cast<asker*>(a)->outcome.clear();
-  REQUIRE(type.handle(a, nullptr, &reply, &err) == 0);
-  CHECK(static_cast<asker*>(a)->outcome.empty());
-  type.destroy(a);
+  t.actor().outcome.clear();
+  REQUIRE(t.handle(reply) == 0);
+  CHECK(t.actor().outcome.empty());
 }
 
 TEST_CASE("a failed ask gives its continuation the reason", "[sdk]") {
-  host_state hs;
-  state = &hs;
-  troupe_package_v1 pkg{};
-  troupe_error err{};
-  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
-  const auto& type = pkg.types[0];
-  void* a = type.create(nullptr, &err);
-  auto go = make(TROUPE_MSG_TELL, "go", "");
-  REQUIRE(type.handle(a, nullptr, &go, &err) == 0);
-  auto failed = make(TROUPE_MSG_ASK_FAILED, "timeout", "ask to @00000000.7 timed out", 42);
-  REQUIRE(type.handle(a, nullptr, &failed, &err) == 0);
-  CHECK(static_cast<asker*>(a)->outcome == "failed:ask to @00000000.7 timed out");
-  type.destroy(a);
+  one_actor t;
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "go", "")) == 0);
+  REQUIRE(t.handle(make(TROUPE_MSG_ASK_FAILED, "timeout", "ask to @00000000.7 timed out", 42)) == 0);
+  CHECK(t.actor().outcome == "failed:ask to @00000000.7 timed out");
 }
 
 TEST_CASE("exceptions never cross the C boundary: they become an error code and text", "[sdk]") {
-  host_state hs;
-  state = &hs;
-  troupe_package_v1 pkg{};
-  troupe_error err{};
-  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
-  const auto& type = pkg.types[0];
-  void* a = type.create(nullptr, &err);
-  auto boom = make(TROUPE_MSG_TELL, "boom", "");
-  CHECK(type.handle(a, nullptr, &boom, &err) != 0);
-  CHECK(std::string(err.text) == "boom in handler");
+  one_actor t;
+  CHECK(t.handle(make(TROUPE_MSG_TELL, "boom", "")) != 0);
+  CHECK(std::string(t.err.text) == "boom in handler");
   // A host refusal surfaces as an exception in C++ and as an error in C.
-  auto tell = make(TROUPE_MSG_TELL, "tell", "");
-  CHECK(type.handle(a, nullptr, &tell, &err) != 0);
-  CHECK(std::string(err.text) == "host refused");
+  CHECK(t.handle(make(TROUPE_MSG_TELL, "tell", "")) != 0);
+  CHECK(std::string(t.err.text) == "host refused");
   // A payload that is not JSON fails the handler with a message naming the type.
-  auto bad = make(TROUPE_MSG_ASK, "doc", "{nope");
-  CHECK(type.handle(a, nullptr, &bad, &err) != 0);
-  CHECK_THAT(std::string(err.text), Catch::Contains("'doc'") && Catch::Contains("not valid JSON"));
-  type.destroy(a);
+  CHECK(t.handle(make(TROUPE_MSG_ASK, "doc", "{nope")) != 0);
+  CHECK_THAT(std::string(t.err.text), Catch::Contains("'doc'") && Catch::Contains("not valid JSON"));
 }
 
 TEST_CASE("JSON helpers parse payloads and reply with serialised JSON", "[sdk][json]") {
-  host_state hs;
-  state = &hs;
   CHECK(troupe::parse_json("{\"a\":1}")->at("a") == 1);
   CHECK(troupe::parse_json("\"s\"")->get<std::string>() == "s");
   CHECK_FALSE(troupe::parse_json("{").has_value());
   CHECK_FALSE(troupe::parse_json("").has_value());
   CHECK(troupe::to_payload(troupe::json{{"k", {1, 2}}}) == "{\"k\":[1,2]}");
 
-  troupe_package_v1 pkg{};
-  troupe_error err{};
-  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
-  void* a = pkg.types[0].create(nullptr, &err);
-  auto ask = make(TROUPE_MSG_ASK, "json", "[1,\"two\"]", 9);
-  REQUIRE(pkg.types[0].handle(a, nullptr, &ask, &err) == 0);
-  REQUIRE(hs.replies.size() == 1);
-  CHECK(hs.replies[0].type == "json");
-  CHECK(troupe::json::parse(hs.replies[0].payload) == troupe::json{{"got", {1, "two"}}});
-  pkg.types[0].destroy(a);
+  one_actor t;
+  REQUIRE(t.handle(make(TROUPE_MSG_ASK, "json", "[1,\"two\"]", 9)) == 0);
+  REQUIRE(t.hs.replies.size() == 1);
+  CHECK(t.hs.replies[0].type == "json");
+  CHECK(troupe::json::parse(t.hs.replies[0].payload) == troupe::json{{"got", {1, "two"}}});
 }
 
 TEST_CASE("addresses print and parse in the @system.serial form", "[sdk][address]") {
@@ -180,19 +167,11 @@ TEST_CASE("addresses print and parse in the @system.serial form", "[sdk][address
 }
 
 TEST_CASE("an ask can be answered after its handler returned, through its reply handle", "[sdk]") {
-  host_state hs;
-  state = &hs;
-  troupe_package_v1 pkg{};
-  troupe_error err{};
-  REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
-  void* a = pkg.types[0].create(nullptr, &err);
-  auto later = make(TROUPE_MSG_ASK, "later", "", 77);
-  REQUIRE(pkg.types[0].handle(a, nullptr, &later, &err) == 0);
-  CHECK(hs.replies.empty());
-  auto now = make(TROUPE_MSG_ASK, "now", "", 78);
-  REQUIRE(pkg.types[0].handle(a, nullptr, &now, &err) == 0);
-  REQUIRE(hs.replies.size() == 1);
-  CHECK(hs.replies[0].type == "json#77");
-  CHECK(hs.replies[0].payload == "\"done\"");
-  pkg.types[0].destroy(a);
+  one_actor t;
+  REQUIRE(t.handle(make(TROUPE_MSG_ASK, "later", "", 77)) == 0);
+  CHECK(t.hs.replies.empty());
+  REQUIRE(t.handle(make(TROUPE_MSG_ASK, "now", "", 78)) == 0);
+  REQUIRE(t.hs.replies.size() == 1);
+  CHECK(t.hs.replies[0].type == "json#77");
+  CHECK(t.hs.replies[0].payload == "\"done\"");
 }
