@@ -1,0 +1,349 @@
+// bench/main.cpp — troupe-bench: measures troupe's figures (DESIGN.md §9)
+// beside baselines measured in the same run, prints a table and writes
+// --out FILE as JSON: [{name, value, unit, baseline, ratio}, ...].
+// What each figure means: docs/PERFORMANCE.md.
+//
+//   troupe-bench [--out FILE] [--quick]
+//
+// Hidden sub-commands (processes of baselines, run by the bench itself):
+//   troupe-bench --zmq-echo PULL_EP PUSH_EP
+//   troupe-bench --zmq-sink PULL_EP PUSH_EP N REPS
+//   troupe-bench --plain-actors N
+#include "bench/bench.hpp"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <thread>
+
+#ifndef TROUPE_BENCH_PACKAGE_1
+#error "TROUPE_BENCH_PACKAGE_1 must name the first bench package directory"
+#endif
+
+namespace troupe::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct figure {
+  std::string name;
+  double value = 0;
+  std::string unit;
+  double baseline = 0;
+  std::string baseline_is;  // what the baseline is (printed, not in the JSON)
+  std::string target;       // the target of the issue, as text
+  std::optional<bool> met;  // against the target, when there is one
+  [[nodiscard]] double ratio() const { return baseline != 0 ? value / baseline : 0; }
+};
+
+struct sizes {
+  std::size_t rtt_samples = 3000;  // per repetition
+  int reps = 7;                    // throughput and RTT repetitions
+  std::uint64_t raw_msgs = 1000000;
+  std::uint64_t cross_msgs = 1000000;
+  std::uint64_t local_msgs = 2000000;
+  std::size_t ring_nodes = 10000;
+  std::size_t ring_laps = 100;
+  int ring_reps = 5;
+  std::size_t idle_actors = 10000;
+  int spawn_samples = 15;
+};
+
+constexpr std::size_t payload_bytes = 64;
+constexpr std::uint64_t chunk = 1000;
+
+void say(const std::string& text) { std::cerr << "troupe-bench: " << text << std::endl; }
+
+std::string fmt(double v) {
+  char buf[64];
+  const double a = std::fabs(v);
+  if (a >= 1e6) std::snprintf(buf, sizeof buf, "%.3e", v);
+  else if (a >= 100) std::snprintf(buf, sizeof buf, "%.0f", v);
+  else if (a >= 1) std::snprintf(buf, sizeof buf, "%.2f", v);
+  else std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+// ---------------------------------------------------------------- figures
+
+struct cross_worker {
+  std::string pkg_a, pkg_b;
+};
+
+void measure_rtt(live_system& sys, const cross_worker& pk, const sizes& z, std::vector<figure>& out) {
+  say("cross-worker ask round trip vs raw ZeroMQ ipc round trip");
+  raw_zmq_rtt raw(sys.home(), payload_bytes);
+  const address pinger = sys.spawn("Pinger", pk.pkg_a);
+  const address ponger = sys.spawn("Ponger", pk.pkg_b);
+  (void)sys.worker_pid(pk.pkg_a);
+  (void)sys.worker_pid(pk.pkg_b);
+  // Polls are asks into the pinger's worker and would disturb the samples:
+  // the driver sleeps through most of a run, guessing its length from the last.
+  double us_per_ask = 100;
+  auto run = [&](std::size_t n) {
+    const auto t0 = now_ns();
+    sys.ask(pinger, json{{"op", "run"}, {"target", ponger.value()}, {"n", n}, {"payload_bytes", payload_bytes}});
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(0.9 * us_per_ask * n)));
+    json r = sys.poll(pinger, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); },
+                      60s, 10ms);
+    us_per_ask = static_cast<double>(now_ns() - t0) / 1000.0 / static_cast<double>(n);
+    if (r.value("failures", 0) != 0) throw bench_error("cross-worker asks failed: " + r.dump());
+    return rtt_stats{r.value("p50_us", 0.0), r.value("p99_us", 0.0)};
+  };
+  (void)run(500);  // warm-up: route resolution, connections
+  std::vector<double> t50, t99, b50, b99;
+  for (int i = 0; i < z.reps; ++i) {
+    auto b = raw.run(z.rtt_samples);
+    auto t = run(z.rtt_samples);
+    b50.push_back(b.p50_us);
+    b99.push_back(b.p99_us);
+    t50.push_back(t.p50_us);
+    t99.push_back(t.p99_us);
+  }
+  const std::string base = "raw ZeroMQ ipc PUSH/PULL round trip, 2 processes, 64 B";
+  figure p50{"cross_worker_ask_rtt_p50", median(t50), "us", median(b50), base, "<= 1.5x baseline", {}};
+  p50.met = p50.ratio() <= 1.5;
+  out.push_back(p50);
+  out.push_back({"cross_worker_ask_rtt_p99", median(t99), "us", median(b99), base, "-", {}});
+}
+
+/// N tells from blaster to sink, timed from the first send (in the blaster)
+/// to the arrival of the N-th (in the sink); msg/s.
+double blast(live_system& sys, address blaster, address sink, std::uint64_t n) {
+  sys.ask(sink, json{{"op", "reset"}, {"expect", n}});
+  sys.ask(blaster, json{{"op", "blast"}, {"target", sink.value()}, {"n", n}, {"chunk", chunk},
+                        {"payload_bytes", payload_bytes}});
+  json s = sys.poll(sink, json{{"op", "stats"}},
+                    [n](const json& j) { return j.value("count", std::uint64_t{0}) >= n; }, 120s, 20ms);
+  json b = sys.ask(blaster, json{{"op", "result"}});
+  const auto first = b.value("first_ns", std::int64_t{0});
+  const auto last = s.value("last_ns", std::int64_t{0});
+  if (last <= first) throw bench_error("blast: bad timestamps " + b.dump() + " " + s.dump());
+  return static_cast<double>(n) * 1e9 / static_cast<double>(last - first);
+}
+
+void measure_throughput(live_system& sys, const cross_worker& pk, const sizes& z,
+                        std::vector<figure>& out) {
+  say("cross-worker throughput vs raw ZeroMQ ipc one-way");
+  const address blaster = sys.spawn("Blaster", pk.pkg_a);
+  const address sink_b = sys.spawn("Ponger", pk.pkg_b);
+  const address sink_a = sys.spawn("Ponger", pk.pkg_a);
+  raw_zmq_oneway raw_sink(sys.home(), z.raw_msgs, z.reps, payload_bytes);
+  (void)blast(sys, blaster, sink_b, 20000);  // warm-up
+  std::vector<double> cross, raw;
+  for (int i = 0; i < z.reps; ++i) {
+    raw.push_back(raw_sink.run());
+    cross.push_back(blast(sys, blaster, sink_b, z.cross_msgs));
+  }
+  figure f{"cross_worker_throughput", median(cross), "msg/s", median(raw),
+           "raw ZeroMQ ipc PUSH/PULL one-way, 2 processes, 64 B", ">= 0.25x baseline", {}};
+  f.met = f.ratio() >= 0.25;
+  out.push_back(f);
+
+  say("in-worker tell throughput vs a plain in-process std::deque pass");
+  (void)blast(sys, blaster, sink_a, 20000);
+  std::vector<double> local, plain;
+  for (int i = 0; i < z.reps; ++i) {
+    plain.push_back(deque_pass_rate(z.local_msgs, chunk));
+    local.push_back(blast(sys, blaster, sink_a, z.local_msgs));
+  }
+  figure g{"in_worker_tell", median(local), "msg/s", median(plain),
+           "plain std::deque pass in one process (64 B inline payload, virtual call)", ">= 3e6 msg/s", {}};
+  g.met = g.value >= 3e6;
+  out.push_back(g);
+}
+
+void measure_ring(live_system& sys, const cross_worker& pk, const sizes& z, std::vector<figure>& out) {
+  say("ring of " + std::to_string(z.ring_nodes) + " actors vs a ring of plain objects");
+  const address ring = sys.spawn("Ring", pk.pkg_a);
+  sys.ask(ring, json{{"op", "build"}, {"n", z.ring_nodes}});
+  json built = sys.poll(ring, json{{"op", "result"}},
+                        [](const json& j) { return j.value("state", std::string()) == "ready"; }, 120s, 50ms);
+  say("  ring built in " + fmt(built.value("build_ms", 0.0)) + " ms (" +
+      std::to_string(built.value("spawn_retries", 0)) + " spawn retries for address leases)");
+  std::vector<double> hop, plain;
+  for (int i = 0; i < z.ring_reps; ++i) {
+    plain.push_back(plain_ring_ns_per_hop(z.ring_nodes, z.ring_laps) / 1000.0);
+    sys.ask(ring, json{{"op", "run"}, {"laps", z.ring_laps}});
+    json r = sys.poll(ring, json{{"op", "result"}},
+                      [](const json& j) { return j.contains("per_hop_ns"); }, 120s, 50ms);
+    hop.push_back(r.value("per_hop_ns", 0.0) / 1000.0);
+  }
+  figure f{"ring_hop", median(hop), "us", median(plain),
+           "ring of plain C++ objects through a std::deque, one process", "<= 0.4 us", {}};
+  f.met = f.value <= 0.4;
+  out.push_back(f);
+}
+
+/// A package nobody has loaded yet (own version → own id → own worker).
+std::string fresh_package(const std::string& home, int i) {
+  const fs::path dir = fs::path(home) / ("fresh-" + std::to_string(i));
+  fs::create_directories(dir);
+  fs::copy_file(fs::path(TROUPE_BENCH_PACKAGE_1) / "libtroupebench.so", dir / "libtroupebench.so",
+                fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "manifest.yaml") << "package: benchfresh\nversion: 1.0." << i
+                                       << "\nlibrary: libtroupebench.so\nactors:\n  Spawner: {}\n  Idle: {}\n";
+  return dir.string();
+}
+
+void measure_spawn_and_memory(live_system& sys, const sizes& z, const std::string& ready_exe,
+                              std::vector<figure>& out) {
+  say("worker spawn-to-ready vs a bare fork+exec of a program linked to libzmq");
+  std::vector<double> bare;
+  (void)bare_fork_exec_ms(ready_exe);
+  for (int i = 0; i < z.spawn_samples + 2; ++i) bare.push_back(bare_fork_exec_ms(ready_exe));
+
+  std::vector<double> spawn_ready, spawn_only, first_ask, warm_ask;
+  std::string last_id;
+  address last_spawner;
+  auto ms = [](std::int64_t a, std::int64_t b) { return static_cast<double>(b - a) / 1e6; };
+  for (int i = 0; i <= z.spawn_samples; ++i) {  // sample 0 is a warm-up
+    const std::string id = sys.load(fresh_package(sys.home(), i));
+    const auto t0 = now_ns();
+    const address a = sys.spawn("Spawner", id);  // answered once the actor exists
+    const auto t1 = now_ns();
+    sys.ask(a, json{{"op", "ping"}});
+    const auto t2 = now_ns();
+    sys.ask(a, json{{"op", "ping"}});
+    const auto t3 = now_ns();
+    (void)sys.worker_pid(id);
+    if (i > 0) {
+      spawn_only.push_back(ms(t0, t1));
+      spawn_ready.push_back(ms(t0, t2));
+      first_ask.push_back(ms(t1, t2));
+      warm_ask.push_back(ms(t2, t3));
+    }
+    last_id = id;
+    last_spawner = a;
+  }
+  say("  medians: spawn call " + fmt(median(spawn_only)) + " ms, first ask " + fmt(median(first_ask)) +
+      " ms, a second ask " + fmt(median(warm_ask)) + " ms");
+  figure f{"worker_spawn_ready", median(spawn_ready), "ms", median(bare),
+           "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe)",
+           "<= 1.5x baseline", {}};
+  f.met = f.ratio() <= 1.5;
+  out.push_back(f);
+
+  say("memory per idle actor (" + std::to_string(z.idle_actors) + " actors in a fresh worker)");
+  const pid_t worker = sys.worker_pid(last_id);
+  std::this_thread::sleep_for(200ms);
+  const auto w0 = rss_bytes(worker);
+  const auto s0 = rss_bytes(sys.system_pid());
+  sys.ask(last_spawner, json{{"op", "spawn"}, {"n", z.idle_actors}, {"type", "Idle"}});
+  json r = sys.poll(last_spawner, json{{"op", "result"}},
+                    [](const json& j) { return j.value("state", std::string()) == "done"; }, 120s, 50ms);
+  std::this_thread::sleep_for(200ms);
+  const auto w1 = rss_bytes(worker);
+  const auto s1 = rss_bytes(sys.system_pid());
+  if (w0 == 0 || w1 == 0) throw bench_error("cannot read VmRSS of worker " + std::to_string(worker));
+  const double per_actor = static_cast<double>(w1 - w0) / static_cast<double>(z.idle_actors);
+  say("  spawned in " + fmt(r.value("elapsed_ms", 0.0)) + " ms; supervisor grew by " +
+      fmt(static_cast<double>(s1 - s0) / static_cast<double>(z.idle_actors)) + " bytes per actor");
+  figure m{"actor_memory", per_actor, "bytes", plain_actor_bytes(z.idle_actors),
+           "troupe::actor objects + an unordered_map slot each, plain process", "<= 1024 bytes", {}};
+  m.met = m.value <= 1024;
+  out.push_back(m);
+}
+
+// ---------------------------------------------------------------- output
+
+void print_table(const std::vector<figure>& figs) {
+  std::printf("\n%-26s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio",
+              "target", "");
+  for (const auto& f : figs) {
+    std::printf("%-26s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(),
+                f.unit.c_str(), fmt(f.baseline).c_str(), fmt(f.ratio()).c_str(), f.target.c_str(),
+                !f.met ? "" : *f.met ? "met" : "MISSED");
+  }
+  std::printf("\nbaselines (measured in this run):\n");
+  for (const auto& f : figs) std::printf("  %-26s %s\n", f.name.c_str(), f.baseline_is.c_str());
+  std::fflush(stdout);
+}
+
+void write_json(const std::vector<figure>& figs, const std::string& file) {
+  json out = json::array();
+  for (const auto& f : figs)
+    out.push_back(json{{"name", f.name}, {"value", f.value}, {"unit", f.unit}, {"baseline", f.baseline},
+                       {"ratio", f.ratio()}});
+  std::ofstream o(file);
+  o << out.dump(2) << "\n";
+  if (!o) throw bench_error("cannot write " + file);
+}
+
+int usage() {
+  std::cerr << "usage: troupe-bench [--out FILE] [--quick]\n"
+               "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n";
+  return 64;
+}
+
+int run(int argc, char** argv) {
+  std::string out_file;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--out" && i + 1 < argc) out_file = argv[++i];
+    else if (a == "--quick") quick = true;
+    else if (a == "--help" || a == "-h") return usage(), 0;
+    else return usage();
+  }
+  sizes z;
+  if (quick) {
+    z.rtt_samples = 500;
+    z.reps = 2;
+    z.raw_msgs = 100000;
+    z.cross_msgs = 50000;
+    z.local_msgs = 100000;
+    z.ring_nodes = 2000;
+    z.ring_laps = 20;
+    z.ring_reps = 1;
+    z.idle_actors = 2000;
+    z.spawn_samples = 2;
+  }
+  const std::string bin = self_dir();
+  const std::string ready_exe = bin + "/troupe-bench-ready";
+  if (!fs::exists(ready_exe)) throw bench_error(ready_exe + " not found (build target troupe-bench-ready)");
+
+  const auto t_start = now_ns();
+  std::vector<figure> figs;
+  {
+    live_system sys(bin + "/troupe");
+    sys.start();
+    say("system up (pid " + std::to_string(sys.system_pid()) + ", home " + sys.home() + ")");
+    cross_worker pk{sys.load(TROUPE_BENCH_PACKAGE_1), sys.load(TROUPE_BENCH_PACKAGE_2)};
+    measure_rtt(sys, pk, z, figs);
+    measure_throughput(sys, pk, z, figs);
+    measure_ring(sys, pk, z, figs);
+    measure_spawn_and_memory(sys, z, ready_exe, figs);
+    sys.stop();
+  }
+  print_table(figs);
+  if (!out_file.empty()) {
+    write_json(figs, out_file);
+    std::printf("\nwrote %s (%.1f s)\n", out_file.c_str(), static_cast<double>(now_ns() - t_start) / 1e9);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace troupe::bench
+
+int main(int argc, char** argv) {
+  using namespace troupe::bench;
+  try {
+    if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo") == 0) return zmq_echo_main(argv[2], argv[3]);
+    if (argc >= 3 && std::strcmp(argv[1], "--plain-actors") == 0) return plain_actors_main(std::stoul(argv[2]));
+    if (argc >= 6 && std::strcmp(argv[1], "--zmq-sink") == 0)
+      return zmq_sink_main(argv[2], argv[3], std::stoull(argv[4]), std::stoi(argv[5]));
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "troupe-bench: " << e.what() << std::endl;
+    return 1;
+  }
+}
