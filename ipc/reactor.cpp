@@ -81,6 +81,11 @@ void configure_data_socket(zmq::socket_t& socket) {
   socket.set(zmq::sockopt::reconnect_ivl_max, 200);
 }
 
+void configure_control_socket(zmq::socket_t& socket) {
+  socket.set(zmq::sockopt::sndhwm, 0);
+  socket.set(zmq::sockopt::rcvhwm, 0);
+}
+
 data_link::data_link(asio::io_context& io, zmq::context_t& zmq) : io_(io), zmq_(zmq) {}
 
 data_link::~data_link() { *alive_ = false; }

@@ -61,6 +61,10 @@ class socket_watcher {
 /// Sockets created for the data plane get these options (docs/PROTOCOL.md §3.1).
 void configure_data_socket(zmq::socket_t& socket);
 
+/// Control-plane sockets never drop: no high-water mark, so a burst of
+/// requests (spawns, leases) queues instead of vanishing (docs/PROTOCOL.md §4).
+void configure_control_socket(zmq::socket_t& socket);
+
 class data_link {
  public:
   data_link(boost::asio::io_context& io, zmq::context_t& zmq);

@@ -145,15 +145,20 @@ class system {
   void on_control();
   void handle_worker(const std::string& identity, const ipc::control_message& m);
   void to_worker(const worker_proc& w, std::string_view command, const json& body) {
-    send_control(control_, w.identity, command, body);
-    control_watch_->kick();
+    send_to_worker(w.identity, command, body);
   }
   void reply_worker(const std::string& identity, const json& rid, json fields) {
-    send_control(control_, identity, "reply", ipc::ok_reply(rid, std::move(fields)));
-    control_watch_->kick();
+    send_to_worker(identity, "reply", ipc::ok_reply(rid, std::move(fields)));
   }
   void reply_worker_error(const std::string& identity, const json& rid, std::string_view text) {
-    send_control(control_, identity, "reply", ipc::error_reply(rid, text));
+    send_to_worker(identity, "reply", ipc::error_reply(rid, text));
+  }
+  void send_to_worker(const std::string& identity, std::string_view command, const json& body) {
+    // Fails only when the worker is gone (ROUTER_MANDATORY); its exit is
+    // handled through its pidfd.
+    if (!send_control(control_, identity, command, body))
+      log_line(TROUPE_LOG_WARN, {}, "control message '" + std::string(command) + "' to " +
+                                        identity + " not delivered: worker gone");
     control_watch_->kick();
   }
   void on_created(address a);
@@ -248,6 +253,7 @@ status system::setup() {
     // instead of routing into the dead connection (libzmq #1575).
     control_.set(zmq::sockopt::router_handover, 1);
     control_.set(zmq::sockopt::router_mandatory, 1);
+    ipc::configure_control_socket(control_);
     control_.bind(endpoint_of("c.sock"));
     gateway_ = zmq::socket_t(zmq_, zmq::socket_type::pull);
     ipc::configure_data_socket(gateway_);
@@ -668,7 +674,9 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
     if (w->st != worker_proc::state::starting) return reply_worker_error(identity, rid, "already registered");
     w->st = worker_proc::state::ready;
     auto block = directory_.allocate_block(ipc::address_block_size);
-    reply_worker(identity, rid, json{{"system", directory_.system_id()}, {"first", block.first}, {"count", block.count}});
+    reply_worker(identity, rid, json{{"system", directory_.system_id()}, {"first", block.first},
+                                     {"count", block.count}, {"gateway", endpoint_of("g.sock")}});
+    (void)link_.connect(w->inbox);  // connect now: the first client ask need not wait for it
     for (auto& create : w->pending_creates) to_worker(*w, "create", create);
     w->pending_creates.clear();
   } else if (m.command == "fatal") {

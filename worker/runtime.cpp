@@ -116,6 +116,7 @@ status runtime::start() {
   control_ = zmq::socket_t(zmq_, zmq::socket_type::dealer);
   control_.set(zmq::sockopt::linger, 1000);  // let "fatal"/"bye" leave before exit
   control_.set(zmq::sockopt::routing_id, "w" + std::to_string(opts_.worker_id));
+  ipc::configure_control_socket(control_);
   control_.connect(opts_.control_endpoint);
 
   if (auto s = package_.load(opts_.library, &host_table); !s) return s;
@@ -149,6 +150,10 @@ status runtime::start() {
               return;
             }
             system_id_ = body.value("system", 0u);
+            // The gateway answers every client ask: connect to it now rather
+            // than resolve it on the first reply.
+            if (auto gw = body.value("gateway", std::string()); !gw.empty())
+              routes_[address(system_id_, ipc::gateway_serial)] = link_.connect(gw);
             lease_next_ = body.value("first", 0u);
             lease_end_ = lease_next_ + body.value("count", 0u);
           });
@@ -161,12 +166,12 @@ void runtime::request(std::string_view command, json body, reply_handler then) {
   const std::uint64_t rid = next_rid_++;
   body["rid"] = rid;
   pending_requests_.emplace(rid, std::move(then));
-  send_control(control_, {}, command, body);
-  control_watch_->kick();
+  send_event(command, body);
 }
 
 void runtime::send_event(std::string_view command, const json& body) {
-  send_control(control_, {}, command, body);
+  if (!send_control(control_, {}, command, body))
+    log_line(TROUPE_LOG_ERROR, {}, "control message '" + std::string(command) + "' could not be queued");
   control_watch_->kick();
 }
 

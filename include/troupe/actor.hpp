@@ -191,7 +191,9 @@ class actor {
 
   /// Called once after creation, before any message.
   virtual void on_start(context&) {}
-  /// Called for every TELL, ASK, TIMER and DEAD_LETTER message.
+  /// Called for every TELL, ASK, TIMER and DEAD_LETTER message. A dead letter
+  /// keeps the type tag of the message that could not be delivered (its
+  /// payload is the reason): check kind() before dispatching on type().
   virtual void receive(context& ctx, const message& msg) = 0;
   /// Called on an exit request; the actor is destroyed afterwards.
   virtual void on_exit(context&) {}
