@@ -225,6 +225,14 @@ address runtime::next_address() {
     lease_end_ = lease_extra_end_;
     lease_extra_first_ = lease_extra_end_ = 0;
   }
+  if (lease_next_ == lease_end_ && system_id_ != 0) {
+    // A handler spawned a whole block before the next one could arrive
+    // between handlers: fetch one now rather than fail the spawn.
+    if (auto r = call_now("lease", json::object())) {
+      lease_next_ = r->value("first", 0u);
+      lease_end_ = lease_next_ + r->value("count", 0u);
+    }
+  }
   if (lease_next_ == lease_end_) return {};
   address a(system_id_, lease_next_++);
   // Ask for the next block at half use, so spawning never waits for it.
@@ -578,11 +586,26 @@ void runtime::host_log(troupe_context* ctx, int level, std::string_view text) {
 
 troupe_address runtime::host_lookup(std::string_view name) {
   if (auto it = names_.find(std::string(name)); it != names_.end()) return it->second.value();
-  // A synchronous request: other control traffic arriving meanwhile is kept
-  // for the loop, in order.
+  auto r = call_now("lookup", json{{"name", std::string(name)}});
+  if (!r) return fail("lookup of '" + std::string(name) + "': " + r.err().message), 0;
+  address a(r->value("address", std::uint64_t{0}));
+  names_[std::string(name)] = a;
+  return a.value();
+}
+
+result<json> runtime::call_now(std::string_view command, json body) {
+  // Blocks this worker's loop for one control round trip (only on rare
+  // paths: a first name look-up, an address block used up inside one
+  // handler). Other control traffic arriving meanwhile is kept, in order,
+  // for the loop.
   const std::uint64_t rid = next_rid_++;
-  send_control(control_, {}, "lookup", json{{"rid", rid}, {"name", std::string(name)}});
+  body["rid"] = rid;
+  send_event(command, body);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto resume = [this] {
+    asio::post(io_, [this] { drain_deferred_control(); });
+    control_watch_->kick();
+  };
   while (std::chrono::steady_clock::now() < deadline) {
     zmq::pollitem_t item{control_.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(50));
@@ -590,18 +613,15 @@ troupe_address runtime::host_lookup(std::string_view name) {
     auto parts = ipc::recv_multipart(control_);
     auto m = ipc::decode_control(parts);
     if (m && m->command == "reply" && m->body.value("rid", std::uint64_t{0}) == rid) {
-      asio::post(io_, [this] { drain_deferred_control(); });
-      control_watch_->kick();
-      if (!m->body.value("ok", false)) return fail(m->body.value("error", std::string("unknown name"))), 0;
-      address a(m->body.value("address", std::uint64_t{0}));
-      names_[std::string(name)] = a;
-      return a.value();
+      resume();
+      if (!m->body.value("ok", false))
+        return make_error(errc::refused, m->body.value("error", std::string("refused")));
+      return std::move(m->body);
     }
     deferred_control_.push_back(std::move(parts));
   }
-  asio::post(io_, [this] { drain_deferred_control(); });
-  control_watch_->kick();
-  return fail("lookup of '" + std::string(name) + "' timed out"), 0;
+  resume();
+  return make_error(errc::timeout, "no answer from the supervisor within 2 s");
 }
 
 }  // namespace troupe::worker

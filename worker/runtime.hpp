@@ -102,6 +102,8 @@ class runtime {
   void on_inbox();
   void handle_control(const ipc::control_message& m);
   void request(std::string_view command, ipc::json body, reply_handler then);
+  /// A control request answered before it returns (see runtime.cpp for when).
+  result<ipc::json> call_now(std::string_view command, ipc::json body);
   void send_event(std::string_view command, const ipc::json& body);
 
   // Delivery.

@@ -96,4 +96,20 @@ TEST_CASE("two versions of a package run in two workers whose actors ask each ot
     CHECK(relay_through(sys, a, child.get<std::string>(), json{{"echo", "c"}})["answer"] == "c");
     CHECK(relay_through(sys, b, child.get<std::string>(), json{{"echo", "d"}})["answer"] == "d");
   }
+
+  SECTION("one handler spawning thousands of actors loses none of them") {
+    // More than an address block (1024) and more than ZeroMQ's default
+    // high-water mark (1000) of control messages, from a single handler.
+    CHECK(sys.ask(a, json{{"spawn_many", 3000}}) == json{{"spawned", 3000}});
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    std::size_t running = 0;
+    for (;;) {
+      running = 0;
+      for (const auto& actor : sys.actors())
+        running += actor["state"] == "running";
+      if (running >= 3002 || std::chrono::steady_clock::now() >= until) break;
+      std::this_thread::sleep_for(50ms);  // poll interval, not a synchronisation
+    }
+    CHECK(running == 3002);  // the 3000 children and the two relays
+  }
 }
