@@ -280,7 +280,8 @@ int cmd_stop(const parsed& p, const std::string&) {
     }
     const int pid = r->value("pid", 0);
     if (!wait_gone(pid, 20000)) { worst = fail(cli_timeout, "system on " + where + " (pid " + std::to_string(pid) + ") did not stop within 20 s"); continue; }
-    if (!p.json_out) std::cout << "stopped system on " << where << "\n";
+    if (p.json_out) print_json(json{{"stopped", where}, {"pid", pid}});
+    else std::cout << "stopped system on " << where << "\n";
   }
   return worst;
 }
