@@ -17,7 +17,12 @@ struct client::impl {
   void open() {
     socket = zmq::socket_t(ctx, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
-    socket.set(zmq::sockopt::immediate, 1);  // queue only on a live connection
+    // No ZMQ_IMMEDIATE: with it libzmq drops the connection's pipe, and with
+    // it an answer received but not yet read, as soon as the peer
+    // disconnects, so the answer to "shutdown" (sent just before the system
+    // closes its socket) was sometimes lost. A request queued before the
+    // connection is up is sent once it is; one never answered is dropped by
+    // open() after the timeout (linger 0).
     socket.connect(endpoint);
   }
 };
@@ -71,7 +76,7 @@ result<json> client::call(std::string_view command, const json& body,
                       "no answer from the system at " + impl_->endpoint + " within " +
                           std::to_string(timeout.count()) + " ms (is it running?)");
   };
-  // With ZMQ_IMMEDIATE the send waits for a connection; poll for writability.
+  // Wait until the request can be queued (at once: no ZMQ_IMMEDIATE, no HWM reached).
   for (;;) {
     zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLOUT, 0};
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
