@@ -161,7 +161,9 @@ class system {
                                         identity + " not delivered: worker gone");
     control_watch_->kick();
   }
-  void on_created(address a);
+  void on_created(const std::string& identity, address a);
+  /// Forgets a creation not yet sent to a starting worker.
+  void drop_pending_create(address a);
   void on_create_failed(address a, const std::string& why);
   void on_stopped(address a, bool failed, const std::string& reason);
   void resolve_for(const std::string& identity, const json& rid, address a);
@@ -627,6 +629,7 @@ void system::cmd_kill(const client_ref& c, const json& b) {
   if (rec->state == actor_state::failed || w == workers_.end() ||
       w->second.st != worker_proc::state::ready) {
     const address a = rec->addr;
+    drop_pending_create(a);
     on_stopped(a, false, "killed");
     return answer(c, json{{"address", a.to_string()}});
   }
@@ -694,6 +697,7 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
     auto block = directory_.allocate_block(ipc::address_block_size);
     reply_worker(identity, rid, json{{"first", block.first}, {"count", block.count}});
   } else if (m.command == "spawn") {
+    if (stopping_) return reply_worker_error(identity, rid, "spawn: the system is shutting down");
     if (!directory_.allocated(a)) return reply_worker_error(identity, rid, "spawn: address not leased by this system");
     auto pkg = choose_package(b.value("type", std::string()), b.value("package", std::string()));
     status s = pkg ? place(a, b.value("type", std::string()), *pkg, b.value("name", std::string()),
@@ -712,10 +716,13 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
     if (rec != nullptr && target != workers_.end() && target->second.st == worker_proc::state::ready) {
       rec->state = actor_state::stopping;
       to_worker(target->second, "stop", json{{"address", a.value()}, {"reason", "stopped"}});
+    } else if (rec != nullptr) {
+      drop_pending_create(a);
+      on_stopped(a, false, "stopped");
     }
     reply_worker(identity, rid, json::object());
   } else if (m.command == "created") {
-    on_created(a);
+    on_created(identity, a);
   } else if (m.command == "create_failed") {
     on_create_failed(a, b.value("error", std::string("creation failed")));
   } else if (m.command == "restarted") {
@@ -739,18 +746,25 @@ void system::resolve_for(const std::string& identity, const json& rid, address a
   if (rec->state == actor_state::failed)
     return reply_worker_error(identity, rid, a.to_string() + " has failed: " + rec->last_reason);
   if (rec->state == actor_state::running) {
-    return reply_worker(identity, rid, json{{"endpoint", workers_.at(rec->worker).inbox}});
+    auto w = workers_.find(rec->worker);
+    if (w == workers_.end()) return reply_worker_error(identity, rid, "no actor at " + a.to_string() + " (its worker is gone)");
+    return reply_worker(identity, rid, json{{"endpoint", w->second.inbox}});
   }
   resolve_waiters_[a].emplace_back(identity, rid);  // answered once it runs
 }
 
-void system::on_created(address a) {
+void system::on_created(const std::string& identity, address a) {
   auto* rec = directory_.find(a);
-  if (rec == nullptr) return;
+  auto w = rec ? workers_.find(rec->worker) : workers_.end();
+  if (rec == nullptr || w == workers_.end() || w->second.identity != identity) {
+    // Killed while its creation was under way: it must not live on unseen.
+    send_to_worker(identity, "stop", json{{"address", a.value()}, {"reason", "killed"}});
+    return;
+  }
   rec->state = actor_state::running;
-  const auto& inbox = workers_.at(rec->worker).inbox;
+  const auto& inbox = w->second.inbox;
   if (auto it = resolve_waiters_.find(a); it != resolve_waiters_.end()) {
-    for (auto& [identity, rid] : it->second) reply_worker(identity, rid, json{{"endpoint", inbox}});
+    for (auto& [waiter, rid] : it->second) reply_worker(waiter, rid, json{{"endpoint", inbox}});
     resolve_waiters_.erase(it);
   }
   if (auto it = spawn_waiters_.find(a); it != spawn_waiters_.end()) {
@@ -758,6 +772,13 @@ void system::on_created(address a) {
     spawn_waiters_.erase(it);
   }
   flush_held(a);
+}
+
+void system::drop_pending_create(address a) {
+  for (auto& [_, w] : workers_)
+    std::erase_if(w.pending_creates, [a](const json& create) {
+      return create.value("address", std::uint64_t{0}) == a.value();
+    });
 }
 
 void system::fail_actor(actor_record& rec, const std::string& reason) {
@@ -773,6 +794,10 @@ void system::fail_actor(actor_record& rec, const std::string& reason) {
     spawn_waiters_.erase(it);
   }
   fail_held(a, a.to_string() + " has failed: " + reason);
+  if (auto it = kill_waiters_.find(a); it != kill_waiters_.end()) {
+    for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
+    kill_waiters_.erase(it);
+  }
 }
 
 void system::on_create_failed(address a, const std::string& why) {
@@ -820,6 +845,7 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   auto hosted = directory_.on_worker(id);
 
   if (stopping_) {
+    for (auto* rec : hosted) directory_.remove(rec->addr);  // nothing may route to it now
     workers_.erase(it);
     maybe_finish_shutdown();
     return;
@@ -843,6 +869,10 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   while (!w.crashes.empty() && now - w.crashes.front() > worker_crash_window) w.crashes.pop_front();
   const bool give_up = static_cast<int>(w.crashes.size()) > worker_crash_limit;
   for (auto* rec : hosted) {
+    if (rec->state == actor_state::stopping) {
+      on_stopped(rec->addr, false, "killed");  // it was going away: do not bring it back
+      continue;
+    }
     if (give_up) {
       fail_actor(*rec, "worker crashed too often, last " + how);
       continue;
@@ -852,7 +882,7 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     rec->last_reason = "worker " + how;
     w.pending_creates.push_back(json{{"address", rec->addr.value()}, {"type", rec->type}, {"restarts", rec->restarts}});
   }
-  if (give_up || hosted.empty()) {
+  if (give_up || directory_.on_worker(id).empty()) {
     pkg.worker = 0;
     workers_.erase(it);
     return;

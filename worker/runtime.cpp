@@ -183,14 +183,22 @@ void runtime::on_control() {
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed control message: " + m.err().message);
     return;
   }
-  handle_control(*m);
+  handle_control_guarded(*m);
+}
+
+void runtime::handle_control_guarded(const ipc::control_message& m) {
+  try {
+    handle_control(m);
+  } catch (const json::exception& e) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed '" + m.command + "': " + e.what());
+  }
 }
 
 void runtime::drain_deferred_control() {
   while (!deferred_control_.empty()) {
     auto parts = std::move(deferred_control_.front());
     deferred_control_.pop_front();
-    if (auto m = ipc::decode_control(parts)) handle_control(*m);
+    if (auto m = ipc::decode_control(parts)) handle_control_guarded(*m);
   }
 }
 
@@ -513,8 +521,9 @@ std::uint64_t runtime::host_ask(troupe_context* ctx, address to, std::string_vie
 int runtime::host_reply(troupe_context* ctx, std::string_view type, std::string_view payload) {
   if (ctx->kind != TROUPE_MSG_ASK) return fail("reply: the message being handled is not an ask");
   if (ctx->replied) return fail("reply: this ask was already answered");
-  ctx->replied = true;
-  return host_reply_to(ctx, ctx->from, ctx->correlation, type, payload);
+  const int rc = host_reply_to(ctx, ctx->from, ctx->correlation, type, payload);
+  ctx->replied = rc == 0;  // a refused reply leaves the asker to get ask_failed
+  return rc;
 }
 
 int runtime::host_reply_to(troupe_context* ctx, address to, std::uint64_t correlation,

@@ -101,6 +101,7 @@ class runtime {
   void drain_deferred_control();
   void on_inbox();
   void handle_control(const ipc::control_message& m);
+  void handle_control_guarded(const ipc::control_message& m);
   void request(std::string_view command, ipc::json body, reply_handler then);
   /// A control request answered before it returns (see runtime.cpp for when).
   result<ipc::json> call_now(std::string_view command, ipc::json body);
