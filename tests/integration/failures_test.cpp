@@ -135,3 +135,29 @@ TEST_CASE("the CLI reports a missing system, unknown commands and unknown option
     CHECK_THAT(r.err, Catch::Contains("unknown option --frobnicate"));
   }
 }
+
+TEST_CASE("a second system on a busy port is refused and leaves the first one serving",
+          "[integration][errors][start]") {
+  test_system sys;
+  sys.load(TROUPE_ENCODERS_DIR);
+  const std::string morse = sys.spawn({"Morse", "--name", "morse"});
+  const std::string port = std::to_string(sys.port());
+
+  // Through the daemon path: the quick status check sees the running system.
+  auto again = sys.run({"start", "--port", port});
+  check_one_line_failure(again, 1);
+  CHECK_THAT(again.err, Catch::Contains("already running"));
+
+  // In the foreground there is no such check: the TCP bind refuses it, and it
+  // must not touch the running system's sockets on its way out.
+  auto fg = sys.run({"start", "--port", port, "--foreground"});
+  CHECK(fg.exit_code == 70);
+  CHECK_THAT(fg.err, Catch::Contains("cannot listen"));
+
+  CHECK(sys.ask("morse", json("sos")) == json("... --- ..."));
+  CHECK(sys.ask(morse, json("sos")) == json("... --- ..."));
+  // A new worker must still reach the control socket: had the refused start
+  // removed the socket files, only old connections would still work.
+  const std::string relay = sys.spawn({"Relay", "--package", sys.load(TROUPE_RELAY_V1_DIR)});
+  CHECK(sys.ask(relay, json{{"echo", 5}}) == json(5));
+}
