@@ -318,7 +318,15 @@ void system::on_public() {
     // Answer what can be answered; a peer that does not speak the protocol
     // at all is only logged (never crashes or stalls the system).
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed client message: " + m.err().message);
-    send_control(public_, identity, "reply", ipc::error_reply(json(), m.err().message));
+    // Echo the rid when the last frame still reads as a body carrying one, so
+    // the client can match the error instead of waiting for its timeout.
+    json rid;
+    const auto last = parts.back().to_string_view();
+    if (json b = json::parse(last.begin(), last.end(), nullptr, false); b.is_object() && b.contains("rid"))
+      rid = b["rid"];
+    auto body = ipc::error_reply(rid, m.err().message);
+    body["code"] = to_string(errc::protocol);
+    send_control(public_, identity, "reply", body);
     return;
   }
   handle_client(identity, *m);

@@ -105,6 +105,7 @@ TEST_CASE("malformed client messages on the public port are answered with an err
       {"an ask whose timeout is text", {signature, "ask", R"({"rid":4,"target":"x","payload":1,"timeout_ms":"soon"})"}},
       {"an ask without a target", {signature, "ask", R"({"rid":5,"payload":1})"}},
       {"five frames", {signature, "status", "{}", "extra", "frames"}},
+      {"a wrong protocol version with a rid", {"TRC\x09", "status", R"({"rid":77})"}},
   };
   for (const auto& c : cases) {
     INFO("sent " << c.what);
@@ -114,6 +115,12 @@ TEST_CASE("malformed client messages on the public port are answered with an err
     CHECK(answer->command == "reply");
     CHECK(answer->body.value("ok", true) == false);
     CHECK_FALSE(answer->body.value("error", std::string()).empty());
+    CHECK_FALSE(answer->body.value("code", std::string()).empty());
+    // A rid that can still be read comes back, so a client can match the error.
+    if (c.frames.back() == R"({"rid":77})") {
+      CHECK(answer->body.value("rid", json()) == json(77));
+      CHECK(answer->body.value("code", std::string()) == "protocol");
+    }
     check_still_serving(f.sys, f.actor);
   }
 }
