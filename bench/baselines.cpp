@@ -114,18 +114,26 @@ void data_socket_options(zmq::socket_t& s) {
   s.set(zmq::sockopt::rcvhwm, 100000);
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------- raw ZeroMQ: children
-
-int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep) {
-  zmq::context_t ctx{1};
+/// A baseline child's end: PULL bound at pull_ep, PUSH connected to push_ep.
+std::pair<zmq::socket_t, zmq::socket_t> child_sockets(zmq::context_t& ctx,
+                                                      const std::string& pull_ep,
+                                                      const std::string& push_ep) {
   zmq::socket_t in(ctx, zmq::socket_type::pull);
   zmq::socket_t out(ctx, zmq::socket_type::push);
   data_socket_options(in);
   data_socket_options(out);
   in.bind(pull_ep);
   out.connect(push_ep);
+  return {std::move(in), std::move(out)};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- raw ZeroMQ: children
+
+int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep) {
+  zmq::context_t ctx{1};
+  auto [in, out] = child_sockets(ctx, pull_ep, push_ep);
   for (;;) {
     zmq::message_t m;
     if (!in.recv(m)) continue;
@@ -137,12 +145,7 @@ int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep) {
 int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n,
                   int reps) {
   zmq::context_t ctx{1};
-  zmq::socket_t in(ctx, zmq::socket_type::pull);
-  zmq::socket_t out(ctx, zmq::socket_type::push);
-  data_socket_options(in);
-  data_socket_options(out);
-  in.bind(pull_ep);
-  out.connect(push_ep);
+  auto [in, out] = child_sockets(ctx, pull_ep, push_ep);
   zmq::message_t m;
   (void)in.recv(m);  // hello: both connections are up
   out.send(zmq::buffer("hello", 5), zmq::send_flags::none);
