@@ -22,6 +22,7 @@
 #include <fstream>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace troupe::bench {
 
