@@ -1,0 +1,949 @@
+#include "manifests/archive.hpp"
+
+#include "manifests/sha256.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <memory>
+#include <random>
+#include <system_error>
+#include <unordered_map>
+
+namespace troupe::manifests {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view trailer_magic = "TPKGSIG1";
+constexpr std::string_view statement_prefix{"troupe package v1\0", 18};
+// Longer entry paths would make libarchive chdir() (process-wide) to reach
+// them; no package needs them.
+constexpr std::size_t max_entry_path_bytes = 1024;
+constexpr int max_symlink_hops = 40;  // the kernel's own limit
+constexpr std::uint64_t no_limit = std::numeric_limits<std::uint64_t>::max();
+constexpr std::uint32_t max_entries_any = std::numeric_limits<std::uint32_t>::max();
+
+[[noreturn]] void internal_failure(const char* what) {
+  std::fprintf(stderr, "troupe: internal error: %s failed\n", what);
+  std::abort();
+}
+
+error prefixed(const std::string& source, error e) {
+  e.message = source + ": " + e.message;
+  return e;
+}
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+// ---------------------------------------------------------------- digests
+
+// SHA-256 with raw output and a copy, so one pass gives the payload digest and
+// the file's id.
+class md_ctx {
+ public:
+  md_ctx() : ctx_(EVP_MD_CTX_new()) {
+    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1)
+      internal_failure("OpenSSL EVP_DigestInit_ex");
+  }
+  md_ctx(const md_ctx& other) : ctx_(EVP_MD_CTX_new()) {
+    if (ctx_ == nullptr || EVP_MD_CTX_copy_ex(ctx_, other.ctx_) != 1)
+      internal_failure("OpenSSL EVP_MD_CTX_copy_ex");
+  }
+  md_ctx& operator=(const md_ctx&) = delete;
+  ~md_ctx() { EVP_MD_CTX_free(ctx_); }
+
+  void update(std::string_view bytes) {
+    if (EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()) != 1)
+      internal_failure("OpenSSL EVP_DigestUpdate");
+  }
+  /// The 32 raw digest bytes; call once, last.
+  std::string finish() {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> d{};
+    unsigned int size = 0;
+    if (EVP_DigestFinal_ex(ctx_, d.data(), &size) != 1)
+      internal_failure("OpenSSL EVP_DigestFinal_ex");
+    return std::string(reinterpret_cast<const char*>(d.data()), size);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string sha256_raw(std::string_view bytes) {
+  md_ctx h;
+  h.update(bytes);
+  return h.finish();
+}
+
+std::string to_hex(std::string_view raw) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (unsigned char c : raw) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 0xf]);
+  }
+  return out;
+}
+
+void append_be64(std::string& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+std::uint64_t read_be64(std::string_view b) {
+  std::uint64_t v = 0;
+  for (unsigned char c : b.substr(0, 8)) v = (v << 8) | c;
+  return v;
+}
+
+// "troupe package v1" NUL || trailer bytes 8..80: what the key signs.
+std::string signed_statement(std::string_view trailer) {
+  return std::string(statement_prefix) + std::string(trailer.substr(8, 72));
+}
+
+// ---------------------------------------------------------------- paths
+
+// A path or link target in double quotes for a one-line message: control
+// characters escaped, overlong text cut.
+std::string show(std::string_view s) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size() && i < 200; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (s.size() > 200) out += "...";
+  return out + "\"";
+}
+
+enum class path_check { ok, escapes, malformed };
+
+// An entry path made canonical ("./a/b/" → "a/b"); refuses absolute paths,
+// "..", and empty or "." components that would let one file have two names.
+path_check normalise(std::string_view in, std::string& out) {
+  if (in.starts_with('/')) return path_check::escapes;
+  while (in.starts_with("./")) in.remove_prefix(2);
+  while (in.ends_with('/')) in.remove_suffix(1);
+  out.assign(in);
+  if (in.empty()) return path_check::malformed;
+  bool malformed = false;
+  while (true) {
+    const auto slash = in.find('/');
+    const std::string_view part = in.substr(0, slash);
+    if (part == "..") return path_check::escapes;
+    if (part.empty() || part == ".") malformed = true;
+    if (slash == std::string_view::npos) break;
+    in.remove_prefix(slash + 1);
+  }
+  return malformed ? path_check::malformed : path_check::ok;
+}
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+// ---------------------------------------------------------------- the entry namespace
+
+using entry_index = std::unordered_map<std::string, std::size_t>;
+
+entry_index index_of(const std::vector<archive_entry_info>& entries) {
+  entry_index index;
+  for (std::size_t i = 0; i < entries.size(); ++i) index.emplace(entries[i].path, i);
+  return index;
+}
+
+enum class resolution { inside, escapes, too_many_links };
+
+// Walks target from directory `at` the way the kernel would once extracted,
+// following the archive's own symlinks, so that a link through another link
+// ("d" -> ".", "e" -> "d/..") cannot climb out where a purely textual check
+// would not notice. Names not in the archive are taken as plain directories.
+resolution resolve(const std::vector<archive_entry_info>& entries, const entry_index& index,
+                   std::string at, std::string_view target, std::string& out) {
+  std::vector<std::string> todo;  // components still to walk, next at the back
+  auto push = [&todo](std::string_view t) {
+    std::vector<std::string> parts;
+    while (true) {
+      const auto slash = t.find('/');
+      parts.emplace_back(t.substr(0, slash));
+      if (slash == std::string_view::npos) break;
+      t.remove_prefix(slash + 1);
+    }
+    todo.insert(todo.end(), parts.rbegin(), parts.rend());
+  };
+  if (target.starts_with('/')) return resolution::escapes;
+  push(target);
+  int hops = 0;
+  while (!todo.empty()) {
+    const std::string part = std::move(todo.back());
+    todo.pop_back();
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (at.empty()) return resolution::escapes;
+      at = parent_of(at);
+      continue;
+    }
+    std::string next = at.empty() ? part : at + "/" + part;
+    const auto it = index.find(next);
+    if (it != index.end() && entries[it->second].kind == entry_kind::symlink) {
+      if (++hops > max_symlink_hops) return resolution::too_many_links;
+      const std::string& link = entries[it->second].link_target;
+      if (link.starts_with('/')) return resolution::escapes;
+      push(link);
+      continue;  // `at` stays the link's directory
+    }
+    at = std::move(next);
+  }
+  out = std::move(at);
+  return resolution::inside;
+}
+
+// The index of the regular file path names, through symlinks; nullopt if none.
+std::optional<std::size_t> find_file(const std::vector<archive_entry_info>& entries,
+                                     const entry_index& index, std::string_view path) {
+  std::string at;
+  if (resolve(entries, index, "", path, at) != resolution::inside) return std::nullopt;
+  const auto it = index.find(at);
+  if (it == index.end() || entries[it->second].kind != entry_kind::file) return std::nullopt;
+  return it->second;
+}
+
+// ---------------------------------------------------------------- reading tar
+
+struct read_free {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+using reader = std::unique_ptr<archive, read_free>;
+
+struct write_free {
+  void operator()(archive* a) const { archive_write_free(a); }
+};
+using writer = std::unique_ptr<archive, write_free>;
+
+error corrupt(archive* a) {
+  const char* why = archive_error_string(a);
+  return make_error(errc::invalid_argument,
+                    std::string("corrupt archive: ") + (why != nullptr ? why : "unreadable"));
+}
+
+// Plain tar only: no compression filters, no other formats. Opening already
+// reads the first header, so bytes that are no tar fail here.
+result<reader> open_reader(const std::string& payload) {
+  reader r(archive_read_new());
+  if (!r || archive_read_support_format_tar(r.get()) != ARCHIVE_OK)
+    internal_failure("libarchive archive_read_new");
+  if (archive_read_open_memory(r.get(), payload.data(), payload.size()) != ARCHIVE_OK)
+    return corrupt(r.get());
+  return r;
+}
+
+// Warnings (a pax attribute ignored, a name not convertible to the locale)
+// leave a usable header, read the same way every time.
+bool header_read(int rc) { return rc == ARCHIVE_OK || rc == ARCHIVE_WARN; }
+
+const char* first_of(const char* a, const char* b) { return a != nullptr ? a : b; }
+
+// One tar header as an archive_entry_info; refuses what a package may not hold.
+result<archive_entry_info> describe(archive_entry* e) {
+  const char* raw = first_of(archive_entry_pathname_utf8(e), archive_entry_pathname(e));
+  if (raw == nullptr) return make_error(errc::refused, "an entry has no readable path");
+  const std::string_view original(raw);
+  if (original.size() > max_entry_path_bytes)
+    return make_error(errc::refused, "entry " + show(original) + " has a path over " +
+                                         std::to_string(max_entry_path_bytes) + " bytes");
+  archive_entry_info info;
+  switch (normalise(original, info.path)) {
+    case path_check::ok:
+      break;
+    case path_check::escapes:
+      return make_error(errc::refused, "entry " + show(original) + " escapes the package");
+    case path_check::malformed:
+      return make_error(errc::refused, "entry " + show(original) + " is not a plain relative path");
+  }
+  const std::string name = show(info.path);
+  if (archive_entry_hardlink(e) != nullptr || archive_entry_hardlink_utf8(e) != nullptr)
+    return make_error(errc::refused, "entry " + name + " is a hardlink");
+  switch (archive_entry_filetype(e)) {
+    case AE_IFREG:
+      info.kind = entry_kind::file;
+      break;
+    case AE_IFDIR:
+      info.kind = entry_kind::directory;
+      break;
+    case AE_IFLNK:
+      info.kind = entry_kind::symlink;
+      break;
+    default:
+      return make_error(errc::refused,
+                        "entry " + name + " is not a regular file, directory or symlink");
+  }
+  if (info.kind == entry_kind::file) {
+    const auto size = archive_entry_size(e);
+    if (size < 0)
+      return make_error(errc::invalid_argument,
+                        "corrupt archive: entry " + name + " has a negative size");
+    info.size = static_cast<std::uint64_t>(size);
+    info.executable = (archive_entry_perm(e) & 0111) != 0;
+  }
+  if (info.kind == entry_kind::symlink) {
+    const char* target = first_of(archive_entry_symlink_utf8(e), archive_entry_symlink(e));
+    if (target == nullptr || *target == '\0')
+      return make_error(errc::refused, "symlink " + name + " has no target");
+    info.link_target = target;
+    if (info.link_target.size() > max_entry_path_bytes)
+      return make_error(errc::refused, "symlink " + name + " has a target over " +
+                                           std::to_string(max_entry_path_bytes) + " bytes");
+  }
+  return info;
+}
+
+// Checks that need every entry: nothing stored under a file or symlink, and
+// every symlink resolving inside the package.
+status check_tree(const std::vector<archive_entry_info>& entries, const entry_index& index) {
+  for (const auto& e : entries) {
+    for (auto slash = e.path.find('/'); slash != std::string::npos;
+         slash = e.path.find('/', slash + 1)) {
+      const auto it = index.find(e.path.substr(0, slash));
+      if (it != index.end() && entries[it->second].kind != entry_kind::directory)
+        return make_error(errc::refused, "entry " + show(e.path) + " is under " +
+                                             show(entries[it->second].path) +
+                                             ", which is not a directory");
+    }
+  }
+  for (const auto& e : entries) {
+    if (e.kind != entry_kind::symlink) continue;
+    std::string ignored;
+    switch (resolve(entries, index, parent_of(e.path), e.link_target, ignored)) {
+      case resolution::inside:
+        break;
+      case resolution::escapes:
+        return make_error(errc::refused, "symlink " + show(e.path) + " -> " + show(e.link_target) +
+                                             " escapes the package");
+      case resolution::too_many_links:
+        return make_error(errc::refused, "symlink " + show(e.path) + " -> " + show(e.link_target) +
+                                             " goes through more than " +
+                                             std::to_string(max_symlink_hops) + " links");
+    }
+  }
+  return ok_v;
+}
+
+result<std::vector<archive_entry_info>> list_entries(const std::string& payload,
+                                                     const archive_limits& limits) {
+  auto opened = open_reader(payload);
+  if (!opened) return opened.err();
+  reader r = std::move(*opened);
+  std::vector<archive_entry_info> entries;
+  entry_index index;
+  std::uint64_t total = 0;
+  while (true) {
+    archive_entry* e = nullptr;
+    const int rc = archive_read_next_header(r.get(), &e);
+    if (rc == ARCHIVE_EOF) break;
+    if (!header_read(rc)) return corrupt(r.get());
+    if (entries.size() >= limits.max_entries)
+      return make_error(errc::refused, "holds more than " + std::to_string(limits.max_entries) +
+                                           " entries (the limit)");
+    auto info = describe(e);
+    if (!info) return info.err();
+    if (info->size > limits.max_extracted_bytes - total)
+      return make_error(errc::refused, "unpacks to more than " +
+                                           std::to_string(limits.max_extracted_bytes) +
+                                           " bytes (the limit)");
+    total += info->size;
+    if (!index.emplace(info->path, entries.size()).second)
+      return make_error(errc::refused, "entry " + show(info->path) + " appears twice");
+    entries.push_back(std::move(*info));
+  }
+  if (auto s = check_tree(entries, index); !s) return s.err();
+  return entries;
+}
+
+// The data of entry number `at`, whose header said `size` bytes.
+result<std::string> entry_data(const std::string& payload, std::size_t at, std::uint64_t size) {
+  auto opened = open_reader(payload);
+  if (!opened) return opened.err();
+  reader r = std::move(*opened);
+  for (std::size_t i = 0;; ++i) {
+    archive_entry* e = nullptr;
+    const int rc = archive_read_next_header(r.get(), &e);
+    if (rc == ARCHIVE_EOF) return make_error(errc::internal, "internal error: entry vanished");
+    if (!header_read(rc)) return corrupt(r.get());
+    if (i < at) continue;
+    std::string data(size, '\0');
+    std::size_t got = 0;
+    while (got < data.size()) {
+      const la_ssize_t n = archive_read_data(r.get(), data.data() + got, data.size() - got);
+      if (n < 0) return corrupt(r.get());
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    if (got != data.size())
+      return make_error(errc::invalid_argument, "corrupt archive: an entry is truncated");
+    return data;
+  }
+}
+
+// Steps 7 and 8 of open_archive: the manifest and its library.
+status check_contents(package_archive& a) {
+  const entry_index index = index_of(a.entries);
+  const auto it = index.find("manifest.yaml");
+  if (it == index.end())
+    return prefixed(a.source, make_error(errc::refused, "no manifest.yaml in the archive"));
+  const archive_entry_info& entry = a.entries[it->second];
+  if (entry.kind != entry_kind::file)
+    return prefixed(a.source, make_error(errc::refused, "manifest.yaml is not a regular file"));
+  if (entry.size > max_manifest_bytes)
+    return prefixed(a.source,
+                    make_error(errc::invalid_argument, "manifest.yaml: larger than 1 MiB"));
+  auto text = entry_data(a.payload, it->second, entry.size);
+  if (!text) return prefixed(a.source, text.err());
+  auto m = parse_manifest(*text, a.source + ":manifest.yaml");
+  if (!m) return m.err();
+  a.m = std::move(*m);
+  if (!find_file(a.entries, index, a.m.library))
+    return prefixed(a.source, make_error(errc::refused, "library " + show(a.m.library) +
+                                                              " named by the manifest is not in "
+                                                              "the archive"));
+  return ok_v;
+}
+
+// ---------------------------------------------------------------- files
+
+struct file_bytes {
+  std::string bytes;
+  bool executable = false;
+};
+
+// A whole file in one read, after checking its size; symlinks followed.
+result<file_bytes> read_whole_file(const fs::path& file, std::uint64_t max_bytes) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    return make_error(e == ENOENT ? errc::not_found : errc::io,
+                      file.string() + ": cannot open (" + errno_text(e) + ")");
+  }
+  struct stat st {};
+  file_bytes out;
+  std::string problem;
+  errc code = errc::io;
+  if (::fstat(fd, &st) != 0) {
+    problem = "cannot stat (" + errno_text(errno) + ")";
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "not a regular file";
+    code = errc::refused;
+  } else if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    problem = "is " + std::to_string(st.st_size) + " bytes, over the limit of " +
+              std::to_string(max_bytes);
+    code = errc::refused;
+  } else {
+    out.executable = (st.st_mode & 0111) != 0;
+    out.bytes.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    while (got < out.bytes.size()) {  // one read in practice; loops only if interrupted
+      const ssize_t n = ::read(fd, out.bytes.data() + got, out.bytes.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    if (got != out.bytes.size()) problem = "read failed (changed while reading?)";
+  }
+  ::close(fd);
+  if (!problem.empty()) return make_error(code, file.string() + ": " + problem);
+  return out;
+}
+
+std::string random_suffix() {
+  std::random_device rd;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%ld.%08x%08x", static_cast<long>(::getpid()), rd(), rd());
+  return buf;
+}
+
+// Writes bytes to a fresh temporary sibling of file, then renames it into place.
+status write_file_atomically(const fs::path& file, std::string_view bytes) {
+  const fs::path tmp =
+      file.parent_path() / ("." + file.filename().string() + ".tmp." + random_suffix());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return make_error(errc::io, tmp.string() + ": cannot create (" + errno_text(errno) + ")");
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const int saved = errno;
+  const bool written = done == bytes.size() && ::fsync(fd) == 0;
+  if (::close(fd) != 0 || !written || ::rename(tmp.c_str(), file.c_str()) != 0) {
+    const int e = written ? errno : saved;
+    ::unlink(tmp.c_str());
+    return make_error(errc::io, file.string() + ": cannot write (" + errno_text(e) + ")");
+  }
+  return ok_v;
+}
+
+// ---------------------------------------------------------------- extraction
+
+// Writes the entries of payload, as listed (and checked) by list_entries,
+// under tmp. Paths and link targets come from that list.
+status write_tree(const std::string& payload, const std::vector<archive_entry_info>& entries,
+                  const fs::path& tmp) {
+  writer w(archive_write_disk_new());
+  if (!w) internal_failure("libarchive archive_write_disk_new");
+  // Second layer behind open_archive's checks. Not SECURE_NOABSOLUTEPATHS:
+  // every path handed over is tmp/<entry>, absolute by construction, since a
+  // relative one would need a process-wide chdir().
+  archive_write_disk_set_options(w.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                              ARCHIVE_EXTRACT_PERM);
+  auto opened = open_reader(payload);
+  if (!opened) return opened.err();
+  reader r = std::move(*opened);
+  for (std::size_t i = 0;; ++i) {
+    archive_entry* e = nullptr;
+    const int rc = archive_read_next_header(r.get(), &e);
+    if (rc == ARCHIVE_EOF) break;
+    if (!header_read(rc)) return corrupt(r.get());
+    if (i >= entries.size())
+      return make_error(errc::internal, "internal error: the archive reads differently twice");
+    const archive_entry_info& info = entries[i];
+    const fs::path dest = tmp / info.path;
+    archive_entry_set_pathname(e, dest.c_str());
+    if (info.kind == entry_kind::file) archive_entry_set_perm(e, info.executable ? 0755 : 0644);
+    if (info.kind == entry_kind::directory) archive_entry_set_perm(e, 0755);
+    if (info.kind == entry_kind::symlink) archive_entry_set_symlink(e, info.link_target.c_str());
+    auto fail = [&] {
+      const char* why = archive_error_string(w.get());
+      return make_error(errc::io, "cannot extract " + show(info.path) + ": " +
+                                      (why != nullptr ? why : "unknown error"));
+    };
+    if (archive_write_header(w.get(), e) < ARCHIVE_WARN) return fail();
+    if (info.kind == entry_kind::file) {
+      const void* buf = nullptr;
+      std::size_t size = 0;
+      la_int64_t offset = 0;
+      int data_rc;
+      while ((data_rc = archive_read_data_block(r.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
+        if (archive_write_data_block(w.get(), buf, size, offset) < ARCHIVE_WARN) return fail();
+      }
+      if (data_rc != ARCHIVE_EOF) return corrupt(r.get());
+    }
+    if (archive_write_finish_entry(w.get()) < ARCHIVE_WARN) return fail();
+  }
+  if (archive_write_close(w.get()) < ARCHIVE_WARN)
+    return make_error(errc::io, std::string("cannot extract: ") +
+                                    first_of(archive_error_string(w.get()), "unknown error"));
+  return ok_v;
+}
+
+// Makes every file and directory of an extracted tree read-only (or, when
+// writable is set, every directory writable again so the tree can go).
+status set_tree_modes(const fs::path& root, bool writable) {
+  auto chmod = [](const fs::path& p, mode_t mode) -> status {
+    if (::chmod(p.c_str(), mode) != 0)
+      return make_error(errc::io, p.string() + ": cannot chmod (" + errno_text(errno) + ")");
+    return ok_v;
+  };
+  if (auto s = chmod(root, writable ? 0755 : 0555); !s) return s;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    status s = ok_v;
+    if (S_ISDIR(st.st_mode))
+      s = chmod(it->path(), writable ? 0755 : 0555);
+    else if (S_ISREG(st.st_mode) && !writable)
+      s = chmod(it->path(), (st.st_mode & 0100) != 0 ? 0555 : 0444);
+    if (!s) return s;
+  }
+  if (ec) return make_error(errc::io, root.string() + ": cannot walk (" + ec.message() + ")");
+  return ok_v;
+}
+
+bool is_hex_id(std::string_view id) {
+  return id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// ---------------------------------------------------------------- packing
+
+// yaml-cpp marks a scalar by where it starts; this finds where it ends.
+std::size_t scalar_end(const std::string& text, std::size_t pos, bool flow) {
+  const std::size_t n = text.size();
+  if (text[pos] == '"') {
+    for (std::size_t i = pos + 1; i < n; ++i) {
+      if (text[i] == '\\')
+        ++i;
+      else if (text[i] == '"')
+        return i + 1;
+    }
+    return std::string::npos;
+  }
+  if (text[pos] == '\'') {
+    for (std::size_t i = pos + 1; i < n; ++i) {
+      if (text[i] != '\'') continue;
+      if (i + 1 < n && text[i + 1] == '\'')
+        ++i;
+      else
+        return i + 1;
+    }
+    return std::string::npos;
+  }
+  std::size_t i = pos;
+  while (i < n && text[i] != '\n' && text[i] != '\r' &&
+         !(text[i] == '#' && i > pos && (text[i - 1] == ' ' || text[i - 1] == '\t')) &&
+         !(flow && (text[i] == ',' || text[i] == '}' || text[i] == ']')))
+    ++i;
+  while (i > pos && (text[i - 1] == ' ' || text[i - 1] == '\t')) --i;
+  return i;
+}
+
+// The manifest text with the top-level version's scalar replaced by v, or a
+// `version: v` line added; every other byte, comments included, stays.
+// Unparsable text is returned as is for parse_manifest to report.
+std::string with_version(std::string text, const std::string& v) {
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const std::exception&) {
+    return text;
+  }
+  if (doc.IsMap()) {
+    for (const auto& kv : doc) {
+      if (!kv.first.IsScalar() || kv.first.Scalar() != "version") continue;
+      if (!kv.second.IsScalar()) return text;
+      const int pos = kv.second.Mark().pos;
+      if (pos < 0 || static_cast<std::size_t>(pos) >= text.size()) return text;
+      const auto start = static_cast<std::size_t>(pos);
+      const auto end = scalar_end(text, start, doc.Style() == YAML::EmitterStyle::Flow);
+      if (end == std::string::npos) return text;
+      return text.replace(start, end - start, v);
+    }
+  }
+  if (!text.empty() && text.back() != '\n') text.push_back('\n');
+  return text + "version: " + v + "\n";
+}
+
+result<std::string> requested_version(const std::string& v) {
+  std::string text = v;
+  if (v == "date") {
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    char buf[16];
+    if (::gmtime_r(&now, &utc) == nullptr ||
+        std::strftime(buf, sizeof buf, "%Y%m%d%H%M", &utc) == 0)
+      internal_failure("gmtime_r");
+    text = buf;
+  }
+  if (auto parsed = parse_version(text); !parsed)
+    return make_error(errc::invalid_argument, "version: " + parsed.err().message);
+  return text;
+}
+
+la_ssize_t append_to_string(archive*, void* out, const void* buf, std::size_t size) {
+  static_cast<std::string*>(out)->append(static_cast<const char*>(buf), size);
+  return static_cast<la_ssize_t>(size);
+}
+
+}  // namespace
+
+const char* to_string(entry_kind k) {
+  switch (k) {
+    case entry_kind::file:
+      return "file";
+    case entry_kind::directory:
+      return "directory";
+    case entry_kind::symlink:
+      return "symlink";
+    case entry_kind::hardlink:
+      return "hardlink";
+    case entry_kind::other:
+      return "other";
+  }
+  return "other";
+}
+
+result<package_archive> open_archive(const fs::path& file, const key_ring& keys,
+                                     const archive_limits& limits) {
+  auto bytes = read_whole_file(file, limits.max_archive_bytes);
+  if (!bytes) return bytes.err();
+  return open_archive_bytes(std::move(bytes->bytes), file.string(), keys, limits);
+}
+
+result<package_archive> open_archive_bytes(std::string bytes, std::string source,
+                                           const key_ring& keys, const archive_limits& limits) {
+  auto refuse = [&](const std::string& what) {
+    return make_error(errc::refused, source + ": " + what);
+  };
+  if (bytes.size() > limits.max_archive_bytes)
+    return refuse("is " + std::to_string(bytes.size()) + " bytes, over the limit of " +
+                  std::to_string(limits.max_archive_bytes));
+  if (bytes.size() < signature_trailer_bytes ||
+      std::string_view(bytes).substr(bytes.size() - signature_trailer_bytes,
+                                     trailer_magic.size()) != trailer_magic)
+    return refuse("not signed (no signature trailer), or truncated");
+  const std::size_t payload_size = bytes.size() - signature_trailer_bytes;
+  const std::string_view trailer = std::string_view(bytes).substr(payload_size);
+  if (read_be64(trailer.substr(8, 8)) != payload_size)
+    return refuse("truncated or extended after signing");
+
+  md_ctx whole;
+  whole.update(std::string_view(bytes).substr(0, payload_size));
+  md_ctx payload_only(whole);
+  if (payload_only.finish() != trailer.substr(16, 32)) return refuse("modified after signing");
+  whole.update(trailer);
+  std::string id = to_hex(whole.finish());
+
+  const std::string fingerprint = to_hex(trailer.substr(48, 32));
+  const public_key* signer = keys.find(fingerprint);
+  if (signer == nullptr) {
+    std::string trusted;
+    for (const auto& k : keys.keys) trusted += (trusted.empty() ? "" : ", ") + k.name;
+    return refuse("signed by an unknown key " + fingerprint +
+                  " (trusted: " + (trusted.empty() ? "none" : trusted) + ")");
+  }
+  if (!verify_signature(*signer, signed_statement(trailer), trailer.substr(80, 64)))
+    return refuse("signature does not verify with key " + signer->name);
+
+  package_archive a;
+  a.id = std::move(id);
+  a.source = std::move(source);
+  a.signer = *signer;
+  bytes.resize(payload_size);
+  a.payload = std::move(bytes);
+  auto entries = list_entries(a.payload, limits);
+  if (!entries) return prefixed(a.source, entries.err());
+  a.entries = std::move(*entries);
+  if (auto s = check_contents(a); !s) return s.err();
+  return a;
+}
+
+result<std::string> read_entry(const package_archive& archive, std::string_view path) {
+  const auto at = find_file(archive.entries, index_of(archive.entries), path);
+  if (!at)
+    return make_error(errc::not_found,
+                      archive.source + ": no file " + show(path) + " in the archive");
+  auto data = entry_data(archive.payload, *at, archive.entries[*at].size);
+  if (!data) return prefixed(archive.source, data.err());
+  return data;
+}
+
+result<fs::path> extract_archive(const package_archive& archive, const fs::path& cache_root) {
+  if (!is_hex_id(archive.id))
+    return make_error(errc::internal, "internal error: bad package id " + show(archive.id));
+  std::error_code ec;
+  fs::create_directories(cache_root, ec);
+  // SECURE_SYMLINKS refuses a symlink anywhere on the path, the cache's own included.
+  const fs::path root = ec ? fs::path() : fs::canonical(cache_root, ec);
+  if (ec)
+    return make_error(errc::io, cache_root.string() + ": cannot create (" + ec.message() + ")");
+  const fs::path target = root / archive.id;
+  if (fs::is_directory(fs::symlink_status(target, ec))) return target;
+
+  // Checked again from the payload itself, so that nothing reaches the disk
+  // unchecked whoever filled in `archive`; open_archive applied the limits.
+  auto entries = list_entries(archive.payload, {no_limit, no_limit, max_entries_any});
+  if (!entries) return prefixed(archive.source, entries.err());
+
+  const fs::path tmp = root / ("." + archive.id + ".tmp." + random_suffix());
+  if (::mkdir(tmp.c_str(), 0700) != 0)
+    return make_error(errc::io, tmp.string() + ": cannot create (" + errno_text(errno) + ")");
+  status s = write_tree(archive.payload, *entries, tmp);
+  if (s) s = set_tree_modes(tmp, false);
+  if (!s) {
+    (void)remove_extracted(tmp);
+    return prefixed(archive.source, s.err());
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    const int e = errno;
+    (void)remove_extracted(tmp);
+    // Another system extracted the same id first: theirs is as good as ours.
+    if ((e == EEXIST || e == ENOTEMPTY) && fs::is_directory(fs::symlink_status(target, ec)))
+      return target;
+    return make_error(errc::io,
+                      target.string() + ": cannot rename into place (" + errno_text(e) + ")");
+  }
+  return target;
+}
+
+status remove_extracted(const fs::path& dir) {
+  std::error_code ec;
+  const auto st = fs::symlink_status(dir, ec);
+  if (!fs::exists(st)) return ok_v;
+  if (!fs::is_directory(st))
+    return make_error(errc::invalid_argument, dir.string() + ": not a directory");
+  if (auto s = set_tree_modes(dir, true); !s) return s;
+  fs::remove_all(dir, ec);
+  if (ec) return make_error(errc::io, dir.string() + ": cannot remove (" + ec.message() + ")");
+  return ok_v;
+}
+
+std::string write_tar(const std::vector<pack_entry>& entries) {
+  std::string out;
+  writer w(archive_write_new());
+  if (!w || archive_write_set_format_pax_restricted(w.get()) != ARCHIVE_OK ||
+      archive_write_add_filter_none(w.get()) != ARCHIVE_OK ||
+      archive_write_set_bytes_per_block(w.get(), 512) != ARCHIVE_OK ||
+      archive_write_open2(w.get(), &out, nullptr, append_to_string, nullptr, nullptr) != ARCHIVE_OK)
+    internal_failure("libarchive archive_write_open2");
+  for (const auto& p : entries) {
+    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(),
+                                                               archive_entry_free);
+    archive_entry_set_pathname(e.get(), p.path.c_str());
+    archive_entry_set_uid(e.get(), 0);
+    archive_entry_set_gid(e.get(), 0);
+    archive_entry_set_uname(e.get(), "");
+    archive_entry_set_gname(e.get(), "");
+    archive_entry_set_mtime(e.get(), 0, 0);
+    switch (p.kind) {
+      case entry_kind::file:
+        archive_entry_set_filetype(e.get(), AE_IFREG);
+        archive_entry_set_perm(e.get(), p.executable ? 0755 : 0644);
+        archive_entry_set_size(e.get(), static_cast<la_int64_t>(p.content.size()));
+        break;
+      case entry_kind::directory:
+        archive_entry_set_filetype(e.get(), AE_IFDIR);
+        archive_entry_set_perm(e.get(), 0755);
+        break;
+      case entry_kind::symlink:
+        archive_entry_set_filetype(e.get(), AE_IFLNK);
+        archive_entry_set_perm(e.get(), 0777);
+        archive_entry_set_symlink(e.get(), p.link_target.c_str());
+        break;
+      case entry_kind::hardlink:
+        archive_entry_set_filetype(e.get(), AE_IFREG);
+        archive_entry_set_perm(e.get(), 0644);
+        archive_entry_set_hardlink(e.get(), p.link_target.c_str());
+        break;
+      case entry_kind::other:
+        archive_entry_set_filetype(e.get(), AE_IFIFO);
+        archive_entry_set_perm(e.get(), 0644);
+        break;
+    }
+    // Unchecked by design: an entry libarchive will not write is left out.
+    const int rc = archive_write_header(w.get(), e.get());
+    if (rc == ARCHIVE_FATAL) internal_failure("libarchive archive_write_header");
+    if (rc >= ARCHIVE_WARN && p.kind == entry_kind::file && !p.content.empty())
+      (void)archive_write_data(w.get(), p.content.data(), p.content.size());
+  }
+  if (archive_write_close(w.get()) != ARCHIVE_OK)
+    internal_failure("libarchive archive_write_close");
+  return out;
+}
+
+std::string sign_payload(std::string payload, const signing_key& key) {
+  std::string trailer(trailer_magic);
+  append_be64(trailer, payload.size());
+  trailer += sha256_raw(payload);
+  trailer += sha256_raw(key.pub().raw);  // the key's fingerprint, raw
+  trailer += key.sign(signed_statement(trailer));
+  payload += trailer;
+  return payload;
+}
+
+result<pack_result> pack_package(const pack_request& request, const signing_key& key) {
+  const fs::path& manifest_file = request.manifest;
+  auto source = read_whole_file(manifest_file, max_manifest_bytes);
+  if (!source) return source.err();
+  std::string text = std::move(source->bytes);
+  std::string wanted;
+  if (request.version) {
+    auto v = requested_version(*request.version);
+    if (!v) return v.err();
+    wanted = std::move(*v);
+    text = with_version(std::move(text), wanted);
+  }
+  auto m = parse_manifest(text, manifest_file.string());
+  if (!m) return m.err();
+  if (request.version && m->version.text != wanted)
+    return make_error(errc::invalid_argument,
+                      manifest_file.string() + ": version: cannot be replaced in place");
+
+  std::vector<pack_entry> entries;
+  entries.push_back({"manifest.yaml", entry_kind::file, text, "", false});
+  std::string library_path;
+  if (normalise(m->library, library_path) != path_check::ok)
+    return make_error(errc::invalid_argument, manifest_file.string() +
+                                                  ": library: " + show(m->library) +
+                                                  " is not a plain relative path");
+  const fs::path library_file = manifest_file.parent_path() / m->library;
+  auto library = read_whole_file(library_file, no_limit);
+  if (!library) return library.err();
+  entries.push_back(
+      {library_path, entry_kind::file, std::move(library->bytes), "", library->executable});
+
+  for (const auto& lib : request.private_libraries) {
+    if (lib.filename().empty())
+      return make_error(errc::invalid_argument, lib.string() + ": not a file name");
+    const std::string stored = "lib/" + lib.filename().string();
+    for (std::size_t i = 1; i < entries.size(); ++i) {
+      if (entries[i].path != stored) continue;
+      return make_error(
+          errc::refused,
+          lib.string() + ": would be stored as " + show(stored) + ", which is " +
+              (i == 1 ? std::string("the package's library")
+                      : "also where " + request.private_libraries[i - 2].string() + " goes"));
+    }
+    auto bytes = read_whole_file(lib, no_limit);
+    if (!bytes) return bytes.err();
+    entries.push_back({stored, entry_kind::file, std::move(bytes->bytes), "", bytes->executable});
+  }
+
+  fs::path out = request.output;
+  if (out.empty()) return make_error(errc::invalid_argument, "no output file given");
+  std::error_code ec;
+  if (fs::is_directory(out, ec)) out /= m->package + "-" + m->version.text + ".tpkg";
+
+  std::string signed_bytes = sign_payload(write_tar(entries), key);
+  // Never write an archive this code would refuse to open.
+  key_ring self{{}, {key.pub()}, {}};
+  auto check =
+      open_archive_bytes(signed_bytes, out.string(), self, {no_limit, no_limit, max_entries_any});
+  if (!check) return check.err();
+  if (auto s = write_file_atomically(out, signed_bytes); !s) return s.err();
+  return pack_result{check->id, out, std::move(*m)};
+}
+
+result<std::vector<fs::path>> read_deps_file(const fs::path& file) {
+  auto content = read_whole_file(file, max_manifest_bytes);
+  if (!content) return content.err();
+  std::vector<fs::path> out;
+  std::string_view rest = content->bytes;
+  while (!rest.empty()) {
+    const auto nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    line = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+    const fs::path p(line);
+    out.push_back(p.is_absolute() ? p : file.parent_path() / p);
+  }
+  return out;
+}
+
+}  // namespace troupe::manifests
