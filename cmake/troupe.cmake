@@ -34,9 +34,10 @@ endfunction()
 # troupe_package(TARGET SOURCES ... MANIFEST file [DIR dir] [DEPS ...])
 #   Builds an actor package as a directory package: DIR (default
 #   ${CMAKE_CURRENT_BINARY_DIR}/TARGET) receives lib<TARGET>.so and
-#   manifest.yaml. Hidden visibility keeps everything but the entry point
-#   (marked visible by TROUPE_PACKAGE) out of the dynamic symbol table, where it
-#   could clash with another package's code.
+#   manifest.yaml. The library's RUNPATH is $ORIGIN:$ORIGIN/lib, where a
+#   package bundles its private libraries. Hidden visibility keeps everything
+#   but the entry point (marked visible by TROUPE_PACKAGE) out of the dynamic
+#   symbol table, where it could clash with another package's code.
 function(troupe_package target)
   cmake_parse_arguments(arg "" "MANIFEST;DIR" "SOURCES;DEPS" ${ARGN})
   if(NOT arg_DIR)
@@ -45,8 +46,17 @@ function(troupe_package target)
   add_library(${target} MODULE ${arg_SOURCES})
   target_link_libraries(${target} PRIVATE troupe_options nlohmann_json::nlohmann_json ${arg_DEPS})
   target_compile_options(${target} PRIVATE -fvisibility=hidden -fvisibility-inlines-hidden)
+  # A package is loaded from wherever it was unpacked, bundling its private
+  # libraries beside it or under lib/: it must find them relative to itself
+  # ($ORIGIN), and never through a build-tree RPATH, which would silently load
+  # the build machine's copy instead of the bundled one (see examples/conflict).
+  # --enable-new-dtags writes RUNPATH, which covers the library's own
+  # dependencies only, rather than RPATH, which would also steer what those
+  # dependencies load.
   set_target_properties(${target} PROPERTIES PREFIX lib SUFFIX .so
-                        LIBRARY_OUTPUT_DIRECTORY ${arg_DIR})
+                        LIBRARY_OUTPUT_DIRECTORY ${arg_DIR}
+                        BUILD_WITH_INSTALL_RPATH ON INSTALL_RPATH "$ORIGIN;$ORIGIN/lib")
+  target_link_options(${target} PRIVATE -Wl,--enable-new-dtags)
   add_custom_command(TARGET ${target} POST_BUILD
     COMMAND ${CMAKE_COMMAND} -E copy_if_different ${arg_MANIFEST} ${arg_DIR}/manifest.yaml
     COMMENT "Assembling package ${arg_DIR}")
