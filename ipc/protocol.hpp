@@ -21,6 +21,7 @@ enum class record_kind : std::uint8_t {
   ask = 2,
   reply = 3,
   ask_failed = 4,
+  exit = 6,  ///< exit request; honoured only from the system's gateway
   dead_letter = 7,
 };
 

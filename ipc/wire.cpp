@@ -30,6 +30,7 @@ bool known_kind(std::uint8_t k) {
     case record_kind::ask:
     case record_kind::reply:
     case record_kind::ask_failed:
+    case record_kind::exit:
     case record_kind::dead_letter:
       return true;
   }

@@ -69,6 +69,24 @@ void directory::remove(address a) {
   actors_.erase(it);
 }
 
+status directory::bind_name(address a, std::string_view name) {
+  auto* rec = find(a);
+  if (rec == nullptr) return make_error(errc::not_found, "no actor at " + a.to_string());
+  if (rec->name == name) return ok_v;
+  if (auto s = check_name(name); !s) return s;
+  unbind_name(a);
+  rec->name = std::string(name);
+  names_.emplace(rec->name, a);
+  return ok_v;
+}
+
+void directory::unbind_name(address a) {
+  auto* rec = find(a);
+  if (rec == nullptr || rec->name.empty()) return;
+  names_.erase(rec->name);
+  rec->name.clear();
+}
+
 actor_record* directory::find(address a) {
   auto it = actors_.find(a);
   return it == actors_.end() ? nullptr : &it->second;

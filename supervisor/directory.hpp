@@ -62,6 +62,11 @@ class directory {
   [[nodiscard]] status check_name(std::string_view name) const;
   /// Removes an actor and frees its name. Unknown addresses are ignored.
   void remove(address a);
+  /// Gives the actor at a the global name (replacing a name it had). Errors:
+  /// no such actor, the name is malformed or held by another actor.
+  status bind_name(address a, std::string_view name);
+  /// Takes the actor's global name away, if it has one.
+  void unbind_name(address a);
 
   [[nodiscard]] actor_record* find(address a);
   [[nodiscard]] actor_record* find_name(std::string_view name);

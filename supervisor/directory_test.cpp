@@ -81,3 +81,20 @@ TEST_CASE("actors are listed per worker and in address order", "[directory]") {
   CHECK(all[0]->addr == a);
   CHECK(all[2]->addr == c);
 }
+
+TEST_CASE("a global name moves from one actor to another") {
+  directory d(7);
+  const auto a = d.allocate();
+  const auto b = d.allocate();
+  REQUIRE(d.add(rec(a, "morse")));
+  REQUIRE(d.add(rec(b)));
+  CHECK_FALSE(d.bind_name(b, "morse"));  // still held by a
+  d.unbind_name(a);
+  CHECK(d.find_name("morse") == nullptr);
+  REQUIRE(d.bind_name(b, "morse"));
+  CHECK(d.find_name("morse")->addr == b);
+  CHECK(d.find(a)->name.empty());
+  REQUIRE(d.bind_name(b, "morse2"));  // renaming frees the old name
+  CHECK(d.find_name("morse") == nullptr);
+  CHECK_FALSE(d.bind_name(d.allocate(), "x"));  // no such actor
+}

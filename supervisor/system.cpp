@@ -1,91 +1,20 @@
-#include "supervisor/system.hpp"
+#include "supervisor/system_impl.hpp"
 
-#include "ipc/control.hpp"
-#include "ipc/log.hpp"
-#include "ipc/reactor.hpp"
-#include "manifests/package_dir.hpp"
 #include "supervisor/capabilities.hpp"
-#include "supervisor/directory.hpp"
-#include "supervisor/process.hpp"
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <unistd.h>
 
-#include <chrono>
 #include <csignal>
-#include <deque>
 #include <fstream>
-#include <map>
 #include <random>
 
 namespace troupe::supervisor {
-
-namespace asio = boost::asio;
-namespace fs = std::filesystem;
-using ipc::json;
-using ipc::log_line;
-using ipc::send_control;
 
 fs::path state_dir(const fs::path& home, std::uint16_t port) {
   return home / "systems" / std::to_string(port);
 }
 
 namespace {
-
-constexpr auto default_ask_timeout = std::chrono::milliseconds(5000);
-constexpr auto shutdown_grace = std::chrono::seconds(5);
-// How long a worker that exited before registering may take to deliver its
-// "fatal" reason (normally it is already on the control socket).
-constexpr auto fatal_grace_period = std::chrono::seconds(1);
-// Crude worker crash budget until per-actor policies (manifest restart:)
-// take over: more crashes than this within the window fail the actors.
-constexpr int worker_crash_limit = 5;
-constexpr auto worker_crash_window = std::chrono::seconds(10);
-constexpr std::size_t max_ipc_path = 107;  // sun_path less its NUL
-
-/// A client request waiting for an event (a creation, a stop, a reply).
-struct client_ref {
-  std::string identity;
-  json rid;
-};
-
-struct worker_proc {
-  std::uint32_t id = 0;
-  std::string package_id;
-  std::string identity;  // ROUTER routing id: "w<id>"
-  std::string inbox;
-  enum class state { starting, ready, stopping } st = state::starting;
-  std::unique_ptr<child_watch> child;
-  std::vector<json> pending_creates;  // create bodies waiting for "hello"
-  std::deque<std::chrono::steady_clock::time_point> crashes;
-  // Exited before "hello" and its "fatal" (the reason) not read yet: the
-  // package is failed when it arrives or when this timer runs out.
-  std::unique_ptr<asio::steady_timer> fatal_grace;
-  std::string exit_how;
-};
-
-struct loaded_package {
-  manifests::package_info info;
-  bool active = false;
-  std::string broken;       // why its worker cannot start; empty when fine
-  std::uint32_t worker = 0;  // the worker hosting its actors, 0 when none
-};
-
-/// A client ask or tell waiting for its target to be created.
-struct held_message {
-  ipc::record_kind kind;
-  std::uint64_t correlation;
-  std::string type;
-  std::string payload;
-};
-
-struct gateway_ask {
-  client_ref client;
-  std::unique_ptr<asio::steady_timer> timer;
-};
 
 // A fresh id at every start: serials restart at 16, so an address from an
 // earlier run can never be mistaken for one of this run's actors.
@@ -95,136 +24,14 @@ std::uint32_t make_system_id() {
   return dist(rd);
 }
 
-bool is_package_id(std::string_view s) {
-  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
 json payload_as_json(std::string_view payload) {
   json j = json::parse(payload.begin(), payload.end(), nullptr, false);
   if (j.is_discarded()) return json(std::string(payload));
   return j;
 }
 
+
 }  // namespace
-
-class system {
- public:
-  explicit system(const system_options& opts)
-      : opts_(opts),
-        dir_(state_dir(opts.home, opts.port)),
-        run_dir_(dir_ / "run"),
-        directory_(0),
-        link_(io_, zmq_),
-        signals_(io_, SIGTERM, SIGINT) {}
-
-  int run();
-
- private:
-  status setup();
-  void finish_setup();
-
-  // Public socket (clients).
-  void on_public();
-  void handle_client(const std::string& identity, const ipc::control_message& m);
-  void answer(const client_ref& c, json body) { send_control(public_, c.identity, "reply", ipc::ok_reply(c.rid, std::move(body))); }
-  void answer_error(const client_ref& c, std::string_view text, errc code = errc::refused) {
-    auto body = ipc::error_reply(c.rid, text);
-    body["code"] = to_string(code);
-    send_control(public_, c.identity, "reply", body);
-  }
-  void cmd_status(const client_ref& c);
-  void cmd_load(const client_ref& c, const json& b);
-  void cmd_list(const client_ref& c);
-  void cmd_spawn(const client_ref& c, const json& b);
-  void cmd_send(const client_ref& c, const json& b, bool is_ask);
-  void cmd_actors(const client_ref& c);
-  void cmd_kill(const client_ref& c, const json& b);
-  void cmd_shutdown(const client_ref& c);
-
-  // Control socket (workers).
-  void on_control();
-  void handle_worker(const std::string& identity, const ipc::control_message& m);
-  void to_worker(const worker_proc& w, std::string_view command, const json& body) {
-    send_to_worker(w.identity, command, body);
-  }
-  void reply_worker(const std::string& identity, const json& rid, json fields) {
-    send_to_worker(identity, "reply", ipc::ok_reply(rid, std::move(fields)));
-  }
-  void reply_worker_error(const std::string& identity, const json& rid, std::string_view text) {
-    send_to_worker(identity, "reply", ipc::error_reply(rid, text));
-  }
-  void send_to_worker(const std::string& identity, std::string_view command, const json& body) {
-    // Fails only when the worker is gone (ROUTER_MANDATORY); its exit is
-    // handled through its pidfd.
-    if (!send_control(control_, identity, command, body))
-      log_line(TROUPE_LOG_WARN, {}, "control message '" + std::string(command) + "' to " +
-                                        identity + " not delivered: worker gone");
-    control_watch_->kick();
-  }
-  void on_created(const std::string& identity, address a);
-  /// Forgets a creation not yet sent to a starting worker.
-  void drop_pending_create(address a);
-  void on_create_failed(address a, const std::string& why);
-  void on_stopped(address a, bool failed, const std::string& reason);
-  void resolve_for(const std::string& identity, const json& rid, address a);
-
-  // Placement and workers.
-  result<std::string> choose_package(const std::string& type, const std::string& spec);
-  status place(address a, const std::string& type, const std::string& package_id,
-               const std::string& name, address parent);
-  result<worker_proc*> worker_for(const std::string& package_id);
-  status start_worker(worker_proc& w);
-  void on_worker_exit(std::uint32_t id, int wait_status);
-  void fail_unstarted_worker(std::uint32_t id);
-  void fail_actor(actor_record& rec, const std::string& reason);
-  void update_active(const std::string& group);
-
-  // Gateway (client messages into the data plane).
-  void on_gateway();
-  void send_from_gateway(actor_record& rec, ipc::record_kind kind, std::uint64_t corr,
-                         const std::string& type, const std::string& payload);
-  void flush_held(address a);
-  void fail_held(address a, const std::string& reason);
-  [[nodiscard]] address gateway_address() const {
-    return address(directory_.system_id(), ipc::gateway_serial);
-  }
-
-  void begin_shutdown();
-  void maybe_finish_shutdown();
-  [[nodiscard]] std::string endpoint_of(const std::string& file) const {
-    return "ipc://" + (run_dir_ / file).string();
-  }
-
-  system_options opts_;
-  fs::path dir_;
-  fs::path run_dir_;
-  asio::io_context io_{1};
-  zmq::context_t zmq_{1};
-  zmq::socket_t public_;
-  zmq::socket_t control_;
-  zmq::socket_t gateway_;
-  std::unique_ptr<ipc::socket_watcher> public_watch_;
-  std::unique_ptr<ipc::socket_watcher> control_watch_;
-  std::unique_ptr<ipc::socket_watcher> gateway_watch_;
-  directory directory_;
-  ipc::data_link link_;
-  asio::signal_set signals_;
-  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-
-  std::map<std::string, loaded_package> packages_;  // by package id
-  std::map<std::uint32_t, worker_proc> workers_;
-  std::uint32_t next_worker_id_ = 1;
-
-  std::unordered_map<address, std::vector<client_ref>> spawn_waiters_;
-  std::unordered_map<address, std::vector<client_ref>> kill_waiters_;
-  std::unordered_map<address, std::vector<std::pair<std::string, json>>> resolve_waiters_;
-  std::unordered_map<address, std::vector<held_message>> held_;
-  std::unordered_map<std::uint64_t, gateway_ask> gateway_asks_;
-  std::uint64_t next_correlation_ = 1;
-
-  bool stopping_ = false;
-  std::unique_ptr<asio::steady_timer> shutdown_timer_;
-};
 
 // ---------------------------------------------------------------- setup
 
@@ -232,6 +39,7 @@ status system::setup() {
   std::error_code ec;
   fs::create_directories(run_dir_, ec);
   if (ec) return make_error(errc::io, "cannot create " + run_dir_.string() + ": " + ec.message());
+  if (auto s = prepare(store_); !s) return s;
   if (endpoint_of("w0000000000.sock").size() - 6 > max_ipc_path)
     return make_error(errc::invalid_argument, "TROUPE_HOME path too long for ipc sockets (" +
                                                   run_dir_.string() + "); use a shorter one");
@@ -341,7 +149,11 @@ void system::handle_client(const std::string& identity, const ipc::control_messa
   try {
     if (m.command == "status" || m.command == "ping") cmd_status(c);
     else if (m.command == "load") cmd_load(c, b);
+    else if (m.command == "unload") cmd_unload(c, b);
     else if (m.command == "list") cmd_list(c);
+    else if (m.command == "avail") cmd_avail(c);
+    else if (m.command == "refresh") cmd_refresh(c);
+    else if (m.command == "role") cmd_role(c, b);
     else if (m.command == "spawn") cmd_spawn(c, b);
     else if (m.command == "tell") cmd_send(c, b, false);
     else if (m.command == "ask") cmd_send(c, b, true);
@@ -369,79 +181,26 @@ void system::cmd_status(const client_ref& c) {
                  {"state", stopping_ ? "stopping" : "running"}});
 }
 
-void system::cmd_load(const client_ref& c, const json& b) {
-  const auto path = b.value("path", std::string());
-  if (path.empty()) return answer_error(c, "load: no path given", errc::invalid_argument);
-  // The one place packages enter a system; signed archives replace this.
-  auto pkg = manifests::open_package_dir(fs::absolute(path));
-  if (!pkg) return answer_error(c, pkg.err().message, pkg.err().code);
-  const std::string id = pkg->id;
-  const bool already = packages_.count(id) != 0;
-  if (!already) {
-    const std::string group = pkg->m.package;
-    packages_.emplace(id, loaded_package{std::move(*pkg), false, {}, 0});
-    update_active(group);
-    log_line(TROUPE_LOG_INFO, {}, "loaded package " + group + " " + packages_[id].info.m.version.text +
-                                      " (" + id.substr(0, 12) + ")");
-  }
-  const auto& p = packages_[id];
-  answer(c, json{{"id", id}, {"group", p.info.m.package}, {"version", p.info.m.version.text},
-                 {"active", p.active}, {"already_loaded", already}});
-}
-
-void system::update_active(const std::string& group) {
-  loaded_package* best = nullptr;
-  for (auto& [_, p] : packages_) {
-    if (p.info.m.package != group) continue;
-    p.active = false;
-    if (best == nullptr || best->info.m.version < p.info.m.version) best = &p;
-  }
-  if (best != nullptr) best->active = true;
-}
-
-void system::cmd_list(const client_ref& c) {
-  json out = json::array();
-  for (const auto& [id, p] : packages_) {
-    std::size_t actors = 0;
-    for (const auto* rec : directory_.all()) actors += rec->package_id == id;
-    json types = json::array();
-    for (const auto& a : p.info.m.actors) types.push_back(a.type);
-    json entry{{"group", p.info.m.package}, {"version", p.info.m.version.text}, {"id", id},
-               {"active", p.active}, {"actors", actors}, {"types", types},
-               {"path", p.info.root.string()}};
-    if (auto w = workers_.find(p.worker); w != workers_.end() && w->second.child)
-      entry["worker_pid"] = w->second.child->pid();
-    if (!p.broken.empty()) entry["error"] = p.broken;
-    out.push_back(std::move(entry));
-  }
-  answer(c, json{{"packages", out}});
-}
-
 result<std::string> system::choose_package(const std::string& type, const std::string& spec) {
-  std::vector<const loaded_package*> candidates;
-  for (const auto& [id, p] : packages_) {
-    const bool match = spec.empty() ? p.active : (id == spec || (p.active && p.info.m.package == spec));
-    if (match) candidates.push_back(&p);
+  if (!spec.empty()) {
+    auto p = packages_.resolve(spec);
+    if (!p) return p.err();
+    if ((*p)->m.find_actor(type) == nullptr)
+      return make_error(errc::not_found, "unknown actor type '" + type + "' (not in package " + (*p)->m.package +
+                                             " " + (*p)->m.version.text + ")");
+    return (*p)->id;
   }
-  if (candidates.empty()) {
-    if (is_package_id(spec))
-      return make_error(errc::not_found, "package " + spec + " is not loaded on this system");
-    if (!spec.empty()) return make_error(errc::not_found, "no package '" + spec + "' is loaded");
-  }
-  std::vector<const loaded_package*> with_type;
-  for (const auto* p : candidates)
-    if (p->info.m.find_actor(type) != nullptr) with_type.push_back(p);
-  if (with_type.empty()) {
-    std::string where = spec.empty() ? "any loaded package" : "package '" + spec + "'";
-    return make_error(errc::not_found, "unknown actor type '" + type + "' (not in " + where + ")");
-  }
+  std::vector<const package_entry*> with_type;
+  for (const auto* p : packages_.all())
+    if (p->active && p->m.find_actor(type) != nullptr) with_type.push_back(p);
+  if (with_type.empty()) return make_error(errc::not_found, "unknown actor type '" + type + "' (not in any loaded package)");
   if (with_type.size() > 1) {
     std::string groups;
-    for (const auto* p : with_type) groups += (groups.empty() ? "" : ", ") + p->info.m.package;
+    for (const auto* p : with_type) groups += (groups.empty() ? "" : ", ") + p->m.package;
     return make_error(errc::invalid_argument, "actor type '" + type + "' is in several packages (" +
                                                   groups + "): pass --package");
   }
-  return with_type.front()->info.id;
+  return with_type.front()->id;
 }
 
 void system::cmd_spawn(const client_ref& c, const json& b) {
@@ -460,10 +219,12 @@ status system::place(address a, const std::string& type, const std::string& pack
   // Checked before a worker is started for nothing.
   if (!name.empty())
     if (auto s = directory_.check_name(name); !s) return s;
-  auto& pkg = packages_.at(package_id);
-  if (!pkg.broken.empty())
-    return make_error(errc::refused, "package " + pkg.info.m.package + " " + pkg.info.m.version.text +
-                                         " cannot start: " + pkg.broken);
+  auto* pkg = packages_.find(package_id);
+  if (pkg == nullptr || pkg->phase == package_phase::unloading)
+    return make_error(errc::not_found, "package " + package_id + " is not loaded on this system");
+  if (!pkg->broken.empty())
+    return make_error(errc::refused, "package " + pkg->m.package + " " + pkg->m.version.text +
+                                         " cannot start: " + pkg->broken);
   auto w = worker_for(package_id);
   if (!w) return w.err();
   actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent};
@@ -475,7 +236,7 @@ status system::place(address a, const std::string& type, const std::string& pack
 }
 
 result<worker_proc*> system::worker_for(const std::string& package_id) {
-  auto& pkg = packages_.at(package_id);
+  auto& pkg = *packages_.find(package_id);
   if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
   const std::uint32_t id = next_worker_id_++;
   worker_proc& w = workers_[id];
@@ -492,7 +253,7 @@ result<worker_proc*> system::worker_for(const std::string& package_id) {
 }
 
 status system::start_worker(worker_proc& w) {
-  const auto& pkg = packages_.at(w.package_id).info;
+  const auto& pkg = *packages_.find(w.package_id);
   launch_spec spec;
   spec.exe = opts_.worker_exe.string();
   spec.args = {"--control", endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id",
@@ -610,12 +371,12 @@ void system::on_gateway() {
 void system::cmd_actors(const client_ref& c) {
   json out = json::array();
   for (const auto* rec : directory_.all()) {
-    const auto& pkg = packages_.at(rec->package_id);
+    const auto* pkg = packages_.find(rec->package_id);
     json entry{{"address", rec->addr.to_string()},
                {"name", rec->name.empty() ? json() : json(rec->name)},
                {"type", rec->type},
-               {"package", pkg.info.m.package},
-               {"version", pkg.info.m.version.text},
+               {"package", pkg ? json(pkg->m.package) : json()},
+               {"version", pkg ? json(pkg->m.version.text) : json()},
                {"package_id", rec->package_id},
                {"system", opts_.bind_host + ":" + std::to_string(opts_.port)},
                {"worker_pid", json()},
@@ -683,17 +444,14 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
   const address a(b.value("address", std::uint64_t{0}));
   if (m.command == "hello") {
     if (w->st != worker_proc::state::starting) return reply_worker_error(identity, rid, "already registered");
-    w->st = worker_proc::state::ready;
-    auto block = directory_.allocate_block(ipc::address_block_size);
-    reply_worker(identity, rid, json{{"system", directory_.system_id()}, {"first", block.first},
-                                     {"count", block.count}, {"gateway", endpoint_of("g.sock")}});
-    (void)link_.connect(w->inbox);  // connect now: the first client ask need not wait for it
-    for (auto& create : w->pending_creates) to_worker(*w, "create", create);
-    w->pending_creates.clear();
+    on_worker_hello(*w, rid, b.value("types", json::array()));
   } else if (m.command == "fatal") {
-    auto& pkg = packages_.at(w->package_id);
-    pkg.broken = b.value("error", std::string("worker could not start"));
-    log_line(TROUPE_LOG_ERROR, {}, "package " + pkg.info.m.package + " cannot start: " + pkg.broken);
+    const auto reason = b.value("error", std::string("worker could not start"));
+    auto* pkg = packages_.find(w->package_id);
+    if (pkg == nullptr) return;
+    if (pkg->phase == package_phase::loading) return fail_load(pkg->id, reason);
+    pkg->broken = reason;
+    log_line(TROUPE_LOG_ERROR, {}, "package " + pkg->m.package + " cannot start: " + pkg->broken);
     if (w->fatal_grace) fail_unstarted_worker(w->id);  // it already exited: fail it now
   } else if (m.command == "resolve") {
     resolve_for(identity, rid, a);
@@ -780,6 +538,10 @@ void system::on_created(const std::string& identity, address a) {
     spawn_waiters_.erase(it);
   }
   flush_held(a);
+  // Created while its package was being unloaded: it goes at once.
+  if (auto* r = directory_.find(a))
+    if (auto* p = packages_.find(r->package_id); p != nullptr && p->phase == package_phase::unloading)
+      send_exit(*r, "package unloaded");
 }
 
 void system::drop_pending_create(address a) {
@@ -821,6 +583,9 @@ void system::on_create_failed(address a, const std::string& why) {
 void system::on_stopped(address a, bool failed, const std::string& reason) {
   auto* rec = directory_.find(a);
   if (rec == nullptr) return;
+  const std::string package_id = rec->package_id;
+  const auto* pkg = packages_.find(package_id);
+  if (pkg != nullptr && pkg->phase == package_phase::unloading) failed = false;  // nothing to keep
   if (failed) {
     fail_actor(*rec, reason);
   } else {
@@ -835,6 +600,7 @@ void system::on_stopped(address a, bool failed, const std::string& reason) {
     for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
     kill_waiters_.erase(it);
   }
+  maybe_finish_unload(package_id);
 }
 
 void system::on_worker_exit(std::uint32_t id, int wait_status) {
@@ -842,7 +608,7 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   if (it == workers_.end()) return;
   worker_proc& w = it->second;
   const std::string how = describe_wait_status(wait_status);
-  auto& pkg = packages_.at(w.package_id);
+  auto* pkg = packages_.find(w.package_id);
   const bool never_registered = w.st == worker_proc::state::starting;
   if (stopping_ || w.st == worker_proc::state::stopping) {
     log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " exited (" + how + ")");
@@ -858,9 +624,20 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     maybe_finish_shutdown();
     return;
   }
+  if (pkg == nullptr || pkg->phase == package_phase::unloading) {
+    // Its package is going (or already gone): nothing comes back.
+    const std::string package_id = w.package_id;
+    std::vector<address> gone;
+    for (auto* rec : hosted) gone.push_back(rec->addr);
+    if (pkg != nullptr) pkg->worker = 0;
+    workers_.erase(it);
+    for (address a : gone) on_stopped(a, false, "package unloaded");
+    maybe_finish_unload(package_id);
+    return;
+  }
   if (never_registered) {
     w.exit_how = how;
-    if (!pkg.broken.empty()) return fail_unstarted_worker(id);
+    if (!pkg->broken.empty() || pkg->phase == package_phase::loading) return fail_unstarted_worker(id);
     // Its "fatal" with the reason may still be on the control socket: the
     // exit can be seen first. Wait a moment for it rather than fail the
     // package with a vaguer reason.
@@ -891,13 +668,13 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     w.pending_creates.push_back(json{{"address", rec->addr.value()}, {"type", rec->type}, {"restarts", rec->restarts}});
   }
   if (give_up || directory_.on_worker(id).empty()) {
-    pkg.worker = 0;
+    pkg->worker = 0;
     workers_.erase(it);
     return;
   }
   if (auto s = start_worker(w); !s) {
     for (auto* rec : hosted) fail_actor(*rec, s.err().message);
-    pkg.worker = 0;
+    pkg->worker = 0;
     workers_.erase(it);
   }
 }
@@ -907,16 +684,27 @@ void system::fail_unstarted_worker(std::uint32_t id) {
   if (it == workers_.end()) return;
   worker_proc& w = it->second;
   if (w.fatal_grace) w.fatal_grace->cancel();
-  auto& pkg = packages_.at(w.package_id);
-  // A package whose worker cannot even start is failed at once, with one
-  // clear error, not retried forever.
-  if (pkg.broken.empty()) pkg.broken = "worker exited before registering (" + w.exit_how + ")";
+  auto* pkg = packages_.find(w.package_id);
+  if (pkg != nullptr && pkg->phase == package_phase::loading) {
+    const std::string package_id = pkg->id;
+    const std::string reason = "worker exited before registering (" + w.exit_how + ")";
+    workers_.erase(it);
+    pkg->worker = 0;
+    return fail_load(package_id, reason);
+  }
+  // A package whose worker cannot start any more is failed at once, with
+  // one clear error, not retried forever.
+  std::string reason = "worker exited before registering (" + w.exit_how + ")";
+  if (pkg != nullptr) {
+    if (pkg->broken.empty()) pkg->broken = reason;
+    reason = pkg->broken;
+    pkg->worker = 0;
+  }
   for (auto* rec : directory_.on_worker(id)) {
     const address a = rec->addr;
-    fail_actor(*rec, pkg.broken);
+    fail_actor(*rec, reason);
     directory_.remove(a);
   }
-  pkg.worker = 0;
   workers_.erase(it);
   maybe_finish_shutdown();
 }

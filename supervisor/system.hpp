@@ -9,6 +9,7 @@
 // Threading: run() drives everything on the calling thread.
 #pragma once
 
+#include "manifests/archive.hpp"
 #include "manifests/requirement.hpp"
 
 #include <cstdint>
@@ -23,6 +24,8 @@ struct system_options {
   std::filesystem::path home;        ///< TROUPE_HOME
   manifests::capabilities caps;
   std::filesystem::path worker_exe;  ///< troupe-worker
+  bool allow_unsigned = false;       ///< accept `load --unsigned DIR` (development only)
+  manifests::archive_limits limits;  ///< what a package archive may weigh
   int ready_fd = -1;                 ///< written "ready PID\n" once serving, then closed
 };
 

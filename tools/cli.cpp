@@ -1,4 +1,4 @@
-#include "tools/cli.hpp"
+#include "tools/cli_common.hpp"
 
 #include "supervisor/capabilities.hpp"
 #include "supervisor/system.hpp"
@@ -28,70 +28,6 @@ namespace troupe::tools {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
-
-/// Thrown for wrong arguments; turned into exit code 2 with the usage line.
-struct usage_error {
-  std::string message;
-};
-
-struct parsed {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> values;
-  std::set<std::string> flags;
-  bool json_out = false;
-  std::string system;
-
-  [[nodiscard]] bool has(const std::string& f) const { return flags.count(f) || values.count(f); }
-  [[nodiscard]] std::string value(const std::string& k, std::string def = {}) const {
-    auto it = values.find(k);
-    return it == values.end() ? def : it->second;
-  }
-};
-
-struct command {
-  std::string usage;
-  std::string summary;
-  std::set<std::string> value_options;  // take an argument
-  std::set<std::string> flag_options;
-  std::size_t min_args = 0;
-  std::size_t max_args = 0;
-  std::function<int(const parsed&, const std::string& self)> run;
-};
-
-parsed parse(const std::vector<std::string>& args, const command& cmd) {
-  parsed p;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.size() > 2 && a.rfind("--", 0) == 0) {
-      std::string name = a;
-      std::optional<std::string> inline_value;
-      if (auto eq = a.find('='); eq != std::string::npos) {
-        name = a.substr(0, eq);
-        inline_value = a.substr(eq + 1);
-      }
-      const bool takes_value = cmd.value_options.count(name) || name == "--system";
-      if (name == "--json") {
-        p.json_out = true;
-      } else if (takes_value) {
-        if (!inline_value && i + 1 >= args.size()) throw usage_error{name + " needs a value"};
-        std::string v = inline_value ? *inline_value : args[++i];
-        if (name == "--system") p.system = v;
-        else p.values[name] = v;
-      } else if (cmd.flag_options.count(name) && !inline_value) {
-        p.flags.insert(name);
-      } else {
-        throw usage_error{"unknown option " + name};
-      }
-    } else {
-      p.positional.push_back(a);
-    }
-  }
-  if (p.positional.size() < cmd.min_args) throw usage_error{"missing arguments"};
-  if (p.positional.size() > cmd.max_args) throw usage_error{"too many arguments"};
-  return p;
-}
-
 int fail(int code, const std::string& message) {
   std::cerr << "troupe: " << message << "\n";
   return code;
@@ -120,25 +56,7 @@ fs::path troupe_home() {
   return "/var/lib/troupe";
 }
 
-std::uint16_t parse_port(const std::string& text) {
-  unsigned v = 0;
-  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (r.ec != std::errc{} || r.ptr != text.data() + text.size() || v == 0 || v > 65535)
-    throw usage_error{"'" + text + "' is not a port (1-65535)"};
-  return static_cast<std::uint16_t>(v);
-}
-
-json parse_payload(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded())
-    throw usage_error{"malformed JSON payload: " + text + " (quote strings: '\"hello\"')"};
-  return j;
-}
-
-/// Calls command on the chosen system; prints the error and returns its exit
-/// code on failure.
-result<json> call(const parsed& p, const std::string& cmd, const json& body,
-                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+result<json> call(const parsed& p, const std::string& cmd, const json& body, std::chrono::milliseconds timeout) {
   auto c = client::connect(system_of(p));
   if (!c) return c.err();
   return c->call(cmd, body, timeout);
@@ -169,6 +87,73 @@ void print_table(const std::vector<std::string>& headers, const std::vector<std:
   for (const auto& r : rows) line(r);
 }
 
+namespace {
+
+parsed parse(const std::vector<std::string>& args, const command& cmd) {
+  parsed p;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.size() > 2 && a.rfind("--", 0) == 0) {
+      std::string name = a;
+      std::optional<std::string> inline_value;
+      if (auto eq = a.find('='); eq != std::string::npos) {
+        name = a.substr(0, eq);
+        inline_value = a.substr(eq + 1);
+      }
+      const bool takes_value = cmd.value_options.count(name) || name == "--system";
+      if (cmd.repeat_options.count(name)) {
+        if (!inline_value && i + 1 >= args.size()) throw usage_error{name + " needs a value"};
+        p.repeated[name].push_back(inline_value ? *inline_value : args[++i]);
+      } else if (name == "--json") {
+        p.json_out = true;
+      } else if (takes_value) {
+        if (!inline_value && i + 1 >= args.size()) throw usage_error{name + " needs a value"};
+        std::string v = inline_value ? *inline_value : args[++i];
+        if (name == "--system") p.system = v;
+        else p.values[name] = v;
+      } else if (cmd.flag_options.count(name) && !inline_value) {
+        p.flags.insert(name);
+      } else {
+        throw usage_error{"unknown option " + name};
+      }
+    } else {
+      p.positional.push_back(a);
+    }
+  }
+  if (p.positional.size() < cmd.min_args) throw usage_error{"missing arguments"};
+  if (p.positional.size() > cmd.max_args) throw usage_error{"too many arguments"};
+  return p;
+}
+
+std::uint16_t parse_port(const std::string& text) {
+  unsigned v = 0;
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (r.ec != std::errc{} || r.ptr != text.data() + text.size() || v == 0 || v > 65535)
+    throw usage_error{"'" + text + "' is not a port (1-65535)"};
+  return static_cast<std::uint16_t>(v);
+}
+
+/// "4096", "64K", "5M", "1G" -> bytes.
+std::uint64_t parse_size(const std::string& text) {
+  std::uint64_t v = 0;
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  std::string_view unit(r.ptr, static_cast<std::size_t>(text.data() + text.size() - r.ptr));
+  const int shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : -1;
+  if (r.ec != std::errc{} || r.ptr == text.data() || shift < 0 || v == 0 || v > (std::uint64_t{1} << (63 - shift)))
+    throw usage_error{"'" + text + "' is not a size (a number of bytes, or with K, M or G)"};
+  return v << shift;
+}
+
+json parse_payload(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded())
+    throw usage_error{"malformed JSON payload: " + text + " (quote strings: '\"hello\"')"};
+  return j;
+}
+
+/// Calls command on the chosen system; prints the error and returns its exit
+/// code on failure.
+
 // ---------------------------------------------------------------- start / stop
 
 fs::path sibling(const std::string& self, const char* name) {
@@ -184,6 +169,8 @@ int cmd_start(const parsed& p, const std::string& self) {
   if (!caps) throw usage_error{caps.err().message};
   opts.caps = std::move(*caps);
   const char* worker_env = std::getenv("TROUPE_WORKER");
+  opts.allow_unsigned = p.has("--allow-unsigned");
+  if (p.has("--max-package-size")) opts.limits.max_archive_bytes = parse_size(p.value("--max-package-size"));
   opts.worker_exe = worker_env && *worker_env ? fs::path(worker_env) : sibling(self, "troupe-worker");
   if (!fs::exists(opts.worker_exe))
     return fail(cli_failed, "worker executable " + opts.worker_exe.string() + " not found (set TROUPE_WORKER)");
@@ -210,6 +197,8 @@ int cmd_start(const parsed& p, const std::string& self) {
   std::vector<std::string> argv_s = {self, "start", "--foreground", "--port", std::to_string(opts.port),
                                      "--bind", opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
   if (p.has("--caps")) argv_s.insert(argv_s.end(), {"--caps", p.value("--caps")});
+  if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
+  if (p.has("--max-package-size")) argv_s.insert(argv_s.end(), {"--max-package-size", p.value("--max-package-size")});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
   if (pid == 0) {
@@ -300,30 +289,6 @@ int cmd_status(const parsed& p, const std::string&) {
   return cli_ok;
 }
 
-int cmd_load(const parsed& p, const std::string&) {
-  const fs::path path = fs::absolute(p.positional[0]);
-  auto r = call(p, "load", json{{"path", path.string()}});
-  if (!r) return fail(r.err());
-  if (p.json_out) return print_json(*r), cli_ok;
-  std::cout << ((*r)["already_loaded"].get<bool>() ? "already loaded " : "loaded ")
-            << text_of((*r)["group"]) << " " << text_of((*r)["version"]) << "\n"
-            << text_of((*r)["id"]) << "\n";
-  return cli_ok;
-}
-
-int cmd_list(const parsed& p, const std::string&) {
-  auto r = call(p, "list", json::object());
-  if (!r) return fail(r.err());
-  if (p.json_out) return print_json((*r)["packages"]), cli_ok;
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& e : (*r)["packages"])
-    rows.push_back({text_of(e["group"]), text_of(e["version"]), text_of(e["id"]).substr(0, 16),
-                    e["active"].get<bool>() ? "active" : "-", std::to_string(e["actors"].get<int>()),
-                    e.contains("error") ? text_of(e["error"]) : ""});
-  print_table({"GROUP", "VERSION", "ID", "ACTIVE", "ACTORS", "ERROR"}, rows);
-  return cli_ok;
-}
-
 int cmd_spawn(const parsed& p, const std::string&) {
   json body{{"type", p.positional[0]}};
   if (p.has("--package")) body["package"] = p.value("--package");
@@ -381,14 +346,31 @@ int cmd_kill(const parsed& p, const std::string&) {
 
 const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
-      {"start", {"start [--port P] [--caps LIST] [--bind HOST] [--foreground]",
+      {"start", {"start [--port P] [--caps LIST] [--bind HOST] [--allow-unsigned] [--max-package-size N[K|M|G]] [--foreground]",
                  "start a system (daemon) and return once it answers",
-                 {"--port", "--caps", "--bind", "--ready-fd"}, {"--foreground"}, 0, 0, cmd_start}},
+                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size"},
+                 {"--foreground", "--allow-unsigned"}, 0, 0, cmd_start}},
       {"stop", {"stop [PORT|HOST:PORT ...]", "stop systems (default 1900) and wait until they are gone",
                 {}, {}, 0, 64, cmd_stop}},
       {"status", {"status", "show the system's state, capabilities and counts", {}, {}, 0, 0, cmd_status}},
-      {"load", {"load DIR", "load a package directory; prints its id on the last line", {}, {}, 1, 1, cmd_load}},
+      {"keygen", {"keygen NAME", "write an Ed25519 signing key NAME.key and its public key NAME.pub",
+                  {}, {}, 1, 1, cmd_keygen}},
+      {"pack", {"pack MANIFEST --key KEY [--version X.Y.Z|date] [--deps FILE] [--dep LIB]... [--out FILE|DIR]",
+                "build and sign a package archive; prints its id on the last line",
+                {"--key", "--version", "--deps", "--out"}, {}, 1, 1, cmd_pack, {"--dep"}}},
+      {"inspect", {"inspect PKG [--contents | FILE] [--keys DIR]",
+                   "verify an archive against the trusted keys; list its entries or print one",
+                   {"--keys"}, {"--contents"}, 1, 2, cmd_inspect}},
+      {"load", {"load FILE|GROUP [--unsigned DIR]",
+                "verify and load a package (an archive, or a group's newest); prints its id on the last line",
+                {}, {"--unsigned"}, 1, 1, cmd_load}},
+      {"unload", {"unload HASH", "stop a package's actors and its worker", {}, {}, 1, 1, cmd_unload}},
       {"list", {"list", "list loaded packages", {}, {}, 0, 0, cmd_list}},
+      {"avail", {"avail", "list the archives of the package directory by group, newest first",
+                 {}, {}, 0, 0, cmd_avail}},
+      {"refresh", {"refresh", "load the newest archive of every group (no-op where loaded)", {}, {}, 0, 0, cmd_refresh}},
+      {"role", {"role NAME [--group G]", "print the address of the actor holding an on_load role",
+                {"--group"}, {}, 1, 1, cmd_role}},
       {"spawn", {"spawn TYPE [--package GROUP|ID] [--name NAME]",
                  "create an actor; prints its address on the last line",
                  {"--package", "--name"}, {}, 1, 1, cmd_spawn}},
@@ -406,7 +388,7 @@ void print_help() {
   std::cout << "usage: troupe [--system HOST:PORT] [--json] COMMAND [ARGS]\n\n"
                "Process-isolated actor supervisor. The system address defaults to $TROUPE_SYSTEM\n"
                "or 127.0.0.1:1900; state lives in $TROUPE_HOME (default ~/.troupe).\n\ncommands:\n";
-  for (const auto& [name, c] : commands()) std::printf("  %-48s %s\n", c.usage.c_str(), c.summary.c_str());
+  for (const auto& [name, c] : commands()) std::printf("  %s\n      %s\n", c.usage.c_str(), c.summary.c_str());
 }
 
 }  // namespace

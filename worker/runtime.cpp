@@ -218,8 +218,10 @@ void runtime::handle_control(const ipc::control_message& m) {
     if (actors_.count(a)) enqueue_local(envelope{TROUPE_MSG_EXIT, a, {}, 0, "exit", b.value("reason", std::string("stopped"))});
   } else if (m.command == "forget") {
     routes_.erase(address(b.value("address", std::uint64_t{0})));
+  } else if (m.command == "forget_name") {
+    names_.erase(b.value("name", std::string()));  // it moved to another actor
   } else if (m.command == "shutdown") {
-    shutdown(exit_ok);
+    shutdown(exit_ok, b.value("reason", std::string("system shutdown")));
   } else {
     log_line(TROUPE_LOG_WARN, {}, "ignored unknown control command '" + m.command + "'");
   }
@@ -321,7 +323,7 @@ void runtime::finish_exit(address a, std::string_view reason) {
   send_event("stopped", json{{"address", a.value()}, {"failed", false}, {"reason", std::string(reason)}});
 }
 
-void runtime::shutdown(int code) {
+void runtime::shutdown(int code, const std::string& reason) {
   if (shutting_down_) return;
   shutting_down_ = true;
   exit_code_ = code;
@@ -332,8 +334,8 @@ void runtime::shutdown(int code) {
   for (address a : all) {
     auto it = actors_.find(a);
     if (it == actors_.end()) continue;
-    invoke(it->second, TROUPE_MSG_EXIT, {}, 0, "exit", "system shutdown");
-    finish_exit(a, "system shutdown");
+    invoke(it->second, TROUPE_MSG_EXIT, {}, 0, "exit", reason);
+    finish_exit(a, reason);
   }
   link_.flush();
   send_event("bye", json{{"worker", opts_.worker_id}});
@@ -453,6 +455,13 @@ void runtime::deliver_remote(const ipc::record_view& r) {
   }
   if (kind == TROUPE_MSG_REPLY || kind == TROUPE_MSG_ASK_FAILED) {
     complete_ask(r.to, kind, r.correlation, r.type, r.payload);
+    return;
+  }
+  if (kind == TROUPE_MSG_EXIT) {
+    // Sent on the data path, after the messages the system sent before it
+    // (an unload's on_deactivate message comes first); no one else may.
+    if (r.from != address(system_id_, ipc::gateway_serial) || !actors_.count(r.to)) return;
+    enqueue_local(envelope{TROUPE_MSG_EXIT, r.to, {}, 0, "exit", std::string(r.payload)});
     return;
   }
   auto it = actors_.find(r.to);

@@ -127,7 +127,7 @@ class runtime {
   void create_actor(const ipc::json& body);
   void restart_in_place(actor_slot& slot, std::string_view reason);
   void finish_exit(address a, std::string_view reason);
-  void shutdown(int code);
+  void shutdown(int code, const std::string& reason = "system shutdown");
   address next_address();
 
   options opts_;

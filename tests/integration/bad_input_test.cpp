@@ -71,7 +71,7 @@ struct fixture {
   test_system sys;
   std::string actor;
   fixture() {
-    const std::string pkg = sys.load(TROUPE_RELAY_V1_DIR);
+    const std::string pkg = sys.load(TROUPE_RELAY_V1_PKG);
     actor = sys.spawn({"Relay", "--package", pkg});
   }
 };

@@ -27,7 +27,7 @@ bool is_address(const std::string& s) { return std::regex_match(s, std::regex("@
 TEST_CASE("the encoders example answers the sample sentence through the CLI", "[integration][cli]") {
   test_system sys;
 
-  auto load = sys.run({"load", TROUPE_ENCODERS_DIR});
+  auto load = sys.run({"load", TROUPE_ENCODERS_PKG});
   REQUIRE(load.exit_code == 0);
   CHECK(std::regex_match(load.last_line(), std::regex("[0-9a-f]{64}")));
 
@@ -69,7 +69,7 @@ TEST_CASE("the encoders example answers the sample sentence through the CLI", "[
 
 TEST_CASE("the encoders client prints the three encodings of each input line", "[integration][cli]") {
   test_system sys;
-  sys.load(TROUPE_ENCODERS_DIR);
+  sys.load(TROUPE_ENCODERS_PKG);
 
   auto r = sys.run_program("encoders-client", {"--system", sys.where()}, sentence + "\n");
   INFO(r.err);
@@ -79,7 +79,7 @@ TEST_CASE("the encoders client prints the three encodings of each input line", "
 
 TEST_CASE("an actor spawned under a global name is asked by that name", "[integration][names]") {
   test_system sys;
-  sys.load(TROUPE_ENCODERS_DIR);
+  sys.load(TROUPE_ENCODERS_PKG);
 
   const std::string addr = sys.spawn({"Morse", "--name", "morse"});
   CHECK(sys.ask("morse", "sos") == json("... --- ..."));

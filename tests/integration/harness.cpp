@@ -289,18 +289,22 @@ std::uint16_t free_port() {
 
 // ---------------------------------------------------------------- test_system
 
-test_system::test_system() {
+test_system::test_system(std::vector<std::string> start_args) {
   // Short and under /tmp: ipc:// socket paths must stay below 107 bytes.
   char tmpl[] = "/tmp/trt.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   home_ = tmpl;
   std::string why;
   try {
+    std::filesystem::create_directories(home_ / "keys");
+    std::filesystem::copy_file(TROUPE_DEV_PUB, home_ / "keys" / "dev.pub");
     // The port was free when picked; a parallel test may take it before the
     // daemon binds it, so a start that fails is retried on another port.
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = free_port();
-      auto r = run({"start", "--port", std::to_string(port_)});
+      std::vector<std::string> args{"start", "--port", std::to_string(port_)};
+      args.insert(args.end(), start_args.begin(), start_args.end());
+      auto r = run(args);
       if (r.exit_code == 0) {
         daemon_pid_ = std::stoi(read_file(state_dir() / "pid"));
         daemon_pgid_ = ::getpgid(daemon_pid_);
@@ -366,9 +370,11 @@ troupe::client& test_system::client() {
   return *client_;
 }
 
-std::string test_system::load(const std::string& dir) const {
-  auto r = run({"load", dir});
-  INFO("troupe load " << dir << ": " << r.err);
+std::string test_system::load(const std::string& pkg, const std::vector<std::string>& extra) const {
+  std::vector<std::string> args{"load", pkg};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = run(args);
+  INFO("troupe load " << pkg << ": " << r.err);
   REQUIRE(r.exit_code == 0);
   return r.last_line();
 }

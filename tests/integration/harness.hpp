@@ -78,9 +78,11 @@ struct actor_view {
 
 class test_system {
  public:
-  /// Starts a system; throws std::runtime_error (failing the test) when it
-  /// does not come up.
-  test_system();
+  /// Starts a system (`troupe start --port P START_ARGS...`) whose
+  /// TROUPE_HOME trusts the build's development key (keys/dev.pub), so the
+  /// build's signed packages load; throws std::runtime_error (failing the
+  /// test) when it does not come up.
+  explicit test_system(std::vector<std::string> start_args = {});
   ~test_system();
   test_system(const test_system&) = delete;
   test_system& operator=(const test_system&) = delete;
@@ -104,8 +106,9 @@ class test_system {
   /// A client connected to this system.
   troupe::client& client();
 
-  /// `troupe load DIR`; returns the package id (last line). REQUIREs success.
-  std::string load(const std::string& dir) const;
+  /// `troupe load PKG` (an archive, a group or `--unsigned DIR` as extra
+  /// args); returns the package id (last line). REQUIREs success.
+  std::string load(const std::string& pkg, const std::vector<std::string>& extra = {}) const;
   /// `troupe spawn ARGS...`; returns the address (last line). REQUIREs success.
   std::string spawn(const std::vector<std::string>& args) const;
   /// `troupe ask TARGET JSON`; returns the printed reply parsed. REQUIREs success.

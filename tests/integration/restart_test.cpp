@@ -15,7 +15,7 @@ using troupe::testing::test_system;
 TEST_CASE("a worker that dies is restarted and its actors answer under the same address",
           "[integration][restart]") {
   test_system sys;
-  const std::string pkg = sys.load(TROUPE_RELAY_V1_DIR);
+  const std::string pkg = sys.load(TROUPE_RELAY_V1_PKG);
   const std::string relay = sys.spawn({"Relay", "--package", pkg, "--name", "relay"});
   CHECK(sys.ask(relay, json{{"echo", "before"}}) == "before");
   auto before = sys.actor(relay);
@@ -52,7 +52,7 @@ TEST_CASE("a worker that dies is restarted and its actors answer under the same 
 TEST_CASE("a handler that throws fails the ask and its actor is restarted in place",
           "[integration][restart]") {
   test_system sys;
-  sys.load(TROUPE_RELAY_V1_DIR);
+  sys.load(TROUPE_RELAY_V1_PKG);
   const std::string relay = sys.spawn({"Relay"});
   const std::string other = sys.spawn({"Relay"});
   REQUIRE(sys.run({"tell", relay, json{{"n", 1}}.dump()}).exit_code == 0);

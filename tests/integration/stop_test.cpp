@@ -9,15 +9,15 @@ using troupe::testing::test_system;
 
 TEST_CASE("troupe stop ends the daemon and its workers in order", "[integration][stop]") {
   test_system sys;
-  sys.load(TROUPE_RELAY_V1_DIR);
-  const std::string v2 = sys.load(TROUPE_RELAY_V2_DIR);
-  sys.load(TROUPE_ENCODERS_DIR);
+  sys.load(TROUPE_RELAY_V1_PKG);
+  const std::string v2 = sys.load(TROUPE_RELAY_V2_PKG);
+  sys.load(TROUPE_ENCODERS_PKG);
   const std::string relay = sys.spawn({"Relay", "--package", v2});
   const std::string morse = sys.spawn({"Morse", "--name", "morse"});
   CHECK(sys.ask(relay, json{{"echo", 1}}) == json(1));
   CHECK(sys.ask("morse", "sos") == json("... --- ..."));
-  // Daemon plus one worker per package version in use.
-  REQUIRE(sys.live_processes() == 3);
+  // Daemon plus one worker per loaded package version.
+  REQUIRE(sys.live_processes() == 4);
 
   auto r = sys.stop();
   INFO(r.err);
@@ -30,6 +30,7 @@ TEST_CASE("troupe stop ends the daemon and its workers in order", "[integration]
   const std::string log = sys.log();
   CHECK_THAT(log, Catch::Contains("worker w1 exited (exit code 0)"));
   CHECK_THAT(log, Catch::Contains("worker w2 exited (exit code 0)"));
+  CHECK_THAT(log, Catch::Contains("worker w3 exited (exit code 0)"));
   CHECK_THAT(log, Catch::Contains("system stopped"));
   CHECK_FALSE(std::filesystem::exists(sys.state_dir() / "pid"));
 

@@ -35,8 +35,8 @@ json wait_tell_count(const test_system& sys, const std::string& target, std::uin
 TEST_CASE("two versions of a package run in two workers whose actors ask each other",
           "[integration][workers]") {
   test_system sys;
-  const std::string v1 = sys.load(TROUPE_RELAY_V1_DIR);
-  const std::string v2 = sys.load(TROUPE_RELAY_V2_DIR);
+  const std::string v1 = sys.load(TROUPE_RELAY_V1_PKG);
+  const std::string v2 = sys.load(TROUPE_RELAY_V2_PKG);
   REQUIRE(v1 != v2);
 
   const std::string a = sys.spawn({"Relay", "--package", v1, "--name", "relay-a"});

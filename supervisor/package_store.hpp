@@ -1,0 +1,69 @@
+// supervisor/package_store.hpp — the package files of a TROUPE_HOME
+// (docs/OPERATIONS.md §5): archives in packages/, trusted keys in keys/
+// (re-read at every verification), extracted packages in cache/<id>/.
+// Filesystem only; safe from any thread as long as two threads do not
+// prune one group at once.
+#pragma once
+
+#include "manifests/archive.hpp"
+
+#include <troupe/result.hpp>
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace troupe::supervisor {
+
+struct package_store {
+  std::filesystem::path packages;  ///< HOME/packages: <group>-<version>.tpkg
+  std::filesystem::path keys;      ///< HOME/keys: trusted *.pub
+  std::filesystem::path cache;     ///< HOME/cache: <id>/ extracted, read-only
+  manifests::archive_limits limits;
+};
+
+[[nodiscard]] package_store store_in(const std::filesystem::path& home,
+                                     const manifests::archive_limits& limits = {});
+
+/// Creates the store's directories (cache/ 0700: its contents are trusted).
+[[nodiscard]] status prepare(const package_store& store);
+
+/// Verifies file against the trusted keys as they are now.
+[[nodiscard]] result<manifests::package_archive> verify(const package_store& store,
+                                                        const std::filesystem::path& file);
+
+/// Verifies file and makes sure the package directory holds it: a file
+/// elsewhere is copied in first and the copy is what gets verified, so the
+/// bytes loaded are the bytes kept. It is stored as <group>-<version>.tpkg
+/// (<group>-<version>-<id prefix>.tpkg when that name holds another
+/// archive). archive.source is the stored path.
+/// copied (optional) tells whether a new file was added to the directory.
+[[nodiscard]] result<manifests::package_archive> verify_and_keep(const package_store& store,
+                                                                 const std::filesystem::path& file,
+                                                                 bool* copied = nullptr);
+
+/// One archive of the package directory, as `troupe avail` shows it.
+struct available_archive {
+  std::filesystem::path file;
+  std::string id;      ///< empty when the file could not be read
+  std::string group;   ///< from the manifest; from the file name when it does not verify
+  std::string version;
+  manifests::version order;  ///< for sorting
+  std::string signer;  ///< trusted key name; empty when it does not verify
+  std::string error;   ///< why it would be refused; empty when it verifies
+};
+
+/// Every *.tpkg of the package directory, verified: by group, newest first.
+[[nodiscard]] std::vector<available_archive> scan(const package_store& store);
+
+/// The newest archive of group that verifies, or an error naming the group
+/// (not_found when it has no archive; the newest's refusal when none verifies).
+[[nodiscard]] result<available_archive> newest_of(const package_store& store, const std::string& group);
+
+/// Deletes the oldest archives of group beyond keep, never one whose id is
+/// in spare (loaded packages). Returns the deleted files.
+std::vector<std::filesystem::path> prune(const package_store& store, const std::string& group,
+                                         std::uint32_t keep, const std::set<std::string>& spare);
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,237 @@
+// supervisor/system_impl.hpp — the system class, shared by the files that
+// implement it: system.cpp (sockets, clients, workers, shutdown) and
+// system_packages.cpp (loading, versions, unloading). Internal to the
+// supervisor component; nothing outside supervisor/ includes it.
+#pragma once
+
+#include "supervisor/system.hpp"
+
+#include "ipc/control.hpp"
+#include "ipc/log.hpp"
+#include "ipc/reactor.hpp"
+#include "supervisor/directory.hpp"
+#include "supervisor/package_store.hpp"
+#include "supervisor/packages.hpp"
+#include "supervisor/process.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace troupe::supervisor {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using ipc::json;
+using ipc::log_line;
+using ipc::send_control;
+
+constexpr auto default_ask_timeout = std::chrono::milliseconds(5000);
+constexpr auto shutdown_grace = std::chrono::seconds(5);
+// How long a worker that exited before registering may take to deliver its
+// "fatal" reason (normally it is already on the control socket).
+constexpr auto fatal_grace_period = std::chrono::seconds(1);
+// Crude worker crash budget until per-actor policies (manifest restart:)
+// take over: more crashes than this within the window fail the actors.
+constexpr int worker_crash_limit = 5;
+constexpr auto worker_crash_window = std::chrono::seconds(10);
+constexpr std::size_t max_ipc_path = 107;  // sun_path less its NUL
+// A loaded package's worker must register within this time, or the load fails.
+constexpr auto load_registration_timeout = std::chrono::seconds(10);
+// An unloaded package's actors get this long to stop before its worker is killed.
+constexpr auto unload_grace = std::chrono::seconds(5);
+
+/// A client request waiting for an event (a creation, a stop, a reply).
+struct client_ref {
+  std::string identity;
+  json rid;
+};
+
+struct worker_proc {
+  std::uint32_t id = 0;
+  std::string package_id;
+  std::string identity;  // ROUTER routing id: "w<id>"
+  std::string inbox;
+  enum class state { starting, ready, stopping } st = state::starting;
+  std::unique_ptr<child_watch> child;
+  std::vector<json> pending_creates;  // create bodies waiting for "hello"
+  std::deque<std::chrono::steady_clock::time_point> crashes;
+  // Exited before "hello" and its "fatal" (the reason) not read yet: the
+  // package is failed when it arrives or when this timer runs out.
+  std::unique_ptr<asio::steady_timer> fatal_grace;
+  std::string exit_how;
+};
+
+/// A client ask or tell waiting for its target to be created.
+struct held_message {
+  ipc::record_kind kind;
+  std::uint64_t correlation;
+  std::string type;
+  std::string payload;
+};
+
+struct gateway_ask {
+  client_ref client;
+  std::unique_ptr<asio::steady_timer> timer;
+};
+
+class system {
+ public:
+  explicit system(const system_options& opts)
+      : opts_(opts),
+        dir_(state_dir(opts.home, opts.port)),
+        run_dir_(dir_ / "run"),
+        directory_(0),
+        link_(io_, zmq_),
+        signals_(io_, SIGTERM, SIGINT),
+        store_(store_in(opts.home, opts.limits)) {}
+
+  int run();
+
+ private:
+  status setup();
+  void finish_setup();
+
+  // Public socket (clients).
+  void on_public();
+  void handle_client(const std::string& identity, const ipc::control_message& m);
+  void answer(const client_ref& c, json body) { send_control(public_, c.identity, "reply", ipc::ok_reply(c.rid, std::move(body))); }
+  void answer_error(const client_ref& c, std::string_view text, errc code = errc::refused) {
+    auto body = ipc::error_reply(c.rid, text);
+    body["code"] = to_string(code);
+    send_control(public_, c.identity, "reply", body);
+  }
+  void cmd_status(const client_ref& c);
+  void cmd_load(const client_ref& c, const json& b);
+  void cmd_unload(const client_ref& c, const json& b);
+  void cmd_list(const client_ref& c);
+  void cmd_avail(const client_ref& c);
+  void cmd_refresh(const client_ref& c);
+  void cmd_role(const client_ref& c, const json& b);
+  void cmd_spawn(const client_ref& c, const json& b);
+  void cmd_send(const client_ref& c, const json& b, bool is_ask);
+  void cmd_actors(const client_ref& c);
+  void cmd_kill(const client_ref& c, const json& b);
+  void cmd_shutdown(const client_ref& c);
+
+  // Control socket (workers).
+  void on_control();
+  void handle_worker(const std::string& identity, const ipc::control_message& m);
+  void to_worker(const worker_proc& w, std::string_view command, const json& body) {
+    send_to_worker(w.identity, command, body);
+  }
+  void reply_worker(const std::string& identity, const json& rid, json fields) {
+    send_to_worker(identity, "reply", ipc::ok_reply(rid, std::move(fields)));
+  }
+  void reply_worker_error(const std::string& identity, const json& rid, std::string_view text) {
+    send_to_worker(identity, "reply", ipc::error_reply(rid, text));
+  }
+  void send_to_worker(const std::string& identity, std::string_view command, const json& body) {
+    // Fails only when the worker is gone (ROUTER_MANDATORY); its exit is
+    // handled through its pidfd.
+    if (!send_control(control_, identity, command, body))
+      log_line(TROUPE_LOG_WARN, {}, "control message '" + std::string(command) + "' to " +
+                                        identity + " not delivered: worker gone");
+    control_watch_->kick();
+  }
+  void on_created(const std::string& identity, address a);
+  /// Forgets a creation not yet sent to a starting worker.
+  void drop_pending_create(address a);
+  void on_create_failed(address a, const std::string& why);
+  void on_stopped(address a, bool failed, const std::string& reason);
+  void resolve_for(const std::string& identity, const json& rid, address a);
+
+  // Placement and workers.
+  result<std::string> choose_package(const std::string& type, const std::string& spec);
+  status place(address a, const std::string& type, const std::string& package_id,
+               const std::string& name, address parent);
+  result<worker_proc*> worker_for(const std::string& package_id);
+  status start_worker(worker_proc& w);
+  void on_worker_exit(std::uint32_t id, int wait_status);
+  void fail_unstarted_worker(std::uint32_t id);
+  void fail_actor(actor_record& rec, const std::string& reason);
+
+  // Packages (system_packages.cpp).
+  using load_done = std::function<void(const result<json>&)>;
+  /// Verifies and registers a package, starts its worker; done runs once it
+  /// registered (or failed). Loading a loaded package is a no-op.
+  void load_archive(const fs::path& file, load_done done);
+  void load_directory(const fs::path& dir, load_done done);
+  void begin_load(package_entry entry, load_done done);
+  void on_worker_hello(worker_proc& w, const json& rid, const json& types);
+  void finish_load(const std::string& id);
+  void fail_load(const std::string& id, const std::string& reason);
+  [[nodiscard]] json describe_load(const package_entry& p, bool already) const;
+  /// Applies a change of a group's active version: on_deactivate, then
+  /// on_reactivate when reactivating, global names, auto_unload.
+  void apply_activation(const std::string& group, const activation& change, bool reactivating);
+  void send_hook(const package_entry& p, const char* which);
+  void run_on_load(package_entry& p);
+  void bind_group_names(const std::string& group);
+  void begin_unload(const std::string& id, const char* reason);
+  void maybe_finish_unload(const std::string& id);
+  void send_exit(actor_record& rec, const std::string& reason);
+  [[nodiscard]] std::set<std::string> loaded_ids() const;
+
+  // Gateway (client messages into the data plane).
+  void on_gateway();
+  void send_from_gateway(actor_record& rec, ipc::record_kind kind, std::uint64_t corr,
+                         const std::string& type, const std::string& payload);
+  void flush_held(address a);
+  void fail_held(address a, const std::string& reason);
+  [[nodiscard]] address gateway_address() const {
+    return address(directory_.system_id(), ipc::gateway_serial);
+  }
+
+  void begin_shutdown();
+  void maybe_finish_shutdown();
+  [[nodiscard]] std::string endpoint_of(const std::string& file) const {
+    return "ipc://" + (run_dir_ / file).string();
+  }
+
+  system_options opts_;
+  fs::path dir_;
+  fs::path run_dir_;
+  asio::io_context io_{1};
+  zmq::context_t zmq_{1};
+  zmq::socket_t public_;
+  zmq::socket_t control_;
+  zmq::socket_t gateway_;
+  std::unique_ptr<ipc::socket_watcher> public_watch_;
+  std::unique_ptr<ipc::socket_watcher> control_watch_;
+  std::unique_ptr<ipc::socket_watcher> gateway_watch_;
+  directory directory_;
+  ipc::data_link link_;
+  asio::signal_set signals_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  package_store store_;
+  package_set packages_;
+  std::map<std::string, std::vector<load_done>> load_waiters_;              // by package id
+  std::map<std::string, std::vector<client_ref>> unload_waiters_;           // by package id
+  std::map<std::string, std::unique_ptr<asio::steady_timer>> package_timers_;  // load / unload deadlines
+  std::map<std::uint32_t, worker_proc> workers_;
+  std::uint32_t next_worker_id_ = 1;
+
+  std::unordered_map<address, std::vector<client_ref>> spawn_waiters_;
+  std::unordered_map<address, std::vector<client_ref>> kill_waiters_;
+  std::unordered_map<address, std::vector<std::pair<std::string, json>>> resolve_waiters_;
+  std::unordered_map<address, std::vector<held_message>> held_;
+  std::unordered_map<std::uint64_t, gateway_ask> gateway_asks_;
+  std::uint64_t next_correlation_ = 1;
+
+  bool stopping_ = false;
+  std::unique_ptr<asio::steady_timer> shutdown_timer_;
+};
+
+}  // namespace troupe::supervisor
