@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The main demonstration (make demo): real systems, a real package, actors in
-# worker processes, a worker killed with SIGKILL and restarted under the same
-# address. Everything lives in a temporary TROUPE_HOME on free loopback ports
-# and is stopped on exit, even on failure.
+# The main demonstration (make demo): real systems, signed packages, actors in
+# worker processes, two versions of one package bundling conflicting builds of
+# one library answering side by side, a worker killed with SIGKILL and
+# restarted under the same address. Everything lives in a temporary
+# TROUPE_HOME on free loopback ports and is stopped on exit, even on failure.
 set -euo pipefail
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
-pkg=$(cd "$build/examples/encoders/package" && pwd)
+packages=$(cd "$build/packages" && pwd)  # signed by the build's development key
 export TROUPE_HOME=$(mktemp -d /tmp/troupe-demo.XXXXXX)
 troupe() { "$bin/troupe" "$@"; }
 
@@ -49,10 +50,17 @@ troupe start --port "$A" --caps "morse,Caesar cipher"
 troupe start --port "$B" --caps "gpu_mem=16"
 troupe --system "$SA" status
 
-step "Load the encoders package (a directory package: manifest.yaml + libencoders.so)"
-troupe --system "$SA" load "$pkg"
-troupe --system "$SB" load "$pkg" | tail -1
+step "Trust the build's development key, then load the signed encoders package"
+mkdir -p "$TROUPE_HOME/keys" && cp "$packages/dev.pub" "$TROUPE_HOME/keys/"
+troupe inspect "$packages/encoders-1.0.0.tpkg"
+troupe --system "$SA" load "$packages/encoders-1.0.0.tpkg"
+troupe --system "$SB" load encoders | tail -1  # by group: the archive kept in $TROUPE_HOME/packages
 troupe --system "$SA" list
+
+step "A tampered copy is refused, and the system is untouched"
+cp "$packages/encoders-1.0.0.tpkg" "$TROUPE_HOME/tampered.tpkg"
+printf '\x01' | dd of="$TROUPE_HOME/tampered.tpkg" bs=1 seek=100000 conv=notrunc status=none
+troupe --system "$SA" load "$TROUPE_HOME/tampered.tpkg" || true
 
 step "Spawn actors under global names; each package version gets its own worker process"
 troupe --system "$SA" spawn Morse --name morse
@@ -67,6 +75,24 @@ echo "This is a multi-system test" | "$bin/encoders-client" --system "$SA" --use
 step "Ask by name on each system"
 printf 'system A rot13: '; troupe --system "$SA" ask rot13 '"Hello, troupe"'
 printf 'system B rot13: '; troupe --system "$SB" ask rot13 '"Hello, troupe"'
+
+step "Two versions of one package, each bundling its own libcodec.so.1 (1.2 and 1.5)"
+troupe inspect "$packages/conflict-1.0.0.tpkg" --contents
+troupe inspect "$packages/conflict-2.0.0.tpkg" --contents
+troupe --system "$SA" load "$packages/conflict-1.0.0.tpkg" >/dev/null
+old_codec=$(troupe --system "$SA" spawn Codec)
+v2=$(troupe --system "$SA" load "$packages/conflict-2.0.0.tpkg" | tail -1)
+new_codec=$(troupe --system "$SA" spawn Codec)  # new spawns go to the active (newest) version
+troupe --system "$SA" list
+printf 'conflict 1.0.0 (%s): ' "$old_codec"; troupe --system "$SA" ask "$old_codec" '{"text": "abc"}'
+printf 'conflict 2.0.0 (%s): ' "$new_codec"; troupe --system "$SA" ask "$new_codec" '{"text": "abc"}'
+echo "(loaded into one process, the second would silently get the first one's codec: see"
+echo " examples/conflict/README.md and its one-process test)"
+
+step "Unload 2.0.0: its actors get exit requests, 1.0.0 is active again"
+troupe --system "$SA" unload "$v2"
+troupe --system "$SA" spawn Codec --package "$v2" || true
+troupe --system "$SA" list
 
 step "SIGKILL the worker hosting 'morse'; the supervisor restarts it, same address"
 morse=$(troupe --system "$SA" actors --json | grep -B2 '"name": "morse"' | grep -o '@[0-9a-f]*\.[0-9]*' | head -1)
@@ -86,5 +112,5 @@ step "Stop both systems (actors get exit requests, workers exit)"
 troupe stop "$A" "$B"
 ports=()
 echo
-echo "Coming with the next issues: signed packages and conflicting versions side by side (#3),"
-echo "restart policies and no-loss delivery (#4), conventions with chgcap moving actors (#5)."
+echo "Coming with the next issues: restart policies and no-loss delivery (#4),"
+echo "conventions with chgcap moving actors (#5)."
