@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <utility>
 
 namespace troupe::supervisor {
 
@@ -115,13 +116,19 @@ result<address> package_set::role(std::string_view name, std::string_view group)
   return best->roles.at(std::string(name));
 }
 
-std::vector<package_entry*> package_set::all() {
-  std::vector<package_entry*> out;
-  for (auto& [_, p] : packages_) out.push_back(&p);
+std::vector<const package_entry*> package_set::all() const {
+  std::vector<const package_entry*> out;
+  for (const auto& [_, p] : packages_) out.push_back(&p);
   std::sort(out.begin(), out.end(), [](const package_entry* a, const package_entry* b) {
     if (a->m.package != b->m.package) return a->m.package < b->m.package;
     return newer(*a, *b);
   });
+  return out;
+}
+
+std::vector<package_entry*> package_set::all() {
+  std::vector<package_entry*> out;
+  for (const auto* p : std::as_const(*this).all()) out.push_back(const_cast<package_entry*>(p));
   return out;
 }
 

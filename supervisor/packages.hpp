@@ -79,6 +79,7 @@ class package_set {
 
   /// All packages, by group then version (newest first).
   [[nodiscard]] std::vector<package_entry*> all();
+  [[nodiscard]] std::vector<const package_entry*> all() const;
   [[nodiscard]] std::size_t size() const { return packages_.size(); }
 
  private:

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <fstream>
 #include <random>
+#include <utility>
 
 namespace troupe::supervisor {
 
@@ -715,6 +716,13 @@ void system::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
   log_line(TROUPE_LOG_INFO, {}, "shutting down: exit requests to " + std::to_string(directory_.size()) + " actors");
+  // Loads and unloads under way end with the system; their clients learn why.
+  package_timers_.clear();
+  const auto going = make_error(errc::unavailable, "the system is shutting down");
+  for (auto& [_, waiters] : std::exchange(load_waiters_, {}))
+    for (auto& done : waiters) done(going);
+  for (auto& [_, waiters] : std::exchange(unload_waiters_, {}))
+    for (auto& c : waiters) answer_error(c, going.message, going.code);
   for (auto& [_, w] : workers_) {
     if (w.st == worker_proc::state::ready) to_worker(w, "shutdown", json::object());
     else if (w.child) w.child->signal(SIGTERM);

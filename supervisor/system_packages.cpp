@@ -203,7 +203,7 @@ json system::describe_load(const package_entry& p, bool already) const {
 
 std::set<std::string> system::loaded_ids() const {
   std::set<std::string> ids;
-  for (const auto* p : const_cast<package_set&>(packages_).all()) ids.insert(p->id);
+  for (const auto* p : packages_.all()) ids.insert(p->id);
   return ids;
 }
 
