@@ -1,6 +1,7 @@
 #include "manifests/archive.hpp"
 
 #include "manifests/sha256.hpp"
+#include "tests/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -17,28 +18,10 @@ using namespace troupe::manifests;
 using troupe::errc;
 namespace fs = std::filesystem;
 
+using troupe::testing::temp_dir;
+
 namespace {
 
-// A fresh directory made by mkdtemp, removed afterwards (read-only
-// extractions included).
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = "/tmp/troupe-archive-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) FAIL("mkdtemp failed");
-    path = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->is_directory() && !it->is_symlink())
-        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
-    }
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string slurp(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);

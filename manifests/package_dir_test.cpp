@@ -1,4 +1,5 @@
 #include "manifests/package_dir.hpp"
+#include "tests/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -9,24 +10,10 @@
 using namespace troupe::manifests;
 namespace fs = std::filesystem;
 
+using troupe::testing::temp_dir;
+
 namespace {
 
-// A fresh directory under the system temp directory, removed afterwards.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("troupe-manifests-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 void write(const fs::path& file, const std::string& bytes) {
   fs::create_directories(file.parent_path());

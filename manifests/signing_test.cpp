@@ -1,6 +1,7 @@
 #include "manifests/signing.hpp"
 
 #include "manifests/sha256.hpp"
+#include "tests/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -19,23 +20,10 @@ using namespace troupe::manifests;
 using troupe::errc;
 namespace fs = std::filesystem;
 
+using troupe::testing::temp_dir;
+
 namespace {
 
-// A fresh directory made by mkdtemp, removed afterwards.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = "/tmp/troupe-signing-test-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) FAIL("mkdtemp failed");
-    path = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string slurp(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);

@@ -14,6 +14,8 @@
 // Every dlopen happens in a forked child, so this binary never maps either
 // codec and each case starts from a clean loader. A child reports key=value
 // lines over a pipe and leaves with _exit.
+#include "tests/temp_dir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <dlfcn.h>
@@ -30,27 +32,10 @@
 
 namespace fs = std::filesystem;
 
+using troupe::testing::temp_dir;
+
 namespace {
 
-/// A fresh directory under /tmp, removed with everything in it.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = "/tmp/troupe-conflict.XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) FAIL("mkdtemp failed, errno " << errno);
-    path_ = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 /// Lays out one package version: dir/libconflict.so and dir/lib/libcodec.so.1,
 /// both copies (copy_file follows the libcodec.so.1 symlink), so that the two
@@ -150,8 +135,8 @@ std::string codec_file_of(const fs::path& package_dir) {
 
 TEST_CASE("each package version loaded alone runs the codec it bundles", "[conflict]") {
   temp_dir tmp;
-  fs::path v1 = lay_out(tmp.path() / "v1", CONFLICT_CODEC_1_2_PATH);
-  fs::path v2 = lay_out(tmp.path() / "v2", CONFLICT_CODEC_1_5_PATH);
+  fs::path v1 = lay_out(tmp.path / "v1", CONFLICT_CODEC_1_2_PATH);
+  fs::path v2 = lay_out(tmp.path / "v2", CONFLICT_CODEC_1_5_PATH);
 
   report r1 = in_child([&] {
     report r;
@@ -162,7 +147,7 @@ TEST_CASE("each package version loaded alone runs the codec it bundles", "[confl
   CHECK(r1["error"].empty());
   CHECK(r1["version"] == "1.2");
   CHECK(r1["encoded"] == "cba");
-  CHECK(r1["codec_file"] == codec_file_of(tmp.path() / "v1"));
+  CHECK(r1["codec_file"] == codec_file_of(tmp.path / "v1"));
 
   report r2 = in_child([&] {
     report r;
@@ -173,14 +158,14 @@ TEST_CASE("each package version loaded alone runs the codec it bundles", "[confl
   CHECK(r2["error"].empty());
   CHECK(r2["version"] == "1.5");
   CHECK(r2["encoded"] == "[1.5] ABC");
-  CHECK(r2["codec_file"] == codec_file_of(tmp.path() / "v2"));
+  CHECK(r2["codec_file"] == codec_file_of(tmp.path / "v2"));
 }
 
 TEST_CASE("in one process the second package version silently runs the first one's codec",
           "[conflict]") {
   temp_dir tmp;
-  fs::path v1 = lay_out(tmp.path() / "v1", CONFLICT_CODEC_1_2_PATH);
-  fs::path v2 = lay_out(tmp.path() / "v2", CONFLICT_CODEC_1_5_PATH);
+  fs::path v1 = lay_out(tmp.path / "v1", CONFLICT_CODEC_1_2_PATH);
+  fs::path v2 = lay_out(tmp.path / "v2", CONFLICT_CODEC_1_5_PATH);
 
   report r = in_child([&] {
     report out;
@@ -199,5 +184,5 @@ TEST_CASE("in one process the second package version silently runs the first one
   // its libcodec.so.1 is v1's.
   CHECK(r["v2.version"] == "1.2");
   CHECK(r["v2.encoded"] == "cba");
-  CHECK(r["v2.codec_file"] == codec_file_of(tmp.path() / "v1"));
+  CHECK(r["v2.codec_file"] == codec_file_of(tmp.path / "v1"));
 }
