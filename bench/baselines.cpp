@@ -405,17 +405,20 @@ double plain_actor_bytes(std::size_t n) {
   }
 }
 
-double bare_fork_exec_ms(const std::string& ready_exe) {
+double bare_fork_exec_ms(const std::string& exe, const std::vector<std::string>& args) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw bench_error("pipe failed");
-  const std::string fd_text = std::to_string(fds[1]);
+  std::vector<std::string> argv{exe, std::to_string(fds[1])};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> raw;
+  for (auto& a : argv) raw.push_back(a.data());
+  raw.push_back(nullptr);
   const auto t0 = now_ns();
   const pid_t pid = ::fork();
   if (pid < 0) throw bench_error("fork failed");
   if (pid == 0) {
     ::fcntl(fds[1], F_SETFD, 0);  // keep the write end across exec
-    const char* argv[] = {ready_exe.c_str(), fd_text.c_str(), nullptr};
-    ::execv(argv[0], const_cast<char* const*>(argv));
+    ::execv(raw[0], raw.data());
     _exit(127);
   }
   ::close(fds[1]);
@@ -431,7 +434,7 @@ double bare_fork_exec_ms(const std::string& ready_exe) {
   ::close(fds[0]);
   int st = 0;
   ::waitpid(pid, &st, 0);
-  if (got != "ready\n") throw bench_error("troupe-bench-ready did not say ready (" + ready_exe + ")");
+  if (got != "ready\n") throw bench_error(exe + " did not say ready");
   return static_cast<double>(t1 - t0) / 1e6;
 }
 

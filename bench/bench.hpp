@@ -1,7 +1,12 @@
 // bench/bench.hpp — pieces of troupe-bench (docs/PERFORMANCE.md): the
-// baselines measured in the same run (baselines.cpp) and a live troupe system
-// started, driven and always stopped by the bench (live_system.cpp).
+// baselines measured in the same run (baselines.cpp), a live troupe system
+// started, driven and always stopped by the bench (live_system.cpp), the
+// signed packages it loads (signed_packages.cpp) and the figures of package
+// loading and verification (package_figures.cpp). Single-threaded: the
+// driver's one thread calls everything here.
 #pragma once
+
+#include "manifests/signing.hpp"
 
 #include <troupe/address.hpp>
 #include <troupe/client.hpp>
@@ -14,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +32,23 @@ using json = nlohmann::json;
 struct bench_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// One figure of the table: troupe's value beside a baseline of the same run.
+struct figure {
+  std::string name;
+  double value = 0;
+  std::string unit;
+  double baseline = 0;      // 0: no baseline
+  std::string baseline_is;  // what the baseline is (printed, not in the JSON)
+  std::string target;       // the target of the issue, as text
+  std::optional<bool> met;  // against the target, when there is one
+  [[nodiscard]] double ratio() const { return baseline != 0 ? value / baseline : 0; }
+};
+
+/// Progress on stderr ("troupe-bench: text").
+void say(const std::string& text);
+/// A number with 3–4 significant digits.
+[[nodiscard]] std::string fmt(double v);
 
 [[nodiscard]] std::int64_t now_ns();
 [[nodiscard]] double median(std::vector<double> v);
@@ -115,8 +138,10 @@ double plain_actor_bytes(std::size_t n);
 /// The child's side: prints the figure on stdout.
 int plain_actors_main(std::size_t n);
 
-/// fork+exec of troupe-bench-ready until it writes "ready" to a pipe. ms.
-double bare_fork_exec_ms(const std::string& ready_exe);
+/// fork+exec of exe (troupe-bench-ready, troupe-bench-dlopen) with the
+/// write end of a pipe as its first argument, then args, until it writes
+/// "ready" to the pipe. ms.
+double bare_fork_exec_ms(const std::string& exe, const std::vector<std::string>& args = {});
 
 // ---------------------------------------------------------------- live system
 
@@ -136,8 +161,11 @@ class live_system {
   [[nodiscard]] const std::string& home() const { return home_; }
   [[nodiscard]] pid_t system_pid() const { return system_pid_; }
 
-  /// Loads a package directory; returns its id.
-  std::string load(const std::string& dir);
+  /// Loads a signed package archive (`load FILE`); returns its id. The
+  /// system answers once the package's worker registered.
+  std::string load(const std::string& archive);
+  /// Unloads a package by id; returns once its worker is gone.
+  void unload(const std::string& package_id);
   address spawn(const std::string& type, const std::string& package_id);
   json ask(address target, const json& payload,
            std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -157,5 +185,66 @@ class live_system {
   std::unique_ptr<client> client_;
   bool running_ = false;
 };
+
+// ---------------------------------------------------------------- packages
+
+/// The bench's packages for one run, all signed with a key pair made for the
+/// run (HOME/signing/bench.key) that the run's system trusts (its .pub is
+/// copied into HOME/keys/). The packing inputs are directories made in HOME
+/// that hold a manifest and a symlink to the library the build made in
+/// package_dir; the archives are written to HOME/outbox/, outside the
+/// system's package directory, as an operator's files would be.
+class bench_packages {
+ public:
+  /// home is the run's TROUPE_HOME; package_dir the build's bench package.
+  bench_packages(const std::string& home, const std::string& package_dir);
+
+  /// The bench package (group "bench", every actor type) as version.
+  /// Returns the archive's path.
+  [[nodiscard]] std::string bench(const std::string& version) const;
+  /// Version 1.0.i of group "benchfresh" (Spawner, Idle): an id, and so a
+  /// worker, of its own.
+  [[nodiscard]] std::string fresh(int i) const;
+  /// Version 1.0.i of group "benchbig" (Spawner): the library plus
+  /// lib/ballast.bin, random bytes sized so that the archive is about
+  /// big_archive_bytes.
+  [[nodiscard]] std::string big(int i) const;
+
+  /// The library of the bench package (what a worker dlopens).
+  [[nodiscard]] const std::string& library() const { return library_; }
+
+  static constexpr std::uint64_t big_archive_bytes = 5ull << 20;
+
+ private:
+  [[nodiscard]] std::string pack(const std::string& dir, const std::string& version,
+                                 const std::vector<std::string>& private_files) const;
+
+  std::string home_;
+  std::string package_dir_;
+  std::string library_;
+  manifests::signing_key key_;
+  std::string ballast_;  // HOME/big-ballast/ballast.bin
+};
+
+// ---------------------------------------------------------------- package figures
+
+/// What the system's prune does after every load, in this process: every
+/// archive of HOME/packages read and verified against HOME/keys (re-read for
+/// each, as the system does). Median ms of 3 passes; archives receives the
+/// number of archives.
+double store_scan_ms(const std::string& home, std::size_t& archives);
+
+/// package_load_5mib: `load` of a fresh ~5 MiB archive + spawn + first ask,
+/// beside fork+exec+dlopen of the library (dlopen_exe). Leaves the path of
+/// the last archive loaded in last_archive (for the verification figures).
+void measure_package_load(live_system& sys, const bench_packages& pk, int samples,
+                          const std::string& dlopen_exe, std::string& last_archive,
+                          std::vector<figure>& out);
+
+/// signature_verify (manifests::verify_signature of an archive's signed
+/// statement) and archive_verify_5mib (manifests::open_archive of the file),
+/// in this process, beside raw OpenSSL Ed25519 and SHA-256 of the same bytes.
+void measure_verification(const std::string& home, const std::string& archive, int signature_calls,
+                          int archive_samples, std::vector<figure>& out);
 
 }  // namespace troupe::bench

@@ -155,10 +155,15 @@ void live_system::stop() {
   ::unsetenv("TROUPE_HOME");
 }
 
-std::string live_system::load(const std::string& dir) {
-  auto r = client_->call("load", json{{"path", dir}});
-  if (!r) throw bench_error("load " + dir + ": " + r.err().message);
+std::string live_system::load(const std::string& archive) {
+  auto r = client_->call("load", json{{"path", archive}}, std::chrono::seconds(30));
+  if (!r) throw bench_error("load " + archive + ": " + r.err().message);
   return r->value("id", std::string());
+}
+
+void live_system::unload(const std::string& package_id) {
+  auto r = client_->call("unload", json{{"package", package_id}}, std::chrono::seconds(30));
+  if (!r) throw bench_error("unload " + package_id.substr(0, 12) + ": " + r.err().message);
 }
 
 address live_system::spawn(const std::string& type, const std::string& package_id) {

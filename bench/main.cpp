@@ -22,42 +22,11 @@
 #include <optional>
 #include <thread>
 
-#ifndef TROUPE_BENCH_PACKAGE_1
-#error "TROUPE_BENCH_PACKAGE_1 must name the first bench package directory"
+#ifndef TROUPE_BENCH_PACKAGE
+#error "TROUPE_BENCH_PACKAGE must name the bench package directory the build made"
 #endif
 
 namespace troupe::bench {
-namespace {
-
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
-
-struct figure {
-  std::string name;
-  double value = 0;
-  std::string unit;
-  double baseline = 0;
-  std::string baseline_is;  // what the baseline is (printed, not in the JSON)
-  std::string target;       // the target of the issue, as text
-  std::optional<bool> met;  // against the target, when there is one
-  [[nodiscard]] double ratio() const { return baseline != 0 ? value / baseline : 0; }
-};
-
-struct sizes {
-  std::size_t rtt_samples = 3000;  // per repetition
-  int reps = 7;                    // throughput and RTT repetitions
-  std::uint64_t raw_msgs = 1000000;
-  std::uint64_t cross_msgs = 1000000;
-  std::uint64_t local_msgs = 2000000;
-  std::size_t ring_nodes = 10000;
-  std::size_t ring_laps = 100;
-  int ring_reps = 5;
-  std::size_t idle_actors = 10000;
-  int spawn_samples = 15;
-};
-
-constexpr std::size_t payload_bytes = 64;
-constexpr std::uint64_t chunk = 1000;
 
 void say(const std::string& text) { std::cerr << "troupe-bench: " << text << std::endl; }
 
@@ -70,6 +39,30 @@ std::string fmt(double v) {
   else std::snprintf(buf, sizeof buf, "%.4f", v);
   return buf;
 }
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct sizes {
+  std::size_t rtt_samples = 3000;  // per repetition
+  int reps = 7;                    // throughput and RTT repetitions
+  std::uint64_t raw_msgs = 1000000;
+  std::uint64_t cross_msgs = 1000000;
+  std::uint64_t local_msgs = 2000000;
+  std::size_t ring_nodes = 10000;
+  std::size_t ring_laps = 100;
+  int ring_reps = 5;
+  std::size_t idle_actors = 10000;
+  int spawn_samples = 15;
+  int load_samples = 15;
+  int signature_calls = 3000;
+  int archive_samples = 21;
+};
+
+constexpr std::size_t payload_bytes = 64;
+constexpr std::uint64_t chunk = 1000;
 
 // ---------------------------------------------------------------- figures
 
@@ -182,51 +175,52 @@ void measure_ring(live_system& sys, const cross_worker& pk, const sizes& z, std:
   out.push_back(f);
 }
 
-/// A package nobody has loaded yet (own version → own id → own worker).
-std::string fresh_package(const std::string& home, int i) {
-  const fs::path dir = fs::path(home) / ("fresh-" + std::to_string(i));
-  fs::create_directories(dir);
-  fs::copy_file(fs::path(TROUPE_BENCH_PACKAGE_1) / "libtroupebench.so", dir / "libtroupebench.so",
-                fs::copy_options::overwrite_existing);
-  std::ofstream(dir / "manifest.yaml") << "package: benchfresh\nversion: 1.0." << i
-                                       << "\nlibrary: libtroupebench.so\nactors:\n  Spawner: {}\n  Idle: {}\n";
-  return dir.string();
-}
-
-void measure_spawn_and_memory(live_system& sys, const sizes& z, const std::string& ready_exe,
-                              std::vector<figure>& out) {
-  say("worker spawn-to-ready vs a bare fork+exec of a program linked to libzmq");
+void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const sizes& z,
+                              const std::string& ready_exe, std::vector<figure>& out) {
+  say("a new package version serving (load + spawn + first ask) vs a bare fork+exec of a program "
+      "linked to libzmq");
   std::vector<double> bare;
   (void)bare_fork_exec_ms(ready_exe);
   for (int i = 0; i < z.spawn_samples + 2; ++i) bare.push_back(bare_fork_exec_ms(ready_exe));
 
-  std::vector<double> spawn_ready, spawn_only, first_ask, warm_ask;
+  std::vector<double> spawn_ready, load_only, spawn_only, first_ask, warm_ask;
   std::string last_id;
   address last_spawner;
   auto ms = [](std::int64_t a, std::int64_t b) { return static_cast<double>(b - a) / 1e6; };
   for (int i = 0; i <= z.spawn_samples; ++i) {  // sample 0 is a warm-up
-    const std::string id = sys.load(fresh_package(sys.home(), i));
+    const std::string file = pk.fresh(i);  // untimed: packed before the operator loads it
     const auto t0 = now_ns();
-    const address a = sys.spawn("Spawner", id);  // answered once the actor exists
+    const std::string id = sys.load(file);  // starts the worker; answered once it registered
     const auto t1 = now_ns();
-    sys.ask(a, json{{"op", "ping"}});
+    const address a = sys.spawn("Spawner", id);  // answered once the actor exists
     const auto t2 = now_ns();
     sys.ask(a, json{{"op", "ping"}});
     const auto t3 = now_ns();
+    sys.ask(a, json{{"op", "ping"}});
+    const auto t4 = now_ns();
     (void)sys.worker_pid(id);
     if (i > 0) {
-      spawn_only.push_back(ms(t0, t1));
-      spawn_ready.push_back(ms(t0, t2));
-      first_ask.push_back(ms(t1, t2));
-      warm_ask.push_back(ms(t2, t3));
+      load_only.push_back(ms(t0, t1));
+      spawn_only.push_back(ms(t1, t2));
+      spawn_ready.push_back(ms(t0, t3));
+      first_ask.push_back(ms(t2, t3));
+      warm_ask.push_back(ms(t3, t4));
     }
+    // Untimed: the previous version goes, as when an operator rolls versions;
+    // this keeps the worker count and the package directory (keep: 3) steady.
+    if (!last_id.empty()) sys.unload(last_id);
     last_id = id;
     last_spawner = a;
   }
-  say("  medians: spawn call " + fmt(median(spawn_only)) + " ms, first ask " + fmt(median(first_ask)) +
-      " ms, a second ask " + fmt(median(warm_ask)) + " ms");
+  std::size_t scanned = 0;
+  const double scan = store_scan_ms(sys.home(), scanned);
+  say("  medians: load " + fmt(median(load_only)) + " ms, spawn call " + fmt(median(spawn_only)) +
+      " ms, first ask " + fmt(median(first_ask)) + " ms, a second ask " + fmt(median(warm_ask)) +
+      " ms; verifying the " + std::to_string(scanned) + " archives of the package directory (prune's scan) takes " +
+      fmt(scan) + " ms");
   figure f{"worker_spawn_ready", median(spawn_ready), "ms", median(bare),
-           "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe)",
+           "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe); "
+           "troupe's figure is load (which starts the worker) + spawn + first ask",
            "<= 1.5x baseline", {}};
   f.met = f.ratio() <= 1.5;
   out.push_back(f);
@@ -258,9 +252,10 @@ void print_table(const std::vector<figure>& figs) {
   std::printf("\n%-26s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio",
               "target", "");
   for (const auto& f : figs) {
+    const bool based = f.baseline != 0;
     std::printf("%-26s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(),
-                f.unit.c_str(), fmt(f.baseline).c_str(), fmt(f.ratio()).c_str(), f.target.c_str(),
-                !f.met ? "" : *f.met ? "met" : "MISSED");
+                f.unit.c_str(), based ? fmt(f.baseline).c_str() : "-", based ? fmt(f.ratio()).c_str() : "-",
+                f.target.c_str(), !f.met ? "" : *f.met ? "met" : "MISSED");
   }
   std::printf("\nbaselines (measured in this run):\n");
   for (const auto& f : figs) std::printf("  %-26s %s\n", f.name.c_str(), f.baseline_is.c_str());
@@ -305,10 +300,15 @@ int run(int argc, char** argv) {
     z.ring_reps = 1;
     z.idle_actors = 2000;
     z.spawn_samples = 2;
+    z.load_samples = 2;
+    z.signature_calls = 200;
+    z.archive_samples = 3;
   }
   const std::string bin = self_dir();
   const std::string ready_exe = bin + "/troupe-bench-ready";
   if (!fs::exists(ready_exe)) throw bench_error(ready_exe + " not found (build target troupe-bench-ready)");
+  const std::string dlopen_exe = bin + "/troupe-bench-dlopen";
+  if (!fs::exists(dlopen_exe)) throw bench_error(dlopen_exe + " not found (build target troupe-bench-dlopen)");
 
   const auto t_start = now_ns();
   std::vector<figure> figs;
@@ -316,11 +316,15 @@ int run(int argc, char** argv) {
     live_system sys(bin + "/troupe");
     sys.start();
     say("system up (pid " + std::to_string(sys.system_pid()) + ", home " + sys.home() + ")");
-    cross_worker pk{sys.load(TROUPE_BENCH_PACKAGE_1), sys.load(TROUPE_BENCH_PACKAGE_2)};
+    const bench_packages packages(sys.home(), TROUPE_BENCH_PACKAGE);
+    cross_worker pk{sys.load(packages.bench("1.0.0")), sys.load(packages.bench("2.0.0"))};
     measure_rtt(sys, pk, z, figs);
     measure_throughput(sys, pk, z, figs);
     measure_ring(sys, pk, z, figs);
-    measure_spawn_and_memory(sys, z, ready_exe, figs);
+    measure_spawn_and_memory(sys, packages, z, ready_exe, figs);
+    std::string big_archive;
+    measure_package_load(sys, packages, z.load_samples, dlopen_exe, big_archive, figs);
+    measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
     sys.stop();
   }
   print_table(figs);

@@ -1,0 +1,99 @@
+// bench/signed_packages.cpp — the signed package archives a bench run loads:
+// a key pair made for the run and trusted by the run's system, and archives
+// packed with manifests::pack_package from the bench package the build made.
+#include "bench/bench.hpp"
+
+#include "manifests/archive.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace troupe::bench {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A packing input: dir/manifest.yaml with text, beside a symlink to library.
+void make_input(const fs::path& dir, const fs::path& library, const std::string& manifest) {
+  fs::create_directories(dir);
+  fs::create_symlink(library, dir / library.filename());
+  std::ofstream out(dir / "manifest.yaml");
+  out << manifest;
+  if (!out) throw bench_error("cannot write " + (dir / "manifest.yaml").string());
+}
+
+std::string small_manifest(const std::string& group, const std::string& actors) {
+  return "package: " + group + "\nversion: 1.0.0\nlibrary: libtroupebench.so\nactors:\n" + actors;
+}
+
+manifests::signing_key make_key(const fs::path& home) {
+  const fs::path base = home / "signing" / "bench";
+  fs::create_directories(base.parent_path());
+  if (auto s = manifests::generate_key_pair(base); !s) throw bench_error("signing key: " + s.err().message);
+  auto key = manifests::signing_key::read(base.string() + ".key");
+  if (!key) throw bench_error("signing key: " + key.err().message);
+  // The system re-reads HOME/keys at every verification: trusted from now on.
+  fs::create_directories(home / "keys");
+  fs::copy_file(base.string() + ".pub", home / "keys" / "bench.pub", fs::copy_options::overwrite_existing);
+  return std::move(*key);
+}
+
+}  // namespace
+
+bench_packages::bench_packages(const std::string& home, const std::string& package_dir)
+    : home_(home), package_dir_(package_dir), library_((fs::path(package_dir) / "libtroupebench.so").string()), key_(make_key(home)) {
+  if (!fs::exists(library_)) throw bench_error(library_ + " not found (build target troupebench)");
+  const fs::path h(home);
+  // The build's directory is packed as it is (its manifest names group
+  // "bench"); the one-off groups get manifests of their own.
+  make_input(h / "in-fresh", library_, small_manifest("benchfresh", "  Spawner: {}\n  Idle: {}\n"));
+  make_input(h / "in-big", library_, small_manifest("benchbig", "  Spawner: {}\n"));
+  fs::create_directories(h / "outbox");
+
+  // Incompressible, so that the archive is as large on disk as in the tar
+  // (the tar is not compressed anyway). The margin covers the tar headers
+  // and the record padding of the tar writer.
+  constexpr std::uint64_t tar_margin = 24 * 1024;
+  const std::uint64_t library_bytes = fs::file_size(library_);
+  if (library_bytes + tar_margin >= big_archive_bytes)
+    throw bench_error(library_ + " is already over " + std::to_string(big_archive_bytes) + " bytes");
+  std::string bytes(big_archive_bytes - library_bytes - tar_margin, '\0');
+  std::mt19937_64 rng(20240607);
+  for (std::size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+    const std::uint64_t r = rng();
+    for (std::size_t b = 0; b < 8; ++b) bytes[i + b] = static_cast<char>((r >> (8 * b)) & 0xff);
+  }
+  fs::create_directories(h / "big-ballast");
+  ballast_ = (h / "big-ballast" / "ballast.bin").string();
+  std::ofstream(ballast_, std::ios::binary) << bytes;
+  if (fs::file_size(ballast_) != bytes.size()) throw bench_error("cannot write " + ballast_);
+}
+
+std::string bench_packages::pack(const std::string& manifest_dir, const std::string& version,
+                                 const std::vector<std::string>& private_files) const {
+  manifests::pack_request req;
+  req.manifest = fs::path(manifest_dir) / "manifest.yaml";
+  req.version = version;
+  for (const auto& f : private_files) req.private_libraries.emplace_back(f);
+  req.output = fs::path(home_) / "outbox";
+  auto r = manifests::pack_package(req, key_);
+  if (!r) throw bench_error("pack " + req.manifest.string() + ": " + r.err().message);
+  return r->file.string();
+}
+
+std::string bench_packages::bench(const std::string& version) const {
+  return pack(package_dir_, version, {});
+}
+
+std::string bench_packages::fresh(int i) const {
+  return pack((fs::path(home_) / "in-fresh").string(), "1.0." + std::to_string(i), {});
+}
+
+std::string bench_packages::big(int i) const {
+  return pack((fs::path(home_) / "in-big").string(), "1.0." + std::to_string(i), {ballast_});
+}
+
+}  // namespace troupe::bench
