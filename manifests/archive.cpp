@@ -687,6 +687,12 @@ const char* to_string(entry_kind k) {
   return "other";
 }
 
+result<std::string> read_archive_file(const fs::path& file, const archive_limits& limits) {
+  auto bytes = read_whole_file(file, limits.max_archive_bytes);
+  if (!bytes) return bytes.err();
+  return std::move(bytes->bytes);
+}
+
 result<package_archive> open_archive(const fs::path& file, const key_ring& keys,
                                      const archive_limits& limits) {
   auto bytes = read_whole_file(file, limits.max_archive_bytes);

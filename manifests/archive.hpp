@@ -91,6 +91,11 @@ struct package_archive {
                                                    const key_ring& keys,
                                                    const archive_limits& limits = {});
 
+/// The bytes of an archive file in one read, refused (as open_archive does)
+/// when it is not a regular file or over limits.max_archive_bytes.
+[[nodiscard]] result<std::string> read_archive_file(const std::filesystem::path& file,
+                                                    const archive_limits& limits = {});
+
 /// The same checks on bytes already in memory (a package fetched from a peer).
 [[nodiscard]] result<package_archive> open_archive_bytes(std::string bytes, std::string source,
                                                          const key_ring& keys,

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <random>
 #include <system_error>
 
@@ -26,6 +29,10 @@ bool is_archive_name(const fs::path& p) {
 std::pair<std::string, std::string> split_file_name(const fs::path& p) {
   std::string stem = p.filename().string();
   stem.resize(stem.size() - 5);
+  // <group>-<version>-<id prefix>, when a name was already taken.
+  if (auto dash = stem.rfind('-'); dash != std::string::npos && stem.size() - dash == 13 &&
+                                   stem.find_first_not_of("0123456789abcdef", dash + 1) == std::string::npos)
+    stem.resize(dash);
   for (auto dash = stem.rfind('-'); dash != std::string::npos && dash > 0; dash = stem.rfind('-', dash - 1)) {
     auto v = stem.substr(dash + 1);
     if (manifests::parse_version(v)) return {stem.substr(0, dash), v};
@@ -87,19 +94,23 @@ result<manifests::package_archive> verify_and_keep(const package_store& store, c
                                                    bool* copied) {
   if (copied != nullptr) *copied = false;
   if (same_dir(file.parent_path(), store.packages)) return verify(store, file);
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec))
-    return make_error(errc::not_found, file.string() + ": no such package archive");
+  // One read: the bytes verified are the bytes kept, whatever happens to the
+  // operator's file meanwhile.
+  auto bytes = manifests::read_archive_file(file, store.limits);
+  if (!bytes) return bytes.err();
   const fs::path incoming = store.packages / (".incoming." + temp_suffix() + archive_suffix);
-  fs::copy_file(file, incoming, ec);
-  if (ec) return make_error(errc::io, "cannot copy " + file.string() + " into " + store.packages.string() + ": " + ec.message());
-  auto archive = verify(store, incoming);
+  {
+    std::ofstream out(incoming, std::ios::binary | std::ios::trunc);
+    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+    if (!out.flush())
+      return make_error(errc::io, "cannot write " + incoming.string() + " (" + std::strerror(errno) + ")");
+  }
+  std::error_code ec;
+  auto archive = manifests::open_archive_bytes(std::move(*bytes), file.string(),
+                                               manifests::read_key_ring(store.keys), store.limits);
   if (!archive) {
     fs::remove(incoming, ec);
-    // Name the operator's file, not our temporary copy.
-    auto msg = archive.err().message;
-    if (msg.starts_with(incoming.string())) msg = file.string() + msg.substr(incoming.string().size());
-    return make_error(archive.err().code, msg);
+    return archive.err();
   }
   const std::string base = archive->m.package + "-" + archive->m.version.text;
   fs::path target = store.packages / (base + archive_suffix);
@@ -144,17 +155,29 @@ result<available_archive> newest_of(const package_store& store, const std::strin
 }
 
 std::vector<fs::path> prune(const package_store& store, const std::string& group, std::uint32_t keep,
-                            const std::set<std::string>& spare) {
+                            const std::set<fs::path>& spare) {
+  // By file name (the names verify_and_keep gives): no archive is read, so a
+  // load does not pay for every archive kept. A file whose name carries no
+  // version is never deleted.
+  std::vector<std::pair<manifests::version, fs::path>> mine;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(store.packages, ec)) {
+    if (!is_archive_name(e.path())) continue;
+    auto [g, v] = split_file_name(e.path());
+    auto parsed = manifests::parse_version(v);
+    if (g == group && parsed) mine.emplace_back(std::move(*parsed), e.path());
+  }
+  std::sort(mine.begin(), mine.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second > b.second;
+  });
   std::vector<fs::path> deleted;
   std::uint32_t kept = 0;
-  for (const auto& a : scan(store)) {
-    if (a.group != group || !a.error.empty()) continue;
-    if (kept < keep || spare.count(a.id)) {
+  for (const auto& [_, file] : mine) {
+    if (kept < keep || spare.count(file)) {
       ++kept;
       continue;
     }
-    std::error_code ec;
-    if (fs::remove(a.file, ec)) deleted.push_back(a.file);
+    if (fs::remove(file, ec)) deleted.push_back(file);
   }
   return deleted;
 }

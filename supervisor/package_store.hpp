@@ -61,9 +61,10 @@ struct available_archive {
 /// (not_found when it has no archive; the newest's refusal when none verifies).
 [[nodiscard]] result<available_archive> newest_of(const package_store& store, const std::string& group);
 
-/// Deletes the oldest archives of group beyond keep, never one whose id is
-/// in spare (loaded packages). Returns the deleted files.
+/// Deletes the oldest archives of group beyond keep, judging by their file
+/// names (<group>-<version>[-<id prefix>].tpkg), never one in spare (the
+/// archives of loaded packages). Returns the deleted files.
 std::vector<std::filesystem::path> prune(const package_store& store, const std::string& group,
-                                         std::uint32_t keep, const std::set<std::string>& spare);
+                                         std::uint32_t keep, const std::set<std::filesystem::path>& spare);
 
 }  // namespace troupe::supervisor

@@ -181,7 +181,7 @@ class system {
   void begin_unload(const std::string& id, const char* reason);
   void maybe_finish_unload(const std::string& id);
   void send_exit(actor_record& rec, const std::string& reason);
-  [[nodiscard]] std::set<std::string> loaded_ids() const;
+  [[nodiscard]] std::set<fs::path> loaded_archives() const;
 
   // Gateway (client messages into the data plane).
   void on_gateway();

@@ -162,7 +162,7 @@ void system::finish_load(const std::string& id) {
   run_on_load(*p);
   apply_activation(group, change, false);
   if (!p->signer.empty())
-    for (const auto& f : prune(store_, group, p->m.keep, loaded_ids()))
+    for (const auto& f : prune(store_, group, p->m.keep, loaded_archives()))
       log_line(TROUPE_LOG_INFO, {}, "keep " + std::to_string(p->m.keep) + ": deleted " + f.string());
   auto waiters = std::move(load_waiters_[id]);
   load_waiters_.erase(id);
@@ -201,10 +201,10 @@ json system::describe_load(const package_entry& p, bool already) const {
               {"source", p.source}};
 }
 
-std::set<std::string> system::loaded_ids() const {
-  std::set<std::string> ids;
-  for (const auto* p : packages_.all()) ids.insert(p->id);
-  return ids;
+std::set<fs::path> system::loaded_archives() const {
+  std::set<fs::path> files;
+  for (const auto* p : packages_.all()) files.insert(p->source);
+  return files;
 }
 
 // ---------------------------------------------------------------- versions
