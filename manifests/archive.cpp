@@ -729,8 +729,11 @@ result<package_archive> open_archive_bytes(std::string bytes, std::string source
   if (signer == nullptr) {
     std::string trusted;
     for (const auto& k : keys.keys) trusted += (trusted.empty() ? "" : ", ") + k.name;
+    // A key file that could not be read is the likely culprit: say so.
+    std::string unreadable;
+    for (const auto& why : keys.skipped) unreadable += "; unreadable: " + why;
     return refuse("signed by an unknown key " + fingerprint +
-                  " (trusted: " + (trusted.empty() ? "none" : trusted) + ")");
+                  " (trusted: " + (trusted.empty() ? "none" : trusted) + unreadable + ")");
   }
   if (!verify_signature(*signer, signed_statement(trailer), trailer.substr(80, 64)))
     return refuse("signature does not verify with key " + signer->name);

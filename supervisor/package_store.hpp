@@ -57,8 +57,9 @@ struct available_archive {
 /// Every *.tpkg of the package directory, verified: by group, newest first.
 [[nodiscard]] std::vector<available_archive> scan(const package_store& store);
 
-/// The newest archive of group that verifies, or an error naming the group
-/// (not_found when it has no archive; the newest's refusal when none verifies).
+/// The newest archive of group, verified; not_found naming the group when it
+/// has none, or the newest one's refusal (an older archive is never taken
+/// in its place: the operator asked for the newest).
 [[nodiscard]] result<available_archive> newest_of(const package_store& store, const std::string& group);
 
 /// Deletes the oldest archives of group beyond keep, judging by their file

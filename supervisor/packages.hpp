@@ -1,5 +1,5 @@
 // supervisor/packages.hpp — the packages loaded in one system and the
-// version rules between them (docs/OPERATIONS.md §4): which version of a
+// version rules between them (docs/OPERATIONS.md §5): which version of a
 // group is active, how an operator names a package (hash, hash prefix or
 // group), and the roles that on_load gave to actors. Pure bookkeeping, no
 // I/O, so it is unit-tested on its own.

@@ -111,6 +111,7 @@ int system::run() {
   io_.run();
   std::error_code ec;
   fs::remove(dir_ / "pid", ec);
+  fs::remove(dir_ / "loaded", ec);
   for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove(e.path(), ec);
   log_line(TROUPE_LOG_INFO, {}, "system stopped");
   return system_exit_ok;
@@ -638,7 +639,7 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   }
   if (never_registered) {
     w.exit_how = how;
-    if (!pkg->broken.empty() || pkg->phase == package_phase::loading) return fail_unstarted_worker(id);
+    if (!pkg->broken.empty()) return fail_unstarted_worker(id);
     // Its "fatal" with the reason may still be on the control socket: the
     // exit can be seen first. Wait a moment for it rather than fail the
     // package with a vaguer reason.

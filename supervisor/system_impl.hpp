@@ -181,7 +181,10 @@ class system {
   void begin_unload(const std::string& id, const char* reason);
   void maybe_finish_unload(const std::string& id);
   void send_exit(actor_record& rec, const std::string& reason);
+  /// Archives loaded by this system or, as systems/*/loaded says, by another
+  /// system of the same TROUPE_HOME: keep never deletes them.
   [[nodiscard]] std::set<fs::path> loaded_archives() const;
+  void publish_loaded() const;
 
   // Gateway (client messages into the data plane).
   void on_gateway();

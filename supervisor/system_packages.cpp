@@ -7,6 +7,7 @@
 #include "manifests/package_dir.hpp"
 
 #include <csignal>
+#include <fstream>
 
 namespace troupe::supervisor {
 
@@ -161,6 +162,7 @@ void system::finish_load(const std::string& id) {
   const auto change = packages_.update_active(group);
   run_on_load(*p);
   apply_activation(group, change, false);
+  publish_loaded();
   if (!p->signer.empty())
     for (const auto& f : prune(store_, group, p->m.keep, loaded_archives()))
       log_line(TROUPE_LOG_INFO, {}, "keep " + std::to_string(p->m.keep) + ": deleted " + f.string());
@@ -204,7 +206,27 @@ json system::describe_load(const package_entry& p, bool already) const {
 std::set<fs::path> system::loaded_archives() const {
   std::set<fs::path> files;
   for (const auto* p : packages_.all()) files.insert(p->source);
+  // packages/ is shared by the systems of one TROUPE_HOME: what the others
+  // have loaded is spared too (a stale list of a dead system only spares more).
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(opts_.home / "systems", ec)) {
+    std::ifstream in(e.path() / "loaded");
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) files.insert(line);
+  }
   return files;
+}
+
+void system::publish_loaded() const {
+  // Written aside and renamed, so another system never reads half a list.
+  const fs::path tmp = dir_ / "loaded.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto* p : packages_.all())
+      if (p->phase != package_phase::unloading && !p->signer.empty()) out << p->source << "\n";
+  }
+  std::error_code ec;
+  fs::rename(tmp, dir_ / "loaded", ec);
 }
 
 // ---------------------------------------------------------------- versions
@@ -299,10 +321,13 @@ void system::bind_group_names(const std::string& group) {
 
 void system::cmd_unload(const client_ref& c, const json& b) {
   const auto spec = b.value("package", std::string());
-  if (auto* p = packages_.find(spec); p != nullptr && p->phase == package_phase::unloading) {
-    unload_waiters_[p->id].push_back(c);
-    return;
-  }
+  // Already being unloaded (named by id or prefix): wait for the same end.
+  if (is_hex_id_prefix(spec) && spec.size() >= 6)
+    for (const auto* p : packages_.all())
+      if (p->phase == package_phase::unloading && p->id.starts_with(spec)) {
+        unload_waiters_[p->id].push_back(c);
+        return;
+      }
   auto p = packages_.resolve(spec);
   if (!p) return answer_error(c, p.err().message, p.err().code);
   if (!(*p)->id.starts_with(spec))
@@ -384,6 +409,7 @@ void system::maybe_finish_unload(const std::string& id) {
   const json body{{"id", p->id}, {"group", p->m.package}, {"version", p->m.version.text}};
   package_timers_.erase(id);
   packages_.erase(id);
+  publish_loaded();
   auto waiters = std::move(unload_waiters_[id]);
   unload_waiters_.erase(id);
   for (auto& c : waiters) answer(c, body);

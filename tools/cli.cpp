@@ -361,7 +361,7 @@ const std::map<std::string, command>& commands() {
       {"inspect", {"inspect PKG [--contents | FILE] [--keys DIR]",
                    "verify an archive against the trusted keys; list its entries or print one",
                    {"--keys"}, {"--contents"}, 1, 2, cmd_inspect}},
-      {"load", {"load FILE|GROUP [--unsigned DIR]",
+      {"load", {"load FILE|GROUP | load --unsigned DIR",
                 "verify and load a package (an archive, or a group's newest); prints its id on the last line",
                 {}, {"--unsigned"}, 1, 1, cmd_load}},
       {"unload", {"unload HASH", "stop a package's actors and its worker", {}, {}, 1, 1, cmd_unload}},
