@@ -94,18 +94,21 @@ result<manifests::package_archive> verify_and_keep(const package_store& store, c
                                                    bool* copied) {
   if (copied != nullptr) *copied = false;
   if (same_dir(file.parent_path(), store.packages)) return verify(store, file);
-  // One read: the bytes verified are the bytes kept, whatever happens to the
-  // operator's file meanwhile.
+  // Kept by a hard link where the file system allows (nothing to write),
+  // else by a copy of the bytes read. Either way what is loaded is the bytes
+  // verified here, from memory; a kept archive is verified again whenever it
+  // is loaded, so a later change to the operator's file cannot sneak in.
   auto bytes = manifests::read_archive_file(file, store.limits);
   if (!bytes) return bytes.err();
   const fs::path incoming = store.packages / (".incoming." + temp_suffix() + archive_suffix);
-  {
+  std::error_code ec;
+  fs::create_hard_link(file, incoming, ec);
+  if (ec) {
     std::ofstream out(incoming, std::ios::binary | std::ios::trunc);
     out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
     if (!out.flush())
       return make_error(errc::io, "cannot write " + incoming.string() + " (" + std::strerror(errno) + ")");
   }
-  std::error_code ec;
   auto archive = manifests::open_archive_bytes(std::move(*bytes), file.string(),
                                                manifests::read_key_ring(store.keys), store.limits);
   if (!archive) {

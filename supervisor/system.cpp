@@ -56,7 +56,8 @@ status system::setup() {
   }
   // The port is ours: sockets left in run/ belong to a system on this port
   // that died without cleaning up (only now is removing them safe).
-  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove(e.path(), ec);
+  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove_all(e.path(), ec);
+  fs::create_directories(run_dir_ / "empty", ec);
   try {
     control_ = zmq::socket_t(zmq_, zmq::socket_type::router);
     control_.set(zmq::sockopt::linger, 0);
@@ -87,6 +88,7 @@ status system::setup() {
 }
 
 void system::finish_setup() {
+  replenish_standby();
   log_line(TROUPE_LOG_INFO, {}, "system " + address(directory_.system_id(), 0).to_string().substr(1, 8) +
                                     " serving on " + opts_.bind_host + ":" + std::to_string(opts_.port));
   if (opts_.ready_fd >= 0) {
@@ -112,7 +114,7 @@ int system::run() {
   std::error_code ec;
   fs::remove(dir_ / "pid", ec);
   fs::remove(dir_ / "loaded", ec);
-  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove(e.path(), ec);
+  for (const auto& e : fs::directory_iterator(run_dir_, ec)) fs::remove_all(e.path(), ec);
   log_line(TROUPE_LOG_INFO, {}, "system stopped");
   return system_exit_ok;
 }
@@ -178,7 +180,11 @@ void system::cmd_status(const client_ref& c) {
                  {"uptime_ms", up.count()},
                  {"capabilities", to_json(opts_.caps)},
                  {"packages", packages_.size()},
-                 {"workers", workers_.size()},
+                 // Workers of loaded packages (one refused a moment ago may not be reaped yet).
+                 {"workers", std::count_if(workers_.begin(), workers_.end(),
+                                           [this](const auto& w) { return packages_.find(w.second.package_id) != nullptr; })},
+                 {"standby_workers", std::count_if(workers_.begin(), workers_.end(),
+                                                   [](const auto& w) { return w.second.package_id.empty(); })},
                  {"actors", directory_.size()},
                  {"state", stopping_ ? "stopping" : "running"}});
 }
@@ -240,36 +246,112 @@ status system::place(address a, const std::string& type, const std::string& pack
 result<worker_proc*> system::worker_for(const std::string& package_id) {
   auto& pkg = *packages_.find(package_id);
   if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
+  // A standby worker has already paid for exec, dynamic linking and its
+  // sockets: the package only waits for its own dlopen.
+  worker_proc* w = nullptr;
+  for (auto& [_, candidate] : workers_)
+    if (candidate.package_id.empty() && (candidate.st == worker_proc::state::starting ||
+                                         candidate.st == worker_proc::state::standby)) {
+      w = &candidate;
+      break;
+    }
+  if (w == nullptr) {
+    auto launched = launch_worker();
+    if (!launched) return launched.err();
+    w = *launched;
+  }
+  if (auto s = assign(*w, pkg); !s) return s.err();
+  // Replaced once a load is answered (finish_load): starting a process
+  // blocks this loop for a moment.
+  if (pkg.phase != package_phase::loading) replenish_standby();
+  return w;
+}
+
+result<worker_proc*> system::launch_worker() {
   const std::uint32_t id = next_worker_id_++;
+  const fs::path dir = run_dir_ / ("w" + std::to_string(id));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  // The worker's library path points through these links, made to point at
+  // its package's files once it has one (see assign).
+  for (const char* link : {"lib", "pkg"})
+    if (auto s = replace_link(dir / link, run_dir_ / "empty"); !s) return s.err();
   worker_proc& w = workers_[id];
   w.id = id;
-  w.package_id = package_id;
   w.identity = "w" + std::to_string(id);
   w.inbox = endpoint_of("w" + std::to_string(id) + ".sock");
   if (auto s = start_worker(w); !s) {
     workers_.erase(id);
+    fs::remove_all(dir, ec);
     return s.err();
   }
-  pkg.worker = id;
   return &w;
 }
 
-status system::start_worker(worker_proc& w) {
+status system::assign(worker_proc& w, package_entry& pkg) {
+  const fs::path dir = run_dir_ / w.identity;
+  std::error_code ec;
+  const fs::path lib = fs::is_directory(pkg.lib_dir, ec) ? pkg.lib_dir : run_dir_ / "empty";
+  if (auto s = replace_link(dir / "lib", lib); !s) return s;
+  if (auto s = replace_link(dir / "pkg", pkg.root); !s) return s;
+  w.package_id = pkg.id;
+  pkg.worker = w.id;
+  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text);
+  if (w.st == worker_proc::state::standby) send_assignment(w);
+  return ok_v;
+}
+
+void system::send_assignment(worker_proc& w) {
   const auto& pkg = *packages_.find(w.package_id);
+  auto block = directory_.allocate_block(ipc::address_block_size);
+  reply_worker(w.identity, w.hello_rid,
+               json{{"system", directory_.system_id()}, {"first", block.first}, {"count", block.count},
+                    {"gateway", endpoint_of("g.sock")}, {"library", pkg.library.string()},
+                    {"package_id", pkg.id}});
+  w.st = worker_proc::state::assigned;
+}
+
+void system::replenish_standby() {
+  if (stopping_) return;
+  std::uint32_t waiting = 0;
+  for (const auto& [_, w] : workers_) waiting += w.package_id.empty();
+  for (; waiting < opts_.standby_workers; ++waiting)
+    if (auto w = launch_worker(); !w) {
+      log_line(TROUPE_LOG_WARN, {}, "cannot start a standby worker: " + w.err().message);
+      return;
+    }
+}
+
+status system::replace_link(const fs::path& link, const fs::path& target) {
+  // A new link renamed over the old one: the switch is atomic for a worker
+  // resolving a library through it.
+  fs::path tmp = link;
+  tmp += ".new";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_directory_symlink(target, tmp, ec);
+  if (!ec) fs::rename(tmp, link, ec);
+  if (ec) return make_error(errc::io, "cannot link " + link.string() + " to " + target.string() + ": " + ec.message());
+  return ok_v;
+}
+
+status system::start_worker(worker_proc& w) {
   launch_spec spec;
   spec.exe = opts_.worker_exe.string();
-  spec.args = {"--control", endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id",
-               std::to_string(w.id), "--library", pkg.library.string(), "--package-id", pkg.id};
-  // The package's private libraries, and nothing of another package's.
-  spec.env["LD_LIBRARY_PATH"] = pkg.lib_dir.string() + ":" + pkg.root.string();
+  spec.args = {"--control", endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id", std::to_string(w.id)};
+  // Its package's private libraries, and nothing of another package's,
+  // through links that assign() points at that package (glibc reads
+  // LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
+  const fs::path dir = run_dir_ / w.identity;
+  spec.env["LD_LIBRARY_PATH"] = (dir / "lib").string() + ":" + (dir / "pkg").string();
   w.st = worker_proc::state::starting;
   const std::uint32_t id = w.id;
   auto child = launch(io_, spec, [this, id](int st) { on_worker_exit(id, st); });
   if (!child) return child.err();
   w.child = std::move(*child);
-  log_line(TROUPE_LOG_INFO, {}, "started worker " + w.identity + " (pid " +
-                                    std::to_string(w.child->pid()) + ") for " + pkg.m.package +
-                                    " " + pkg.m.version.text);
+  const auto* pkg = packages_.find(w.package_id);
+  log_line(TROUPE_LOG_INFO, {}, "started worker " + w.identity + " (pid " + std::to_string(w.child->pid()) +
+                                    ") " + (pkg ? "for " + pkg->m.package + " " + pkg->m.version.text : "as a standby"));
   return ok_v;
 }
 
@@ -446,7 +528,12 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
   const address a(b.value("address", std::uint64_t{0}));
   if (m.command == "hello") {
     if (w->st != worker_proc::state::starting) return reply_worker_error(identity, rid, "already registered");
-    on_worker_hello(*w, rid, b.value("types", json::array()));
+    w->hello_rid = rid;
+    w->st = worker_proc::state::standby;
+    if (!w->package_id.empty()) send_assignment(*w);  // else answered once it gets a package
+  } else if (m.command == "ready") {
+    if (w->st != worker_proc::state::assigned) return reply_worker_error(identity, rid, "not expecting ready");
+    on_worker_ready(*w, rid, b.value("types", json::array()));
   } else if (m.command == "fatal") {
     const auto reason = b.value("error", std::string("worker could not start"));
     auto* pkg = packages_.find(w->package_id);
@@ -611,7 +698,8 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   worker_proc& w = it->second;
   const std::string how = describe_wait_status(wait_status);
   auto* pkg = packages_.find(w.package_id);
-  const bool never_registered = w.st == worker_proc::state::starting;
+  const bool never_registered = w.st == worker_proc::state::starting ||
+                                w.st == worker_proc::state::standby || w.st == worker_proc::state::assigned;
   if (stopping_ || w.st == worker_proc::state::stopping) {
     log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " exited (" + how + ")");
   } else {
@@ -725,8 +813,11 @@ void system::begin_shutdown() {
   for (auto& [_, waiters] : std::exchange(unload_waiters_, {}))
     for (auto& c : waiters) answer_error(c, going.message, going.code);
   for (auto& [_, w] : workers_) {
-    if (w.st == worker_proc::state::ready) to_worker(w, "shutdown", json::object());
-    else if (w.child) w.child->signal(SIGTERM);
+    if (w.st == worker_proc::state::starting) {
+      if (w.child) w.child->signal(SIGTERM);  // not connected yet
+    } else if (w.st != worker_proc::state::stopping) {
+      to_worker(w, "shutdown", json::object());
+    }
   }
   shutdown_timer_ = std::make_unique<asio::steady_timer>(io_, shutdown_grace);
   shutdown_timer_->async_wait([this](const boost::system::error_code& e) {

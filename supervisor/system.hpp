@@ -25,6 +25,7 @@ struct system_options {
   manifests::capabilities caps;
   std::filesystem::path worker_exe;  ///< troupe-worker
   bool allow_unsigned = false;       ///< accept `load --unsigned DIR` (development only)
+  std::uint32_t standby_workers = 1; ///< workers started ahead of the next package load
   manifests::archive_limits limits;  ///< what a package archive may weigh
   int ready_fd = -1;                 ///< written "ready PID\n" once serving, then closed
 };

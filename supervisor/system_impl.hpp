@@ -59,10 +59,13 @@ struct client_ref {
 
 struct worker_proc {
   std::uint32_t id = 0;
-  std::string package_id;
-  std::string identity;  // ROUTER routing id: "w<id>"
+  std::string package_id;  // empty for a standby worker
+  std::string identity;    // ROUTER routing id: "w<id>"
   std::string inbox;
-  enum class state { starting, ready, stopping } st = state::starting;
+  // starting: launched; standby: said hello, waits for a package (its hello
+  // unanswered); assigned: told its package, loading it; ready: serving.
+  enum class state { starting, standby, assigned, ready, stopping } st = state::starting;
+  json hello_rid;  // answered with the package assignment
   std::unique_ptr<child_watch> child;
   std::vector<json> pending_creates;  // create bodies waiting for "hello"
   std::deque<std::chrono::steady_clock::time_point> crashes;
@@ -155,7 +158,14 @@ class system {
   result<std::string> choose_package(const std::string& type, const std::string& spec);
   status place(address a, const std::string& type, const std::string& package_id,
                const std::string& name, address parent);
+  /// The package's worker: its own, else a standby given the package, else a new one.
   result<worker_proc*> worker_for(const std::string& package_id);
+  result<worker_proc*> launch_worker();
+  status assign(worker_proc& w, package_entry& pkg);
+  void send_assignment(worker_proc& w);
+  /// Keeps opts_.standby_workers workers started ahead of need.
+  void replenish_standby();
+  status replace_link(const fs::path& link, const fs::path& target);
   status start_worker(worker_proc& w);
   void on_worker_exit(std::uint32_t id, int wait_status);
   void fail_unstarted_worker(std::uint32_t id);
@@ -168,7 +178,7 @@ class system {
   void load_archive(const fs::path& file, load_done done);
   void load_directory(const fs::path& dir, load_done done);
   void begin_load(package_entry entry, load_done done);
-  void on_worker_hello(worker_proc& w, const json& rid, const json& types);
+  void on_worker_ready(worker_proc& w, const json& rid, const json& types);
   void finish_load(const std::string& id);
   void fail_load(const std::string& id, const std::string& reason);
   [[nodiscard]] json describe_load(const package_entry& p, bool already) const;

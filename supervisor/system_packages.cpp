@@ -123,7 +123,7 @@ void system::begin_load(package_entry entry, load_done done) {
   package_timers_[id] = std::move(timer);
 }
 
-void system::on_worker_hello(worker_proc& w, const json& rid, const json& types) {
+void system::on_worker_ready(worker_proc& w, const json& rid, const json& types) {
   auto* pkg = packages_.find(w.package_id);
   const bool loading = pkg != nullptr && pkg->phase == package_phase::loading;
   if (loading) {
@@ -142,9 +142,7 @@ void system::on_worker_hello(worker_proc& w, const json& rid, const json& types)
     }
   }
   w.st = worker_proc::state::ready;
-  auto block = directory_.allocate_block(ipc::address_block_size);
-  reply_worker(w.identity, rid, json{{"system", directory_.system_id()}, {"first", block.first},
-                                     {"count", block.count}, {"gateway", endpoint_of("g.sock")}});
+  reply_worker(w.identity, rid, json::object());
   (void)link_.connect(w.inbox);  // connect now: the first client ask need not wait for it
   for (auto& create : w.pending_creates) to_worker(w, "create", create);
   w.pending_creates.clear();
@@ -170,6 +168,7 @@ void system::finish_load(const std::string& id) {
   load_waiters_.erase(id);
   const json body = describe_load(*p, false);
   for (auto& done : waiters) done(body);
+  replenish_standby();
 }
 
 void system::fail_load(const std::string& id, const std::string& reason) {
@@ -191,6 +190,7 @@ void system::fail_load(const std::string& id, const std::string& reason) {
   load_waiters_.erase(id);
   packages_.erase(id);
   for (auto& done : waiters) done(make_error(errc::refused, message));
+  replenish_standby();
 }
 
 json system::describe_load(const package_entry& p, bool already) const {
@@ -396,13 +396,12 @@ void system::maybe_finish_unload(const std::string& id) {
   for (const auto* rec : directory_.all())
     if (rec->package_id == id) return;  // actors still stopping
   if (auto w = workers_.find(p->worker); w != workers_.end()) {
-    if (w->second.st == worker_proc::state::ready) {
+    if (w->second.st == worker_proc::state::starting) {
+      if (w->second.child) w->second.child->signal(SIGTERM);  // not connected yet
+    } else if (w->second.st != worker_proc::state::stopping) {
       to_worker(w->second, "shutdown", json{{"reason", "package unloaded"}});
-      w->second.st = worker_proc::state::stopping;
-    } else if (w->second.st == worker_proc::state::starting && w->second.child) {
-      w->second.child->signal(SIGTERM);
-      w->second.st = worker_proc::state::stopping;
     }
+    w->second.st = worker_proc::state::stopping;
     return;  // on_worker_exit comes back here once it is gone
   }
   log_line(TROUPE_LOG_INFO, {}, "unloaded " + describe(*p));

@@ -170,6 +170,14 @@ int cmd_start(const parsed& p, const std::string& self) {
   opts.caps = std::move(*caps);
   const char* worker_env = std::getenv("TROUPE_WORKER");
   opts.allow_unsigned = p.has("--allow-unsigned");
+  if (p.has("--standby")) {
+    const std::string n = p.value("--standby");
+    unsigned v = 0;
+    auto r = std::from_chars(n.data(), n.data() + n.size(), v);
+    if (r.ec != std::errc{} || r.ptr != n.data() + n.size() || v > 16)
+      throw usage_error{"--standby takes a number of workers from 0 to 16"};
+    opts.standby_workers = v;
+  }
   if (p.has("--max-package-size")) opts.limits.max_archive_bytes = parse_size(p.value("--max-package-size"));
   opts.worker_exe = worker_env && *worker_env ? fs::path(worker_env) : sibling(self, "troupe-worker");
   if (!fs::exists(opts.worker_exe))
@@ -198,6 +206,7 @@ int cmd_start(const parsed& p, const std::string& self) {
                                      "--bind", opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
   if (p.has("--caps")) argv_s.insert(argv_s.end(), {"--caps", p.value("--caps")});
   if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
+  if (p.has("--standby")) argv_s.insert(argv_s.end(), {"--standby", p.value("--standby")});
   if (p.has("--max-package-size")) argv_s.insert(argv_s.end(), {"--max-package-size", p.value("--max-package-size")});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -346,9 +355,10 @@ int cmd_kill(const parsed& p, const std::string&) {
 
 const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
-      {"start", {"start [--port P] [--caps LIST] [--bind HOST] [--allow-unsigned] [--max-package-size N[K|M|G]] [--foreground]",
+      {"start", {"start [--port P] [--caps LIST] [--bind HOST] [--allow-unsigned] [--max-package-size N[K|M|G]]\n"
+                 "        [--standby N] [--foreground]",
                  "start a system (daemon) and return once it answers",
-                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size"},
+                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby"},
                  {"--foreground", "--allow-unsigned"}, 0, 0, cmd_start}},
       {"stop", {"stop [PORT|HOST:PORT ...]", "stop systems (default 1900) and wait until they are gone",
                 {}, {}, 0, 64, cmd_stop}},

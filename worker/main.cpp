@@ -1,5 +1,6 @@
 // troupe-worker: hosts the actors of one package version. Started by the
-// supervisor, never by hand; see docs/OPERATIONS.md for its command line.
+// supervisor, never by hand, possibly before it knows which package (a
+// standby); see docs/OPERATIONS.md for its command line.
 #include "ipc/log.hpp"
 #include "worker/runtime.hpp"
 
@@ -28,18 +29,15 @@ int main(int argc, char** argv) {
     if (flag == "--control") opts.control_endpoint = value;
     else if (flag == "--inbox") opts.inbox_endpoint = value;
     else if (flag == "--worker-id") opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
-    else if (flag == "--library") opts.library = value;
-    else if (flag == "--package-id") opts.package_id = value;
     else {
       std::fprintf(stderr, "troupe-worker: unknown option %s\n", argv[i]);
       return exit_usage;
     }
   }
-  if (argc % 2 == 0 || opts.control_endpoint.empty() || opts.inbox_endpoint.empty() ||
-      opts.library.empty() || opts.worker_id == 0) {
+  if (argc % 2 == 0 || opts.control_endpoint.empty() || opts.inbox_endpoint.empty() || opts.worker_id == 0) {
     std::fprintf(stderr,
-                 "usage: troupe-worker --control EP --inbox EP --worker-id N --library PATH "
-                 "--package-id ID\n(started by the supervisor, not by hand)\n");
+                 "usage: troupe-worker --control EP --inbox EP --worker-id N\n"
+                 "(started by the supervisor, not by hand; it names the package in its answer to hello)\n");
     return exit_usage;
   }
   set_log_tag("w" + std::to_string(opts.worker_id));

@@ -119,8 +119,6 @@ status runtime::start() {
   ipc::configure_control_socket(control_);
   control_.connect(opts_.control_endpoint);
 
-  if (auto s = package_.load(opts_.library, &host_table); !s) return s;
-
   inbox_ = zmq::socket_t(zmq_, zmq::socket_type::pull);
   ipc::configure_data_socket(inbox_);
   try {
@@ -136,12 +134,10 @@ status runtime::start() {
     if (!ec) shutdown(exit_control_lost);
   });
 
-  json types = json::array();
-  for (std::size_t i = 0; i < package_.descriptor().type_count; ++i)
-    types.push_back(package_.descriptor().types[i].name);
-  request("hello",
-          json{{"worker", opts_.worker_id}, {"pid", ::getpid()}, {"inbox", opts_.inbox_endpoint},
-               {"package", opts_.package_id}, {"types", types}, {"abi", TROUPE_ABI_VERSION}},
+  // Registration in two steps (docs/PROTOCOL.md §4): "hello" is answered
+  // once the supervisor gives this worker a package (a standby waits here),
+  // then "ready" reports the actor types the library registered.
+  request("hello", json{{"worker", opts_.worker_id}, {"pid", ::getpid()}, {"inbox", opts_.inbox_endpoint}},
           [this](const json& body) {
             if (!body.value("ok", false)) {
               log_line(TROUPE_LOG_ERROR, {}, "supervisor refused registration: " +
@@ -156,8 +152,32 @@ status runtime::start() {
               routes_[address(system_id_, ipc::gateway_serial)] = link_.connect(gw);
             lease_next_ = body.value("first", 0u);
             lease_end_ = lease_next_ + body.value("count", 0u);
+            opts_.library = body.value("library", std::string());
+            opts_.package_id = body.value("package_id", std::string());
+            load_package();
           });
   return ok_v;
+}
+
+void runtime::load_package() {
+  if (auto s = package_.load(opts_.library, &host_table); !s) {
+    log_line(TROUPE_LOG_ERROR, {}, s.err().message);
+    // Tell the supervisor why, so it refuses the package at once instead of
+    // respawning a worker that can never start.
+    send_event("fatal", json{{"worker", opts_.worker_id}, {"error", s.err().message}});
+    shutdown(exit_package);
+    return;
+  }
+  json types = json::array();
+  for (std::size_t i = 0; i < package_.descriptor().type_count; ++i)
+    types.push_back(package_.descriptor().types[i].name);
+  request("ready", json{{"package", opts_.package_id}, {"types", types}, {"abi", TROUPE_ABI_VERSION}},
+          [this](const json& body) {
+            if (body.value("ok", false)) return;
+            log_line(TROUPE_LOG_ERROR, {}, "supervisor refused the package: " +
+                                               body.value("error", std::string("no reason")));
+            shutdown(exit_package);
+          });
 }
 
 // ---------------------------------------------------------------- control plane

@@ -35,6 +35,8 @@ struct options {
   std::string control_endpoint;  ///< supervisor's control socket (ipc://)
   std::string inbox_endpoint;    ///< this worker's data-plane inbox to bind (ipc://)
   std::uint32_t worker_id = 0;
+  // A worker starts without a package (it may wait as a standby); the
+  // supervisor's answer to "hello" names the library and package id.
   std::string library;           ///< the package library to dlopen
   std::string package_id;
 };
@@ -128,6 +130,8 @@ class runtime {
   void restart_in_place(actor_slot& slot, std::string_view reason);
   void finish_exit(address a, std::string_view reason);
   void shutdown(int code, const std::string& reason = "system shutdown");
+  /// dlopens the package the supervisor assigned and reports its types.
+  void load_package();
   address next_address();
 
   options opts_;

@@ -46,7 +46,7 @@ TEST_CASE("a worker that dies is restarted and its actors answer under the same 
   // Same address, same name, fresh state.
   CHECK(sys.ask(relay, json{{"echo", "after"}}) == "after");
   CHECK(sys.ask("relay", json{{"tell_count", true}}) == json{{"count", 0}, {"out_of_order", 0}});
-  CHECK(sys.live_processes() == 2);  // the daemon and the new worker
+  CHECK(sys.live_processes() == 3);  // the daemon, the new worker and the standby
 }
 
 TEST_CASE("a handler that throws fails the ask and its actor is restarted in place",

@@ -16,8 +16,8 @@ TEST_CASE("troupe stop ends the daemon and its workers in order", "[integration]
   const std::string morse = sys.spawn({"Morse", "--name", "morse"});
   CHECK(sys.ask(relay, json{{"echo", 1}}) == json(1));
   CHECK(sys.ask("morse", "sos") == json("... --- ..."));
-  // Daemon plus one worker per loaded package version.
-  REQUIRE(sys.live_processes() == 4);
+  // Daemon, one worker per loaded package version, one standby worker.
+  REQUIRE(sys.live_processes() == 5);
 
   auto r = sys.stop();
   INFO(r.err);
@@ -31,6 +31,7 @@ TEST_CASE("troupe stop ends the daemon and its workers in order", "[integration]
   CHECK_THAT(log, Catch::Contains("worker w1 exited (exit code 0)"));
   CHECK_THAT(log, Catch::Contains("worker w2 exited (exit code 0)"));
   CHECK_THAT(log, Catch::Contains("worker w3 exited (exit code 0)"));
+  CHECK_THAT(log, Catch::Contains("worker w4 exited (exit code 0)"));  // the standby
   CHECK_THAT(log, Catch::Contains("system stopped"));
   CHECK_FALSE(std::filesystem::exists(sys.state_dir() / "pid"));
 
