@@ -269,31 +269,24 @@ result<worker_proc*> system::worker_for(const std::string& package_id) {
 
 result<worker_proc*> system::launch_worker() {
   const std::uint32_t id = next_worker_id_++;
-  const fs::path dir = run_dir_ / ("w" + std::to_string(id));
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  // The worker's library path points through these links, made to point at
-  // its package's files once it has one (see assign).
-  for (const char* link : {"lib", "pkg"})
-    if (auto s = replace_link(dir / link, run_dir_ / "empty"); !s) return s.err();
   worker_proc& w = workers_[id];
   w.id = id;
   w.identity = "w" + std::to_string(id);
   w.inbox = endpoint_of("w" + std::to_string(id) + ".sock");
   if (auto s = start_worker(w); !s) {
-    workers_.erase(id);
-    fs::remove_all(dir, ec);
+    forget_worker(id);
     return s.err();
   }
   return &w;
 }
 
-status system::assign(worker_proc& w, package_entry& pkg) {
-  const fs::path dir = run_dir_ / w.identity;
+void system::forget_worker(std::uint32_t id) {
   std::error_code ec;
-  const fs::path lib = fs::is_directory(pkg.lib_dir, ec) ? pkg.lib_dir : run_dir_ / "empty";
-  if (auto s = replace_link(dir / "lib", lib); !s) return s;
-  if (auto s = replace_link(dir / "pkg", pkg.root); !s) return s;
+  fs::remove_all(run_dir_ / ("w" + std::to_string(id)), ec);
+  workers_.erase(id);
+}
+
+status system::assign(worker_proc& w, package_entry& pkg) {
   w.package_id = pkg.id;
   pkg.worker = w.id;
   log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text);
@@ -303,6 +296,19 @@ status system::assign(worker_proc& w, package_entry& pkg) {
 
 void system::send_assignment(worker_proc& w) {
   const auto& pkg = *packages_.find(w.package_id);
+  // Pointed at the package only now: at exec they led to an empty
+  // directory, so the worker's own libraries never come from a package.
+  const fs::path dir = run_dir_ / w.identity;
+  std::error_code ec;
+  const fs::path lib = fs::is_directory(pkg.lib_dir, ec) ? pkg.lib_dir : run_dir_ / "empty";
+  status linked = replace_link(dir / "lib", lib);
+  if (linked) linked = replace_link(dir / "pkg", pkg.root);
+  if (!linked) {
+    reply_worker_error(w.identity, w.hello_rid, linked.err().message);
+    w.st = worker_proc::state::stopping;
+    if (pkg.phase == package_phase::loading) fail_load(pkg.id, linked.err().message);
+    return;
+  }
   auto block = directory_.allocate_block(ipc::address_block_size);
   reply_worker(w.identity, w.hello_rid,
                json{{"system", directory_.system_id()}, {"first", block.first}, {"count", block.count},
@@ -315,11 +321,14 @@ void system::replenish_standby() {
   if (stopping_) return;
   std::uint32_t waiting = 0;
   for (const auto& [_, w] : workers_) waiting += w.package_id.empty();
-  for (; waiting < opts_.standby_workers; ++waiting)
-    if (auto w = launch_worker(); !w) {
+  for (; waiting < opts_.standby_workers; ++waiting) {
+    auto w = launch_worker();
+    if (!w) {
       log_line(TROUPE_LOG_WARN, {}, "cannot start a standby worker: " + w.err().message);
       return;
     }
+    log_line(TROUPE_LOG_INFO, {}, "worker " + (*w)->identity + " is a standby");
+  }
 }
 
 status system::replace_link(const fs::path& link, const fs::path& target) {
@@ -336,13 +345,19 @@ status system::replace_link(const fs::path& link, const fs::path& target) {
 }
 
 status system::start_worker(worker_proc& w) {
+  // Its library path goes through these links, which lead nowhere until it
+  // is told its package (send_assignment).
+  const fs::path dir = run_dir_ / w.identity;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  for (const char* link : {"lib", "pkg"})
+    if (auto s = replace_link(dir / link, run_dir_ / "empty"); !s) return s;
   launch_spec spec;
   spec.exe = opts_.worker_exe.string();
   spec.args = {"--control", endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id", std::to_string(w.id)};
   // Its package's private libraries, and nothing of another package's,
-  // through links that assign() points at that package (glibc reads
-  // LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
-  const fs::path dir = run_dir_ / w.identity;
+  // through links that send_assignment() points at that package (glibc
+  // reads LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
   spec.env["LD_LIBRARY_PATH"] = (dir / "lib").string() + ":" + (dir / "pkg").string();
   w.st = worker_proc::state::starting;
   const std::uint32_t id = w.id;
@@ -350,8 +365,8 @@ status system::start_worker(worker_proc& w) {
   if (!child) return child.err();
   w.child = std::move(*child);
   const auto* pkg = packages_.find(w.package_id);
-  log_line(TROUPE_LOG_INFO, {}, "started worker " + w.identity + " (pid " + std::to_string(w.child->pid()) +
-                                    ") " + (pkg ? "for " + pkg->m.package + " " + pkg->m.version.text : "as a standby"));
+  log_line(TROUPE_LOG_INFO, {}, "started worker " + w.identity + " (pid " + std::to_string(w.child->pid()) + ")" +
+                                    (pkg ? " for " + pkg->m.package + " " + pkg->m.version.text : ""));
   return ok_v;
 }
 
@@ -714,20 +729,32 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     maybe_finish_shutdown();
     return;
   }
+  if (w.package_id.empty()) {
+    // A standby. Replaced only if it had come up once: one that cannot even
+    // start would be restarted in a loop.
+    const bool was_healthy = !never_registered || w.st == worker_proc::state::standby;
+    forget_worker(id);
+    if (was_healthy) replenish_standby();
+    return;
+  }
   if (pkg == nullptr || pkg->phase == package_phase::unloading) {
     // Its package is going (or already gone): nothing comes back.
     const std::string package_id = w.package_id;
     std::vector<address> gone;
     for (auto* rec : hosted) gone.push_back(rec->addr);
     if (pkg != nullptr) pkg->worker = 0;
-    workers_.erase(it);
+    forget_worker(id);
     for (address a : gone) on_stopped(a, false, "package unloaded");
     maybe_finish_unload(package_id);
     return;
   }
+  if (!pkg->broken.empty()) {
+    // It said why it cannot load its library ("fatal"): retrying cannot help.
+    w.exit_how = how;
+    return fail_unstarted_worker(id);
+  }
   if (never_registered) {
     w.exit_how = how;
-    if (!pkg->broken.empty()) return fail_unstarted_worker(id);
     // Its "fatal" with the reason may still be on the control socket: the
     // exit can be seen first. Wait a moment for it rather than fail the
     // package with a vaguer reason.
@@ -759,13 +786,13 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   }
   if (give_up || directory_.on_worker(id).empty()) {
     pkg->worker = 0;
-    workers_.erase(it);
+    forget_worker(id);
     return;
   }
   if (auto s = start_worker(w); !s) {
     for (auto* rec : hosted) fail_actor(*rec, s.err().message);
     pkg->worker = 0;
-    workers_.erase(it);
+    forget_worker(id);
   }
 }
 
@@ -778,7 +805,7 @@ void system::fail_unstarted_worker(std::uint32_t id) {
   if (pkg != nullptr && pkg->phase == package_phase::loading) {
     const std::string package_id = pkg->id;
     const std::string reason = "worker exited before registering (" + w.exit_how + ")";
-    workers_.erase(it);
+    forget_worker(id);
     pkg->worker = 0;
     return fail_load(package_id, reason);
   }
@@ -795,7 +822,7 @@ void system::fail_unstarted_worker(std::uint32_t id) {
     fail_actor(*rec, reason);
     directory_.remove(a);
   }
-  workers_.erase(it);
+  forget_worker(id);
   maybe_finish_shutdown();
 }
 

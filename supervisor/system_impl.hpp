@@ -161,6 +161,8 @@ class system {
   /// The package's worker: its own, else a standby given the package, else a new one.
   result<worker_proc*> worker_for(const std::string& package_id);
   result<worker_proc*> launch_worker();
+  /// Drops a worker's record and its run/wN directory.
+  void forget_worker(std::uint32_t id);
   status assign(worker_proc& w, package_entry& pkg);
   void send_assignment(worker_proc& w);
   /// Keeps opts_.standby_workers workers started ahead of need.

@@ -71,6 +71,8 @@ void system::load_archive(const fs::path& file, load_done done) {
   auto root = manifests::extract_archive(*archive, store_.cache);
   if (!root) {
     log_line(TROUPE_LOG_ERROR, {}, "cannot extract " + archive->source + ": " + root.err().message);
+    std::error_code ec;
+    if (copied) fs::remove(archive->source, ec);  // not loaded: not kept either
     return done(root.err());
   }
   package_entry e;

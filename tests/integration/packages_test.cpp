@@ -323,7 +323,7 @@ TEST_CASE("a standby worker takes the next package; --standby 0 starts workers o
     sys.load(TROUPE_ENCODERS_PKG);
     CHECK(sys.ask(sys.spawn({"Morse"}), "sos") == json("... --- ..."));
     CHECK(standby(sys) == 1);
-    CHECK_THAT(sys.log(), Catch::Contains("as a standby") && Catch::Contains("worker w1 runs encoders 1.0.0"));
+    CHECK_THAT(sys.log(), Catch::Contains("worker w1 is a standby") && Catch::Contains("worker w1 runs encoders 1.0.0"));
   }
   SECTION("none") {
     test_system sys({"--standby", "0"});

@@ -6,7 +6,11 @@
 
 #include <signal.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <thread>
 
 using troupe::testing::actor_view;
 using troupe::testing::json;
@@ -81,4 +85,35 @@ TEST_CASE("a handler that throws fails the ask and its actor is restarted in pla
   REQUIRE(n);
   CHECK(n->restarts() == 0);
   CHECK(sys.ask(other, json{{"echo", "n"}}) == "n");
+}
+
+TEST_CASE("a worker whose library can no longer be loaded fails its package instead of restarting",
+          "[integration][restart][errors]") {
+  test_system sys({"--allow-unsigned"});
+  // A private copy of a directory package, so that its library can be broken.
+  const auto dir = sys.home() / "relay";
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"manifest.yaml", "libfixture_relay_v1.so"})
+    std::filesystem::copy_file(std::filesystem::path(TROUPE_RELAY_V1_DIR) / f, dir / f);
+  sys.load(dir.string(), {"--unsigned"});
+  const std::string relay = sys.spawn({"Relay"});
+  const int pid = sys.actor(relay)->worker_pid();
+  std::filesystem::remove(dir / "libfixture_relay_v1.so");
+  std::ofstream(dir / "libfixture_relay_v1.so") << "not a library";
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+
+  // The restarted worker says why it cannot load the library ("fatal"): the
+  // package is failed with that reason, its actors removed, not retried.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sys.actor(relay) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observable state
+  CHECK_FALSE(sys.actor(relay));
+  auto list = json::parse(sys.run({"list", "--json"}).out);
+  REQUIRE(list.size() == 1);
+  REQUIRE(list[0].contains("error"));
+  CHECK_THAT(list[0]["error"].get<std::string>(), Catch::Contains("libfixture_relay_v1.so"));
+  CHECK_THAT(sys.log(), !Catch::Contains("crashed too often"));
+  auto again = sys.run({"spawn", "Relay"});
+  CHECK(again.exit_code == 1);
+  CHECK_THAT(again.err, Catch::Contains("cannot start"));
 }
