@@ -185,6 +185,10 @@ void system::cmd_status(const client_ref& c) {
                                            [this](const auto& w) { return packages_.find(w.second.package_id) != nullptr; })},
                  {"standby_workers", std::count_if(workers_.begin(), workers_.end(),
                                                    [](const auto& w) { return w.second.package_id.empty(); })},
+                 {"standby_ready", std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
+                    return w.second.package_id.empty() && w.second.st == worker_proc::state::standby;
+                  })},
+                 {"standby_target", opts_.standby_workers},
                  {"actors", directory_.size()},
                  {"state", stopping_ ? "stopping" : "running"}});
 }
@@ -281,9 +285,23 @@ result<worker_proc*> system::launch_worker() {
 }
 
 void system::forget_worker(std::uint32_t id) {
+  // Its inbox is gone for good: drop the connection, or ZeroMQ keeps a
+  // socket retrying it for the life of the system.
+  if (auto it = workers_.find(id); it != workers_.end()) link_.disconnect(it->second.inbox);
   std::error_code ec;
   fs::remove_all(run_dir_ / ("w" + std::to_string(id)), ec);
   workers_.erase(id);
+}
+
+void system::replenish_standby_soon() {
+  // Starting a process blocks this loop until its exec, and its start-up
+  // competes for the CPUs: not while the client that just loaded a package
+  // spawns and asks its first actor.
+  if (standby_timer_ == nullptr) standby_timer_ = std::make_unique<asio::steady_timer>(io_);
+  standby_timer_->expires_after(standby_delay);
+  standby_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (!e) replenish_standby();
+  });
 }
 
 status system::assign(worker_proc& w, package_entry& pkg) {
@@ -831,6 +849,7 @@ void system::fail_unstarted_worker(std::uint32_t id) {
 void system::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  if (standby_timer_) standby_timer_->cancel();
   log_line(TROUPE_LOG_INFO, {}, "shutting down: exit requests to " + std::to_string(directory_.size()) + " actors");
   // Loads and unloads under way end with the system; their clients learn why.
   package_timers_.clear();

@@ -50,6 +50,8 @@ constexpr std::size_t max_ipc_path = 107;  // sun_path less its NUL
 constexpr auto load_registration_timeout = std::chrono::seconds(10);
 // An unloaded package's actors get this long to stop before its worker is killed.
 constexpr auto unload_grace = std::chrono::seconds(5);
+// A load's replacement standby starts this long after the load is answered.
+constexpr auto standby_delay = std::chrono::milliseconds(10);
 
 /// A client request waiting for an event (a creation, a stop, a reply).
 struct client_ref {
@@ -167,6 +169,8 @@ class system {
   void send_assignment(worker_proc& w);
   /// Keeps opts_.standby_workers workers started ahead of need.
   void replenish_standby();
+  /// The same, standby_delay from now (after a load is answered).
+  void replenish_standby_soon();
   status replace_link(const fs::path& link, const fs::path& target);
   status start_worker(worker_proc& w);
   void on_worker_exit(std::uint32_t id, int wait_status);
@@ -245,6 +249,7 @@ class system {
   std::unordered_map<std::uint64_t, gateway_ask> gateway_asks_;
   std::uint64_t next_correlation_ = 1;
 
+  std::unique_ptr<asio::steady_timer> standby_timer_;
   bool stopping_ = false;
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
 };

@@ -170,7 +170,7 @@ void system::finish_load(const std::string& id) {
   load_waiters_.erase(id);
   const json body = describe_load(*p, false);
   for (auto& done : waiters) done(body);
-  replenish_standby();
+  replenish_standby_soon();
 }
 
 void system::fail_load(const std::string& id, const std::string& reason) {
@@ -192,7 +192,7 @@ void system::fail_load(const std::string& id, const std::string& reason) {
   load_waiters_.erase(id);
   packages_.erase(id);
   for (auto& done : waiters) done(make_error(errc::refused, message));
-  replenish_standby();
+  replenish_standby_soon();
 }
 
 json system::describe_load(const package_entry& p, bool already) const {

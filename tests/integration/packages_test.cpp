@@ -11,11 +11,13 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <regex>
 #include <string>
+#include <thread>
 
 namespace fs = std::filesystem;
 using troupe::testing::json;
@@ -312,10 +314,18 @@ TEST_CASE("a worker gets its own package's read-only files and private libraries
 
 TEST_CASE("a standby worker takes the next package; --standby 0 starts workers on demand",
           "[integration][packages]") {
+  // The count once it settles: a load's replacement standby starts a moment
+  // after the load is answered.
   auto standby = [](const test_system& sys) {
-    auto r = sys.run({"status", "--json"});
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out)["standby_workers"].get<int>();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      auto r = sys.run({"status", "--json"});
+      REQUIRE(r.exit_code == 0);
+      const auto s = json::parse(r.out);
+      const int n = s["standby_workers"].get<int>();
+      if (n == s["standby_target"].get<int>() || std::chrono::steady_clock::now() > deadline) return n;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observable state
+    }
   };
   SECTION("default: one standby, replaced once a load took it") {
     test_system sys;

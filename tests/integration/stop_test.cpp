@@ -4,6 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
 using troupe::testing::json;
 using troupe::testing::test_system;
 
@@ -16,7 +20,11 @@ TEST_CASE("troupe stop ends the daemon and its workers in order", "[integration]
   const std::string morse = sys.spawn({"Morse", "--name", "morse"});
   CHECK(sys.ask(relay, json{{"echo", 1}}) == json(1));
   CHECK(sys.ask("morse", "sos") == json("... --- ..."));
-  // Daemon, one worker per loaded package version, one standby worker.
+  // Daemon, one worker per loaded package version, one standby worker (its
+  // replacement starts a moment after the last load).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (sys.live_processes() != 5 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observable state
   REQUIRE(sys.live_processes() == 5);
 
   auto r = sys.stop();
