@@ -172,6 +172,10 @@ class live_system {
   /// Asks `question` every interval until done(reply) or timeout.
   json poll(address target, const json& question, const std::function<bool(const json&)>& done,
             std::chrono::milliseconds timeout, std::chrono::milliseconds interval);
+  /// Waits (at most 5 s) until the system's standby workers are up, as on a
+  /// system between operator commands: a timed load then measures a load,
+  /// not the start of the previous load's replacement standby.
+  void wait_settled();
   /// The worker hosting package_id (also remembered for clean-up).
   pid_t worker_pid(const std::string& package_id);
 
@@ -228,10 +232,11 @@ class bench_packages {
 
 // ---------------------------------------------------------------- package figures
 
-/// What the system's prune does after every load, in this process: every
-/// archive of HOME/packages read and verified against HOME/keys (re-read for
-/// each, as the system does). Median ms of 3 passes; archives receives the
-/// number of archives.
+/// What the system's scan of its package directory costs (avail, load GROUP;
+/// before keep pruned by file name, every load did it), in this process:
+/// every archive of HOME/packages read and verified against HOME/keys
+/// (re-read for each, as the system does). Median ms of 3 passes; archives
+/// receives the number of archives.
 double store_scan_ms(const std::string& home, std::size_t& archives);
 
 /// package_load_5mib: `load` of a fresh ~5 MiB archive + spawn + first ask,

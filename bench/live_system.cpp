@@ -180,6 +180,17 @@ json live_system::ask(address target, const json& payload, std::chrono::millisec
   return *r;
 }
 
+void live_system::wait_settled() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    auto r = client_->call("status", json::object());
+    if (!r) throw bench_error("status: " + r.err().message);
+    if (r->value("standby_ready", 0) >= r->value("standby_target", 0)) return;
+    if (std::chrono::steady_clock::now() > deadline) throw bench_error("standby workers not up after 5 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 json live_system::poll(address target, const json& question,
                        const std::function<bool(const json&)>& done,
                        std::chrono::milliseconds timeout, std::chrono::milliseconds interval) {

@@ -189,6 +189,7 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
   auto ms = [](std::int64_t a, std::int64_t b) { return static_cast<double>(b - a) / 1e6; };
   for (int i = 0; i <= z.spawn_samples; ++i) {  // sample 0 is a warm-up
     const std::string file = pk.fresh(i);  // untimed: packed before the operator loads it
+    sys.wait_settled();
     const auto t0 = now_ns();
     const std::string id = sys.load(file);  // starts the worker; answered once it registered
     const auto t1 = now_ns();
@@ -216,7 +217,8 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
   const double scan = store_scan_ms(sys.home(), scanned);
   say("  medians: load " + fmt(median(load_only)) + " ms, spawn call " + fmt(median(spawn_only)) +
       " ms, first ask " + fmt(median(first_ask)) + " ms, a second ask " + fmt(median(warm_ask)) +
-      " ms; verifying the " + std::to_string(scanned) + " archives of the package directory (prune's scan) takes " +
+      " ms; verifying the " + std::to_string(scanned) +
+      " archives of the package directory (what avail and load GROUP do; a load by file does not) takes " +
       fmt(scan) + " ms");
   figure f{"worker_spawn_ready", median(spawn_ready), "ms", median(bare),
            "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe); "
