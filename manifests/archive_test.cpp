@@ -18,20 +18,11 @@ using namespace troupe::manifests;
 using troupe::errc;
 namespace fs = std::filesystem;
 
+using troupe::testing::slurp;
 using troupe::testing::temp_dir;
+using troupe::testing::write;
 
 namespace {
-
-
-std::string slurp(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write(const fs::path& file, const std::string& bytes) {
-  fs::create_directories(file.parent_path());
-  std::ofstream(file, std::ios::binary) << bytes;
-}
 
 unsigned mode_of(const fs::path& file) {
   struct stat st {};

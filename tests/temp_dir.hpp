@@ -1,7 +1,8 @@
 // tests/temp_dir.hpp — a fresh directory for one test, made by mkdtemp under
 // /tmp (short: ipc:// paths inside must stay under 107 bytes) and removed
 // with everything in it afterwards, read-only package extractions included.
-// Header-only; used by the unit tests of several components.
+// Also: whole-file read and write. Header-only; used by the unit tests of
+// several components.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <system_error>
 
@@ -33,5 +36,17 @@ struct temp_dir {
     fs::remove_all(path, ec);
   }
 };
+
+/// The whole file's bytes ("" when it cannot be read).
+inline std::string slurp(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+/// Writes bytes to file, creating its directory.
+inline void write(const std::filesystem::path& file, const std::string& bytes) {
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream(file, std::ios::binary) << bytes;
+}
 
 }  // namespace troupe::testing
