@@ -7,7 +7,9 @@
 #include <troupe/address.hpp>
 #include <troupe/result.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -34,6 +36,9 @@ struct actor_record {
   std::uint32_t restarts = 0;
   std::string last_reason;
   address parent;
+  /// When it was restarted after its worker died, within its restart.within
+  /// window: the OTP intensity count.
+  std::deque<std::chrono::steady_clock::time_point> recent_restarts;
 };
 
 /// A block of serials handed to a worker for the addresses it allocates.

@@ -239,7 +239,7 @@ status system::place(address a, const std::string& type, const std::string& pack
                                          " cannot start: " + pkg->broken);
   auto w = worker_for(package_id);
   if (!w) return w.err();
-  actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent};
+  actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent, {}};
   if (auto s = directory_.add(std::move(rec)); !s) return s;
   json create{{"address", a.value()}, {"type", type}};
   if ((*w)->st == worker_proc::state::ready) to_worker(**w, "create", create);
@@ -594,7 +594,7 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
     if (!s) {
       // Record the failure so messages to the address explain themselves.
       (void)directory_.add(actor_record{a, b.value("type", std::string()), pkg ? *pkg : w->package_id, {}, 0,
-                                  actor_state::failed, 0, s.err().message, {}});
+                                  actor_state::failed, 0, s.err().message, {}, {}});
       return reply_worker_error(identity, rid, s.err().message);
     }
     reply_worker(identity, rid, json{{"address", a.value()}});
@@ -782,36 +782,75 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     });
     return;
   }
-  // The worker crashed: restart it and re-create what it hosted under the
-  // same addresses.
+  restart_after_crash(w, *pkg, how);
+}
+
+void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::string& how) {
+  // Each actor by its manifest's restart policy (OTP): temporary never
+  // comes back; permanent and transient do, since a crash is never a normal
+  // exit, up to max_restarts within `within`, after which it is failed.
   const auto now = std::chrono::steady_clock::now();
-  w.crashes.push_back(now);
-  while (!w.crashes.empty() && now - w.crashes.front() > worker_crash_window) w.crashes.pop_front();
-  const bool give_up = static_cast<int>(w.crashes.size()) > worker_crash_limit;
-  for (auto* rec : hosted) {
+  const std::uint32_t id = w.id;
+  manifests::restart_spec eager;  // the quickest backoff among those coming back
+  std::size_t worst_streak = 0;
+  bool any = false;
+  for (auto* rec : directory_.on_worker(id)) {
     if (rec->state == actor_state::stopping) {
       on_stopped(rec->addr, false, "killed");  // it was going away: do not bring it back
       continue;
     }
-    if (give_up) {
-      fail_actor(*rec, "worker crashed too often, last " + how);
+    if (rec->state == actor_state::failed) continue;
+    const auto* spec = pkg.m.find_actor(rec->type);
+    const manifests::restart_spec policy = spec ? spec->restart : manifests::restart_spec{};
+    if (policy.policy == manifests::restart_policy::temporary) {
+      fail_actor(*rec, "worker " + how + " (temporary: not restarted)");
       continue;
     }
+    auto& recent = rec->recent_restarts;
+    while (!recent.empty() && now - recent.front() > policy.within) recent.pop_front();
+    if (recent.size() >= policy.max_restarts) {
+      fail_actor(*rec, "restarted " + std::to_string(recent.size()) + " times within " +
+                           std::to_string(policy.within.count()) + " ms (max_restarts), last: worker " + how);
+      continue;
+    }
+    recent.push_back(now);
+    if (!any || policy.backoff_min < eager.backoff_min) eager = policy;
+    worst_streak = std::max(worst_streak, recent.size());
+    any = true;
     rec->state = actor_state::starting;
     ++rec->restarts;
     rec->last_reason = "worker " + how;
     w.pending_creates.push_back(json{{"address", rec->addr.value()}, {"type", rec->type}, {"restarts", rec->restarts}});
   }
-  if (give_up || directory_.on_worker(id).empty()) {
-    pkg->worker = 0;
+  if (!any) {
+    pkg.worker = 0;
     forget_worker(id);
     return;
   }
-  if (auto s = start_worker(w); !s) {
-    for (auto* rec : hosted) fail_actor(*rec, s.err().message);
-    pkg->worker = 0;
-    forget_worker(id);
+  // The first restart in a window is immediate; each further one waits
+  // backoff_min, doubling up to backoff_max.
+  auto delay = std::chrono::milliseconds(0);
+  if (worst_streak > 1) {
+    delay = eager.backoff_min;
+    for (std::size_t i = 2; i < worst_streak && delay < eager.backoff_max; ++i) delay *= 2;
+    delay = std::min(delay, eager.backoff_max);
   }
+  auto start = [this, id] {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) return;
+    if (auto s = start_worker(it->second); !s) {
+      for (auto* rec : directory_.on_worker(id)) fail_actor(*rec, s.err().message);
+      if (auto* p = packages_.find(it->second.package_id)) p->worker = 0;
+      forget_worker(id);
+    }
+  };
+  if (delay.count() == 0) return start();
+  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " restarts in " + std::to_string(delay.count()) + " ms (backoff)");
+  w.st = worker_proc::state::starting;
+  w.restart_timer = std::make_unique<asio::steady_timer>(io_, delay);
+  w.restart_timer->async_wait([start](const boost::system::error_code& e) {
+    if (!e) start();
+  });
 }
 
 void system::fail_unstarted_worker(std::uint32_t id) {
@@ -858,12 +897,18 @@ void system::begin_shutdown() {
     for (auto& done : waiters) done(going);
   for (auto& [_, waiters] : std::exchange(unload_waiters_, {}))
     for (auto& c : waiters) answer_error(c, going.message, going.code);
-  for (auto& [_, w] : workers_) {
+  std::vector<std::uint32_t> waiting;  // crashed, waiting for their restart: no process
+  for (auto& [id, w] : workers_) {
     if (w.st == worker_proc::state::starting) {
       if (w.child) w.child->signal(SIGTERM);  // not connected yet
+      else waiting.push_back(id);
     } else if (w.st != worker_proc::state::stopping) {
       to_worker(w, "shutdown", json::object());
     }
+  }
+  for (auto id : waiting) {
+    for (auto* rec : directory_.on_worker(id)) directory_.remove(rec->addr);
+    forget_worker(id);
   }
   shutdown_timer_ = std::make_unique<asio::steady_timer>(io_, shutdown_grace);
   shutdown_timer_->async_wait([this](const boost::system::error_code& e) {

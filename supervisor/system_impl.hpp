@@ -41,10 +41,6 @@ constexpr auto shutdown_grace = std::chrono::seconds(5);
 // How long a worker that exited before registering may take to deliver its
 // "fatal" reason (normally it is already on the control socket).
 constexpr auto fatal_grace_period = std::chrono::seconds(1);
-// Crude worker crash budget until per-actor policies (manifest restart:)
-// take over: more crashes than this within the window fail the actors.
-constexpr int worker_crash_limit = 5;
-constexpr auto worker_crash_window = std::chrono::seconds(10);
 constexpr std::size_t max_ipc_path = 107;  // sun_path less its NUL
 // A loaded package's worker must register within this time, or the load fails.
 constexpr auto load_registration_timeout = std::chrono::seconds(10);
@@ -70,7 +66,8 @@ struct worker_proc {
   json hello_rid;  // answered with the package assignment
   std::unique_ptr<child_watch> child;
   std::vector<json> pending_creates;  // create bodies waiting for "hello"
-  std::deque<std::chrono::steady_clock::time_point> crashes;
+  // A crashed worker waits here before it is started again (restart.backoff).
+  std::unique_ptr<asio::steady_timer> restart_timer;
   // Exited before "hello" and its "fatal" (the reason) not read yet: the
   // package is failed when it arrives or when this timer runs out.
   std::unique_ptr<asio::steady_timer> fatal_grace;
@@ -175,6 +172,9 @@ class system {
   status start_worker(worker_proc& w);
   void on_worker_exit(std::uint32_t id, int wait_status);
   void fail_unstarted_worker(std::uint32_t id);
+  /// Applies each hosted actor's restart policy after its worker died; starts
+  /// the worker again (after the backoff) when any actor is to come back.
+  void restart_after_crash(worker_proc& w, package_entry& pkg, const std::string& how);
   void fail_actor(actor_record& rec, const std::string& reason);
 
   // Packages (system_packages.cpp).

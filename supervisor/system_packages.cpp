@@ -398,8 +398,13 @@ void system::maybe_finish_unload(const std::string& id) {
   for (const auto* rec : directory_.all())
     if (rec->package_id == id) return;  // actors still stopping
   if (auto w = workers_.find(p->worker); w != workers_.end()) {
+    if (!w->second.child) {
+      forget_worker(w->first);  // crashed and waiting for its restart: nothing to stop
+      p->worker = 0;
+      return maybe_finish_unload(id);
+    }
     if (w->second.st == worker_proc::state::starting) {
-      if (w->second.child) w->second.child->signal(SIGTERM);  // not connected yet
+      w->second.child->signal(SIGTERM);  // not connected yet
     } else if (w->second.st != worker_proc::state::stopping) {
       to_worker(w->second, "shutdown", json{{"reason", "package unloaded"}});
     }

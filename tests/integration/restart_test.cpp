@@ -1,5 +1,6 @@
 // A worker that dies is restarted and its actors answer again under the same
 // address; a handler that throws restarts its actor alone.
+#include "manifests/archive.hpp"
 #include "tests/integration/harness.hpp"
 
 #include <catch2/catch.hpp>
@@ -9,6 +10,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -116,4 +119,76 @@ TEST_CASE("a worker whose library can no longer be loaded fails its package inst
   auto again = sys.run({"spawn", "Relay"});
   CHECK(again.exit_code == 1);
   CHECK_THAT(again.err, Catch::Contains("cannot start"));
+}
+
+namespace {
+
+/// Kills the worker hosting address and waits until the actor runs in a new
+/// one, or is failed; returns its view then.
+std::optional<actor_view> kill_worker_of(const test_system& sys, const std::string& address) {
+  const int pid = sys.actor(address)->worker_pid();
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  return sys.wait_for_actor(address, [pid](const actor_view& v) {
+    return v.state() == "failed" || (v.state() == "running" && v.worker_pid() > 0 && v.worker_pid() != pid);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("past max_restarts within its window an actor is failed; the system serves the rest",
+          "[integration][restart][policy]") {
+  test_system sys;
+  sys.load(TROUPE_RELAY_V1_PKG);  // Relay: default policy, permanent, 3 restarts within 5 s
+  sys.load(TROUPE_ENCODERS_PKG);
+  const std::string relay = sys.spawn({"Relay", "--name", "relay"});
+  const std::string morse = sys.spawn({"Morse"});
+  for (int i = 1; i <= 3; ++i) {
+    auto v = kill_worker_of(sys, relay);
+    REQUIRE(v);
+    INFO(v->raw.dump());
+    REQUIRE(v->state() == "running");
+    CHECK(v->restarts() == i);
+    CHECK(sys.ask(relay, json{{"echo", i}}) == json(i));
+  }
+  // From the second restart in the window on, the worker waits (10 ms, then 20).
+  CHECK_THAT(sys.log(), Catch::Contains("restarts in 10 ms (backoff)") &&
+                            Catch::Contains("restarts in 20 ms (backoff)"));
+
+  auto v = kill_worker_of(sys, relay);
+  REQUIRE(v);
+  INFO(v->raw.dump());
+  CHECK(v->state() == "failed");
+  CHECK_THAT(v->last_reason(), Catch::Contains("max_restarts") && Catch::Contains("SIGKILL"));
+  // An ask fails at once with the reason, not by timing out.
+  auto ask = sys.run({"ask", relay, json{{"echo", 1}}.dump(), "--timeout", "20000"});
+  CHECK(ask.exit_code != 0);
+  CHECK_THAT(ask.err, Catch::Contains("max_restarts"));
+  CHECK(sys.ask(morse, "sos") == json("... --- ..."));
+}
+
+TEST_CASE("a temporary actor is not restarted when its worker dies", "[integration][restart][policy]") {
+  test_system sys;
+  // The relay fixture with restart.policy temporary, signed with the build's key.
+  auto key = troupe::manifests::signing_key::read(TROUPE_DEV_KEY);
+  REQUIRE(key);
+  const std::string manifest =
+      "package: relay_temp\nversion: 1.0.0\nlibrary: libfixture_relay_v1.so\n"
+      "actors:\n  Relay: { restart: { policy: temporary } }\n";
+  std::ifstream lib(std::filesystem::path(TROUPE_RELAY_V1_DIR) / "libfixture_relay_v1.so", std::ios::binary);
+  const std::string library((std::istreambuf_iterator<char>(lib)), std::istreambuf_iterator<char>());
+  const auto archive = sys.home() / "relay_temp-1.0.0.tpkg";
+  std::ofstream(archive, std::ios::binary)
+      << troupe::manifests::sign_payload(
+             troupe::manifests::write_tar({{"manifest.yaml", troupe::manifests::entry_kind::file, manifest, {}, false},
+                                           {"libfixture_relay_v1.so", troupe::manifests::entry_kind::file, library,
+                                            {}, true}}),
+             *key);
+  sys.load(archive.string());
+  const std::string relay = sys.spawn({"Relay"});
+  auto v = kill_worker_of(sys, relay);
+  REQUIRE(v);
+  CHECK(v->state() == "failed");
+  CHECK_THAT(v->last_reason(), Catch::Contains("temporary: not restarted"));
+  CHECK(v->restarts() == 0);
 }
