@@ -241,7 +241,7 @@ status system::place(address a, const std::string& type, const std::string& pack
   if (!w) return w.err();
   actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent, {}};
   if (auto s = directory_.add(std::move(rec)); !s) return s;
-  json create{{"address", a.value()}, {"type", type}};
+  json create = create_body(*directory_.find(a), *pkg);
   if ((*w)->st == worker_proc::state::ready) to_worker(**w, "create", create);
   else (*w)->pending_creates.push_back(std::move(create));
   return ok_v;
@@ -617,6 +617,7 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
     if (auto* rec = directory_.find(a)) {
       rec->restarts = b.value("restarts", rec->restarts + 1);
       rec->last_reason = b.value("reason", std::string());
+      rec->recent_restarts.push_back(std::chrono::steady_clock::now());  // one intensity count for both kinds
     }
   } else if (m.command == "stopped") {
     on_stopped(a, b.value("failed", false), b.value("reason", std::string()));
@@ -785,6 +786,27 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   restart_after_crash(w, *pkg, how);
 }
 
+json system::create_body(const actor_record& rec, const package_entry& pkg) const {
+  // The worker applies the restart policy to handler failures itself, so it
+  // gets the policy and the restarts already counted in the current window.
+  const auto* spec = pkg.m.find_actor(rec.type);
+  const manifests::restart_spec policy = spec ? spec->restart : manifests::restart_spec{};
+  const auto now = std::chrono::steady_clock::now();
+  json recent = json::array();
+  for (auto t : rec.recent_restarts)
+    recent.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count());
+  const char* name = policy.policy == manifests::restart_policy::temporary   ? "temporary"
+                     : policy.policy == manifests::restart_policy::transient ? "transient"
+                                                                              : "permanent";
+  return json{{"address", rec.addr.value()},
+              {"type", rec.type},
+              {"restarts", rec.restarts},
+              {"restart", {{"policy", name},
+                           {"max_restarts", policy.max_restarts},
+                           {"within_ms", policy.within.count()},
+                           {"recent_ms", recent}}}};
+}
+
 void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::string& how) {
   // Each actor by its manifest's restart policy (OTP): temporary never
   // comes back; permanent and transient do, since a crash is never a normal
@@ -820,7 +842,7 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
     rec->state = actor_state::starting;
     ++rec->restarts;
     rec->last_reason = "worker " + how;
-    w.pending_creates.push_back(json{{"address", rec->addr.value()}, {"type", rec->type}, {"restarts", rec->restarts}});
+    w.pending_creates.push_back(create_body(*rec, pkg));
   }
   if (!any) {
     pkg.worker = 0;

@@ -175,6 +175,8 @@ class system {
   /// Applies each hosted actor's restart policy after its worker died; starts
   /// the worker again (after the backoff) when any actor is to come back.
   void restart_after_crash(worker_proc& w, package_entry& pkg, const std::string& how);
+  /// The worker's "create" for rec, with its restart policy and count.
+  [[nodiscard]] json create_body(const actor_record& rec, const package_entry& pkg) const;
   void fail_actor(actor_record& rec, const std::string& reason);
 
   // Packages (system_packages.cpp).

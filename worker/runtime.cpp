@@ -290,8 +290,17 @@ void runtime::create_actor(const json& b) {
   const auto* type = package_.find(type_name);
   if (type == nullptr) return refuse("package has no actor type '" + type_name + "'");
 
-  auto [it, inserted] = actors_.emplace(a, actor_slot{a, type, nullptr, b.value("restarts", 0u), false});
+  auto [it, inserted] = actors_.emplace(a, actor_slot{a, type, nullptr, b.value("restarts", 0u), false, {}});
   actor_slot& slot = it->second;
+  if (auto r = b.find("restart"); r != b.end() && r->is_object()) {
+    slot.rule.temporary = r->value("policy", std::string()) == "temporary";
+    slot.rule.max_restarts = r->value("max_restarts", slot.rule.max_restarts);
+    slot.rule.within = std::chrono::milliseconds(r->value("within_ms", slot.rule.within.count()));
+    const auto now = std::chrono::steady_clock::now();
+    if (auto recent = r->find("recent_ms"); recent != r->end() && recent->is_array())
+      for (const auto& age : *recent)
+        if (age.is_number_unsigned()) slot.rule.recent.push_back(now - std::chrono::milliseconds(age.get<std::uint64_t>()));
+  }
   troupe_context ctx{this, &slot, TROUPE_MSG_TELL, {}, 0, false};
   troupe_error err{};
   slot.state = type->create(&ctx, &err);
@@ -310,6 +319,22 @@ void runtime::create_actor(const json& b) {
 }
 
 void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {
+  // The manifest's policy: temporary never comes back; the others until
+  // max_restarts within `within` (worker crashes count too, see "create").
+  auto& rule = slot.rule;
+  const auto now = std::chrono::steady_clock::now();
+  while (!rule.recent.empty() && now - rule.recent.front() > rule.within) rule.recent.pop_front();
+  std::string give_up;
+  if (rule.temporary) give_up = std::string(reason) + " (temporary: not restarted)";
+  else if (rule.recent.size() >= rule.max_restarts)
+    give_up = "restarted " + std::to_string(rule.recent.size()) + " times within " +
+              std::to_string(rule.within.count()) + " ms (max_restarts), last: " + std::string(reason);
+  if (!give_up.empty()) {
+    log_line(TROUPE_LOG_WARN, slot.addr, "handler failed, not restarted: " + give_up);
+    finish_exit(slot.addr, give_up, /*failed=*/true);
+    return;
+  }
+  rule.recent.push_back(now);
   log_line(TROUPE_LOG_WARN, slot.addr, "handler failed, restarting: " + std::string(reason));
   slot.type->destroy(slot.state);
   slot.state = nullptr;
@@ -327,7 +352,7 @@ void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {
                                {"restarts", slot.restarts}});
 }
 
-void runtime::finish_exit(address a, std::string_view reason) {
+void runtime::finish_exit(address a, std::string_view reason, bool failed) {
   auto it = actors_.find(a);
   if (it == actors_.end()) return;
   it->second.type->destroy(it->second.state);
@@ -340,7 +365,7 @@ void runtime::finish_exit(address a, std::string_view reason) {
       ++t;
     }
   }
-  send_event("stopped", json{{"address", a.value()}, {"failed", false}, {"reason", std::string(reason)}});
+  send_event("stopped", json{{"address", a.value()}, {"failed", failed}, {"reason", std::string(reason)}});
 }
 
 void runtime::shutdown(int code, const std::string& reason) {

@@ -22,6 +22,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -60,12 +61,22 @@ struct envelope {
   std::uint8_t flags = 0;  ///< record flags (docs/PROTOCOL.md §3.2)
 };
 
+/// The restart policy of an actor's type (manifest `restart:`), as the
+/// supervisor passes it in "create", applied here to handler failures.
+struct restart_rule {
+  bool temporary = false;
+  std::uint32_t max_restarts = 3;
+  std::chrono::milliseconds within{5000};
+  std::deque<std::chrono::steady_clock::time_point> recent;  ///< restarts in the window
+};
+
 struct actor_slot {
   address addr;
   const troupe_actor_type_v1* type = nullptr;
   void* state = nullptr;
   std::uint32_t restarts = 0;
   bool exiting = false;
+  restart_rule rule;
 };
 
 class runtime {
@@ -128,7 +139,7 @@ class runtime {
   // Lifecycle of actors.
   void create_actor(const ipc::json& body);
   void restart_in_place(actor_slot& slot, std::string_view reason);
-  void finish_exit(address a, std::string_view reason);
+  void finish_exit(address a, std::string_view reason, bool failed = false);
   void shutdown(int code, const std::string& reason = "system shutdown");
   /// dlopens the package the supervisor assigned and reports its types.
   void load_package();

@@ -192,3 +192,25 @@ TEST_CASE("a temporary actor is not restarted when its worker dies", "[integrati
   CHECK_THAT(v->last_reason(), Catch::Contains("temporary: not restarted"));
   CHECK(v->restarts() == 0);
 }
+
+TEST_CASE("handler failures count against max_restarts too; past it the actor is failed",
+          "[integration][restart][policy]") {
+  test_system sys;
+  sys.load(TROUPE_RELAY_V1_PKG);  // 3 restarts within 5 s
+  const std::string relay = sys.spawn({"Relay"});
+  const std::string other = sys.spawn({"Relay"});
+  for (int i = 1; i <= 3; ++i) {
+    CHECK(sys.run({"ask", relay, json{{"crash", "throw"}}.dump()}).exit_code != 0);
+    CHECK(sys.ask(relay, json{{"echo", i}}) == json(i));  // a fresh instance answers
+  }
+  CHECK(sys.run({"ask", relay, json{{"crash", "throw"}}.dump()}).exit_code != 0);
+  auto v = sys.wait_for_actor(relay, [](const actor_view& a) { return a.state() == "failed"; });
+  REQUIRE(v);
+  INFO(v->raw.dump());
+  CHECK(v->state() == "failed");
+  CHECK_THAT(v->last_reason(), Catch::Contains("max_restarts") && Catch::Contains("relay was asked to throw"));
+  auto ask = sys.run({"ask", relay, json{{"echo", 1}}.dump()});
+  CHECK(ask.exit_code != 0);
+  CHECK_THAT(ask.err, Catch::Contains("max_restarts"));
+  CHECK(sys.ask(other, json{{"echo", "n"}}) == "n");  // its neighbour serves on
+}
