@@ -218,7 +218,7 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
   say("  medians: load " + fmt(median(load_only)) + " ms, spawn call " + fmt(median(spawn_only)) +
       " ms, first ask " + fmt(median(first_ask)) + " ms, a second ask " + fmt(median(warm_ask)) +
       " ms; verifying the " + std::to_string(scanned) +
-      " archives of the package directory (what avail and load GROUP do; a load by file does not) takes " +
+      " archives of the package directory (what avail and refresh do; a load does not) takes " +
       fmt(scan) + " ms");
   figure f{"worker_spawn_ready", median(spawn_ready), "ms", median(bare),
            "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe); "

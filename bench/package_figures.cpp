@@ -130,7 +130,7 @@ void measure_package_load(live_system& sys, const bench_packages& pk, int sample
   say("  archive " + std::to_string(archive_bytes) + " bytes; " + std::to_string(stored) +
       " archives in the package directory before a load; medians: load " + fmt(median(load_only)) +
       " ms, spawn + first ask " + fmt(median(first_answer)) + " ms; verifying the " +
-      std::to_string(scanned) + " archives of the package directory (what avail and load GROUP do) takes " +
+      std::to_string(scanned) + " archives of the package directory (what avail and refresh do) takes " +
       fmt(scan) + " ms");
   figure f{"package_load_5mib", median(total), "ms", median(bare),
            "fork+exec of troupe-bench-dlopen: dlopen of the package library (RTLD_NOW), 'ready' on a pipe",

@@ -148,20 +148,7 @@ std::vector<available_archive> scan(const package_store& store) {
   return out;
 }
 
-result<available_archive> newest_of(const package_store& store, const std::string& group) {
-  for (auto& a : scan(store)) {
-    if (a.group != group) continue;
-    if (!a.error.empty()) return make_error(errc::refused, a.error);
-    return a;
-  }
-  return make_error(errc::not_found, "no archive of group '" + group + "' in " + store.packages.string());
-}
-
-std::vector<fs::path> prune(const package_store& store, const std::string& group, std::uint32_t keep,
-                            const std::set<fs::path>& spare) {
-  // By file name (the names verify_and_keep gives): no archive is read, so a
-  // load does not pay for every archive kept. A file whose name carries no
-  // version is never deleted.
+std::vector<fs::path> archives_of(const package_store& store, const std::string& group) {
   std::vector<std::pair<manifests::version, fs::path>> mine;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(store.packages, ec)) {
@@ -173,9 +160,26 @@ std::vector<fs::path> prune(const package_store& store, const std::string& group
   std::sort(mine.begin(), mine.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second > b.second;
   });
+  std::vector<fs::path> files;
+  for (auto& [_, f] : mine) files.push_back(std::move(f));
+  return files;
+}
+
+result<fs::path> newest_of(const package_store& store, const std::string& group) {
+  auto files = archives_of(store, group);
+  if (files.empty())
+    return make_error(errc::not_found, "no archive of group '" + group + "' in " + store.packages.string());
+  return files.front();
+}
+
+std::vector<fs::path> prune(const package_store& store, const std::string& group, std::uint32_t keep,
+                            const std::set<fs::path>& spare) {
+  // By file name: no archive is read, so a load does not pay for every
+  // archive kept.
   std::vector<fs::path> deleted;
   std::uint32_t kept = 0;
-  for (const auto& [_, file] : mine) {
+  std::error_code ec;
+  for (const auto& file : archives_of(store, group)) {
     if (kept < keep || spare.count(file)) {
       ++kept;
       continue;

@@ -57,13 +57,17 @@ struct available_archive {
 /// Every *.tpkg of the package directory, verified: by group, newest first.
 [[nodiscard]] std::vector<available_archive> scan(const package_store& store);
 
-/// The newest archive of group, verified; not_found naming the group when it
-/// has none, or the newest one's refusal (an older archive is never taken
-/// in its place: the operator asked for the newest).
-[[nodiscard]] result<available_archive> newest_of(const package_store& store, const std::string& group);
+/// The archives of group, newest first, by their file names
+/// (<group>-<version>[-<id prefix>].tpkg, the names a load gives them),
+/// without reading them; a file whose name carries no version is left out.
+[[nodiscard]] std::vector<std::filesystem::path> archives_of(const package_store& store, const std::string& group);
 
-/// Deletes the oldest archives of group beyond keep, judging by their file
-/// names (<group>-<version>[-<id prefix>].tpkg), never one in spare (the
+/// The newest of archives_of (not verified: loading it verifies it, and an
+/// older archive is never taken in its place, the operator asked for the
+/// newest); not_found naming the group when it has none.
+[[nodiscard]] result<std::filesystem::path> newest_of(const package_store& store, const std::string& group);
+
+/// Deletes the oldest archives of group beyond keep (archives_of), never one in spare (the
 /// archives of loaded packages). Returns the deleted files.
 std::vector<std::filesystem::path> prune(const package_store& store, const std::string& group,
                                          std::uint32_t keep, const std::set<std::filesystem::path>& spare);

@@ -25,6 +25,19 @@ std::uint32_t make_system_id() {
   return dist(rd);
 }
 
+status replace_link(const fs::path& link, const fs::path& target) {
+  // A new link renamed over the old one: the switch is atomic for a worker
+  // resolving a library through it.
+  fs::path tmp = link;
+  tmp += ".new";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_directory_symlink(target, tmp, ec);
+  if (!ec) fs::rename(tmp, link, ec);
+  if (ec) return make_error(errc::io, "cannot link " + link.string() + " to " + target.string() + ": " + ec.message());
+  return ok_v;
+}
+
 json payload_as_json(std::string_view payload) {
   json j = json::parse(payload.begin(), payload.end(), nullptr, false);
   if (j.is_discarded()) return json(std::string(payload));
@@ -349,18 +362,6 @@ void system::replenish_standby() {
   }
 }
 
-status system::replace_link(const fs::path& link, const fs::path& target) {
-  // A new link renamed over the old one: the switch is atomic for a worker
-  // resolving a library through it.
-  fs::path tmp = link;
-  tmp += ".new";
-  std::error_code ec;
-  fs::remove(tmp, ec);
-  fs::create_directory_symlink(target, tmp, ec);
-  if (!ec) fs::rename(tmp, link, ec);
-  if (ec) return make_error(errc::io, "cannot link " + link.string() + " to " + target.string() + ": " + ec.message());
-  return ok_v;
-}
 
 status system::start_worker(worker_proc& w) {
   // Its library path goes through these links, which lead nowhere until it

@@ -168,7 +168,6 @@ class system {
   void replenish_standby();
   /// The same, standby_delay from now (after a load is answered).
   void replenish_standby_soon();
-  status replace_link(const fs::path& link, const fs::path& target);
   status start_worker(worker_proc& w);
   void on_worker_exit(std::uint32_t id, int wait_status);
   void fail_unstarted_worker(std::uint32_t id);
@@ -185,6 +184,8 @@ class system {
   /// registered (or failed). Loading a loaded package is a no-op.
   void load_archive(const fs::path& file, load_done done);
   void load_directory(const fs::path& dir, load_done done);
+  /// When id is loaded, loading or unloading, answers done (or queues it) and returns true.
+  bool join_existing(const std::string& id, load_done& done);
   void begin_load(package_entry entry, load_done done);
   void on_worker_ready(worker_proc& w, const json& rid, const json& types);
   void finish_load(const std::string& id);

@@ -52,7 +52,7 @@ void system::cmd_load(const client_ref& c, const json& b) {
                         errc::invalid_argument);
   auto newest = newest_of(store_, group);
   if (!newest) return answer_error(c, newest.err().message, newest.err().code);
-  load_archive(newest->file, std::move(done));
+  load_archive(*newest, std::move(done));
 }
 
 void system::load_archive(const fs::path& file, load_done done) {
@@ -62,12 +62,7 @@ void system::load_archive(const fs::path& file, load_done done) {
     log_line(TROUPE_LOG_WARN, {}, "refused package: " + archive.err().message);
     return done(archive.err());
   }
-  if (auto* p = packages_.find(archive->id)) {
-    if (p->phase == package_phase::loading) return load_waiters_[p->id].push_back(std::move(done));
-    if (p->phase == package_phase::unloading)
-      return done(make_error(errc::refused, "package " + p->id + " is being unloaded; load it again once it is gone"));
-    return done(describe_load(*p, true));  // loading a loaded archive again is a no-op
-  }
+  if (join_existing(archive->id, done)) return;
   auto root = manifests::extract_archive(*archive, store_.cache);
   if (!root) {
     log_line(TROUPE_LOG_ERROR, {}, "cannot extract " + archive->source + ": " + root.err().message);
@@ -90,11 +85,7 @@ void system::load_archive(const fs::path& file, load_done done) {
 void system::load_directory(const fs::path& dir, load_done done) {
   auto pkg = manifests::open_package_dir(fs::absolute(dir));
   if (!pkg) return done(pkg.err());
-  if (auto* p = packages_.find(pkg->id)) {
-    if (p->phase == package_phase::loading) return load_waiters_[p->id].push_back(std::move(done));
-    if (p->phase == package_phase::loaded) return done(describe_load(*p, true));
-    return done(make_error(errc::refused, "package " + p->id + " is being unloaded; load it again once it is gone"));
-  }
+  if (join_existing(pkg->id, done)) return;
   package_entry e;
   e.id = pkg->id;
   e.m = std::move(pkg->m);
@@ -103,6 +94,16 @@ void system::load_directory(const fs::path& dir, load_done done) {
   e.lib_dir = pkg->lib_dir;
   e.source = pkg->root.string();
   begin_load(std::move(e), std::move(done));
+}
+
+bool system::join_existing(const std::string& id, load_done& done) {
+  auto* p = packages_.find(id);
+  if (p == nullptr) return false;
+  if (p->phase == package_phase::loading) load_waiters_[id].push_back(std::move(done));
+  else if (p->phase == package_phase::unloading)
+    done(make_error(errc::refused, "package " + id + " is being unloaded; load it again once it is gone"));
+  else done(describe_load(*p, true));  // loading a loaded package again is a no-op
+  return true;
 }
 
 void system::begin_load(package_entry entry, load_done done) {

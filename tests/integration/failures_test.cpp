@@ -9,18 +9,12 @@
 
 using troupe::testing::json;
 using troupe::testing::run_result;
+using troupe::testing::check_one_line_failure;
 using troupe::testing::test_system;
 
 namespace {
 
 /// The command failed with exit code `code` and one line "troupe: ..." on stderr.
-void check_one_line_failure(const run_result& r, int code) {
-  INFO("stdout: " << r.out << "stderr: " << r.err);
-  CHECK(r.exit_code == code);
-  CHECK(r.out.empty());
-  CHECK(r.err_lines() == 1);
-  CHECK_THAT(r.err, Catch::StartsWith("troupe: "));
-}
 
 }  // namespace
 

@@ -268,6 +268,14 @@ run_result run_process(const std::string& exe, const std::vector<std::string>& a
   return r;
 }
 
+void check_one_line_failure(const run_result& r, int code) {
+  INFO("stdout: " << r.out << "stderr: " << r.err);
+  CHECK(r.exit_code == code);
+  CHECK(r.out.empty());
+  CHECK(r.err_lines() == 1);
+  CHECK_THAT(r.err, Catch::StartsWith("troupe: "));
+}
+
 std::string bin(const std::string& name) { return std::string(TROUPE_BIN_DIR) + "/" + name; }
 
 std::uint16_t free_port() {

@@ -57,6 +57,10 @@ run_result run_process(const std::string& exe, const std::vector<std::string>& a
                        const std::string& input = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+/// CHECKs that a command failed with exit code `code`, one line on stderr
+/// starting "troupe: " and nothing on stdout.
+void check_one_line_failure(const run_result& r, int code);
+
 /// Path of a program in the build's bin directory (troupe, troupe-worker, ...).
 [[nodiscard]] std::string bin(const std::string& name);
 

@@ -22,6 +22,7 @@
 namespace fs = std::filesystem;
 using troupe::testing::json;
 using troupe::testing::run_result;
+using troupe::testing::check_one_line_failure;
 using troupe::testing::test_system;
 namespace manifests = troupe::manifests;
 
@@ -36,12 +37,6 @@ void write_all(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-void check_one_line_failure(const run_result& r, int code) {
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  CHECK(r.exit_code == code);
-  CHECK(r.err_lines() == 1);
-  CHECK(r.out.empty());
-}
 
 /// The relay fixture as archive entries, to be altered by a test.
 std::vector<manifests::pack_entry> relay_entries(std::string manifest_text = {}) {
