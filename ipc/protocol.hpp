@@ -23,6 +23,9 @@ enum class record_kind : std::uint8_t {
   ask_failed = 4,
   exit = 6,  ///< exit request; honoured only from the system's gateway
   dead_letter = 7,
+  exited = 9,    ///< exit notice of a watched actor; honoured only from the system's gateway
+  channel = 16,  ///< opens every batch of a reliable sender: channel id, ack endpoint
+  ack = 17,      ///< cumulative acknowledgement of a channel's records
 };
 
 /// Fixed part of a record after its length field (docs/PROTOCOL.md §3.2).

@@ -32,6 +32,9 @@ bool known_kind(std::uint8_t k) {
     case record_kind::ask_failed:
     case record_kind::exit:
     case record_kind::dead_letter:
+    case record_kind::exited:
+    case record_kind::channel:
+    case record_kind::ack:
       return true;
   }
   return false;

@@ -75,9 +75,13 @@ int t_reply_to(troupe_context* c, troupe_address to, std::uint64_t corr, const c
   return c->rt->host_reply_to(c, address(to), corr, sv(type, tl), sv(p, pl));
 }
 
+int t_watch(troupe_context* c, troupe_address target) { return c->rt->host_watch(c, address(target), true); }
+int t_unwatch(troupe_context* c, troupe_address target) { return c->rt->host_watch(c, address(target), false); }
+
 const troupe_host_v1 host_table = {
     TROUPE_ABI_VERSION, &t_self,   &t_tell,   &t_ask,    &t_reply,  &t_spawn,
     &t_stop,            &t_schedule, &t_cancel, &t_log, &t_lookup, &t_last_error, &t_reply_to,
+    &t_watch,           &t_unwatch,
 };
 
 constexpr std::uint32_t default_ask_timeout_ms = 5000;
@@ -395,10 +399,11 @@ void runtime::shutdown(int code, const std::string& reason) {
 // ---------------------------------------------------------------- delivery
 
 void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
-                     std::string_view type, std::string_view payload) {
+                     std::string_view type, std::string_view payload, std::string_view reason) {
   troupe_context ctx{this, &slot, kind, from, corr, false};
   troupe_message msg{static_cast<std::uint32_t>(kind), from.value(), corr, type.data(), type.size(),
-                     reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()};
+                     reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size(),
+                     reason.data(), reason.size()};
   troupe_error err{};
   if (slot.type->handle(slot.state, &ctx, &msg, &err) == 0) return;
   std::string reason = std::string("exception in handler: ") + err.text;
@@ -654,6 +659,21 @@ troupe_address runtime::host_lookup(std::string_view name) {
   address a(r->value("address", std::uint64_t{0}));
   names_[std::string(name)] = a;
   return a.value();
+}
+
+int runtime::host_watch(troupe_context* ctx, address target, bool on) {
+  if (!target.valid()) return fail(on ? "watch: invalid address" : "unwatch: invalid address");
+  // The supervisor sees every stop, restart and failure, so it keeps the
+  // watches and sends the notices (docs/PROTOCOL.md, "watch").
+  const address watcher = ctx->slot->addr;
+  request(on ? "watch" : "unwatch", json{{"watcher", watcher.value()}, {"target", target.value()}},
+          [watcher, target, on](const json& reply) {
+            if (reply.value("ok", false)) return;
+            log_line(TROUPE_LOG_WARN, watcher, std::string(on ? "watch" : "unwatch") + " of " +
+                                                   target.to_string() + " failed: " +
+                                                   reply.value("error", std::string("no reason")));
+          });
+  return 0;
 }
 
 result<json> runtime::call_now(std::string_view command, json body) {

@@ -59,6 +59,7 @@ struct envelope {
   std::string type;
   std::string payload;
   std::uint8_t flags = 0;  ///< record flags (docs/PROTOCOL.md §3.2)
+  std::string reason;      ///< POISON and EXITED: why
 };
 
 /// The restart policy of an actor's type (manifest `restart:`), as the
@@ -105,6 +106,8 @@ class runtime {
   int host_cancel(std::uint64_t timer_id);
   void host_log(troupe_context* ctx, int level, std::string_view text);
   troupe_address host_lookup(std::string_view name);
+  /// watch (on = true) or unwatch target for the actor of ctx.
+  int host_watch(troupe_context* ctx, address target, bool on);
 
  private:
   using reply_handler = std::function<void(const ipc::json& body)>;
@@ -126,7 +129,7 @@ class runtime {
   void drain_run_queue();
   void deliver_remote(const ipc::record_view& r);
   void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
-              std::string_view type, std::string_view payload);
+              std::string_view type, std::string_view payload, std::string_view reason = {});
   /// Returns an undeliverable ask or tell to its sender. stale_route: the
   /// destination is not hosted where it was sent (the sender drops its route).
   void bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,

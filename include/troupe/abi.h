@@ -44,7 +44,12 @@ typedef enum troupe_message_kind {
   TROUPE_MSG_ASK_FAILED = 4, /* the ask failed (timeout, dead letter); payload = reason */
   TROUPE_MSG_TIMER = 5,      /* a timer this actor scheduled; correlation = timer id */
   TROUPE_MSG_EXIT = 6,       /* exit request: the system is stopping this actor */
-  TROUPE_MSG_DEAD_LETTER = 7 /* a tell of this actor could not be delivered; payload = reason */
+  TROUPE_MSG_DEAD_LETTER = 7, /* a tell of this actor could not be delivered; payload = reason */
+  TROUPE_MSG_POISON = 8,      /* a tell of this actor was being handled when its receiver died:
+                                 type and payload are the tell's, reason says how it died;
+                                 it is not redelivered */
+  TROUPE_MSG_EXITED = 9       /* exit notice of a watched actor: from = the watched address,
+                                 type = "stopped" | "restarted" | "failed", reason = why */
 } troupe_message_kind;
 
 /* A message as the host hands it to a handler. Borrowed for the call. */
@@ -56,6 +61,10 @@ typedef struct troupe_message {
   size_t type_len;
   const uint8_t* payload;
   size_t payload_len;
+  /* Why, for POISON and EXITED (else empty). Appended within ABI v1: a
+   * package built before it simply never reads it. */
+  const char* reason;
+  size_t reason_len;
 } troupe_message;
 
 /* Opaque per-call context the host passes to create/handle. */
@@ -114,6 +123,12 @@ typedef struct troupe_host_v1 {
    * answer. The asker takes the first answer only. */
   int (*reply_to)(troupe_context* ctx, troupe_address to, uint64_t correlation, const char* type,
                   size_t type_len, const uint8_t* payload, size_t payload_len);
+  /* Watches target: this actor gets an EXITED message each time target stops,
+   * is restarted or fails (at once, when target is unknown or failed already).
+   * Watching twice is one watch. Appended within ABI v1. */
+  int (*watch)(troupe_context* ctx, troupe_address target);
+  /* Ends a watch; no notice arrives for target afterwards. */
+  int (*unwatch)(troupe_context* ctx, troupe_address target);
 } troupe_host_v1;
 
 /* An error the package reports from create or handle. The package writes a

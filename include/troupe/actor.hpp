@@ -59,6 +59,12 @@ class message {
   [[nodiscard]] std::string_view payload() const {
     return {reinterpret_cast<const char*>(raw_->payload), raw_->payload_len};
   }
+  /// Why: for a POISON or EXITED message (empty otherwise).
+  [[nodiscard]] std::string_view reason() const {
+    return raw_->reason == nullptr ? std::string_view{} : std::string_view(raw_->reason, raw_->reason_len);
+  }
+  [[nodiscard]] bool is_poison() const { return raw_->kind == TROUPE_MSG_POISON; }
+  [[nodiscard]] bool is_exited() const { return raw_->kind == TROUPE_MSG_EXITED; }
   [[nodiscard]] const troupe_message& raw() const { return *raw_; }
   /// For an ask: what reply_later needs to answer it after this handler.
   [[nodiscard]] reply_handle reply_handle_of() const { return {from(), correlation()}; }
@@ -137,6 +143,11 @@ class context {
     return address(a);
   }
 
+  /// Watches target: EXITED messages (from = target, type = "stopped",
+  /// "restarted" or "failed", reason()) come each time it stops, restarts or fails.
+  void watch(address target) { check(host_->watch(raw_, target.value())); }
+  void unwatch(address target) { check(host_->unwatch(raw_, target.value())); }
+
   /// Stops target (it gets an exit request), or this actor with no argument.
   void stop(address target) { check(host_->stop(raw_, target.value())); }
   void stop() { stop(self()); }
@@ -191,9 +202,11 @@ class actor {
 
   /// Called once after creation, before any message.
   virtual void on_start(context&) {}
-  /// Called for every TELL, ASK, TIMER and DEAD_LETTER message. A dead letter
-  /// keeps the type tag of the message that could not be delivered (its
-  /// payload is the reason): check kind() before dispatching on type().
+  /// Called for every TELL, ASK, TIMER, DEAD_LETTER, POISON and EXITED
+  /// message. A dead letter keeps the type tag of the message that could not
+  /// be delivered (its payload is the reason); a poison notice keeps the
+  /// tell's type and payload (reason() says how the receiver died); an exit
+  /// notice comes from the watched actor. Check kind() before type().
   virtual void receive(context& ctx, const message& msg) = 0;
   /// Called on an exit request; the actor is destroyed afterwards.
   virtual void on_exit(context&) {}
