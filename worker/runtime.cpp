@@ -406,12 +406,12 @@ void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, s
                      reason.data(), reason.size()};
   troupe_error err{};
   if (slot.type->handle(slot.state, &ctx, &msg, &err) == 0) return;
-  std::string reason = std::string("exception in handler: ") + err.text;
+  std::string why = std::string("exception in handler: ") + err.text;
   if (kind == TROUPE_MSG_ASK && !ctx.replied)
-    bounce(TROUPE_MSG_ASK, from, slot.addr, corr, type, slot.addr.to_string() + " failed: " + reason,
+    bounce(TROUPE_MSG_ASK, from, slot.addr, corr, type, slot.addr.to_string() + " failed: " + why,
            /*stale_route=*/false);
   if (kind == TROUPE_MSG_EXIT) return;  // it is going away anyway
-  restart_in_place(slot, reason);
+  restart_in_place(slot, why);
 }
 
 void runtime::enqueue_local(envelope env) {

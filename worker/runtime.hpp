@@ -52,6 +52,11 @@ enum exit_code : int {
 
 /// A message queued for delivery inside this worker (owns its bytes).
 struct envelope {
+  envelope() = default;
+  envelope(troupe_message_kind k, address t, address f, std::uint64_t corr, std::string ty,
+           std::string p, std::uint8_t fl = 0)
+      : kind(k), to(t), from(f), correlation(corr), type(std::move(ty)), payload(std::move(p)), flags(fl) {}
+
   troupe_message_kind kind = TROUPE_MSG_TELL;
   address to;
   address from;
