@@ -23,6 +23,7 @@ enum class record_kind : std::uint8_t {
   ask_failed = 4,
   exit = 6,  ///< exit request; honoured only from the system's gateway
   dead_letter = 7,
+  poison = 8,    ///< a tell returned by a handler that failed on it; payload: reason, then the tell's
   exited = 9,    ///< exit notice of a watched actor; honoured only from the system's gateway
   channel = 16,  ///< opens every batch of a reliable sender: channel id, ack endpoint
   ack = 17,      ///< cumulative acknowledgement of a channel's records

@@ -2,6 +2,9 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <random>
+
 namespace troupe::ipc {
 
 namespace asio = boost::asio;
@@ -107,12 +110,57 @@ void data_link::disconnect(const std::string& endpoint) {
   auto it = peers_.find(endpoint);
   if (it == peers_.end()) return;
   std::erase(dirty_, it->second.get());
+  if (it->second->channel_id != 0) channels_.erase(it->second->channel_id);
   peers_.erase(it);
 }
 
-void data_link::send(peer* p, const record_view& r) {
-  if (p->batch.empty()) begin_batch(p->batch);
-  append_record(p->batch, r);
+namespace {
+// Records a receiver acknowledges; the rest (exit requests, exit notices,
+// channel records, acks) are the system's or the link's own and never resent.
+bool sequenced(record_kind k) {
+  switch (k) {
+    case record_kind::tell:
+    case record_kind::ask:
+    case record_kind::reply:
+    case record_kind::ask_failed:
+    case record_kind::dead_letter:
+    case record_kind::poison:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+void data_link::enable_acks(std::string ack_endpoint) {
+  ack_endpoint_ = std::move(ack_endpoint);
+  // Channel ids must not repeat across processes that talk to one receiver:
+  // the high half is this process's, from a random device, once.
+  std::random_device rd;
+  next_channel_id_ = (std::uint64_t{rd()} << 32) | 1;
+}
+
+void data_link::send(peer* p, const record_view& r, cause c) {
+  if (p->batch.empty()) {
+    begin_batch(p->batch);
+    if (acks_enabled()) {
+      if (p->channel_id == 0) {
+        p->channel_id = next_channel_id_++;
+        channels_.emplace(p->channel_id, p);
+      }
+      append_record(p->batch, record_view{record_kind::channel, 0, {}, {}, p->channel_id, 0, {},
+                                          ack_endpoint_});
+    }
+  }
+  if (acks_enabled() && sequenced(r.kind)) {
+    record_view numbered = r;
+    numbered.seq = p->next_seq++;
+    p->batch_last_seq = numbered.seq;
+    if (c) p->batch_causes.emplace_back(numbered.seq, c);
+    append_record(p->batch, numbered);
+  } else {
+    append_record(p->batch, r);
+  }
   if (p->batch.size() >= batch_flush_bytes) {
     flush_peer(*p);
     return;
@@ -142,27 +190,35 @@ void data_link::flush() {
 }
 
 namespace {
-// Hands a heap string to ZeroMQ without copying; ZeroMQ frees it when sent.
-zmq::message_t adopt(std::string&& s) {
-  auto* owned = new std::string(std::move(s));
-  return zmq::message_t(owned->data(), owned->size(),
-                        [](void*, void* hint) { delete static_cast<std::string*>(hint); },
-                        owned);
+// Hands a frame to ZeroMQ without copying. The frame may also be kept until
+// acknowledged, so ZeroMQ gets a reference of its own, dropped from its I/O
+// thread once sent (shared_ptr counts atomically); the frame is never
+// modified after it was built.
+zmq::message_t share(const std::shared_ptr<const std::string>& frame) {
+  auto* ref = new std::shared_ptr<const std::string>(frame);
+  return zmq::message_t(const_cast<char*>(frame->data()), frame->size(),
+                        [](void*, void* hint) { delete static_cast<std::shared_ptr<const std::string>*>(hint); },
+                        ref);
 }
 }  // namespace
 
 void data_link::flush_peer(peer& p) {
   p.dirty = false;
   if (!p.batch.empty()) {
-    p.stalled.push_back(std::move(p.batch));
+    auto frame = std::make_shared<const std::string>(std::move(p.batch));
     p.batch.clear();
+    if (p.batch_last_seq != 0) {
+      p.unacked.push_back(kept_batch{frame, p.batch_last_seq, std::move(p.batch_causes), 0, 0});
+      p.batch_causes.clear();
+      p.batch_last_seq = 0;
+    }
+    p.stalled.push_back(std::move(frame));
   }
   while (!p.stalled.empty()) {
-    zmq::message_t msg = adopt(std::move(p.stalled.front()));
+    zmq::message_t msg = share(p.stalled.front());
     if (!p.socket.send(msg, zmq::send_flags::dontwait)) {
-      // Pipe full: keep the batch (ZeroMQ did not take ownership) and wait
-      // for the socket to become writable.
-      p.stalled.front().assign(static_cast<const char*>(msg.data()), msg.size());
+      // Pipe full: ZeroMQ did not take the frame; wait for the socket to
+      // become writable.
       if (!p.writable) {
         p.writable = std::make_unique<socket_watcher>(
             io_, p.socket, [this, &p] { flush_peer(p); }, /*want_read=*/false);
@@ -173,6 +229,43 @@ void data_link::flush_peer(peer& p) {
     p.stalled.pop_front();
   }
   if (p.writable) p.writable->stop();
+}
+
+void data_link::on_ack(std::uint64_t channel_id, std::uint64_t seq,
+                       const std::function<void(cause)>& on_release) {
+  auto it = channels_.find(channel_id);
+  if (it == channels_.end()) return;
+  auto& unacked = it->second->unacked;
+  while (!unacked.empty()) {
+    auto& b = unacked.front();
+    while (b.released < b.causes.size() && b.causes[b.released].first <= seq)
+      on_release(b.causes[b.released++].second);
+    if (b.last_seq > seq) {  // partly acknowledged: kept until the rest is
+      b.acked = std::max(b.acked, seq);
+      break;
+    }
+    unacked.pop_front();
+  }
+}
+
+std::vector<data_link::kept_batch> data_link::take_unacked(const std::string& endpoint) {
+  std::vector<kept_batch> out;
+  auto it = peers_.find(endpoint);
+  if (it == peers_.end()) return out;
+  peer& p = *it->second;
+  if (!p.batch.empty() && p.batch_last_seq != 0)
+    p.unacked.push_back(kept_batch{std::make_shared<const std::string>(std::move(p.batch)),
+                                   p.batch_last_seq, std::move(p.batch_causes), 0, 0});
+  out.assign(std::make_move_iterator(p.unacked.begin()), std::make_move_iterator(p.unacked.end()));
+  if (p.channel_id != 0) channels_.erase(p.channel_id);
+  disconnect(endpoint);
+  return out;
+}
+
+std::size_t data_link::unacknowledged_batches() const {
+  std::size_t n = 0;
+  for (const auto& [_, p] : peers_) n += p->unacked.size();
+  return n;
 }
 
 std::size_t data_link::pending_batches() const {

@@ -7,11 +7,14 @@
 // kick() so a read that arrived during the send is not missed.
 //
 // data_link is the sending half of the data plane: one PUSH socket per peer
-// endpoint, records batched per peer and flushed once per loop turn.
+// endpoint, records batched per peer and flushed once per loop turn. With
+// acks enabled it is also the sending half of no-loss delivery
+// (ipc/delivery.hpp): records are numbered per peer and kept until acknowledged.
 //
 // Threading: everything here belongs to the thread running the io_context.
 #pragma once
 
+#include "ipc/delivery.hpp"
 #include "ipc/wire.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -79,9 +82,40 @@ class data_link {
   peer* connect(const std::string& endpoint);
   void disconnect(const std::string& endpoint);
 
+  /// Turns on no-loss delivery (docs/PROTOCOL.md §3.4): tells, asks, replies
+  /// and bounces get a sequence number per peer and are kept until the peer
+  /// acknowledges them; every batch opens with a channel record naming
+  /// ack_endpoint, where the peer sends its acks.
+  void enable_acks(std::string ack_endpoint);
+  [[nodiscard]] bool acks_enabled() const { return !ack_endpoint_.empty(); }
+
   /// Queues a record for peer; it leaves at the end of this loop turn, or at
-  /// once when the peer's batch is full.
-  void send(peer* p, const record_view& r);
+  /// once when the peer's batch is full. c, the inbound record that caused
+  /// it, is released (on_release of on_ack) once the peer acknowledges it;
+  /// without acks there is nothing to release: pass none.
+  void send(peer* p, const record_view& r, cause c = {});
+
+  /// A record kept until acknowledged, with what caused it.
+  struct kept_batch {
+    std::shared_ptr<const std::string> frame;  ///< the whole data frame as sent
+    std::uint64_t last_seq = 0;
+    std::vector<std::pair<std::uint64_t, cause>> causes;  ///< (seq, cause), in seq order
+    std::size_t released = 0;                              ///< causes already released
+    std::uint64_t acked = 0;  ///< records up to this seq are acknowledged (a partial ack)
+  };
+
+  /// An ack of the channel: drops what it acknowledges, calling on_release
+  /// for every cause of it. Unknown channels (a peer since dropped) are ignored.
+  void on_ack(std::uint64_t channel_id, std::uint64_t seq, const std::function<void(cause)>& on_release);
+
+  /// The process at endpoint died: returns the frames it had not
+  /// acknowledged, oldest first, and forgets the peer (its queued frames go).
+  /// The causes of the records in them are not released: that is the caller's
+  /// to do as it sends them again or gives up on them.
+  std::vector<kept_batch> take_unacked(const std::string& endpoint);
+
+  /// Records sent and not acknowledged yet, over all peers (tests, metrics).
+  [[nodiscard]] std::size_t unacknowledged_batches() const;
 
   /// Sends every pending batch now.
   void flush();
@@ -95,6 +129,9 @@ class data_link {
 
   boost::asio::io_context& io_;
   zmq::context_t& zmq_;
+  std::string ack_endpoint_;
+  std::uint64_t next_channel_id_ = 0;
+  std::unordered_map<std::uint64_t, peer*> channels_;  // by channel id
   std::unordered_map<std::string, std::unique_ptr<peer>> peers_;
   std::vector<peer*> dirty_;
   bool flush_scheduled_ = false;
@@ -105,9 +142,15 @@ struct data_link::peer {
   std::string endpoint;
   zmq::socket_t socket;
   std::string batch;                  // records not yet handed to ZeroMQ
-  std::deque<std::string> stalled;    // batches refused by a full pipe, in order
+  std::deque<std::shared_ptr<const std::string>> stalled;  // refused by a full pipe, in order
   std::unique_ptr<socket_watcher> writable;  // armed while stalled is non-empty
   bool dirty = false;
+  // No-loss delivery: this peer's channel.
+  std::uint64_t channel_id = 0;
+  std::uint64_t next_seq = 1;
+  std::uint64_t batch_last_seq = 0;  // highest seq in batch (0: none sequenced)
+  std::vector<std::pair<std::uint64_t, cause>> batch_causes;
+  std::deque<kept_batch> unacked;
 };
 
 }  // namespace troupe::ipc

@@ -32,6 +32,7 @@ bool known_kind(std::uint8_t k) {
     case record_kind::ask_failed:
     case record_kind::exit:
     case record_kind::dead_letter:
+    case record_kind::poison:
     case record_kind::exited:
     case record_kind::channel:
     case record_kind::ack:
@@ -101,4 +102,22 @@ status decode_record(std::string_view frame, std::size_t& pos, record_view& out)
 }
 
 }  // namespace detail
+std::string encode_poison(std::string_view reason, std::string_view payload) {
+  std::string out;
+  out.reserve(4 + reason.size() + payload.size());
+  const auto n = static_cast<std::uint32_t>(reason.size());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  out.append(reason);
+  out.append(payload);
+  return out;
+}
+
+result<std::pair<std::string_view, std::string_view>> decode_poison(std::string_view payload) {
+  if (payload.size() < 4) return make_error(errc::protocol, "poison payload shorter than its reason length");
+  std::uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= std::uint32_t(static_cast<unsigned char>(payload[i])) << (8 * i);
+  if (n > payload.size() - 4) return make_error(errc::protocol, "poison reason runs past the payload");
+  return std::pair{payload.substr(4, n), payload.substr(4 + n)};
+}
+
 }  // namespace troupe::ipc

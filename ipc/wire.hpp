@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace troupe::ipc {
 
@@ -43,6 +44,12 @@ void append_record(std::string& out, const record_view& r);
 /// naming the offset; records before it have been delivered.
 template <class F>
 status decode_batch(std::string_view frame, F&& on_record);
+
+/// A poison record's payload: the reason's length (4 bytes, little-endian),
+/// the reason, then the returned tell's payload (docs/PROTOCOL.md §3.2).
+std::string encode_poison(std::string_view reason, std::string_view payload);
+/// Splits a poison payload into reason and payload; error when malformed.
+result<std::pair<std::string_view, std::string_view>> decode_poison(std::string_view payload);
 
 namespace detail {
 status check_signature(std::string_view frame);

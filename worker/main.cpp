@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
     const std::string value = argv[i + 1];
     if (flag == "--control") opts.control_endpoint = value;
     else if (flag == "--inbox") opts.inbox_endpoint = value;
+    else if (flag == "--marker") opts.marker_file = value;
     else if (flag == "--worker-id") opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     else {
       std::fprintf(stderr, "troupe-worker: unknown option %s\n", argv[i]);
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
   }
   if (argc % 2 == 0 || opts.control_endpoint.empty() || opts.inbox_endpoint.empty() || opts.worker_id == 0) {
     std::fprintf(stderr,
-                 "usage: troupe-worker --control EP --inbox EP --worker-id N\n"
+                 "usage: troupe-worker --control EP --inbox EP --worker-id N [--marker FILE]\n"
                  "(started by the supervisor, not by hand; it names the package in its answer to hello)\n");
     return exit_usage;
   }

@@ -4,8 +4,10 @@
 
 #include <boost/asio/post.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 // The per-call context handed to package code (opaque in abi.h).
@@ -96,6 +98,14 @@ runtime::runtime(options opts)
     : opts_(std::move(opts)), link_(io_, zmq_), signals_(io_, SIGTERM, SIGINT) {}
 
 runtime::~runtime() {
+  if (watchdog_.joinable()) {
+    {
+      std::lock_guard lock(watchdog_mutex_);
+      watchdog_stop_ = true;
+    }
+    watchdog_wake_.notify_one();
+    watchdog_.join();
+  }
   // Actor state belongs to the package: let it free what it allocated.
   for (auto& [_, slot] : actors_)
     if (slot.state != nullptr) slot.type->destroy(slot.state);
@@ -130,6 +140,8 @@ status runtime::start() {
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, "cannot bind inbox " + opts_.inbox_endpoint + ": " + e.what());
   }
+  if (!opts_.marker_file.empty())
+    if (auto s = marker_.open(opts_.marker_file); !s) return s;
   control_watch_ = std::make_unique<ipc::socket_watcher>(io_, control_, [this] { on_control(); });
   inbox_watch_ = std::make_unique<ipc::socket_watcher>(io_, inbox_, [this] { on_inbox(); });
   control_watch_->start();
@@ -150,6 +162,9 @@ status runtime::start() {
               return;
             }
             system_id_ = body.value("system", 0u);
+            // No-loss delivery is the system's choice (start --delivery).
+            no_loss_ = body.value("delivery", std::string("no-loss")) == "no-loss";
+            if (no_loss_) link_.enable_acks(opts_.inbox_endpoint);
             // The gateway answers every client ask: connect to it now rather
             // than resolve it on the first reply.
             if (auto gw = body.value("gateway", std::string()); !gw.empty())
@@ -240,6 +255,8 @@ void runtime::handle_control(const ipc::control_message& m) {
   } else if (m.command == "stop") {
     auto a = address(b.value("address", std::uint64_t{0}));
     if (actors_.count(a)) enqueue_local(envelope{TROUPE_MSG_EXIT, a, {}, 0, "exit", b.value("reason", std::string("stopped"))});
+  } else if (m.command == "peer_died") {
+    on_peer_died(b);
   } else if (m.command == "forget") {
     routes_.erase(address(b.value("address", std::uint64_t{0})));
   } else if (m.command == "forget_name") {
@@ -305,6 +322,8 @@ void runtime::create_actor(const json& b) {
       for (const auto& age : *recent)
         if (age.is_number_unsigned()) slot.rule.recent.push_back(now - std::chrono::milliseconds(age.get<std::uint64_t>()));
   }
+  slot.max_handle_ms = b.value("max_handle_time_ms", 0u);
+  if (slot.max_handle_ms != 0) start_watchdog();
   troupe_context ctx{this, &slot, TROUPE_MSG_TELL, {}, 0, false};
   troupe_error err{};
   slot.state = type->create(&ctx, &err);
@@ -396,6 +415,41 @@ void runtime::shutdown(int code, const std::string& reason) {
   io_.stop();
 }
 
+void runtime::start_watchdog() {
+  // Checks at a quarter of the shortest limit, so a hung handler is killed
+  // between 1 and 1.25 times its max_handle_time. A handler cannot be
+  // interrupted from its own thread; the kill restarts it like any crash,
+  // and the page tells the supervisor why and which message to return.
+  std::uint32_t shortest = 0;
+  for (const auto& [_, slot] : actors_)
+    if (slot.max_handle_ms != 0 && (shortest == 0 || slot.max_handle_ms < shortest)) shortest = slot.max_handle_ms;
+  const std::uint32_t tick = std::max<std::uint32_t>(1, shortest / 4);
+  if (watchdog_tick_ms_.load() == 0 || tick < watchdog_tick_ms_.load()) watchdog_tick_ms_.store(tick);
+  if (watchdog_.joinable() || !marker_.is_open()) return;
+  watchdog_ = std::thread([this] {
+    auto* page = marker_.page();
+    std::uint64_t watched = 0;  // the handler generation seen running
+    auto since = std::chrono::steady_clock::now();
+    std::unique_lock lock(watchdog_mutex_);
+    while (!watchdog_stop_) {
+      watchdog_wake_.wait_for(lock, std::chrono::milliseconds(watchdog_tick_ms_.load()));
+      const std::uint64_t gen = page->generation.load(std::memory_order_acquire);
+      const auto now = std::chrono::steady_clock::now();
+      if (gen % 2 == 0) continue;  // idle
+      if (gen != watched) {
+        watched = gen;
+        since = now;
+        continue;
+      }
+      const std::uint32_t limit = page->limit_ms.load(std::memory_order_relaxed);
+      if (limit != 0 && now - since >= std::chrono::milliseconds(limit)) {
+        page->hung.store(1, std::memory_order_release);
+        ::kill(::getpid(), SIGKILL);
+      }
+    }
+  });
+}
+
 // ---------------------------------------------------------------- delivery
 
 void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
@@ -405,13 +459,28 @@ void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, s
                      reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size(),
                      reason.data(), reason.size()};
   troupe_error err{};
-  if (slot.type->handle(slot.state, &ctx, &msg, &err) == 0) return;
+  marker_.begin(slot.addr, ledger_.origin(current_cause_), slot.max_handle_ms);
+  const int rc = slot.type->handle(slot.state, &ctx, &msg, &err);
+  marker_.end();
+  if (rc == 0) return;
   std::string why = std::string("exception in handler: ") + err.text;
   if (kind == TROUPE_MSG_ASK && !ctx.replied)
     bounce(TROUPE_MSG_ASK, from, slot.addr, corr, type, slot.addr.to_string() + " failed: " + why,
            /*stale_route=*/false);
+  if (kind == TROUPE_MSG_TELL && from.valid()) {
+    // The tell goes back to its sender as poison, not into the restarted actor.
+    envelope back{TROUPE_MSG_POISON, from, slot.addr, 0, std::string(type), std::string(payload)};
+    back.reason = slot.addr.to_string() + " failed on it: " + why;
+    emit(std::move(back));
+  }
   if (kind == TROUPE_MSG_EXIT) return;  // it is going away anyway
   restart_in_place(slot, why);
+}
+
+void runtime::emit(envelope env) {
+  env.cause = current_cause_;
+  ledger_.hold(env.cause);
+  route(std::move(env));
 }
 
 void runtime::enqueue_local(envelope env) {
@@ -427,24 +496,38 @@ void runtime::drain_run_queue() {
   for (int budget = 4096; budget > 0 && !run_queue_.empty(); --budget) {
     envelope env = std::move(run_queue_.front());
     run_queue_.pop_front();
+    // What this message's handler sends counts against the record it stems from.
+    current_cause_ = env.cause;
     if (env.kind == TROUPE_MSG_REPLY || env.kind == TROUPE_MSG_ASK_FAILED) {
       complete_ask(env.to, env.kind, env.correlation, env.type, env.payload);
-      continue;
-    }
-    auto it = actors_.find(env.to);
-    if (it == actors_.end()) {
+    } else if (auto it = actors_.find(env.to); it == actors_.end()) {
       bounce(env.kind, env.from, env.to, env.correlation, env.type,
              "no actor at " + env.to.to_string() + " (stopped)");
-      continue;
+    } else {
+      invoke(it->second, env.kind, env.from, env.correlation, env.type, env.payload, env.reason);
+      if (env.kind == TROUPE_MSG_EXIT) finish_exit(env.to, env.payload);
     }
-    invoke(it->second, env.kind, env.from, env.correlation, env.type, env.payload);
-    if (env.kind == TROUPE_MSG_EXIT) finish_exit(env.to, env.payload);
+    current_cause_ = {};
+    release(env.cause);
   }
+  send_acks();
   if (!run_queue_.empty() && !drain_scheduled_) {
     drain_scheduled_ = true;
     asio::post(io_, [this] { drain_run_queue(); });
   }
 }
+
+namespace {
+ipc::record_view record_of(const envelope& env, std::string& poison_payload) {
+  auto kind = static_cast<ipc::record_kind>(env.kind);
+  std::string_view payload = env.payload;
+  if (env.kind == TROUPE_MSG_POISON) {
+    poison_payload = ipc::encode_poison(env.reason, env.payload);
+    payload = poison_payload;
+  }
+  return ipc::record_view{kind, env.flags, env.to, env.from, env.correlation, 0, env.type, payload};
+}
+}  // namespace
 
 void runtime::route(envelope env) {
   if (actors_.count(env.to) || env.kind == TROUPE_MSG_EXIT) {
@@ -452,8 +535,8 @@ void runtime::route(envelope env) {
     return;
   }
   if (auto r = routes_.find(env.to); r != routes_.end()) {
-    link_.send(r->second, ipc::record_view{static_cast<ipc::record_kind>(env.kind), env.flags, env.to,
-                                           env.from, env.correlation, 0, env.type, env.payload});
+    std::string scratch;
+    link_.send(r->second, record_of(env, scratch), env.cause);
     return;
   }
   auto& waiting = unresolved_[env.to];
@@ -475,7 +558,13 @@ void runtime::on_resolved(address target, const json& body) {
   unresolved_.erase(it);
   if (!body.value("ok", false)) {
     const auto reason = body.value("error", std::string("unknown address ") + target.to_string());
-    for (auto& env : waiting) bounce(env.kind, env.from, env.to, env.correlation, env.type, reason);
+    for (auto& env : waiting) {
+      current_cause_ = env.cause;  // the bounce takes the message's place
+      bounce(env.kind, env.from, env.to, env.correlation, env.type, reason);
+      current_cause_ = {};
+      release(env.cause);
+    }
+    send_acks();
     return;
   }
   const auto endpoint = body.value("endpoint", std::string());
@@ -485,42 +574,142 @@ void runtime::on_resolved(address target, const json& body) {
   }
   auto* peer = link_.connect(endpoint);
   routes_[target] = peer;
-  for (auto& env : waiting)
-    link_.send(peer, ipc::record_view{static_cast<ipc::record_kind>(env.kind), env.flags, env.to, env.from,
-                                      env.correlation, 0, env.type, env.payload});
+  std::string scratch;
+  for (auto& env : waiting) link_.send(peer, record_of(env, scratch), env.cause);
 }
 
 void runtime::on_inbox() {
   zmq::message_t frame;
   if (!inbox_.recv(frame, zmq::recv_flags::dontwait)) return;
-  auto s = ipc::decode_batch(frame.to_string_view(),
-                             [this](const ipc::record_view& r) { deliver_remote(r); });
+  std::uint32_t channel = 0;  // set by the channel record opening a no-loss batch
+  auto s = ipc::decode_batch(frame.to_string_view(), [this, &channel](const ipc::record_view& r) {
+    switch (r.kind) {
+      case ipc::record_kind::channel:
+        if (no_loss_) channel = ledger_.open(r.correlation, r.payload);
+        return;
+      case ipc::record_kind::ack:
+        link_.on_ack(r.correlation, r.seq, [this](ipc::cause c) { release(c); });
+        return;
+      default:
+        break;
+    }
+    const ipc::cause c = channel != 0 && r.seq != 0 ? ledger_.begin(channel, r.seq) : ipc::cause{};
+    current_cause_ = c;
+    deliver_remote(r, c);
+    current_cause_ = {};
+  });
   if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame: " + s.err().message);
+  send_acks();
 }
 
-void runtime::deliver_remote(const ipc::record_view& r) {
+void runtime::send_acks() {
+  ledger_.take_acks([this](std::string_view endpoint, std::uint64_t channel, std::uint64_t seq) {
+    link_.send(link_.connect(std::string(endpoint)),
+               ipc::record_view{ipc::record_kind::ack, 0, {}, {}, channel, seq, {}, {}});
+  });
+}
+
+void runtime::deliver_remote(const ipc::record_view& r, ipc::cause c) {
+  // c holds one count for this record: released here, or by whoever takes
+  // the record over (a local envelope).
   const auto kind = static_cast<troupe_message_kind>(r.kind);
   if (kind == TROUPE_MSG_REPLY || kind == TROUPE_MSG_ASK_FAILED || kind == TROUPE_MSG_DEAD_LETTER) {
     if (r.flags & flag_stale_route) routes_.erase(r.from);
   }
   if (kind == TROUPE_MSG_REPLY || kind == TROUPE_MSG_ASK_FAILED) {
     complete_ask(r.to, kind, r.correlation, r.type, r.payload);
-    return;
+    return release(c);
   }
   if (kind == TROUPE_MSG_EXIT) {
     // Sent on the data path, after the messages the system sent before it
     // (an unload's on_deactivate message comes first); no one else may.
-    if (r.from != address(system_id_, ipc::gateway_serial) || !actors_.count(r.to)) return;
-    enqueue_local(envelope{TROUPE_MSG_EXIT, r.to, {}, 0, "exit", std::string(r.payload)});
-    return;
+    if (r.from == address(system_id_, ipc::gateway_serial) && actors_.count(r.to))
+      enqueue_local(envelope{TROUPE_MSG_EXIT, r.to, {}, 0, "exit", std::string(r.payload)});
+    return release(c);
   }
   auto it = actors_.find(r.to);
   if (it == actors_.end()) {
     bounce(kind, r.from, r.to, r.correlation, r.type,
            "no actor at " + r.to.to_string() + " (stopped)");
-    return;
+    return release(c);
+  }
+  if (kind == TROUPE_MSG_POISON) {
+    auto parts = ipc::decode_poison(r.payload);
+    if (!parts) {
+      log_line(TROUPE_LOG_WARN, {}, "dropped malformed poison record: " + parts.err().message);
+      return release(c);
+    }
+    invoke(it->second, kind, r.from, r.correlation, r.type, parts->second, parts->first);
+    return release(c);
   }
   invoke(it->second, kind, r.from, r.correlation, r.type, r.payload);
+  release(c);
+}
+
+void runtime::on_peer_died(const json& body) {
+  const auto inbox = body.value("inbox", std::string());
+  const ipc::record_origin poisoned{body.value("channel", std::uint64_t{0}), body.value("seq", std::uint64_t{0})};
+  const auto reason = body.value("reason", std::string("its worker died"));
+  if (inbox.empty() || inbox == opts_.inbox_endpoint) return;
+  ledger_.forget_endpoint(inbox);  // nobody left to acknowledge to
+  for (auto r = routes_.begin(); r != routes_.end();) {
+    if (r->second->endpoint == inbox) r = routes_.erase(r);
+    else ++r;
+  }
+  // What it had not acknowledged goes to the restarted actors, in the order
+  // it was first sent and ahead of anything sent to them since.
+  std::vector<address> order;
+  std::unordered_map<address, std::vector<envelope>> again;
+  for (auto& batch : link_.take_unacked(inbox)) {
+    std::uint64_t channel_id = 0;
+    std::size_t next_cause = 0;
+    auto s = ipc::decode_batch(*batch.frame, [&](const ipc::record_view& r) {
+      if (r.kind == ipc::record_kind::channel) channel_id = r.correlation;
+      if (r.seq == 0) return;
+      ipc::cause c;
+      while (next_cause < batch.causes.size() && batch.causes[next_cause].first < r.seq) ++next_cause;
+      if (next_cause < batch.causes.size() && batch.causes[next_cause].first == r.seq)
+        c = batch.causes[next_cause].second;
+      if (r.seq <= batch.acked) return;  // acknowledged (and its cause released) already
+      const auto kind = static_cast<troupe_message_kind>(r.kind);
+      if (kind != TROUPE_MSG_TELL && kind != TROUPE_MSG_ASK) {
+        // An answer or a bounce for an actor of the dead worker: the asker's
+        // state died with it, so there is nothing left to answer.
+        return release(c);
+      }
+      envelope env{kind, r.to, r.from, r.correlation, std::string(r.type), std::string(r.payload)};
+      env.cause = c;
+      if (channel_id == poisoned.channel_id && r.seq == poisoned.seq) return poison(std::move(env), reason);
+      auto& list = again[r.to];
+      if (list.empty()) order.push_back(r.to);
+      list.push_back(std::move(env));
+    });
+    if (!s) log_line(TROUPE_LOG_ERROR, {}, "kept frame unreadable (a bug): " + s.err().message);
+  }
+  for (address target : order) {
+    auto& waiting = unresolved_[target];
+    const bool idle = waiting.empty();
+    auto& first = again[target];
+    waiting.insert(waiting.begin(), std::make_move_iterator(first.begin()), std::make_move_iterator(first.end()));
+    if (idle) resolve(target);
+  }
+  send_acks();
+}
+
+void runtime::poison(envelope env, const std::string& reason) {
+  if (!actors_.count(env.from)) return release(env.cause);  // the sender is gone too
+  log_line(TROUPE_LOG_WARN, env.from, "message '" + env.type + "' to " + env.to.to_string() +
+                                           " returned as poison: " + reason);
+  if (env.kind == TROUPE_MSG_ASK) {
+    envelope failed{TROUPE_MSG_ASK_FAILED, env.from, env.to, env.correlation, "poison",
+                    "poison: " + env.to.to_string() + " " + reason + " while handling this ask"};
+    failed.cause = env.cause;
+    return enqueue_local(std::move(failed));
+  }
+  envelope back{TROUPE_MSG_POISON, env.from, env.to, 0, std::move(env.type), std::move(env.payload)};
+  back.reason = env.to.to_string() + " " + reason + " while handling this message";
+  back.cause = env.cause;
+  enqueue_local(std::move(back));
 }
 
 void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,
@@ -540,13 +729,8 @@ void runtime::bounce(troupe_message_kind kind, address to, address from, std::ui
   // answering it could loop between two workers.
   if (!to.valid() || (kind != TROUPE_MSG_ASK && kind != TROUPE_MSG_TELL)) return;
   const auto back = kind == TROUPE_MSG_ASK ? TROUPE_MSG_ASK_FAILED : TROUPE_MSG_DEAD_LETTER;
-  envelope env{back, to, from, corr, std::string(type), std::string(reason),
-               stale_route ? flag_stale_route : std::uint8_t{0}};
-  if (actors_.count(to)) {
-    enqueue_local(std::move(env));
-    return;
-  }
-  route(std::move(env));
+  emit(envelope{back, to, from, corr, std::string(type), std::string(reason),
+                stale_route ? flag_stale_route : std::uint8_t{0}});
 }
 
 // ---------------------------------------------------------------- host functions
@@ -555,7 +739,7 @@ int runtime::host_tell(troupe_context* ctx, address to, std::string_view type,
                        std::string_view payload) {
   if (!to.valid()) return fail("tell: invalid address");
   if (!ipc::record_fits(type.size(), payload.size())) return fail("tell: message too large");
-  route(envelope{TROUPE_MSG_TELL, to, ctx->slot->addr, 0, std::string(type), std::string(payload)});
+  emit(envelope{TROUPE_MSG_TELL, to, ctx->slot->addr, 0, std::string(type), std::string(payload)});
   return 0;
 }
 
@@ -573,7 +757,7 @@ std::uint64_t runtime::host_ask(troupe_context* ctx, address to, std::string_vie
                  "ask to " + to.to_string() + " timed out");
   });
   asks_.emplace(id, pending_ask{asker, std::move(timer)});
-  route(envelope{TROUPE_MSG_ASK, to, asker, id, std::string(type), std::string(payload)});
+  emit(envelope{TROUPE_MSG_ASK, to, asker, id, std::string(type), std::string(payload)});
   return id;
 }
 
@@ -590,7 +774,7 @@ int runtime::host_reply_to(troupe_context* ctx, address to, std::uint64_t correl
   if (correlation == 0) return fail("reply: no ask to answer (invalid reply handle)");
   if (!ipc::record_fits(type.size(), payload.size())) return fail("reply: message too large");
   if (!to.valid()) return 0;  // an ask from no one (a malformed peer): nobody to answer
-  route(envelope{TROUPE_MSG_REPLY, to, ctx->slot->addr, correlation, std::string(type),
+  emit(envelope{TROUPE_MSG_REPLY, to, ctx->slot->addr, correlation, std::string(type),
                  std::string(payload)});
   return 0;
 }

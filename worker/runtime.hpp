@@ -11,6 +11,8 @@
 #pragma once
 
 #include "ipc/control.hpp"
+#include "ipc/delivery.hpp"
+#include "ipc/handling_marker.hpp"
 #include "ipc/reactor.hpp"
 #include "worker/package_host.hpp"
 
@@ -21,8 +23,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <cstdint>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -36,6 +42,7 @@ struct options {
   std::string control_endpoint;  ///< supervisor's control socket (ipc://)
   std::string inbox_endpoint;    ///< this worker's data-plane inbox to bind (ipc://)
   std::uint32_t worker_id = 0;
+  std::string marker_file;       ///< the handling marker the supervisor reads after a death
   // A worker starts without a package (it may wait as a standby); the
   // supervisor's answer to "hello" names the library and package id.
   std::string library;           ///< the package library to dlopen
@@ -65,6 +72,7 @@ struct envelope {
   std::string payload;
   std::uint8_t flags = 0;  ///< record flags (docs/PROTOCOL.md §3.2)
   std::string reason;      ///< POISON and EXITED: why
+  ipc::cause cause;        ///< the inbound record it stems from; holds one count of it
 };
 
 /// The restart policy of an actor's type (manifest `restart:`), as the
@@ -83,6 +91,7 @@ struct actor_slot {
   std::uint32_t restarts = 0;
   bool exiting = false;
   restart_rule rule;
+  std::uint32_t max_handle_ms = 0;  ///< manifest max_handle_time (0: none)
 };
 
 class runtime {
@@ -129,12 +138,25 @@ class runtime {
   void send_event(std::string_view command, const ipc::json& body);
 
   // Delivery.
+  /// Sends a message produced by the handler running now: it counts
+  /// against that handler's record (no-loss delivery).
+  void emit(envelope env);
   void route(envelope env);
   void enqueue_local(envelope env);
   void drain_run_queue();
-  void deliver_remote(const ipc::record_view& r);
+  void deliver_remote(const ipc::record_view& r, ipc::cause c);
   void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
               std::string_view type, std::string_view payload, std::string_view reason = {});
+  /// Acknowledges what the ledger says is done.
+  void send_acks();
+  /// Drops one count of c (its record or one of its outputs is done).
+  void release(ipc::cause c) { ledger_.release(c); }
+  /// A worker died (supervisor's "peer_died"): what it had not acknowledged
+  /// is sent again, except the record it was handling, returned as poison.
+  void on_peer_died(const ipc::json& body);
+  /// Returns env (a tell or ask whose receiver died handling it) to its sender.
+  void poison(envelope env, const std::string& reason);
+  void start_watchdog();
   /// Returns an undeliverable ask or tell to its sender. stale_route: the
   /// destination is not hosted where it was sent (the sender drops its route).
   void bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,
@@ -165,6 +187,19 @@ class runtime {
   package_host package_;
   int exit_code_ = exit_ok;
   bool shutting_down_ = false;
+
+  // No-loss delivery (docs/PROTOCOL.md §3.4); off with --delivery best-effort.
+  bool no_loss_ = false;
+  ipc::inbound_ledger ledger_;
+  ipc::cause current_cause_;  // of the handler running now
+  ipc::handling_marker marker_;
+  // max_handle_time: a thread that kills this process when one handler runs
+  // too long (it cannot be interrupted otherwise).
+  std::thread watchdog_;
+  std::mutex watchdog_mutex_;
+  std::condition_variable watchdog_wake_;
+  bool watchdog_stop_ = false;
+  std::atomic<std::uint32_t> watchdog_tick_ms_{0};
 
   std::unordered_map<address, actor_slot> actors_;
   std::deque<envelope> run_queue_;

@@ -1,0 +1,77 @@
+#include "ipc/delivery.hpp"
+
+namespace troupe::ipc {
+
+std::uint32_t inbound_ledger::open(std::uint64_t channel_id, std::string_view ack_endpoint) {
+  if (auto it = by_id_.find(channel_id); it != by_id_.end()) return it->second;
+  channel_state ch;
+  ch.id = channel_id;
+  ch.ack_endpoint = std::string(ack_endpoint);
+  channels_.push_back(std::move(ch));
+  const auto index = static_cast<std::uint32_t>(channels_.size());
+  by_id_.emplace(channel_id, index);
+  return index;
+}
+
+inbound_ledger::channel_state* inbound_ledger::find(cause c) {
+  if (c.channel == 0 || c.channel > channels_.size()) return nullptr;
+  auto& ch = channels_[c.channel - 1];
+  if (ch.forgotten || c.entry < ch.first_entry || c.entry - ch.first_entry >= ch.pending.size())
+    return nullptr;
+  return &ch;
+}
+
+cause inbound_ledger::begin(std::uint32_t channel, std::uint64_t seq) {
+  auto& ch = channels_[channel - 1];
+  if (ch.forgotten) return {};
+  ch.pending.push_back(entry{seq, 1});
+  return cause{channel, ch.first_entry + ch.pending.size() - 1};
+}
+
+void inbound_ledger::hold(cause c) {
+  if (auto* ch = find(c)) ++ch->pending[c.entry - ch->first_entry].holds;
+}
+
+void inbound_ledger::release(cause c) {
+  auto* ch = find(c);
+  if (ch == nullptr) return;
+  auto& e = ch->pending[c.entry - ch->first_entry];
+  if (e.holds == 0 || --e.holds != 0) return;
+  // Acknowledgements are cumulative: only a done prefix can be acknowledged.
+  bool advanced = false;
+  while (!ch->pending.empty() && ch->pending.front().holds == 0) {
+    ch->acked = ch->pending.front().seq;
+    ch->pending.pop_front();
+    ++ch->first_entry;
+    advanced = true;
+  }
+  if (advanced && !ch->dirty) {
+    ch->dirty = true;
+    dirty_.push_back(c.channel);
+  }
+}
+
+record_origin inbound_ledger::origin(cause c) const {
+  if (c.channel == 0 || c.channel > channels_.size()) return {};
+  const auto& ch = channels_[c.channel - 1];
+  if (c.entry < ch.first_entry || c.entry - ch.first_entry >= ch.pending.size()) return {ch.id, 0};
+  return {ch.id, ch.pending[c.entry - ch.first_entry].seq};
+}
+
+void inbound_ledger::forget_endpoint(std::string_view ack_endpoint) {
+  for (auto& ch : channels_) {
+    if (ch.forgotten || ch.ack_endpoint != ack_endpoint) continue;
+    ch.forgotten = true;
+    ch.pending.clear();
+    ch.ack_endpoint.clear();
+    ch.ack_endpoint.shrink_to_fit();
+  }
+}
+
+std::size_t inbound_ledger::unacknowledged() const {
+  std::size_t n = 0;
+  for (const auto& ch : channels_) n += ch.pending.size();
+  return n;
+}
+
+}  // namespace troupe::ipc

@@ -1,0 +1,195 @@
+// Tests of no-loss delivery's bookkeeping: the receiver's ledger acknowledges
+// only a done prefix of each channel, counting the outputs of each record;
+// data_link numbers records per peer, keeps them until acknowledged, releases
+// their causes then, and hands back what a dead peer never acknowledged.
+#include "ipc/delivery.hpp"
+#include "ipc/reactor.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <string>
+#include <vector>
+
+using troupe::address;
+using namespace troupe::ipc;
+
+namespace {
+
+struct ack_seen {
+  std::string endpoint;
+  std::uint64_t channel;
+  std::uint64_t seq;
+};
+
+std::vector<ack_seen> acks_of(inbound_ledger& ledger) {
+  std::vector<ack_seen> out;
+  ledger.take_acks([&](std::string_view ep, std::uint64_t ch, std::uint64_t seq) {
+    out.push_back({std::string(ep), ch, seq});
+  });
+  return out;
+}
+
+record_view tell(std::uint64_t n, std::string_view payload) {
+  record_view r;
+  r.kind = record_kind::tell;
+  r.to = address(7, 20);
+  r.from = address(7, static_cast<std::uint32_t>(16 + n));
+  r.type = "t";
+  r.payload = payload;
+  return r;
+}
+
+std::vector<record_view> decode_all(const std::string& frame, std::vector<std::string>& keep) {
+  std::vector<record_view> out;
+  keep.push_back(frame);
+  auto s = decode_batch(keep.back(), [&](const record_view& r) { out.push_back(r); });
+  REQUIRE(s);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a record without outputs is acknowledged once handled", "[delivery]") {
+  inbound_ledger ledger;
+  const auto ch = ledger.open(42, "ipc://sender");
+  CHECK(ledger.open(42, "ipc://sender") == ch);  // every batch names its channel again
+  auto c1 = ledger.begin(ch, 1);
+  auto c2 = ledger.begin(ch, 2);
+  CHECK(acks_of(ledger).empty());
+  ledger.release(c1);
+  auto acks = acks_of(ledger);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].endpoint == "ipc://sender");
+  CHECK(acks[0].channel == 42);
+  CHECK(acks[0].seq == 1);
+  ledger.release(c2);
+  acks = acks_of(ledger);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].seq == 2);
+  CHECK(ledger.unacknowledged() == 0);
+  CHECK(acks_of(ledger).empty());  // nothing new
+}
+
+TEST_CASE("a record is acknowledged only once its outputs are, and only after earlier ones",
+          "[delivery]") {
+  inbound_ledger ledger;
+  const auto ch = ledger.open(9, "ipc://s");
+  auto c1 = ledger.begin(ch, 1);
+  ledger.hold(c1);  // the handler of 1 sent one message
+  ledger.release(c1);  // ... and returned
+  auto c2 = ledger.begin(ch, 2);
+  ledger.release(c2);  // 2 is done, but 1 is not: no ack yet
+  CHECK(acks_of(ledger).empty());
+  CHECK(ledger.origin(c1).channel_id == 9);
+  CHECK(ledger.origin(c1).seq == 1);
+  ledger.release(c1);  // 1's output acknowledged downstream
+  auto acks = acks_of(ledger);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].seq == 2);  // cumulative: 1 and 2 at once
+}
+
+TEST_CASE("channels are acknowledged separately and a dead sender's are forgotten", "[delivery]") {
+  inbound_ledger ledger;
+  const auto a = ledger.open(1, "ipc://a");
+  const auto b = ledger.open(2, "ipc://b");
+  auto ca = ledger.begin(a, 5);
+  auto cb = ledger.begin(b, 1);
+  ledger.forget_endpoint("ipc://a");
+  ledger.release(ca);  // nothing to acknowledge to a dead sender
+  ledger.hold(ca);
+  ledger.release(cb);
+  auto acks = acks_of(ledger);
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].endpoint == "ipc://b");
+  CHECK(ledger.unacknowledged() == 0);
+  CHECK_FALSE(ledger.begin(a, 6));  // a forgotten channel tracks nothing
+}
+
+TEST_CASE("a reliable link numbers records per peer, keeps them until acknowledged and returns "
+          "the rest when the peer dies",
+          "[delivery]") {
+  boost::asio::io_context io;
+  zmq::context_t zmq;
+  data_link link(io, zmq);
+  link.enable_acks("ipc://me");
+  auto* peer = link.connect("inproc://nowhere");
+  // Without a binder the frames wait in ZeroMQ: enough to test the bookkeeping.
+  const std::string payload = "x";
+  link.send(peer, tell(1, payload), cause{3, 10});
+  link.send(peer, tell(2, payload));
+  link.flush();
+  link.send(peer, tell(3, payload), cause{3, 11});
+  record_view exit_request = tell(4, payload);
+  exit_request.kind = record_kind::exit;  // the system's own: never numbered
+  link.send(peer, exit_request);
+  link.flush();
+  CHECK(link.unacknowledged_batches() == 2);
+
+  std::vector<cause> released;
+  link.on_ack(0xdead, 5, [&](cause c) { released.push_back(c); });  // unknown channel: ignored
+  CHECK(released.empty());
+
+  auto kept = link.take_unacked("inproc://nowhere");
+  REQUIRE(kept.size() == 2);
+  std::vector<std::string> frames;
+  auto first = decode_all(*kept[0].frame, frames);
+  REQUIRE(first.size() == 3);
+  CHECK(first[0].kind == record_kind::channel);
+  CHECK(first[0].payload == "ipc://me");
+  CHECK(first[1].seq == 1);
+  CHECK(first[2].seq == 2);
+  CHECK(kept[0].last_seq == 2);
+  REQUIRE(kept[0].causes.size() == 1);
+  CHECK(kept[0].causes[0].first == 1);
+  auto second = decode_all(*kept[1].frame, frames);
+  REQUIRE(second.size() == 3);
+  CHECK(second[0].correlation == first[0].correlation);  // one channel per peer
+  CHECK(second[1].seq == 3);
+  CHECK(second[2].kind == record_kind::exit);
+  CHECK(second[2].seq == 0);
+  CHECK(link.unacknowledged_batches() == 0);  // the peer is gone
+}
+
+TEST_CASE("an ack drops what it covers and releases its causes, also within a batch", "[delivery]") {
+  boost::asio::io_context io;
+  zmq::context_t zmq;
+  data_link link(io, zmq);
+  link.enable_acks("ipc://me");
+  auto* peer = link.connect("inproc://nowhere2");
+  const std::string payload = "y";
+  for (std::uint64_t n = 1; n <= 3; ++n) link.send(peer, tell(n, payload), cause{5, n});
+  link.flush();
+  link.send(peer, tell(4, payload), cause{5, 4});
+  link.flush();
+  const std::uint64_t channel = peer->channel_id;
+  REQUIRE(channel != 0);
+
+  std::vector<cause> released;
+  auto release = [&](cause c) { released.push_back(c); };
+  link.on_ack(channel, 2, release);
+  REQUIRE(released.size() == 2);  // seq 1 and 2 of the first batch
+  CHECK(released[1].entry == 2);
+  CHECK(link.unacknowledged_batches() == 2);  // the first batch is only partly acknowledged
+  link.on_ack(channel, 3, release);
+  CHECK(released.size() == 3);
+  CHECK(link.unacknowledged_batches() == 1);
+  link.on_ack(channel, 4, release);
+  CHECK(released.size() == 4);
+  CHECK(link.unacknowledged_batches() == 0);
+  link.on_ack(channel, 4, release);  // a repeated ack changes nothing
+  CHECK(released.size() == 4);
+}
+
+TEST_CASE("without acks a link numbers and keeps nothing", "[delivery]") {
+  boost::asio::io_context io;
+  zmq::context_t zmq;
+  data_link link(io, zmq);
+  auto* peer = link.connect("inproc://nowhere5");
+  const std::string payload = "z";
+  link.send(peer, tell(1, payload));
+  link.flush();
+  CHECK(link.unacknowledged_batches() == 0);
+  CHECK(peer->channel_id == 0);
+}
