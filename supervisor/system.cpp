@@ -619,9 +619,12 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
       rec->restarts = b.value("restarts", rec->restarts + 1);
       rec->last_reason = b.value("reason", std::string());
       rec->recent_restarts.push_back(std::chrono::steady_clock::now());  // one intensity count for both kinds
+      notify_watchers(a, exit_event::restarted, rec->last_reason);
     }
   } else if (m.command == "stopped") {
     on_stopped(a, b.value("failed", false), b.value("reason", std::string()));
+  } else if (m.command == "watch" || m.command == "unwatch") {
+    on_watch_request(*w, rid, b, m.command == "watch");
   } else if (m.command == "bye") {
     w->st = worker_proc::state::stopping;
   } else {
@@ -692,6 +695,7 @@ void system::fail_actor(actor_record& rec, const std::string& reason) {
     for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
     kill_waiters_.erase(it);
   }
+  notify_watchers(a, exit_event::failed, reason);
 }
 
 void system::on_create_failed(address a, const std::string& why) {
@@ -718,6 +722,7 @@ void system::on_stopped(address a, bool failed, const std::string& reason) {
       for (auto& [identity, rid] : it->second) reply_worker_error(identity, rid, "no actor at " + a.to_string() + " (stopped)");
       resolve_waiters_.erase(it);
     }
+    notify_watchers(a, exit_event::stopped, reason);
     directory_.remove(a);
   }
   if (auto it = kill_waiters_.find(a); it != kill_waiters_.end()) {
@@ -844,6 +849,7 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
     ++rec->restarts;
     rec->last_reason = "worker " + how;
     w.pending_creates.push_back(create_body(*rec, pkg));
+    notify_watchers(rec->addr, exit_event::restarted, rec->last_reason);
   }
   if (!any) {
     pkg.worker = 0;

@@ -1,6 +1,7 @@
 // supervisor/system_impl.hpp — the system class, shared by the files that
-// implement it: system.cpp (sockets, clients, workers, shutdown) and
-// system_packages.cpp (loading, versions, unloading). Internal to the
+// implement it: system.cpp (sockets, clients, workers, shutdown),
+// system_packages.cpp (loading, versions, unloading) and system_watches.cpp
+// (watches and exit notices). Internal to the
 // supervisor component; nothing outside supervisor/ includes it.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include "supervisor/package_store.hpp"
 #include "supervisor/packages.hpp"
 #include "supervisor/process.hpp"
+#include "supervisor/watches.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -205,6 +207,14 @@ class system {
   [[nodiscard]] std::set<fs::path> loaded_archives() const;
   void publish_loaded() const;
 
+  // Watches (system_watches.cpp).
+  /// Answers a worker's "watch" (on) or "unwatch" request.
+  void on_watch_request(const worker_proc& w, const json& rid, const json& b, bool on);
+  /// Tells every watcher of target what happened to it; stopped and failed
+  /// end the watches of target and those target held.
+  void notify_watchers(address target, exit_event event, const std::string& reason);
+  void send_exit_notice(address watcher, address target, exit_event event, const std::string& reason);
+
   // Gateway (client messages into the data plane).
   void on_gateway();
   void send_from_gateway(actor_record& rec, ipc::record_kind kind, std::uint64_t corr,
@@ -249,6 +259,7 @@ class system {
   std::unordered_map<address, std::vector<client_ref>> kill_waiters_;
   std::unordered_map<address, std::vector<std::pair<std::string, json>>> resolve_waiters_;
   std::unordered_map<address, std::vector<held_message>> held_;
+  watch_table watches_;
   std::unordered_map<std::uint64_t, gateway_ask> gateway_asks_;
   std::uint64_t next_correlation_ = 1;
 

@@ -367,6 +367,7 @@ void system::begin_unload(const std::string& id, const char* reason) {
       auto w = workers_.find(rec->worker);
       if (w == workers_.end() || w->second.st != worker_proc::state::ready) {
         drop_pending_create(a);  // never created: nothing to stop
+        notify_watchers(a, exit_event::stopped, "package unloaded");  // an unload is no failure
         fail_actor(*rec, "package unloaded");
         directory_.remove(a);
       }  // else its creation is under way; on_created stops it

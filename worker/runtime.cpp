@@ -514,6 +514,7 @@ void runtime::deliver_remote(const ipc::record_view& r) {
     enqueue_local(envelope{TROUPE_MSG_EXIT, r.to, {}, 0, "exit", std::string(r.payload)});
     return;
   }
+  if (kind == TROUPE_MSG_EXITED) return deliver_exit_notice(r);
   auto it = actors_.find(r.to);
   if (it == actors_.end()) {
     bounce(kind, r.from, r.to, r.correlation, r.type,
@@ -521,6 +522,17 @@ void runtime::deliver_remote(const ipc::record_view& r) {
     return;
   }
   invoke(it->second, kind, r.from, r.correlation, r.type, r.payload);
+}
+
+void runtime::deliver_exit_notice(const ipc::record_view& r) {
+  // Only the supervisor knows when an actor stops, restarts or fails; the
+  // watched address travels in correlation, since `from` names the gateway
+  // (docs/PROTOCOL.md §4.4). A watcher no longer hosted here gets nothing:
+  // a notice is never bounced.
+  if (r.from != address(system_id_, ipc::gateway_serial)) return;
+  auto it = actors_.find(r.to);
+  if (it == actors_.end()) return;
+  invoke(it->second, TROUPE_MSG_EXITED, address(r.correlation), 0, r.type, {}, r.payload);
 }
 
 void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,
