@@ -250,19 +250,25 @@ status system::place(address a, const std::string& type, const std::string& pack
   if (!pkg->broken.empty())
     return make_error(errc::refused, "package " + pkg->m.package + " " + pkg->m.version.text +
                                          " cannot start: " + pkg->broken);
-  auto w = worker_for(package_id);
+  const auto* spec = pkg->m.find_actor(type);
+  const bool dedicated = spec != nullptr && spec->isolation == manifests::isolation_mode::dedicated;
+  auto w = worker_for(package_id, dedicated);
   if (!w) return w.err();
   actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent, {}};
-  if (auto s = directory_.add(std::move(rec)); !s) return s;
+  if (auto s = directory_.add(std::move(rec)); !s) {
+    retire_dedicated_worker((*w)->id);  // started for this actor alone
+    return s;
+  }
   json create = create_body(*directory_.find(a), *pkg);
   if ((*w)->st == worker_proc::state::ready) to_worker(**w, "create", create);
   else (*w)->pending_creates.push_back(std::move(create));
   return ok_v;
 }
 
-result<worker_proc*> system::worker_for(const std::string& package_id) {
+result<worker_proc*> system::worker_for(const std::string& package_id, bool dedicated) {
   auto& pkg = *packages_.find(package_id);
-  if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
+  if (!dedicated)
+    if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
   // A standby worker has already paid for exec, dynamic linking and its
   // sockets: the package only waits for its own dlopen.
   worker_proc* w = nullptr;
@@ -277,6 +283,8 @@ result<worker_proc*> system::worker_for(const std::string& package_id) {
     if (!launched) return launched.err();
     w = *launched;
   }
+  w->dedicated = dedicated;
+  if (!dedicated) pkg.worker = w->id;
   if (auto s = assign(*w, pkg); !s) return s.err();
   // Replaced once a load is answered (finish_load): starting a process
   // blocks this loop for a moment.
@@ -298,12 +306,28 @@ result<worker_proc*> system::launch_worker() {
 }
 
 void system::forget_worker(std::uint32_t id) {
-  // Its inbox is gone for good: drop the connection, or ZeroMQ keeps a
-  // socket retrying it for the life of the system.
-  if (auto it = workers_.find(id); it != workers_.end()) link_.disconnect(it->second.inbox);
+  if (auto it = workers_.find(id); it != workers_.end()) {
+    // Its inbox is gone for good: drop the connection, or ZeroMQ keeps a
+    // socket retrying it for the life of the system.
+    link_.disconnect(it->second.inbox);
+    if (auto* p = packages_.find(it->second.package_id); p != nullptr && p->worker == id) p->worker = 0;
+  }
   std::error_code ec;
   fs::remove_all(run_dir_ / ("w" + std::to_string(id)), ec);
   workers_.erase(id);
+}
+
+void system::retire_dedicated_worker(std::uint32_t id) {
+  auto it = workers_.find(id);
+  // A dead one is forgotten where its exit is handled.
+  if (it == workers_.end() || !it->second.dedicated || !it->second.child) return;
+  worker_proc& w = it->second;
+  if (w.st == worker_proc::state::stopping) return;
+  for (const auto* rec : directory_.on_worker(id))
+    if (rec->state != actor_state::failed) return;  // its actor is still there
+  if (w.st == worker_proc::state::starting) w.child->signal(SIGTERM);  // not connected yet
+  else to_worker(w, "shutdown", json{{"reason", "its actor is gone"}});
+  w.st = worker_proc::state::stopping;  // on_worker_exit then forgets it
 }
 
 void system::replenish_standby_soon() {
@@ -319,8 +343,8 @@ void system::replenish_standby_soon() {
 
 status system::assign(worker_proc& w, package_entry& pkg) {
   w.package_id = pkg.id;
-  pkg.worker = w.id;
-  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text);
+  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text +
+                                    (w.dedicated ? " (dedicated)" : ""));
   if (w.st == worker_proc::state::standby) send_assignment(w);
   return ok_v;
 }
@@ -702,16 +726,19 @@ void system::on_create_failed(address a, const std::string& why) {
   auto* rec = directory_.find(a);
   if (rec == nullptr) return;
   log_line(TROUPE_LOG_WARN, a, "creation failed: " + why);
+  const std::uint32_t worker = rec->worker;
   fail_actor(*rec, why);
   // A failed first creation leaves nothing to keep; a failed re-creation is
   // kept so that senders learn why.
   if (rec->restarts == 0) directory_.remove(a);
+  retire_dedicated_worker(worker);
 }
 
 void system::on_stopped(address a, bool failed, const std::string& reason) {
   auto* rec = directory_.find(a);
   if (rec == nullptr) return;
   const std::string package_id = rec->package_id;
+  const std::uint32_t worker = rec->worker;
   const auto* pkg = packages_.find(package_id);
   if (pkg != nullptr && pkg->phase == package_phase::unloading) failed = false;  // nothing to keep
   if (failed) {
@@ -729,6 +756,7 @@ void system::on_stopped(address a, bool failed, const std::string& reason) {
     for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
     kill_waiters_.erase(it);
   }
+  retire_dedicated_worker(worker);
   maybe_finish_unload(package_id);
 }
 
@@ -767,7 +795,6 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     const std::string package_id = w.package_id;
     std::vector<address> gone;
     for (auto* rec : hosted) gone.push_back(rec->addr);
-    if (pkg != nullptr) pkg->worker = 0;
     forget_worker(id);
     for (address a : gone) on_stopped(a, false, "package unloaded");
     maybe_finish_unload(package_id);
@@ -852,7 +879,6 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
     notify_watchers(rec->addr, exit_event::restarted, rec->last_reason);
   }
   if (!any) {
-    pkg.worker = 0;
     forget_worker(id);
     return;
   }
@@ -869,7 +895,6 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
     if (it == workers_.end()) return;
     if (auto s = start_worker(it->second); !s) {
       for (auto* rec : directory_.on_worker(id)) fail_actor(*rec, s.err().message);
-      if (auto* p = packages_.find(it->second.package_id)) p->worker = 0;
       forget_worker(id);
     }
   };
@@ -892,7 +917,6 @@ void system::fail_unstarted_worker(std::uint32_t id) {
     const std::string package_id = pkg->id;
     const std::string reason = "worker exited before registering (" + w.exit_how + ")";
     forget_worker(id);
-    pkg->worker = 0;
     return fail_load(package_id, reason);
   }
   // A package whose worker cannot start any more is failed at once, with
@@ -901,7 +925,6 @@ void system::fail_unstarted_worker(std::uint32_t id) {
   if (pkg != nullptr) {
     if (pkg->broken.empty()) pkg->broken = reason;
     reason = pkg->broken;
-    pkg->worker = 0;
   }
   for (auto* rec : directory_.on_worker(id)) {
     const address a = rec->addr;

@@ -60,6 +60,9 @@ struct client_ref {
 struct worker_proc {
   std::uint32_t id = 0;
   std::string package_id;  // empty for a standby worker
+  // Hosts the one actor of an `isolation: dedicated` type, and goes with it;
+  // else the package's shared worker (package_entry::worker) or a standby.
+  bool dedicated = false;
   std::string identity;    // ROUTER routing id: "w<id>"
   std::string inbox;
   // starting: launched; standby: said hello, waits for a package (its hello
@@ -159,10 +162,15 @@ class system {
   result<std::string> choose_package(const std::string& type, const std::string& spec);
   status place(address a, const std::string& type, const std::string& package_id,
                const std::string& name, address parent);
-  /// The package's worker: its own, else a standby given the package, else a new one.
-  result<worker_proc*> worker_for(const std::string& package_id);
+  /// The package's shared worker: its own, else a standby given the package,
+  /// else a new one. dedicated: always a standby or a new one, for one actor.
+  result<worker_proc*> worker_for(const std::string& package_id, bool dedicated = false);
+  /// Stops a dedicated worker once its actor is gone for good (stopped, or
+  /// failed while the worker lives on).
+  void retire_dedicated_worker(std::uint32_t id);
   result<worker_proc*> launch_worker();
-  /// Drops a worker's record and its run/wN directory.
+  /// Drops a worker's record and its run/wN directory; a package whose
+  /// shared worker it was has none until its next spawn.
   void forget_worker(std::uint32_t id);
   status assign(worker_proc& w, package_entry& pkg);
   void send_assignment(worker_proc& w);
