@@ -250,19 +250,25 @@ status system::place(address a, const std::string& type, const std::string& pack
   if (!pkg->broken.empty())
     return make_error(errc::refused, "package " + pkg->m.package + " " + pkg->m.version.text +
                                          " cannot start: " + pkg->broken);
-  auto w = worker_for(package_id);
+  const auto* spec = pkg->m.find_actor(type);
+  const bool dedicated = spec != nullptr && spec->isolation == manifests::isolation_mode::dedicated;
+  auto w = worker_for(package_id, dedicated);
   if (!w) return w.err();
   actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent, {}};
-  if (auto s = directory_.add(std::move(rec)); !s) return s;
+  if (auto s = directory_.add(std::move(rec)); !s) {
+    retire_dedicated_worker((*w)->id);  // started for this actor alone
+    return s;
+  }
   json create = create_body(*directory_.find(a), *pkg);
   if ((*w)->st == worker_proc::state::ready) to_worker(**w, "create", create);
   else (*w)->pending_creates.push_back(std::move(create));
   return ok_v;
 }
 
-result<worker_proc*> system::worker_for(const std::string& package_id) {
+result<worker_proc*> system::worker_for(const std::string& package_id, bool dedicated) {
   auto& pkg = *packages_.find(package_id);
-  if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
+  if (!dedicated)
+    if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
   // A standby worker has already paid for exec, dynamic linking and its
   // sockets: the package only waits for its own dlopen.
   worker_proc* w = nullptr;
@@ -277,6 +283,8 @@ result<worker_proc*> system::worker_for(const std::string& package_id) {
     if (!launched) return launched.err();
     w = *launched;
   }
+  w->dedicated = dedicated;
+  if (!dedicated) pkg.worker = w->id;
   if (auto s = assign(*w, pkg); !s) return s.err();
   // Replaced once a load is answered (finish_load): starting a process
   // blocks this loop for a moment.
@@ -298,12 +306,28 @@ result<worker_proc*> system::launch_worker() {
 }
 
 void system::forget_worker(std::uint32_t id) {
-  // Its inbox is gone for good: drop the connection, or ZeroMQ keeps a
-  // socket retrying it for the life of the system.
-  if (auto it = workers_.find(id); it != workers_.end()) link_.disconnect(it->second.inbox);
+  if (auto it = workers_.find(id); it != workers_.end()) {
+    // Its inbox is gone for good: drop the connection, or ZeroMQ keeps a
+    // socket retrying it for the life of the system.
+    link_.disconnect(it->second.inbox);
+    if (auto* p = packages_.find(it->second.package_id); p != nullptr && p->worker == id) p->worker = 0;
+  }
   std::error_code ec;
   fs::remove_all(run_dir_ / ("w" + std::to_string(id)), ec);
   workers_.erase(id);
+}
+
+void system::retire_dedicated_worker(std::uint32_t id) {
+  auto it = workers_.find(id);
+  // A dead one is forgotten where its exit is handled.
+  if (it == workers_.end() || !it->second.dedicated || !it->second.child) return;
+  worker_proc& w = it->second;
+  if (w.st == worker_proc::state::stopping) return;
+  for (const auto* rec : directory_.on_worker(id))
+    if (rec->state != actor_state::failed) return;  // its actor is still there
+  if (w.st == worker_proc::state::starting) w.child->signal(SIGTERM);  // not connected yet
+  else to_worker(w, "shutdown", json{{"reason", "its actor is gone"}});
+  w.st = worker_proc::state::stopping;  // on_worker_exit then forgets it
 }
 
 void system::replenish_standby_soon() {
@@ -319,8 +343,8 @@ void system::replenish_standby_soon() {
 
 status system::assign(worker_proc& w, package_entry& pkg) {
   w.package_id = pkg.id;
-  pkg.worker = w.id;
-  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text);
+  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text +
+                                    (w.dedicated ? " (dedicated)" : ""));
   if (w.st == worker_proc::state::standby) send_assignment(w);
   return ok_v;
 }
@@ -619,9 +643,12 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
       rec->restarts = b.value("restarts", rec->restarts + 1);
       rec->last_reason = b.value("reason", std::string());
       rec->recent_restarts.push_back(std::chrono::steady_clock::now());  // one intensity count for both kinds
+      notify_watchers(a, exit_event::restarted, rec->last_reason);
     }
   } else if (m.command == "stopped") {
     on_stopped(a, b.value("failed", false), b.value("reason", std::string()));
+  } else if (m.command == "watch" || m.command == "unwatch") {
+    on_watch_request(*w, rid, b, m.command == "watch");
   } else if (m.command == "bye") {
     w->st = worker_proc::state::stopping;
   } else {
@@ -692,22 +719,26 @@ void system::fail_actor(actor_record& rec, const std::string& reason) {
     for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
     kill_waiters_.erase(it);
   }
+  notify_watchers(a, exit_event::failed, reason);
 }
 
 void system::on_create_failed(address a, const std::string& why) {
   auto* rec = directory_.find(a);
   if (rec == nullptr) return;
   log_line(TROUPE_LOG_WARN, a, "creation failed: " + why);
+  const std::uint32_t worker = rec->worker;
   fail_actor(*rec, why);
   // A failed first creation leaves nothing to keep; a failed re-creation is
   // kept so that senders learn why.
   if (rec->restarts == 0) directory_.remove(a);
+  retire_dedicated_worker(worker);
 }
 
 void system::on_stopped(address a, bool failed, const std::string& reason) {
   auto* rec = directory_.find(a);
   if (rec == nullptr) return;
   const std::string package_id = rec->package_id;
+  const std::uint32_t worker = rec->worker;
   const auto* pkg = packages_.find(package_id);
   if (pkg != nullptr && pkg->phase == package_phase::unloading) failed = false;  // nothing to keep
   if (failed) {
@@ -718,12 +749,14 @@ void system::on_stopped(address a, bool failed, const std::string& reason) {
       for (auto& [identity, rid] : it->second) reply_worker_error(identity, rid, "no actor at " + a.to_string() + " (stopped)");
       resolve_waiters_.erase(it);
     }
+    notify_watchers(a, exit_event::stopped, reason);
     directory_.remove(a);
   }
   if (auto it = kill_waiters_.find(a); it != kill_waiters_.end()) {
     for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
     kill_waiters_.erase(it);
   }
+  retire_dedicated_worker(worker);
   maybe_finish_unload(package_id);
 }
 
@@ -762,7 +795,6 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
     const std::string package_id = w.package_id;
     std::vector<address> gone;
     for (auto* rec : hosted) gone.push_back(rec->addr);
-    if (pkg != nullptr) pkg->worker = 0;
     forget_worker(id);
     for (address a : gone) on_stopped(a, false, "package unloaded");
     maybe_finish_unload(package_id);
@@ -844,9 +876,9 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
     ++rec->restarts;
     rec->last_reason = "worker " + how;
     w.pending_creates.push_back(create_body(*rec, pkg));
+    notify_watchers(rec->addr, exit_event::restarted, rec->last_reason);
   }
   if (!any) {
-    pkg.worker = 0;
     forget_worker(id);
     return;
   }
@@ -863,7 +895,6 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
     if (it == workers_.end()) return;
     if (auto s = start_worker(it->second); !s) {
       for (auto* rec : directory_.on_worker(id)) fail_actor(*rec, s.err().message);
-      if (auto* p = packages_.find(it->second.package_id)) p->worker = 0;
       forget_worker(id);
     }
   };
@@ -886,7 +917,6 @@ void system::fail_unstarted_worker(std::uint32_t id) {
     const std::string package_id = pkg->id;
     const std::string reason = "worker exited before registering (" + w.exit_how + ")";
     forget_worker(id);
-    pkg->worker = 0;
     return fail_load(package_id, reason);
   }
   // A package whose worker cannot start any more is failed at once, with
@@ -895,7 +925,6 @@ void system::fail_unstarted_worker(std::uint32_t id) {
   if (pkg != nullptr) {
     if (pkg->broken.empty()) pkg->broken = reason;
     reason = pkg->broken;
-    pkg->worker = 0;
   }
   for (auto* rec : directory_.on_worker(id)) {
     const address a = rec->addr;

@@ -1,6 +1,7 @@
 // supervisor/system_impl.hpp — the system class, shared by the files that
-// implement it: system.cpp (sockets, clients, workers, shutdown) and
-// system_packages.cpp (loading, versions, unloading). Internal to the
+// implement it: system.cpp (sockets, clients, workers, shutdown),
+// system_packages.cpp (loading, versions, unloading) and system_watches.cpp
+// (watches and exit notices). Internal to the
 // supervisor component; nothing outside supervisor/ includes it.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include "supervisor/package_store.hpp"
 #include "supervisor/packages.hpp"
 #include "supervisor/process.hpp"
+#include "supervisor/watches.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -58,6 +60,9 @@ struct client_ref {
 struct worker_proc {
   std::uint32_t id = 0;
   std::string package_id;  // empty for a standby worker
+  // Hosts the one actor of an `isolation: dedicated` type, and goes with it;
+  // else the package's shared worker (package_entry::worker) or a standby.
+  bool dedicated = false;
   std::string identity;    // ROUTER routing id: "w<id>"
   std::string inbox;
   // starting: launched; standby: said hello, waits for a package (its hello
@@ -157,10 +162,15 @@ class system {
   result<std::string> choose_package(const std::string& type, const std::string& spec);
   status place(address a, const std::string& type, const std::string& package_id,
                const std::string& name, address parent);
-  /// The package's worker: its own, else a standby given the package, else a new one.
-  result<worker_proc*> worker_for(const std::string& package_id);
+  /// The package's shared worker: its own, else a standby given the package,
+  /// else a new one. dedicated: always a standby or a new one, for one actor.
+  result<worker_proc*> worker_for(const std::string& package_id, bool dedicated = false);
+  /// Stops a dedicated worker once its actor is gone for good (stopped, or
+  /// failed while the worker lives on).
+  void retire_dedicated_worker(std::uint32_t id);
   result<worker_proc*> launch_worker();
-  /// Drops a worker's record and its run/wN directory.
+  /// Drops a worker's record and its run/wN directory; a package whose
+  /// shared worker it was has none until its next spawn.
   void forget_worker(std::uint32_t id);
   status assign(worker_proc& w, package_entry& pkg);
   void send_assignment(worker_proc& w);
@@ -204,6 +214,14 @@ class system {
   /// system of the same TROUPE_HOME: keep never deletes them.
   [[nodiscard]] std::set<fs::path> loaded_archives() const;
   void publish_loaded() const;
+
+  // Watches (system_watches.cpp).
+  /// Answers a worker's "watch" (on) or "unwatch" request.
+  void on_watch_request(const worker_proc& w, const json& rid, const json& b, bool on);
+  /// Tells every watcher of target what happened to it; stopped and failed
+  /// end the watches of target and those target held.
+  void notify_watchers(address target, exit_event event, const std::string& reason);
+  void send_exit_notice(address watcher, address target, exit_event event, const std::string& reason);
 
   // Gateway (client messages into the data plane).
   void on_gateway();
@@ -249,6 +267,7 @@ class system {
   std::unordered_map<address, std::vector<client_ref>> kill_waiters_;
   std::unordered_map<address, std::vector<std::pair<std::string, json>>> resolve_waiters_;
   std::unordered_map<address, std::vector<held_message>> held_;
+  watch_table watches_;
   std::unordered_map<std::uint64_t, gateway_ask> gateway_asks_;
   std::uint64_t next_correlation_ = 1;
 

@@ -367,6 +367,7 @@ void system::begin_unload(const std::string& id, const char* reason) {
       auto w = workers_.find(rec->worker);
       if (w == workers_.end() || w->second.st != worker_proc::state::ready) {
         drop_pending_create(a);  // never created: nothing to stop
+        notify_watchers(a, exit_event::stopped, "package unloaded");  // an unload is no failure
         fail_actor(*rec, "package unloaded");
         directory_.remove(a);
       }  // else its creation is under way; on_created stops it
@@ -377,11 +378,13 @@ void system::begin_unload(const std::string& id, const char* reason) {
     if (e) return;
     auto* pkg = packages_.find(id);
     if (pkg == nullptr) return;
-    if (auto w = workers_.find(pkg->worker); w != workers_.end() && w->second.child) {
-      log_line(TROUPE_LOG_WARN, {}, "unloading " + describe(*pkg) + ": actors did not stop in time: SIGKILL worker");
-      w->second.st = worker_proc::state::stopping;
-      w->second.child->signal(SIGKILL);
-    }
+    for (auto& [_, w] : workers_)  // its shared worker and its dedicated ones
+      if (w.package_id == id && w.child) {
+        log_line(TROUPE_LOG_WARN, {}, "unloading " + describe(*pkg) + ": actors did not stop in time: SIGKILL " +
+                                          w.identity);
+        w.st = worker_proc::state::stopping;
+        w.child->signal(SIGKILL);
+      }
   });
   package_timers_[id] = std::move(timer);
   maybe_finish_unload(id);
@@ -398,20 +401,22 @@ void system::maybe_finish_unload(const std::string& id) {
   if (p == nullptr || p->phase != package_phase::unloading) return;
   for (const auto* rec : directory_.all())
     if (rec->package_id == id) return;  // actors still stopping
-  if (auto w = workers_.find(p->worker); w != workers_.end()) {
-    if (!w->second.child) {
-      forget_worker(w->first);  // crashed and waiting for its restart: nothing to stop
-      p->worker = 0;
-      return maybe_finish_unload(id);
+  // Then its workers: the shared one and any dedicated ones.
+  std::vector<std::uint32_t> crashed;  // waiting for their restart: nothing to stop
+  bool stopping = false;
+  for (auto& [wid, w] : workers_) {
+    if (w.package_id != id) continue;
+    if (!w.child) {
+      crashed.push_back(wid);
+      continue;
     }
-    if (w->second.st == worker_proc::state::starting) {
-      w->second.child->signal(SIGTERM);  // not connected yet
-    } else if (w->second.st != worker_proc::state::stopping) {
-      to_worker(w->second, "shutdown", json{{"reason", "package unloaded"}});
-    }
-    w->second.st = worker_proc::state::stopping;
-    return;  // on_worker_exit comes back here once it is gone
+    if (w.st == worker_proc::state::starting) w.child->signal(SIGTERM);  // not connected yet
+    else if (w.st != worker_proc::state::stopping) to_worker(w, "shutdown", json{{"reason", "package unloaded"}});
+    w.st = worker_proc::state::stopping;
+    stopping = true;
   }
+  for (auto wid : crashed) forget_worker(wid);
+  if (stopping) return;  // on_worker_exit comes back here once each is gone
   log_line(TROUPE_LOG_INFO, {}, "unloaded " + describe(*p));
   const json body{{"id", p->id}, {"group", p->m.package}, {"version", p->m.version.text}};
   package_timers_.erase(id);

@@ -627,6 +627,10 @@ void runtime::deliver_remote(const ipc::record_view& r, ipc::cause c) {
       enqueue_local(envelope{TROUPE_MSG_EXIT, r.to, {}, 0, "exit", std::string(r.payload)});
     return release(c);
   }
+  if (kind == TROUPE_MSG_EXITED) {
+    deliver_exit_notice(r);
+    return release(c);
+  }
   auto it = actors_.find(r.to);
   if (it == actors_.end()) {
     bounce(kind, r.from, r.to, r.correlation, r.type,
@@ -710,6 +714,17 @@ void runtime::poison(envelope env, const std::string& reason) {
   back.reason = env.to.to_string() + " " + reason + " while handling this message";
   back.cause = env.cause;
   enqueue_local(std::move(back));
+}
+
+void runtime::deliver_exit_notice(const ipc::record_view& r) {
+  // Only the supervisor knows when an actor stops, restarts or fails; the
+  // watched address travels in correlation, since `from` names the gateway
+  // (docs/PROTOCOL.md §4.4). A watcher no longer hosted here gets nothing:
+  // a notice is never bounced.
+  if (r.from != address(system_id_, ipc::gateway_serial)) return;
+  auto it = actors_.find(r.to);
+  if (it == actors_.end()) return;
+  invoke(it->second, TROUPE_MSG_EXITED, address(r.correlation), 0, r.type, {}, r.payload);
 }
 
 void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,

@@ -145,6 +145,8 @@ class runtime {
   void enqueue_local(envelope env);
   void drain_run_queue();
   void deliver_remote(const ipc::record_view& r, ipc::cause c);
+  /// An exit notice of a watched actor (record kind exited) to its watcher.
+  void deliver_exit_notice(const ipc::record_view& r);
   void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
               std::string_view type, std::string_view payload, std::string_view reason = {});
   /// Acknowledges what the ledger says is done.

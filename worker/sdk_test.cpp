@@ -21,6 +21,7 @@ struct host_state {
   std::vector<recorded_reply> replies;
   std::uint64_t next_ask = 41;
   std::string last_error = "host refused";
+  std::vector<std::string> watches;  // "watch @X" / "unwatch @X"
 };
 host_state* state = nullptr;
 
@@ -47,19 +48,36 @@ int h_reply_to(troupe_context*, troupe_address, uint64_t corr, const char* t, si
   return 0;
 }
 
-const troupe_host_v1 host = {TROUPE_ABI_VERSION, h_self, h_tell, h_ask, h_reply, h_spawn, h_stop,
-                             h_schedule, h_cancel, h_log, h_lookup, h_last_error, h_reply_to};
+int h_watch(troupe_context*, troupe_address target) {
+  state->watches.push_back("watch " + troupe::address(target).to_string());
+  return 0;
+}
+int h_unwatch(troupe_context*, troupe_address target) {
+  state->watches.push_back("unwatch " + troupe::address(target).to_string());
+  return 0;
+}
+
+const troupe_host_v1 host = {TROUPE_ABI_VERSION, h_self,   h_tell,       h_ask,      h_reply,
+                             h_spawn,            h_stop,   h_schedule,   h_cancel,   h_log,
+                             h_lookup,           h_last_error, h_reply_to, h_watch, h_unwatch};
 
 troupe_message make(troupe_message_kind kind, std::string_view type, std::string_view payload,
-                    std::uint64_t corr = 0) {
+                    std::uint64_t corr = 0, std::string_view reason = {}) {
   return troupe_message{static_cast<uint32_t>(kind), 0x200000010ULL, corr, type.data(), type.size(),
-                        reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+                        reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+                        reason.data(), reason.size()};
 }
 
 struct asker final : troupe::actor {
   std::string outcome;
   troupe::reply_handle deferred;
   void receive(troupe::context& ctx, const troupe::message& m) override {
+    if (m.is_exited()) {
+      outcome = m.from().to_string() + " " + std::string(m.type()) + ": " + std::string(m.reason());
+      return;
+    }
+    if (m.type() == "watch") ctx.watch(troupe::address(7));
+    if (m.type() == "unwatch") ctx.unwatch(troupe::address(7));
     if (m.type() == "go")
       ctx.ask(troupe::address(7), "q", "{}", std::chrono::milliseconds(100),
               [this](troupe::context&, const troupe::ask_result& r) {
@@ -174,4 +192,14 @@ TEST_CASE("an ask can be answered after its handler returned, through its reply 
   REQUIRE(t.hs.replies.size() == 1);
   CHECK(t.hs.replies[0].type == "json#77");
   CHECK(t.hs.replies[0].payload == "\"done\"");
+}
+
+TEST_CASE("watch and unwatch reach the host; an exit notice names the watched actor and why",
+          "[sdk][watch]") {
+  one_actor t;
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "watch", "")) == 0);
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "unwatch", "")) == 0);
+  CHECK(t.hs.watches == std::vector<std::string>{"watch @00000000.7", "unwatch @00000000.7"});
+  REQUIRE(t.handle(make(TROUPE_MSG_EXITED, "restarted", "", 0, "worker killed by SIGKILL")) == 0);
+  CHECK(t.actor().outcome == "@00000002.16 restarted: worker killed by SIGKILL");
 }

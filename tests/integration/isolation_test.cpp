@@ -1,0 +1,112 @@
+// An actor type with `isolation: dedicated` gets a worker of its own per
+// instance: a crash there restarts that actor alone, the worker goes with its
+// actor, and an unload stops every worker of the package. Loner of the
+// supervision fixture is such a type; Watcher of the same package shares the
+// package's worker.
+#include "tests/integration/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+using troupe::testing::actor_view;
+using troupe::testing::json;
+using troupe::testing::test_system;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Polls until the system runs `count` processes (daemon and workers) or the
+/// deadline passes; returns the last count.
+std::size_t wait_processes(const test_system& sys, std::size_t count) {
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  for (;;) {
+    const std::size_t n = sys.live_processes();
+    if (n == count || std::chrono::steady_clock::now() >= until) return n;
+    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
+  }
+}
+
+}  // namespace
+
+TEST_CASE("each actor of a dedicated type runs in a worker of its own; a crash there restarts it alone",
+          "[integration][isolation]") {
+  test_system sys;
+  const std::string pkg = sys.load(TROUPE_SUPERVISION_PKG);
+  const std::string a = sys.spawn({"Loner"});
+  const std::string b = sys.spawn({"Loner"});
+  const std::string shared = sys.spawn({"Watcher"});
+  const int pid_a = sys.actor(a)->worker_pid();
+  const int pid_b = sys.actor(b)->worker_pid();
+  const int pid_shared = sys.actor(shared)->worker_pid();
+  REQUIRE(pid_a > 0);
+  REQUIRE(pid_b > 0);
+  CHECK(pid_a != pid_b);
+  CHECK(pid_a != pid_shared);
+  CHECK(pid_b != pid_shared);
+  // The pids `actors` shows are the ones the actors run in.
+  CHECK(sys.ask(a, json{{"pid", true}}) == json(pid_a));
+  CHECK(sys.ask(b, json{{"pid", true}}) == json(pid_b));
+  // `list` shows the package's shared worker.
+  auto list = json::parse(sys.run({"list", "--json"}).out);
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["worker_pid"] == json(pid_shared));
+  // The daemon, the shared worker, two dedicated ones and the standby.
+  CHECK(wait_processes(sys, 5) == 5);
+
+  REQUIRE(::kill(pid_a, SIGKILL) == 0);
+  auto after = sys.wait_for_actor(a, [pid_a](const actor_view& v) {
+    return v.state() == "running" && v.worker_pid() > 0 && v.worker_pid() != pid_a;
+  });
+  REQUIRE(after);
+  INFO(after->raw.dump());
+  CHECK(after->restarts() == 1);
+  CHECK_THAT(after->last_reason(), Catch::Contains("SIGKILL"));
+  CHECK(sys.ask(a, json{{"echo", "back"}}) == "back");
+  // Its neighbours were not touched.
+  for (const auto& [addr, pid] : {std::pair{b, pid_b}, std::pair{shared, pid_shared}}) {
+    auto v = sys.actor(addr);
+    REQUIRE(v);
+    CHECK(v->worker_pid() == pid);
+    CHECK(v->restarts() == 0);
+  }
+  CHECK(sys.ask(b, json{{"echo", "b"}}) == "b");
+  CHECK(wait_processes(sys, 5) == 5);
+}
+
+TEST_CASE("a dedicated worker goes with its actor; an unload stops every worker of the package",
+          "[integration][isolation]") {
+  test_system sys;
+  const std::string pkg = sys.load(TROUPE_SUPERVISION_PKG);
+  const std::string a = sys.spawn({"Loner"});
+  const std::string b = sys.spawn({"Loner"});
+  const std::string c = sys.spawn({"Loner"});
+  CHECK(sys.ask(c, json{{"echo", 1}}) == json(1));
+  REQUIRE(wait_processes(sys, 6) == 6);  // daemon, shared worker, three dedicated, standby
+
+  // Stopped: its worker exits.
+  REQUIRE(sys.run({"kill", a}).exit_code == 0);
+  CHECK(wait_processes(sys, 5) == 5);
+
+  // Failed past max_restarts by handler failures (the worker lives on): its
+  // worker exits too, and the failed actor stays listed without one.
+  for (int i = 0; i < 4; ++i) CHECK(sys.run({"ask", b, json{{"crash", "throw"}}.dump()}).exit_code != 0);
+  auto failed = sys.wait_for_actor(b, [](const actor_view& v) { return v.state() == "failed"; });
+  REQUIRE(failed);
+  CHECK(wait_processes(sys, 4) == 4);
+  CHECK(sys.actor(b)->worker_pid() == 0);
+  CHECK(sys.ask(c, json{{"echo", 2}}) == json(2));
+
+  // The unload is answered once the shared and the dedicated workers are gone.
+  auto r = sys.run({"unload", pkg});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(wait_processes(sys, 2) == 2);  // the daemon and the standby
+  CHECK(sys.actors().empty());
+  auto status = json::parse(sys.run({"status", "--json"}).out);
+  CHECK(status["workers"] == 0);
+}
