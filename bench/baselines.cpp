@@ -8,7 +8,9 @@
 #include <zmq.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +106,18 @@ int child_process::wait(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return -1;
+}
+
+process_watch::process_watch(pid_t pid) : fd_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {
+  if (fd_ < 0) throw bench_error("pidfd_open " + std::to_string(pid) + ": " + std::strerror(errno));
+}
+
+process_watch::~process_watch() { ::close(fd_); }
+
+void process_watch::wait_exit() {
+  pollfd p{fd_, POLLIN, 0};
+  while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
 }
 
 namespace {
@@ -436,6 +450,79 @@ double bare_fork_exec_ms(const std::string& exe, const std::vector<std::string>&
   ::waitpid(pid, &st, 0);
   if (got != "ready\n") throw bench_error(exe + " did not say ready");
   return static_cast<double>(t1 - t0) / 1e6;
+}
+
+namespace {
+
+/// fork+exec of `exe FD --stay` (troupe-bench-ready), which dies with the
+/// bench; returns its pid and, in ready_fd, the pipe it says "ready" on.
+pid_t launch_staying(const std::string& exe, int& ready_fd) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw bench_error("pipe failed");
+  std::vector<std::string> argv{exe, std::to_string(fds[1]), "--stay"};
+  std::vector<char*> raw;
+  for (auto& a : argv) raw.push_back(a.data());
+  raw.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw bench_error("fork failed");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(127);
+    ::fcntl(fds[1], F_SETFD, 0);  // keep the write end across exec
+    ::execv(raw[0], raw.data());
+    _exit(127);
+  }
+  ::close(fds[1]);
+  ready_fd = fds[0];
+  return pid;
+}
+
+/// Reads ready_fd until the child's "ready" line (or its end), then closes it.
+bool read_ready(int ready_fd) {
+  std::string got;
+  char buf[64];
+  while (got.find('\n') == std::string::npos) {
+    const ssize_t r = ::read(ready_fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got.append(buf, static_cast<std::size_t>(r));
+  }
+  ::close(ready_fd);
+  return got == "ready\n";
+}
+
+}  // namespace
+
+std::vector<double> bare_notice_respawn_ms(const std::string& exe, int samples) {
+  int ready_fd = -1;
+  pid_t child = launch_staying(exe, ready_fd);
+  auto finish = [&child] {
+    if (child > 0) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, nullptr, 0);
+      child = -1;
+    }
+  };
+  std::vector<double> ms;
+  try {
+    if (!read_ready(ready_fd)) throw bench_error(exe + " --stay did not say ready");
+    for (int i = 0; i < samples; ++i) {
+      process_watch watch(child);  // opened ahead, as a supervisor holds one per child
+      const auto t0 = now_ns();
+      ::kill(child, SIGKILL);
+      watch.wait_exit();
+      ::waitpid(child, nullptr, 0);
+      child = launch_staying(exe, ready_fd);
+      if (!read_ready(ready_fd)) throw bench_error(exe + " --stay did not say ready");
+      ms.push_back(static_cast<double>(now_ns() - t0) / 1e6);
+    }
+  } catch (...) {
+    finish();
+    throw;
+  }
+  finish();
+  return ms;
 }
 
 }  // namespace troupe::bench

@@ -45,6 +45,14 @@ struct figure {
   [[nodiscard]] double ratio() const { return baseline != 0 ? value / baseline : 0; }
 };
 
+/// A figure this run could not measure (an option of a troupe without it,
+/// say): listed under the table, and in the JSON with null values.
+struct unavailable_figure {
+  std::string name;
+  std::string unit;
+  std::string why;
+};
+
 /// Progress on stderr ("troupe-bench: text").
 void say(const std::string& text);
 /// A number with 3–4 significant digits.
@@ -78,6 +86,20 @@ class child_process {
 
  private:
   pid_t pid_ = -1;
+};
+
+/// A pidfd of a process, opened while it runs (its parent may reap it as
+/// soon as it exits): wait_exit() blocks until it has exited.
+class process_watch {
+ public:
+  explicit process_watch(pid_t pid);
+  ~process_watch();
+  process_watch(const process_watch&) = delete;
+  process_watch& operator=(const process_watch&) = delete;
+  void wait_exit();
+
+ private:
+  int fd_ = -1;
 };
 
 /// Entry points of the hidden sub-commands troupe-bench re-executes itself
@@ -143,11 +165,19 @@ int plain_actors_main(std::size_t n);
 /// "ready" to the pipe. ms.
 double bare_fork_exec_ms(const std::string& exe, const std::vector<std::string>& args = {});
 
+/// The baseline of restart_after_sigkill, `samples` times: a child started by
+/// fork+exec of `exe FD --stay` (troupe-bench-ready) is SIGKILLed; this
+/// process notices through a pidfd and poll, reaps it and fork+execs a new
+/// one, until that one writes "ready" to its pipe. ms from the kill, one per
+/// sample; each new child is the next one killed.
+std::vector<double> bare_notice_respawn_ms(const std::string& exe, int samples);
+
 // ---------------------------------------------------------------- live system
 
 /// A troupe system started for the run on a free port with a temporary
 /// TROUPE_HOME. stop() (also run by the destructor and by SIGINT/SIGTERM)
-/// stops it with `troupe stop` and kills whatever is left of it.
+/// stops it with `troupe stop` and kills whatever is left of it. At most
+/// two run at once (the no-loss figure compares two delivery modes).
 class live_system {
  public:
   explicit live_system(std::string troupe_exe);
@@ -155,7 +185,9 @@ class live_system {
   live_system(const live_system&) = delete;
   live_system& operator=(const live_system&) = delete;
 
-  void start();
+  /// `troupe start --port P START_ARGS...`; throws bench_error with the
+  /// CLI's reason when it does not start.
+  void start(const std::vector<std::string>& start_args = {});
   void stop();
 
   [[nodiscard]] const std::string& home() const { return home_; }
@@ -169,6 +201,8 @@ class live_system {
   address spawn(const std::string& type, const std::string& package_id);
   json ask(address target, const json& payload,
            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  /// An ask whose failure is an answer too (timeouts, ask_failed).
+  result<json> try_ask(address target, const json& payload, std::chrono::milliseconds timeout);
   /// Asks `question` every interval until done(reply) or timeout.
   json poll(address target, const json& question, const std::function<bool(const json&)>& done,
             std::chrono::milliseconds timeout, std::chrono::milliseconds interval);
@@ -178,11 +212,20 @@ class live_system {
   void wait_settled();
   /// The worker hosting package_id (also remembered for clean-up).
   pid_t worker_pid(const std::string& package_id);
+  /// SIGKILLs a worker of this system and forgets its pid: once dead, the
+  /// pid may be reused by another process, which clean-up must not kill.
+  void kill_worker(pid_t pid);
 
  private:
-  int run_cli(const std::vector<std::string>& args);
+  struct cli_result {
+    int exit_code = 0;
+    std::string err;  // its stderr
+  };
+  /// The troupe CLI with this system's TROUPE_HOME; stdout discarded.
+  cli_result run_cli(const std::vector<std::string>& args);
 
   std::string troupe_exe_;
+  int slot_ = -1;  // in the table the signal handler cleans up from
   std::string home_;
   std::uint16_t port_ = 0;
   pid_t system_pid_ = -1;
@@ -213,6 +256,11 @@ class bench_packages {
   /// lib/ballast.bin, random bytes sized so that the archive is about
   /// big_archive_bytes.
   [[nodiscard]] std::string big(int i) const;
+
+  /// Group "benchphoenix" 1.0.0 (Idle), whose restart policy never gives up
+  /// within a run and never waits: restarted at once, max_restarts 1000
+  /// within 60 s, backoff 0ms (restart_after_sigkill).
+  [[nodiscard]] std::string phoenix() const;
 
   /// The library of the bench package (what a worker dlopens).
   [[nodiscard]] const std::string& library() const { return library_; }

@@ -14,9 +14,11 @@
 extern char** environ;
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -26,32 +28,55 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Processes to kill if the bench itself is interrupted (async-signal-safe).
+// What to kill if the bench itself is interrupted, per running system
+// (async-signal-safe: plain atomics and fixed buffers).
+constexpr int max_systems = 2;
 constexpr int max_tracked = 64;
-std::atomic<pid_t> tracked[max_tracked];
-std::atomic<int> tracked_count{0};
-std::atomic<pid_t> tracked_system{-1};
-char tracked_home[256];  // removed by the signal handler, through /bin/rm
+struct tracked_system {
+  std::atomic<bool> used{false};
+  std::atomic<pid_t> system{-1};
+  std::atomic<pid_t> workers[max_tracked];
+  std::atomic<int> worker_count{0};
+  char home[256];  // removed by the signal handler, through /bin/rm
+};
+tracked_system tracked[max_systems];
 
-void track(pid_t pid) {
-  const int n = tracked_count.load();
+int claim_slot() {
+  for (int i = 0; i < max_systems; ++i) {
+    bool expected = false;
+    if (tracked[i].used.compare_exchange_strong(expected, true)) return i;
+  }
+  throw bench_error("more than " + std::to_string(max_systems) + " systems at once");
+}
+
+void track(int slot, pid_t pid) {
+  auto& t = tracked[slot];
+  const int n = t.worker_count.load();
   for (int i = 0; i < n; ++i)
-    if (tracked[i].load() == pid) return;
+    if (t.workers[i].load() == pid) return;
   if (n < max_tracked) {
-    tracked[n].store(pid);
-    tracked_count.store(n + 1);
+    t.workers[n].store(pid);
+    t.worker_count.store(n + 1);
   }
 }
 
+void untrack(int slot, pid_t pid) {
+  auto& t = tracked[slot];
+  for (int i = 0; i < t.worker_count.load(); ++i)
+    if (t.workers[i].load() == pid) t.workers[i].store(-1);
+}
+
 extern "C" void on_fatal_signal(int sig) {
-  // The system first, so it does not restart the workers killed next.
-  if (pid_t s = tracked_system.load(); s > 0) ::kill(s, SIGKILL);
-  for (int i = 0; i < tracked_count.load(); ++i)
-    if (pid_t p = tracked[i].load(); p > 0) ::kill(p, SIGKILL);
-  // fork, execve and waitpid are async-signal-safe; std::filesystem is not.
-  if (tracked_home[0] != '\0') {
+  for (auto& t : tracked) {
+    if (!t.used.load()) continue;
+    // The system first, so it does not restart the workers killed next.
+    if (pid_t s = t.system.load(); s > 0) ::kill(s, SIGKILL);
+    for (int i = 0; i < t.worker_count.load(); ++i)
+      if (pid_t p = t.workers[i].load(); p > 0) ::kill(p, SIGKILL);
+    // fork, execve and waitpid are async-signal-safe; std::filesystem is not.
+    if (t.home[0] == '\0') continue;
     if (pid_t rm = ::fork(); rm == 0) {
-      const char* argv[] = {"rm", "-rf", tracked_home, nullptr};
+      const char* argv[] = {"rm", "-rf", t.home, nullptr};
       ::execve("/bin/rm", const_cast<char* const*>(argv), environ);
       _exit(127);
     } else if (rm > 0) {
@@ -91,46 +116,70 @@ live_system::live_system(std::string troupe_exe) : troupe_exe_(std::move(troupe_
 
 live_system::~live_system() { stop(); }
 
-int live_system::run_cli(const std::vector<std::string>& args) {
+live_system::cli_result live_system::run_cli(const std::vector<std::string>& args) {
   std::vector<std::string> argv{troupe_exe_};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> raw;
   for (auto& a : argv) raw.push_back(a.data());
   raw.push_back(nullptr);
+  // This system's TROUPE_HOME for the CLI only: two systems may run at once.
+  std::vector<std::string> env_text{"TROUPE_HOME=" + home_};
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::strncmp(*e, "TROUPE_HOME=", 12) != 0) env_text.emplace_back(*e);
+  std::vector<char*> env;
+  for (auto& e : env_text) env.push_back(e.data());
+  env.push_back(nullptr);
+  int err_pipe[2];
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw bench_error("pipe failed");
   const pid_t pid = ::fork();
   if (pid < 0) throw bench_error("fork failed");
   if (pid == 0) {
     int null = ::open("/dev/null", O_WRONLY);
     if (null >= 0) ::dup2(null, 1);
-    ::execv(raw[0], raw.data());
+    ::dup2(err_pipe[1], 2);
+    ::execve(raw[0], raw.data(), env.data());
     _exit(127);
   }
+  ::close(err_pipe[1]);
+  cli_result r;
+  char buf[512];
+  for (ssize_t n; (n = ::read(err_pipe[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    r.err.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(err_pipe[0]);
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
 }
 
-void live_system::start() {
+void live_system::start(const std::vector<std::string>& start_args) {
   if (!fs::exists(troupe_exe_)) throw bench_error(troupe_exe_ + " not found (build the project first)");
   char tmpl[] = "/tmp/troupe-bench-XXXXXX";  // short: ipc:// paths live in it
   if (::mkdtemp(tmpl) == nullptr) throw bench_error("mkdtemp failed");
   home_ = tmpl;
-  std::snprintf(tracked_home, sizeof tracked_home, "%s", home_.c_str());
-  ::setenv("TROUPE_HOME", home_.c_str(), 1);
+  slot_ = claim_slot();
+  std::snprintf(tracked[slot_].home, sizeof tracked[slot_].home, "%s", home_.c_str());
   port_ = free_port();
   running_ = true;  // from here on stop() has something to clean up
-  if (int rc = run_cli({"start", "--port", std::to_string(port_)}); rc != 0)
-    throw bench_error("`troupe start --port " + std::to_string(port_) + "` failed (exit " +
-                      std::to_string(rc) + "); see " + home_ + "/systems/" + std::to_string(port_) +
-                      "/system.log");
+  std::vector<std::string> args{"start", "--port", std::to_string(port_)};
+  args.insert(args.end(), start_args.begin(), start_args.end());
+  if (auto r = run_cli(args); r.exit_code != 0) {
+    std::string command = "troupe";
+    for (const auto& a : args) command += " " + a;
+    throw bench_error("`" + command + "` failed (exit " + std::to_string(r.exit_code) +
+                      "): " + r.err.substr(0, r.err.find('\n')));
+  }
   auto c = client::connect("127.0.0.1:" + std::to_string(port_));
   if (!c) throw bench_error(c.err().message);
   client_ = std::make_unique<client>(std::move(*c));
   auto st = client_->call("status", json::object(), std::chrono::seconds(5));
   if (!st) throw bench_error("system does not answer: " + st.err().message);
   system_pid_ = st->value("pid", -1);
-  tracked_system.store(system_pid_);
+  tracked[slot_].system.store(system_pid_);
 }
 
 void live_system::stop() {
@@ -141,18 +190,20 @@ void live_system::stop() {
   // Whatever did not go away with `troupe stop` is killed: the system first,
   // so that it does not restart the workers.
   if (alive(system_pid_)) ::kill(system_pid_, SIGKILL);
-  for (int i = 0; i < tracked_count.load(); ++i) {
-    const pid_t p = tracked[i].load();
+  auto& t = tracked[slot_];
+  for (int i = 0; i < t.worker_count.load(); ++i) {
+    const pid_t p = t.workers[i].load();
     for (int tries = 0; alive(p) && tries < 100; ++tries)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (alive(p)) ::kill(p, SIGKILL);
   }
-  tracked_system.store(-1);
-  tracked_count.store(0);
-  tracked_home[0] = '\0';
+  t.system.store(-1);
+  t.worker_count.store(0);
+  t.home[0] = '\0';
+  t.used.store(false);
+  slot_ = -1;
   std::error_code ec;
   if (!home_.empty()) fs::remove_all(home_, ec);
-  ::unsetenv("TROUPE_HOME");
 }
 
 std::string live_system::load(const std::string& archive) {
@@ -178,6 +229,11 @@ json live_system::ask(address target, const json& payload, std::chrono::millisec
   if (r->is_object() && r->contains("error"))
     throw bench_error("ask " + target.to_string() + " " + payload.dump() + ": " + r->dump());
   return *r;
+}
+
+result<json> live_system::try_ask(address target, const json& payload,
+                                  std::chrono::milliseconds timeout) {
+  return client_->ask(target.to_string(), payload, timeout);
 }
 
 void live_system::wait_settled() {
@@ -208,11 +264,16 @@ pid_t live_system::worker_pid(const std::string& package_id) {
   auto r = client_->call("list", json::object());
   if (!r) throw bench_error("list: " + r.err().message);
   for (const auto& p : (*r)["packages"]) {
-    if (p.contains("worker_pid")) track(p["worker_pid"].get<pid_t>());
-    if (p.value("id", std::string()) == package_id && p.contains("worker_pid"))
+    if (p["worker_pid"].is_number()) track(slot_, p["worker_pid"].get<pid_t>());
+    if (p.value("id", std::string()) == package_id && p["worker_pid"].is_number())
       return p["worker_pid"].get<pid_t>();
   }
   throw bench_error("no worker for package " + package_id.substr(0, 12));
+}
+
+void live_system::kill_worker(pid_t pid) {
+  if (::kill(pid, SIGKILL) != 0) throw bench_error("cannot kill worker " + std::to_string(pid));
+  untrack(slot_, pid);
 }
 
 }  // namespace troupe::bench

@@ -51,6 +51,10 @@ bench_packages::bench_packages(const std::string& home, const std::string& packa
   // "bench"); the one-off groups get manifests of their own.
   make_input(h / "in-fresh", library_, small_manifest("benchfresh", "  Spawner: {}\n  Idle: {}\n"));
   make_input(h / "in-big", library_, small_manifest("benchbig", "  Spawner: {}\n"));
+  make_input(h / "in-phoenix", library_,
+             small_manifest("benchphoenix",
+                            "  Idle: { restart: { policy: permanent, max_restarts: 1000, within: 60s, "
+                            "backoff: 0ms } }\n"));
   fs::create_directories(h / "outbox");
 
   // Incompressible, so that the archive is as large on disk as in the tar
@@ -90,6 +94,10 @@ std::string bench_packages::bench(const std::string& version) const {
 
 std::string bench_packages::fresh(int i) const {
   return pack((fs::path(home_) / "in-fresh").string(), "1.0." + std::to_string(i), {});
+}
+
+std::string bench_packages::phoenix() const {
+  return pack((fs::path(home_) / "in-phoenix").string(), "1.0.0", {});
 }
 
 std::string bench_packages::big(int i) const {
