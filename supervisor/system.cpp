@@ -54,7 +54,7 @@ status system::setup() {
   fs::create_directories(run_dir_, ec);
   if (ec) return make_error(errc::io, "cannot create " + run_dir_.string() + ": " + ec.message());
   if (auto s = prepare(store_); !s) return s;
-  if (endpoint_of("w0000000000.sock").size() - 6 > max_ipc_path)
+  if (endpoint_of("w4294967295-4294967295.sock").size() - 6 > max_ipc_path)
     return make_error(errc::invalid_argument, "TROUPE_HOME path too long for ipc sockets (" +
                                                   run_dir_.string() + "); use a shorter one");
   directory_ = directory(make_system_id());
@@ -83,6 +83,7 @@ status system::setup() {
     gateway_ = zmq::socket_t(zmq_, zmq::socket_type::pull);
     ipc::configure_data_socket(gateway_);
     gateway_.bind(endpoint_of("g.sock"));
+    if (opts_.no_loss) link_.enable_acks(endpoint_of("g.sock"));
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, std::string("cannot bind the system's ipc sockets in ") +
                                     run_dir_.string() + ": " + e.what());
@@ -297,7 +298,6 @@ result<worker_proc*> system::launch_worker() {
   worker_proc& w = workers_[id];
   w.id = id;
   w.identity = "w" + std::to_string(id);
-  w.inbox = endpoint_of("w" + std::to_string(id) + ".sock");
   if (auto s = start_worker(w); !s) {
     forget_worker(id);
     return s.err();
@@ -368,7 +368,7 @@ void system::send_assignment(worker_proc& w) {
   reply_worker(w.identity, w.hello_rid,
                json{{"system", directory_.system_id()}, {"first", block.first}, {"count", block.count},
                     {"gateway", endpoint_of("g.sock")}, {"library", pkg.library.string()},
-                    {"package_id", pkg.id}});
+                    {"package_id", pkg.id}, {"delivery", opts_.no_loss ? "no-loss" : "best-effort"}});
   w.st = worker_proc::state::assigned;
 }
 
@@ -395,9 +395,12 @@ status system::start_worker(worker_proc& w) {
   fs::create_directories(dir, ec);
   for (const char* link : {"lib", "pkg"})
     if (auto s = replace_link(dir / link, run_dir_ / "empty"); !s) return s;
+  if (auto s = ipc::create_handling_file(marker_of(w)); !s) return s;
+  w.inbox = endpoint_of(w.identity + "-" + std::to_string(++w.incarnation) + ".sock");
   launch_spec spec;
   spec.exe = opts_.worker_exe.string();
-  spec.args = {"--control", endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id", std::to_string(w.id)};
+  spec.args = {"--control", endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id", std::to_string(w.id),
+               "--marker", marker_of(w).string()};
   // Its package's private libraries, and nothing of another package's,
   // through links that send_assignment() points at that package (glibc
   // reads LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
@@ -489,10 +492,30 @@ void system::fail_held(address a, const std::string& reason) {
 void system::on_gateway() {
   zmq::message_t frame;
   if (!gateway_.recv(frame, zmq::recv_flags::dontwait)) return;
-  auto s = ipc::decode_batch(frame.to_string_view(), [this](const ipc::record_view& r) {
+  std::uint32_t channel = 0;
+  auto s = ipc::decode_batch(frame.to_string_view(), [this, &channel](const ipc::record_view& r) {
+    switch (r.kind) {
+      case ipc::record_kind::channel:
+        if (opts_.no_loss) channel = gateway_ledger_.open(r.correlation, r.payload);
+        return;
+      case ipc::record_kind::ack:
+        // The gateway's messages cause nothing it must acknowledge in turn.
+        link_.on_ack(r.correlation, r.seq, [](ipc::cause) {});
+        return;
+      default:
+        break;
+    }
+    // Everything here is handled on the spot: acknowledged once the frame is read.
+    if (channel != 0 && r.seq != 0) gateway_ledger_.release(gateway_ledger_.begin(channel, r.seq));
     if (r.kind == ipc::record_kind::dead_letter) {
       log_line(TROUPE_LOG_WARN, {}, "dead letter for a client message to " + r.from.to_string() +
                                         ": " + std::string(r.payload));
+      return;
+    }
+    if (r.kind == ipc::record_kind::poison) {
+      auto parts = ipc::decode_poison(r.payload);
+      log_line(TROUPE_LOG_WARN, {}, "client message to " + r.from.to_string() + " returned as poison: " +
+                                        (parts ? std::string(parts->first) : parts.err().message));
       return;
     }
     if (r.kind != ipc::record_kind::reply && r.kind != ipc::record_kind::ask_failed) return;
@@ -507,7 +530,47 @@ void system::on_gateway() {
     gateway_asks_.erase(it);
   });
   if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame on the gateway: " + s.err().message);
+  send_gateway_acks();
   public_watch_->kick();
+}
+
+void system::send_gateway_acks() {
+  gateway_ledger_.take_acks([this](std::string_view endpoint, std::uint64_t channel, std::uint64_t seq) {
+    link_.send(link_.connect(std::string(endpoint)),
+               ipc::record_view{ipc::record_kind::ack, 0, {}, {}, channel, seq, {}, {}});
+  });
+}
+
+void system::resend_from_gateway(std::vector<ipc::data_link::kept_batch> kept,
+                                 const ipc::handling_snapshot& last, const std::string& how) {
+  for (auto& batch : kept) {
+    std::uint64_t channel_id = 0;
+    auto s = ipc::decode_batch(*batch.frame, [&](const ipc::record_view& r) {
+      if (r.kind == ipc::record_kind::channel) channel_id = r.correlation;
+      if (r.seq == 0 || r.seq <= batch.acked) return;
+      if (r.kind != ipc::record_kind::tell && r.kind != ipc::record_kind::ask) return;
+      const bool poisoned = last.handling && channel_id == last.origin.channel_id && r.seq == last.origin.seq;
+      auto* rec = directory_.find(r.to);
+      std::string failure;
+      if (poisoned) failure = "poison: " + r.to.to_string() + " died (" + how + ") while handling this message";
+      else if (rec == nullptr) failure = "no actor at " + r.to.to_string() + " (stopped)";
+      else if (rec->state == actor_state::failed) failure = r.to.to_string() + " has failed: " + rec->last_reason;
+      if (failure.empty()) {
+        send_from_gateway(*rec, r.kind, r.correlation, std::string(r.type), std::string(r.payload));
+        return;
+      }
+      if (r.kind == ipc::record_kind::tell) {
+        log_line(TROUPE_LOG_WARN, {}, "client message to " + r.to.to_string() + " lost: " + failure);
+        return;
+      }
+      if (auto g = gateway_asks_.find(r.correlation); g != gateway_asks_.end()) {
+        answer_error(g->second.client, failure, poisoned ? errc::refused : errc::not_found);
+        g->second.timer->cancel();
+        gateway_asks_.erase(g);
+      }
+    });
+    if (!s) log_line(TROUPE_LOG_ERROR, {}, "kept frame unreadable (a bug): " + s.err().message);
+  }
 }
 
 void system::cmd_actors(const client_ref& c) {
@@ -764,24 +827,55 @@ void system::on_worker_exit(std::uint32_t id, int wait_status) {
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
   worker_proc& w = it->second;
-  const std::string how = describe_wait_status(wait_status);
-  auto* pkg = packages_.find(w.package_id);
-  const bool never_registered = w.st == worker_proc::state::starting ||
-                                w.st == worker_proc::state::standby || w.st == worker_proc::state::assigned;
+  std::string how = describe_wait_status(wait_status);
+  const auto last = ipc::read_handling_file(marker_of(w));
+  if (last.hung)
+    how = "killed by its watchdog: a handler of " + last.actor.to_string() + " ran past its max_handle_time (" +
+          std::to_string(last.limit_ms) + " ms)";
   if (stopping_ || w.st == worker_proc::state::stopping) {
     log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " exited (" + how + ")");
   } else {
     log_line(TROUPE_LOG_WARN, {}, "worker " + w.identity + " died (" + how + ")");
   }
   w.child.reset();
-  auto hosted = directory_.on_worker(id);
-
+  const std::string inbox = w.inbox;
+  std::error_code ec;
+  fs::remove(inbox.substr(6), ec);  // a killed process leaves its ipc socket file
   if (stopping_) {
-    for (auto* rec : hosted) directory_.remove(rec->addr);  // nothing may route to it now
+    for (auto* rec : directory_.on_worker(id)) directory_.remove(rec->addr);  // nothing may route to it now
     workers_.erase(it);
     maybe_finish_shutdown();
     return;
   }
+  announce_death(id, inbox, last, how);
+  auto kept = link_.take_unacked(inbox);
+  gateway_ledger_.forget_endpoint(inbox);
+  settle_worker_exit(id, how);
+  // After the restart decisions: what goes again is held until its actor
+  // runs, or fails at once if it will not come back.
+  resend_from_gateway(std::move(kept), last, how);
+}
+
+void system::announce_death(std::uint32_t id, const std::string& inbox, const ipc::handling_snapshot& last,
+                            const std::string& how) {
+  // Before anything restarts: a worker drops its routes to the dead inbox
+  // and resolves again, so what it sends again reaches the new process.
+  json body{{"inbox", inbox}, {"reason", "died (" + how + ")"}};
+  if (last.handling && last.origin.channel_id != 0) {
+    body["channel"] = last.origin.channel_id;
+    body["seq"] = last.origin.seq;
+  }
+  for (auto& [other, w] : workers_)
+    if (other != id && (w.st == worker_proc::state::assigned || w.st == worker_proc::state::ready))
+      to_worker(w, "peer_died", body);
+}
+
+void system::settle_worker_exit(std::uint32_t id, const std::string& how) {
+  worker_proc& w = workers_.at(id);
+  auto* pkg = packages_.find(w.package_id);
+  const bool never_registered = w.st == worker_proc::state::starting ||
+                                w.st == worker_proc::state::standby || w.st == worker_proc::state::assigned;
+  auto hosted = directory_.on_worker(id);
   if (w.package_id.empty()) {
     // A standby. Replaced only if it had come up once: one that cannot even
     // start would be restarted in a loop.
@@ -837,7 +931,8 @@ json system::create_body(const actor_record& rec, const package_entry& pkg) cons
               {"restart", {{"policy", name},
                            {"max_restarts", policy.max_restarts},
                            {"within_ms", policy.within.count()},
-                           {"recent_ms", recent}}}};
+                           {"recent_ms", recent}}},
+              {"max_handle_time_ms", spec ? spec->max_handle_time.count() : 0}};
 }
 
 void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::string& how) {

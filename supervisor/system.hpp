@@ -26,6 +26,7 @@ struct system_options {
   std::filesystem::path worker_exe;  ///< troupe-worker
   bool allow_unsigned = false;       ///< accept `load --unsigned DIR` (development only)
   std::uint32_t standby_workers = 1; ///< workers started ahead of the next package load
+  bool no_loss = true;               ///< acknowledged delivery (start --delivery no-loss)
   manifests::archive_limits limits;  ///< what a package archive may weigh
   int ready_fd = -1;                 ///< written "ready PID\n" once serving, then closed
 };

@@ -8,6 +8,8 @@
 #include "supervisor/system.hpp"
 
 #include "ipc/control.hpp"
+#include "ipc/delivery.hpp"
+#include "ipc/handling_marker.hpp"
 #include "ipc/log.hpp"
 #include "ipc/reactor.hpp"
 #include "supervisor/directory.hpp"
@@ -64,7 +66,10 @@ struct worker_proc {
   // else the package's shared worker (package_entry::worker) or a standby.
   bool dedicated = false;
   std::string identity;    // ROUTER routing id: "w<id>"
+  // A new inbox for each process (w<id>-<incarnation>.sock): what senders
+  // still queued for a dead one can never reach its successor.
   std::string inbox;
+  std::uint32_t incarnation = 0;
   // starting: launched; standby: said hello, waits for a package (its hello
   // unanswered); assigned: told its package, loading it; ready: serving.
   enum class state { starting, standby, assigned, ready, stopping } st = state::starting;
@@ -184,6 +189,13 @@ class system {
   /// Applies each hosted actor's restart policy after its worker died; starts
   /// the worker again (after the backoff) when any actor is to come back.
   void restart_after_crash(worker_proc& w, package_entry& pkg, const std::string& how);
+  /// What befell the actors of a worker that exited (on_worker_exit).
+  void settle_worker_exit(std::uint32_t id, const std::string& how);
+  /// Tells every other worker that the process at inbox died, and which
+  /// record it was handling (no-loss delivery: they send the rest again).
+  void announce_death(std::uint32_t id, const std::string& inbox, const ipc::handling_snapshot& last,
+                      const std::string& how);
+  [[nodiscard]] fs::path marker_of(const worker_proc& w) const { return run_dir_ / w.identity / "handling"; }
   /// The worker's "create" for rec, with its restart policy and count.
   [[nodiscard]] json create_body(const actor_record& rec, const package_entry& pkg) const;
   void fail_actor(actor_record& rec, const std::string& reason);
@@ -225,6 +237,12 @@ class system {
 
   // Gateway (client messages into the data plane).
   void on_gateway();
+  /// The gateway's own share of a worker's death: its unacknowledged client
+  /// messages go again (held until the actor runs), the one being handled
+  /// fails its ask as poison.
+  void resend_from_gateway(std::vector<ipc::data_link::kept_batch> kept, const ipc::handling_snapshot& last,
+                           const std::string& how);
+  void send_gateway_acks();
   void send_from_gateway(actor_record& rec, ipc::record_kind kind, std::uint64_t corr,
                          const std::string& type, const std::string& payload);
   void flush_held(address a);
@@ -252,6 +270,7 @@ class system {
   std::unique_ptr<ipc::socket_watcher> gateway_watch_;
   directory directory_;
   ipc::data_link link_;
+  ipc::inbound_ledger gateway_ledger_;  // acknowledges what workers send the gateway
   asio::signal_set signals_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 

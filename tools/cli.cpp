@@ -170,6 +170,12 @@ int cmd_start(const parsed& p, const std::string& self) {
   opts.caps = std::move(*caps);
   const char* worker_env = std::getenv("TROUPE_WORKER");
   opts.allow_unsigned = p.has("--allow-unsigned");
+  if (p.has("--delivery")) {
+    const std::string mode = p.value("--delivery");
+    if (mode != "no-loss" && mode != "best-effort")
+      throw usage_error{"--delivery takes no-loss or best-effort, not '" + mode + "'"};
+    opts.no_loss = mode == "no-loss";
+  }
   if (p.has("--standby")) {
     const std::string n = p.value("--standby");
     unsigned v = 0;
@@ -207,6 +213,7 @@ int cmd_start(const parsed& p, const std::string& self) {
   if (p.has("--caps")) argv_s.insert(argv_s.end(), {"--caps", p.value("--caps")});
   if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
   if (p.has("--standby")) argv_s.insert(argv_s.end(), {"--standby", p.value("--standby")});
+  if (p.has("--delivery")) argv_s.insert(argv_s.end(), {"--delivery", p.value("--delivery")});
   if (p.has("--max-package-size")) argv_s.insert(argv_s.end(), {"--max-package-size", p.value("--max-package-size")});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -356,9 +363,9 @@ int cmd_kill(const parsed& p, const std::string&) {
 const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
       {"start", {"start [--port P] [--caps LIST] [--bind HOST] [--allow-unsigned] [--max-package-size N[K|M|G]]\n"
-                 "        [--standby N] [--foreground]",
+                 "        [--standby N] [--delivery no-loss|best-effort] [--foreground]",
                  "start a system (daemon) and return once it answers",
-                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby"},
+                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery"},
                  {"--foreground", "--allow-unsigned"}, 0, 0, cmd_start}},
       {"stop", {"stop [PORT|HOST:PORT ...]", "stop systems (default 1900) and wait until they are gone",
                 {}, {}, 0, 64, cmd_stop}},

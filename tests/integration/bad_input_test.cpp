@@ -198,7 +198,8 @@ TEST_CASE("malformed data frames in a worker's inbox are dropped", "[integration
   zmq::context_t ctx;
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.set(zmq::sockopt::linger, 1000);
-  push.connect("ipc://" + (f.sys.state_dir() / "run" / "w1.sock").string());
+  // The first worker's inbox: run/w1-<incarnation>.sock, its first process.
+  push.connect("ipc://" + (f.sys.state_dir() / "run" / "w1-1.sock").string());
 
   auto batch = [](const std::vector<ipc::record_view>& records) {
     std::string frame;
