@@ -37,17 +37,16 @@ void inbound_ledger::release(cause c) {
   if (ch == nullptr) return;
   auto& e = ch->pending[c.entry - ch->first_entry];
   if (e.holds == 0 || --e.holds != 0) return;
-  // Acknowledgements are cumulative: only a done prefix can be acknowledged.
-  bool advanced = false;
-  while (!ch->pending.empty() && ch->pending.front().holds == 0) {
-    ch->acked = ch->pending.front().seq;
-    ch->pending.pop_front();
-    ++ch->first_entry;
-    advanced = true;
-  }
-  if (advanced && !ch->dirty) {
+  if (!ch->done.empty() && ch->done.back().second + 1 == e.seq) ch->done.back().second = e.seq;
+  else ch->done.emplace_back(e.seq, e.seq);
+  if (!ch->dirty) {
     ch->dirty = true;
     dirty_.push_back(c.channel);
+  }
+  // Done entries leave once no earlier one is pending (entry numbers stay put).
+  while (!ch->pending.empty() && ch->pending.front().holds == 0) {
+    ch->pending.pop_front();
+    ++ch->first_entry;
   }
 }
 
@@ -70,7 +69,8 @@ void inbound_ledger::forget_endpoint(std::string_view ack_endpoint) {
 
 std::size_t inbound_ledger::unacknowledged() const {
   std::size_t n = 0;
-  for (const auto& ch : channels_) n += ch.pending.size();
+  for (const auto& ch : channels_)
+    for (const auto& e : ch.pending) n += e.holds != 0;
   return n;
 }
 

@@ -4,7 +4,8 @@
 // A sender numbers its records per channel and keeps each one until the
 // receiver acknowledges it (data_link, ipc/reactor.hpp). A receiver
 // acknowledges a record only once it was handled AND every record its handler
-// sent was acknowledged in turn: its "cause" holds a count per output. So when
+// sent was acknowledged in turn: its "cause" holds a count per output. Acks
+// name runs of records, in any order, never "everything up to". So when
 // a worker dies, nothing it received is lost: what it had not finished
 // passing on is still kept by whoever sent it to the worker, and is sent
 // again to the restarted actor.
@@ -47,15 +48,15 @@ class inbound_ledger {
   cause begin(std::uint32_t channel, std::uint64_t seq);
   /// An output of c was sent (or queued): one more count to release.
   void hold(cause c);
-  /// One count of c released; when none is left and every earlier record of
-  /// its channel is done too, the channel's acknowledgement advances.
+  /// One count of c released; when none is left the record is done and
+  /// will be acknowledged (acks are selective: see data_link::on_ack).
   void release(cause c);
 
   /// The channel id and sequence number of the record c stands for.
   [[nodiscard]] record_origin origin(cause c) const;
 
-  /// Calls f(ack_endpoint, channel_id, seq) for every channel whose
-  /// acknowledgement advanced since the last call.
+  /// Calls f(ack_endpoint, channel_id, first, last) for every run of
+  /// consecutive records done since the last call.
   template <class F>
   void take_acks(F&& f);
 
@@ -75,8 +76,8 @@ class inbound_ledger {
     std::string ack_endpoint;
     std::deque<entry> pending;     // in seq order; front() is entry number first_entry
     std::uint64_t first_entry = 0;
-    std::uint64_t acked = 0;       // highest seq acknowledged (or to acknowledge)
-    bool dirty = false;            // acked advanced since take_acks
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> done;  // runs of seqs to acknowledge
+    bool dirty = false;            // done is not empty
     bool forgotten = false;
   };
 
@@ -92,7 +93,9 @@ void inbound_ledger::take_acks(F&& f) {
   for (std::uint32_t index : dirty_) {
     auto& ch = channels_[index - 1];
     ch.dirty = false;
-    if (!ch.forgotten) f(std::string_view(ch.ack_endpoint), ch.id, ch.acked);
+    if (!ch.forgotten)
+      for (const auto& [first, last] : ch.done) f(std::string_view(ch.ack_endpoint), ch.id, first, last);
+    ch.done.clear();
   }
   dirty_.clear();
 }

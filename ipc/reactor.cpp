@@ -155,8 +155,8 @@ void data_link::send(peer* p, const record_view& r, cause c) {
   if (acks_enabled() && sequenced(r.kind)) {
     record_view numbered = r;
     numbered.seq = p->next_seq++;
-    p->batch_last_seq = numbered.seq;
-    if (c) p->batch_causes.emplace_back(numbered.seq, c);
+    if (p->batch_first_seq == 0) p->batch_first_seq = numbered.seq;
+    p->batch_causes.push_back(c);
     append_record(p->batch, numbered);
   } else {
     append_record(p->batch, r);
@@ -207,11 +207,7 @@ void data_link::flush_peer(peer& p) {
   if (!p.batch.empty()) {
     auto frame = std::make_shared<const std::string>(std::move(p.batch));
     p.batch.clear();
-    if (p.batch_last_seq != 0) {
-      p.unacked.push_back(kept_batch{frame, p.batch_last_seq, std::move(p.batch_causes), 0, 0});
-      p.batch_causes.clear();
-      p.batch_last_seq = 0;
-    }
+    if (p.batch_first_seq != 0) keep(p, frame);
     p.stalled.push_back(std::move(frame));
   }
   while (!p.stalled.empty()) {
@@ -231,21 +227,37 @@ void data_link::flush_peer(peer& p) {
   if (p.writable) p.writable->stop();
 }
 
-void data_link::on_ack(std::uint64_t channel_id, std::uint64_t seq,
+void data_link::keep(peer& p, std::shared_ptr<const std::string> frame) {
+  kept_batch b;
+  b.frame = std::move(frame);
+  b.first_seq = p.batch_first_seq;
+  b.causes = std::move(p.batch_causes);
+  b.acked.assign(b.causes.size(), false);
+  p.unacked.push_back(std::move(b));
+  p.batch_causes.clear();
+  p.batch_first_seq = 0;
+}
+
+void data_link::on_ack(std::uint64_t channel_id, std::uint64_t first, std::uint64_t last,
                        const std::function<void(cause)>& on_release) {
   auto it = channels_.find(channel_id);
-  if (it == channels_.end()) return;
+  if (it == channels_.end() || first == 0 || last < first) return;
   auto& unacked = it->second->unacked;
-  while (!unacked.empty()) {
-    auto& b = unacked.front();
-    while (b.released < b.causes.size() && b.causes[b.released].first <= seq)
-      on_release(b.causes[b.released++].second);
-    if (b.last_seq > seq) {  // partly acknowledged: kept until the rest is
-      b.acked = std::max(b.acked, seq);
-      break;
+  // Frames are in seq order: find the first that may hold `first`.
+  auto b = std::lower_bound(unacked.begin(), unacked.end(), first, [](const kept_batch& k, std::uint64_t seq) {
+    return k.first_seq + k.causes.size() <= seq;
+  });
+  for (; b != unacked.end() && b->first_seq <= last; ++b) {
+    const std::uint64_t hi = std::min(last, b->first_seq + b->causes.size() - 1);
+    for (std::uint64_t seq = std::max(first, b->first_seq); seq <= hi; ++seq) {
+      const std::size_t i = seq - b->first_seq;
+      if (b->acked[i]) continue;
+      b->acked[i] = true;
+      ++b->acked_count;
+      if (b->causes[i]) on_release(b->causes[i]);
     }
-    unacked.pop_front();
   }
+  while (!unacked.empty() && unacked.front().acked_count == unacked.front().causes.size()) unacked.pop_front();
 }
 
 std::vector<data_link::kept_batch> data_link::take_unacked(const std::string& endpoint) {
@@ -253,9 +265,7 @@ std::vector<data_link::kept_batch> data_link::take_unacked(const std::string& en
   auto it = peers_.find(endpoint);
   if (it == peers_.end()) return out;
   peer& p = *it->second;
-  if (!p.batch.empty() && p.batch_last_seq != 0)
-    p.unacked.push_back(kept_batch{std::make_shared<const std::string>(std::move(p.batch)),
-                                   p.batch_last_seq, std::move(p.batch_causes), 0, 0});
+  if (!p.batch.empty() && p.batch_first_seq != 0) keep(p, std::make_shared<const std::string>(std::move(p.batch)));
   out.assign(std::make_move_iterator(p.unacked.begin()), std::make_move_iterator(p.unacked.end()));
   if (p.channel_id != 0) channels_.erase(p.channel_id);
   disconnect(endpoint);

@@ -95,18 +95,31 @@ class data_link {
   /// without acks there is nothing to release: pass none.
   void send(peer* p, const record_view& r, cause c = {});
 
-  /// A record kept until acknowledged, with what caused it.
+  /// A frame kept until each of its numbered records is acknowledged. Its
+  /// numbered records are consecutive: first_seq, first_seq + 1, ...
   struct kept_batch {
     std::shared_ptr<const std::string> frame;  ///< the whole data frame as sent
-    std::uint64_t last_seq = 0;
-    std::vector<std::pair<std::uint64_t, cause>> causes;  ///< (seq, cause), in seq order
-    std::size_t released = 0;                              ///< causes already released
-    std::uint64_t acked = 0;  ///< records up to this seq are acknowledged (a partial ack)
+    std::uint64_t first_seq = 0;
+    std::vector<cause> causes;  ///< by seq - first_seq (none: channel 0)
+    std::vector<bool> acked;    ///< by seq - first_seq
+    std::size_t acked_count = 0;
+
+    [[nodiscard]] bool holds(std::uint64_t seq) const {
+      return seq >= first_seq && seq - first_seq < causes.size();
+    }
+    [[nodiscard]] bool is_acked(std::uint64_t seq) const { return holds(seq) && acked[seq - first_seq]; }
+    [[nodiscard]] cause cause_of(std::uint64_t seq) const { return holds(seq) ? causes[seq - first_seq] : cause{}; }
   };
 
-  /// An ack of the channel: drops what it acknowledges, calling on_release
-  /// for every cause of it. Unknown channels (a peer since dropped) are ignored.
-  void on_ack(std::uint64_t channel_id, std::uint64_t seq, const std::function<void(cause)>& on_release);
+  /// An ack of records first..last of the channel: calls on_release for the
+  /// cause of each record newly acknowledged, and drops the frames whose
+  /// records are all acknowledged. Acks are selective, not cumulative: a
+  /// record whose handler waits for an answer from this side must not hold
+  /// back the acknowledgement of later ones (that would deadlock two
+  /// workers that message each other). Unknown channels (a peer since
+  /// dropped) are ignored.
+  void on_ack(std::uint64_t channel_id, std::uint64_t first, std::uint64_t last,
+              const std::function<void(cause)>& on_release);
 
   /// The process at endpoint died: returns the frames it had not
   /// acknowledged, oldest first, and forgets the peer (its queued frames go).
@@ -125,6 +138,8 @@ class data_link {
 
  private:
   void flush_peer(peer& p);
+  /// Moves the numbered records of p's batch (sent as frame) to p.unacked.
+  void keep(peer& p, std::shared_ptr<const std::string> frame);
   void schedule_flush();
 
   boost::asio::io_context& io_;
@@ -148,8 +163,8 @@ struct data_link::peer {
   // No-loss delivery: this peer's channel.
   std::uint64_t channel_id = 0;
   std::uint64_t next_seq = 1;
-  std::uint64_t batch_last_seq = 0;  // highest seq in batch (0: none sequenced)
-  std::vector<std::pair<std::uint64_t, cause>> batch_causes;
+  std::uint64_t batch_first_seq = 0;  // first seq in batch (0: none numbered)
+  std::vector<cause> batch_causes;     // one per numbered record of batch
   std::deque<kept_batch> unacked;
 };
 

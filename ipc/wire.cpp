@@ -102,6 +102,19 @@ status decode_record(std::string_view frame, std::size_t& pos, record_view& out)
 }
 
 }  // namespace detail
+std::string encode_ack_first(std::uint64_t first) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((first >> (8 * i)) & 0xff);
+  return out;
+}
+
+std::uint64_t decode_ack_first(std::string_view payload) {
+  if (payload.size() != 8) return 0;
+  std::uint64_t first = 0;
+  for (int i = 0; i < 8; ++i) first |= std::uint64_t(static_cast<unsigned char>(payload[i])) << (8 * i);
+  return first;
+}
+
 std::string encode_poison(std::string_view reason, std::string_view payload) {
   std::string out;
   out.reserve(4 + reason.size() + payload.size());

@@ -51,6 +51,12 @@ std::string encode_poison(std::string_view reason, std::string_view payload);
 /// Splits a poison payload into reason and payload; error when malformed.
 result<std::pair<std::string_view, std::string_view>> decode_poison(std::string_view payload);
 
+/// An ack record acknowledges records first..seq of its channel; first is
+/// its payload, 8 bytes little-endian (docs/PROTOCOL.md §3.4).
+std::string encode_ack_first(std::uint64_t first);
+/// The first seq an ack's payload names; 0 (nothing) when malformed.
+std::uint64_t decode_ack_first(std::string_view payload);
+
 namespace detail {
 status check_signature(std::string_view frame);
 /// Decodes the record at frame[pos]; advances pos. Error on malformed input.

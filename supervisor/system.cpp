@@ -500,7 +500,7 @@ void system::on_gateway() {
         return;
       case ipc::record_kind::ack:
         // The gateway's messages cause nothing it must acknowledge in turn.
-        link_.on_ack(r.correlation, r.seq, [](ipc::cause) {});
+        link_.on_ack(r.correlation, ipc::decode_ack_first(r.payload), r.seq, [](ipc::cause) {});
         return;
       default:
         break;
@@ -535,9 +535,11 @@ void system::on_gateway() {
 }
 
 void system::send_gateway_acks() {
-  gateway_ledger_.take_acks([this](std::string_view endpoint, std::uint64_t channel, std::uint64_t seq) {
+  gateway_ledger_.take_acks([this](std::string_view endpoint, std::uint64_t channel, std::uint64_t first,
+                                    std::uint64_t last) {
+    const std::string from = ipc::encode_ack_first(first);
     link_.send(link_.connect(std::string(endpoint)),
-               ipc::record_view{ipc::record_kind::ack, 0, {}, {}, channel, seq, {}, {}});
+               ipc::record_view{ipc::record_kind::ack, 0, {}, {}, channel, last, {}, from});
   });
 }
 
@@ -547,7 +549,7 @@ void system::resend_from_gateway(std::vector<ipc::data_link::kept_batch> kept,
     std::uint64_t channel_id = 0;
     auto s = ipc::decode_batch(*batch.frame, [&](const ipc::record_view& r) {
       if (r.kind == ipc::record_kind::channel) channel_id = r.correlation;
-      if (r.seq == 0 || r.seq <= batch.acked) return;
+      if (r.seq == 0 || !batch.holds(r.seq) || batch.is_acked(r.seq)) return;
       if (r.kind != ipc::record_kind::tell && r.kind != ipc::record_kind::ask) return;
       const bool poisoned = last.handling && channel_id == last.origin.channel_id && r.seq == last.origin.seq;
       auto* rec = directory_.find(r.to);

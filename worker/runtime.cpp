@@ -588,7 +588,8 @@ void runtime::on_inbox() {
         if (no_loss_) channel = ledger_.open(r.correlation, r.payload);
         return;
       case ipc::record_kind::ack:
-        link_.on_ack(r.correlation, r.seq, [this](ipc::cause c) { release(c); });
+        link_.on_ack(r.correlation, ipc::decode_ack_first(r.payload), r.seq,
+                     [this](ipc::cause c) { release(c); });
         return;
       default:
         break;
@@ -603,9 +604,11 @@ void runtime::on_inbox() {
 }
 
 void runtime::send_acks() {
-  ledger_.take_acks([this](std::string_view endpoint, std::uint64_t channel, std::uint64_t seq) {
+  ledger_.take_acks([this](std::string_view endpoint, std::uint64_t channel, std::uint64_t first,
+                            std::uint64_t last) {
+    const std::string from = ipc::encode_ack_first(first);
     link_.send(link_.connect(std::string(endpoint)),
-               ipc::record_view{ipc::record_kind::ack, 0, {}, {}, channel, seq, {}, {}});
+               ipc::record_view{ipc::record_kind::ack, 0, {}, {}, channel, last, {}, from});
   });
 }
 
@@ -666,15 +669,10 @@ void runtime::on_peer_died(const json& body) {
   std::unordered_map<address, std::vector<envelope>> again;
   for (auto& batch : link_.take_unacked(inbox)) {
     std::uint64_t channel_id = 0;
-    std::size_t next_cause = 0;
     auto s = ipc::decode_batch(*batch.frame, [&](const ipc::record_view& r) {
       if (r.kind == ipc::record_kind::channel) channel_id = r.correlation;
-      if (r.seq == 0) return;
-      ipc::cause c;
-      while (next_cause < batch.causes.size() && batch.causes[next_cause].first < r.seq) ++next_cause;
-      if (next_cause < batch.causes.size() && batch.causes[next_cause].first == r.seq)
-        c = batch.causes[next_cause].second;
-      if (r.seq <= batch.acked) return;  // acknowledged (and its cause released) already
+      if (r.seq == 0 || !batch.holds(r.seq) || batch.is_acked(r.seq)) return;  // (its cause released then)
+      const ipc::cause c = batch.cause_of(r.seq);
       const auto kind = static_cast<troupe_message_kind>(r.kind);
       if (kind != TROUPE_MSG_TELL && kind != TROUPE_MSG_ASK) {
         // An answer or a bounce for an actor of the dead worker: the asker's
