@@ -990,6 +990,7 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
   auto start = [this, id] {
     auto it = workers_.find(id);
     if (it == workers_.end()) return;
+    if (adopt_standby(it->second)) return;
     if (auto s = start_worker(it->second); !s) {
       for (auto* rec : directory_.on_worker(id)) fail_actor(*rec, s.err().message);
       forget_worker(id);
@@ -1002,6 +1003,32 @@ void system::restart_after_crash(worker_proc& w, package_entry& pkg, const std::
   w.restart_timer->async_wait([start](const boost::system::error_code& e) {
     if (!e) start();
   });
+}
+
+bool system::adopt_standby(worker_proc& dead) {
+  // A standby has already paid for exec, dynamic linking and its sockets:
+  // handing it the dead worker's package and actors saves most of a restart.
+  worker_proc* standby = nullptr;
+  for (auto& [_, candidate] : workers_) {
+    if (!candidate.package_id.empty() || candidate.id == dead.id) continue;
+    if (candidate.st == worker_proc::state::standby) {
+      standby = &candidate;
+      break;
+    }
+    if (candidate.st == worker_proc::state::starting && standby == nullptr) standby = &candidate;
+  }
+  auto* pkg = packages_.find(dead.package_id);
+  if (standby == nullptr || pkg == nullptr) return false;
+  standby->dedicated = dead.dedicated;
+  standby->pending_creates = std::move(dead.pending_creates);
+  for (auto* rec : directory_.on_worker(dead.id)) rec->worker = standby->id;
+  const bool shared = pkg->worker == dead.id;
+  log_line(TROUPE_LOG_INFO, {}, "standby worker " + standby->identity + " takes over from " + dead.identity);
+  forget_worker(dead.id);
+  if (shared) pkg->worker = standby->id;
+  (void)assign(*standby, *pkg);
+  replenish_standby_soon();
+  return true;
 }
 
 void system::fail_unstarted_worker(std::uint32_t id) {

@@ -189,6 +189,9 @@ class system {
   /// Applies each hosted actor's restart policy after its worker died; starts
   /// the worker again (after the backoff) when any actor is to come back.
   void restart_after_crash(worker_proc& w, package_entry& pkg, const std::string& how);
+  /// Hands a dead worker's package and actors to a standby worker (no exec
+  /// on the restart path); false when there is none.
+  bool adopt_standby(worker_proc& dead);
   /// What befell the actors of a worker that exited (on_worker_exit).
   void settle_worker_exit(std::uint32_t id, const std::string& how);
   /// Tells every other worker that the process at inbox died, and which
