@@ -4,6 +4,7 @@
 // process and no directory behind.
 #include "bench/bench.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -167,6 +168,10 @@ void live_system::start(const std::vector<std::string>& start_args) {
   running_ = true;  // from here on stop() has something to clean up
   std::vector<std::string> args{"start", "--port", std::to_string(port_)};
   args.insert(args.end(), start_args.begin(), start_args.end());
+  // A convention of its own, unless the caller names a leader (the default,
+  // 127.0.0.1:1900, may be another test's or an operator's system).
+  if (std::find(args.begin(), args.end(), "--leader") == args.end())
+    args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(port_)});
   if (auto r = run_cli(args); r.exit_code != 0) {
     std::string command = "troupe";
     for (const auto& a : args) command += " " + a;

@@ -129,8 +129,10 @@ TEST_CASE("a bad requirement is named with its capability", "[manifest][errors]"
              Catch::StartsWith("manifest.yaml: actors.Morse.requires.gpu_mem: must be true, a"));
   CHECK_THAT(error_of(actor("{ requires: { gpu_mem: } }")),
              Catch::StartsWith("manifest.yaml: actors.Morse.requires.gpu_mem: must be"));
-  CHECK_THAT(error_of(actor("{ requires: { \"gpu mem\": 1 } }")),
-             Catch::Contains("requires.gpu mem: \"gpu mem\" is not a capability name"));
+  CHECK_THAT(error_of(actor("{ requires: { \"gpu,mem\": 1 } }")),
+             Catch::Contains("requires.gpu,mem: \"gpu,mem\" is not a capability name"));
+  CHECK_THAT(error_of(actor("{ requires: { \" gpu\": 1 } }")), Catch::Contains("is not a capability name"));
+  CHECK(parse_manifest(actor("{ requires: { \"Caesar cipher\": true } }"), "manifest.yaml").ok());
   CHECK(error_of(actor("{ requires: [morse] }")) ==
         "manifest.yaml: actors.Morse.requires: must be a map, got a sequence");
 }

@@ -28,8 +28,10 @@ result<capability_value> number_after(const yaml_reader& r, std::string_view tex
 
 result<requirement> parse_requirement(const yaml_reader& r, const std::string& cap,
                                       const YAML::Node& n, const std::string& path) {
-  if (!name_chars(cap, ".-"))
-    return r.fail(path, quote(cap) + " is not a capability name (use letters, digits, _ . -)");
+  // Spaces inside are allowed ("Caesar cipher", as in `start --caps`); not at
+  // either end, where --caps trims them.
+  if (!name_chars(cap, ".- ") || cap.front() == ' ' || cap.back() == ' ')
+    return r.fail(path, quote(cap) + " is not a capability name (use letters, digits, spaces inside, _ . -)");
   requirement req{cap, requirement::op::equals, {}};
   const json v = n.IsScalar() ? scalar_to_json(n) : json();
   if (v.is_boolean()) {

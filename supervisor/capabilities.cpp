@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <cstdint>
 #include <string>
 
 namespace troupe::supervisor {
@@ -58,6 +59,24 @@ nlohmann::json to_json(const manifests::capabilities& caps) {
   for (const auto& [name, value] : caps)
     std::visit([&](const auto& v) { out[name] = v; }, value);
   return out;
+}
+
+result<manifests::capabilities> capabilities_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return make_error(errc::invalid_argument, "capabilities must be a JSON object");
+  manifests::capabilities caps;
+  for (const auto& [name, v] : j.items()) {
+    if (name.empty()) return make_error(errc::invalid_argument, "a capability has an empty name");
+    if (v.is_boolean()) caps[name] = v.get<bool>();
+    else if (v.is_number_integer() && !v.is_number_unsigned()) caps[name] = v.get<std::int64_t>();
+    else if (v.is_number_unsigned() && v.get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX))
+      caps[name] = static_cast<std::int64_t>(v.get<std::uint64_t>());
+    else if (v.is_number_float()) caps[name] = v.get<double>();
+    else if (v.is_string()) caps[name] = v.get<std::string>();
+    else
+      return make_error(errc::invalid_argument,
+                        "capability '" + name + "' must be a bool, a number or a string");
+  }
+  return caps;
 }
 
 }  // namespace troupe::supervisor

@@ -23,4 +23,8 @@ manifests::capability_value parse_capability_value(std::string_view text);
 /// Capabilities as a JSON object (for status output).
 nlohmann::json to_json(const manifests::capabilities& caps);
 
+/// The reverse: a JSON object of bool, integer, float or string values. The
+/// error names the offending entry.
+result<manifests::capabilities> capabilities_from_json(const nlohmann::json& j);
+
 }  // namespace troupe::supervisor

@@ -88,12 +88,15 @@ status system::setup() {
     return make_error(errc::io, std::string("cannot bind the system's ipc sockets in ") +
                                     run_dir_.string() + ": " + e.what());
   }
+  if (auto s = setup_convention(); !s) return s;
   public_watch_ = std::make_unique<ipc::socket_watcher>(io_, public_, [this] { on_public(); });
   control_watch_ = std::make_unique<ipc::socket_watcher>(io_, control_, [this] { on_control(); });
   gateway_watch_ = std::make_unique<ipc::socket_watcher>(io_, gateway_, [this] { on_gateway(); });
   public_watch_->start();
   control_watch_->start();
   gateway_watch_->start();
+  for (auto* w : {zap_watch_.get(), peer_watch_.get(), discovery_watch_.get()})
+    if (w != nullptr) w->start();
   signals_.async_wait([this](const boost::system::error_code& e, int) {
     if (!e) begin_shutdown();
   });
@@ -103,6 +106,7 @@ status system::setup() {
 
 void system::finish_setup() {
   replenish_standby();
+  heartbeat_tick();
   log_line(TROUPE_LOG_INFO, {}, "system " + address(directory_.system_id(), 0).to_string().substr(1, 8) +
                                     " serving on " + opts_.bind_host + ":" + std::to_string(opts_.port));
   if (opts_.ready_fd >= 0) {
@@ -161,28 +165,34 @@ void system::on_public() {
 
 void system::handle_client(const std::string& identity, const ipc::control_message& m) {
   client_ref c{identity, m.body.value("rid", json())};
-  const auto& b = m.body;
   if (stopping_ && m.command != "status" && m.command != "ping" && m.command != "shutdown")
     return answer_error(c, "the system is shutting down", errc::unavailable);
   try {
-    if (m.command == "status" || m.command == "ping") cmd_status(c);
-    else if (m.command == "load") cmd_load(c, b);
-    else if (m.command == "unload") cmd_unload(c, b);
-    else if (m.command == "list") cmd_list(c);
-    else if (m.command == "avail") cmd_avail(c);
-    else if (m.command == "refresh") cmd_refresh(c);
-    else if (m.command == "role") cmd_role(c, b);
-    else if (m.command == "spawn") cmd_spawn(c, b);
-    else if (m.command == "tell") cmd_send(c, b, false);
-    else if (m.command == "ask") cmd_send(c, b, true);
-    else if (m.command == "actors") cmd_actors(c);
-    else if (m.command == "kill") cmd_kill(c, b);
-    else if (m.command == "shutdown") cmd_shutdown(c);
-    else answer_error(c, "unknown command '" + m.command + "'", errc::invalid_argument);
+    dispatch(c, m.command, m.body);
   } catch (const json::exception& e) {
     // A field of the wrong JSON type: the client's mistake, not ours.
     answer_error(c, "malformed '" + m.command + "' request: " + e.what(), errc::invalid_argument);
   }
+}
+
+void system::dispatch(const client_ref& c, const std::string& command, const json& b) {
+  if (command == "status" || command == "ping") cmd_status(c);
+  else if (command == "load") cmd_load(c, b);
+  else if (command == "unload") cmd_unload(c, b);
+  else if (command == "list") cmd_list(c);
+  else if (command == "avail") cmd_avail(c);
+  else if (command == "refresh") cmd_refresh(c);
+  else if (command == "role") cmd_role(c, b);
+  else if (command == "spawn") cmd_spawn(c, b);
+  else if (command == "tell") cmd_send(c, b, false);
+  else if (command == "ask") cmd_send(c, b, true);
+  else if (command == "actors") cmd_actors(c);
+  else if (command == "kill") cmd_kill(c, b);
+  else if (command == "systems") cmd_systems(c);
+  else if (command == "chgcap") cmd_chgcap(c, b);
+  else if (command == "move") cmd_move(c, b);
+  else if (command == "shutdown") cmd_shutdown(c);
+  else answer_error(c, "unknown command '" + command + "'", errc::invalid_argument);
 }
 
 void system::cmd_status(const client_ref& c) {
@@ -204,7 +214,13 @@ void system::cmd_status(const client_ref& c) {
                   })},
                  {"standby_target", opts_.standby_workers},
                  {"actors", directory_.size()},
-                 {"state", stopping_ ? "stopping" : "running"}});
+                 {"state", stopping_ ? "stopping" : "running"},
+                 {"leader", opts_.leader},
+                 {"is_leader", leader_},
+                 {"joined", leader_ || joined_},
+                 // What a member needs to join: the peer socket and the key it must trust.
+                 {"peer", leader_ ? json(peer_endpoint_) : json()},
+                 {"key", curve_.public_key}});
 }
 
 result<std::string> system::choose_package(const std::string& type, const std::string& spec) {
@@ -233,15 +249,20 @@ void system::cmd_spawn(const client_ref& c, const json& b) {
   const auto type = b.value("type", std::string());
   const auto name = b.value("name", std::string());
   if (type.empty()) return answer_error(c, "spawn: no actor type given", errc::invalid_argument);
+  if (!leader_) {
+    // The leader holds the packages and places every actor of the convention.
+    if (!joined_) return answer_error(c, "the convention leader at " + opts_.leader + " is unreachable", errc::unavailable);
+    json forwarded = b;
+    if (c.via == 0) forwarded["origin"] = self_hex();
+    return forward_call(c, leader_id_, "spawn", forwarded, std::chrono::seconds(15));
+  }
   auto pkg = choose_package(type, b.value("package", std::string()));
   if (!pkg) return answer_error(c, pkg.err().message, pkg.err().code);
-  const address a = directory_.allocate();
-  if (auto s = place(a, type, *pkg, name, {}); !s) return answer_error(c, s.err().message, s.err().code);
-  spawn_waiters_[a].push_back(c);
+  cmd_convention_spawn(c, b, type, *pkg);
 }
 
 status system::place(address a, const std::string& type, const std::string& package_id,
-                     const std::string& name, address parent) {
+                     const std::string& name, address parent, bool fresh_worker) {
   // Checked before a worker is started for nothing.
   if (!name.empty())
     if (auto s = directory_.check_name(name); !s) return s;
@@ -252,7 +273,8 @@ status system::place(address a, const std::string& type, const std::string& pack
     return make_error(errc::refused, "package " + pkg->m.package + " " + pkg->m.version.text +
                                          " cannot start: " + pkg->broken);
   const auto* spec = pkg->m.find_actor(type);
-  const bool dedicated = spec != nullptr && spec->isolation == manifests::isolation_mode::dedicated;
+  const bool dedicated =
+      fresh_worker || (spec != nullptr && spec->isolation == manifests::isolation_mode::dedicated);
   auto w = worker_for(package_id, dedicated);
   if (!w) return w.err();
   actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent, {}};
@@ -419,6 +441,10 @@ status system::start_worker(worker_proc& w) {
 void system::cmd_send(const client_ref& c, const json& b, bool is_ask) {
   const auto target = b.value("target", std::string());
   auto* rec = directory_.find_target(target);
+  if (rec != nullptr && rec->state == actor_state::stopping)
+    if (auto l = locations_.find(rec->addr); l != locations_.end() && l->second.ph != location::phase::placed)
+      rec = nullptr;  // leaving this system: held until it runs elsewhere
+  if (rec == nullptr && route_remote(c, is_ask ? "ask" : "tell", b, target)) return;
   if (rec == nullptr) {
     std::string what = target.empty() ? "no target given"
                        : target.front() == '@' && !address::parse(target)
@@ -594,12 +620,31 @@ void system::cmd_actors(const client_ref& c) {
       entry["worker_pid"] = w->second.child->pid();
     out.push_back(std::move(entry));
   }
+  // Actors of the convention hosted elsewhere, or waiting for a system.
+  for (const auto& [a, l] : locations_) {
+    if (directory_.find(a) != nullptr) continue;
+    const auto* pkg = packages_.find(l.package_id);
+    const auto* m = members_.find(l.system);
+    out.push_back(json{{"address", a.to_string()},
+                       {"name", l.name.empty() ? json() : json(l.name)},
+                       {"type", l.type},
+                       {"package", pkg ? json(pkg->m.package) : json()},
+                       {"version", pkg ? json(pkg->m.version.text) : json()},
+                       {"package_id", l.package_id},
+                       {"system", m ? json(m->host + ":" + std::to_string(m->port)) : json()},
+                       {"worker_pid", json()},
+                       {"state", l.ph == location::phase::placed ? "running"
+                                 : l.ph == location::phase::moving ? "moving" : "pending"},
+                       {"restarts", l.moves},
+                       {"last_reason", l.reason.empty() ? json() : json(l.reason)}});
+  }
   answer(c, json{{"actors", out}});
 }
 
 void system::cmd_kill(const client_ref& c, const json& b) {
   const auto target = b.value("target", std::string());
   auto* rec = directory_.find_target(target);
+  if (rec == nullptr && route_remote(c, "kill", b, target)) return;
   if (rec == nullptr) return answer_error(c, "unknown address or name '" + target + "'", errc::not_found);
   auto w = workers_.find(rec->worker);
   if (rec->state == actor_state::failed || w == workers_.end() ||
@@ -749,11 +794,12 @@ void system::on_created(const std::string& identity, address a) {
     for (auto& [waiter, rid] : it->second) reply_worker(waiter, rid, json{{"endpoint", inbox}});
     resolve_waiters_.erase(it);
   }
-  if (auto it = spawn_waiters_.find(a); it != spawn_waiters_.end()) {
+  if (auto it = spawn_waiters_.find(a); it != spawn_waiters_.end() && !hosted_for_convention_.count(a)) {
     for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
     spawn_waiters_.erase(it);
   }
   flush_held(a);
+  report_created(a);
   // Created while its package was being unloaded: it goes at once.
   if (auto* r = directory_.find(a))
     if (auto* p = packages_.find(r->package_id); p != nullptr && p->phase == package_phase::unloading)
@@ -791,6 +837,14 @@ void system::on_create_failed(address a, const std::string& why) {
   auto* rec = directory_.find(a);
   if (rec == nullptr) return;
   log_line(TROUPE_LOG_WARN, a, "creation failed: " + why);
+  if (hosted_for_convention_.erase(a)) {
+    // The leader places it elsewhere, or tells its spawner why not.
+    send_peer(leader_id_, "create_failed", json{{"address", a.to_string()}, {"reason", why}});
+    const std::uint32_t worker = rec->worker;
+    directory_.remove(a);
+    retire_dedicated_worker(worker);
+    return;
+  }
   const std::uint32_t worker = rec->worker;
   fail_actor(*rec, why);
   // A failed first creation leaves nothing to keep; a failed re-creation is
@@ -823,6 +877,7 @@ void system::on_stopped(address a, bool failed, const std::string& reason) {
   }
   retire_dedicated_worker(worker);
   maybe_finish_unload(package_id);
+  report_gone(a, failed, reason);
 }
 
 void system::on_worker_exit(std::uint32_t id, int wait_status) {
@@ -1054,6 +1109,7 @@ void system::fail_unstarted_worker(std::uint32_t id) {
     const address a = rec->addr;
     fail_actor(*rec, reason);
     directory_.remove(a);
+    report_gone(a, true, reason);
   }
   forget_worker(id);
   maybe_finish_shutdown();
@@ -1065,6 +1121,9 @@ void system::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
   if (standby_timer_) standby_timer_->cancel();
+  if (heartbeat_timer_) heartbeat_timer_->cancel();
+  // The leader places this system's actors elsewhere at once, not after a timeout.
+  if (!leader_ && joined_) send_peer(leader_id_, "leaving", json::object());
   log_line(TROUPE_LOG_INFO, {}, "shutting down: exit requests to " + std::to_string(directory_.size()) + " actors");
   // Loads and unloads under way end with the system; their clients learn why.
   package_timers_.clear();
@@ -1105,7 +1164,10 @@ void system::maybe_finish_shutdown() {
   public_watch_->stop();
   control_watch_->stop();
   gateway_watch_->stop();
+  for (auto* w : {zap_watch_.get(), peer_watch_.get(), discovery_watch_.get(), uplink_watch_.get()})
+    if (w != nullptr) w->stop();
   for (auto& [_, g] : gateway_asks_) g.timer->cancel();
+  for (auto& [_, pc] : peer_calls_) pc.timer->cancel();
   io_.stop();
 }
 

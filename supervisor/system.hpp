@@ -12,6 +12,7 @@
 #include "manifests/archive.hpp"
 #include "manifests/requirement.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -29,6 +30,10 @@ struct system_options {
   bool no_loss = true;               ///< acknowledged delivery (start --delivery no-loss)
   manifests::archive_limits limits;  ///< what a package archive may weigh
   int ready_fd = -1;                 ///< written "ready PID\n" once serving, then closed
+  std::string leader = "127.0.0.1:1900";  ///< the convention address; this system leads when it is its own
+  std::chrono::milliseconds heartbeat{200};        ///< members and leader say they live this often
+  std::chrono::milliseconds member_timeout{1000};  ///< silent this long: down, its actors go elsewhere
+  std::size_t held_limit = 1000;     ///< requests held per moving or pending actor
 };
 
 /// Exit codes of the daemon (docs/OPERATIONS.md).

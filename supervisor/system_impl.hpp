@@ -12,6 +12,8 @@
 #include "ipc/handling_marker.hpp"
 #include "ipc/log.hpp"
 #include "ipc/reactor.hpp"
+#include "ipc/curve.hpp"
+#include "supervisor/convention.hpp"
 #include "supervisor/directory.hpp"
 #include "supervisor/package_store.hpp"
 #include "supervisor/packages.hpp"
@@ -54,9 +56,46 @@ constexpr auto unload_grace = std::chrono::seconds(5);
 constexpr auto standby_delay = std::chrono::milliseconds(10);
 
 /// A client request waiting for an event (a creation, a stop, a reply).
+/// A client request waiting for an event (a creation, a stop, a reply). A
+/// request forwarded by another system of the convention has no identity: its
+/// answer goes back to system `via` as the result of call `call`.
 struct client_ref {
   std::string identity;
   json rid;
+  std::uint32_t via = 0;
+  std::uint64_t call = 0;
+};
+
+/// Where the convention has placed an actor (docs/PROTOCOL.md §5). The
+/// leader's table is the truth; members keep a copy to route client requests.
+struct location {
+  std::uint32_t system = 0;  ///< where it runs; for moving and pending, where it ran
+  std::string type;
+  std::string package_id;
+  std::string name;
+  enum class phase { placed, moving, pending } ph = phase::placed;
+  std::uint32_t moves = 0;
+  std::string reason;  ///< why it is moving or pending
+  bool fresh_worker = false;  ///< re-create it in a worker of its own (move --new-worker)
+  std::uint32_t target = 0;  ///< moving: the system chosen for it (0: any that fits)
+  std::set<std::uint32_t> refused;  ///< systems that could not create it (no key for its package, ...)
+  bool created = false;  ///< has run somewhere: a new placement is a move
+};
+
+/// A client request for an actor that is moving or pending: held, bounded.
+struct held_call {
+  client_ref client;
+  std::string command;
+  json body;
+};
+
+/// A request forwarded to another system, waiting for its result.
+struct peer_call {
+  client_ref client;
+  std::uint32_t system = 0;
+  std::string command;
+  json body;
+  std::unique_ptr<asio::steady_timer> timer;
 };
 
 struct worker_proc {
@@ -117,12 +156,14 @@ class system {
   // Public socket (clients).
   void on_public();
   void handle_client(const std::string& identity, const ipc::control_message& m);
-  void answer(const client_ref& c, json body) { send_control(public_, c.identity, "reply", ipc::ok_reply(c.rid, std::move(body))); }
+  void answer(const client_ref& c, json body) { deliver_reply(c, ipc::ok_reply(c.rid, std::move(body))); }
   void answer_error(const client_ref& c, std::string_view text, errc code = errc::refused) {
     auto body = ipc::error_reply(c.rid, text);
     body["code"] = to_string(code);
-    send_control(public_, c.identity, "reply", body);
+    deliver_reply(c, std::move(body));
   }
+  /// Sends a reply body to a client, or back to the system that forwarded its request.
+  void deliver_reply(const client_ref& c, json body);
   void cmd_status(const client_ref& c);
   void cmd_load(const client_ref& c, const json& b);
   void cmd_unload(const client_ref& c, const json& b);
@@ -135,6 +176,63 @@ class system {
   void cmd_actors(const client_ref& c);
   void cmd_kill(const client_ref& c, const json& b);
   void cmd_shutdown(const client_ref& c);
+  /// Runs one client request (also one forwarded by another system, or held).
+  void dispatch(const client_ref& c, const std::string& command, const json& b);
+
+  // Convention (system_convention.cpp).
+  status setup_convention();
+  [[nodiscard]] bool is_leader() const { return leader_; }
+  [[nodiscard]] std::uint32_t self_id() const { return directory_.system_id(); }
+  [[nodiscard]] std::string self_hex() const;
+  [[nodiscard]] member_info self_member() const;
+  void on_peer();      // the leader's peer ROUTER
+  void on_uplink();    // a member's DEALER to the leader
+  void on_discovery(); // a member's DEALER to the leader's public port
+  void on_zap();
+  void handle_peer(std::uint32_t from, const std::string& command, const json& b, const std::string& blob);
+  /// Sends to a system of the convention (through the leader for a member's
+  /// peer); to this system itself, handled on the next turn of the loop.
+  bool send_peer(std::uint32_t to, const std::string& command, json body, const std::string& blob = {});
+  void broadcast(const std::string& command, const json& body);
+  void heartbeat_tick();
+  void discover_leader();
+  void send_join();
+  void leader_lost();
+  void on_member_join(std::uint32_t from, const json& b);
+  void on_member_down(std::uint32_t id, const std::string& why, bool expired = false);
+  [[nodiscard]] json members_json() const;
+  [[nodiscard]] json location_json(address a, const location& l) const;
+  void set_location(address a, location l);
+  void forget_location(address a);
+  /// Leader: places a (moving or pending) actor on a system that fits.
+  void place_convention_actor(address a);
+  void place_pending();
+  /// Leader: moves the actors on system id that no longer fit its capabilities.
+  void check_fit(std::uint32_t id);
+  void begin_move(address a, const std::string& reason, std::uint32_t target, bool fresh_worker);
+  [[nodiscard]] const std::vector<manifests::requirement>* requirements_of(const location& l) const;
+  [[nodiscard]] std::string port_of(std::uint32_t id) const;
+  // Requests served for the convention.
+  void cmd_systems(const client_ref& c);
+  void cmd_chgcap(const client_ref& c, const json& b);
+  void cmd_move(const client_ref& c, const json& b);
+  void cmd_convention_spawn(const client_ref& c, const json& b, const std::string& type, const std::string& package_id);
+  /// A request for an actor this system does not host: forwarded, held or
+  /// failed. False when target is not a convention actor either.
+  bool route_remote(const client_ref& c, const std::string& command, const json& b, const std::string& target);
+  void forward_call(const client_ref& c, std::uint32_t to, const std::string& command, const json& b,
+                    std::chrono::milliseconds timeout);
+  void flush_held_calls(address a);
+  void fail_held_calls(address a, const std::string& reason);
+  void on_peer_call(std::uint32_t from, const json& b);
+  void on_peer_result(const json& b);
+  void on_create_request(const json& b);
+  void create_requested(const json& b);
+  void on_fetch(std::uint32_t from, const json& b);
+  void on_package(const json& b, const std::string& blob);
+  /// This system hosts a for the convention: tell the leader what became of it.
+  void report_created(address a);
+  void report_gone(address a, bool failed, const std::string& reason);
 
   // Control socket (workers).
   void on_control();
@@ -166,7 +264,7 @@ class system {
   // Placement and workers.
   result<std::string> choose_package(const std::string& type, const std::string& spec);
   status place(address a, const std::string& type, const std::string& package_id,
-               const std::string& name, address parent);
+               const std::string& name, address parent, bool fresh_worker = false);
   /// The package's shared worker: its own, else a standby given the package,
   /// else a new one. dedicated: always a standby or a new one, for one actor.
   result<worker_proc*> worker_for(const std::string& package_id, bool dedicated = false);
@@ -292,6 +390,33 @@ class system {
   watch_table watches_;
   std::unordered_map<std::uint64_t, gateway_ask> gateway_asks_;
   std::uint64_t next_correlation_ = 1;
+
+  // Convention (system_convention.cpp).
+  bool leader_ = false;
+  ipc::curve_keypair curve_;
+  std::unique_ptr<ipc::zap_authenticator> zap_;
+  std::unique_ptr<ipc::socket_watcher> zap_watch_;
+  zmq::socket_t peer_;       // leader: ROUTER, CurveZMQ server
+  std::string peer_endpoint_;
+  zmq::socket_t uplink_;     // member: DEALER, CurveZMQ client of the leader's peer socket
+  zmq::socket_t discovery_;  // member: DEALER to the leader's public port
+  std::unique_ptr<ipc::socket_watcher> peer_watch_;
+  std::unique_ptr<ipc::socket_watcher> uplink_watch_;
+  std::unique_ptr<ipc::socket_watcher> discovery_watch_;
+  std::string leader_peer_;  // member: the peer endpoint the uplink is connected to
+  convention_clock::time_point uplink_since_{};
+  bool joined_ = false;
+  std::uint32_t leader_id_ = 0;
+  convention_clock::time_point leader_heard_{};
+  std::unique_ptr<asio::steady_timer> heartbeat_timer_;
+  membership members_;
+  std::unordered_map<address, location> locations_;
+  std::unordered_map<address, std::vector<held_call>> held_calls_;
+  std::unordered_map<std::uint64_t, peer_call> peer_calls_;
+  std::uint64_t next_call_ = 1;
+  std::set<address> hosted_for_convention_;  // actors here placed by the leader
+  std::map<std::string, std::vector<json>> fetch_waiters_;  // package id -> create requests
+  std::set<std::string> fetched_packages_;  // fetched for the convention: no on_load actors here
 
   std::unique_ptr<asio::steady_timer> standby_timer_;
   bool stopping_ = false;

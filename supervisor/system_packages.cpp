@@ -235,6 +235,9 @@ void system::publish_loaded() const {
 // ---------------------------------------------------------------- versions
 
 void system::run_on_load(package_entry& p) {
+  // A package fetched to host an actor for the convention: its on_load actors
+  // run on the leader, where it was loaded.
+  if (fetched_packages_.count(p.id)) return;
   for (const auto& spec : p.m.actors) {
     if (!spec.on_load) continue;
     const address a = directory_.allocate();
@@ -350,6 +353,8 @@ void system::begin_unload(const std::string& id, const char* reason) {
   // version that is no longer active had its on_deactivate already.
   if (p->active) send_hook(*p, "on_deactivate");
   p->phase = package_phase::unloading;
+  // Members that fetched it unload it too; its actors there stop.
+  broadcast("unloaded", json{{"package_id", id}});
   const std::string group = p->m.package;
   apply_activation(group, packages_.update_active(group), true);
 

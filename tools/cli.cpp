@@ -185,6 +185,23 @@ int cmd_start(const parsed& p, const std::string& self) {
     opts.standby_workers = v;
   }
   if (p.has("--max-package-size")) opts.limits.max_archive_bytes = parse_size(p.value("--max-package-size"));
+  if (p.has("--leader")) {
+    opts.leader = p.value("--leader");
+    if (opts.leader.find(':') == std::string::npos) opts.leader = "127.0.0.1:" + opts.leader;
+    if (!system_endpoint(opts.leader)) throw usage_error{"--leader takes HOST:PORT, not '" + p.value("--leader") + "'"};
+  }
+  auto millis = [&p](const char* option, long lo, long hi) {
+    const std::string text = p.value(option);
+    long v = 0;
+    auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (r.ec != std::errc{} || r.ptr != text.data() + text.size() || v < lo || v > hi)
+      throw usage_error{std::string(option) + " takes milliseconds from " + std::to_string(lo) + " to " + std::to_string(hi)};
+    return std::chrono::milliseconds(v);
+  };
+  if (p.has("--heartbeat")) opts.heartbeat = millis("--heartbeat", 10, 60000);
+  if (p.has("--member-timeout")) opts.member_timeout = millis("--member-timeout", 50, 3600000);
+  if (opts.member_timeout < 2 * opts.heartbeat)
+    throw usage_error{"--member-timeout must be at least twice --heartbeat"};
   opts.worker_exe = worker_env && *worker_env ? fs::path(worker_env) : sibling(self, "troupe-worker");
   if (!fs::exists(opts.worker_exe))
     return fail(cli_failed, "worker executable " + opts.worker_exe.string() + " not found (set TROUPE_WORKER)");
@@ -215,6 +232,8 @@ int cmd_start(const parsed& p, const std::string& self) {
   if (p.has("--standby")) argv_s.insert(argv_s.end(), {"--standby", p.value("--standby")});
   if (p.has("--delivery")) argv_s.insert(argv_s.end(), {"--delivery", p.value("--delivery")});
   if (p.has("--max-package-size")) argv_s.insert(argv_s.end(), {"--max-package-size", p.value("--max-package-size")});
+  for (const char* o : {"--leader", "--heartbeat", "--member-timeout"})
+    if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
   if (pid == 0) {
@@ -309,10 +328,80 @@ int cmd_spawn(const parsed& p, const std::string&) {
   json body{{"type", p.positional[0]}};
   if (p.has("--package")) body["package"] = p.value("--package");
   if (p.has("--name")) body["name"] = p.value("--name");
-  auto r = call(p, "spawn", body, std::chrono::seconds(15));
+  if (p.has("--wait")) body["wait"] = true;
+  auto r = call(p, "spawn", body, std::chrono::seconds(20));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
+  if ((*r).value("state", std::string()) == "pending")
+    std::cerr << "pending: " << text_of((*r)["reason"]) << "\n";
   std::cout << text_of((*r)["address"]) << "\n";
+  return cli_ok;
+}
+
+// ---------------------------------------------------------------- convention
+
+/// PORT or HOST:PORT as the address of a system.
+std::string system_arg(const std::string& text) {
+  return text.find(':') == std::string::npos ? "127.0.0.1:" + std::to_string(parse_port(text)) : text;
+}
+
+int cmd_systems(const parsed& p, const std::string&) {
+  auto r = call(p, "systems", json::object(), std::chrono::seconds(3));
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& m : (*r)["systems"]) {
+    std::string caps;
+    for (const auto& [k, v] : m["capabilities"].items())
+      caps += (caps.empty() ? "" : ",") + (v.is_boolean() && v.get<bool>() ? k : k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+    rows.push_back({text_of(m["host"]) + ":" + text_of(m["port"]), text_of(m["system"]),
+                    m.value("leader", false) ? "leader" : "member", text_of(m["state"]), text_of(m["actors"]),
+                    text_of(m["last_heard_ms"]) + " ms", caps.empty() ? "-" : caps});
+  }
+  print_table({"SYSTEM", "ID", "ROLE", "STATE", "ACTORS", "HEARD", "CAPABILITIES"}, rows);
+  if (!(*r).value("joined", true))
+    std::cout << "(not joined: the leader at " << text_of((*r)["leader"]) << " is unreachable; this list may be stale)\n";
+  return cli_ok;
+}
+
+int cmd_chgcap(const parsed& p, const std::string&) {
+  // chgcap PORT +NAME | + NAME | -NAME | - NAME | NAME=VALUE
+  std::string op;
+  std::string name;
+  std::string value;
+  const auto& a = p.positional;
+  if (a.size() == 3) {
+    if (a[1] != "+" && a[1] != "-") throw usage_error{"expected + NAME or - NAME, not '" + a[1] + "'"};
+    op = a[1] == "+" ? "add" : "remove";
+    name = a[2];
+  } else if (a[1].size() > 1 && (a[1][0] == '+' || a[1][0] == '-')) {
+    op = a[1][0] == '+' ? "add" : "remove";
+    name = a[1].substr(1);
+  } else if (auto eq = a[1].find('='); eq != std::string::npos && eq > 0) {
+    op = "set";
+    name = a[1].substr(0, eq);
+    value = a[1].substr(eq + 1);
+  } else {
+    throw usage_error{"expected +NAME, -NAME or NAME=VALUE, not '" + a[1] + "'"};
+  }
+  if (name.empty()) throw usage_error{"no capability name given"};
+  parsed target = p;
+  target.system = system_arg(a[0]);
+  auto r = call(target, "chgcap", json{{"op", op}, {"name", name}, {"value", value}}, std::chrono::seconds(5));
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::cout << "system " << target.system << " capabilities: " << (*r)["capabilities"].dump() << "\n";
+  return cli_ok;
+}
+
+int cmd_move(const parsed& p, const std::string&) {
+  json body{{"target", p.positional[0]}, {"new_worker", p.has("--new-worker")}};
+  if (p.has("--to")) body["port"] = parse_port(p.value("--to"));
+  if (!p.has("--to") && !p.has("--new-worker")) throw usage_error{"give --to PORT, --new-worker, or both"};
+  auto r = call(p, "move", body, std::chrono::seconds(20));
+  if (!r) return fail(r.err());
+  if (p.json_out) return print_json(*r), cli_ok;
+  std::cout << "moved " << text_of((*r)["address"]) << " to " << text_of((*r)["system"]) << "\n";
   return cli_ok;
 }
 
@@ -362,10 +451,12 @@ int cmd_kill(const parsed& p, const std::string&) {
 
 const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
-      {"start", {"start [--port P] [--caps LIST] [--bind HOST] [--allow-unsigned] [--max-package-size N[K|M|G]]\n"
-                 "        [--standby N] [--delivery no-loss|best-effort] [--foreground]",
+      {"start", {"start [--port P] [--caps LIST] [--leader HOST:PORT] [--bind HOST] [--allow-unsigned]\n"
+                 "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
+                 "        [--heartbeat MS] [--member-timeout MS] [--foreground]",
                  "start a system (daemon) and return once it answers",
-                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery"},
+                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery",
+                  "--leader", "--heartbeat", "--member-timeout"},
                  {"--foreground", "--allow-unsigned"}, 0, 0, cmd_start}},
       {"stop", {"stop [PORT|HOST:PORT ...]", "stop systems (default 1900) and wait until they are gone",
                 {}, {}, 0, 64, cmd_stop}},
@@ -388,9 +479,18 @@ const std::map<std::string, command>& commands() {
       {"refresh", {"refresh", "load the newest archive of every group (no-op where loaded)", {}, {}, 0, 0, cmd_refresh}},
       {"role", {"role NAME [--group G]", "print the address of the actor holding an on_load role",
                 {"--group"}, {}, 1, 1, cmd_role}},
-      {"spawn", {"spawn TYPE [--package GROUP|ID] [--name NAME]",
-                 "create an actor; prints its address on the last line",
-                 {"--package", "--name"}, {}, 1, 1, cmd_spawn}},
+      {"spawn", {"spawn TYPE [--package GROUP|ID] [--name NAME] [--wait]",
+                 "create an actor on a system that fits; prints its address on the last line\n"
+                 "      (--wait: with no fitting system, keep it pending instead of failing)",
+                 {"--package", "--name"}, {"--wait"}, 1, 1, cmd_spawn}},
+      {"systems", {"systems", "list the systems of the convention with state, load and capabilities",
+                   {}, {}, 0, 0, cmd_systems}},
+      {"chgcap", {"chgcap PORT +NAME | -NAME | NAME=VALUE",
+                  "change a live system's capabilities; actors that no longer fit move elsewhere",
+                  {}, {}, 2, 3, cmd_chgcap}},
+      {"move", {"move ADDR|NAME [--to PORT] [--new-worker]",
+                "re-create an actor on another system or in a new worker, same address",
+                {"--to"}, {"--new-worker"}, 1, 1, cmd_move}},
       {"tell", {"tell TARGET JSON [--type T]", "send a one-way message to an address or name",
                 {"--type"}, {}, 2, 2, cmd_tell}},
       {"ask", {"ask TARGET JSON [--type T] [--timeout MS]", "ask an actor; prints only the reply, as JSON",

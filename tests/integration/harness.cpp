@@ -1,5 +1,6 @@
 #include "tests/integration/harness.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -312,6 +313,10 @@ test_system::test_system(std::vector<std::string> start_args) {
       port_ = free_port();
       std::vector<std::string> args{"start", "--port", std::to_string(port_)};
       args.insert(args.end(), start_args.begin(), start_args.end());
+      // A convention of its own, unless the caller names a leader (the default,
+      // 127.0.0.1:1900, may be another test's or an operator's system).
+      if (std::find(args.begin(), args.end(), "--leader") == args.end())
+        args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(port_)});
       auto r = run(args);
       if (r.exit_code == 0) {
         daemon_pid_ = std::stoi(read_file(state_dir() / "pid"));
