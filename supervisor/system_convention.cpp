@@ -17,6 +17,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -175,6 +176,8 @@ void system::on_discovery() {
   if (peer.empty() || key.empty()) return;
   const auto trusted = ipc::read_trusted(opts_.home / "convention" / "trusted");
   if (trusted.find(key) == nullptr) {
+    if (key == untrusted_leader_key_) return;  // said once
+    untrusted_leader_key_ = key;
     log_line(TROUPE_LOG_WARN, {}, "not joining the convention: the leader at " + opts_.leader + " has key " + key +
                                       ", which is not in " + (opts_.home / "convention" / "trusted").string());
     return;
@@ -767,24 +770,29 @@ void system::on_package(const json& b, const std::string& blob) {
 
 // ---------------------------------------------------------------- client requests
 
-bool system::route_remote(const client_ref& c, const std::string& command, const json& b, const std::string& target) {
-  address a;
-  location* l = nullptr;
+location* system::find_location(const std::string& target, address& out) {
   if (auto parsed = address::parse(target)) {
     auto it = locations_.find(*parsed);
-    if (it != locations_.end()) a = *parsed, l = &it->second;
-  } else if (!target.empty()) {
-    for (auto& [addr, loc] : locations_)
-      if (loc.name == target) {
-        a = addr;
-        l = &loc;
-        break;
-      }
+    if (it == locations_.end()) return nullptr;
+    out = *parsed;
+    return &it->second;
   }
+  if (target.empty()) return nullptr;
+  for (auto& [addr, loc] : locations_)
+    if (loc.name == target) {
+      out = addr;
+      return &loc;
+    }
+  return nullptr;
+}
+
+bool system::route_remote(const client_ref& c, const std::string& command, const json& b, const std::string& target) {
+  address a;
+  location* l = find_location(target, a);
   if (l == nullptr) return false;
+  const auto timeout = std::chrono::milliseconds(b.value("timeout_ms", default_ask_timeout.count()));
   if (l->ph == location::phase::placed) {
     if (l->system == self_id()) return false;  // here, or not yet known here: the local answer
-    const auto timeout = std::chrono::milliseconds(b.value("timeout_ms", default_ask_timeout.count()));
     forward_call(c, l->system, command, b, timeout);
     return true;
   }
@@ -796,7 +804,31 @@ bool system::route_remote(const client_ref& c, const std::string& command, const
                  errc::unavailable);
     return true;
   }
-  q.push_back(held_call{c, command, b});
+  held_call h{c, command, b, next_call_++, nullptr};
+  if (command == "tell") {
+    // A tell is accepted now and delivered once its actor runs again.
+    answer(c, json{{"address", a.to_string()}, {"held", true}});
+    h.client = client_ref{};
+  } else {
+    // An ask (or kill) waits no longer than its own timeout.
+    h.timer = std::make_shared<asio::steady_timer>(io_, timeout);
+    h.timer->async_wait([this, a, id = h.id, timeout](const boost::system::error_code& e) {
+      if (e) return;
+      auto it = held_calls_.find(a);
+      if (it == held_calls_.end()) return;
+      auto& calls = it->second;
+      auto h2 = std::find_if(calls.begin(), calls.end(), [id](const held_call& x) { return x.id == id; });
+      if (h2 == calls.end()) return;
+      auto l2 = locations_.find(a);
+      answer_error(h2->client,
+                   h2->command + " to " + a.to_string() + " timed out after " + std::to_string(timeout.count()) +
+                       " ms: it is " + (l2 == locations_.end() ? std::string("gone") : std::string(to_string(l2->second.ph)) +
+                                                                                         " (" + l2->second.reason + ")"),
+                   errc::timeout);
+      calls.erase(h2);
+    });
+  }
+  q.push_back(std::move(h));
   return true;
 }
 
@@ -816,9 +848,10 @@ void system::forward_call(const client_ref& c, std::uint32_t to, const std::stri
     pc.timer->cancel();
     // Its system is gone: held until the leader places its actor again (or
     // the request times out).
-    if (const auto a = address::parse(b.value("target", std::string())); a && locations_.count(*a)) {
-      locations_[*a].ph = location::phase::moving;
-      if (locations_[*a].reason.empty()) locations_[*a].reason = "system " + port_of(to) + " is unreachable";
+    address a;
+    if (auto* l = find_location(b.value("target", std::string()), a)) {
+      l->ph = location::phase::moving;
+      if (l->reason.empty()) l->reason = "system " + port_of(to) + " is unreachable";
       if (route_remote(c, command, b, b.value("target", std::string()))) return;
     }
     return answer_error(c, "cannot reach system " + port_of(to) +
@@ -857,6 +890,7 @@ void system::on_peer_result(const json& b) {
 }
 
 void system::deliver_reply(const client_ref& c, json body) {
+  if (c.via == 0 && c.identity.empty()) return;  // a held tell: its client had its answer
   if (c.via == 0) {
     send_control(public_, c.identity, "reply", body);
     return;
@@ -869,7 +903,10 @@ void system::flush_held_calls(address a) {
   if (it == held_calls_.end()) return;
   auto calls = std::move(it->second);
   held_calls_.erase(it);
-  for (auto& h : calls) dispatch(h.client, h.command, h.body);
+  for (auto& h : calls) {
+    if (h.timer) h.timer->cancel();
+    dispatch(h.client, h.command, h.body);
+  }
 }
 
 void system::fail_held_calls(address a, const std::string& reason) {
@@ -877,7 +914,10 @@ void system::fail_held_calls(address a, const std::string& reason) {
   if (it == held_calls_.end()) return;
   auto calls = std::move(it->second);
   held_calls_.erase(it);
-  for (auto& h : calls) answer_error(h.client, reason, errc::not_found);
+  for (auto& h : calls) {
+    if (h.timer) h.timer->cancel();
+    answer_error(h.client, reason, errc::not_found);
+  }
 }
 
 void system::cmd_systems(const client_ref& c) {

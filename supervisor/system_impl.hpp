@@ -84,9 +84,11 @@ struct location {
 
 /// A client request for an actor that is moving or pending: held, bounded.
 struct held_call {
-  client_ref client;
+  client_ref client;  // empty for a tell (answered when held)
   std::string command;
   json body;
+  std::uint64_t id = 0;
+  std::shared_ptr<asio::steady_timer> timer;  // an ask's own timeout
 };
 
 /// A request forwarded to another system, waiting for its result.
@@ -222,6 +224,8 @@ class system {
   bool route_remote(const client_ref& c, const std::string& command, const json& b, const std::string& target);
   void forward_call(const client_ref& c, std::uint32_t to, const std::string& command, const json& b,
                     std::chrono::milliseconds timeout);
+  /// The convention's actor at an address text or global name.
+  location* find_location(const std::string& target, address& out);
   void flush_held_calls(address a);
   void fail_held_calls(address a, const std::string& reason);
   void on_peer_call(std::uint32_t from, const json& b);
@@ -405,6 +409,7 @@ class system {
   std::unique_ptr<ipc::socket_watcher> discovery_watch_;
   std::string leader_peer_;  // member: the peer endpoint the uplink is connected to
   convention_clock::time_point uplink_since_{};
+  std::string untrusted_leader_key_;  // logged once
   bool joined_ = false;
   std::uint32_t leader_id_ = 0;
   convention_clock::time_point leader_heard_{};

@@ -435,9 +435,9 @@ int cmd_actors(const parsed& p, const std::string&) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& a : (*r)["actors"])
     rows.push_back({text_of(a["address"]), text_of(a["name"]), text_of(a["type"]),
-                    text_of(a["package"]) + " " + text_of(a["version"]), text_of(a["worker_pid"]),
-                    text_of(a["state"]), text_of(a["restarts"]), text_of(a["last_reason"])});
-  print_table({"ADDRESS", "NAME", "TYPE", "PACKAGE", "PID", "STATE", "RESTARTS", "LAST REASON"}, rows);
+                    text_of(a["package"]) + " " + text_of(a["version"]), text_of(a["system"]),
+                    text_of(a["worker_pid"]), text_of(a["state"]), text_of(a["restarts"]), text_of(a["last_reason"])});
+  print_table({"ADDRESS", "NAME", "TYPE", "PACKAGE", "SYSTEM", "PID", "STATE", "RESTARTS", "LAST REASON"}, rows);
   return cli_ok;
 }
 
