@@ -533,6 +533,8 @@ void system::on_gateway() {
     }
     // Everything here is handled on the spot: acknowledged once the frame is read.
     if (channel != 0 && r.seq != 0) gateway_ledger_.release(gateway_ledger_.begin(channel, r.seq));
+    // For an actor of another system (resolve_for sent the worker here).
+    if (r.to != gateway_address()) return relay_record(r);
     if (r.kind == ipc::record_kind::dead_letter) {
       log_line(TROUPE_LOG_WARN, {}, "dead letter for a client message to " + r.from.to_string() +
                                         ": " + std::string(r.payload));
@@ -713,9 +715,13 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
   } else if (m.command == "resolve") {
     resolve_for(identity, rid, a);
   } else if (m.command == "lookup") {
-    auto* rec = directory_.find_name(b.value("name", std::string()));
-    if (rec == nullptr) reply_worker_error(identity, rid, "unknown name '" + b.value("name", std::string()) + "'");
-    else reply_worker(identity, rid, json{{"address", rec->addr.value()}});
+    const auto name = b.value("name", std::string());
+    address remote;
+    auto* rec = directory_.find_name(name);
+    if (rec != nullptr) reply_worker(identity, rid, json{{"address", rec->addr.value()}});
+    else if (!name.empty() && name.front() != '@' && find_location(name, remote) != nullptr)
+      reply_worker(identity, rid, json{{"address", remote.value()}});  // a name of the convention
+    else reply_worker_error(identity, rid, "unknown name '" + name + "'");
   } else if (m.command == "lease") {
     auto block = directory_.allocate_block(ipc::address_block_size);
     reply_worker(identity, rid, json{{"first", block.first}, {"count", block.count}});
@@ -769,6 +775,9 @@ void system::handle_worker(const std::string& identity, const ipc::control_messa
 void system::resolve_for(const std::string& identity, const json& rid, address a) {
   if (a == gateway_address()) return reply_worker(identity, rid, json{{"endpoint", endpoint_of("g.sock")}});
   auto* rec = directory_.find(a);
+  // An actor on another system: reached through this system's gateway.
+  if (rec == nullptr && remote_host_of(a) != 0 && remote_host_of(a) != self_id())
+    return reply_worker(identity, rid, json{{"endpoint", endpoint_of("g.sock")}});
   if (rec == nullptr) return reply_worker_error(identity, rid, "no actor at " + a.to_string());
   if (rec->state == actor_state::failed)
     return reply_worker_error(identity, rid, a.to_string() + " has failed: " + rec->last_reason);
@@ -799,6 +808,7 @@ void system::on_created(const std::string& identity, address a) {
     spawn_waiters_.erase(it);
   }
   flush_held(a);
+  flush_held_records(a);
   report_created(a);
   // Created while its package was being unloaded: it goes at once.
   if (auto* r = directory_.find(a))

@@ -336,6 +336,7 @@ json system::members_json() const {
 void system::handle_peer(std::uint32_t from, const std::string& command, const json& b, const std::string& blob) {
   if (command == "call") return on_peer_call(from, b);
   if (command == "result") return on_peer_result(b);
+  if (command == "data") return on_peer_data(blob);
   // What the leader asks of a host (itself included).
   if (command == "create") return on_create_request(b);
   if (command == "package" || command == "fetch_failed") return on_package(b, blob);
@@ -393,6 +394,7 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
         l.fresh_worker = false;
         broadcast("located", location_json(*a, l));
         flush_held_calls(*a);
+        flush_held_records(*a);
         if (auto w = spawn_waiters_.find(*a); w != spawn_waiters_.end()) {
           for (auto& c : w->second) answer(c, json{{"address", a->to_string()}, {"system", port_of(from)}});
           spawn_waiters_.erase(w);
@@ -467,7 +469,10 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
     l.ph = st == "pending" ? location::phase::pending : st == "moving" ? location::phase::moving : location::phase::placed;
     l.reason = b.value("reason", std::string());
     locations_[*a] = l;
-    if (l.ph == location::phase::placed) flush_held_calls(*a);
+    if (l.ph == location::phase::placed) {
+      flush_held_calls(*a);
+      flush_held_records(*a);
+    }
     return;
   }
   if (command == "forget") {
@@ -766,6 +771,95 @@ void system::on_package(const json& b, const std::string& blob) {
     if (!r) return fail_all("refused package from the leader: " + r.err().message);
     for (const auto& c : creates) create_requested(c);
   });
+}
+
+// ---------------------------------------------------------------- data between systems
+
+std::uint32_t system::remote_host_of(address a) const {
+  if (auto it = locations_.find(a); it != locations_.end()) return it->second.system;
+  // An actor the convention did not place (created by another actor) lives
+  // where its address was allocated.
+  if (a.system() != self_id())
+    if (const auto* m = members_.find(a.system()); m != nullptr && m->state == member_state::up) return a.system();
+  return 0;
+}
+
+void system::relay_record(const ipc::record_view& r) {
+  if (directory_.find(r.to) != nullptr) return deliver_relayed(r);
+  const auto it = locations_.find(r.to);
+  if (it != locations_.end() && it->second.ph != location::phase::placed) {
+    // Moving or pending: kept (bounded) until it runs again.
+    auto& q = held_records_[r.to];
+    if (q.size() >= opts_.held_limit)
+      return bounce_relayed(r, "dead letter: " + r.to.to_string() + " is " + to_string(it->second.ph) + " and " +
+                                   std::to_string(q.size()) + " messages already wait for it");
+    q.push_back(relayed_record{r.kind, r.to, r.from, r.correlation, std::string(r.type), std::string(r.payload)});
+    return;
+  }
+  const std::uint32_t to = remote_host_of(r.to);
+  if (to == 0 || to == self_id()) return bounce_relayed(r, "no actor at " + r.to.to_string());
+  std::string frame;
+  ipc::begin_batch(frame);
+  ipc::append_record(frame, ipc::record_view{r.kind, 0, r.to, r.from, r.correlation, 0, r.type, r.payload});
+  if (!send_peer(to, "data", json::object(), frame))
+    bounce_relayed(r, "system " + port_of(to) + " hosting " + r.to.to_string() + " is unreachable");
+}
+
+void system::deliver_relayed(const ipc::record_view& r) {
+  auto* rec = directory_.find(r.to);
+  if (rec == nullptr) {
+    if (remote_host_of(r.to) != 0 && remote_host_of(r.to) != self_id()) return relay_record(r);  // moved on
+    return bounce_relayed(r, "no actor at " + r.to.to_string() + " (stopped)");
+  }
+  if (rec->state == actor_state::failed) return bounce_relayed(r, r.to.to_string() + " has failed: " + rec->last_reason);
+  auto w = workers_.find(rec->worker);
+  if (rec->state != actor_state::running || w == workers_.end() || w->second.st != worker_proc::state::ready) {
+    held_records_[r.to].push_back(
+        relayed_record{r.kind, r.to, r.from, r.correlation, std::string(r.type), std::string(r.payload)});
+    return;
+  }
+  link_.send(link_.connect(w->second.inbox), ipc::record_view{r.kind, 0, r.to, r.from, r.correlation, 0, r.type, r.payload});
+}
+
+void system::bounce_relayed(const ipc::record_view& r, const std::string& reason) {
+  // As a worker does: an ask fails, a tell comes back as a dead letter; a
+  // lost answer is dropped (answering it could loop).
+  if (r.kind != ipc::record_kind::ask && r.kind != ipc::record_kind::tell) {
+    log_line(TROUPE_LOG_WARN, r.to, "dropped a relayed message: " + reason);
+    return;
+  }
+  const auto back = r.kind == ipc::record_kind::ask ? ipc::record_kind::ask_failed : ipc::record_kind::dead_letter;
+  const ipc::record_view b{back, 0, r.from, r.to, r.correlation, 0, r.type, reason};
+  if (r.from == gateway_address()) return;  // a client's: its ask is answered by the gateway's own timer
+  if (directory_.find(r.from) != nullptr) return deliver_relayed(b);
+  relay_record(b);
+}
+
+void system::flush_held_records(address a) {
+  auto it = held_records_.find(a);
+  if (it == held_records_.end()) return;
+  auto records = std::move(it->second);
+  held_records_.erase(it);
+  for (const auto& h : records)
+    relay_record(ipc::record_view{h.kind, 0, h.to, h.from, h.correlation, 0, h.type, h.payload});
+}
+
+void system::on_peer_data(const std::string& blob) {
+  auto s = ipc::decode_batch(blob, [this](const ipc::record_view& r) {
+    switch (r.kind) {
+      case ipc::record_kind::tell:
+      case ipc::record_kind::ask:
+      case ipc::record_kind::reply:
+      case ipc::record_kind::ask_failed:
+      case ipc::record_kind::dead_letter:
+      case ipc::record_kind::poison:
+        return deliver_relayed(r);
+      default:
+        // Exit requests and notices are the local system's alone.
+        log_line(TROUPE_LOG_WARN, {}, "dropped a relayed record of kind " + std::to_string(int(r.kind)));
+    }
+  });
+  if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped a malformed data frame from another system: " + s.err().message);
 }
 
 // ---------------------------------------------------------------- client requests

@@ -91,6 +91,16 @@ struct held_call {
   std::shared_ptr<asio::steady_timer> timer;  // an ask's own timeout
 };
 
+/// A data record for an actor of another system, kept while it moves.
+struct relayed_record {
+  ipc::record_kind kind;
+  address to;
+  address from;
+  std::uint64_t correlation;
+  std::string type;
+  std::string payload;
+};
+
 /// A request forwarded to another system, waiting for its result.
 struct peer_call {
   client_ref client;
@@ -224,6 +234,14 @@ class system {
   bool route_remote(const client_ref& c, const std::string& command, const json& b, const std::string& target);
   void forward_call(const client_ref& c, std::uint32_t to, const std::string& command, const json& b,
                     std::chrono::milliseconds timeout);
+  // Data records between systems: a worker's message to an actor elsewhere
+  // goes to this system's gateway, over the peer link, to the host's worker.
+  [[nodiscard]] std::uint32_t remote_host_of(address a) const;
+  void relay_record(const ipc::record_view& r);
+  void deliver_relayed(const ipc::record_view& r);
+  void bounce_relayed(const ipc::record_view& r, const std::string& reason);
+  void flush_held_records(address a);
+  void on_peer_data(const std::string& blob);
   /// The convention's actor at an address text or global name.
   location* find_location(const std::string& target, address& out);
   void flush_held_calls(address a);
@@ -417,6 +435,7 @@ class system {
   membership members_;
   std::unordered_map<address, location> locations_;
   std::unordered_map<address, std::vector<held_call>> held_calls_;
+  std::unordered_map<address, std::vector<relayed_record>> held_records_;
   std::unordered_map<std::uint64_t, peer_call> peer_calls_;
   std::uint64_t next_call_ = 1;
   std::set<address> hosted_for_convention_;  // actors here placed by the leader
