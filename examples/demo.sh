@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main demonstration (make demo): real systems, signed packages, actors in
+# The main demonstration (make demo): a convention of three real systems,
+# signed packages loaded on the leader and fetched by members, actors placed by
+# capability and moved by chgcap and by a member's death, actors in
 # worker processes, two versions of one package bundling conflicting builds of
 # one library answering side by side, a worker killed with SIGKILL and
 # restarted under the same address, a pipeline that loses no item when a stage's
@@ -43,102 +45,131 @@ wait_running() {  # wait_running SYSTEM ADDRESS OLD_PID: until the actor runs in
   echo "actor $2 did not come back" >&2; return 1
 }
 
-A=$(free_port); ports+=("$A"); B=$(free_port); ports+=("$B")
-SA=127.0.0.1:$A; SB=127.0.0.1:$B
+wait_systems() {  # wait_systems SYSTEM N: until the convention lists N systems up
+  for _ in $(seq 100); do
+    [ "$(troupe --system "$1" systems --json | grep -o '"state": *"up"' | wc -l)" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+  echo "the convention did not gather $2 systems" >&2; return 1
+}
 
-step "Two systems on one host (ports $A and $B)"
-troupe start --port "$A" --caps "morse,Caesar cipher"
-troupe start --port "$B" --caps "gpu_mem=16"
-troupe --system "$SA" status
+L=$(free_port); ports+=("$L"); A=$(free_port); ports+=("$A"); B=$(free_port); ports+=("$B")
+SL=127.0.0.1:$L; SA=127.0.0.1:$A; SB=127.0.0.1:$B
 
-step "Trust the build's development key, then load the signed encoders package"
+step "A convention of three systems on one host: the leader on $L, members on $A and $B"
+troupe start --port "$L" --leader "$SL"
+troupe start --port "$A" --caps "morse,Caesar cipher" --leader "$SL"
+troupe start --port "$B" --caps "64bit encoder" --leader "$SL"
+wait_systems "$SL" 3
+troupe --system "$SL" systems
+echo "(they share TROUPE_HOME, so each trusts the others' CurveZMQ keys: convention/trusted/)"
+
+step "Trust the build's development key; pack the act-5 encoders (each needs a capability)"
 mkdir -p "$TROUPE_HOME/keys" && cp "$packages/dev.pub" "$TROUPE_HOME/keys/"
-troupe inspect "$packages/encoders-1.0.0.tpkg"
-troupe --system "$SA" load "$packages/encoders-1.0.0.tpkg"
-troupe --system "$SB" load encoders | tail -1  # by group: the archive kept in $TROUPE_HOME/packages
-troupe --system "$SA" list
+mkdir -p "$TROUPE_HOME/encoders-src"
+cp "$build/examples/encoders/package/libencoders.so" "$TROUPE_HOME/encoders-src/"
+cp examples/encoders/manifest-convention.yaml "$TROUPE_HOME/encoders-src/manifest.yaml"
+grep -A4 '^actors' "$TROUPE_HOME/encoders-src/manifest.yaml"
+troupe pack "$TROUPE_HOME/encoders-src/manifest.yaml" --key "$build/keys/dev.key" --out "$TROUPE_HOME/encoders-1.1.0.tpkg" | tail -1
 
-step "A tampered copy is refused, and the system is untouched"
-cp "$packages/encoders-1.0.0.tpkg" "$TROUPE_HOME/tampered.tpkg"
+step "Load it on the leader only; a tampered copy is refused and nothing changes"
+troupe --system "$SL" load "$TROUPE_HOME/encoders-1.1.0.tpkg" | tail -1
+cp "$TROUPE_HOME/encoders-1.1.0.tpkg" "$TROUPE_HOME/tampered.tpkg"
 printf '\x01' | dd of="$TROUPE_HOME/tampered.tpkg" bs=1 seek=100000 conv=notrunc status=none
-troupe --system "$SA" load "$TROUPE_HOME/tampered.tpkg" || true
+troupe --system "$SL" load "$TROUPE_HOME/tampered.tpkg" || true
+troupe --system "$SL" list
 
-step "Spawn actors under global names; each package version gets its own worker process"
-troupe --system "$SA" spawn Morse --name morse
-troupe --system "$SA" spawn Base64 --name base64
-troupe --system "$SA" spawn Rot13 --name rot13
-troupe --system "$SB" spawn Rot13 --name rot13 >/dev/null
-troupe --system "$SA" actors
+step "Spawn the encoders by name: the leader places each on a system with its capability;"
+echo "   the members fetch the package from the leader and verify it with their own keys"
+troupe --system "$SL" spawn Morse --name morse
+troupe --system "$SL" spawn Base64 --name base64
+troupe --system "$SL" spawn Rot13 --name rot13
+troupe --system "$SL" actors
 
-step 'echo "This is a multi-system test" | encoders-client --use-names'
+step 'echo "This is a multi-system test" | encoders-client --use-names (through a member)'
 echo "This is a multi-system test" | "$bin/encoders-client" --system "$SA" --use-names
 
-step "Ask by name on each system"
-printf 'system A rot13: '; troupe --system "$SA" ask rot13 '"Hello, troupe"'
-printf 'system B rot13: '; troupe --system "$SB" ask rot13 '"Hello, troupe"'
+step "Ask by name through any system of the convention"
+printf 'through %s: ' "$L"; troupe --system "$SL" ask rot13 '"Hello, troupe"'
+printf 'through %s: ' "$B"; troupe --system "$SB" ask rot13 '"Hello, troupe"'
+
+step "chgcap $B - \"64bit encoder\": base64 no longer fits anywhere and waits, pending"
+troupe chgcap "$B" - "64bit encoder"
+troupe --system "$SL" actors | grep -E 'ADDRESS|base64'
+step "chgcap $L + \"64bit encoder\": base64 is re-created on the leader, same address"
+troupe chgcap "$L" + "64bit encoder"
+printf 'base64 answers: '; troupe --system "$SA" ask base64 '"foo"'
+troupe --system "$SL" actors | grep -E 'ADDRESS|base64'
+
+step "Failover: $B gains morse and Caesar cipher; SIGKILL the supervisor of $A"
+troupe chgcap "$B" + morse >/dev/null
+troupe chgcap "$B" + "Caesar cipher" >/dev/null
+pid=$(cat "$TROUPE_HOME/systems/$A/pid")
+echo "kill -9 $pid (system $A, hosting morse and rot13)"
+kill -9 "$pid"
+printf 'morse, asked at once, waits for its new system: '; troupe --system "$SL" ask morse '"SOS"'
+troupe --system "$SL" systems
+troupe --system "$SL" actors
 
 step "Two versions of one package, each bundling its own libcodec.so.1 (1.2 and 1.5)"
 troupe inspect "$packages/conflict-1.0.0.tpkg" --contents
 troupe inspect "$packages/conflict-2.0.0.tpkg" --contents
-troupe --system "$SA" load "$packages/conflict-1.0.0.tpkg" >/dev/null
-old_codec=$(troupe --system "$SA" spawn Codec)
-v2=$(troupe --system "$SA" load "$packages/conflict-2.0.0.tpkg" | tail -1)
-new_codec=$(troupe --system "$SA" spawn Codec)  # new spawns go to the active (newest) version
-troupe --system "$SA" list
-printf 'conflict 1.0.0 (%s): ' "$old_codec"; troupe --system "$SA" ask "$old_codec" '{"text": "abc"}'
-printf 'conflict 2.0.0 (%s): ' "$new_codec"; troupe --system "$SA" ask "$new_codec" '{"text": "abc"}'
+troupe --system "$SL" load "$packages/conflict-1.0.0.tpkg" >/dev/null
+old_codec=$(troupe --system "$SL" spawn Codec)
+v2=$(troupe --system "$SL" load "$packages/conflict-2.0.0.tpkg" | tail -1)
+new_codec=$(troupe --system "$SL" spawn Codec)  # new spawns go to the active (newest) version
+troupe --system "$SL" list
+printf 'conflict 1.0.0 (%s): ' "$old_codec"; troupe --system "$SL" ask "$old_codec" '{"text": "abc"}'
+printf 'conflict 2.0.0 (%s): ' "$new_codec"; troupe --system "$SL" ask "$new_codec" '{"text": "abc"}'
 echo "(loaded into one process, the second would silently get the first one's codec: see"
 echo " examples/conflict/README.md and its one-process test)"
 
 step "Unload 2.0.0: its actors get exit requests, 1.0.0 is active again"
-troupe --system "$SA" unload "$v2"
-troupe --system "$SA" spawn Codec --package "$v2" || true
-troupe --system "$SA" list
+troupe --system "$SL" unload "$v2"
+troupe --system "$SL" spawn Codec --package "$v2" || true
+troupe --system "$SL" list
 
-step "SIGKILL the worker hosting 'morse'; the supervisor restarts it, same address"
-morse=$(troupe --system "$SA" actors --json | grep -B2 '"name": "morse"' | grep -o '@[0-9a-f]*\.[0-9]*' | head -1)
-pid=$(troupe --system "$SA" actors --json | grep -A12 "\"$morse\"" | grep -o '"worker_pid": [0-9]*' | grep -o '[0-9]*$')
-echo "morse is $morse in worker pid $pid; kill -9 $pid"
+step "SIGKILL the worker hosting the 1.0.0 codec; the supervisor restarts it, same address"
+pid=$(troupe --system "$SL" actors --json | grep -A12 "\"$old_codec\"" | grep -o '"worker_pid": [0-9]*' | grep -o '[0-9]*$')
+echo "the codec is $old_codec in worker pid $pid; kill -9 $pid"
 kill -9 "$pid"
-wait_running "$SA" "$morse" "$pid"
-printf 'morse answers again: '; troupe --system "$SA" ask "$morse" '"SOS"'
-troupe --system "$SA" actors
+wait_running "$SL" "$old_codec" "$pid"
+printf 'it answers again: '; troupe --system "$SL" ask "$old_codec" '{"text": "abc"}'
+troupe --system "$SL" actors | grep -E 'ADDRESS|Codec'
 
 step "Clear errors for bad input"
-troupe --system "$SA" ask nobody '"x"' || true
-troupe --system "$SA" ask morse '{not json' || true
-troupe --system "$SA" spawn Teleporter || true
+troupe --system "$SL" ask nobody '"x"' || true
+troupe --system "$SL" ask morse '{not json' || true
+troupe --system "$SL" spawn Teleporter || true
 
 step "A pipeline in three workers: SIGKILL the transform mid-stream, lose no item"
-troupe --system "$SA" load "$packages/pipeline-1.0.0.tpkg" >/dev/null
-troupe --system "$SA" spawn Sink --name pipeline.sink >/dev/null  # downstream first: stages
-troupe --system "$SA" spawn Transform --name pipeline.transform >/dev/null  # find the next by name
-troupe --system "$SA" spawn Source --name pipeline.source >/dev/null
+troupe --system "$SL" load "$packages/pipeline-1.0.0.tpkg" >/dev/null
+troupe --system "$SL" spawn Sink --name pipeline.sink >/dev/null  # downstream first: stages
+troupe --system "$SL" spawn Transform --name pipeline.transform >/dev/null  # find the next by name
+troupe --system "$SL" spawn Source --name pipeline.source >/dev/null
 emit() {  # emit FROM COUNT: one range; asked again when the Source died handling it
-  until troupe --system "$SA" ask pipeline.source "{\"from\": $1, \"count\": $2}" --type emit >/dev/null; do
+  until troupe --system "$SL" ask pipeline.source "{\"from\": $1, \"count\": $2}" --type emit >/dev/null; do
     echo "  range from $1 failed (above); asking again"
   done
 }
 items=20000
 for from in $(seq 0 2000 $((items / 2 - 1))); do emit "$from" 2000; done
-transform=$(troupe --system "$SA" actors --json | grep -B2 '"name": "pipeline.transform"' | grep -o '@[0-9a-f]*\.[0-9]*')
-pid=$(troupe --system "$SA" actors --json | grep -A12 "\"$transform\"" | grep -o '"worker_pid": [0-9]*' | grep -o '[0-9]*$')
+transform=$(troupe --system "$SL" actors --json | grep -B2 '"name": "pipeline.transform"' | grep -o '@[0-9a-f]*\.[0-9]*')
+pid=$(troupe --system "$SL" actors --json | grep -A12 "\"$transform\"" | grep -o '"worker_pid": [0-9]*' | grep -o '[0-9]*$')
 echo "$((items / 2)) items asked for; kill -9 $pid (the worker of pipeline.transform $transform)"
 kill -9 "$pid"
 for from in $(seq $((items / 2)) 2000 $((items - 1))); do emit "$from" 2000; done
 echo "$items items asked for; the sink's stats once it has them all (at most 10 s):"
 for _ in $(seq 100); do
-  stats=$(troupe --system "$SA" ask pipeline.sink null --type stats)
+  stats=$(troupe --system "$SL" ask pipeline.sink null --type stats)
   [ "$(echo "$stats" | grep -o '"distinct":[0-9]*' | grep -o '[0-9]*$')" = "$items" ] && break
   sleep 0.1
 done
 echo "$stats"
-troupe --system "$SA" actors | grep -E 'ADDRESS|pipeline'
+troupe --system "$SL" actors | grep -E 'ADDRESS|pipeline'
 echo "$stats" | grep -q "\"distinct\":$items,.*\"missing_below\":0}" ||
   { echo "the sink is missing items" >&2; exit 1; }
 
-step "Stop both systems (actors get exit requests, workers exit)"
-troupe stop "$A" "$B"
+step "Stop the systems (actors get exit requests, workers exit)"
+troupe stop "$B" "$L"
 ports=()
-echo
-echo "Coming with the next issue: conventions with chgcap moving actors (#5)."

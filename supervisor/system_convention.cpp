@@ -389,7 +389,7 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
         l.created = true;
         l.ph = location::phase::placed;
         l.system = from;
-        l.reason.clear();
+        if (l.moves == 0) l.reason.clear();  // a moved actor keeps why it moved
         l.target = 0;
         l.fresh_worker = false;
         broadcast("located", location_json(*a, l));
