@@ -389,7 +389,7 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
         l.created = true;
         l.ph = location::phase::placed;
         l.system = from;
-        if (l.moves == 0) l.reason.clear();  // a moved actor keeps why it moved
+        l.reason = l.moves == 0 ? std::string() : l.cause;  // a moved actor shows why it moved
         l.target = 0;
         l.fresh_worker = false;
         broadcast("located", location_json(*a, l));
@@ -537,6 +537,7 @@ void system::on_member_down(std::uint32_t id, const std::string& why, bool expir
     if (l.system == id && l.ph != location::phase::pending) {
       l.ph = location::phase::moving;
       l.reason = "system " + name + " " + why;
+      l.cause = l.reason;
       l.refused.clear();
     }
   std::vector<address> moving;
@@ -660,6 +661,7 @@ void system::begin_move(address a, const std::string& reason, std::uint32_t targ
   log_line(TROUPE_LOG_INFO, a, "moving: " + reason);
   l.ph = location::phase::moving;
   l.reason = reason;
+  l.cause = reason;
   l.target = target;
   l.fresh_worker = fresh_worker;
   l.refused.clear();
