@@ -224,7 +224,7 @@ void measure_restart(live_system& sys, const bench_packages& pk, const sizes& z,
     sys.kill_worker(pid);
     // The first ask goes once the worker is gone: sent earlier, it could die
     // in the dying worker's socket buffer (delivery there is at most once,
-    // docs/PROTOCOL.md §7) and cost an ask timeout. Then the system holds it
+    // docs/PROTOCOL.md §8) and cost an ask timeout. Then the system holds it
     // while the actor restarts; one that reaches the new worker before the
     // actor is back comes back failed, and is sent again.
     watch.wait_exit();

@@ -171,8 +171,18 @@ void system::on_discovery() {
   auto parts = ipc::recv_multipart(discovery_);
   auto m = ipc::decode_control(parts, 0);
   if (!m || m->command != "reply" || !m->body.value("ok", false)) return;
-  const auto peer = m->body.value("peer", std::string());
-  const auto key = m->body.value("key", std::string());
+  // Anything but two strings: not a leader (a --leader naming a member, say).
+  const auto& pj = m->body.contains("peer") ? m->body["peer"] : json();
+  const auto& kj = m->body.contains("key") ? m->body["key"] : json();
+  if (!pj.is_string() || !kj.is_string()) {
+    if (!not_a_leader_logged_)
+      log_line(TROUPE_LOG_WARN, {}, "the system at " + opts_.leader + " does not lead a convention; retrying");
+    not_a_leader_logged_ = true;
+    return;
+  }
+  not_a_leader_logged_ = false;
+  const auto peer = pj.get<std::string>();
+  const auto key = kj.get<std::string>();
   if (peer.empty() || key.empty()) return;
   const auto trusted = ipc::read_trusted(opts_.home / "convention" / "trusted");
   if (trusted.find(key) == nullptr) {
@@ -357,8 +367,9 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
   if (leader_) {
     if (command == "join") return on_member_join(from, b);
     if (members_.find(from) == nullptr || members_.find(from)->state == member_state::down) {
-      // Not (or no longer) a member, for instance after the leader restarted.
-      send_peer(from, "rejoin", json::object());
+      // Not (or no longer) a member, for instance after the leader restarted;
+      // not one that is leaving (its last reports come after "leaving").
+      if (command == "heartbeat") send_peer(from, "rejoin", json::object());
       return;
     }
     if (command == "heartbeat") {
@@ -438,6 +449,20 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
         l.ph = st == "pending" ? location::phase::pending : st == "moving" ? location::phase::moving : location::phase::placed;
         locations_[*a] = std::move(l);
       }
+      // Requests held across the leader's absence: on to where their actor is, or failed.
+      std::vector<address> held;
+      for (const auto& [a, _] : held_calls_) held.push_back(a);
+      for (const auto& [a, _] : held_records_) held.push_back(a);
+      for (auto a : held) {
+        auto it = locations_.find(a);
+        if (it == locations_.end()) {
+          fail_held_calls(a, "no actor at " + a.to_string() + " (unknown to the convention's leader)");
+          held_records_.erase(a);
+        } else if (it->second.ph == location::phase::placed) {
+          flush_held_calls(a);
+          flush_held_records(a);
+        }
+      }
     }
     std::set<std::uint32_t> listed;
     const auto now = convention_clock::now();
@@ -456,7 +481,10 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
     for (auto id : gone) members_.remove(id);
     return;
   }
-  if (command == "rejoin") return send_join();
+  if (command == "rejoin") {
+    if (!stopping_) send_join();
+    return;
+  }
   if (command == "located") {
     const auto a = address::parse(b.value("address", std::string()));
     if (!a) return;
@@ -616,6 +644,11 @@ void system::place_convention_actor(address a) {
       for (auto& c : w->second) answer_error(c, why, l.refused.empty() ? errc::unavailable : errc::refused);
       spawn_waiters_.erase(w);
       return forget_location(a);
+    }
+    if (auto w = spawn_waiters_.find(a); w != spawn_waiters_.end()) {
+      // An operator's move that found no place: it is pending now.
+      for (auto& c : w->second) answer_error(c, a.to_string() + " is pending: " + why, errc::unavailable);
+      spawn_waiters_.erase(w);
     }
     l.ph = location::phase::pending;
     l.reason = why;
@@ -977,8 +1010,12 @@ void system::on_peer_result(const json& b) {
   peer_calls_.erase(it);
   pc.timer->cancel();
   json reply = b.value("reply", json::object());
-  // Moved away while the request travelled: it follows its actor.
-  if (!reply.value("ok", false) && reply.value("code", std::string()) == "not_found" &&
+  // Moved away while the request travelled: it follows its actor (only
+  // then: a handler's failure also answers not_found, and must not loop).
+  address moved;
+  const auto* l = find_location(pc.body.value("target", std::string()), moved);
+  if (!reply.value("ok", false) && reply.value("code", std::string()) == "not_found" && l != nullptr &&
+      (l->ph != location::phase::placed || l->system != pc.system) &&
       route_remote(pc.client, pc.command, pc.body, pc.body.value("target", std::string())))
     return;
   reply["rid"] = pc.client.rid;

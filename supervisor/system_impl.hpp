@@ -429,6 +429,7 @@ class system {
   std::string leader_peer_;  // member: the peer endpoint the uplink is connected to
   convention_clock::time_point uplink_since_{};
   std::string untrusted_leader_key_;  // logged once
+  bool not_a_leader_logged_ = false;
   bool joined_ = false;
   std::uint32_t leader_id_ = 0;
   convention_clock::time_point leader_heard_{};

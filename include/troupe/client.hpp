@@ -29,7 +29,7 @@ class client {
   ~client();
 
   /// Sends one control command with a JSON object body and returns the
-  /// answer's body (docs/PROTOCOL.md §5). Errors: unavailable (no answer in
+  /// answer's body (docs/PROTOCOL.md §6). Errors: unavailable (no answer in
   /// time), protocol (malformed answer), or the system's own error text.
   result<nlohmann::json> call(std::string_view command, const nlohmann::json& body,
                               std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -2,7 +2,7 @@
 // (DESIGN.md §1.2, §6): examples/pipeline, three stages in three workers
 // (isolation: dedicated), 100,000 numbered items streamed through it as asks
 // of "emit" while a thread kills a random stage's worker every 200–400 ms.
-// Delivery across workers is at least once (docs/PROTOCOL.md §7): the Sink
+// Delivery across workers is at least once (docs/PROTOCOL.md §8): the Sink
 // may count duplicates, never a gap. A range whose ask fails (the Source died
 // handling it: "poison: ...", or any other failure) is asked for again.
 #include "tests/integration/harness.hpp"
