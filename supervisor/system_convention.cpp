@@ -925,6 +925,16 @@ bool system::route_remote(const client_ref& c, const std::string& command, const
     forward_call(c, l->system, command, b, timeout);
     return true;
   }
+  if (command == "kill" && l->ph == location::phase::pending) {
+    // Nothing runs: the leader forgets it (and its held requests fail).
+    if (!leader_) {
+      forward_call(c, leader_id_, "kill", b, timeout);
+      return true;
+    }
+    forget_location(a);
+    answer(c, json{{"address", a.to_string()}});
+    return true;
+  }
   // Moving or pending: held until it is placed, within a bound.
   auto& q = held_calls_[a];
   if (q.size() >= opts_.held_limit) {
