@@ -69,6 +69,20 @@ bool send_frames(zmq::socket_t& s, std::string_view identity, std::string_view c
   }
 }
 
+/// A location in its wire form (docs/PROTOCOL.md §5.4); fields that are
+/// missing read as empty. Throws json::exception on a field of the wrong type.
+location location_from_json(const json& j) {
+  location l;
+  l.system = id_of(j.value("system", json()));
+  l.type = j.value("type", std::string());
+  l.package_id = j.value("package_id", std::string());
+  l.name = j.value("name", std::string());
+  const auto st = j.value("state", std::string());
+  l.ph = st == "pending" ? location::phase::pending : st == "moving" ? location::phase::moving : location::phase::placed;
+  l.reason = j.value("reason", std::string());
+  return l;
+}
+
 // Requests another system may forward here; anything else is refused.
 bool forwardable(const std::string& command) {
   return command == "ask" || command == "tell" || command == "kill" || command == "spawn" ||
@@ -437,18 +451,8 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
       leader_id_ = from;
       log_line(TROUPE_LOG_INFO, {}, "joined the convention led by " + opts_.leader);
       locations_.clear();
-      for (const auto& j : b.value("locations", json::array())) {
-        const auto a = address::parse(j.value("address", std::string()));
-        if (!a) continue;
-        location l;
-        l.system = id_of(j.value("system", json()));
-        l.type = j.value("type", std::string());
-        l.package_id = j.value("package_id", std::string());
-        l.name = j.value("name", std::string());
-        const auto st = j.value("state", std::string());
-        l.ph = st == "pending" ? location::phase::pending : st == "moving" ? location::phase::moving : location::phase::placed;
-        locations_[*a] = std::move(l);
-      }
+      for (const auto& j : b.value("locations", json::array()))
+        if (const auto a = address::parse(j.value("address", std::string()))) locations_[*a] = location_from_json(j);
       // Requests held across the leader's absence: on to where their actor is, or failed.
       std::vector<address> held;
       for (const auto& [a, _] : held_calls_) held.push_back(a);
@@ -488,14 +492,7 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
   if (command == "located") {
     const auto a = address::parse(b.value("address", std::string()));
     if (!a) return;
-    location l;
-    l.system = id_of(b.value("system", json()));
-    l.type = b.value("type", std::string());
-    l.package_id = b.value("package_id", std::string());
-    l.name = b.value("name", std::string());
-    const auto st = b.value("state", std::string());
-    l.ph = st == "pending" ? location::phase::pending : st == "moving" ? location::phase::moving : location::phase::placed;
-    l.reason = b.value("reason", std::string());
+    const location l = location_from_json(b);
     locations_[*a] = l;
     if (l.ph == location::phase::placed) {
       flush_held_calls(*a);
