@@ -527,6 +527,13 @@ void system::on_member_join(std::uint32_t from, const json& b) {
   }
   m->leader = false;
   m->state = member_state::up;
+  // A system restarted on the same address has a new id: the old entry,
+  // down, would otherwise linger (and `move --to PORT` could pick it).
+  std::vector<std::uint32_t> replaced;
+  for (const auto* old : members_.all())
+    if (old->system_id != from && old->host == m->host && old->port == m->port && old->state == member_state::down)
+      replaced.push_back(old->system_id);
+  for (auto id : replaced) members_.remove(id);
   const bool was_up = members_.find(from) != nullptr && members_.find(from)->state == member_state::up;
   members_.upsert(*m, convention_clock::now());
   log_line(TROUPE_LOG_INFO, {}, std::string(was_up ? "system rejoined: " : "system joined: ") + m->host + ":" +
