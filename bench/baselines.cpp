@@ -1,5 +1,5 @@
 // bench/baselines.cpp — what troupe's figures are compared with, measured in
-// the same run: raw ZeroMQ ipc:// between two processes, plain in-process
+// the same run: raw ZeroMQ ipc:// and tcp:// between two processes, plain in-process
 // queues and objects, and a bare fork+exec.
 #include "bench/bench.hpp"
 
@@ -129,15 +129,18 @@ void data_socket_options(zmq::socket_t& s) {
   s.set(zmq::sockopt::rcvhwm, 100000);
 }
 
-/// A baseline child's end: PULL bound at pull_ep, PUSH connected to push_ep.
+/// A baseline child's end: PULL bound at pull_ep (connected there when
+/// connect_pull), PUSH connected to push_ep.
 std::pair<zmq::socket_t, zmq::socket_t> child_sockets(zmq::context_t& ctx,
                                                       const std::string& pull_ep,
-                                                      const std::string& push_ep) {
+                                                      const std::string& push_ep,
+                                                      bool connect_pull = false) {
   zmq::socket_t in(ctx, zmq::socket_type::pull);
   zmq::socket_t out(ctx, zmq::socket_type::push);
   data_socket_options(in);
   data_socket_options(out);
-  in.bind(pull_ep);
+  if (connect_pull) in.connect(pull_ep);
+  else in.bind(pull_ep);
   out.connect(push_ep);
   return {std::move(in), std::move(out)};
 }
@@ -146,9 +149,9 @@ std::pair<zmq::socket_t, zmq::socket_t> child_sockets(zmq::context_t& ctx,
 
 // ---------------------------------------------------------------- raw ZeroMQ: children
 
-int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep) {
+int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep, bool connect_pull) {
   zmq::context_t ctx{1};
-  auto [in, out] = child_sockets(ctx, pull_ep, push_ep);
+  auto [in, out] = child_sockets(ctx, pull_ep, push_ep, connect_pull);
   for (;;) {
     zmq::message_t m;
     if (!in.recv(m)) continue;
@@ -182,15 +185,26 @@ struct raw_zmq_rtt::impl {
   std::unique_ptr<child_process> child;
 };
 
-raw_zmq_rtt::raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes)
+raw_zmq_rtt::raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes, raw_transport transport)
     : impl_(std::make_unique<impl>()) {
-  const std::string fwd = "ipc://" + dir + "/raw-echo-in.sock";
-  const std::string back = "ipc://" + dir + "/raw-echo-out.sock";
   data_socket_options(impl_->out);
   data_socket_options(impl_->in);
-  impl_->in.bind(back);
-  impl_->child = std::make_unique<child_process>(std::vector<std::string>{self_exe(), "--zmq-echo", fwd, back});
-  impl_->out.connect(fwd);
+  if (transport == raw_transport::tcp) {
+    // Both ends bound here on ephemeral ports (no port to guess), the child
+    // connects both; once connected the path is the same as with ipc://.
+    impl_->in.bind("tcp://127.0.0.1:*");
+    impl_->out.bind("tcp://127.0.0.1:*");
+    const std::string back = impl_->in.get(zmq::sockopt::last_endpoint);
+    const std::string fwd = impl_->out.get(zmq::sockopt::last_endpoint);
+    impl_->child = std::make_unique<child_process>(
+        std::vector<std::string>{self_exe(), "--zmq-echo-connect", fwd, back});
+  } else {
+    const std::string fwd = "ipc://" + dir + "/raw-echo-in.sock";
+    const std::string back = "ipc://" + dir + "/raw-echo-out.sock";
+    impl_->in.bind(back);
+    impl_->child = std::make_unique<child_process>(std::vector<std::string>{self_exe(), "--zmq-echo", fwd, back});
+    impl_->out.connect(fwd);
+  }
   impl_->payload.assign(payload_bytes, 'x');
   (void)run(500);  // warm-up: connections, caches, frequency
 }

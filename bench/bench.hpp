@@ -1,8 +1,9 @@
 // bench/bench.hpp — pieces of troupe-bench (docs/PERFORMANCE.md): the
 // baselines measured in the same run (baselines.cpp), a live troupe system
 // started, driven and always stopped by the bench (live_system.cpp), the
-// signed packages it loads (signed_packages.cpp) and the figures of package
-// loading and verification (package_figures.cpp). Single-threaded: the
+// signed packages it loads (signed_packages.cpp), the figures of package
+// loading and verification (package_figures.cpp) and of conventions of
+// systems (convention_figures.cpp). Single-threaded: the
 // driver's one thread calls everything here.
 #pragma once
 
@@ -103,8 +104,10 @@ class process_watch {
 };
 
 /// Entry points of the hidden sub-commands troupe-bench re-executes itself
-/// with, so that the raw ZeroMQ peer is a separate process.
-int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep);
+/// with, so that the raw ZeroMQ peer is a separate process. The echo binds
+/// its PULL at pull_ep, or connects it there when connect_pull (tcp: the
+/// parent bound both ends on ephemeral ports).
+int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep, bool connect_pull = false);
 int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n,
                   int reps);
 
@@ -115,11 +118,19 @@ struct rtt_stats {
   double p99_us = 0;
 };
 
-/// Raw ZeroMQ ipc:// between this process and an echo child: PUSH/PULL both
-/// ways (the same socket pattern as troupe's data plane), blocking calls.
+enum class raw_transport {
+  ipc,  ///< ipc:// sockets in a directory
+  tcp,  ///< tcp://127.0.0.1 on ephemeral ports
+};
+
+/// Raw ZeroMQ between this process and an echo child: PUSH/PULL both ways
+/// (the same socket pattern as troupe's data plane), blocking calls; ipc://
+/// in dir, or tcp:// on 127.0.0.1 (both ends bound by this process on
+/// ephemeral ports, the child connecting).
 class raw_zmq_rtt {
  public:
-  explicit raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes);
+  explicit raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes,
+                       raw_transport transport = raw_transport::ipc);
   ~raw_zmq_rtt();
   /// n timed round trips of one payload.
   rtt_stats run(std::size_t n);
@@ -177,21 +188,40 @@ std::vector<double> bare_notice_respawn_ms(const std::string& exe, int samples);
 /// A troupe system started for the run on a free port with a temporary
 /// TROUPE_HOME. stop() (also run by the destructor and by SIGINT/SIGTERM)
 /// stops it with `troupe stop` and kills whatever is left of it. At most
-/// two run at once (the no-loss figure compares two delivery modes).
+/// eight run at once (the no-loss figure compares two delivery modes; the
+/// convention figures run three systems of one convention and a lone one).
 class live_system {
  public:
   explicit live_system(std::string troupe_exe);
+  /// A member of leader's convention: the same TROUPE_HOME (systems sharing
+  /// one trust each other), started with `--leader 127.0.0.1:LEADER_PORT`.
+  /// The home stays the leader's: stop() leaves it for the leader's stop().
+  live_system(std::string troupe_exe, const live_system& leader);
   ~live_system();
   live_system(const live_system&) = delete;
   live_system& operator=(const live_system&) = delete;
 
   /// `troupe start --port P START_ARGS...`; throws bench_error with the
-  /// CLI's reason when it does not start.
+  /// CLI's reason when it does not start. After kill() it starts the system
+  /// again on the same port and home.
   void start(const std::vector<std::string>& start_args = {});
   void stop();
+  /// SIGKILLs the supervisor (as a crash would) and waits until it is gone;
+  /// its workers die by PR_SET_PDEATHSIG (start() and stop() wait up to 2 s
+  /// for those the bench knows of, and kill what is left). start() may follow.
+  /// Returns the time (now_ns) of the SIGKILL.
+  std::int64_t kill();
 
   [[nodiscard]] const std::string& home() const { return home_; }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] pid_t system_pid() const { return system_pid_; }
+  /// Any request (`systems`, `chgcap`, `spawn`, ...) on this system's public
+  /// socket; throws bench_error with the system's reason when refused.
+  json call(const std::string& command, const json& body,
+            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  /// Remembers the pids of every package worker of this system (from `list`)
+  /// for clean-up.
+  void track_workers();
 
   /// Loads a signed package archive (`load FILE`); returns its id. The
   /// system answers once the package's worker registered.
@@ -223,10 +253,15 @@ class live_system {
   };
   /// The troupe CLI with this system's TROUPE_HOME; stdout discarded.
   cli_result run_cli(const std::vector<std::string>& args);
+  /// Waits (2 s at most) for the tracked workers to be gone, SIGKILLs the
+  /// rest, and forgets them.
+  void reap_workers();
 
   std::string troupe_exe_;
   int slot_ = -1;  // in the table the signal handler cleans up from
   std::string home_;
+  bool owns_home_ = true;         // false for a member: the leader's home
+  std::uint16_t leader_port_ = 0;  // a member's leader
   std::uint16_t port_ = 0;
   pid_t system_pid_ = -1;
   std::unique_ptr<client> client_;
@@ -261,6 +296,12 @@ class bench_packages {
   /// within a run and never waits: restarted at once, max_restarts 1000
   /// within 60 s, backoff 0ms (restart_after_sigkill).
   [[nodiscard]] std::string phoenix() const;
+
+  /// Group "benchconv" as version: the bench package's library under a
+  /// manifest of its own whose types require capabilities (the convention
+  /// figures): Where requires bench_cap, Pinger side_a, Ponger side_b. The
+  /// group "bench" manifest stays as it is (no requirements, no Where).
+  [[nodiscard]] std::string convention(const std::string& version) const;
 
   /// The library of the bench package (what a worker dlopens).
   [[nodiscard]] const std::string& library() const { return library_; }
@@ -299,5 +340,21 @@ void measure_package_load(live_system& sys, const bench_packages& pk, int sample
 /// in this process, beside raw OpenSSL Ed25519 and SHA-256 of the same bytes.
 void measure_verification(const std::string& home, const std::string& archive, int signature_calls,
                           int archive_samples, std::vector<figure>& out);
+
+// ---------------------------------------------------------------- convention figures
+
+struct convention_sizes {
+  std::size_t rtt_samples = 3000;  // per repetition
+  int rtt_reps = 7;
+  int chgcap_samples = 15;  // after 1 warm-up
+  int kill_samples = 5;
+  int load_samples = 10;  // after 1 warm-up
+};
+
+/// The convention figures (bench/convention_figures.cpp): three systems of
+/// one convention and a lone one, started and always stopped here.
+/// package_dir is the build's bench package; ready_exe troupe-bench-ready.
+void measure_convention(const std::string& troupe_exe, const std::string& package_dir,
+                        const std::string& ready_exe, const convention_sizes& z, std::vector<figure>& out);
 
 }  // namespace troupe::bench

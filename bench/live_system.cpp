@@ -1,7 +1,8 @@
 // bench/live_system.cpp — a troupe system for one bench run: started with the
 // real CLI (`troupe start`) on a free port and a temporary TROUPE_HOME, driven
 // through troupe::client, and stopped at the end whatever happened, leaving no
-// process and no directory behind.
+// process and no directory behind. Members of a convention share their
+// leader's TROUPE_HOME (bench/convention_figures.cpp).
 #include "bench/bench.hpp"
 
 #include <algorithm>
@@ -21,6 +22,7 @@ extern char** environ;
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 namespace troupe::bench {
@@ -31,14 +33,14 @@ namespace {
 
 // What to kill if the bench itself is interrupted, per running system
 // (async-signal-safe: plain atomics and fixed buffers).
-constexpr int max_systems = 2;
+constexpr int max_systems = 8;
 constexpr int max_tracked = 64;
 struct tracked_system {
   std::atomic<bool> used{false};
   std::atomic<pid_t> system{-1};
   std::atomic<pid_t> workers[max_tracked];
   std::atomic<int> worker_count{0};
-  char home[256];  // removed by the signal handler, through /bin/rm
+  char home[256];  // removed by the signal handler, through /bin/rm (empty: a member's)
 };
 tracked_system tracked[max_systems];
 
@@ -115,6 +117,14 @@ live_system::live_system(std::string troupe_exe) : troupe_exe_(std::move(troupe_
   for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
 }
 
+live_system::live_system(std::string troupe_exe, const live_system& leader)
+    : live_system(std::move(troupe_exe)) {
+  if (leader.home_.empty() || leader.port_ == 0) throw bench_error("a member needs a started leader");
+  home_ = leader.home_;
+  owns_home_ = false;
+  leader_port_ = leader.port_;
+}
+
 live_system::~live_system() { stop(); }
 
 live_system::cli_result live_system::run_cli(const std::vector<std::string>& args) {
@@ -159,19 +169,30 @@ live_system::cli_result live_system::run_cli(const std::vector<std::string>& arg
 
 void live_system::start(const std::vector<std::string>& start_args) {
   if (!fs::exists(troupe_exe_)) throw bench_error(troupe_exe_ + " not found (build the project first)");
-  char tmpl[] = "/tmp/troupe-bench-XXXXXX";  // short: ipc:// paths live in it
-  if (::mkdtemp(tmpl) == nullptr) throw bench_error("mkdtemp failed");
-  home_ = tmpl;
-  slot_ = claim_slot();
-  std::snprintf(tracked[slot_].home, sizeof tracked[slot_].home, "%s", home_.c_str());
-  port_ = free_port();
+  if (running_) throw bench_error("system on port " + std::to_string(port_) + " is running already");
+  if (slot_ < 0) {  // the first start (a restart after kill() keeps slot, home and port)
+    slot_ = claim_slot();
+    if (owns_home_) {
+      char tmpl[] = "/tmp/troupe-bench-XXXXXX";  // short: ipc:// paths live in it
+      if (::mkdtemp(tmpl) == nullptr) {
+        tracked[slot_].used.store(false);
+        slot_ = -1;
+        throw bench_error("mkdtemp failed");
+      }
+      home_ = tmpl;
+      std::snprintf(tracked[slot_].home, sizeof tracked[slot_].home, "%s", home_.c_str());
+    }
+    port_ = free_port();
+  }
+  reap_workers();  // of a killed predecessor on this port
   running_ = true;  // from here on stop() has something to clean up
   std::vector<std::string> args{"start", "--port", std::to_string(port_)};
   args.insert(args.end(), start_args.begin(), start_args.end());
-  // A convention of its own, unless the caller names a leader (the default,
-  // 127.0.0.1:1900, may be another test's or an operator's system).
+  // A convention of its own, or its leader's for a member, unless the caller
+  // names a leader (the default, 127.0.0.1:1900, may be another test's or an
+  // operator's system).
   if (std::find(args.begin(), args.end(), "--leader") == args.end())
-    args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(port_)});
+    args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(leader_port_ != 0 ? leader_port_ : port_)});
   if (auto r = run_cli(args); r.exit_code != 0) {
     std::string command = "troupe";
     for (const auto& a : args) command += " " + a;
@@ -187,14 +208,8 @@ void live_system::start(const std::vector<std::string>& start_args) {
   tracked[slot_].system.store(system_pid_);
 }
 
-void live_system::stop() {
-  if (!running_) return;
-  running_ = false;
-  client_.reset();
-  (void)run_cli({"stop", std::to_string(port_)});
-  // Whatever did not go away with `troupe stop` is killed: the system first,
-  // so that it does not restart the workers.
-  if (alive(system_pid_)) ::kill(system_pid_, SIGKILL);
+void live_system::reap_workers() {
+  if (slot_ < 0) return;
   auto& t = tracked[slot_];
   for (int i = 0; i < t.worker_count.load(); ++i) {
     const pid_t p = t.workers[i].load();
@@ -202,13 +217,55 @@ void live_system::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (alive(p)) ::kill(p, SIGKILL);
   }
-  t.system.store(-1);
   t.worker_count.store(0);
+}
+
+void live_system::stop() {
+  if (slot_ < 0) return;  // never started, or stopped already
+  client_.reset();
+  if (running_) (void)run_cli({"stop", std::to_string(port_)});
+  running_ = false;
+  // Whatever did not go away with `troupe stop` is killed: the system first,
+  // so that it does not restart the workers.
+  if (alive(system_pid_)) ::kill(system_pid_, SIGKILL);
+  system_pid_ = -1;
+  reap_workers();
+  auto& t = tracked[slot_];
+  t.system.store(-1);
   t.home[0] = '\0';
   t.used.store(false);
   slot_ = -1;
   std::error_code ec;
-  if (!home_.empty()) fs::remove_all(home_, ec);
+  if (owns_home_ && !home_.empty()) fs::remove_all(home_, ec);
+}
+
+std::int64_t live_system::kill() {
+  if (!running_) throw bench_error("kill: system on port " + std::to_string(port_) + " is not running");
+  client_.reset();
+  running_ = false;
+  const pid_t pid = system_pid_;
+  std::optional<process_watch> watch;
+  if (alive(pid)) watch.emplace(pid);
+  const std::int64_t t = now_ns();
+  if (watch && ::kill(pid, SIGKILL) != 0) throw bench_error("cannot kill system " + std::to_string(pid));
+  if (watch) watch->wait_exit();
+  system_pid_ = -1;
+  tracked[slot_].system.store(-1);
+  return t;
+}
+
+json live_system::call(const std::string& command, const json& body, std::chrono::milliseconds timeout) {
+  if (!client_) throw bench_error(command + ": system on port " + std::to_string(port_) + " is not running");
+  auto r = client_->call(command, body, timeout);
+  if (!r) throw bench_error(command + " " + body.dump() + " on port " + std::to_string(port_) + ": " + r.err().message);
+  return *r;
+}
+
+void live_system::track_workers() {
+  auto r = client_->call("list", json::object());
+  if (!r) throw bench_error("list: " + r.err().message);
+  for (const auto& p : (*r)["packages"])
+    if (p["worker_pid"].is_number()) track(slot_, p["worker_pid"].get<pid_t>());
 }
 
 std::string live_system::load(const std::string& archive) {

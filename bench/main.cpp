@@ -7,6 +7,7 @@
 //
 // Hidden sub-commands (processes of baselines, run by the bench itself):
 //   troupe-bench --zmq-echo PULL_EP PUSH_EP
+//   troupe-bench --zmq-echo-connect PULL_EP PUSH_EP   (connects its PULL: tcp)
 //   troupe-bench --zmq-sink PULL_EP PUSH_EP N REPS
 //   troupe-bench --plain-actors N
 #include "bench/bench.hpp"
@@ -60,6 +61,7 @@ struct sizes {
   int signature_calls = 3000;
   int archive_samples = 21;
   int restart_kills = 30;
+  convention_sizes convention;
 };
 
 constexpr std::size_t payload_bytes = 64;
@@ -354,17 +356,17 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
 // ---------------------------------------------------------------- output
 
 void print_table(const std::vector<figure>& figs, const std::vector<unavailable_figure>& unavailable) {
-  std::printf("\n%-26s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio",
+  std::printf("\n%-30s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio",
               "target", "");
   for (const auto& f : figs) {
     const bool based = f.baseline != 0;
-    std::printf("%-26s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(),
+    std::printf("%-30s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(),
                 f.unit.c_str(), based ? fmt(f.baseline).c_str() : "-", based ? fmt(f.ratio()).c_str() : "-",
                 f.target.c_str(), !f.met ? "" : *f.met ? "met" : "MISSED");
   }
-  for (const auto& u : unavailable) std::printf("%-26s unavailable: %s\n", u.name.c_str(), u.why.c_str());
+  for (const auto& u : unavailable) std::printf("%-30s unavailable: %s\n", u.name.c_str(), u.why.c_str());
   std::printf("\nbaselines (measured in this run):\n");
-  for (const auto& f : figs) std::printf("  %-26s %s\n", f.name.c_str(), f.baseline_is.c_str());
+  for (const auto& f : figs) std::printf("  %-30s %s\n", f.name.c_str(), f.baseline_is.c_str());
   std::fflush(stdout);
 }
 
@@ -414,6 +416,11 @@ int run(int argc, char** argv) {
     z.signature_calls = 200;
     z.archive_samples = 3;
     z.restart_kills = 5;
+    z.convention.rtt_samples = 500;
+    z.convention.rtt_reps = 2;
+    z.convention.chgcap_samples = 3;
+    z.convention.kill_samples = 2;
+    z.convention.load_samples = 2;
   }
   const std::string bin = self_dir();
   const std::string ready_exe = bin + "/troupe-bench-ready";
@@ -443,6 +450,9 @@ int run(int argc, char** argv) {
     measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
     sys.stop();
   }
+  // Three systems of one convention and a lone one, after the first system
+  // stopped; all stopped before this returns.
+  measure_convention(bin + "/troupe", TROUPE_BENCH_PACKAGE, ready_exe, z.convention, figs);
   print_table(figs, unavailable);
   if (!out_file.empty()) {
     write_json(figs, unavailable, out_file);
@@ -458,6 +468,8 @@ int main(int argc, char** argv) {
   using namespace troupe::bench;
   try {
     if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo") == 0) return zmq_echo_main(argv[2], argv[3]);
+    if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo-connect") == 0)
+      return zmq_echo_main(argv[2], argv[3], true);
     if (argc >= 3 && std::strcmp(argv[1], "--plain-actors") == 0) return plain_actors_main(std::stoul(argv[2]));
     if (argc >= 6 && std::strcmp(argv[1], "--zmq-sink") == 0)
       return zmq_sink_main(argv[2], argv[3], std::stoull(argv[4]), std::stoi(argv[5]));

@@ -24,6 +24,9 @@
 //   RingNode tell "l" (next, coordinator) links; tell "t" (hops left) passes
 //   Spawner  {"op":"spawn","n":N,"type":T}: spawns N actors of type T here
 //   Idle     answers ask "ping"; nothing else (the idle actor measured)
+//   Where    answers any ask with {"pid": P}, P its worker's pid: which
+//            system answered (convention figures; only group "benchconv"
+//            lists it)
 #include <troupe/actor.hpp>
 #include <troupe/json.hpp>
 
@@ -35,6 +38,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -452,9 +457,16 @@ class idle final : public troupe::actor {
   }
 };
 
+class where final : public troupe::actor {
+ public:
+  void receive(context& ctx, const message& m) override {
+    if (m.is_ask()) troupe::reply_json(ctx, json{{"pid", static_cast<long>(::getpid())}});
+  }
+};
+
 }  // namespace
 
 TROUPE_PACKAGE(troupe::actor_type<ponger>("Ponger"), troupe::actor_type<pinger>("Pinger"),
                troupe::actor_type<blaster>("Blaster"), troupe::actor_type<ring>("Ring"),
                troupe::actor_type<ring_node>("RingNode"), troupe::actor_type<spawner>("Spawner"),
-               troupe::actor_type<idle>("Idle"))
+               troupe::actor_type<idle>("Idle"), troupe::actor_type<where>("Where"))

@@ -55,6 +55,13 @@ bench_packages::bench_packages(const std::string& home, const std::string& packa
              small_manifest("benchphoenix",
                             "  Idle: { restart: { policy: permanent, max_restarts: 1000, within: 60s, "
                             "backoff: 0ms } }\n"));
+  // Placement by capabilities: a manifest variant, so that group "bench"
+  // (every other figure) has no requirements.
+  make_input(h / "in-conv", library_,
+             small_manifest("benchconv",
+                            "  Where: { requires: { bench_cap: true } }\n"
+                            "  Pinger: { requires: { side_a: true } }\n"
+                            "  Ponger: { requires: { side_b: true } }\n"));
   fs::create_directories(h / "outbox");
 
   // Incompressible, so that the archive is as large on disk as in the tar
@@ -98,6 +105,10 @@ std::string bench_packages::fresh(int i) const {
 
 std::string bench_packages::phoenix() const {
   return pack((fs::path(home_) / "in-phoenix").string(), "1.0.0", {});
+}
+
+std::string bench_packages::convention(const std::string& version) const {
+  return pack((fs::path(home_) / "in-conv").string(), version, {});
 }
 
 std::string bench_packages::big(int i) const {

@@ -1,0 +1,443 @@
+// bench/convention_figures.cpp — the figures of conventions (docs/PERFORMANCE.md,
+// group "convention"): three systems of one convention sharing a TROUPE_HOME
+// (leader L without capabilities, members M1 and M2 with bench_cap, M1 also
+// side_a and M2 side_b), and a lone system for a baseline. Each figure is
+// measured beside a baseline of the same run:
+//
+//   cross_system_ask_rtt     Pinger on M1 asks Ponger on M2 (placed there by
+//                            side_a / side_b) vs a raw ZeroMQ tcp round trip
+//   chgcap_to_answer         chgcap - bench_cap on the member hosting a Where,
+//                            until it answers from the other one, vs a bare
+//                            fork+exec
+//   member_kill_to_answer    SIGKILL of the hosting member's supervisor, until
+//                            the actor answers from the other one, vs the
+//                            member timeout (1000 ms, troupe's default)
+//   package_to_member_answer load on L + spawn (placed on a member, which
+//                            fetches and verifies the archive) + first answer,
+//                            vs the same archive loaded on a lone system
+//
+// Every system started here is stopped (and what is left of it killed) when
+// this function leaves, by failure too: they are owned by live_system objects
+// whose destructors stop them, members before their leader.
+#include "bench/bench.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace troupe::bench {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::size_t payload_bytes = 64;
+/// `troupe start`'s default member timeout (heartbeat 200 ms); the bench
+/// passes neither option, so these are what the systems run with.
+constexpr double default_member_timeout_ms = 1000;
+constexpr double default_heartbeat_ms = 200;
+constexpr const char* cap = "bench_cap";
+
+double ms_between(std::int64_t a, std::int64_t b) { return static_cast<double>(b - a) / 1e6; }
+
+/// CPU time (user + system) a process has used, ms; 0 when unreadable.
+double cpu_ms(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 1));
+  std::string f;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i)  // utime and stime are fields 14 and 15
+    if (i >= 14) ticks += std::stod(f);
+  return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// A member's start arguments, kept for its restart after a kill.
+struct member {
+  std::unique_ptr<live_system> sys;
+  std::vector<std::string> args;
+  std::string name;  // "M1", "M2"
+};
+
+/// The three systems. Members are declared after the leader, so that they
+/// are destroyed (stopped) first.
+struct convention {
+  std::unique_ptr<live_system> leader;
+  member m1, m2;
+  ~convention() {
+    if (m2.sys) m2.sys->stop();
+    if (m1.sys) m1.sys->stop();
+    if (leader) leader->stop();
+  }
+};
+
+std::string system_id_of(live_system& s) { return s.call("status", json::object(), 5s).value("system", std::string()); }
+
+/// Waits until every member says it joined and the leader lists it up.
+void wait_joined(live_system& leader, const std::vector<live_system*>& members) {
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  json last;
+  for (;;) {
+    bool all = true;
+    std::set<std::string> ids;
+    for (auto* m : members) {
+      json st = m->call("status", json::object(), 5s);
+      if (!st.value("joined", false)) all = false;
+      ids.insert(st.value("system", std::string()));
+    }
+    if (all) {
+      last = leader.call("systems", json::object(), 5s);
+      std::size_t up = 0;
+      for (const auto& s : last.value("systems", json::array()))
+        if (ids.count(s.value("system", std::string())) && s.value("state", std::string()) == "up") ++up;
+      if (up == members.size()) return;
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      throw bench_error("convention members not joined after 15 s; the leader lists " + last.dump());
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+/// Waits until the leader knows whether the member with id has cap.
+void wait_leader_sees_cap(live_system& leader, const std::string& id, bool has) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    json sys = leader.call("systems", json::object(), 5s);
+    for (const auto& s : sys.value("systems", json::array()))
+      if (s.value("system", std::string()) == id &&
+          s.value("capabilities", json::object()).contains(cap) == has)
+        return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw bench_error("the leader does not see " + std::string(has ? "+" : "-") + cap + " on system " + id +
+                        " after 5 s: " + sys.dump());
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+/// The pid of the worker of package_id on s (0 when it has none); tracks it
+/// for clean-up.
+pid_t worker_of(live_system& s, const std::string& package_id) {
+  s.track_workers();
+  json l = s.call("list", json::object(), 5s);
+  for (const auto& p : l.value("packages", json::array()))
+    if (p.value("id", std::string()) == package_id && p["worker_pid"].is_number())
+      return p["worker_pid"].get<pid_t>();
+  return 0;
+}
+
+struct spawned {
+  address addr;
+  std::uint16_t port = 0;  // of the system it was placed on
+};
+
+/// `spawn TYPE` of package_id asked of via; the leader places it.
+spawned spawn_via(live_system& via, const std::string& type, const std::string& package_id) {
+  json r = via.call("spawn", json{{"type", type}, {"package", package_id}}, 20s);
+  auto a = address::parse(r.value("address", std::string()));
+  if (!a) throw bench_error("spawn " + type + ": no address in " + r.dump());
+  spawned s{*a, 0};
+  try {
+    s.port = static_cast<std::uint16_t>(std::stoul(r.value("system", std::string("0"))));
+  } catch (const std::exception&) {
+    throw bench_error("spawn " + type + ": no system port in " + r.dump());
+  }
+  return s;
+}
+
+/// The pid a Where answered from, asking via s (one ask of timeout t).
+result<pid_t> where_pid(live_system& s, address a, std::chrono::milliseconds t) {
+  auto r = s.try_ask(a, json{{"op", "where"}}, t);
+  if (!r) return r.err();
+  if (!r->is_object() || !(*r)["pid"].is_number())
+    return make_error(errc::protocol, "Where answered " + r->dump());
+  return (*r)["pid"].get<pid_t>();
+}
+
+/// Asks the Where at a via s until it answers from a pid other than old:
+/// returns that pid. Asks answered from old (the actor not moved yet) and
+/// failed asks are counted. Throws after 15 s.
+pid_t ask_until_moved(live_system& s, address a, pid_t old, int& stale, int& failed, std::int64_t t0) {
+  for (;;) {
+    auto r = where_pid(s, a, 5s);
+    if (r && *r != old) return *r;
+    if (r) ++stale;
+    else ++failed;
+    if (now_ns() - t0 > 15'000'000'000)
+      throw bench_error("actor " + a.to_string() + " does not answer from another system 15 s later: " +
+                        (r ? "still from pid " + std::to_string(*r) : r.err().message));
+  }
+}
+
+// ---------------------------------------------------------------- figures
+
+void measure_cross_system_rtt(convention& c, const std::string& package_id, const convention_sizes& z,
+                              std::vector<figure>& out) {
+  say("cross-system ask round trip (Pinger on M1, Ponger on M2) vs raw ZeroMQ tcp round trip");
+  live_system& L = *c.leader;
+  raw_zmq_rtt raw(L.home(), payload_bytes, raw_transport::tcp);
+  const spawned pinger = spawn_via(L, "Pinger", package_id);
+  const spawned ponger = spawn_via(L, "Ponger", package_id);
+  if (pinger.port != c.m1.sys->port() || ponger.port != c.m2.sys->port())
+    throw bench_error("Pinger placed on " + std::to_string(pinger.port) + " and Ponger on " +
+                      std::to_string(ponger.port) + ", expected M1 " + std::to_string(c.m1.sys->port()) +
+                      " and M2 " + std::to_string(c.m2.sys->port()));
+  (void)worker_of(*c.m1.sys, package_id);
+  (void)worker_of(*c.m2.sys, package_id);
+  // As measure_rtt: the driver sleeps through most of a run, its polls being
+  // asks into the pinger's worker.
+  double us_per_ask = 300;
+  auto run = [&](std::size_t n) {
+    const auto t0 = now_ns();
+    L.ask(pinger.addr,
+          json{{"op", "run"}, {"target", ponger.addr.value()}, {"n", n}, {"payload_bytes", payload_bytes}});
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(0.9 * us_per_ask * n)));
+    json r = L.poll(pinger.addr, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); },
+                    120s, 10ms);
+    us_per_ask = static_cast<double>(now_ns() - t0) / 1000.0 / static_cast<double>(n);
+    if (r.value("failures", 0) != 0) throw bench_error("cross-system asks failed: " + r.dump());
+    return rtt_stats{r.value("p50_us", 0.0), r.value("p99_us", 0.0)};
+  };
+  (void)run(500);  // warm-up: routes, connections
+  std::vector<double> t50, t99, b50, b99;
+  // What each supervisor spends on the round trips (side figure): every
+  // record between the members passes through the leader.
+  const std::vector<live_system*> systems{&L, c.m1.sys.get(), c.m2.sys.get()};
+  std::vector<double> cpu(systems.size(), 0.0);
+  for (int i = 0; i < z.rtt_reps; ++i) {
+    auto b = raw.run(z.rtt_samples);
+    for (std::size_t k = 0; k < systems.size(); ++k) cpu[k] -= cpu_ms(systems[k]->system_pid());
+    auto t = run(z.rtt_samples);
+    for (std::size_t k = 0; k < systems.size(); ++k) cpu[k] += cpu_ms(systems[k]->system_pid());
+    b50.push_back(b.p50_us);
+    b99.push_back(b.p99_us);
+    t50.push_back(t.p50_us);
+    t99.push_back(t.p99_us);
+  }
+  std::string reps;
+  for (std::size_t i = 0; i < t50.size(); ++i) reps += " " + fmt(t50[i] / b50[i]);
+  say("  ratio by repetition:" + reps);
+  const double per_k = 1000.0 / (static_cast<double>(z.rtt_reps) * static_cast<double>(z.rtt_samples));
+  say("  supervisor CPU per 1000 round trips (polls included): leader " + fmt(cpu[0] * per_k) + " ms, M1 " +
+      fmt(cpu[1] * per_k) + " ms, M2 " + fmt(cpu[2] * per_k) + " ms");
+  const std::string base = "raw ZeroMQ tcp://127.0.0.1 PUSH/PULL round trip, 2 processes, 64 B";
+  figure p50{"cross_system_ask_rtt_p50", median(t50), "us", median(b50), base, "<= 2x baseline", {}};
+  p50.met = p50.ratio() <= 2;
+  out.push_back(p50);
+  out.push_back({"cross_system_ask_rtt_p99", median(t99), "us", median(b99), base + " (p99)", "-", {}});
+  // The pair goes: the next figures count actors per member.
+  (void)L.call("kill", json{{"target", pinger.addr.to_string()}}, 10s);
+  (void)L.call("kill", json{{"target", ponger.addr.to_string()}}, 10s);
+}
+
+/// Returns the address of the Where, and in host the member hosting it.
+void measure_chgcap(convention& c, const std::string& package_id, const convention_sizes& z,
+                    const std::string& ready_exe, address& where, member*& host, std::vector<figure>& out) {
+  say("chgcap -" + std::string(cap) + " on the member hosting an actor, until it answers from the other member, "
+      "vs a bare fork+exec");
+  live_system& L = *c.leader;
+  // Placed on M1: asked of M1, which fits (local first).
+  const spawned w = spawn_via(*c.m1.sys, "Where", package_id);
+  if (w.port != c.m1.sys->port())
+    throw bench_error("Where asked of M1 placed on " + std::to_string(w.port) + ", not M1 " +
+                      std::to_string(c.m1.sys->port()));
+  where = w.addr;
+  member* hosting = &c.m1;
+  member* other = &c.m2;
+  auto first = where_pid(L, where, 5s);
+  if (!first) throw bench_error("Where on M1 does not answer: " + first.err().message);
+  pid_t pid = *first;
+  if (pid != worker_of(*hosting->sys, package_id))
+    throw bench_error("Where answered from pid " + std::to_string(pid) + ", not M1's worker");
+  (void)bare_fork_exec_ms(ready_exe);  // warm-up
+  std::vector<double> move_ms, bare_ms;
+  int stale = 0, failed = 0;
+  for (int i = 0; i <= z.chgcap_samples; ++i) {  // sample 0 is a warm-up
+    const double bare = bare_fork_exec_ms(ready_exe);
+    const std::string host_id = system_id_of(*hosting->sys);
+    const auto t0 = now_ns();
+    (void)hosting->sys->call("chgcap", json{{"op", "remove"}, {"name", cap}}, 5s);
+    const pid_t now_pid = ask_until_moved(L, where, pid, stale, failed, t0);
+    const auto t1 = now_ns();
+    // Untimed: it answered from the other member's worker, and the cap goes back.
+    if (now_pid != worker_of(*other->sys, package_id))
+      throw bench_error("after chgcap the actor answered from pid " + std::to_string(now_pid) + ", not " +
+                        other->name + "'s worker");
+    (void)hosting->sys->call("chgcap", json{{"op", "add"}, {"name", cap}}, 5s);
+    wait_leader_sees_cap(L, host_id, true);
+    if (i > 0) {
+      move_ms.push_back(ms_between(t0, t1));
+      bare_ms.push_back(bare);
+    }
+    pid = now_pid;
+    std::swap(hosting, other);
+  }
+  host = hosting;
+  say("  " + std::to_string(z.chgcap_samples) + " moves; " + std::to_string(stale) +
+      " asks answered from the old host before it moved, " + std::to_string(failed) + " failed (both sent again)");
+  const std::string base =
+      "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe), one before each sample";
+  figure p50{"chgcap_to_answer_p50", percentile(move_ms, 0.5), "ms", percentile(bare_ms, 0.5), base,
+             "p50 <= 20 ms", {}};
+  p50.met = p50.value <= 20;
+  out.push_back(p50);
+  out.push_back({"chgcap_to_answer_p99", percentile(move_ms, 0.99), "ms", percentile(bare_ms, 0.99),
+                 base + " (p99)", "-", {}});
+}
+
+/// Restarts a killed member (untimed) and has it fetch package_id, so that
+/// the next failover onto it does not include the fetch.
+void restart_member(convention& c, member& m, const std::string& package_id) {
+  m.sys->start(m.args);
+  wait_joined(*c.leader, {c.m1.sys.get(), c.m2.sys.get()});
+  const spawned warm = spawn_via(*m.sys, "Where", package_id);
+  if (warm.port != m.sys->port())
+    throw bench_error("Where asked of restarted " + m.name + " placed on " + std::to_string(warm.port));
+  if (auto r = where_pid(*c.leader, warm.addr, 5s); !r)
+    throw bench_error("Where on restarted " + m.name + " does not answer: " + r.err().message);
+  (void)worker_of(*m.sys, package_id);
+  (void)c.leader->call("kill", json{{"target", warm.addr.to_string()}}, 10s);
+  for (auto* s : {c.leader.get(), c.m1.sys.get(), c.m2.sys.get()}) s->wait_settled();
+}
+
+void measure_member_kill(convention& c, const std::string& package_id, const convention_sizes& z, address where,
+                         member* hosting, std::vector<figure>& out) {
+  say("SIGKILL of the member hosting an actor, until it answers from the other member, vs the member timeout");
+  live_system& L = *c.leader;
+  member* other = hosting == &c.m1 ? &c.m2 : &c.m1;
+  auto first = where_pid(L, where, 5s);
+  if (!first) throw bench_error("Where does not answer before the kills: " + first.err().message);
+  pid_t pid = *first;
+  std::vector<double> kill_ms;
+  int stale = 0, failed = 0;
+  for (int i = 0; i < z.kill_samples; ++i) {
+    for (auto* s : {c.leader.get(), c.m1.sys.get(), c.m2.sys.get()}) s->wait_settled();
+    hosting->sys->track_workers();
+    const auto t0 = hosting->sys->kill();  // stamped at the SIGKILL; returns once the supervisor is gone
+    const pid_t now_pid = ask_until_moved(L, where, pid, stale, failed, t0);
+    const auto t1 = now_ns();
+    if (now_pid != worker_of(*other->sys, package_id))
+      throw bench_error("after the kill the actor answered from pid " + std::to_string(now_pid) + ", not " +
+                        other->name + "'s worker");
+    kill_ms.push_back(ms_between(t0, t1));
+    restart_member(c, *hosting, package_id);
+    pid = now_pid;
+    std::swap(hosting, other);
+  }
+  std::string samples;
+  for (double v : kill_ms) samples += " " + fmt(v);
+  say("  samples (ms):" + samples + "; " + std::to_string(failed) + " asks failed, " + std::to_string(stale) +
+      " answered from the killed host (both sent again)");
+  figure f{"member_kill_to_answer_p50", median(kill_ms), "ms", default_member_timeout_ms,
+           "the member timeout the systems run with (troupe's default, 1000 ms; heartbeat 200 ms), a number: "
+           "the ratio shows what detection and re-placement add to it",
+           "detection <= 1 s by default", {}};
+  // The leader checks for silent members at each of its heartbeats: a member
+  // is found gone between timeout - heartbeat and timeout + heartbeat after
+  // its death. Met when the answer comes within that bound.
+  f.met = f.value <= default_member_timeout_ms + default_heartbeat_ms;
+  out.push_back(f);
+}
+
+void measure_package_to_member(convention& c, live_system& lone, const bench_packages& pk,
+                               const convention_sizes& z, std::vector<figure>& out) {
+  say("load on the leader + spawn placed on a member (which fetches and verifies the archive) + first answer, "
+      "vs load + spawn + first answer of the same archive on a lone system");
+  live_system& L = *c.leader;
+  std::vector<double> conv_ms, lone_ms, load_ms, spawn_ms, ask_ms, lone_load_ms;
+  std::string last_conv, last_lone;
+  for (int i = 0; i <= z.load_samples; ++i) {  // sample 0 is a warm-up
+    const std::string file = pk.convention("1.1." + std::to_string(i));  // untimed
+    // Baseline: the lone system (--caps bench_cap, trusting the bench's key).
+    lone.wait_settled();
+    auto t0 = now_ns();
+    const std::string lone_id = lone.load(file);
+    const auto tl = now_ns();
+    const spawned lw = spawn_via(lone, "Where", lone_id);
+    auto lr = where_pid(lone, lw.addr, 5s);
+    auto t1 = now_ns();
+    if (!lr) throw bench_error("Where on the lone system does not answer: " + lr.err().message);
+    (void)worker_of(lone, lone_id);
+    const double lone_sample = ms_between(t0, t1);
+    const double lone_load = ms_between(t0, tl);
+    // The convention: loaded on the leader, placed on a member.
+    for (auto* s : {c.leader.get(), c.m1.sys.get(), c.m2.sys.get()}) s->wait_settled();
+    t0 = now_ns();
+    const std::string id = L.load(file);
+    const auto ta = now_ns();
+    const spawned w = spawn_via(L, "Where", id);
+    const auto tb = now_ns();
+    auto r = where_pid(L, w.addr, 5s);
+    t1 = now_ns();
+    if (!r) throw bench_error("Where placed on " + std::to_string(w.port) + " does not answer: " + r.err().message);
+    member* host = w.port == c.m1.sys->port() ? &c.m1 : w.port == c.m2.sys->port() ? &c.m2 : nullptr;
+    if (host == nullptr) throw bench_error("Where placed on " + std::to_string(w.port) + ", not a member");
+    if (*r != worker_of(*host->sys, id))
+      throw bench_error("Where answered from pid " + std::to_string(*r) + ", not " + host->name + "'s worker");
+    if (i > 0) {
+      conv_ms.push_back(ms_between(t0, t1));
+      lone_ms.push_back(lone_sample);
+      lone_load_ms.push_back(lone_load);
+      load_ms.push_back(ms_between(t0, ta));
+      spawn_ms.push_back(ms_between(ta, tb));
+      ask_ms.push_back(ms_between(tb, t1));
+    }
+    // Untimed: versions roll, as an operator's would (the leader's unload
+    // reaches the members).
+    lone.unload(lone_id);
+    L.unload(id);
+  }
+  say("  medians: load on the leader " + fmt(median(load_ms)) + " ms, spawn call (placement, fetch, verify, "
+      "load on the member) " + fmt(median(spawn_ms)) + " ms, first ask via the leader " + fmt(median(ask_ms)) + " ms; lone system: load " + fmt(median(lone_load_ms)) +
+      " ms, spawn + first ask " + fmt(median(lone_ms) - median(lone_load_ms)) + " ms");
+  figure f{"package_to_member_answer_p50", median(conv_ms), "ms", median(lone_ms),
+           "the same archive on a lone system (--caps bench_cap): load + spawn + first ask, interleaved",
+           "p50 <= 30 ms", {}};
+  f.met = f.value <= 30;
+  out.push_back(f);
+}
+
+}  // namespace
+
+void measure_convention(const std::string& troupe_exe, const std::string& package_dir,
+                        const std::string& ready_exe, const convention_sizes& z, std::vector<figure>& out) {
+  convention c;
+  c.leader = std::make_unique<live_system>(troupe_exe);
+  c.leader->start();  // --leader 127.0.0.1:own port, no capabilities
+  c.m1 = member{std::make_unique<live_system>(troupe_exe, *c.leader), {"--caps", std::string(cap) + ",side_a"}, "M1"};
+  c.m2 = member{std::make_unique<live_system>(troupe_exe, *c.leader), {"--caps", std::string(cap) + ",side_b"}, "M2"};
+  c.m1.sys->start(c.m1.args);
+  c.m2.sys->start(c.m2.args);
+  wait_joined(*c.leader, {c.m1.sys.get(), c.m2.sys.get()});
+  say("convention up: leader " + std::to_string(c.leader->port()) + ", M1 " + std::to_string(c.m1.sys->port()) +
+      " (" + cap + ",side_a), M2 " + std::to_string(c.m2.sys->port()) + " (" + cap + ",side_b), home " +
+      c.leader->home());
+  const bench_packages pk(c.leader->home(), package_dir);
+  const std::string package_id = c.leader->load(pk.convention("1.0.0"));
+
+  measure_cross_system_rtt(c, package_id, z, out);
+  address where;
+  member* host = nullptr;
+  measure_chgcap(c, package_id, z, ready_exe, where, host, out);
+  measure_member_kill(c, package_id, z, where, host, out);
+  c.leader->unload(package_id);
+
+  live_system lone(troupe_exe);
+  lone.start({"--caps", cap});
+  // Trusts the key the convention's archives are signed with (re-read at
+  // every verification).
+  fs::create_directories(fs::path(lone.home()) / "keys");
+  fs::copy_file(fs::path(c.leader->home()) / "keys" / "bench.pub", fs::path(lone.home()) / "keys" / "bench.pub",
+                fs::copy_options::overwrite_existing);
+  measure_package_to_member(c, lone, pk, z, out);
+  lone.stop();
+}
+
+}  // namespace troupe::bench
