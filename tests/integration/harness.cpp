@@ -298,19 +298,37 @@ std::uint16_t free_port() {
 
 // ---------------------------------------------------------------- test_system
 
-test_system::test_system(std::vector<std::string> start_args) {
+test_system::test_system(std::vector<std::string> start_args) : test_system(0, std::move(start_args)) {}
+
+test_system::test_system(std::uint16_t port, std::vector<std::string> start_args) {
   // Short and under /tmp: ipc:// socket paths must stay below 107 bytes.
   char tmpl[] = "/tmp/trt.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   home_ = tmpl;
-  std::string why;
   try {
     std::filesystem::create_directories(home_ / "keys");
     std::filesystem::copy_file(TROUPE_DEV_PUB, home_ / "keys" / "dev.pub");
-    // The port was free when picked; a parallel test may take it before the
-    // daemon binds it, so a start that fails is retried on another port.
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      port_ = free_port();
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(home_, ec);
+    throw std::runtime_error(std::string("cannot make a TROUPE_HOME: ") + e.what());
+  }
+  start(port, start_args);
+}
+
+test_system::test_system(const test_system& home_of, std::uint16_t port, std::vector<std::string> start_args)
+    : home_(home_of.home_), owns_home_(false) {
+  start(port, start_args);
+}
+
+void test_system::start(std::uint16_t port, const std::vector<std::string>& start_args) {
+  std::string why;
+  try {
+    // A free port was free when picked; a parallel test may take it before
+    // the daemon binds it, so a start that fails is retried on another port.
+    // A port the caller chose is tried once.
+    for (int attempt = 0; attempt < (port == 0 ? 5 : 1); ++attempt) {
+      port_ = port == 0 ? free_port() : port;
       std::vector<std::string> args{"start", "--port", std::to_string(port_)};
       args.insert(args.end(), start_args.begin(), start_args.end());
       // A convention of its own, unless the caller names a leader (the default,
@@ -330,12 +348,15 @@ test_system::test_system(std::vector<std::string> start_args) {
     why = e.what();
   }
   // No destructor runs for a constructor that throws: clean up here. Any
-  // daemon a failed attempt left carries this TROUPE_HOME in its environment.
+  // daemon a failed attempt left carries this TROUPE_HOME in its environment
+  // (or, in a shared home, this port on its command line).
   kill_everything();
   if (daemon_pgid_ > 0) unregister_group(daemon_pgid_);
-  std::error_code ec;
-  fs::remove_all(home_, ec);
-  throw std::runtime_error("troupe start failed: " + why);
+  if (owns_home_) {
+    std::error_code ec;
+    fs::remove_all(home_, ec);
+  }
+  throw std::runtime_error("troupe start --port " + std::to_string(port_) + " failed: " + why);
 }
 
 test_system::~test_system() {
@@ -347,8 +368,10 @@ test_system::~test_system() {
   }
   kill_everything();
   if (daemon_pgid_ > 0) unregister_group(daemon_pgid_);
-  std::error_code ec;
-  fs::remove_all(home_, ec);
+  if (owns_home_) {
+    std::error_code ec;
+    fs::remove_all(home_, ec);
+  }
 }
 
 std::string test_system::where() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -437,14 +460,18 @@ std::optional<actor_view> test_system::wait_for_actor(
 namespace {
 
 /// Live troupe / troupe-worker processes naming home (environment or command
-/// line) or, for the daemon, started with --port port.
-std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port) {
+/// line) or, for the daemon, started with --port port. Without whole_home
+/// (a home shared by several systems), only the daemon started with --port
+/// port and the processes naming HOME/systems/PORT/ on their command line
+/// (its workers' sockets).
+std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port, bool whole_home = true) {
   std::error_code ec;
   const fs::path dir = fs::canonical(TROUPE_BIN_DIR, ec);
   const std::string troupe_exe = (dir / "troupe").string();
   const std::string worker_exe = (dir / "troupe-worker").string();
   const std::string home_env = "TROUPE_HOME=" + home.string();
   const std::string port_text = std::to_string(port);
+  const std::string port_dir = (home / "systems" / port_text).string() + "/";
   std::vector<pid_t> out;
   for (const auto& e : fs::directory_iterator("/proc", ec)) {
     const std::string name = e.path().filename().string();
@@ -459,9 +486,10 @@ std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port) {
     const auto cmdline = nul_fields(read_file(e.path() / "cmdline"));
     const auto environ_fields = nul_fields(read_file(e.path() / "environ"));
     bool ours = false;
-    for (const auto& f : environ_fields) ours = ours || f == home_env;
+    if (whole_home)
+      for (const auto& f : environ_fields) ours = ours || f == home_env;
     for (std::size_t i = 0; i < cmdline.size(); ++i) {
-      ours = ours || cmdline[i].find(home.string()) != std::string::npos;
+      ours = ours || cmdline[i].find(whole_home ? home.string() : port_dir) != std::string::npos;
       ours = ours || (cmdline[i] == "--port" && i + 1 < cmdline.size() && cmdline[i + 1] == port_text);
     }
     if (ours) out.push_back(pid);
@@ -471,7 +499,9 @@ std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port) {
 
 }  // namespace
 
-std::size_t test_system::live_processes() const { return fixture_processes(home_, port_).size(); }
+std::size_t test_system::live_processes() const {
+  return fixture_processes(home_, port_, owns_home_).size();
+}
 
 run_result test_system::stop() {
   stopped_ = true;
@@ -483,12 +513,25 @@ run_result test_system::stop() {
   return r;
 }
 
+void test_system::kill_daemon() {
+  stopped_ = true;
+  client_.reset();
+  if (daemon_pid_ <= 0) return;
+  ::kill(daemon_pid_, SIGKILL);
+  (void)wait_exit(daemon_pid_, 5s);
+  // Adopted by this process (a subreaper); waitpid(-1) here could take the
+  // exit status of a command another thread is waiting for.
+  int status = 0;
+  while (::waitpid(daemon_pid_, &status, WNOHANG) < 0 && errno == EINTR) {
+  }
+}
+
 std::string test_system::log() const { return read_file(state_dir() / "system.log"); }
 
 void test_system::kill_everything() noexcept {
   try {
     for (int round = 0; round < 3; ++round) {
-      auto left = fixture_processes(home_, port_);
+      auto left = fixture_processes(home_, port_, owns_home_);
       if (left.empty()) break;
       // The daemon's group holds it and its workers (it is not the group
       // leader, see docs/OPERATIONS.md §3): one signal for all of them.

@@ -1,7 +1,9 @@
 // tests/integration/harness.hpp — a real troupe system for one test.
 //
 // test_system makes a temporary TROUPE_HOME under /tmp, picks a free TCP port
-// and runs the real `troupe start --port P`. run() runs other `troupe`
+// and runs the real `troupe start --port P`. Several systems of one convention
+// share a TROUPE_HOME: the later ones are made with the constructor that takes
+// the first fixture (and, optionally, a fixed port). run() runs other `troupe`
 // commands against it; client() talks to it directly through
 // include/troupe/client.hpp. The destructor runs `troupe stop P` and then
 // SIGKILLs whatever of this system is left (the daemon's process group and
@@ -87,6 +89,16 @@ class test_system {
   /// build's signed packages load; throws std::runtime_error (failing the
   /// test) when it does not come up.
   explicit test_system(std::vector<std::string> start_args = {});
+  /// The same in a new TROUPE_HOME of its own, on a given port (0: a free
+  /// one, retried as above; any other port is tried once).
+  test_system(std::uint16_t port, std::vector<std::string> start_args);
+  /// A system that shares home_of's TROUPE_HOME (so the two trust each
+  /// other's convention keys and share packages/): `troupe start --port PORT
+  /// START_ARGS...` (0: a free port). It cleans up only its own processes
+  /// (its daemon and the workers under systems/PORT/); the fixture that
+  /// created the home removes it, and must be destroyed last (declare it
+  /// first).
+  test_system(const test_system& home_of, std::uint16_t port, std::vector<std::string> start_args = {});
   ~test_system();
   test_system(const test_system&) = delete;
   test_system& operator=(const test_system&) = delete;
@@ -137,14 +149,21 @@ class test_system {
   /// this the destructor only cleans up.
   run_result stop();
 
+  /// SIGKILLs the daemon alone (its workers follow through their
+  /// parent-death signal) and waits until it has exited, reaping it only: safe
+  /// while another thread runs commands. After this the destructor only
+  /// cleans up.
+  void kill_daemon();
+
   /// The daemon's log (systems/PORT/system.log).
   [[nodiscard]] std::string log() const;
 
  private:
-  bool try_start();
+  void start(std::uint16_t port, const std::vector<std::string>& start_args);
   void kill_everything() noexcept;
 
   std::filesystem::path home_;
+  bool owns_home_ = true;  ///< created home_ (removes it; its cleanup covers every system there)
   std::uint16_t port_ = 0;
   pid_t daemon_pid_ = 0;
   pid_t daemon_pgid_ = 0;

@@ -1,0 +1,862 @@
+// Conventions of systems against real processes: several `troupe start`
+// daemons sharing one TROUPE_HOME (so they trust each other's CurveZMQ keys),
+// one of them the leader. Placement by the `requires:` of a package loaded on
+// the leader only, asks through any system, chgcap, failover after `troupe
+// stop` and after SIGKILL, move, two versions fetched by members and an
+// unload, spawn --wait, and a system of another TROUPE_HOME kept out.
+//
+// Nothing sleeps to synchronise: each step polls an observable state
+// (`systems --json`, `actors --json`, a log line, an answer) up to a bounded
+// deadline. The walkthrough (act 5) uses ports 1900, 10000 and 10101 when all
+// three are free, hence the RESOURCE_LOCK in CMakeLists.txt; every other test
+// uses free ports.
+#include "tests/integration/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using troupe::testing::json;
+using troupe::testing::run_result;
+using troupe::testing::test_system;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------- helpers
+
+/// A failed command: non-zero exit, nothing on stdout, one line "troupe: ..."
+/// on stderr (whatever the exit code).
+void check_one_line_error(const run_result& r) {
+  INFO("exit " << r.exit_code << ", stdout: " << r.out << "stderr: " << r.err);
+  CHECK(r.exit_code > 0);
+  CHECK(r.out.empty());
+  CHECK(r.err_lines() == 1);
+  CHECK_THAT(r.err, Catch::StartsWith("troupe: "));
+}
+
+/// Polls pred until it holds or deadline passes; returns whether it held.
+template <class Pred>
+bool eventually(Pred&& pred, std::chrono::milliseconds deadline = 15s) {
+  const auto until = steady::now() + deadline;
+  for (;;) {
+    if (pred()) return true;
+    if (steady::now() >= until) return false;
+    std::this_thread::sleep_for(20ms);  // poll interval, not a synchronisation
+  }
+}
+
+bool port_free(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port);
+  const int one = 1;
+  // As the daemon's listener does (libzmq): a port left in TIME_WAIT by an
+  // earlier run is free.
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string host_of(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+/// `systems --json` of s, or an empty object when it does not answer.
+json systems_of(const test_system& s) {
+  auto r = s.run({"systems", "--json"});
+  if (r.exit_code != 0) return json::object();
+  json j = json::parse(r.out, nullptr, false);
+  return j.is_object() && j.contains("systems") ? j : json::object();
+}
+
+/// The entry of the system on port in a `systems --json` answer, preferring
+/// one that is up (a system restarted on a port has a new id; the old one
+/// stays listed, down).
+std::optional<json> member_on(const json& systems, std::uint16_t port) {
+  std::optional<json> found;
+  for (const auto& m : systems.value("systems", json::array()))
+    if (m.value("port", 0) == port && (!found || m.value("state", std::string()) == "up")) found = m;
+  return found;
+}
+
+bool is_up(const json& systems, std::uint16_t port) {
+  auto m = member_on(systems, port);
+  return m && m->value("state", std::string()) == "up";
+}
+
+/// The leader lists every port up (and the members say they joined).
+bool convention_up(const test_system& leader, const std::vector<const test_system*>& members) {
+  const json s = systems_of(leader);
+  if (!is_up(s, leader.port())) return false;
+  for (const auto* m : members) {
+    if (!is_up(s, m->port())) return false;
+    if (!systems_of(*m).value("joined", false)) return false;
+  }
+  return true;
+}
+
+/// The actor of `actors --json` of s with global name name.
+std::optional<json> actor_named(const test_system& s, const std::string& name) {
+  for (const auto& a : s.actors())
+    if (a["name"].is_string() && a["name"].get<std::string>() == name) return a;
+  return std::nullopt;
+}
+
+/// A field of the actor named name in s's `actors --json` (null when it is not listed).
+json actor_field(const test_system& s, const std::string& name, const std::string& field) {
+  auto a = actor_named(s, name);
+  return a && a->contains(field) ? (*a)[field] : json();
+}
+
+/// Polls s's `actors --json` until the actor named name is in state on
+/// system (empty: any); returns the last view.
+std::optional<json> wait_actor(const test_system& s, const std::string& name, const std::string& state,
+                               const std::string& system = {}, std::chrono::milliseconds deadline = 15s) {
+  std::optional<json> last;
+  eventually(
+      [&] {
+        last = actor_named(s, name);
+        return last && last->value("state", std::string()) == state &&
+               (system.empty() || (*last)["system"] == system);
+      },
+      deadline);
+  return last;
+}
+
+/// What each encoder answers.
+struct probe {
+  std::string question;
+  std::string answer;
+};
+const std::map<std::string, probe> probes = {
+    {"Morse", {"SOS", "... --- ..."}},
+    {"Base64", {"foo", "Zm9v"}},
+    {"Rot13", {"Hello", "Uryyb"}},
+};
+
+/// Asks the actor named name (its type's probe) through s and checks the answer.
+void check_answers(const test_system& s, const std::string& name, const std::string& type) {
+  const auto& p = probes.at(type);
+  auto r = s.run({"ask", name, json(p.question).dump(), "--timeout", "5000"});
+  INFO("ask " << name << " through " << s.where() << ": exit " << r.exit_code << ", stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(r.out) == json(p.answer));
+}
+
+/// A signed encoders package whose types require capabilities: Morse
+/// {morse: true}, Base64 {"64bit encoder": true}, Rot13 {"Caesar cipher": true}.
+struct built_package {
+  std::string id;
+  fs::path file;
+};
+
+built_package pack_encoders(const test_system& s, const std::string& version) {
+  const fs::path work = s.home() / "work" / version;
+  const fs::path dir = work / "encoders";
+  const fs::path out = work / "out";
+  fs::create_directories(dir);
+  fs::create_directories(out);
+  fs::copy(TROUPE_ENCODERS_DIR, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  {
+    std::ofstream m(dir / "manifest.yaml", std::ios::trunc);
+    m << "package: encoders\n"
+         "version: " << version << "\n"
+         "library: libencoders.so\n"
+         "actors:\n"
+         "  Morse: { requires: { morse: true } }\n"
+         "  Base64: { requires: { \"64bit encoder\": true } }\n"
+         "  Rot13: { requires: { \"Caesar cipher\": true } }\n";
+  }
+  auto r = s.run({"pack", dir.string(), "--key", TROUPE_DEV_KEY, "--version", version, "--out", out.string()});
+  INFO("troupe pack: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  built_package p{r.last_line(), {}};
+  for (const auto& e : fs::directory_iterator(out))
+    if (e.path().extension() == ".tpkg") p.file = e.path();
+  REQUIRE(!p.file.empty());
+  REQUIRE(p.id.size() == 64);
+  return p;
+}
+
+/// `troupe chgcap PORT ARGS...` through s; REQUIREs success.
+void chgcap(const test_system& s, std::uint16_t port, const std::vector<std::string>& change) {
+  std::vector<std::string> args{"chgcap", std::to_string(port)};
+  args.insert(args.end(), change.begin(), change.end());
+  auto r = s.run(args);
+  INFO("troupe chgcap " << port << ": exit " << r.exit_code << ", stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::StartsWith("system " + host_of(port) + " capabilities: "));
+}
+
+/// Polls the leader's `systems --json` until port shows exactly caps.
+void wait_caps(const test_system& leader, std::uint16_t port, const json& caps) {
+  json last;
+  const bool seen = eventually([&] {
+    last = systems_of(leader);
+    auto m = member_on(last, port);
+    return m && (*m)["capabilities"] == caps;
+  });
+  INFO("systems: " << last.dump());
+  REQUIRE(seen);
+}
+
+/// Start arguments of a member of the convention led by leader.
+std::vector<std::string> member_args(const test_system& leader, const std::string& caps) {
+  std::vector<std::string> a{"--leader", leader.where()};
+  if (!caps.empty()) a.insert(a.end(), {"--caps", caps});
+  return a;
+}
+
+/// A command run on another thread, for asks expected to wait.
+struct background_run {
+  run_result result;
+  std::thread thread;
+  background_run(const test_system& s, std::vector<std::string> args)
+      : thread([this, &s, args = std::move(args)] { result = s.run(args); }) {}
+  ~background_run() {
+    if (thread.joinable()) thread.join();
+  }
+  const run_result& get() {
+    if (thread.joinable()) thread.join();
+    return result;
+  }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- act 5
+
+TEST_CASE("act 5: three systems place the encoders by capability and follow chgcap and a stop",
+          "[integration][convention]") {
+  std::vector<std::uint16_t> ports{1900, 10000, 10101};
+  if (!std::all_of(ports.begin(), ports.end(), port_free)) {
+    ports.clear();
+    while (ports.size() < 3) {
+      const auto p = troupe::testing::free_port();
+      if (std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
+    }
+  }
+  const std::uint16_t p_lead = ports[0];
+  const std::uint16_t p_mc = ports[1];  // morse, Caesar cipher
+  const std::uint16_t p_64 = ports[2];  // 64bit encoder
+  INFO("ports: leader " << p_lead << ", morse+Caesar " << p_mc << ", 64bit " << p_64);
+  WARN("act 5 on ports " << p_lead << ", " << p_mc << ", " << p_64);
+
+  test_system lead(p_lead, {});  // owns the TROUPE_HOME; destroyed last
+  std::optional<test_system> mc;
+  mc.emplace(lead, p_mc, member_args(lead, "morse,Caesar cipher"));
+  test_system s64(lead, p_64, member_args(lead, "64bit encoder"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&*mc, &s64}); }));
+
+  // `systems` shows the three, up, with their capabilities.
+  {
+    const json s = systems_of(lead);
+    INFO(s.dump());
+    CHECK(s["is_leader"] == true);
+    CHECK(s["joined"] == true);
+    CHECK(s["leader"] == host_of(p_lead));
+    REQUIRE(s["systems"].size() == 3);
+    CHECK((*member_on(s, p_lead))["capabilities"] == json::object());
+    CHECK((*member_on(s, p_lead))["leader"] == true);
+    CHECK((*member_on(s, p_mc))["capabilities"] == json{{"morse", true}, {"Caesar cipher", true}});
+    CHECK((*member_on(s, p_mc))["leader"] == false);
+    CHECK((*member_on(s, p_64))["capabilities"] == json{{"64bit encoder", true}});
+    for (const auto& m : s["systems"]) CHECK(m["state"] == "up");
+    const json from_member = systems_of(s64);
+    CHECK(from_member["is_leader"] == false);
+    CHECK(from_member["leader"] == host_of(p_lead));
+  }
+
+  // Loaded on the leader only; spawned by name through the leader.
+  const auto pkg = pack_encoders(lead, "1.0.0");
+  CHECK(lead.load(pkg.file.string()) == pkg.id);
+  std::map<std::string, std::string> addr;
+  for (const auto* type : {"Morse", "Base64", "Rot13"}) addr[type] = lead.spawn({type, "--name", type});
+  // Through every running system (the morse one is down for a while).
+  auto everyone_answers = [&](const std::vector<std::string>& names) {
+    for (const auto* s : {&lead, mc ? &*mc : nullptr, &s64})
+      if (s != nullptr)
+        for (const auto& n : names) check_answers(*s, n, n);
+  };
+  everyone_answers({"Morse", "Base64", "Rot13"});
+  {
+    auto morse = wait_actor(lead, "Morse", "running", host_of(p_mc));
+    auto rot13 = wait_actor(lead, "Rot13", "running", host_of(p_mc));
+    auto base64 = wait_actor(lead, "Base64", "running", host_of(p_64));
+    REQUIRE(morse);
+    REQUIRE(rot13);
+    REQUIRE(base64);
+    CHECK((*morse)["system"] == host_of(p_mc));
+    CHECK((*morse)["address"] == addr["Morse"]);
+    CHECK((*rot13)["system"] == host_of(p_mc));
+    CHECK((*base64)["system"] == host_of(p_64));
+    CHECK((*base64)["address"] == addr["Base64"]);
+    // The hosts list them as their own (with a worker).
+    auto local = actor_named(s64, "Base64");
+    REQUIRE(local);
+    CHECK((*local)["worker_pid"].is_number());
+  }
+  // A failed command prints one line.
+  check_one_line_error(s64.run({"ask", "Nobody", "\"x\""}));
+  check_one_line_error(lead.run({"chgcap", std::to_string(p_64), "-", "no such capability"}));
+
+  // chgcap 64 + morse: nothing has to move; everything still answers.
+  chgcap(lead, p_64, {"+", "morse"});
+  wait_caps(lead, p_64, json{{"64bit encoder", true}, {"morse", true}});
+  everyone_answers({"Morse", "Base64", "Rot13"});
+  CHECK(actor_field(lead, "Morse", "system") == host_of(p_mc));
+
+  chgcap(lead, p_64, {"-", "morse"});
+  wait_caps(lead, p_64, json{{"64bit encoder", true}});
+
+  // chgcap 64 - "64bit encoder": Base64 no longer fits anywhere: pending.
+  chgcap(lead, p_64, {"-", "64bit encoder"});
+  {
+    auto b = wait_actor(lead, "Base64", "pending");
+    REQUIRE(b);
+    INFO(b->dump());
+    CHECK((*b)["state"] == "pending");
+    CHECK((*b)["address"] == addr["Base64"]);
+    REQUIRE((*b)["last_reason"].is_string());
+    CHECK_THAT((*b)["last_reason"].get<std::string>(), Catch::Contains("64bit encoder"));
+    CHECK(actor_field(s64, "Base64", "worker_pid").is_null());
+  }
+  {
+    // An ask to the pending actor waits (through a member) and is answered
+    // once the leader gains the capability and places it there.
+    background_run held(*mc, {"ask", "Base64", "\"foo\"", "--timeout", "15000"});
+    chgcap(lead, p_lead, {"+", "64bit encoder"});
+    auto b = wait_actor(lead, "Base64", "running", host_of(p_lead));
+    REQUIRE(b);
+    CHECK((*b)["address"] == addr["Base64"]);
+    const auto& r = held.get();
+    INFO("held ask: exit " << r.exit_code << ", stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(json::parse(r.out) == "Zm9v");
+  }
+  everyone_answers({"Base64"});
+  CHECK(actor_field(lead, "Base64", "worker_pid").is_number());  // now local to the leader
+
+  // stop the morse system: Morse and Rot13 have nowhere to go.
+  {
+    auto r = mc->stop();
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "stopped system on " + host_of(p_mc) + "\n");
+  }
+  mc.reset();
+  for (const auto* n : {"Morse", "Rot13"}) {
+    auto a = wait_actor(lead, n, "pending");
+    REQUIRE(a);
+    INFO(a->dump());
+    CHECK((*a)["state"] == "pending");
+    CHECK((*a)["address"] == addr[n]);
+  }
+  CHECK(eventually([&] { return !is_up(systems_of(lead), p_mc); }));
+  everyone_answers({"Base64"});
+  {
+    background_run held(s64, {"ask", "Rot13", "\"Hello\"", "--timeout", "15000"});
+    // The same system again: its actors come back under their addresses.
+    mc.emplace(lead, p_mc, member_args(lead, "morse,Caesar cipher"));
+    for (const auto* n : {"Morse", "Rot13"}) {
+      auto a = wait_actor(lead, n, "running", host_of(p_mc));
+      REQUIRE(a);
+      CHECK((*a)["address"] == addr[n]);
+    }
+    const auto& r = held.get();
+    INFO("held ask: exit " << r.exit_code << ", stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(json::parse(r.out) == "Uryyb");
+  }
+  REQUIRE(eventually([&] { return convention_up(lead, {&*mc, &s64}); }));
+  everyone_answers({"Morse", "Base64", "Rot13"});
+  for (const auto& [n, a] : addr) CHECK(actor_field(lead, n, "address") == a);
+}
+
+// ---------------------------------------------------------------- failover
+
+TEST_CASE("overlapping capabilities: a SIGKILLed system's actor answers again from the other",
+          "[integration][convention]") {
+  test_system lead;
+  test_system a(lead, 0, member_args(lead, "morse,Caesar cipher"));
+  test_system b(lead, 0, member_args(lead, "64bit encoder,morse,Caesar cipher"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const auto pkg = pack_encoders(lead, "1.0.0");
+  lead.load(pkg.file.string());
+  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
+  auto placed = wait_actor(lead, "Morse", "running");
+  REQUIRE(placed);
+  test_system& host = (*placed)["system"] == a.where() ? a : b;
+  test_system& other = &host == &a ? b : a;
+  REQUIRE((*placed)["system"] == host.where());
+  check_answers(lead, "Morse", "Morse");
+
+  const auto killed_at = steady::now();
+  host.kill_daemon();
+  auto moved = wait_actor(lead, "Morse", "running", other.where(), 10s);
+  REQUIRE(moved);
+  INFO(moved->dump());
+  CHECK((*moved)["system"] == other.where());
+  CHECK((*moved)["address"] == morse);
+  CHECK((*moved)["restarts"] == 1);
+  check_answers(lead, "Morse", "Morse");
+  check_answers(other, morse, "Morse");
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - killed_at);
+  WARN("Morse answered again " << took.count() << " ms after the SIGKILL of " << host.where());
+  CHECK(took < 5s);
+  const json s = systems_of(lead);
+  INFO(s.dump());
+  REQUIRE(member_on(s, host.port()));
+  CHECK((*member_on(s, host.port()))["state"] == "down");
+  CHECK(is_up(s, other.port()));
+  CHECK_THAT(lead.log(), Catch::Contains("system " + std::to_string(host.port()) + " stopped answering heartbeats"));
+}
+
+// ---------------------------------------------------------------- act 6
+
+TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader",
+          "[integration][convention]") {
+  test_system lead;
+  test_system m(lead, 0, member_args(lead, "morse"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&m}); }));
+  const auto v1 = pack_encoders(lead, "1.0.0");
+  const auto v2 = pack_encoders(lead, "1.1.0");
+  REQUIRE(v1.id != v2.id);
+  CHECK(lead.load(v1.file.string()) == v1.id);
+  CHECK(lead.load(v2.file.string()) == v2.id);
+
+  // Spawned through the member: placed by the leader on the member, which
+  // fetches each version from the leader.
+  const std::string old_morse = m.spawn({"Morse", "--package", v1.id, "--name", "morse-1"});
+  const std::string new_morse = lead.spawn({"Morse", "--package", v2.id, "--name", "morse-2"});
+  for (const auto* n : {"morse-1", "morse-2"}) {
+    auto a = wait_actor(lead, n, "running", m.where());
+    REQUIRE(a);
+    check_answers(lead, n, "Morse");
+    check_answers(m, n, "Morse");
+  }
+  CHECK(actor_field(m, "morse-1", "package_id") == v1.id);
+  CHECK(actor_field(m, "morse-2", "package_id") == v2.id);
+  const std::string mlog = m.log();
+  CHECK_THAT(mlog, Catch::Contains("fetching package " + v1.id.substr(0, 12) + " from the leader"));
+  CHECK_THAT(mlog, Catch::Contains("fetching package " + v2.id.substr(0, 12) + " from the leader"));
+  CHECK_THAT(lead.log(), Catch::Contains("sending package encoders 1.0.0 to system " + std::to_string(m.port())));
+  CHECK_THAT(lead.log(), Catch::Contains("sending package encoders 1.1.0 to system " + std::to_string(m.port())));
+
+  // Unload v1 on the leader.
+  {
+    auto r = lead.run({"unload", v1.id});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.last_line() == v1.id);
+  }
+  // Through either system: one line, package not loaded.
+  for (const auto* s : {&lead, &m}) {
+    auto r = s->run({"spawn", "Morse", "--package", v1.id, "--name", "morse-again"});
+    check_one_line_error(r);
+    CHECK(r.exit_code == 5);
+    CHECK_THAT(r.err, Catch::Contains("not loaded"));
+  }
+  // Its actor goes with it, on the member too; v2's still answers.
+  CHECK(eventually([&] { return !actor_named(lead, "morse-1") && !actor_named(m, "morse-1"); }));
+  check_answers(lead, "morse-2", "Morse");
+  check_answers(m, new_morse, "Morse");
+  check_one_line_error(lead.run({"ask", old_morse, "\"SOS\""}));
+}
+
+// ---------------------------------------------------------------- no fitting system
+
+TEST_CASE("a spawn no system can host fails with the unmet requirement; with --wait it is placed later",
+          "[integration][convention]") {
+  test_system lead;
+  test_system m(lead, 0, member_args(lead, "Caesar cipher"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&m}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+
+  // Each system's first unmet requirement, by port.
+  const std::uint16_t low = std::min(lead.port(), m.port());
+  const std::uint16_t high = std::max(lead.port(), m.port());
+  const std::string unmet = "no system can host Morse: " + std::to_string(low) +
+                            ": morse: requires true, system has none; " + std::to_string(high) +
+                            ": morse: requires true, system has none";
+  for (const auto* s : {&lead, &m}) {
+    auto r = s->run({"spawn", "Morse", "--name", "Morse"});
+    check_one_line_error(r);
+    CHECK(r.err == "troupe: " + unmet + "\n");
+  }
+  CHECK_FALSE(actor_named(lead, "Morse"));  // nothing left behind: the name is free
+
+  auto r = m.run({"spawn", "Morse", "--name", "Morse", "--wait"});
+  INFO("spawn --wait: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string address = r.last_line();
+  CHECK_THAT(r.err, Catch::StartsWith("pending: no system can host Morse"));
+  {
+    auto a = wait_actor(lead, "Morse", "pending", {}, 5s);
+    REQUIRE(a);
+    INFO(a->dump());
+    CHECK((*a)["state"] == "pending");
+    CHECK((*a)["address"] == address);
+    CHECK_THAT((*a)["last_reason"].get<std::string>(), Catch::Contains("morse: requires true"));
+  }
+  chgcap(m, m.port(), {"+morse"});
+  auto a = wait_actor(lead, "Morse", "running", m.where());
+  REQUIRE(a);
+  CHECK((*a)["address"] == address);
+  check_answers(lead, "Morse", "Morse");
+  check_answers(m, address, "Morse");
+}
+
+// ---------------------------------------------------------------- security
+
+TEST_CASE("a system of another TROUPE_HOME is kept out of the convention", "[integration][convention]") {
+  test_system lead({"--caps", "morse"});
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
+  const std::string leader_key_file =
+      (lead.home() / "convention" / "trusted" / ("system-" + std::to_string(lead.port()) + ".pub")).string();
+  REQUIRE(fs::exists(leader_key_file));
+
+  SECTION("it trusts neither way: it does not even try to join") {
+    test_system stranger(0, {"--leader", lead.where(), "--caps", "morse"});
+    REQUIRE(eventually([&] {
+      return stranger.log().find("not joining the convention: the leader at " + lead.where()) != std::string::npos;
+    }));
+    const json s = systems_of(lead);
+    INFO(s.dump());
+    CHECK_FALSE(member_on(s, stranger.port()));
+    CHECK(s["systems"].size() == 1);
+    CHECK(systems_of(stranger)["joined"] == false);
+    CHECK(lead.log().find("joined: " + stranger.where()) == std::string::npos);
+    check_one_line_error(stranger.run({"ask", "Morse", "\"SOS\""}));
+  }
+  SECTION("it trusts the leader, which does not trust it: the leader refuses it") {
+    // The leader's key in the stranger's trusted set (read again at each
+    // attempt to join): it connects, and the leader's ZAP handler refuses it.
+    test_system stranger(0, {"--leader", lead.where(), "--caps", "morse"});
+    fs::create_directories(stranger.home() / "convention" / "trusted");
+    fs::copy_file(leader_key_file, stranger.home() / "convention" / "trusted" / "leader.pub");
+    REQUIRE(eventually([&] { return lead.log().find("refused a system connecting from") != std::string::npos; }));
+    // Refused, never listed.
+    const json s = systems_of(lead);
+    INFO(s.dump());
+    CHECK_FALSE(member_on(s, stranger.port()));
+    CHECK(s["systems"].size() == 1);
+    CHECK(systems_of(stranger)["joined"] == false);
+    CHECK(lead.log().find("joined: " + stranger.where()) == std::string::npos);
+    CHECK(stranger.log().find("joined the convention") == std::string::npos);
+    check_one_line_error(stranger.run({"ask", "Morse", "\"SOS\""}));
+  }
+  // The leader serves on.
+  CHECK(lead.ask("Morse", "SOS") == "... --- ...");
+  CHECK(lead.ask(morse, "SOS") == "... --- ...");
+  CHECK(systems_of(lead)["systems"].size() == 1);
+}
+
+// ---------------------------------------------------------------- move
+
+TEST_CASE("move: an actor re-created on another system or in a new worker keeps its address",
+          "[integration][convention]") {
+  test_system lead;
+  test_system a(lead, 0, member_args(lead, "morse"));
+  test_system b(lead, 0, member_args(lead, "morse"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
+  auto placed = wait_actor(lead, "Morse", "running");
+  REQUIRE(placed);
+  const test_system& from = (*placed)["system"] == a.where() ? a : b;
+  const test_system& to = &from == &a ? b : a;
+
+  // Through the leader, to the other fitting system.
+  auto r = lead.run({"move", "Morse", "--to", std::to_string(to.port())});
+  INFO("move: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out == "moved " + morse + " to " + std::to_string(to.port()) + "\n");
+  auto moved = wait_actor(lead, "Morse", "running", to.where());
+  REQUIRE(moved);
+  CHECK((*moved)["address"] == morse);
+  CHECK((*moved)["restarts"] == 1);
+  check_answers(lead, "Morse", "Morse");
+  check_answers(from, morse, "Morse");
+  check_answers(to, "Morse", "Morse");
+  CHECK(eventually([&] { return actor_field(from, "Morse", "system") == to.where(); }));
+
+  // A new worker on the same system, asked through a member.
+  const json old_pid_field = actor_field(to, "Morse", "worker_pid");
+  REQUIRE(old_pid_field.is_number());
+  const int old_pid = old_pid_field.get<int>();
+  r = from.run({"move", morse, "--new-worker"});
+  INFO("move --new-worker: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::optional<json> fresh;
+  CHECK(eventually([&] {
+    fresh = actor_named(to, "Morse");
+    return fresh && (*fresh)["state"] == "running" && (*fresh)["worker_pid"].is_number() &&
+           (*fresh)["worker_pid"].get<int>() != old_pid;
+  }));
+  REQUIRE(fresh);
+  CHECK((*fresh)["address"] == morse);
+  check_answers(lead, "Morse", "Morse");
+
+  // Refusals, one line each.
+  check_one_line_error(lead.run({"move", "Morse", "--to", std::to_string(lead.port())}));  // does not fit
+  check_one_line_error(lead.run({"move", "Morse", "--to", std::to_string(to.port())}));    // already there
+  check_one_line_error(lead.run({"move", "Nobody", "--to", std::to_string(from.port())}));
+  check_answers(from, "Morse", "Morse");
+}
+
+// ---------------------------------------------------------------- failover under load
+
+TEST_CASE("failover under load: asks during a SIGKILL either succeed or fail with one line, none hangs",
+          "[integration][convention]") {
+  test_system lead;
+  test_system a(lead, 0, member_args(lead, "morse"));
+  test_system b(lead, 0, member_args(lead, "morse"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
+  auto placed = wait_actor(lead, "Morse", "running");
+  REQUIRE(placed);
+  test_system& host = (*placed)["system"] == a.where() ? a : b;
+  test_system& other = &host == &a ? b : a;
+
+  struct outcome {
+    run_result r;
+    std::chrono::milliseconds took;
+    std::string via;
+    bool after_kill;
+  };
+  std::mutex mu;
+  std::vector<outcome> outcomes;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> killed{false};
+  std::atomic<int> ok_after_kill{0};
+  std::atomic<int> ok_total{0};
+  constexpr auto ask_timeout = 2000ms;
+  // Through the leader and through the surviving member in turn.
+  std::thread client([&] {
+    for (int i = 0; !stop; ++i) {
+      const test_system& via = i % 2 == 0 ? lead : other;
+      const bool after = killed;
+      const auto t0 = steady::now();
+      auto r = troupe::testing::run_process(
+          troupe::testing::bin("troupe"),
+          {"--system", via.where(), "ask", "Morse", "\"SOS\"", "--timeout", std::to_string(ask_timeout.count())},
+          {{"TROUPE_HOME", via.home().string()}, {"TROUPE_SYSTEM", std::nullopt}}, {}, 15s);
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
+      if (r.exit_code == 0) {
+        ++ok_total;
+        if (after) ++ok_after_kill;
+      }
+      std::lock_guard lock(mu);
+      outcomes.push_back({std::move(r), took, via.where(), after});
+    }
+  });
+  struct joiner {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join_client{client, stop};
+
+  REQUIRE(eventually([&] { return ok_total >= 5; }));
+  killed = true;
+  host.kill_daemon();
+  auto moved = wait_actor(lead, "Morse", "running", other.where(), 10s);
+  REQUIRE(moved);
+  CHECK((*moved)["address"] == morse);
+  CHECK(eventually([&] { return ok_after_kill >= 5; }, 20s));
+  stop = true;
+  client.join();
+
+  std::lock_guard lock(mu);
+  int failures = 0;
+  for (const auto& o : outcomes) {
+    INFO("ask through " << o.via << (o.after_kill ? " after" : " before") << " the kill: exit " << o.r.exit_code
+                        << " in " << o.took.count() << " ms, stdout: " << o.r.out << "stderr: " << o.r.err);
+    CHECK(o.r.exit_code != -1);  // not killed by run_process: it returned by itself
+    CHECK(o.took < ask_timeout + 4s);
+    if (o.r.exit_code == 0) {
+      CHECK(json::parse(o.r.out) == "... --- ...");
+    } else {
+      ++failures;
+      check_one_line_error(o.r);
+      WARN("failed ask through " << o.via << " in " << o.took.count() << " ms: exit " << o.r.exit_code << ", "
+                                 << o.r.err);
+    }
+  }
+  WARN(outcomes.size() << " asks, " << failures << " failed, " << ok_after_kill << " succeeded after the kill");
+  CHECK(ok_after_kill >= 1);
+}
+
+// ---------------------------------------------------------------- product bugs found by these tests
+//
+// The two cases below show bugs of the convention code (supervisor/
+// system_convention.cpp, supervisor/convention.cpp) as of cccd241. They are
+// [!mayfail] until those are fixed; remove the tag then.
+
+// BUG: a member stopped in order rejoins the convention while it shuts down.
+// `troupe stop` makes it send "leaving" (the leader marks it down), then its
+// actors stop and it reports each as "gone"/"evicted"; the leader answers a
+// down member with "rejoin", and the stopping member sends "join" again
+// (handle_peer "rejoin" -> send_join has no stopping_ check). The leader logs
+// "system joined: 127.0.0.1:P" after "system P stopped: placing its actors
+// elsewhere", lists the stopped system as up, places its pending actors on it
+// (restarts +1, state moving), and only marks it down again a member timeout
+// later ("system P stopped answering heartbeats"). The stopping member even
+// starts a worker for such an actor ("started worker w4 ... runs encoders"
+// after "shutting down"), which holds its stop up for the 5 s grace ("worker
+// w4 did not stop in time: SIGKILL"): `troupe stop` then takes 5 s longer.
+// Racy: seen in most runs of the whole file when the member hosts a dozen
+// actors, and at times in the other cases' clean-up (5 s longer).
+TEST_CASE("a member stopped in order stays down: it does not rejoin while it shuts down",
+          "[integration][convention][!mayfail]") {
+  const std::vector<std::string> timing{"--heartbeat", "50", "--member-timeout", "400"};
+  test_system lead(timing);
+  auto args = member_args(lead, "morse");
+  args.insert(args.end(), timing.begin(), timing.end());
+  test_system m(lead, 0, args);
+  REQUIRE(eventually([&] { return convention_up(lead, {&m}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+  std::vector<std::string> names;
+  for (int i = 1; i <= 12; ++i) names.push_back("morse-" + std::to_string(i));
+  std::map<std::string, std::string> addresses;
+  for (const auto& n : names) addresses[n] = lead.spawn({"Morse", "--name", n});
+  for (const auto& n : names) REQUIRE(wait_actor(lead, n, "running", m.where()));
+
+  const auto r = m.stop();
+  REQUIRE(r.exit_code == 0);
+  // Long enough after the stop for a rejoined member to have expired again.
+  json last;
+  REQUIRE(eventually([&] {
+    last = systems_of(lead);
+    auto e = member_on(last, m.port());
+    return e && (*e)["state"] == "down" && (*e)["last_heard_ms"].get<long>() >= 1000;
+  }));
+  const std::string log = lead.log();
+  const std::string port = std::to_string(m.port());
+  const auto left = log.find("system " + port + " stopped: placing its actors elsewhere");
+  REQUIRE(left != std::string::npos);
+  // The leader's lines about the member after it left.
+  std::string about;
+  {
+    std::istringstream in(log.substr(left));
+    for (std::string line; std::getline(in, line);)
+      if (line.find(port) != std::string::npos && line.find("pending:") == std::string::npos) about += line + "\n";
+  }
+  INFO("leader log after the stop, lines naming " << port << ":\n" << about);
+  CHECK(about.find("joined: " + m.where()) == std::string::npos);
+  CHECK(about.find("system " + port + " stopped answering heartbeats") == std::string::npos);
+  std::string recreated;  // actors the leader placed again although no system fits
+  std::string lost;  // actors the convention no longer lists at all
+  for (const auto& n : names) {
+    auto a = actor_named(lead, n);
+    if (!a) {
+      lost += n + " " + addresses[n] + " ";
+      continue;
+    }
+    CHECK((*a)["state"] == "pending");
+    if ((*a)["restarts"] != 0) recreated += n + " (restarts " + (*a)["restarts"].dump() + ") ";
+  }
+  CHECK(recreated.empty());
+  // Nor does the stopping member start a worker for an actor placed on it
+  // (which then holds its stop up for the 5 s grace and is SIGKILLed).
+  {
+    const std::string mlog = m.log();
+    const auto down = mlog.find("shutting down");
+    REQUIRE(down != std::string::npos);
+    INFO("member log from its shutdown:\n" << mlog.substr(down));
+    CHECK(mlog.find("started worker", down) == std::string::npos);
+    CHECK(mlog.find("did not stop in time", down) == std::string::npos);
+  }
+  if (!lost.empty()) {
+    std::string trail;  // what both logs say about the lost actors
+    for (const auto* s : {&lead, &m}) {
+      std::istringstream in(s->log());
+      for (std::string line; std::getline(in, line);)
+        for (const auto& [n, a] : addresses)
+          if (lost.find(a + " ") != std::string::npos && line.find(a + "]") != std::string::npos) {
+            trail += line + "\n";
+            break;
+          }
+    }
+    INFO("log lines of the lost actors:\n" << trail);
+    CHECK(lost.empty());
+  }
+}
+
+// BUG: `troupe move NAME --to PORT` picks the first member listed on PORT by
+// system id (membership::find_port), whether up or down. A system restarted
+// on a port has a new random id and its predecessor stays listed, down; when
+// the old id sorts first, the move fails with "troupe: system PORT is down"
+// although `systems` shows PORT up.
+TEST_CASE("move --to the port of a system that was restarted reaches the running one",
+          "[integration][convention][!mayfail]") {
+  test_system lead;
+  test_system a(lead, 0, member_args(lead, "morse"));
+  std::optional<test_system> b;
+  b.emplace(lead, 0, member_args(lead, "morse"));
+  const std::uint16_t b_port = b->port();
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &*b}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
+  // Spawned through the leader, which fits nothing: the least loaded, a or b.
+  REQUIRE(wait_actor(lead, "Morse", "running"));
+  if (actor_field(lead, "Morse", "system") == host_of(b_port)) {
+    REQUIRE(lead.run({"move", "Morse", "--to", std::to_string(a.port())}).exit_code == 0);
+    REQUIRE(wait_actor(lead, "Morse", "running", a.where()));
+  }
+
+  // Restart b until an older, down entry of its port sorts before the running one.
+  auto old_entry_first = [&] {
+    const json s = systems_of(lead);
+    for (const auto& e : s.value("systems", json::array()))  // ordered by port, then id
+      if (e["port"] == b_port) return e["state"] == "down";
+    return false;
+  };
+  for (int restart = 0; restart < 8 && !old_entry_first(); ++restart) {
+    REQUIRE(b->stop().exit_code == 0);
+    b.reset();
+    REQUIRE(eventually([&] { return !is_up(systems_of(lead), b_port); }));
+    b.emplace(lead, b_port, member_args(lead, "morse"));
+    REQUIRE(eventually([&] { return convention_up(lead, {&a, &*b}); }));
+  }
+  REQUIRE(old_entry_first());
+  const json s = systems_of(lead);
+  INFO("systems: " << s.dump());
+  auto r = lead.run({"move", "Morse", "--to", std::to_string(b_port)});
+  INFO("move: exit " << r.exit_code << ", " << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+  if (r.exit_code == 0) {
+    auto moved = wait_actor(lead, "Morse", "running", host_of(b_port));
+    REQUIRE(moved);
+    CHECK((*moved)["address"] == morse);
+  }
+}
