@@ -494,6 +494,7 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
     if (!a) return;
     const location l = location_from_json(b);
     locations_[*a] = l;
+    reroute_calls(*a);
     if (l.ph == location::phase::placed) {
       flush_held_calls(*a);
       flush_held_records(*a);
@@ -708,7 +709,33 @@ void system::begin_move(address a, const std::string& reason, std::uint32_t targ
 
 // ---------------------------------------------------------------- hosting for the convention
 
+void system::reroute_calls(address a) {
+  auto it = locations_.find(a);
+  if (it == locations_.end()) return;
+  std::vector<std::uint64_t> stale;
+  for (const auto& [id, pc] : peer_calls_) {
+    // Only requests to the actor's host; a move or spawn went to the leader.
+    if (pc.command != "ask" && pc.command != "tell" && pc.command != "kill") continue;
+    address target;
+    if (find_location(pc.body.value("target", std::string()), target) == nullptr || target != a) continue;
+    if (it->second.ph != location::phase::placed || it->second.system != pc.system) stale.push_back(id);
+  }
+  // Sent to where it was: it follows its actor (held while it moves).
+  for (auto id : stale) {
+    auto pc = std::move(peer_calls_.at(id));
+    peer_calls_.erase(id);
+    pc.timer->cancel();
+    if (!route_remote(pc.client, pc.command, pc.body, pc.body.value("target", std::string())))
+      answer_error(pc.client, "no actor at " + a.to_string(), errc::not_found);
+  }
+}
+
 void system::on_create_request(const json& b) {
+  if (stopping_) {
+    send_peer(leader_id_, "create_failed",
+              json{{"address", b.value("address", std::string())}, {"reason", "the system is shutting down"}});
+    return;
+  }
   const auto id = b.value("package_id", std::string());
   if (auto* p = packages_.find(id); p != nullptr && p->phase == package_phase::loaded) return create_requested(b);
   if (auto* p = packages_.find(id); p != nullptr && p->phase == package_phase::loading) {

@@ -245,6 +245,8 @@ class system {
   void on_peer_data(const std::string& blob);
   /// The convention's actor at an address text or global name.
   location* find_location(const std::string& target, address& out);
+  /// Requests forwarded to where a was, now that it moved: sent after it.
+  void reroute_calls(address a);
   void flush_held_calls(address a);
   void fail_held_calls(address a, const std::string& reason);
   void on_peer_call(std::uint32_t from, const json& b);

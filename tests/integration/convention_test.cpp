@@ -715,13 +715,12 @@ TEST_CASE("failover under load: asks during a SIGKILL either succeed or fail wit
   CHECK(ok_after_kill >= 1);
 }
 
-// ---------------------------------------------------------------- product bugs found by these tests
+// ---------------------------------------------------------------- regressions
 //
-// The two cases below show bugs of the convention code (supervisor/
-// system_convention.cpp, supervisor/convention.cpp) as of cccd241. They are
-// [!mayfail] until those are fixed; remove the tag then.
+// The two cases below were bugs of the convention code as of cccd241, found
+// by these tests and fixed since.
 
-// BUG: a member stopped in order rejoins the convention while it shuts down.
+// A member stopped in order rejoined the convention while it shut down.
 // `troupe stop` makes it send "leaving" (the leader marks it down), then its
 // actors stop and it reports each as "gone"/"evicted"; the leader answers a
 // down member with "rejoin", and the stopping member sends "join" again
@@ -736,7 +735,7 @@ TEST_CASE("failover under load: asks during a SIGKILL either succeed or fail wit
 // Racy: seen in most runs of the whole file when the member hosts a dozen
 // actors, and at times in the other cases' clean-up (5 s longer).
 TEST_CASE("a member stopped in order stays down: it does not rejoin while it shuts down",
-          "[integration][convention][!mayfail]") {
+          "[integration][convention]") {
   const std::vector<std::string> timing{"--heartbeat", "50", "--member-timeout", "400"};
   test_system lead(timing);
   auto args = member_args(lead, "morse");
@@ -811,13 +810,13 @@ TEST_CASE("a member stopped in order stays down: it does not rejoin while it shu
   }
 }
 
-// BUG: `troupe move NAME --to PORT` picks the first member listed on PORT by
+// `troupe move NAME --to PORT` picked the first member listed on PORT by
 // system id (membership::find_port), whether up or down. A system restarted
 // on a port has a new random id and its predecessor stays listed, down; when
 // the old id sorts first, the move fails with "troupe: system PORT is down"
 // although `systems` shows PORT up.
 TEST_CASE("move --to the port of a system that was restarted reaches the running one",
-          "[integration][convention][!mayfail]") {
+          "[integration][convention]") {
   test_system lead;
   test_system a(lead, 0, member_args(lead, "morse"));
   std::optional<test_system> b;
@@ -833,23 +832,24 @@ TEST_CASE("move --to the port of a system that was restarted reaches the running
     REQUIRE(wait_actor(lead, "Morse", "running", a.where()));
   }
 
-  // Restart b until an older, down entry of its port sorts before the running one.
-  auto old_entry_first = [&] {
-    const json s = systems_of(lead);
-    for (const auto& e : s.value("systems", json::array()))  // ordered by port, then id
-      if (e["port"] == b_port) return e["state"] == "down";
-    return false;
-  };
-  for (int restart = 0; restart < 8 && !old_entry_first(); ++restart) {
+  // Restarted twice: each time with a new system id, which replaces the old,
+  // down entry of its port instead of lingering beside it.
+  for (int restart = 0; restart < 2; ++restart) {
     REQUIRE(b->stop().exit_code == 0);
     b.reset();
     REQUIRE(eventually([&] { return !is_up(systems_of(lead), b_port); }));
     b.emplace(lead, b_port, member_args(lead, "morse"));
     REQUIRE(eventually([&] { return convention_up(lead, {&a, &*b}); }));
   }
-  REQUIRE(old_entry_first());
   const json s = systems_of(lead);
   INFO("systems: " << s.dump());
+  int entries = 0;
+  for (const auto& e : s.value("systems", json::array()))
+    if (e["port"] == b_port) {
+      ++entries;
+      CHECK(e["state"] == "up");
+    }
+  CHECK(entries == 1);
   auto r = lead.run({"move", "Morse", "--to", std::to_string(b_port)});
   INFO("move: exit " << r.exit_code << ", " << r.err);
   CHECK(r.exit_code == 0);
