@@ -107,6 +107,7 @@ status system::setup() {
 void system::finish_setup() {
   replenish_standby();
   heartbeat_tick();
+  if (leader_) reload_after_crash();
   log_line(TROUPE_LOG_INFO, {}, "system " + address(directory_.system_id(), 0).to_string().substr(1, 8) +
                                     " serving on " + opts_.bind_host + ":" + std::to_string(opts_.port));
   if (opts_.ready_fd >= 0) {

@@ -545,6 +545,7 @@ void system::on_member_join(std::uint32_t from, const json& b) {
     if (!a) continue;
     location l;
     l.system = from;
+    l.created = true;
     l.type = h.value("type", std::string());
     l.package_id = h.value("package_id", std::string());
     l.name = h.value("name", std::string());

@@ -352,6 +352,8 @@ class system {
   /// system of the same TROUPE_HOME: keep never deletes them.
   [[nodiscard]] std::set<fs::path> loaded_archives() const;
   void publish_loaded() const;
+  /// A leader that died without stopping loads again what it had loaded.
+  void reload_after_crash();
 
   // Watches (system_watches.cpp).
   /// Answers a worker's "watch" (on) or "unwatch" request.

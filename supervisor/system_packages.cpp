@@ -220,6 +220,25 @@ std::set<fs::path> system::loaded_archives() const {
   return files;
 }
 
+void system::reload_after_crash() {
+  // `loaded` outlives the system only when it died without stopping: the
+  // packages a convention's leader had are its members' source, so they are
+  // loaded again (and verified again, with today's keys).
+  std::ifstream in(dir_ / "loaded");
+  std::string line;
+  std::vector<std::string> archives;
+  while (std::getline(in, line))
+    if (!line.empty()) archives.push_back(line);
+  if (archives.empty()) return;
+  log_line(TROUPE_LOG_WARN, {}, "the previous run on this port ended without stopping: loading its " +
+                                    std::to_string(archives.size()) + " packages again");
+  for (const auto& file : archives)
+    load_archive(file, [file](const result<json>& r) {
+      if (r) log_line(TROUPE_LOG_INFO, {}, "loaded again: " + file);
+      else log_line(TROUPE_LOG_WARN, {}, "not loaded again: " + file + ": " + r.err().message);
+    });
+}
+
 void system::publish_loaded() const {
   // Written aside and renamed, so another system never reads half a list.
   const fs::path tmp = dir_ / "loaded.tmp";
