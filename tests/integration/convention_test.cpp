@@ -715,6 +715,45 @@ TEST_CASE("failover under load: asks during a SIGKILL either succeed or fail wit
   CHECK(ok_after_kill >= 1);
 }
 
+// ---------------------------------------------------------------- the leader lost
+
+TEST_CASE("members serve on while the leader is gone, and rejoin a leader that comes back with its packages",
+          "[integration][convention]") {
+  test_system lead;
+  test_system a(lead, 0, member_args(lead, "morse"));
+  test_system b(lead, 0, member_args(lead, "morse"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
+  auto placed = wait_actor(lead, "Morse", "running");
+  REQUIRE(placed);
+  test_system& host = (*placed)["system"] == a.where() ? a : b;
+  const test_system& other = &host == &a ? b : a;
+
+  // The leader dies: its host goes on answering, and knows it is alone.
+  lead.kill_daemon();
+  check_answers(host, "Morse", "Morse");
+  CHECK(eventually([&] { return !systems_of(host).value("joined", true); }));
+  check_answers(host, morse, "Morse");
+
+  // Started again on its port: it loads its packages again (it died without
+  // stopping), the members rejoin and tell it where Morse runs.
+  test_system again(lead, lead.port(), {});
+  CHECK(eventually([&] { return convention_up(again, {&a, &b}); }));
+  CHECK(eventually([&] { return actor_field(again, "Morse", "system") == host.where(); }));
+  const json list = json::parse(again.run({"list", "--json"}).out);
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["phase"] == "loaded");
+  check_answers(again, "Morse", "Morse");
+
+  // So a failover works as before the crash.
+  host.kill_daemon();
+  auto moved = wait_actor(again, "Morse", "running", other.where());
+  REQUIRE(moved);
+  CHECK((*moved)["address"] == morse);
+  check_answers(again, "Morse", "Morse");
+}
+
 // ---------------------------------------------------------------- regressions
 //
 // The two cases below were bugs of the convention code as of cccd241, found
