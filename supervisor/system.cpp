@@ -837,6 +837,7 @@ void system::fail_actor(actor_record& rec, const std::string& reason) {
     spawn_waiters_.erase(it);
   }
   fail_held(a, a.to_string() + " has failed: " + reason);
+  drop_held_records(a, a.to_string() + " has failed: " + reason);
   if (auto it = kill_waiters_.find(a); it != kill_waiters_.end()) {
     for (auto& c : it->second) answer(c, json{{"address", a.to_string()}});
     kill_waiters_.erase(it);
@@ -848,6 +849,7 @@ void system::on_create_failed(address a, const std::string& why) {
   auto* rec = directory_.find(a);
   if (rec == nullptr) return;
   log_line(TROUPE_LOG_WARN, a, "creation failed: " + why);
+  creating_for_convention_.erase(a);
   if (hosted_for_convention_.erase(a)) {
     // The leader places it elsewhere, or tells its spawner why not.
     send_peer(leader_id_, "create_failed", json{{"address", a.to_string()}, {"reason", why}});
@@ -875,6 +877,9 @@ void system::on_stopped(address a, bool failed, const std::string& reason) {
     fail_actor(*rec, reason);
   } else {
     fail_held(a, "no actor at " + a.to_string() + " (stopped)");
+    if (!hosted_for_convention_.count(a) || locations_.find(a) == locations_.end() ||
+        locations_[a].ph == location::phase::placed)
+      drop_held_records(a, "no actor at " + a.to_string() + " (stopped)");  // (a moving one's follow it)
     if (auto it = resolve_waiters_.find(a); it != resolve_waiters_.end()) {
       for (auto& [identity, rid] : it->second) reply_worker_error(identity, rid, "no actor at " + a.to_string() + " (stopped)");
       resolve_waiters_.erase(it);

@@ -18,6 +18,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -145,6 +146,8 @@ status system::setup_convention() {
       if (!ep) return ep.err();
       discovery_ = zmq::socket_t(zmq_, zmq::socket_type::dealer);
       discovery_.set(zmq::sockopt::linger, 0);
+      // No queue of requests while the leader is away: one answer per try.
+      discovery_.set(zmq::sockopt::immediate, 1);
       discovery_.connect(*ep);
       discovery_watch_ = std::make_unique<ipc::socket_watcher>(io_, discovery_, [this] { on_discovery(); });
     }
@@ -184,7 +187,9 @@ void system::discover_leader() {
 void system::on_discovery() {
   auto parts = ipc::recv_multipart(discovery_);
   auto m = ipc::decode_control(parts, 0);
-  if (!m || m->command != "reply" || !m->body.value("ok", false)) return;
+  // The discovery port is not authenticated: anything may answer there.
+  // Answers queued while the leader was away are stale once joined.
+  if (!m || joined_ || m->command != "reply" || !m->body.contains("ok") || m->body["ok"] != true) return;
   // Anything but two strings: not a leader (a --leader naming a member, say).
   const auto& pj = m->body.contains("peer") ? m->body["peer"] : json();
   const auto& kj = m->body.contains("key") ? m->body["key"] : json();
@@ -243,6 +248,8 @@ void system::send_join() {
 
 void system::leader_lost() {
   joined_ = false;
+  // Fetches it will not answer: the leader asks again once it is back.
+  fetch_waiters_.clear();
   members_.mark_down(leader_id_);
   log_line(TROUPE_LOG_WARN, {}, "the convention leader at " + opts_.leader + " stopped answering; serving on, rejoining when it returns");
   // Requests forwarded through it will not be answered.
@@ -367,11 +374,12 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
   if (command == "evict") {
     const auto a = address::parse(b.value("address", std::string()));
     if (!a) return;
-    locations_[*a].ph = location::phase::moving;
+    if (auto l = locations_.find(*a); l != locations_.end()) l->second.ph = location::phase::moving;
     auto* rec = directory_.find(*a);
     if (rec == nullptr || rec->state == actor_state::failed) {
       if (rec != nullptr) directory_.remove(*a);
       hosted_for_convention_.erase(*a);
+      creating_for_convention_.erase(*a);
       send_peer(leader_id_, "evicted", json{{"address", a->to_string()}});
       return;
     }
@@ -410,6 +418,15 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
       auto it = locations_.find(*a);
       if (it == locations_.end()) return;
       auto& l = it->second;
+      // Only the system the table names may report on an actor (a copy left
+      // on a system cut off for a while must not overwrite the live one).
+      if (from != l.system || ((command == "created" || command == "create_failed") && l.ph != location::phase::moving)) {
+        log_line(command == "created" ? TROUPE_LOG_WARN : TROUPE_LOG_INFO, *a,
+                 "ignored '" + command + "' from system " + port_of(from) + ", which does not host it (any more)");
+        if (command == "created" && from != l.system)
+          send_peer(from, "evict", json{{"address", a->to_string()}, {"reason", "a copy runs elsewhere"}});
+        return;
+      }
       if (command == "created") {
         l.created = true;
         l.ph = location::phase::placed;
@@ -506,6 +523,7 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
     if (!a) return;
     locations_.erase(*a);
     fail_held_calls(*a, "no actor at " + a->to_string() + " (stopped)");
+    drop_held_records(*a, "no actor at " + a->to_string() + " (stopped)");
     return;
   }
   if (command == "unloaded") {
@@ -610,6 +628,7 @@ void system::forget_location(address a) {
   if (locations_.erase(a) == 0) return;
   broadcast("forget", json{{"address", a.to_string()}});
   fail_held_calls(a, "no actor at " + a.to_string() + " (stopped)");
+  drop_held_records(a, "no actor at " + a.to_string() + " (stopped)");
 }
 
 const std::vector<manifests::requirement>* system::requirements_of(const location& l) const {
@@ -667,8 +686,14 @@ void system::place_convention_actor(address a) {
   l.system = *chosen;
   members_.add_load(*chosen, 1);
   broadcast("located", location_json(a, l));
-  send_peer(*chosen, "create", json{{"address", a.to_string()}, {"type", l.type}, {"package_id", l.package_id},
-                                    {"name", l.name}, {"fresh_worker", l.fresh_worker}, {"moves", l.moves}});
+  if (!send_peer(*chosen, "create", json{{"address", a.to_string()}, {"type", l.type}, {"package_id", l.package_id},
+                                         {"name", l.name}, {"fresh_worker", l.fresh_worker}, {"moves", l.moves}})) {
+    // Not connected (yet, or any more): the next fitting system.
+    members_.add_load(*chosen, -1);
+    l.refused.insert(*chosen);
+    l.reason = "system " + port_of(*chosen) + " is not connected";
+    place_convention_actor(a);
+  }
 }
 
 void system::place_pending() {
@@ -705,7 +730,8 @@ void system::begin_move(address a, const std::string& reason, std::uint32_t targ
   l.fresh_worker = fresh_worker;
   l.refused.clear();
   broadcast("located", location_json(a, l));
-  send_peer(l.system, "evict", json{{"address", a.to_string()}, {"reason", reason}});
+  // Its host unreachable: as good as gone (it is marked down soon anyway).
+  if (!send_peer(l.system, "evict", json{{"address", a.to_string()}, {"reason", reason}})) place_convention_actor(a);
 }
 
 // ---------------------------------------------------------------- hosting for the convention
@@ -719,7 +745,11 @@ void system::reroute_calls(address a) {
     if (pc.command != "ask" && pc.command != "tell" && pc.command != "kill") continue;
     address target;
     if (find_location(pc.body.value("target", std::string()), target) == nullptr || target != a) continue;
-    if (it->second.ph != location::phase::placed || it->second.system != pc.system) stale.push_back(id);
+    // Only from a host that is gone: a live one answers what it received
+    // (before its exit request), and sending it again would run it twice.
+    const auto* host = members_.find(pc.system);
+    const bool host_gone = host == nullptr || host->state == member_state::down;
+    if (host_gone && (it->second.ph != location::phase::placed || it->second.system != pc.system)) stale.push_back(id);
   }
   // Sent to where it was: it follows its actor (held while it moves).
   for (auto id : stale) {
@@ -732,6 +762,17 @@ void system::reroute_calls(address a) {
 }
 
 void system::on_create_request(const json& b) {
+  // Checked whole now: the body waits (for a fetch, a load) and is read later.
+  const bool well_formed = b.contains("address") && b["address"].is_string() &&
+                           address::parse(b["address"].get<std::string>()) && b.contains("type") &&
+                           b["type"].is_string() && b.contains("package_id") && b["package_id"].is_string() &&
+                           (!b.contains("name") || b["name"].is_string()) &&
+                           (!b.contains("fresh_worker") || b["fresh_worker"].is_boolean()) &&
+                           (!b.contains("moves") || b["moves"].is_number_unsigned());
+  if (!well_formed) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped a malformed 'create': " + b.dump().substr(0, 200));
+    return;
+  }
   if (stopping_) {
     send_peer(leader_id_, "create_failed",
               json{{"address", b.value("address", std::string())}, {"reason", "the system is shutting down"}});
@@ -776,16 +817,21 @@ void system::create_requested(const json& b) {
     return fail(s.err().message);
   if (auto* rec = directory_.find(*a)) rec->restarts = b.value("moves", 0u);
   hosted_for_convention_.insert(*a);
+  creating_for_convention_.insert(*a);
 }
 
 void system::report_created(address a) {
-  if (hosted_for_convention_.count(a)) send_peer(leader_id_, "created", json{{"address", a.to_string()}});
+  // Only the creation the leader asked for; a restart here changes nothing there.
+  if (creating_for_convention_.erase(a)) send_peer(leader_id_, "created", json{{"address", a.to_string()}});
 }
 
 void system::report_gone(address a, bool failed, const std::string& reason) {
+  creating_for_convention_.erase(a);
   if (hosted_for_convention_.erase(a) == 0) return;
   auto it = locations_.find(a);
   const bool moving = it != locations_.end() && it->second.ph == location::phase::moving;
+  // Moving on: a failed record left here would answer for the new copy.
+  if (moving && directory_.find(a) != nullptr) directory_.remove(a);
   send_peer(leader_id_, moving ? "evicted" : "gone",
             json{{"address", a.to_string()}, {"failed", failed}, {"reason", reason}});
 }
@@ -815,7 +861,7 @@ void system::on_package(const json& b, const std::string& blob) {
   if (it == fetch_waiters_.end()) return;
   auto creates = std::move(it->second);
   fetch_waiters_.erase(it);
-  auto fail_all = [this, &creates](const std::string& why) {
+  auto fail_all = [this, creates](const std::string& why) {
     log_line(TROUPE_LOG_WARN, {}, why);
     for (const auto& c : creates)
       send_peer(leader_id_, "create_failed", json{{"address", c.value("address", std::string())}, {"reason", why}});
@@ -881,6 +927,9 @@ void system::deliver_relayed(const ipc::record_view& r) {
   if (rec->state == actor_state::failed) return bounce_relayed(r, r.to.to_string() + " has failed: " + rec->last_reason);
   auto w = workers_.find(rec->worker);
   if (rec->state != actor_state::running || w == workers_.end() || w->second.st != worker_proc::state::ready) {
+    if (held_records_[r.to].size() >= opts_.held_limit)
+      return bounce_relayed(r, "dead letter: " + r.to.to_string() + " is not running and " +
+                                   std::to_string(opts_.held_limit) + " messages already wait for it");
     held_records_[r.to].push_back(
         relayed_record{r.kind, r.to, r.from, r.correlation, std::string(r.type), std::string(r.payload)});
     return;
@@ -909,6 +958,15 @@ void system::flush_held_records(address a) {
   held_records_.erase(it);
   for (const auto& h : records)
     relay_record(ipc::record_view{h.kind, 0, h.to, h.from, h.correlation, 0, h.type, h.payload});
+}
+
+void system::drop_held_records(address a, const std::string& reason) {
+  auto it = held_records_.find(a);
+  if (it == held_records_.end()) return;
+  auto records = std::move(it->second);
+  held_records_.erase(it);
+  for (const auto& h : records)
+    bounce_relayed(ipc::record_view{h.kind, 0, h.to, h.from, h.correlation, 0, h.type, h.payload}, reason);
 }
 
 void system::on_peer_data(const std::string& blob) {
@@ -1048,10 +1106,11 @@ void system::on_peer_call(std::uint32_t from, const json& b) {
 void system::on_peer_result(const json& b) {
   auto it = peer_calls_.find(b.value("call", std::uint64_t{0}));
   if (it == peer_calls_.end()) return;
+  if (!b.contains("reply") || !b["reply"].is_object()) return;  // malformed: its timer answers
   auto pc = std::move(it->second);
   peer_calls_.erase(it);
   pc.timer->cancel();
-  json reply = b.value("reply", json::object());
+  json reply = b["reply"];
   // Moved away while the request travelled: it follows its actor (only
   // then: a handler's failure also answers not_found, and must not loop).
   address moved;
@@ -1080,7 +1139,11 @@ void system::flush_held_calls(address a) {
   held_calls_.erase(it);
   for (auto& h : calls) {
     if (h.timer) h.timer->cancel();
-    dispatch(h.client, h.command, h.body);
+    try {
+      dispatch(h.client, h.command, h.body);
+    } catch (const json::exception& e) {
+      answer_error(h.client, "malformed '" + h.command + "' request: " + e.what(), errc::invalid_argument);
+    }
   }
 }
 
@@ -1108,9 +1171,16 @@ void system::cmd_chgcap(const client_ref& c, const json& b) {
   if (name.empty() || name.find(',') != std::string::npos || name.find('=') != std::string::npos ||
       trimmed != name || name.front() == ' ')
     return answer_error(c, "chgcap: '" + name + "' is not a capability name", errc::invalid_argument);
+  if (std::any_of(name.begin(), name.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; }))
+    return answer_error(c, "chgcap: a capability name has no control characters", errc::invalid_argument);
   auto caps = opts_.caps;
   if (op == "add") caps[name] = true;
-  else if (op == "set") caps[name] = parse_capability_value(b.value("value", std::string()));
+  else if (op == "set") {
+    const auto v = parse_capability_value(b.value("value", std::string()));
+    if (const auto* d = std::get_if<double>(&v); d != nullptr && !std::isfinite(*d))
+      return answer_error(c, "chgcap: " + name + " must be a finite number", errc::invalid_argument);
+    caps[name] = v;
+  }
   else if (op == "remove") {
     if (caps.erase(name) == 0) return answer_error(c, "this system has no capability '" + name + "'", errc::not_found);
   } else {
@@ -1146,6 +1216,8 @@ void system::cmd_move(const client_ref& c, const json& b) {
     return answer_error(c, a.to_string() + " is " + to_string(it->second.ph) + ": " + it->second.reason, errc::unavailable);
   std::uint32_t dest = it->second.system;
   if (b.contains("port") && !b["port"].is_null()) {
+    if (!b["port"].is_number_unsigned() || b["port"].get<std::uint64_t>() == 0 || b["port"].get<std::uint64_t>() > 65535)
+      return answer_error(c, "move: port must be an integer from 1 to 65535", errc::invalid_argument);
     const auto* m = members_.find_port(b["port"].get<std::uint16_t>());
     if (m == nullptr) return answer_error(c, "no system on port " + b["port"].dump() + " in the convention", errc::not_found);
     if (m->state != member_state::up) return answer_error(c, "system " + std::to_string(m->port) + " is down", errc::unavailable);
@@ -1175,12 +1247,13 @@ void system::cmd_convention_spawn(const client_ref& c, const json& b, const std:
   l.package_id = package_id;
   l.name = name;
   // Local first: the system the client asked.
+  const bool wait = b.value("wait", false);  // read before anything is recorded
   const std::uint32_t origin = id_of(b.value("origin", json()));
   l.system = origin != 0 ? origin : self_id();
   l.ph = location::phase::moving;
   const address a = directory_.allocate();
   locations_[a] = std::move(l);
-  if (!b.value("wait", false)) {
+  if (!wait) {
     spawn_waiters_[a].push_back(c);  // answered once created, or with why no system can take it
     return place_convention_actor(a);
   }

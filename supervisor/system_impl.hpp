@@ -242,6 +242,8 @@ class system {
   void deliver_relayed(const ipc::record_view& r);
   void bounce_relayed(const ipc::record_view& r, const std::string& reason);
   void flush_held_records(address a);
+  /// Bounces what waits for a: asks fail, tells come back as dead letters.
+  void drop_held_records(address a, const std::string& reason);
   void on_peer_data(const std::string& blob);
   /// The convention's actor at an address text or global name.
   location* find_location(const std::string& target, address& out);
@@ -445,6 +447,7 @@ class system {
   std::unordered_map<std::uint64_t, peer_call> peer_calls_;
   std::uint64_t next_call_ = 1;
   std::set<address> hosted_for_convention_;  // actors here placed by the leader
+  std::set<address> creating_for_convention_;  // of those, created and not yet reported
   std::map<std::string, std::vector<json>> fetch_waiters_;  // package id -> create requests
   std::set<std::string> fetched_packages_;  // fetched for the convention: no on_load actors here
 
