@@ -12,9 +12,13 @@
 // uses free ports.
 #include "tests/integration/harness.hpp"
 
+#include "ipc/control.hpp"
+#include "ipc/curve.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,6 +42,7 @@ using namespace std::chrono_literals;
 using troupe::testing::json;
 using troupe::testing::run_result;
 using troupe::testing::test_system;
+namespace ipc = troupe::ipc;
 
 namespace {
 
@@ -752,6 +757,119 @@ TEST_CASE("members serve on while the leader is gone, and rejoin a leader that c
   REQUIRE(moved);
   CHECK((*moved)["address"] == morse);
   check_answers(again, "Morse", "Morse");
+}
+
+// ---------------------------------------------------------------- bad input between systems
+
+namespace {
+
+/// Sends [TRC1][command][body] (and a binary frame) on a DEALER.
+void send_raw(zmq::socket_t& s, const std::string& command, const std::string& body, const std::string& blob = {}) {
+  s.send(zmq::buffer(ipc::control_signature.data(), ipc::control_signature.size()), zmq::send_flags::sndmore);
+  s.send(zmq::buffer(command), zmq::send_flags::sndmore);
+  if (blob.empty()) {
+    s.send(zmq::buffer(body), zmq::send_flags::none);
+  } else {
+    s.send(zmq::buffer(body), zmq::send_flags::sndmore);
+    s.send(zmq::buffer(blob), zmq::send_flags::none);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a trusted peer's malformed messages are dropped, and the leader serves on unchanged",
+          "[integration][convention][errors]") {
+  test_system lead;
+  test_system a(lead, 0, member_args(lead, "morse"));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+  lead.spawn({"Morse", "--name", "Morse"});
+  REQUIRE(wait_actor(lead, "Morse", "running", a.where()));
+
+  // A key the convention trusts, as an operator would add one.
+  auto keys = ipc::generate_curve_keypair();
+  REQUIRE(keys);
+  REQUIRE(ipc::trust_key(lead.home() / "convention" / "trusted", "intruder", keys->public_key));
+  const json status = json::parse(lead.run({"status", "--json"}).out);
+  zmq::context_t ctx(1);
+  zmq::socket_t peer(ctx, zmq::socket_type::dealer);
+  ipc::make_curve_client(peer, *keys, status["key"].get<std::string>());
+  peer.set(zmq::sockopt::routing_id, "s0badbad1");
+  peer.set(zmq::sockopt::linger, 0);
+  peer.connect(status["peer"].get<std::string>());
+
+  const std::string frame_garbage = "not a frame";
+  send_raw(peer, "join", "{not json");
+  send_raw(peer, "join", R"({"member": {"system": 12, "port": "x"}})");
+  send_raw(peer, "heartbeat", R"({"actors": "many", "capabilities": [1, 2]})");
+  send_raw(peer, "create", R"({"address": 7, "type": [], "package_id": null, "fresh_worker": "yes"})");
+  send_raw(peer, "evict", R"({"address": "@00000000.0", "reason": 5})");
+  send_raw(peer, "created", R"({"address": "@ffffffff.99"})");
+  send_raw(peer, "gone", R"({"address": {"x": 1}})");
+  send_raw(peer, "fetch", R"({"package_id": 42})");
+  send_raw(peer, "call", R"({"call": "x", "command": "shutdown", "body": {}})");
+  send_raw(peer, "call", R"({"call": 1, "command": "shutdown", "body": {}})");
+  send_raw(peer, "result", R"({"call": 999, "reply": "no"})");
+  send_raw(peer, "data", "{}", frame_garbage);
+  send_raw(peer, "no-such-command", "{}");
+  send_raw(peer, "located", R"({"address": "@12345678.16", "to": "zzzz"})");
+  // A join that claims another system's id than its routing id.
+  send_raw(peer, "join", R"({"member": {"system": "12345678", "host": "127.0.0.1", "port": 1, "peer": "tcp://x", "key": ")" +
+                             keys->public_key + R"(", "capabilities": {}}})");
+
+  // Unchanged: still two systems, Morse where it was and answering; the
+  // leader alive (its own status) and the log saying what it dropped.
+  CHECK(eventually([&] { return lead.log().find("refused a join") != std::string::npos; }));
+  check_answers(lead, "Morse", "Morse");
+  check_answers(a, "Morse", "Morse");
+  const json systems = systems_of(lead);
+  CHECK(systems["systems"].size() == 2);
+  CHECK(actor_field(lead, "Morse", "system") == a.where());
+  CHECK(::kill(lead.daemon_pid(), 0) == 0);
+  const std::string log = lead.log();
+  CHECK(log.find("dropped") != std::string::npos);
+}
+
+TEST_CASE("whatever answers on the leader's address, a member does not crash and joins no one",
+          "[integration][convention][errors]") {
+  // A fake "leader": answers every request with a reply of the wrong shapes.
+  zmq::context_t ctx(1);
+  zmq::socket_t fake(ctx, zmq::socket_type::router);
+  fake.set(zmq::sockopt::linger, 0);
+  fake.bind("tcp://127.0.0.1:0");
+  const std::string endpoint = fake.get(zmq::sockopt::last_endpoint);
+  const std::string fake_address = endpoint.substr(endpoint.find("//") + 2);
+  std::atomic<bool> done{false};
+  std::atomic<int> answered{0};
+  std::thread server([&] {
+    const std::vector<std::string> bodies = {R"({"ok": "yes"})", R"({"ok": true, "peer": 5, "key": []})",
+                                             R"({"ok": true, "peer": "tcp://127.0.0.1:1", "key": "short"})", "[]"};
+    zmq::pollitem_t item{static_cast<void*>(fake), 0, ZMQ_POLLIN, 0};
+    while (!done) {
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) <= 0) continue;
+      auto parts = ipc::recv_multipart(fake);
+      if (parts.empty()) continue;
+      const std::string& body = bodies[static_cast<std::size_t>(answered++) % bodies.size()];
+      fake.send(zmq::buffer(parts[0].to_string()), zmq::send_flags::sndmore);
+      send_raw(fake, "reply", body);
+    }
+  });
+  struct joiner {
+    std::thread& t;
+    std::atomic<bool>& d;
+    ~joiner() {
+      d = true;
+      t.join();
+    }
+  } join_server{server, done};
+
+  test_system member({"--leader", fake_address, "--caps", "morse"});
+  CHECK(eventually([&] { return answered >= 8; }));
+  // Alive, alone, answering.
+  CHECK(::kill(member.daemon_pid(), 0) == 0);
+  const json s = systems_of(member);
+  CHECK_FALSE(s.value("joined", true));
+  CHECK(member.run({"status"}).exit_code == 0);
 }
 
 // ---------------------------------------------------------------- regressions
