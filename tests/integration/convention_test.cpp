@@ -872,6 +872,34 @@ TEST_CASE("whatever answers on the leader's address, a member does not crash and
   CHECK(member.run({"status"}).exit_code == 0);
 }
 
+TEST_CASE("wrong arguments of the convention's commands are usage errors that change nothing",
+          "[integration][convention][errors]") {
+  test_system lead({"--caps", "morse"});
+  auto usage = [&](std::vector<std::string> args) {
+    auto r = lead.run(args);
+    INFO("troupe " << args[0] << ": " << r.err);
+    CHECK(r.exit_code == 2);  // the reason, then the synopsis
+    CHECK_THAT(r.err, Catch::StartsWith("troupe " + args[0] + ": "));
+    CHECK(r.out.empty());
+  };
+  usage({"chgcap", std::to_string(lead.port()), "*", "morse"});
+  usage({"chgcap", std::to_string(lead.port()), "morse"});
+  usage({"chgcap", "not-a-port", "+morse"});
+  usage({"chgcap", std::to_string(lead.port())});
+  usage({"move", "Morse"});
+  usage({"move", "Morse", "--to", "70000"});
+  usage({"start", "--port", "1", "--leader", "nowhere"});
+  usage({"start", "--port", "1", "--heartbeat", "5"});
+  usage({"start", "--port", "1", "--heartbeat", "300", "--member-timeout", "400"});
+  // Refused by the system, one line each: a capability it lacks, a bad value.
+  check_one_line_error(lead.run({"chgcap", std::to_string(lead.port()), "-", "gpu"}));
+  check_one_line_error(lead.run({"chgcap", std::to_string(lead.port()), "gpu=nan"}));
+  check_one_line_error(lead.run({"move", "Nobody", "--new-worker"}));
+  const json s = systems_of(lead);
+  REQUIRE(s["systems"].size() == 1);
+  CHECK(s["systems"][0]["capabilities"] == json{{"morse", true}});
+}
+
 // ---------------------------------------------------------------- regressions
 //
 // The two cases below were bugs of the convention code as of cccd241, found
