@@ -104,7 +104,7 @@ member_info system::self_member() const {
   m.system_id = self_id();
   m.host = opts_.bind_host;
   m.port = opts_.port;
-  m.peer_endpoint = leader_ ? peer_endpoint_ : "tcp://" + opts_.bind_host + ":0";
+  m.peer_endpoint = peer_endpoint_;
   m.public_key = curve_.public_key;
   m.caps = opts_.caps;
   m.actors = static_cast<std::uint32_t>(directory_.size());
@@ -124,7 +124,9 @@ status system::setup_convention() {
   if (auto s = ipc::trust_key(trusted, "system-" + std::to_string(opts_.port), curve_.public_key); !s) return s;
   leader_ = opts_.leader == opts_.bind_host + ":" + std::to_string(opts_.port);
   try {
-    if (leader_) {
+    // Every system listens for its peers: members to the leader, and to one
+    // another for what goes between two members (a direct link, no relay).
+    {
       // The ZAP handler must be bound before a CURVE server socket is.
       zap_ = std::make_unique<ipc::zap_authenticator>(
           zmq_, [trusted] { return ipc::read_trusted(trusted); },
@@ -140,6 +142,8 @@ status system::setup_convention() {
       peer_.bind("tcp://" + opts_.bind_host + ":0");
       peer_endpoint_ = peer_.get(zmq::sockopt::last_endpoint);
       peer_watch_ = std::make_unique<ipc::socket_watcher>(io_, peer_, [this] { on_peer(); });
+    }
+    if (leader_) {
       leader_id_ = self_id();
     } else {
       auto ep = system_endpoint(opts_.leader);
@@ -336,11 +340,36 @@ bool system::send_peer(std::uint32_t to, const std::string& command, json body, 
   if (leader_) {
     sent = send_frames(peer_, "s" + hex_of(to), command, body, blob);
     peer_watch_->kick();
-  } else if (uplink_ && joined_) {
-    sent = send_frames(uplink_, "", command, body, blob);
-    uplink_watch_->kick();
+  } else {
+    // To another member: straight there when the link is up, else through the leader.
+    if (to != leader_id_)
+      if (auto* link = direct_link(to)) sent = send_frames(*link, "", command, body, blob);
+    if (!sent && uplink_ && joined_) {
+      sent = send_frames(uplink_, "", command, body, blob);
+      uplink_watch_->kick();
+    }
   }
   return sent;
+}
+
+zmq::socket_t* system::direct_link(std::uint32_t to) {
+  if (auto it = direct_.find(to); it != direct_.end()) return &it->second;
+  const auto* m = members_.find(to);
+  if (m == nullptr || m->state != member_state::up || m->leader || m->peer_endpoint.ends_with(":0")) return nullptr;
+  try {
+    zmq::socket_t s(zmq_, zmq::socket_type::dealer);
+    ipc::make_curve_client(s, curve_, m->public_key);  // the key the (authenticated) leader listed
+    s.set(zmq::sockopt::routing_id, "s" + self_hex());
+    s.set(zmq::sockopt::linger, 0);
+    // Nothing queued for a peer not (or no longer) connected: such a send
+    // fails at once and goes through the leader instead.
+    s.set(zmq::sockopt::immediate, 1);
+    s.connect(m->peer_endpoint);
+    return &direct_.emplace(to, std::move(s)).first->second;
+  } catch (const zmq::error_t& e) {
+    log_line(TROUPE_LOG_WARN, {}, "no direct link to system " + port_of(to) + ": " + e.what());
+    return nullptr;
+  }
 }
 
 void system::broadcast(const std::string& command, const json& body) {
@@ -368,6 +397,12 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
   if (command == "call") return on_peer_call(from, b);
   if (command == "result") return on_peer_result(b);
   if (command == "data") return on_peer_data(blob);
+  // Anything else a member takes from its leader only (other members reach
+  // it directly, but only with calls, results and data).
+  if (!leader_ && from != leader_id_ && from != self_id() && command != "welcome") {
+    log_line(TROUPE_LOG_WARN, {}, "dropped '" + command + "' from system " + port_of(from) + ", which does not lead");
+    return;
+  }
   // What the leader asks of a host (itself included).
   if (command == "create") return on_create_request(b);
   if (command == "package" || command == "fetch_failed") return on_package(b, blob);
@@ -461,7 +496,6 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
     log_line(TROUPE_LOG_WARN, {}, "dropped unknown command '" + command + "' from system " + port_of(from));
     return;
   }
-  // A member hears from the leader.
   if (command == "welcome" || command == "members") {
     if (command == "welcome") {
       joined_ = true;
@@ -500,6 +534,11 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
     for (const auto* m : members_.all())
       if (!listed.count(m->system_id) && m->system_id != self_id()) gone.push_back(m->system_id);
     for (auto id : gone) members_.remove(id);
+    // Links to members that left or went down (a new one is made on the next send).
+    std::erase_if(direct_, [this](const auto& link) {
+      const auto* m = members_.find(link.first);
+      return m == nullptr || m->state != member_state::up;
+    });
     return;
   }
   if (command == "rejoin") {

@@ -207,6 +207,9 @@ class system {
   /// peer); to this system itself, handled on the next turn of the loop.
   bool send_peer(std::uint32_t to, const std::string& command, json body, const std::string& blob = {});
   void broadcast(const std::string& command, const json& body);
+  /// A member's direct link to another member (DEALER, CurveZMQ client), made
+  /// on first use; nullptr when that member is unknown, down or not listening.
+  zmq::socket_t* direct_link(std::uint32_t to);
   void heartbeat_tick();
   void discover_leader();
   void send_join();
@@ -432,6 +435,7 @@ class system {
   std::unique_ptr<ipc::socket_watcher> peer_watch_;
   std::unique_ptr<ipc::socket_watcher> uplink_watch_;
   std::unique_ptr<ipc::socket_watcher> discovery_watch_;
+  std::map<std::uint32_t, zmq::socket_t> direct_;  // member: links to other members, send only
   std::string leader_peer_;  // member: the peer endpoint the uplink is connected to
   convention_clock::time_point uplink_since_{};
   std::string untrusted_leader_key_;  // logged once
