@@ -539,6 +539,10 @@ void system::handle_peer(std::uint32_t from, const std::string& command, const j
       const auto* m = members_.find(link.first);
       return m == nullptr || m->state != member_state::up;
     });
+    // Connected ahead of need: the first message then finds the link up (and
+    // members still reach each other if the leader goes away meanwhile).
+    for (const auto* m : members_.all())
+      if (m->system_id != self_id() && m->system_id != leader_id_) (void)direct_link(m->system_id);
     return;
   }
   if (command == "rejoin") {

@@ -208,7 +208,8 @@ class system {
   bool send_peer(std::uint32_t to, const std::string& command, json body, const std::string& blob = {});
   void broadcast(const std::string& command, const json& body);
   /// A member's direct link to another member (DEALER, CurveZMQ client), made
-  /// on first use; nullptr when that member is unknown, down or not listening.
+  /// when the leader lists it (or on first use); nullptr when that member is
+  /// unknown, down or not listening.
   zmq::socket_t* direct_link(std::uint32_t to);
   void heartbeat_tick();
   void discover_leader();

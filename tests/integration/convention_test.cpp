@@ -735,9 +735,19 @@ TEST_CASE("members serve on while the leader is gone, and rejoin a leader that c
   test_system& host = (*placed)["system"] == a.where() ? a : b;
   const test_system& other = &host == &a ? b : a;
 
+  // Two actors without requirements, each on the member it was spawned through.
+  lead.load(TROUPE_RELAY_V1_PKG);
+  const std::string relay_a = a.spawn({"Relay", "--name", "relay-a"});
+  const std::string relay_b = b.spawn({"Relay", "--name", "relay-b"});
+  REQUIRE(wait_actor(lead, "relay-a", "running", a.where()));
+  REQUIRE(wait_actor(lead, "relay-b", "running", b.where()));
+
   // The leader dies: its host goes on answering, and knows it is alone.
   lead.kill_daemon();
   check_answers(host, "Morse", "Morse");
+  // Members reach each other directly: an actor on a asks one on b.
+  CHECK(a.ask(relay_a, json{{"via", relay_b}, {"payload", {{"echo", "no leader"}}}}) ==
+        json{{"answer", "no leader"}, {"from_version", "1.0.0"}});
   CHECK(eventually([&] { return !systems_of(host).value("joined", true); }));
   check_answers(host, morse, "Morse");
 
@@ -747,8 +757,8 @@ TEST_CASE("members serve on while the leader is gone, and rejoin a leader that c
   CHECK(eventually([&] { return convention_up(again, {&a, &b}); }));
   CHECK(eventually([&] { return actor_field(again, "Morse", "system") == host.where(); }));
   const json list = json::parse(again.run({"list", "--json"}).out);
-  REQUIRE(list.size() == 1);
-  CHECK(list[0]["phase"] == "loaded");
+  REQUIRE(list.size() == 2);  // encoders and relay
+  for (const auto& p : list) CHECK(p["phase"] == "loaded");
   check_answers(again, "Morse", "Morse");
 
   // So a failover works as before the crash.
