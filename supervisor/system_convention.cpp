@@ -84,6 +84,17 @@ location location_from_json(const json& j) {
   return l;
 }
 
+/// Decodes parts[first..] as [TRC1][command][body] with an optional binary
+/// frame after the body, which goes to blob.
+result<ipc::control_message> decode_peer_message(std::vector<zmq::message_t>& parts, std::size_t first,
+                                                 std::string& blob) {
+  if (parts.size() == first + 4) {
+    blob = parts.back().to_string();
+    parts.pop_back();
+  }
+  return ipc::decode_control(parts, first);
+}
+
 // Requests another system may forward here; anything else is refused.
 bool forwardable(const std::string& command) {
   return command == "ask" || command == "tell" || command == "kill" || command == "spawn" ||
@@ -272,11 +283,7 @@ void system::on_peer() {
   if (parts.size() < 2) return;
   const std::string identity = parts[0].to_string();
   std::string blob;
-  if (parts.size() == 5) {
-    blob = parts.back().to_string();
-    parts.pop_back();
-  }
-  auto m = ipc::decode_control(parts, 1);
+  auto m = decode_peer_message(parts, 1, blob);
   if (!m) {
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed message from system '" + identity + "': " + m.err().message);
     return;
@@ -286,7 +293,7 @@ void system::on_peer() {
     log_line(TROUPE_LOG_WARN, {}, "dropped a message from a peer with a malformed routing id");
     return;
   }
-  // Relayed when it is for another member (the star's one hop).
+  // Relayed when it is for another member (one hop through the leader).
   if (const std::uint32_t to = id_of(m->body.value("to", json())); to != 0 && to != self_id()) {
     if (!send_frames(peer_, "s" + hex_of(to), m->command, m->body, blob))
       log_line(TROUPE_LOG_WARN, {}, "'" + m->command + "' from " + port_of(from) + " to " + port_of(to) +
@@ -294,32 +301,29 @@ void system::on_peer() {
     peer_watch_->kick();
     return;
   }
-  try {
-    handle_peer(from, m->command, m->body, blob);
-  } catch (const json::exception& e) {
-    log_line(TROUPE_LOG_WARN, {}, "dropped malformed '" + m->command + "' from system " + port_of(from) + ": " + e.what());
-  }
+  handle_peer_guarded(from, m->command, m->body, blob);
 }
 
 void system::on_uplink() {
   auto parts = ipc::recv_multipart(uplink_);
   if (parts.empty()) return;
   std::string blob;
-  if (parts.size() == 4) {
-    blob = parts.back().to_string();
-    parts.pop_back();
-  }
-  auto m = ipc::decode_control(parts, 0);
+  auto m = decode_peer_message(parts, 0, blob);
   if (!m) {
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed message from the leader: " + m.err().message);
     return;
   }
   leader_heard_ = convention_clock::now();
-  const std::uint32_t from = id_of(m->body.value("from", json()));
+  handle_peer_guarded(id_of(m->body.value("from", json())), m->command, m->body, blob);
+}
+
+void system::handle_peer_guarded(std::uint32_t from, const std::string& command, const json& b,
+                                 const std::string& blob) {
+  // A field of the wrong JSON type anywhere below drops the message, never the system.
   try {
-    handle_peer(from, m->command, m->body, blob);
+    handle_peer(from, command, b, blob);
   } catch (const json::exception& e) {
-    log_line(TROUPE_LOG_WARN, {}, "dropped malformed '" + m->command + "' from the convention: " + e.what());
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed '" + command + "' from system " + port_of(from) + ": " + e.what());
   }
 }
 
@@ -327,13 +331,7 @@ bool system::send_peer(std::uint32_t to, const std::string& command, json body, 
   body["from"] = self_hex();
   body["to"] = hex_of(to);
   if (to == self_id()) {
-    asio::post(io_, [this, command, body = std::move(body), blob] {
-      try {
-        handle_peer(self_id(), command, body, blob);
-      } catch (const json::exception& e) {
-        log_line(TROUPE_LOG_ERROR, {}, "malformed '" + command + "' to itself: " + e.what());
-      }
-    });
+    asio::post(io_, [this, command, body = std::move(body), blob] { handle_peer_guarded(self_id(), command, body, blob); });
     return true;
   }
   bool sent = false;

@@ -203,6 +203,8 @@ class system {
   void on_discovery(); // a member's DEALER to the leader's public port
   void on_zap();
   void handle_peer(std::uint32_t from, const std::string& command, const json& b, const std::string& blob);
+  /// handle_peer, with a malformed message logged and dropped.
+  void handle_peer_guarded(std::uint32_t from, const std::string& command, const json& b, const std::string& blob);
   /// Sends to a system of the convention (through the leader for a member's
   /// peer); to this system itself, handled on the next turn of the loop.
   bool send_peer(std::uint32_t to, const std::string& command, json body, const std::string& blob = {});

@@ -250,6 +250,29 @@ struct background_run {
   }
 };
 
+/// A leader with no capabilities and two members a and b, the act-5 encoders
+/// loaded on the leader and Morse spawned through it: host is the member it
+/// landed on, other the other one.
+struct morse_placed {
+  test_system lead;
+  test_system a;
+  test_system b;
+  std::string morse;
+  test_system* host = nullptr;
+  test_system* other = nullptr;
+
+  morse_placed(const std::string& caps_a, const std::string& caps_b)
+      : a(lead, 0, member_args(lead, caps_a)), b(lead, 0, member_args(lead, caps_b)) {
+    REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+    lead.load(pack_encoders(lead, "1.0.0").file.string());
+    morse = lead.spawn({"Morse", "--name", "Morse"});
+    auto placed = wait_actor(lead, "Morse", "running");
+    REQUIRE(placed);
+    host = (*placed)["system"] == a.where() ? &a : &b;
+    other = host == &a ? &b : &a;
+  }
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------- act 5
@@ -405,18 +428,11 @@ TEST_CASE("act 5: three systems place the encoders by capability and follow chgc
 
 TEST_CASE("overlapping capabilities: a SIGKILLed system's actor answers again from the other",
           "[integration][convention]") {
-  test_system lead;
-  test_system a(lead, 0, member_args(lead, "morse,Caesar cipher"));
-  test_system b(lead, 0, member_args(lead, "64bit encoder,morse,Caesar cipher"));
-  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
-  const auto pkg = pack_encoders(lead, "1.0.0");
-  lead.load(pkg.file.string());
-  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
-  auto placed = wait_actor(lead, "Morse", "running");
-  REQUIRE(placed);
-  test_system& host = (*placed)["system"] == a.where() ? a : b;
-  test_system& other = &host == &a ? b : a;
-  REQUIRE((*placed)["system"] == host.where());
+  morse_placed f("morse,Caesar cipher", "64bit encoder,morse,Caesar cipher");
+  test_system& lead = f.lead;
+  const std::string& morse = f.morse;
+  test_system& host = *f.host;
+  test_system& other = *f.other;
   check_answers(lead, "Morse", "Morse");
 
   const auto killed_at = steady::now();
@@ -581,20 +597,43 @@ TEST_CASE("a system of another TROUPE_HOME is kept out of the convention", "[int
   CHECK(systems_of(lead)["systems"].size() == 1);
 }
 
+TEST_CASE("a member without the package's key refuses it, and the actor is placed on one that has it",
+          "[integration][convention][errors]") {
+  test_system lead;
+  test_system keyed(lead, 0, member_args(lead, "morse"));
+  // Another TROUPE_HOME: trusted for the link both ways, but without the key
+  // that signed the package.
+  test_system keyless(0, {"--leader", lead.where(), "--caps", "morse"});
+  fs::remove(keyless.home() / "keys" / "dev.pub");
+  const auto leader_key = lead.home() / "convention" / "trusted" / ("system-" + std::to_string(lead.port()) + ".pub");
+  fs::create_directories(keyless.home() / "convention" / "trusted");
+  fs::copy_file(leader_key, keyless.home() / "convention" / "trusted" / "leader.pub");
+  fs::copy_file(keyless.state_dir() / "curve" / "curve.pub", lead.home() / "convention" / "trusted" / "keyless.pub");
+  REQUIRE(eventually([&] { return convention_up(lead, {&keyed, &keyless}); }));
+  lead.load(pack_encoders(lead, "1.0.0").file.string());
+
+  // Asked through the keyless member, which comes first (local first).
+  const std::string morse = keyless.spawn({"Morse", "--name", "Morse"});
+  auto placed = wait_actor(lead, "Morse", "running");
+  REQUIRE(placed);
+  CHECK((*placed)["system"] == keyed.where());
+  CHECK((*placed)["address"] == morse);
+  CHECK_THAT(keyless.log(), Catch::Contains("refused package from the leader"));
+  CHECK_THAT(lead.log(), Catch::Contains("refused it"));
+  check_answers(keyless, "Morse", "Morse");
+  // Nothing of the package was kept where it was refused.
+  CHECK(json::parse(keyless.run({"list", "--json"}).out).empty());
+}
+
 // ---------------------------------------------------------------- move
 
 TEST_CASE("move: an actor re-created on another system or in a new worker keeps its address",
           "[integration][convention]") {
-  test_system lead;
-  test_system a(lead, 0, member_args(lead, "morse"));
-  test_system b(lead, 0, member_args(lead, "morse"));
-  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
-  lead.load(pack_encoders(lead, "1.0.0").file.string());
-  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
-  auto placed = wait_actor(lead, "Morse", "running");
-  REQUIRE(placed);
-  const test_system& from = (*placed)["system"] == a.where() ? a : b;
-  const test_system& to = &from == &a ? b : a;
+  morse_placed f("morse", "morse");
+  test_system& lead = f.lead;
+  const std::string& morse = f.morse;
+  const test_system& from = *f.host;
+  const test_system& to = *f.other;
 
   // Through the leader, to the other fitting system.
   auto r = lead.run({"move", "Morse", "--to", std::to_string(to.port())});
@@ -638,16 +677,11 @@ TEST_CASE("move: an actor re-created on another system or in a new worker keeps 
 
 TEST_CASE("failover under load: asks during a SIGKILL either succeed or fail with one line, none hangs",
           "[integration][convention]") {
-  test_system lead;
-  test_system a(lead, 0, member_args(lead, "morse"));
-  test_system b(lead, 0, member_args(lead, "morse"));
-  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
-  lead.load(pack_encoders(lead, "1.0.0").file.string());
-  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
-  auto placed = wait_actor(lead, "Morse", "running");
-  REQUIRE(placed);
-  test_system& host = (*placed)["system"] == a.where() ? a : b;
-  test_system& other = &host == &a ? b : a;
+  morse_placed f("morse", "morse");
+  test_system& lead = f.lead;
+  const std::string& morse = f.morse;
+  test_system& host = *f.host;
+  test_system& other = *f.other;
 
   struct outcome {
     run_result r;
@@ -724,16 +758,13 @@ TEST_CASE("failover under load: asks during a SIGKILL either succeed or fail wit
 
 TEST_CASE("members serve on while the leader is gone, and rejoin a leader that comes back with its packages",
           "[integration][convention]") {
-  test_system lead;
-  test_system a(lead, 0, member_args(lead, "morse"));
-  test_system b(lead, 0, member_args(lead, "morse"));
-  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
-  lead.load(pack_encoders(lead, "1.0.0").file.string());
-  const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
-  auto placed = wait_actor(lead, "Morse", "running");
-  REQUIRE(placed);
-  test_system& host = (*placed)["system"] == a.where() ? a : b;
-  const test_system& other = &host == &a ? b : a;
+  morse_placed f("morse", "morse");
+  test_system& lead = f.lead;
+  test_system& a = f.a;
+  test_system& b = f.b;
+  const std::string& morse = f.morse;
+  test_system& host = *f.host;
+  const test_system& other = *f.other;
 
   // Two actors without requirements, each on the member it was spawned through.
   lead.load(TROUPE_RELAY_V1_PKG);
