@@ -334,7 +334,7 @@ pid_t live_system::worker_pid(const std::string& package_id) {
 }
 
 void live_system::kill_worker(pid_t pid) {
-  if (::kill(pid, SIGKILL) != 0) throw bench_error("cannot kill worker " + std::to_string(pid));
+  if (pid <= 0 || ::kill(pid, SIGKILL) != 0) throw bench_error("cannot kill worker " + std::to_string(pid));
   untrack(slot_, pid);
 }
 

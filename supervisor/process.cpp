@@ -8,6 +8,8 @@
 #include <boost/process/exe.hpp>
 #include <boost/process/io.hpp>
 
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +31,33 @@ std::string describe_wait_status(int st) {
   return "ended with wait status " + std::to_string(st);
 }
 
+descriptor_use descriptors_in_use() {
+  descriptor_use u;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) u.limit = lim.rlim_cur;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) {
+    u.open = u.limit;
+    return u;
+  }
+  while (const dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++u.open;
+  ::closedir(d);
+  if (u.open > 0) --u.open;  // the directory's own descriptor, closed again
+  return u;
+}
+
+std::size_t raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  return lim.rlim_cur;
+}
+
 struct child_watch::impl {
   explicit impl(asio::io_context& io) : fd(io) {}
   asio::posix::stream_descriptor fd;
@@ -44,7 +73,9 @@ child_watch::~child_watch() {
 }
 
 void child_watch::signal(int sig) const {
-  if (impl_ && !impl_->reaped) ::kill(pid_, sig);
+  // pid_ is positive by construction (launch refuses anything else); the
+  // check stays because kill() with 0 or -1 reaches a group or every process.
+  if (impl_ && !impl_->reaped && pid_ > 0) ::kill(pid_, sig);
 }
 
 result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_spec& spec,
@@ -55,15 +86,24 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
   std::error_code ec;
   bp::child child(bp::exe = spec.exe, bp::args = spec.args, bp::env = child_env,
                   bp::std_in < bp::null, ec);
-  if (ec) return make_error(errc::io, "cannot start " + spec.exe + ": " + ec.message());
-  const pid_t pid = child.id();
+  // Boost.Process can fail without setting ec (at the descriptor limit its
+  // error pipe cannot be made) and then reports pid -1: a pid that kill()
+  // would take for "every process". Only a positive pid is a child of ours.
+  const pid_t pid = child.valid() ? child.id() : -1;
+  if (ec || pid <= 0) {
+    const int e = errno;
+    child.detach();
+    return make_error(errc::io, "cannot start " + spec.exe + ": " +
+                                    (ec ? ec.message() : std::string(std::strerror(e))));
+  }
   child.detach();  // we reap it ourselves through the pidfd
 
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
-    ::kill(pid, SIGKILL);
+    const int e = errno;
+    ::kill(pid, SIGKILL);  // pid > 0: our own child, not yet reaped
     ::waitpid(pid, nullptr, 0);
-    return make_error(errc::io, std::string("pidfd_open failed: ") + std::strerror(errno));
+    return make_error(errc::io, std::string("cannot watch the new process (pidfd_open): ") + std::strerror(e));
   }
   auto watch = std::unique_ptr<child_watch>(new child_watch());
   watch->pid_ = pid;

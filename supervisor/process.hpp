@@ -19,6 +19,20 @@
 
 namespace troupe::supervisor {
 
+/// Descriptors this process has open, and the most it may (RLIMIT_NOFILE).
+struct descriptor_use {
+  std::size_t open = 0;
+  std::size_t limit = 0;
+  [[nodiscard]] std::size_t room() const { return open < limit ? limit - open : 0; }
+};
+/// Counts /proc/self/fd; a failure to count (itself a sign of exhaustion)
+/// reports no room.
+[[nodiscard]] descriptor_use descriptors_in_use();
+
+/// Raises the soft descriptor limit to the hard one (a daemon's many
+/// sockets); returns the limit now in force.
+std::size_t raise_descriptor_limit();
+
 /// How a child ended, as text for operators: "killed by SIGKILL", "exit code 3".
 [[nodiscard]] std::string describe_wait_status(int wait_status);
 

@@ -75,7 +75,7 @@ TEST_CASE("messages queued for an actor whose worker is killed reach it after th
   while (!std::filesystem::exists(blocking) && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(5ms);  // poll interval, not a synchronisation
   REQUIRE(std::filesystem::exists(blocking));
-  REQUIRE(::kill(pid, SIGKILL) == 0);
+  troupe::testing::kill_process(pid);
 
   // Same address, every queued number, each sender's in its order, none twice.
   const json seen = poll_ask(sys, loner, json{{"seen", true}},

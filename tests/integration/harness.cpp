@@ -269,6 +269,11 @@ run_result run_process(const std::string& exe, const std::vector<std::string>& a
   return r;
 }
 
+void kill_process(pid_t pid) {
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+}
+
 void check_one_line_failure(const run_result& r, int code) {
   INFO("stdout: " << r.out << "stderr: " << r.err);
   CHECK(r.exit_code == code);
@@ -536,7 +541,7 @@ void test_system::kill_everything() noexcept {
       // The daemon's group holds it and its workers (it is not the group
       // leader, see docs/OPERATIONS.md §3): one signal for all of them.
       for (pid_t pid : left)
-        if (daemon_pgid_ > 0 && ::getpgid(pid) == daemon_pgid_) ::kill(-daemon_pgid_, SIGKILL);
+        if (daemon_pgid_ > 1 && ::getpgid(pid) == daemon_pgid_) ::kill(-daemon_pgid_, SIGKILL);
       for (pid_t pid : left) ::kill(pid, SIGKILL);
       for (pid_t pid : left) (void)wait_exit(pid, 5s);
       reap_children();

@@ -59,6 +59,11 @@ run_result run_process(const std::string& exe, const std::vector<std::string>& a
                        const std::string& input = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+/// SIGKILLs a process the test found (a worker's pid from `actors`, say):
+/// REQUIREs it positive first, since kill() with 0 or -1 reaches a whole
+/// process group or every process of the user, and REQUIREs the signal sent.
+void kill_process(pid_t pid);
+
 /// CHECKs that a command failed with exit code `code`, one line on stderr
 /// starting "troupe: " and nothing on stdout.
 void check_one_line_failure(const run_result& r, int code);

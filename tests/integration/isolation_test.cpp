@@ -58,7 +58,7 @@ TEST_CASE("each actor of a dedicated type runs in a worker of its own; a crash t
   // The daemon, the shared worker, two dedicated ones and the standby.
   CHECK(wait_processes(sys, 5) == 5);
 
-  REQUIRE(::kill(pid_a, SIGKILL) == 0);
+  troupe::testing::kill_process(pid_a);
   auto after = sys.wait_for_actor(a, [pid_a](const actor_view& v) {
     return v.state() == "running" && v.worker_pid() > 0 && v.worker_pid() != pid_a;
   });

@@ -33,7 +33,7 @@ TEST_CASE("a worker that dies is restarted and its actors answer under the same 
   std::string signal_name;
   SECTION("killed by SIGKILL") {
     signal_name = "SIGKILL";
-    REQUIRE(::kill(old_pid, SIGKILL) == 0);
+    troupe::testing::kill_process(old_pid);
   }
   SECTION("killed by SIGSEGV in a handler") {
     signal_name = "SIGSEGV";
@@ -103,7 +103,7 @@ TEST_CASE("a worker whose library can no longer be loaded fails its package inst
   const int pid = sys.actor(relay)->worker_pid();
   std::filesystem::remove(dir / "libfixture_relay_v1.so");
   std::ofstream(dir / "libfixture_relay_v1.so") << "not a library";
-  REQUIRE(::kill(pid, SIGKILL) == 0);
+  troupe::testing::kill_process(pid);
 
   // The restarted worker says why it cannot load the library ("fatal"): the
   // package is failed with that reason, its actors removed, not retried.
@@ -128,7 +128,7 @@ namespace {
 std::optional<actor_view> kill_worker_of(const test_system& sys, const std::string& address) {
   const int pid = sys.actor(address)->worker_pid();
   REQUIRE(pid > 0);
-  REQUIRE(::kill(pid, SIGKILL) == 0);
+  troupe::testing::kill_process(pid);
   return sys.wait_for_actor(address, [pid](const actor_view& v) {
     return v.state() == "failed" || (v.state() == "running" && v.worker_pid() > 0 && v.worker_pid() != pid);
   });

@@ -79,7 +79,7 @@ TEST_CASE("a watcher is told when the worker of its target is killed and the tar
   REQUIRE(relay_pid != sys.actor(watcher)->worker_pid());  // another package, another worker
   watch(sys, watcher, relay);
 
-  REQUIRE(::kill(relay_pid, SIGKILL) == 0);
+  troupe::testing::kill_process(relay_pid);
   json got = wait_notices(sys, watcher, relay, 1);
   INFO(got.dump());
   REQUIRE(got.size() == 1);
@@ -87,7 +87,7 @@ TEST_CASE("a watcher is told when the worker of its target is killed and the tar
   CHECK_THAT(text(got[0], "reason"), Catch::Contains("worker killed by SIGKILL"));
   // A restart does not end the watch: the next one is told too.
   CHECK(sys.ask(relay, json{{"echo", 1}}) == json(1));
-  REQUIRE(::kill(sys.actor(relay)->worker_pid(), SIGKILL) == 0);
+  troupe::testing::kill_process(sys.actor(relay)->worker_pid());
   got = wait_notices(sys, watcher, relay, 2);
   REQUIRE(got.size() == 2);
   CHECK(text(got[1], "event") == "restarted");
@@ -191,7 +191,7 @@ TEST_CASE("a watch outlives the watcher's own restart: the new instance is told"
   REQUIRE(pid == sys.actor(target)->worker_pid());
   watch(sys, watcher, target);
 
-  REQUIRE(::kill(pid, SIGKILL) == 0);
+  troupe::testing::kill_process(pid);
   // The notice waits for the restarted watcher, whose fresh state holds it.
   json got = wait_notices(sys, watcher, target, 1);
   INFO(got.dump());
