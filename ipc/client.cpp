@@ -100,13 +100,7 @@ result<json> client::call(std::string_view command, const json& body,
       continue;  // a stale answer to an earlier, timed-out call
     if (!msg->body.value("ok", false)) {
       auto text = msg->body.value("error", std::string("the system refused without a reason"));
-      auto code = msg->body.value("code", std::string());
-      errc c = code == "not_found"          ? errc::not_found
-               : code == "timeout"          ? errc::timeout
-               : code == "invalid_argument" ? errc::invalid_argument
-               : code == "unavailable"      ? errc::unavailable
-                                            : errc::refused;
-      return make_error(c, text);
+      return make_error(errc_from_string(msg->body.value("code", std::string())), text);
     }
     msg->body.erase("rid");
     msg->body.erase("ok");

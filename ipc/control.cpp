@@ -5,7 +5,7 @@
 namespace troupe::ipc {
 
 result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
-                                       std::size_t first) {
+                                       std::size_t first, std::size_t max_depth) {
   if (parts.size() < first + 3)
     return make_error(errc::protocol, "control message has " +
                                           std::to_string(parts.size() < first ? 0 : parts.size() - first) +
@@ -25,10 +25,13 @@ result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
   if (m.command.empty() || m.command.size() > 64)
     return make_error(errc::protocol, "control command name is empty or too long");
   const auto body = parts[first + 2].to_string_view();
-  m.body = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (m.body.is_discarded() || !m.body.is_object())
-    return make_error(errc::protocol, "body of control command '" + m.command +
-                                          "' is not a JSON object");
+  auto parsed = parse_json(body, max_depth);
+  if (!parsed)
+    return make_error(parsed.err().code == errc::limit ? errc::limit : errc::protocol,
+                      "body of control command '" + m.command + "': " + parsed.err().message);
+  if (!parsed->is_object())
+    return make_error(errc::protocol, "body of control command '" + m.command + "' is not a JSON object");
+  m.body = std::move(*parsed);
   return m;
 }
 

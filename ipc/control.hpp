@@ -6,6 +6,7 @@
 // Decoding never throws: malformed input becomes an error value.
 #pragma once
 
+#include "ipc/json_limits.hpp"
 #include "ipc/protocol.hpp"
 
 #include <troupe/result.hpp>
@@ -26,9 +27,11 @@ struct control_message {
   json body = json::object();
 };
 
-/// Decodes parts[first..] as a control message.
+/// Decodes parts[first..] as a control message whose body is nested at most
+/// max_depth levels (ipc/json_limits.hpp).
 result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
-                                       std::size_t first = 0);
+                                       std::size_t first = 0,
+                                       std::size_t max_depth = default_max_json_depth);
 
 /// Sends a control message, preceded by a routing identity frame when
 /// identity is non-empty (ROUTER sockets). Non-blocking: returns false when the

@@ -213,3 +213,12 @@ TEST_CASE("error_reply carries the rid, ok false and the message, nothing else",
   CHECK(e.size() == 3);
   CHECK(error_reply(nullptr, "x").at("rid").is_null());
 }
+
+TEST_CASE("a control body nested deeper than the limit is refused as a limit, not parsed", "[control]") {
+  const std::string deep = "{\"rid\":" + std::string(80000, '[') + std::string(80000, ']') + "}";
+  auto parts = frames({signature, "status", deep});
+  auto m = decode_control(parts, 0, 64);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.err().code == errc::limit);
+  CHECK(m.err().message == "body of control command 'status': JSON nested deeper than 64 levels");
+}

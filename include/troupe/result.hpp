@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -18,6 +19,7 @@ enum class errc {
   refused,           ///< understood but not allowed (untrusted package, ABI mismatch)
   unavailable,       ///< the system or worker is not running
   internal,          ///< a bug: an impossible state was reached
+  limit,             ///< a configured limit was reached (workers, JSON depth, frame size, held requests)
 };
 
 [[nodiscard]] inline const char* to_string(errc c) {
@@ -30,8 +32,17 @@ enum class errc {
     case errc::refused: return "refused";
     case errc::unavailable: return "unavailable";
     case errc::internal: return "internal";
+    case errc::limit: return "limit";
   }
   return "internal";
+}
+
+/// The errc whose to_string is text; refused for a name this version does not know.
+[[nodiscard]] inline errc errc_from_string(std::string_view text) {
+  for (errc c : {errc::invalid_argument, errc::not_found, errc::protocol, errc::io, errc::timeout,
+                 errc::refused, errc::unavailable, errc::internal, errc::limit})
+    if (text == to_string(c)) return c;
+  return errc::refused;
 }
 
 struct error {
