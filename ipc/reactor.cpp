@@ -76,6 +76,17 @@ void socket_watcher::drain() {
   kick();
 }
 
+watched_socket::watched_socket(asio::io_context& io, zmq::socket_t socket, std::function<void()> on_readable)
+    : socket_(std::move(socket)), watcher_(io, socket_, std::move(on_readable)) {}
+
+std::vector<zmq::message_t> watched_socket::receive() { return recv_multipart(socket_); }
+
+bool watched_socket::send_control(std::string_view identity, std::string_view command, const nlohmann::json& body) {
+  const bool sent = ipc::send_control(socket_, identity, command, body);
+  watcher_.kick();
+  return sent;
+}
+
 void configure_data_socket(zmq::socket_t& socket) {
   socket.set(zmq::sockopt::linger, 0);
   socket.set(zmq::sockopt::sndhwm, 100000);

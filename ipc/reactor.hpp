@@ -14,6 +14,7 @@
 // Threading: everything here belongs to the thread running the io_context.
 #pragma once
 
+#include "ipc/control.hpp"
 #include "ipc/delivery.hpp"
 #include "ipc/wire.hpp"
 
@@ -59,6 +60,41 @@ class socket_watcher {
   bool stopped_ = true;
   bool kick_pending_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+/// A socket read from the loop and written from any handler on it. Every
+/// send through it re-checks the socket: a send processes ZeroMQ's pending
+/// commands and can consume the ZMQ_FD edge of a message that arrived
+/// meanwhile, which would then wait for the next unrelated wake-up (a client
+/// pipelining requests stalled until another client sent something).
+class watched_socket {
+ public:
+  /// on_readable as for socket_watcher; call start() once the socket is bound.
+  watched_socket(boost::asio::io_context& io, zmq::socket_t socket, std::function<void()> on_readable);
+  watched_socket(const watched_socket&) = delete;
+  watched_socket& operator=(const watched_socket&) = delete;
+
+  void start() { watcher_.start(); }
+  void stop() { watcher_.stop(); }
+  /// The next whole message, without blocking; empty when none.
+  std::vector<zmq::message_t> receive();
+  /// send_control (ipc/control.hpp) on this socket, then a re-check.
+  bool send_control(std::string_view identity, std::string_view command, const nlohmann::json& body);
+  /// Runs send(socket) (any other framing), then re-checks; returns its result.
+  template <class F>
+  decltype(auto) send_with(F&& send) {
+    struct rechecks {
+      socket_watcher& w;
+      ~rechecks() { w.kick(); }
+    } after{watcher_};
+    return send(socket_);
+  }
+  /// For options and binding; sends belong to the functions above.
+  zmq::socket_t& raw() { return socket_; }
+
+ private:
+  zmq::socket_t socket_;
+  socket_watcher watcher_;
 };
 
 /// Sockets created for the data plane get these options (docs/PROTOCOL.md §3.1).
