@@ -439,8 +439,10 @@ struct file_bytes {
 };
 
 // A whole file in one read, after checking its size; symlinks followed.
+// O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; the
+// fstat below then refuses it, and reads of a regular file ignore the flag.
 result<file_bytes> read_whole_file(const fs::path& file, std::uint64_t max_bytes) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     const int e = errno;
     return make_error(e == ENOENT ? errc::not_found : errc::io,

@@ -5,7 +5,11 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 namespace troupe::manifests {
 
@@ -30,14 +34,26 @@ void sha256::update(std::string_view bytes) {
 }
 
 status sha256::update_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return make_error(errc::io, file.string() + ": cannot open for reading");
-  std::array<char, 64 * 1024> buf;
-  while (in) {
-    in.read(buf.data(), buf.size());
-    update(std::string_view(buf.data(), static_cast<std::size_t>(in.gcount())));
+  // Non-blocking open, then regular files only: a FIFO must not stall the caller.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return make_error(errc::io, file.string() + ": cannot open for reading");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(errc::refused, file.string() + ": not a regular file");
   }
-  if (!in.eof()) return make_error(errc::io, file.string() + ": read failed");
+  std::array<char, 64 * 1024> buf;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return make_error(errc::io, file.string() + ": read failed");
+    }
+    if (n == 0) break;
+    update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+  }
+  ::close(fd);
   return ok_v;
 }
 
