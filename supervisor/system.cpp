@@ -38,10 +38,14 @@ status replace_link(const fs::path& link, const fs::path& target) {
   return ok_v;
 }
 
-json payload_as_json(std::string_view payload) {
-  json j = json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (j.is_discarded()) return json(std::string(payload));
-  return j;
+/// A reply's payload as the client gets it: its JSON, or the bytes as a
+/// string when they are not JSON. Too deeply nested is an error: the reply
+/// is dumped again on its way out.
+result<json> payload_as_json(std::string_view payload, std::size_t max_depth) {
+  auto j = ipc::parse_json(payload, max_depth);
+  if (j) return j;
+  if (j.err().code == errc::limit) return j.err();
+  return json(std::string(payload));
 }
 
 
@@ -50,6 +54,7 @@ json payload_as_json(std::string_view payload) {
 // ---------------------------------------------------------------- setup
 
 status system::setup() {
+  raise_descriptor_limit();
   std::error_code ec;
   fs::create_directories(run_dir_, ec);
   if (ec) return make_error(errc::io, "cannot create " + run_dir_.string() + ": " + ec.message());
@@ -59,10 +64,11 @@ status system::setup() {
                                                   run_dir_.string() + "); use a shorter one");
   directory_ = directory(make_system_id());
   try {
-    public_ = zmq::socket_t(zmq_, zmq::socket_type::router);
-    public_.set(zmq::sockopt::linger, 500);  // the answer to "shutdown" must leave
-    public_.set(zmq::sockopt::router_mandatory, 1);
-    public_.bind("tcp://" + opts_.bind_host + ":" + std::to_string(opts_.port));
+    zmq::socket_t socket(zmq_, zmq::socket_type::router);
+    socket.set(zmq::sockopt::linger, 500);  // the answer to "shutdown" must leave
+    socket.set(zmq::sockopt::router_mandatory, 1);
+    socket.bind("tcp://" + opts_.bind_host + ":" + std::to_string(opts_.port));
+    public_ = std::make_unique<ipc::watched_socket>(io_, std::move(socket), [this] { on_public(); });
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, "cannot listen on " + opts_.bind_host + ":" +
                                     std::to_string(opts_.port) + ": " + e.what());
@@ -89,10 +95,9 @@ status system::setup() {
                                     run_dir_.string() + ": " + e.what());
   }
   if (auto s = setup_convention(); !s) return s;
-  public_watch_ = std::make_unique<ipc::socket_watcher>(io_, public_, [this] { on_public(); });
   control_watch_ = std::make_unique<ipc::socket_watcher>(io_, control_, [this] { on_control(); });
   gateway_watch_ = std::make_unique<ipc::socket_watcher>(io_, gateway_, [this] { on_gateway(); });
-  public_watch_->start();
+  public_->start();
   control_watch_->start();
   gateway_watch_->start();
   for (auto* w : {zap_watch_.get(), peer_watch_.get(), discovery_watch_.get()})
@@ -141,27 +146,23 @@ int system::run() {
 // ---------------------------------------------------------------- clients
 
 void system::on_public() {
-  auto parts = ipc::recv_multipart(public_);
+  auto parts = public_->receive();
   if (parts.size() < 2) return;
   const std::string identity = parts[0].to_string();
-  auto m = ipc::decode_control(parts, 1);
+  auto m = ipc::decode_control(parts, 1, opts_.max_json_depth);
   if (!m) {
     // Answer what can be answered; a peer that does not speak the protocol
     // at all is only logged (never crashes or stalls the system).
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed client message: " + m.err().message);
     // Echo the rid when the last frame still reads as a body carrying one, so
     // the client can match the error instead of waiting for its timeout.
-    json rid;
-    const auto last = parts.back().to_string_view();
-    if (json b = json::parse(last.begin(), last.end(), nullptr, false); b.is_object() && b.contains("rid"))
-      rid = b["rid"];
+    const json rid = ipc::top_level_scalar(parts.back().to_string_view(), "rid");
     auto body = ipc::error_reply(rid, m.err().message);
-    body["code"] = to_string(errc::protocol);
-    send_control(public_, identity, "reply", body);
+    body["code"] = to_string(m.err().code == errc::limit ? errc::limit : errc::protocol);
+    public_->send_control(identity, "reply", body);
     return;
   }
   handle_client(identity, *m);
-  public_watch_->kick();
 }
 
 void system::handle_client(const std::string& identity, const ipc::control_message& m) {
@@ -317,6 +318,17 @@ result<worker_proc*> system::worker_for(const std::string& package_id, bool dedi
 }
 
 result<worker_proc*> system::launch_worker() {
+  // Refused before the process exists: past its descriptor limit the daemon
+  // could not accept the worker's connections (ZeroMQ aborts on EMFILE in an
+  // ipc listener, and spins on it in a TCP one).
+  if (workers_.size() >= opts_.max_workers)
+    return make_error(errc::limit, "cannot start another worker: " + std::to_string(workers_.size()) +
+                                       " run, the most this system allows (start --max-workers)");
+  if (const auto fds = descriptors_in_use(); fds.room() < worker_descriptor_cost + descriptor_reserve)
+    return make_error(errc::limit, "cannot start another worker: " + std::to_string(fds.open) + " of " +
+                                       std::to_string(fds.limit) +
+                                       " descriptors in use (RLIMIT_NOFILE; each worker takes about " +
+                                       std::to_string(worker_descriptor_cost) + ")");
   const std::uint32_t id = next_worker_id_++;
   worker_proc& w = workers_[id];
   w.id = id;
@@ -402,9 +414,13 @@ void system::replenish_standby() {
   for (; waiting < opts_.standby_workers; ++waiting) {
     auto w = launch_worker();
     if (!w) {
-      log_line(TROUPE_LOG_WARN, {}, "cannot start a standby worker: " + w.err().message);
+      // Once per shortage, not at every spawn while it lasts.
+      if (!standby_shortage_logged_)
+        log_line(TROUPE_LOG_WARN, {}, "cannot start a standby worker: " + w.err().message);
+      standby_shortage_logged_ = true;
       return;
     }
+    standby_shortage_logged_ = false;
     log_line(TROUPE_LOG_INFO, {}, "worker " + (*w)->identity + " is a standby");
   }
 }
@@ -550,17 +566,20 @@ void system::on_gateway() {
     if (r.kind != ipc::record_kind::reply && r.kind != ipc::record_kind::ask_failed) return;
     auto it = gateway_asks_.find(r.correlation);
     if (it == gateway_asks_.end()) return;  // answered after its timeout
-    if (r.kind == ipc::record_kind::reply)
-      answer(it->second.client, json{{"payload", payload_as_json(r.payload)},
-                                     {"type", std::string(r.type)}, {"from", r.from.to_string()}});
-    else
+    if (r.kind == ipc::record_kind::reply) {
+      if (auto payload = payload_as_json(r.payload, opts_.max_json_depth))
+        answer(it->second.client,
+               json{{"payload", std::move(*payload)}, {"type", std::string(r.type)}, {"from", r.from.to_string()}});
+      else
+        answer_error(it->second.client, "the reply of " + r.from.to_string() + " is refused: " + payload.err().message,
+                     errc::limit);
+    } else
       answer_error(it->second.client, std::string(r.payload), errc::not_found);
     it->second.timer->cancel();
     gateway_asks_.erase(it);
   });
   if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame on the gateway: " + s.err().message);
   send_gateway_acks();
-  public_watch_->kick();
 }
 
 void system::send_gateway_acks() {
@@ -664,7 +683,6 @@ void system::cmd_kill(const client_ref& c, const json& b) {
 
 void system::cmd_shutdown(const client_ref& c) {
   answer(c, json{{"pid", ::getpid()}});
-  public_watch_->kick();
   begin_shutdown();
 }
 
@@ -674,7 +692,7 @@ void system::on_control() {
   auto parts = ipc::recv_multipart(control_);
   if (parts.size() < 2) return;
   const std::string identity = parts[0].to_string();
-  auto m = ipc::decode_control(parts, 1);
+  auto m = ipc::decode_control(parts, 1, opts_.max_json_depth);
   if (!m) {
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed control message from '" + identity + "': " + m.err().message);
     return;
@@ -1177,7 +1195,7 @@ void system::maybe_finish_shutdown() {
   if (!stopping_ || !workers_.empty()) return;
   if (shutdown_timer_) shutdown_timer_->cancel();
   signals_.cancel();
-  public_watch_->stop();
+  public_->stop();
   control_watch_->stop();
   gateway_watch_->stop();
   for (auto* w : {zap_watch_.get(), peer_watch_.get(), discovery_watch_.get(), uplink_watch_.get()})

@@ -9,6 +9,7 @@
 // Threading: run() drives everything on the calling thread.
 #pragma once
 
+#include "ipc/json_limits.hpp"
 #include "manifests/archive.hpp"
 #include "manifests/requirement.hpp"
 
@@ -34,6 +35,8 @@ struct system_options {
   std::chrono::milliseconds heartbeat{200};        ///< members and leader say they live this often
   std::chrono::milliseconds member_timeout{1000};  ///< silent this long: down, its actors go elsewhere
   std::size_t held_limit = 1000;     ///< requests held per moving or pending actor
+  std::size_t max_json_depth = ipc::default_max_json_depth;  ///< deepest JSON accepted from clients, workers and peers
+  std::uint32_t max_workers = 512;   ///< worker processes at most (standbys included)
 };
 
 /// Exit codes of the daemon (docs/OPERATIONS.md).

@@ -87,12 +87,12 @@ location location_from_json(const json& j) {
 /// Decodes parts[first..] as [TRC1][command][body] with an optional binary
 /// frame after the body, which goes to blob.
 result<ipc::control_message> decode_peer_message(std::vector<zmq::message_t>& parts, std::size_t first,
-                                                 std::string& blob) {
+                                                 std::string& blob, std::size_t max_depth) {
   if (parts.size() == first + 4) {
     blob = parts.back().to_string();
     parts.pop_back();
   }
-  return ipc::decode_control(parts, first);
+  return ipc::decode_control(parts, first, max_depth);
 }
 
 // Requests another system may forward here; anything else is refused.
@@ -201,7 +201,7 @@ void system::discover_leader() {
 
 void system::on_discovery() {
   auto parts = ipc::recv_multipart(discovery_);
-  auto m = ipc::decode_control(parts, 0);
+  auto m = ipc::decode_control(parts, 0, opts_.max_json_depth);
   // The discovery port is not authenticated: anything may answer there.
   // Answers queued while the leader was away are stale once joined.
   if (!m || joined_ || m->command != "reply" || !m->body.contains("ok") || m->body["ok"] != true) return;
@@ -283,7 +283,7 @@ void system::on_peer() {
   if (parts.size() < 2) return;
   const std::string identity = parts[0].to_string();
   std::string blob;
-  auto m = decode_peer_message(parts, 1, blob);
+  auto m = decode_peer_message(parts, 1, blob, opts_.max_json_depth);
   if (!m) {
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed message from system '" + identity + "': " + m.err().message);
     return;
@@ -308,7 +308,7 @@ void system::on_uplink() {
   auto parts = ipc::recv_multipart(uplink_);
   if (parts.empty()) return;
   std::string blob;
-  auto m = decode_peer_message(parts, 0, blob);
+  auto m = decode_peer_message(parts, 0, blob, opts_.max_json_depth);
   if (!m) {
     log_line(TROUPE_LOG_WARN, {}, "dropped malformed message from the leader: " + m.err().message);
     return;
@@ -1167,7 +1167,7 @@ void system::on_peer_result(const json& b) {
 void system::deliver_reply(const client_ref& c, json body) {
   if (c.via == 0 && c.identity.empty()) return;  // a held tell: its client had its answer
   if (c.via == 0) {
-    send_control(public_, c.identity, "reply", body);
+    public_->send_control(c.identity, "reply", body);
     return;
   }
   send_peer(c.via, "result", json{{"call", c.call}, {"reply", std::move(body)}});

@@ -52,6 +52,12 @@ constexpr std::size_t max_ipc_path = 107;  // sun_path less its NUL
 constexpr auto load_registration_timeout = std::chrono::seconds(10);
 // An unloaded package's actors get this long to stop before its worker is killed.
 constexpr auto unload_grace = std::chrono::seconds(5);
+// Descriptors one worker costs the daemon (its pidfd, its control and
+// gateway connections, the data socket to its inbox and that socket's
+// mailbox), with room for the launch's own pipe.
+constexpr std::size_t worker_descriptor_cost = 8;
+// Kept free for clients, package files and ZeroMQ's own needs.
+constexpr std::size_t descriptor_reserve = 32;
 // A load's replacement standby starts this long after the load is answered.
 constexpr auto standby_delay = std::chrono::milliseconds(10);
 
@@ -398,10 +404,9 @@ class system {
   fs::path run_dir_;
   asio::io_context io_{1};
   zmq::context_t zmq_{1};
-  zmq::socket_t public_;
+  std::unique_ptr<ipc::watched_socket> public_;  // clients: every answer re-checks it
   zmq::socket_t control_;
   zmq::socket_t gateway_;
-  std::unique_ptr<ipc::socket_watcher> public_watch_;
   std::unique_ptr<ipc::socket_watcher> control_watch_;
   std::unique_ptr<ipc::socket_watcher> gateway_watch_;
   directory directory_;
@@ -459,6 +464,7 @@ class system {
   std::set<std::string> fetched_packages_;  // fetched for the convention: no on_load actors here
 
   std::unique_ptr<asio::steady_timer> standby_timer_;
+  bool standby_shortage_logged_ = false;
   bool stopping_ = false;
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
 };

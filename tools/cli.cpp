@@ -185,6 +185,16 @@ int cmd_start(const parsed& p, const std::string& self) {
     opts.standby_workers = v;
   }
   if (p.has("--max-package-size")) opts.limits.max_archive_bytes = parse_size(p.value("--max-package-size"));
+  auto count = [&p](const char* option, unsigned long lo, unsigned long hi) {
+    const std::string text = p.value(option);
+    unsigned long v = 0;
+    auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (r.ec != std::errc{} || r.ptr != text.data() + text.size() || v < lo || v > hi)
+      throw usage_error{std::string(option) + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi)};
+    return v;
+  };
+  if (p.has("--max-workers")) opts.max_workers = static_cast<std::uint32_t>(count("--max-workers", 1, 100000));
+  if (p.has("--max-json-depth")) opts.max_json_depth = count("--max-json-depth", 8, 10000);
   if (p.has("--leader")) {
     opts.leader = p.value("--leader");
     if (opts.leader.find(':') == std::string::npos) opts.leader = "127.0.0.1:" + opts.leader;
@@ -227,12 +237,9 @@ int cmd_start(const parsed& p, const std::string& self) {
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail(cli_failed, "pipe failed");
   std::vector<std::string> argv_s = {self, "start", "--foreground", "--port", std::to_string(opts.port),
                                      "--bind", opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
-  if (p.has("--caps")) argv_s.insert(argv_s.end(), {"--caps", p.value("--caps")});
   if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
-  if (p.has("--standby")) argv_s.insert(argv_s.end(), {"--standby", p.value("--standby")});
-  if (p.has("--delivery")) argv_s.insert(argv_s.end(), {"--delivery", p.value("--delivery")});
-  if (p.has("--max-package-size")) argv_s.insert(argv_s.end(), {"--max-package-size", p.value("--max-package-size")});
-  for (const char* o : {"--leader", "--heartbeat", "--member-timeout"})
+  for (const char* o : {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat",
+                        "--member-timeout", "--max-workers", "--max-json-depth"})
     if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -453,10 +460,11 @@ const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
       {"start", {"start [--port P] [--caps LIST] [--leader HOST:PORT] [--bind HOST] [--allow-unsigned]\n"
                  "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
-                 "        [--heartbeat MS] [--member-timeout MS] [--foreground]",
+                 "        [--heartbeat MS] [--member-timeout MS] [--max-workers N] [--max-json-depth N]\n"
+                 "        [--foreground]",
                  "start a system (daemon) and return once it answers",
                  {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery",
-                  "--leader", "--heartbeat", "--member-timeout"},
+                  "--leader", "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth"},
                  {"--foreground", "--allow-unsigned"}, 0, 0, cmd_start}},
       {"stop", {"stop [PORT|HOST:PORT ...]", "stop systems (default 1900) and wait until they are gone",
                 {}, {}, 0, 64, cmd_stop}},

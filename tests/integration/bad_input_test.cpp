@@ -125,6 +125,61 @@ TEST_CASE("malformed client messages on the public port are answered with an err
   }
 }
 
+TEST_CASE("JSON nested 80,000 levels deep in a rid or a payload is refused as a limit and crashes nothing",
+          "[integration][robustness]") {
+  // 160 KB of brackets overflowed the daemon's stack through a recursive dump
+  // (echoing the rid, forwarding the payload), even under a bad signature.
+  fixture f;
+  zmq::context_t ctx;
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.connect("tcp://" + f.sys.where());
+  const std::string deep = std::string(80000, '[') + std::string(80000, ']');
+
+  struct deep_message {
+    const char* what;
+    std::vector<std::string> frames;
+    const char* code;
+    json rid;  // echoed when it can be read at the top level
+  };
+  const std::vector<deep_message> cases{
+      {"a deep rid", {signature, "status", R"({"rid":)" + deep + "}"}, "limit", nullptr},
+      {"a deep rid under a bad signature", {"XYZ\x01", "status", R"({"rid":)" + deep + "}"}, "protocol", nullptr},
+      {"a deep payload", {signature, "ask", R"({"rid":9,"target":")" + f.actor + R"(","payload":)" + deep + "}"},
+       "limit", 9},
+      {"a deep tell", {signature, "tell", R"({"rid":9,"target":")" + f.actor + R"(","payload":{"a":)" + deep + "}}"},
+       "limit", 9},
+      {"a deep payload under a bad signature", {"XYZ\x01", "ask", R"({"rid":"r","payload":)" + deep + "}"},
+       "protocol", "r"},
+  };
+  for (const auto& c : cases) {
+    INFO("sent " << c.what);
+    send_frames(dealer, c.frames);
+    auto answer = receive_answer(dealer);
+    REQUIRE(answer);
+    CHECK(answer->body.value("ok", true) == false);
+    CHECK(answer->body.value("code", std::string()) == c.code);
+    CHECK(answer->body.value("rid", json()) == c.rid);
+    check_still_serving(f.sys, f.actor);
+  }
+}
+
+TEST_CASE("the JSON depth limit is the operator's to set, and nesting within it passes through",
+          "[integration][robustness]") {
+  test_system sys({"--max-json-depth", "16"});
+  const std::string pkg = sys.load(TROUPE_RELAY_V1_PKG);
+  const std::string actor = sys.spawn({"Relay", "--package", pkg});
+  json within = json::array();
+  for (int i = 0; i < 10; ++i) within = json::array({within});
+  CHECK(sys.ask(actor, json{{"echo", within}}) == within);
+  json beyond = within;
+  for (int i = 0; i < 10; ++i) beyond = json::array({beyond});
+  auto r = sys.run({"ask", actor, json{{"echo", beyond}}.dump()});
+  troupe::testing::check_one_line_failure(r, 1);  // a refusal, not a usage error
+  CHECK(r.err.find("JSON nested deeper than 16 levels") != std::string::npos);
+  check_still_serving(sys, actor);
+}
+
 TEST_CASE("peers that do not speak ZMTP on the public port are dropped",
           "[integration][robustness]") {
   fixture f;

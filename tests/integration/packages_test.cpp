@@ -163,6 +163,11 @@ TEST_CASE("tampered, untrusted and malformed archives are refused with one line,
                                             "actors:\n  Relay: {}\n  Phantom: {}\n")));
     expected = "does not register actor type Phantom";
   }
+  SECTION("a FIFO, which the daemon must not wait on") {
+    // Opening it blocked the daemon's loop until a writer came: every client stalled.
+    REQUIRE(::mkfifo(bad.c_str(), 0600) == 0);
+    expected = "not a regular file";
+  }
   SECTION("a manifest naming a library the archive lacks") {
     write_all(bad, dev_signed(relay_entries("package: relay\nversion: 1.0.0\nlibrary: lib/missing.so\n"
                                             "actors:\n  Relay: {}\n")));
@@ -171,6 +176,20 @@ TEST_CASE("tampered, untrusted and malformed archives are refused with one line,
   auto r = sys.run({"load", bad.string()});
   check_one_line_failure(r, 1);
   CHECK_THAT(r.err, Catch::Contains(expected));
+  untouched.verify();
+}
+
+TEST_CASE("a FIFO among the kept archives is refused when loaded by group and skipped by avail",
+          "[integration][packages][errors]") {
+  test_system sys;
+  untouched_check untouched(sys);
+  const fs::path fifo = sys.home() / "packages" / "relay-9.0.0.tpkg";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto r = sys.run({"load", "relay"});
+  check_one_line_failure(r, 1);
+  CHECK_THAT(r.err, Catch::Contains("not a regular file"));
+  CHECK(sys.run({"avail", "--json"}).exit_code == 0);
+  fs::remove(fifo);
   untouched.verify();
 }
 
