@@ -1,5 +1,7 @@
 #include "ipc/curve.hpp"
 
+#include "base/files.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,7 +36,8 @@ constexpr int zap_enforce_domain_option = ZMQ_ZAP_ENFORCE_DOMAIN;
 constexpr int zap_enforce_domain_option = 93;
 #endif
 
-std::string errno_text(int e) { return std::generic_category().message(e); }
+using base::errno_text;
+using base::write_file_atomically;
 
 std::string_view trim(std::string_view s) {
   constexpr std::string_view space = " \t\r\n\v\f";
@@ -66,13 +69,19 @@ bool valid_name(std::string_view name) {
   });
 }
 
-// Reads at most max_key_file_bytes of file. errc::not_found when it is absent.
+// Reads at most max_key_file_bytes of file. errc::not_found when it is
+// absent. Never waits on a FIFO: the ZAP handler reads these per connection.
 result<std::string> read_key_file(const fs::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     const int e = errno;
     return make_error(e == ENOENT ? errc::not_found : errc::io,
                       file.string() + ": cannot read (" + errno_text(e) + ")");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(errc::io, file.string() + ": cannot read (not a regular file)");
   }
   std::string bytes(max_key_file_bytes, '\0');
   std::size_t got = 0;
@@ -92,53 +101,6 @@ result<std::string> read_key_file(const fs::path& file) {
   return bytes;
 }
 
-std::string random_suffix() {
-  std::random_device rd;
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%ld.%08x%08x", static_cast<long>(::getpid()), rd(), rd());
-  return buf;
-}
-
-// Writes bytes to a fresh temporary sibling of file with exactly mode, then
-// renames it into place: a reader sees the old file or the whole new one.
-status write_file_atomically(const fs::path& file, std::string_view bytes, mode_t mode) {
-  const fs::path tmp =
-      file.parent_path() / ("." + file.filename().string() + ".tmp." + random_suffix());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0)
-    return make_error(errc::io, tmp.string() + ": cannot create (" + errno_text(errno) + ")");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  int e = errno;
-  // fchmod: the umask must neither open up nor lock out the owner of a key.
-  bool written = done == bytes.size() && ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
-  if (!written) e = errno;
-  if (::close(fd) != 0 && written) {
-    written = false;
-    e = errno;
-  }
-  if (written && ::rename(tmp.c_str(), file.c_str()) != 0) {
-    written = false;
-    e = errno;
-  }
-  if (!written) {
-    ::unlink(tmp.c_str());
-    return make_error(errc::io, file.string() + ": cannot write (" + errno_text(e) + ")");
-  }
-  // The rename itself reaches the disk with the directory: a key pair that
-  // vanished after a power cut would be replaced by one no peer trusts.
-  const int dfd = ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-  return ok_v;
-}
 
 status make_dir(const fs::path& dir) {
   std::error_code ec;

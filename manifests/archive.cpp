@@ -4,6 +4,10 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include "base/check.hpp"
+#include "base/files.hpp"
+#include "base/hex.hpp"
+
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
@@ -38,17 +42,14 @@ constexpr int max_symlink_hops = 40;  // the kernel's own limit
 constexpr std::uint64_t no_limit = std::numeric_limits<std::uint64_t>::max();
 constexpr std::uint32_t max_entries_any = std::numeric_limits<std::uint32_t>::max();
 
-[[noreturn]] void internal_failure(const char* what) {
-  std::fprintf(stderr, "troupe: internal error: %s failed\n", what);
-  std::abort();
-}
+[[noreturn]] void internal_failure(const char* what) { base::internal_error(std::string(what) + " failed"); }
 
 error prefixed(const std::string& source, error e) {
   e.message = source + ": " + e.message;
   return e;
 }
 
-std::string errno_text(int e) { return std::strerror(e); }
+using base::errno_text;
 
 // ---------------------------------------------------------------- digests
 
@@ -90,16 +91,7 @@ std::string sha256_raw(std::string_view bytes) {
   return h.finish();
 }
 
-std::string to_hex(std::string_view raw) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 0xf]);
-  }
-  return out;
-}
+std::string to_hex(std::string_view raw) { return base::hex_encode(raw); }
 
 void append_be64(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8)
@@ -433,80 +425,17 @@ status check_contents(package_archive& a) {
 
 // ---------------------------------------------------------------- files
 
+// A whole file in one read, after checking its size; symlinks followed; a
+// FIFO or device is refused without waiting on it.
 struct file_bytes {
   std::string bytes;
   bool executable = false;
 };
 
-// A whole file in one read, after checking its size; symlinks followed.
-// O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; the
-// fstat below then refuses it, and reads of a regular file ignore the flag.
 result<file_bytes> read_whole_file(const fs::path& file, std::uint64_t max_bytes) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) {
-    const int e = errno;
-    return make_error(e == ENOENT ? errc::not_found : errc::io,
-                      file.string() + ": cannot open (" + errno_text(e) + ")");
-  }
-  struct stat st {};
-  file_bytes out;
-  std::string problem;
-  errc code = errc::io;
-  if (::fstat(fd, &st) != 0) {
-    problem = "cannot stat (" + errno_text(errno) + ")";
-  } else if (!S_ISREG(st.st_mode)) {
-    problem = "not a regular file";
-    code = errc::refused;
-  } else if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-    problem = "is " + std::to_string(st.st_size) + " bytes, over the limit of " +
-              std::to_string(max_bytes);
-    code = errc::refused;
-  } else {
-    out.executable = (st.st_mode & 0111) != 0;
-    out.bytes.resize(static_cast<std::size_t>(st.st_size));
-    std::size_t got = 0;
-    while (got < out.bytes.size()) {  // one read in practice; loops only if interrupted
-      const ssize_t n = ::read(fd, out.bytes.data() + got, out.bytes.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    if (got != out.bytes.size()) problem = "read failed (changed while reading?)";
-  }
-  ::close(fd);
-  if (!problem.empty()) return make_error(code, file.string() + ": " + problem);
-  return out;
-}
-
-std::string random_suffix() {
-  std::random_device rd;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%ld.%08x%08x", static_cast<long>(::getpid()), rd(), rd());
-  return buf;
-}
-
-// Writes bytes to a fresh temporary sibling of file, then renames it into place.
-status write_file_atomically(const fs::path& file, std::string_view bytes) {
-  const fs::path tmp =
-      file.parent_path() / ("." + file.filename().string() + ".tmp." + random_suffix());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return make_error(errc::io, tmp.string() + ": cannot create (" + errno_text(errno) + ")");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  const int saved = errno;
-  const bool written = done == bytes.size() && ::fsync(fd) == 0;
-  if (::close(fd) != 0 || !written || ::rename(tmp.c_str(), file.c_str()) != 0) {
-    const int e = written ? errno : saved;
-    ::unlink(tmp.c_str());
-    return make_error(errc::io, file.string() + ": cannot write (" + errno_text(e) + ")");
-  }
-  return ok_v;
+  auto r = base::read_regular_file(file, max_bytes);
+  if (!r) return r.err();
+  return file_bytes{std::move(r->bytes), (r->mode & 0111) != 0};
 }
 
 // ---------------------------------------------------------------- extraction
@@ -780,7 +709,7 @@ result<fs::path> extract_archive(const package_archive& archive, const fs::path&
   auto entries = list_entries(archive.payload, {no_limit, no_limit, max_entries_any});
   if (!entries) return prefixed(archive.source, entries.err());
 
-  const fs::path tmp = root / ("." + archive.id + ".tmp." + random_suffix());
+  const fs::path tmp = root / ("." + archive.id + ".tmp." + base::unique_suffix());
   if (::mkdir(tmp.c_str(), 0700) != 0)
     return make_error(errc::io, tmp.string() + ": cannot create (" + errno_text(errno) + ")");
   status s = write_tree(archive.payload, *entries, tmp);
@@ -935,7 +864,7 @@ result<pack_result> pack_package(const pack_request& request, const signing_key&
   auto check =
       open_archive_bytes(signed_bytes, out.string(), self, {no_limit, no_limit, max_entries_any});
   if (!check) return check.err();
-  if (auto s = write_file_atomically(out, signed_bytes); !s) return s.err();
+  if (auto s = base::write_file_atomically(out, signed_bytes, 0644); !s) return s.err();
   return pack_result{check->id, out, std::move(*m)};
 }
 

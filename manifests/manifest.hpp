@@ -5,6 +5,8 @@
 // no state, so it is safe from any thread.
 #pragma once
 
+#include "base/restart.hpp"
+
 #include "manifests/requirement.hpp"
 #include "manifests/version.hpp"
 
@@ -24,23 +26,14 @@ namespace troupe::manifests {
 using json = nlohmann::json;
 using std::chrono::milliseconds;
 
-/// OTP child restart types: permanent always, transient after a failure only,
-/// temporary never.
-enum class restart_policy { permanent, transient, temporary };
+/// The restart section's types live with the decision table that reads them
+/// (base/restart.hpp).
+using base::restart_policy;
+using base::restart_spec;
 
 /// shared: instances live in the package's shared worker; dedicated: one
 /// worker process per instance.
 enum class isolation_mode { shared, dedicated };
-
-struct restart_spec {
-  restart_policy policy = restart_policy::permanent;
-  std::uint32_t max_restarts = 3;  ///< OTP intensity ...
-  milliseconds within{5000};       ///< ... within this period, else give up
-  milliseconds backoff_min{10};    ///< delay before a respawn starts here ...
-  milliseconds backoff_max{1000};  ///< ... and grows to at most this
-
-  friend bool operator==(const restart_spec&, const restart_spec&) = default;
-};
 
 /// on_load: what the supervisor does for this type when the package is
 /// loaded: an optional role and global name, and an optional message.

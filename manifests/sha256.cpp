@@ -1,5 +1,8 @@
 #include "manifests/sha256.hpp"
 
+#include "base/check.hpp"
+#include "base/hex.hpp"
+
 #include <openssl/evp.h>
 
 #include <array>
@@ -16,8 +19,7 @@ namespace troupe::manifests {
 namespace {
 
 [[noreturn]] void openssl_failed(const char* what) {
-  std::fprintf(stderr, "troupe: internal error: OpenSSL %s failed\n", what);
-  std::abort();
+  base::internal_error(std::string("OpenSSL ") + what + " failed");
 }
 
 }  // namespace
@@ -61,14 +63,7 @@ std::string sha256::finish_hex() {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int size = 0;
   if (EVP_DigestFinal_ex(ctx_, digest.data(), &size) != 1) openssl_failed("EVP_DigestFinal_ex");
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (unsigned int i = 0; i < size; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 0xf]);
-  }
-  return out;
+  return base::hex_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), size));
 }
 
 std::string sha256_hex(std::string_view bytes) {

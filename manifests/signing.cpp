@@ -2,6 +2,8 @@
 
 #include "manifests/sha256.hpp"
 
+#include "base/check.hpp"
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -25,8 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 [[noreturn]] void openssl_failed(const char* what) {
-  std::fprintf(stderr, "troupe: internal error: OpenSSL %s failed\n", what);
-  std::abort();
+  base::internal_error(std::string("OpenSSL ") + what + " failed");
 }
 
 struct file_closer {

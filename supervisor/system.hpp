@@ -9,6 +9,7 @@
 // Threading: run() drives everything on the calling thread.
 #pragma once
 
+#include "base/exit_codes.hpp"
 #include "ipc/json_limits.hpp"
 #include "manifests/archive.hpp"
 #include "manifests/requirement.hpp"
@@ -39,11 +40,6 @@ struct system_options {
   std::uint32_t max_workers = 512;   ///< worker processes at most (standbys included)
 };
 
-/// Exit codes of the daemon (docs/OPERATIONS.md).
-enum system_exit : int {
-  system_exit_ok = 0,
-  system_exit_setup = 70,  ///< could not bind, create state directories, ...
-};
 
 /// Directory holding a system's state: HOME/systems/PORT.
 [[nodiscard]] std::filesystem::path state_dir(const std::filesystem::path& home, std::uint16_t port);

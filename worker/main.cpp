@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   // the runtime turns that into an orderly exit of every actor.
   const pid_t parent = getppid();
   prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != parent) return exit_control_lost;
+  if (getppid() != parent) return troupe::worker_exit_control_lost;
 
   options opts;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -32,14 +32,14 @@ int main(int argc, char** argv) {
     else if (flag == "--worker-id") opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     else {
       std::fprintf(stderr, "troupe-worker: unknown option %s\n", argv[i]);
-      return exit_usage;
+      return troupe::worker_exit_usage;
     }
   }
   if (argc % 2 == 0 || opts.control_endpoint.empty() || opts.inbox_endpoint.empty() || opts.worker_id == 0) {
     std::fprintf(stderr,
                  "usage: troupe-worker --control EP --inbox EP --worker-id N [--marker FILE]\n"
                  "(started by the supervisor, not by hand; it names the package in its answer to hello)\n");
-    return exit_usage;
+    return troupe::worker_exit_usage;
   }
   set_log_tag("w" + std::to_string(opts.worker_id));
   runtime rt(std::move(opts));

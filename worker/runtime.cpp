@@ -120,7 +120,7 @@ int runtime::run() {
       send_control(control_, {}, "fatal",
                    json{{"worker", opts_.worker_id}, {"error", s.err().message}});
     }
-    return exit_package;
+    return worker_exit_package;
   }
   io_.run();
   return exit_code_;
@@ -147,7 +147,7 @@ status runtime::start() {
   control_watch_->start();
   inbox_watch_->start();
   signals_.async_wait([this](const boost::system::error_code& ec, int) {
-    if (!ec) shutdown(exit_control_lost);
+    if (!ec) shutdown(worker_exit_control_lost);
   });
 
   // Registration in two steps (docs/PROTOCOL.md §4): "hello" is answered
@@ -158,7 +158,7 @@ status runtime::start() {
             if (!body.value("ok", false)) {
               log_line(TROUPE_LOG_ERROR, {}, "supervisor refused registration: " +
                                                  body.value("error", std::string("no reason")));
-              shutdown(exit_control_lost);
+              shutdown(worker_exit_control_lost);
               return;
             }
             system_id_ = body.value("system", 0u);
@@ -184,7 +184,7 @@ void runtime::load_package() {
     // Tell the supervisor why, so it refuses the package at once instead of
     // respawning a worker that can never start.
     send_event("fatal", json{{"worker", opts_.worker_id}, {"error", s.err().message}});
-    shutdown(exit_package);
+    shutdown(worker_exit_package);
     return;
   }
   json types = json::array();
@@ -195,7 +195,7 @@ void runtime::load_package() {
             if (body.value("ok", false)) return;
             log_line(TROUPE_LOG_ERROR, {}, "supervisor refused the package: " +
                                                body.value("error", std::string("no reason")));
-            shutdown(exit_package);
+            shutdown(worker_exit_package);
           });
 }
 
@@ -262,7 +262,7 @@ void runtime::handle_control(const ipc::control_message& m) {
   } else if (m.command == "forget_name") {
     names_.erase(b.value("name", std::string()));  // it moved to another actor
   } else if (m.command == "shutdown") {
-    shutdown(exit_ok, b.value("reason", std::string("system shutdown")));
+    shutdown(worker_exit_ok, b.value("reason", std::string("system shutdown")));
   } else {
     log_line(TROUPE_LOG_WARN, {}, "ignored unknown control command '" + m.command + "'");
   }

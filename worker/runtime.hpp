@@ -10,6 +10,7 @@
 // only ever called from it.
 #pragma once
 
+#include "base/exit_codes.hpp"
 #include "ipc/control.hpp"
 #include "ipc/delivery.hpp"
 #include "ipc/handling_marker.hpp"
@@ -49,13 +50,6 @@ struct options {
   std::string package_id;
 };
 
-/// Process exit codes of troupe-worker (docs/OPERATIONS.md).
-enum exit_code : int {
-  exit_ok = 0,
-  exit_usage = 64,         ///< bad command line
-  exit_package = 65,       ///< the package library cannot be loaded (not retried)
-  exit_control_lost = 66,  ///< the supervisor went away
-};
 
 /// A message queued for delivery inside this worker (owns its bytes).
 struct envelope {
@@ -187,7 +181,7 @@ class runtime {
   ipc::data_link link_;
   boost::asio::signal_set signals_;
   package_host package_;
-  int exit_code_ = exit_ok;
+  int exit_code_ = worker_exit_ok;
   bool shutting_down_ = false;
 
   // No-loss delivery (docs/PROTOCOL.md §3.4); off with --delivery best-effort.

@@ -1,0 +1,43 @@
+// base/files.hpp — reading and writing whole files the way the daemon must:
+// a read never waits on a FIFO or a device and takes regular files only; a
+// write lands whole or not at all (temporary sibling, fsync, rename, fsync of
+// the directory), with the mode it asks for whatever the umask.
+// Pure functions of the file system; any thread.
+#pragma once
+
+#include <troupe/result.hpp>
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace troupe::base {
+
+/// strerror as a std::string (thread-safe).
+[[nodiscard]] std::string errno_text(int e);
+
+struct file_contents {
+  std::string bytes;
+  mode_t mode = 0;  ///< st_mode of the file read
+};
+
+/// The whole of file, at most max_bytes, symlinks followed. Opened without
+/// blocking and refused unless it is a regular file. Errors name the file:
+/// errc::not_found (absent), errc::refused ("not a regular file", "is N bytes,
+/// over the limit of M"), errc::io.
+[[nodiscard]] result<file_contents> read_regular_file(const std::filesystem::path& file,
+                                                      std::uint64_t max_bytes);
+
+/// Replaces file with bytes atomically: a reader sees the old file or the
+/// whole new one, with exactly mode, and the rename is on disk before this
+/// returns. No partial file is left behind on failure.
+[[nodiscard]] status write_file_atomically(const std::filesystem::path& file, std::string_view bytes,
+                                           mode_t mode);
+
+/// A name no other process or thread picks at the same time (pid + random).
+[[nodiscard]] std::string unique_suffix();
+
+}  // namespace troupe::base
