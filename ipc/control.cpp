@@ -5,12 +5,12 @@
 namespace troupe::ipc {
 
 result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
-                                       std::size_t first, std::size_t max_depth) {
+                                       std::size_t first, std::size_t max_depth, bool with_blob) {
   if (parts.size() < first + 3)
     return make_error(errc::protocol, "control message has " +
                                           std::to_string(parts.size() < first ? 0 : parts.size() - first) +
                                           " frames, expected 3");
-  if (parts.size() > first + 3)
+  if (parts.size() > first + (with_blob ? 4 : 3))
     return make_error(errc::protocol, "control message has extra frames");
   const auto& sig = parts[first];
   if (sig.size() != control_signature.size() ||
@@ -32,11 +32,12 @@ result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
   if (!parsed->is_object())
     return make_error(errc::protocol, "body of control command '" + m.command + "' is not a JSON object");
   m.body = std::move(*parsed);
+  if (parts.size() == first + 4) m.blob = parts[first + 3].to_string();
   return m;
 }
 
 bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_view command,
-                  const json& body) {
+                  const json& body, std::string_view blob) {
   const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
   try {
     if (!identity.empty()) {
@@ -49,7 +50,12 @@ bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_
     if (!socket.send(zmq::buffer(control_signature.data(), control_signature.size()), first))
       return false;
     socket.send(zmq::buffer(command), zmq::send_flags::sndmore);
-    socket.send(zmq::buffer(text), zmq::send_flags::none);
+    if (blob.empty()) {
+      socket.send(zmq::buffer(text), zmq::send_flags::none);
+    } else {
+      socket.send(zmq::buffer(text), zmq::send_flags::sndmore);
+      socket.send(zmq::buffer(blob), zmq::send_flags::none);
+    }
     return true;
   } catch (const zmq::error_t&) {
     return false;  // EHOSTUNREACH with ROUTER_MANDATORY: the peer is gone

@@ -25,19 +25,23 @@ using json = nlohmann::json;
 struct control_message {
   std::string command;
   json body = json::object();
+  std::string blob;  ///< the optional binary fourth frame (between systems, §5.3)
 };
 
-/// Decodes parts[first..] as a control message whose body is nested at most
-/// max_depth levels (ipc/json_limits.hpp).
+/// Decodes parts[first..] as a control message, [signature][command][body],
+/// whose body is nested at most max_depth levels (ipc/json_limits.hpp); with
+/// with_blob a fourth frame is taken as its blob.
 result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
                                        std::size_t first = 0,
-                                       std::size_t max_depth = default_max_json_depth);
+                                       std::size_t max_depth = default_max_json_depth,
+                                       bool with_blob = false);
 
 /// Sends a control message, preceded by a routing identity frame when
-/// identity is non-empty (ROUTER sockets). Non-blocking: returns false when the
-/// message could not be queued (peer gone with ROUTER_MANDATORY, or HWM).
+/// identity is non-empty (ROUTER sockets) and followed by blob as a fourth
+/// frame when it is not empty. Non-blocking: returns false when the message
+/// could not be queued (peer gone with ROUTER_MANDATORY, or HWM).
 bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_view command,
-                  const json& body);
+                  const json& body, std::string_view blob = {});
 
 /// Receives one whole multipart message without blocking; empty when none.
 std::vector<zmq::message_t> recv_multipart(zmq::socket_t& socket);

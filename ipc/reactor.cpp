@@ -81,8 +81,9 @@ watched_socket::watched_socket(asio::io_context& io, zmq::socket_t socket, std::
 
 std::vector<zmq::message_t> watched_socket::receive() { return recv_multipart(socket_); }
 
-bool watched_socket::send_control(std::string_view identity, std::string_view command, const nlohmann::json& body) {
-  const bool sent = ipc::send_control(socket_, identity, command, body);
+bool watched_socket::send_control(std::string_view identity, std::string_view command, const nlohmann::json& body,
+                                  std::string_view blob) {
+  const bool sent = ipc::send_control(socket_, identity, command, body, blob);
   watcher_.kick();
   return sent;
 }
@@ -293,6 +294,13 @@ std::size_t data_link::pending_batches() const {
   std::size_t n = 0;
   for (const auto& [_, p] : peers_) n += p->stalled.size() + (p->batch.empty() ? 0 : 1);
   return n;
+}
+
+void send_acks(inbound_ledger& ledger, data_link& link) {
+  ledger.take_acks([&link](std::string_view endpoint, std::uint64_t channel, std::uint64_t first, std::uint64_t last) {
+    const std::string from = encode_ack_first(first);
+    link.send(link.connect(std::string(endpoint)), record_view{record_kind::ack, 0, {}, {}, channel, last, {}, from});
+  });
 }
 
 }  // namespace troupe::ipc

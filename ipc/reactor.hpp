@@ -79,7 +79,8 @@ class watched_socket {
   /// The next whole message, without blocking; empty when none.
   std::vector<zmq::message_t> receive();
   /// send_control (ipc/control.hpp) on this socket, then a re-check.
-  bool send_control(std::string_view identity, std::string_view command, const nlohmann::json& body);
+  bool send_control(std::string_view identity, std::string_view command, const nlohmann::json& body,
+                    std::string_view blob = {});
   /// Runs send(socket) (any other framing), then re-checks; returns its result.
   template <class F>
   decltype(auto) send_with(F&& send) {
@@ -203,5 +204,36 @@ struct data_link::peer {
   std::vector<cause> batch_causes;     // one per numbered record of batch
   std::deque<kept_batch> unacked;
 };
+
+/// The receiving half of the data plane, one for workers and the gateway:
+/// a frame's link records are taken here (a channel record opens its channel
+/// in the ledger, with no-loss delivery; an ack record releases, through
+/// on_release(cause), what the peer acknowledged), and every other record goes
+/// to deliver(record, cause), in order. The cause holds one count of its
+/// record in the ledger (none without no-loss delivery or sequence number):
+/// the receiver releases it once the record is handled. Returns what
+/// decode_batch returns; records before a malformed one have been delivered.
+template <class Deliver, class Release>
+status receive_frame(std::string_view frame, bool no_loss, data_link& link, inbound_ledger& ledger,
+                     Deliver&& deliver, Release&& on_release) {
+  std::uint32_t channel = 0;  // set by the channel record opening a no-loss batch
+  return decode_batch(frame, [&](const record_view& r) {
+    switch (r.kind) {
+      case record_kind::channel:
+        if (no_loss) channel = ledger.open(r.correlation, r.payload);
+        return;
+      case record_kind::ack:
+        link.on_ack(r.correlation, decode_ack_first(r.payload), r.seq, on_release);
+        return;
+      default:
+        break;
+    }
+    deliver(r, channel != 0 && r.seq != 0 ? ledger.begin(channel, r.seq) : cause{});
+  });
+}
+
+/// Sends the acks the ledger has ready (runs of records done), each to the
+/// endpoint its channel named.
+void send_acks(inbound_ledger& ledger, data_link& link);
 
 }  // namespace troupe::ipc

@@ -1,100 +1,106 @@
-// supervisor/convention.hpp — what a system knows of its convention: the
-// member systems (endpoint, key, capabilities, load, liveness) and the choice
-// of a system for a new actor. Pure bookkeeping, no I/O: unit-tested alone.
-// Not thread-safe; owned by the supervisor's loop thread.
+// supervisor/convention.hpp — the convention as the rest of a system sees it,
+// however it is coordinated: where an actor of the convention runs (or waits),
+// which system leads, and what becomes of the actors it placed here. The
+// built-in leader (leader_convention.hpp) is one implementation; a
+// coordination store (etcd) is another behind the same interface.
+//
+// The components that use it: the gateway and remote calls (route a client's
+// request to an actor's host), the data relay (records between systems),
+// supervision (resolve and look up actors elsewhere, report creations that
+// failed). The implementation registers its own client commands (spawn,
+// systems, chgcap, move) and peer commands, and subscribes to the system's
+// events for the actors it placed here.
+// Threading: the loop's thread only.
 #pragma once
 
-#include "manifests/requirement.hpp"
+#include "supervisor/directory.hpp"
 
+#include <troupe/address.hpp>
 #include <troupe/result.hpp>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdint>
-#include <map>
 #include <set>
 #include <string>
-#include <string_view>
-#include <vector>
 
 namespace troupe::supervisor {
 
-using convention_clock = std::chrono::steady_clock;
-
-enum class member_state {
-  up,    ///< heard within the member timeout
-  down,  ///< not heard within it, or said it stops; its actors are placed elsewhere
+/// Where the convention has placed an actor (docs/PROTOCOL.md §5.4). The
+/// leader's table is the truth; members keep a copy to route client requests.
+struct location {
+  std::uint32_t system = 0;  ///< where it runs; for moving and pending, where it ran
+  std::string type;
+  std::string package_id;
+  std::string name;
+  enum class phase { placed, moving, pending } ph = phase::placed;
+  std::uint32_t moves = 0;
+  std::string reason;  ///< why it is moving or pending; once placed again, why it moved
+  std::string cause;   ///< what started its last move
+  bool fresh_worker = false;  ///< re-create it in a worker of its own (move --new-worker)
+  std::uint32_t target = 0;   ///< moving: the system chosen for it (0: any that fits)
+  std::set<std::uint32_t> refused;  ///< systems that could not create it (no key for its package, ...)
+  bool created = false;  ///< has run somewhere: a new placement is a move
 };
 
-[[nodiscard]] const char* to_string(member_state s);
+/// "running", "moving" or "pending": the state `actors` shows.
+[[nodiscard]] const char* to_string(location::phase p);
 
-struct member_info {
-  std::uint32_t system_id = 0;  ///< the 8-hex-digit id of its addresses
-  std::string host;             ///< its public (client) address
-  std::uint16_t port = 0;       ///< its public port: how operators name it
-  std::string peer_endpoint;    ///< tcp://HOST:PORT of its CurveZMQ peer socket
-  std::string public_key;       ///< its Curve25519 public key, Z85 (40 characters)
-  manifests::capabilities caps;
-  std::uint32_t actors = 0;     ///< actors it hosts: its load
-  bool leader = false;
-  member_state state = member_state::up;
-  convention_clock::time_point last_heard{};
-};
-
-/// The wire form (docs/PROTOCOL.md §5): {"system": "3fa9c012", "host", "port",
-/// "peer", "key", "capabilities": {...}, "actors", "leader", "state"}.
-[[nodiscard]] nlohmann::json to_json(const member_info& m);
-/// Reads the wire form; a one-line error names the missing or malformed field.
-/// last_heard is left at its default.
-[[nodiscard]] result<member_info> member_from_json(const nlohmann::json& j);
-
-class membership {
+class convention {
  public:
-  /// Adds a member or replaces what is known of it (a join, a rejoin, a
-  /// member list from the leader); it is up and heard at now. Returns true
-  /// when it is new or anything but last_heard and actors changed.
-  bool upsert(member_info m, convention_clock::time_point now);
-  /// A heartbeat: marks it up and heard at now, with its load. False for an
-  /// unknown id.
-  bool heard(std::uint32_t id, convention_clock::time_point now, std::uint32_t actors);
-  /// Marks down every up member (but except) not heard within timeout;
-  /// returns their ids in port order.
-  std::vector<std::uint32_t> expire(convention_clock::time_point now, std::chrono::milliseconds timeout,
-                                    std::uint32_t except);
-  /// Marks a member down (it said it stops). False for an unknown id.
-  bool mark_down(std::uint32_t id);
-  /// Forgets a member entirely.
-  void remove(std::uint32_t id);
-  /// Replaces a member's capabilities. False for an unknown id.
-  bool set_caps(std::uint32_t id, manifests::capabilities caps);
-  /// Changes a member's load by delta (never below zero). False for an unknown id.
-  bool add_load(std::uint32_t id, int delta);
+  virtual ~convention() = default;
 
-  [[nodiscard]] const member_info* find(std::uint32_t id) const;
-  /// The member whose public port is port (the first by id when two hosts
-  /// share a port).
-  [[nodiscard]] const member_info* find_port(std::uint16_t port) const;
-  /// Every member, ordered by port, then id.
-  [[nodiscard]] std::vector<const member_info*> all() const;
-  [[nodiscard]] std::size_t size() const { return members_.size(); }
+  /// Keys, links and sockets; after the client port and the workers' sockets
+  /// are bound. Errors end the start of the system.
+  virtual status setup() = 0;
+  /// Once serving: the first heartbeat, discovery, packages to load again.
+  virtual void start() = 0;
+  /// The system is stopping: a member tells its leader at once.
+  virtual void stop() = 0;
 
- private:
-  std::map<std::uint32_t, member_info> members_;
+  /// Adds the convention's fields to a `status` answer.
+  virtual void describe(nlohmann::json& status) const = 0;
+  /// Appends, as `actors` lists them, the actors of the convention that do
+  /// not run here (running elsewhere, moving or pending).
+  virtual void list_elsewhere(nlohmann::json& out, const directory& here) const = 0;
+
+  /// The convention's actor at an address text or global name (out: its address).
+  virtual location* find(const std::string& target, address& out) = 0;
+  /// The convention's actor at address a, or nullptr.
+  virtual const location* at(address a) const = 0;
+  /// The system hosting a, when it is another one: 0 when a is not known
+  /// to run elsewhere.
+  virtual std::uint32_t host_of(address a) const = 0;
+  /// An actor placed here that is leaving for another system (evicted for
+  /// a move): what is sent to it is held for its new place.
+  virtual bool leaving(address a) const = 0;
+  /// How operators name a system: its public port, else its id.
+  [[nodiscard]] virtual std::string port_of(std::uint32_t system) const = 0;
+
+  /// Who leads, for routing requests that only the leader answers.
+  [[nodiscard]] virtual bool leads() const = 0;
+  [[nodiscard]] virtual std::uint32_t leader() const = 0;  ///< 0 while none is known
+  [[nodiscard]] virtual bool joined() const = 0;           ///< the leader itself counts as joined
+  /// "the convention leader at HOST:PORT is unreachable"
+  [[nodiscard]] virtual std::string leader_unreachable() const = 0;
+  /// Whether system id is gone (down or unknown): what it was asked will not be answered.
+  [[nodiscard]] virtual bool gone(std::uint32_t system) const = 0;
+  /// The leader forgets a pending actor (killed before it ran anywhere).
+  virtual void forget(address a) = 0;
+
+  /// What becomes of the actors of this system (the system's events, in
+  /// the order system.cpp wires them): the convention reports on those it
+  /// placed here, and answers the spawns and moves that wait for them.
+  virtual void running_here(address a) = 0;
+  virtual void failed_here(address a, const std::string& reason) = 0;
+  virtual void gone_here(address a, bool failed, const std::string& reason) = 0;
+
+  /// Whether this system runs a for the convention (placed here).
+  virtual bool hosts(address a) const = 0;
+  /// A creation the convention asked of this system failed: true when it
+  /// took the failure (to place the actor elsewhere), false when a is none
+  /// of its actors.
+  virtual bool create_failed_here(address a, const std::string& why) = 0;
 };
-
-/// Chooses the system for an actor of type `type` requiring reqs: local_id
-/// when it is up and fits, else the up member that fits with the fewest
-/// actors, ties broken by the lowest port, then the lowest id. Members in
-/// exclude are skipped (one that refused the actor a moment ago). With none
-/// fitting, errc::unavailable with one line naming, for each up member in port
-/// order, the first requirement it does not meet:
-///   "no system can host Morse: 1900: morse: requires true, system has none;
-///    10101: morse: requires true, system has none"
-/// (no up member at all: "no system can host Morse: no system is up").
-[[nodiscard]] result<std::uint32_t> choose_system(const membership& members, std::uint32_t local_id,
-                                                  const std::vector<manifests::requirement>& reqs,
-                                                  const std::set<std::uint32_t>& exclude,
-                                                  std::string_view type);
 
 }  // namespace troupe::supervisor

@@ -92,6 +92,11 @@ actor_record* directory::find(address a) {
   return it == actors_.end() ? nullptr : &it->second;
 }
 
+const actor_record* directory::find(address a) const {
+  auto it = actors_.find(a);
+  return it == actors_.end() ? nullptr : &it->second;
+}
+
 actor_record* directory::find_name(std::string_view name) {
   auto it = names_.find(std::string(name));
   return it == names_.end() ? nullptr : find(it->second);

@@ -4,6 +4,8 @@
 // Not thread-safe; owned by the supervisor's loop thread.
 #pragma once
 
+#include "base/restart.hpp"
+
 #include <troupe/address.hpp>
 #include <troupe/result.hpp>
 
@@ -36,9 +38,9 @@ struct actor_record {
   std::uint32_t restarts = 0;
   std::string last_reason;
   address parent;
-  /// When it was restarted after its worker died, within its restart.within
-  /// window: the OTP intensity count.
-  std::deque<std::chrono::steady_clock::time_point> recent_restarts;
+  /// Its restarts within its restart.within window, of its worker and of
+  /// its handlers alike: the OTP intensity count (base/restart.hpp).
+  base::restart_history history;
 };
 
 /// A block of serials handed to a worker for the addresses it allocates.
@@ -74,6 +76,7 @@ class directory {
   void unbind_name(address a);
 
   [[nodiscard]] actor_record* find(address a);
+  [[nodiscard]] const actor_record* find(address a) const;
   [[nodiscard]] actor_record* find_name(std::string_view name);
   /// Resolves "@..." address text or a global name.
   [[nodiscard]] actor_record* find_target(std::string_view target);

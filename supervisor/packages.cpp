@@ -52,6 +52,28 @@ const package_entry* package_set::find(std::string_view id) const {
   return it == packages_.end() ? nullptr : &it->second;
 }
 
+result<std::string> package_set::choose(const std::string& type, const std::string& spec) {
+  if (!spec.empty()) {
+    auto p = resolve(spec);
+    if (!p) return p.err();
+    if ((*p)->m.find_actor(type) == nullptr)
+      return make_error(errc::not_found, "unknown actor type '" + type + "' (not in package " + (*p)->m.package +
+                                             " " + (*p)->m.version.text + ")");
+    return (*p)->id;
+  }
+  std::vector<const package_entry*> with_type;
+  for (const auto* p : std::as_const(*this).all())
+    if (p->active && p->m.find_actor(type) != nullptr) with_type.push_back(p);
+  if (with_type.empty()) return make_error(errc::not_found, "unknown actor type '" + type + "' (not in any loaded package)");
+  if (with_type.size() > 1) {
+    std::string groups;
+    for (const auto* p : with_type) groups += (groups.empty() ? "" : ", ") + p->m.package;
+    return make_error(errc::invalid_argument,
+                      "actor type '" + type + "' is in several packages (" + groups + "): pass --package");
+  }
+  return with_type.front()->id;
+}
+
 result<package_entry*> package_set::resolve(std::string_view spec) {
   if (spec.empty()) return make_error(errc::invalid_argument, "no package given");
   auto serving = [](const package_entry& p) { return p.phase == package_phase::loaded; };

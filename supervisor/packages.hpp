@@ -68,6 +68,13 @@ class package_set {
   /// "no package 'foo' is loaded"; invalid_argument for an ambiguous prefix.
   [[nodiscard]] result<package_entry*> resolve(std::string_view spec);
 
+  /// The package a new actor of type comes from: the one spec names (as
+  /// resolve), which must have the type, else the active version of the one
+  /// group that has it. Errors: not_found "unknown actor type 'T' (not in any
+  /// loaded package)" or "(not in package G V)"; invalid_argument when several
+  /// groups have it ("... is in several packages (A, B): pass --package").
+  [[nodiscard]] result<std::string> choose(const std::string& type, const std::string& spec);
+
   /// Makes the highest loaded version of group active (ties: the later
   /// load) and reports the change.
   activation update_active(std::string_view group);

@@ -314,13 +314,18 @@ void runtime::create_actor(const json& b) {
   auto [it, inserted] = actors_.emplace(a, actor_slot{a, type, nullptr, b.value("restarts", 0u), false, {}});
   actor_slot& slot = it->second;
   if (auto r = b.find("restart"); r != b.end() && r->is_object()) {
-    slot.rule.temporary = r->value("policy", std::string()) == "temporary";
-    slot.rule.max_restarts = r->value("max_restarts", slot.rule.max_restarts);
-    slot.rule.within = std::chrono::milliseconds(r->value("within_ms", slot.rule.within.count()));
-    const auto now = std::chrono::steady_clock::now();
+    auto& spec = slot.rule.spec;
+    const auto policy = r->value("policy", std::string());
+    spec.policy = policy == "temporary"   ? base::restart_policy::temporary
+                  : policy == "transient" ? base::restart_policy::transient
+                                          : base::restart_policy::permanent;
+    spec.max_restarts = r->value("max_restarts", spec.max_restarts);
+    spec.within = std::chrono::milliseconds(r->value("within_ms", spec.within.count()));
+    std::vector<std::chrono::milliseconds> ages;
     if (auto recent = r->find("recent_ms"); recent != r->end() && recent->is_array())
       for (const auto& age : *recent)
-        if (age.is_number_unsigned()) slot.rule.recent.push_back(now - std::chrono::milliseconds(age.get<std::uint64_t>()));
+        if (age.is_number_unsigned()) ages.emplace_back(age.get<std::uint64_t>());
+    slot.rule.history = base::restart_history(ages, base::restart_clock::now());
   }
   slot.max_handle_ms = b.value("max_handle_time_ms", 0u);
   if (slot.max_handle_ms != 0) start_watchdog();
@@ -342,22 +347,14 @@ void runtime::create_actor(const json& b) {
 }
 
 void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {
-  // The manifest's policy: temporary never comes back; the others until
-  // max_restarts within `within` (worker crashes count too, see "create").
-  auto& rule = slot.rule;
-  const auto now = std::chrono::steady_clock::now();
-  while (!rule.recent.empty() && now - rule.recent.front() > rule.within) rule.recent.pop_front();
-  std::string give_up;
-  if (rule.temporary) give_up = std::string(reason) + " (temporary: not restarted)";
-  else if (rule.recent.size() >= rule.max_restarts)
-    give_up = "restarted " + std::to_string(rule.recent.size()) + " times within " +
-              std::to_string(rule.within.count()) + " ms (max_restarts), last: " + std::string(reason);
-  if (!give_up.empty()) {
-    log_line(TROUPE_LOG_WARN, slot.addr, "handler failed, not restarted: " + give_up);
-    finish_exit(slot.addr, give_up, /*failed=*/true);
+  // The manifest's policy (worker crashes count too, see "create"); a
+  // restart in place is immediate: the backoff is for respawned processes.
+  const auto d = slot.rule.history.on_exit(slot.rule.spec, base::exit_kind::crash, reason, base::restart_clock::now());
+  if (d.act != base::restart_decision::action::restart) {
+    log_line(TROUPE_LOG_WARN, slot.addr, "handler failed, not restarted: " + d.reason);
+    finish_exit(slot.addr, d.reason, /*failed=*/true);
     return;
   }
-  rule.recent.push_back(now);
   log_line(TROUPE_LOG_WARN, slot.addr, "handler failed, restarting: " + std::string(reason));
   slot.type->destroy(slot.state);
   slot.state = nullptr;
@@ -581,36 +578,19 @@ void runtime::on_resolved(address target, const json& body) {
 void runtime::on_inbox() {
   zmq::message_t frame;
   if (!inbox_.recv(frame, zmq::recv_flags::dontwait)) return;
-  std::uint32_t channel = 0;  // set by the channel record opening a no-loss batch
-  auto s = ipc::decode_batch(frame.to_string_view(), [this, &channel](const ipc::record_view& r) {
-    switch (r.kind) {
-      case ipc::record_kind::channel:
-        if (no_loss_) channel = ledger_.open(r.correlation, r.payload);
-        return;
-      case ipc::record_kind::ack:
-        link_.on_ack(r.correlation, ipc::decode_ack_first(r.payload), r.seq,
-                     [this](ipc::cause c) { release(c); });
-        return;
-      default:
-        break;
-    }
-    const ipc::cause c = channel != 0 && r.seq != 0 ? ledger_.begin(channel, r.seq) : ipc::cause{};
-    current_cause_ = c;
-    deliver_remote(r, c);
-    current_cause_ = {};
-  });
+  auto s = ipc::receive_frame(
+      frame.to_string_view(), no_loss_, link_, ledger_,
+      [this](const ipc::record_view& r, ipc::cause c) {
+        current_cause_ = c;
+        deliver_remote(r, c);
+        current_cause_ = {};
+      },
+      [this](ipc::cause c) { release(c); });
   if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame: " + s.err().message);
   send_acks();
 }
 
-void runtime::send_acks() {
-  ledger_.take_acks([this](std::string_view endpoint, std::uint64_t channel, std::uint64_t first,
-                            std::uint64_t last) {
-    const std::string from = ipc::encode_ack_first(first);
-    link_.send(link_.connect(std::string(endpoint)),
-               ipc::record_view{ipc::record_kind::ack, 0, {}, {}, channel, last, {}, from});
-  });
-}
+void runtime::send_acks() { ipc::send_acks(ledger_, link_); }
 
 void runtime::deliver_remote(const ipc::record_view& r, ipc::cause c) {
   // c holds one count for this record: released here, or by whoever takes

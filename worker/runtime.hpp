@@ -11,6 +11,7 @@
 #pragma once
 
 #include "base/exit_codes.hpp"
+#include "base/restart.hpp"
 #include "ipc/control.hpp"
 #include "ipc/delivery.hpp"
 #include "ipc/handling_marker.hpp"
@@ -70,12 +71,12 @@ struct envelope {
 };
 
 /// The restart policy of an actor's type (manifest `restart:`), as the
-/// supervisor passes it in "create", applied here to handler failures.
+/// supervisor passes it in "create", applied here to handler failures
+/// (base/restart.hpp); the history starts with the restarts the supervisor
+/// already counted.
 struct restart_rule {
-  bool temporary = false;
-  std::uint32_t max_restarts = 3;
-  std::chrono::milliseconds within{5000};
-  std::deque<std::chrono::steady_clock::time_point> recent;  ///< restarts in the window
+  base::restart_spec spec;
+  base::restart_history history;
 };
 
 struct actor_slot {

@@ -1,4 +1,4 @@
-#include "supervisor/convention.hpp"
+#include "supervisor/membership.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "supervisor/convention.hpp"
+#include "supervisor/membership.hpp"
 
 #include "supervisor/capabilities.hpp"
 

@@ -1,17 +1,29 @@
-// supervisor/system_packages.cpp — the package half of the system: load
-// (verify, extract, start the package's worker and wait for it to register),
-// the version lifecycle of a group (on_load, on_deactivate, on_reactivate,
-// auto_unload, keep), unload, list, avail, refresh and role.
-#include "supervisor/system_impl.hpp"
+// The package half of a system: load (verify, extract, start the package's
+// worker and wait for it to register), the version lifecycle of a group,
+// unload, and the package queries. See package_manager.hpp.
+#include "supervisor/package_manager.hpp"
 
+#include "ipc/commands.hpp"
+#include "ipc/log.hpp"
 #include "manifests/package_dir.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 
 namespace troupe::supervisor {
 
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+namespace cmd = ipc::cmd;
+using ipc::log_line;
+
 namespace {
+
+// A loaded package's worker must register within this time, or the load fails.
+constexpr auto load_registration_timeout = std::chrono::seconds(10);
+// An unloaded package's actors get this long to stop before its worker is killed.
+constexpr auto unload_grace = std::chrono::seconds(5);
 
 std::string short_id(const std::string& id) { return id.substr(0, 12); }
 
@@ -21,12 +33,64 @@ std::string describe(const package_entry& p) {
 
 }  // namespace
 
+void package_manager::register_handlers() {
+  port_.handle(cmd::client::load, [this](const client_ref& c, const json& b) { cmd_load(c, b); });
+  port_.handle(cmd::client::unload, [this](const client_ref& c, const json& b) { cmd_unload(c, b); });
+  port_.handle(cmd::client::list, [this](const client_ref& c, const json&) { cmd_list(c); });
+  port_.handle(cmd::client::avail, [this](const client_ref& c, const json&) { cmd_avail(c); });
+  port_.handle(cmd::client::refresh, [this](const client_ref& c, const json&) { cmd_refresh(c); });
+  port_.handle(cmd::client::role, [this](const client_ref& c, const json& b) { cmd_role(c, b); });
+  pool_.handle(cmd::worker::ready, [this](worker_proc& w, const json& rid, const json& b) {
+    if (w.st != worker_proc::state::assigned) return pool_.reply_error(w, rid, "not expecting ready");
+    on_worker_ready(w, rid, b.value("types", json::array()));
+  });
+  pool_.handle(cmd::worker::fatal, [this](worker_proc& w, const json&, const json& b) { on_fatal(w, b); });
+  pool_.on_assignment_failed = [this](const std::string& id, const std::string& why) {
+    if (const auto* p = packages_.find(id); p != nullptr && p->phase == package_phase::loading) fail_load(id, why);
+  };
+}
+
+void package_manager::stop() {
+  // Loads and unloads under way end with the system; their clients learn why.
+  timers_.clear();
+  const auto going = make_error(errc::unavailable, "the system is shutting down");
+  for (auto& [_, waiters] : std::exchange(load_waiters_, {}))
+    for (auto& done : waiters) done(going);
+  for (auto& [_, waiters] : std::exchange(unload_waiters_, {}))
+    for (auto& c : waiters) port_.answer_error(c, going.message, going.code);
+}
+
+bool package_manager::when_loaded(const std::string& id, load_done done) {
+  auto* p = packages_.find(id);
+  if (p == nullptr || p->phase == package_phase::unloading) return false;
+  if (p->phase == package_phase::loading) load_waiters_[id].push_back(std::move(done));
+  else done(describe_load(*p, true));
+  return true;
+}
+
+void package_manager::on_running(address a) {
+  // Created while its package was being unloaded: it goes at once.
+  if (auto* r = directory_.find(a))
+    if (auto* p = packages_.find(r->package_id); p != nullptr && p->phase == package_phase::unloading)
+      actors_.send_exit(*r, "package unloaded");
+}
+
+void package_manager::on_fatal(worker_proc& w, const json& b) {
+  const auto reason = b.value("error", std::string("worker could not start"));
+  auto* pkg = packages_.find(w.package_id);
+  if (pkg == nullptr) return;
+  if (pkg->phase == package_phase::loading) return fail_load(pkg->id, reason);
+  pkg->broken = reason;
+  log_line(TROUPE_LOG_ERROR, {}, "package " + pkg->m.package + " cannot start: " + pkg->broken);
+  if (w.fatal_grace) actors_.fail_unstarted_worker(w.id);  // it already exited: fail it now
+}
+
 // ---------------------------------------------------------------- load
 
-void system::cmd_load(const client_ref& c, const json& b) {
+void package_manager::cmd_load(const client_ref& c, const json& b) {
   load_done done = [this, c](const result<json>& r) {
-    if (r) answer(c, *r);
-    else answer_error(c, r.err().message, r.err().code);
+    if (r) port_.answer(c, *r);
+    else port_.answer_error(c, r.err().message, r.err().code);
   };
   const auto path = b.value("path", std::string());
   const auto group = b.value("group", std::string());
@@ -35,27 +99,27 @@ void system::cmd_load(const client_ref& c, const json& b) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
       if (!unsigned_dir)
-        return answer_error(c, path + " is a directory package: it loads only with --unsigned, on a system "
+        return port_.answer_error(c, path + " is a directory package: it loads only with --unsigned, on a system "
                                       "started with --allow-unsigned");
-      if (!opts_.allow_unsigned)
-        return answer_error(c, "this system refuses unsigned packages (" + path +
+      if (!ctx_.opts.allow_unsigned)
+        return port_.answer_error(c, "this system refuses unsigned packages (" + path +
                                    "); start it with --allow-unsigned to load directory packages");
       return load_directory(path, std::move(done));
     }
     if (unsigned_dir)
-      return answer_error(c, "--unsigned is for directory packages; " + path + " is not a directory",
+      return port_.answer_error(c, "--unsigned is for directory packages; " + path + " is not a directory",
                           errc::invalid_argument);
     return load_archive(path, std::move(done));
   }
   if (group.empty())
-    return answer_error(c, "load: give a package archive, a group name or (with --unsigned) a directory",
+    return port_.answer_error(c, "load: give a package archive, a group name or (with --unsigned) a directory",
                         errc::invalid_argument);
   auto newest = newest_of(store_, group);
-  if (!newest) return answer_error(c, newest.err().message, newest.err().code);
+  if (!newest) return port_.answer_error(c, newest.err().message, newest.err().code);
   load_archive(*newest, std::move(done));
 }
 
-void system::load_archive(const fs::path& file, load_done done) {
+void package_manager::load_archive(const fs::path& file, load_done done) {
   bool copied = false;
   auto archive = verify_and_keep(store_, file, &copied);
   if (!archive) {
@@ -82,7 +146,7 @@ void system::load_archive(const fs::path& file, load_done done) {
   begin_load(std::move(e), std::move(done));
 }
 
-void system::load_directory(const fs::path& dir, load_done done) {
+void package_manager::load_directory(const fs::path& dir, load_done done) {
   auto pkg = manifests::open_package_dir(fs::absolute(dir));
   if (!pkg) return done(pkg.err());
   if (join_existing(pkg->id, done)) return;
@@ -96,7 +160,7 @@ void system::load_directory(const fs::path& dir, load_done done) {
   begin_load(std::move(e), std::move(done));
 }
 
-bool system::join_existing(const std::string& id, load_done& done) {
+bool package_manager::join_existing(const std::string& id, load_done& done) {
   auto* p = packages_.find(id);
   if (p == nullptr) return false;
   if (p->phase == package_phase::loading) load_waiters_[id].push_back(std::move(done));
@@ -106,16 +170,16 @@ bool system::join_existing(const std::string& id, load_done& done) {
   return true;
 }
 
-void system::begin_load(package_entry entry, load_done done) {
+void package_manager::begin_load(package_entry entry, load_done done) {
   const std::string id = entry.id;
   packages_.add(std::move(entry));
   load_waiters_[id].push_back(std::move(done));
   // The worker starts now: it proves the library loads (entry point, ABI,
   // the actor types the manifest declares) before the package is accepted,
   // and the first spawn then finds it running.
-  auto w = worker_for(id);
+  auto w = pool_.worker_for(id);
   if (!w) return fail_load(id, w.err().message);
-  auto timer = std::make_unique<asio::steady_timer>(io_, load_registration_timeout);
+  auto timer = std::make_unique<asio::steady_timer>(ctx_.io, load_registration_timeout);
   timer->async_wait([this, id](const boost::system::error_code& e) {
     if (e) return;
     auto* p = packages_.find(id);
@@ -123,10 +187,10 @@ void system::begin_load(package_entry entry, load_done done) {
       fail_load(id, "its worker did not register within " +
                         std::to_string(load_registration_timeout.count()) + " s");
   });
-  package_timers_[id] = std::move(timer);
+  timers_[id] = std::move(timer);
 }
 
-void system::on_worker_ready(worker_proc& w, const json& rid, const json& types) {
+void package_manager::on_worker_ready(worker_proc& w, const json& rid, const json& types) {
   auto* pkg = packages_.find(w.package_id);
   const bool loading = pkg != nullptr && pkg->phase == package_phase::loading;
   if (loading) {
@@ -140,22 +204,18 @@ void system::on_worker_ready(worker_proc& w, const json& rid, const json& types)
       const std::string reason = pkg->library.filename().string() + " does not register actor type " + missing +
                                  " declared by its manifest (it registers: " +
                                  (registered.empty() ? "none" : registered) + ")";
-      reply_worker_error(w.identity, rid, reason);
+      pool_.reply_error(w, rid, reason);
       return fail_load(pkg->id, reason);
     }
   }
-  w.st = worker_proc::state::ready;
-  reply_worker(w.identity, rid, json::object());
-  (void)link_.connect(w.inbox);  // connect now: the first client ask need not wait for it
-  for (auto& create : w.pending_creates) to_worker(w, "create", create);
-  w.pending_creates.clear();
+  pool_.mark_ready(w, rid);
   if (loading) finish_load(pkg->id);
 }
 
-void system::finish_load(const std::string& id) {
+void package_manager::finish_load(const std::string& id) {
   auto* p = packages_.find(id);
   if (p == nullptr) return;
-  package_timers_.erase(id);
+  timers_.erase(id);
   p->phase = package_phase::loaded;
   log_line(TROUPE_LOG_INFO, {}, "loaded package " + describe(*p) +
                                     (p->signer.empty() ? ", unsigned" : ", signed by " + p->signer));
@@ -171,19 +231,19 @@ void system::finish_load(const std::string& id) {
   load_waiters_.erase(id);
   const json body = describe_load(*p, false);
   for (auto& done : waiters) done(body);
-  replenish_standby_soon();
+  pool_.replenish_standby_soon();
 }
 
-void system::fail_load(const std::string& id, const std::string& reason) {
+void package_manager::fail_load(const std::string& id, const std::string& reason) {
   auto* p = packages_.find(id);
   if (p == nullptr) return;
-  package_timers_.erase(id);
+  timers_.erase(id);
   const std::string message = "cannot load " + p->m.package + " " + p->m.version.text + " (" + p->source + "): " + reason;
   log_line(TROUPE_LOG_ERROR, {}, message);
-  if (auto w = workers_.find(p->worker); w != workers_.end()) {
+  if (auto* w = pool_.find(p->worker)) {
     // Whatever it is doing, the package is refused: it goes now.
-    w->second.st = worker_proc::state::stopping;
-    if (w->second.child) w->second.child->signal(SIGKILL);
+    w->st = worker_proc::state::stopping;
+    if (w->child) w->child->signal(SIGKILL);
   }
   if (p->adopted) {
     std::error_code ec;
@@ -193,10 +253,10 @@ void system::fail_load(const std::string& id, const std::string& reason) {
   load_waiters_.erase(id);
   packages_.erase(id);
   for (auto& done : waiters) done(make_error(errc::refused, message));
-  replenish_standby_soon();
+  pool_.replenish_standby_soon();
 }
 
-json system::describe_load(const package_entry& p, bool already) const {
+json package_manager::describe_load(const package_entry& p, bool already) const {
   return json{{"id", p.id},
               {"group", p.m.package},
               {"version", p.m.version.text},
@@ -206,13 +266,13 @@ json system::describe_load(const package_entry& p, bool already) const {
               {"source", p.source}};
 }
 
-std::set<fs::path> system::loaded_archives() const {
+std::set<fs::path> package_manager::loaded_archives() const {
   std::set<fs::path> files;
   for (const auto* p : packages_.all()) files.insert(p->source);
   // packages/ is shared by the systems of one TROUPE_HOME: what the others
   // have loaded is spared too (a stale list of a dead system only spares more).
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(opts_.home / "systems", ec)) {
+  for (const auto& e : fs::directory_iterator(ctx_.opts.home / "systems", ec)) {
     std::ifstream in(e.path() / "loaded");
     for (std::string line; std::getline(in, line);)
       if (!line.empty()) files.insert(line);
@@ -220,11 +280,11 @@ std::set<fs::path> system::loaded_archives() const {
   return files;
 }
 
-void system::reload_after_crash() {
+void package_manager::reload_after_crash() {
   // `loaded` outlives the system only when it died without stopping: the
   // packages a convention's leader had are its members' source, so they are
   // loaded again (and verified again, with today's keys).
-  std::ifstream in(dir_ / "loaded");
+  std::ifstream in(ctx_.dir / "loaded");
   std::string line;
   std::vector<std::string> archives;
   while (std::getline(in, line))
@@ -239,39 +299,39 @@ void system::reload_after_crash() {
     });
 }
 
-void system::publish_loaded() const {
+void package_manager::publish_loaded() const {
   // Written aside and renamed, so another system never reads half a list.
-  const fs::path tmp = dir_ / "loaded.tmp";
+  const fs::path tmp = ctx_.dir / "loaded.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     for (const auto* p : packages_.all())
       if (p->phase != package_phase::unloading && !p->signer.empty()) out << p->source << "\n";
   }
   std::error_code ec;
-  fs::rename(tmp, dir_ / "loaded", ec);
+  fs::rename(tmp, ctx_.dir / "loaded", ec);
 }
 
 // ---------------------------------------------------------------- versions
 
-void system::run_on_load(package_entry& p) {
+void package_manager::run_on_load(package_entry& p) {
   // A package fetched to host an actor for the convention: its on_load actors
   // run on the leader, where it was loaded.
-  if (fetched_packages_.count(p.id)) return;
+  if (fetched_.count(p.id)) return;
   for (const auto& spec : p.m.actors) {
     if (!spec.on_load) continue;
     const address a = directory_.allocate();
-    if (auto s = place(a, spec.type, p.id, {}, {}); !s) {
+    if (auto s = actors_.place(a, spec.type, p.id, {}, {}); !s) {
       log_line(TROUPE_LOG_WARN, {}, "on_load of " + describe(p) + ": cannot create " + spec.type + ": " + s.err().message);
       continue;
     }
     p.on_load[spec.type] = a;
     if (spec.on_load->role) p.roles[*spec.on_load->role] = a;
     if (spec.on_load->message)
-      send_from_gateway(*directory_.find(a), ipc::record_kind::tell, 0, "json", spec.on_load->message->dump());
+      gateway_.send(*directory_.find(a), ipc::record_kind::tell, 0, "json", spec.on_load->message->dump());
   }
 }
 
-void system::send_hook(const package_entry& p, const char* which) {
+void package_manager::send_hook(const package_entry& p, const char* which) {
   const bool deactivate = std::string_view(which) == "on_deactivate";
   std::size_t sent = 0;
   for (const auto& spec : p.m.actors) {
@@ -283,13 +343,13 @@ void system::send_hook(const package_entry& p, const char* which) {
       if (rec->package_id == p.id && rec->type == spec.type &&
           (rec->state == actor_state::running || rec->state == actor_state::starting))
         targets.push_back(rec->addr);
-    for (address a : targets) send_from_gateway(*directory_.find(a), ipc::record_kind::tell, 0, "json", payload);
+    for (address a : targets) gateway_.send(*directory_.find(a), ipc::record_kind::tell, 0, "json", payload);
     sent += targets.size();
   }
   if (sent > 0) log_line(TROUPE_LOG_INFO, {}, std::string(which) + " sent to " + std::to_string(sent) + " actors of " + describe(p));
 }
 
-void system::apply_activation(const std::string& group, const activation& change, bool reactivating) {
+void package_manager::apply_activation(const std::string& group, const activation& change, bool reactivating) {
   auto* old = change.deactivated.empty() ? nullptr : packages_.find(change.deactivated);
   auto* now = change.activated.empty() ? nullptr : packages_.find(change.activated);
   if (change.changed()) {
@@ -307,7 +367,7 @@ void system::apply_activation(const std::string& group, const activation& change
     begin_unload(old->id, "auto_unload: a newer version of its group is active");
 }
 
-void system::bind_group_names(const std::string& group) {
+void package_manager::bind_group_names(const std::string& group) {
   const package_entry* active = nullptr;
   std::map<std::string, std::string> names;  // global name -> actor type, as the active version declares it
   for (const auto* p : packages_.all()) {
@@ -337,14 +397,13 @@ void system::bind_group_names(const std::string& group) {
       log_line(TROUPE_LOG_WARN, {}, "global name '" + name + "': " + s.err().message);
       continue;
     }
-    for (auto& [_, w] : workers_)
-      if (w.st == worker_proc::state::ready) to_worker(w, "forget_name", json{{"name", name}});
+    pool_.send_ready(cmd::supervisor::forget_name, json{{"name", name}});
   }
 }
 
 // ---------------------------------------------------------------- unload
 
-void system::cmd_unload(const client_ref& c, const json& b) {
+void package_manager::cmd_unload(const client_ref& c, const json& b) {
   const auto spec = b.value("package", std::string());
   // Already being unloaded (named by id or prefix): wait for the same end.
   if (is_hex_id_prefix(spec) && spec.size() >= 6)
@@ -354,9 +413,9 @@ void system::cmd_unload(const client_ref& c, const json& b) {
         return;
       }
   auto p = packages_.resolve(spec);
-  if (!p) return answer_error(c, p.err().message, p.err().code);
+  if (!p) return port_.answer_error(c, p.err().message, p.err().code);
   if (!(*p)->id.starts_with(spec))
-    return answer_error(c, "unload takes a package hash or a prefix of one; '" + spec +
+    return port_.answer_error(c, "unload takes a package hash or a prefix of one; '" + spec +
                                "' is a group (its active version is " + (*p)->id + ")",
                         errc::invalid_argument);
   const std::string id = (*p)->id;
@@ -364,7 +423,7 @@ void system::cmd_unload(const client_ref& c, const json& b) {
   begin_unload(id, "unloaded by the operator");
 }
 
-void system::begin_unload(const std::string& id, const char* reason) {
+void package_manager::begin_unload(const std::string& id, const char* reason) {
   auto* p = packages_.find(id);
   if (p == nullptr || p->phase == package_phase::unloading) return;
   log_line(TROUPE_LOG_INFO, {}, "unloading " + describe(*p) + ": " + reason);
@@ -373,7 +432,7 @@ void system::begin_unload(const std::string& id, const char* reason) {
   if (p->active) send_hook(*p, "on_deactivate");
   p->phase = package_phase::unloading;
   // Members that fetched it unload it too; its actors there stop.
-  broadcast("unloaded", json{{"package_id", id}});
+  if (on_unloading) on_unloading(id);
   const std::string group = p->m.package;
   apply_activation(group, packages_.update_active(group), true);
 
@@ -384,25 +443,25 @@ void system::begin_unload(const std::string& id, const char* reason) {
     auto* rec = directory_.find(a);
     if (rec == nullptr) continue;
     if (rec->state == actor_state::running) {
-      send_exit(*rec, "package unloaded");
+      actors_.send_exit(*rec, "package unloaded");
     } else if (rec->state == actor_state::failed) {
       directory_.remove(a);
     } else if (rec->state == actor_state::starting) {
-      auto w = workers_.find(rec->worker);
-      if (w == workers_.end() || w->second.st != worker_proc::state::ready) {
-        drop_pending_create(a);  // never created: nothing to stop
-        notify_watchers(a, exit_event::stopped, "package unloaded");  // an unload is no failure
-        fail_actor(*rec, "package unloaded");
+      const auto* w = pool_.find(rec->worker);
+      if (w == nullptr || w->st != worker_proc::state::ready) {
+        actors_.drop_pending_create(a);  // never created: nothing to stop
+        actors_.notify_watchers(a, exit_event::stopped, "package unloaded");  // an unload is no failure
+        actors_.fail_actor(*rec, "package unloaded");
         directory_.remove(a);
       }  // else its creation is under way; on_created stops it
     }
   }
-  auto timer = std::make_unique<asio::steady_timer>(io_, unload_grace);
+  auto timer = std::make_unique<asio::steady_timer>(ctx_.io, unload_grace);
   timer->async_wait([this, id](const boost::system::error_code& e) {
     if (e) return;
     auto* pkg = packages_.find(id);
     if (pkg == nullptr) return;
-    for (auto& [_, w] : workers_)  // its shared worker and its dedicated ones
+    for (auto& [_, w] : pool_.all())  // its shared worker and its dedicated ones
       if (w.package_id == id && w.child) {
         log_line(TROUPE_LOG_WARN, {}, "unloading " + describe(*pkg) + ": actors did not stop in time: SIGKILL " +
                                           w.identity);
@@ -410,17 +469,11 @@ void system::begin_unload(const std::string& id, const char* reason) {
         w.child->signal(SIGKILL);
       }
   });
-  package_timers_[id] = std::move(timer);
+  timers_[id] = std::move(timer);
   maybe_finish_unload(id);
 }
 
-void system::send_exit(actor_record& rec, const std::string& reason) {
-  // On the data path, so it arrives after the messages sent before it.
-  send_from_gateway(rec, ipc::record_kind::exit, 0, "exit", reason);
-  rec.state = actor_state::stopping;
-}
-
-void system::maybe_finish_unload(const std::string& id) {
+void package_manager::maybe_finish_unload(const std::string& id) {
   auto* p = packages_.find(id);
   if (p == nullptr || p->phase != package_phase::unloading) return;
   for (const auto* rec : directory_.all())
@@ -428,32 +481,30 @@ void system::maybe_finish_unload(const std::string& id) {
   // Then its workers: the shared one and any dedicated ones.
   std::vector<std::uint32_t> crashed;  // waiting for their restart: nothing to stop
   bool stopping = false;
-  for (auto& [wid, w] : workers_) {
+  for (auto& [wid, w] : pool_.all()) {
     if (w.package_id != id) continue;
     if (!w.child) {
       crashed.push_back(wid);
       continue;
     }
-    if (w.st == worker_proc::state::starting) w.child->signal(SIGTERM);  // not connected yet
-    else if (w.st != worker_proc::state::stopping) to_worker(w, "shutdown", json{{"reason", "package unloaded"}});
-    w.st = worker_proc::state::stopping;
+    pool_.stop_worker(w, "package unloaded");
     stopping = true;
   }
-  for (auto wid : crashed) forget_worker(wid);
+  for (auto wid : crashed) pool_.forget(wid);
   if (stopping) return;  // on_worker_exit comes back here once each is gone
   log_line(TROUPE_LOG_INFO, {}, "unloaded " + describe(*p));
   const json body{{"id", p->id}, {"group", p->m.package}, {"version", p->m.version.text}};
-  package_timers_.erase(id);
+  timers_.erase(id);
   packages_.erase(id);
   publish_loaded();
   auto waiters = std::move(unload_waiters_[id]);
   unload_waiters_.erase(id);
-  for (auto& c : waiters) answer(c, body);
+  for (auto& c : waiters) port_.answer(c, body);
 }
 
 // ---------------------------------------------------------------- queries
 
-void system::cmd_list(const client_ref& c) {
+void package_manager::cmd_list(const client_ref& c) {
   json out = json::array();
   for (const auto* p : packages_.all()) {
     std::size_t actors = 0;
@@ -466,15 +517,14 @@ void system::cmd_list(const client_ref& c) {
                {"active", p->active}, {"phase", to_string(p->phase)}, {"actors", actors},
                {"types", types}, {"roles", roles}, {"source", p->source},
                {"signer", p->signer.empty() ? json() : json(p->signer)}, {"worker_pid", json()}};
-    if (auto w = workers_.find(p->worker); w != workers_.end() && w->second.child)
-      entry["worker_pid"] = w->second.child->pid();
+    if (const int pid = pool_.pid_of(p->worker); pid > 0) entry["worker_pid"] = pid;
     if (!p->broken.empty()) entry["error"] = p->broken;
     out.push_back(std::move(entry));
   }
-  answer(c, json{{"packages", out}});
+  port_.answer(c, json{{"packages", out}});
 }
 
-void system::cmd_avail(const client_ref& c) {
+void package_manager::cmd_avail(const client_ref& c) {
   json groups = json::array();
   for (const auto& a : scan(store_)) {
     if (groups.empty() || groups.back()["group"] != a.group)
@@ -487,10 +537,10 @@ void system::cmd_avail(const client_ref& c) {
     if (!a.error.empty()) entry["error"] = a.error;
     groups.back()["archives"].push_back(std::move(entry));
   }
-  answer(c, json{{"dir", store_.packages.string()}, {"groups", groups}});
+  port_.answer(c, json{{"dir", store_.packages.string()}, {"groups", groups}});
 }
 
-void system::cmd_refresh(const client_ref& c) {
+void package_manager::cmd_refresh(const client_ref& c) {
   struct refresh_op {
     client_ref client;
     std::size_t pending = 1;  // held by this function until every load has started
@@ -499,7 +549,7 @@ void system::cmd_refresh(const client_ref& c) {
   auto op = std::make_shared<refresh_op>();
   op->client = c;
   auto finish_one = [this, op] {
-    if (--op->pending == 0) answer(op->client, json{{"groups", op->results}});
+    if (--op->pending == 0) port_.answer(op->client, json{{"groups", op->results}});
   };
   std::string last_group;
   for (const auto& a : scan(store_)) {
@@ -531,14 +581,14 @@ void system::cmd_refresh(const client_ref& c) {
   finish_one();
 }
 
-void system::cmd_role(const client_ref& c, const json& b) {
+void package_manager::cmd_role(const client_ref& c, const json& b) {
   const auto name = b.value("role", std::string());
-  if (name.empty()) return answer_error(c, "role: no role name given", errc::invalid_argument);
+  if (name.empty()) return port_.answer_error(c, "role: no role name given", errc::invalid_argument);
   auto a = packages_.role(name, b.value("group", std::string()));
-  if (!a) return answer_error(c, a.err().message, a.err().code);
+  if (!a) return port_.answer_error(c, a.err().message, a.err().code);
   const auto* rec = directory_.find(*a);
   const auto* p = rec ? packages_.find(rec->package_id) : nullptr;
-  answer(c, json{{"role", name},
+  port_.answer(c, json{{"role", name},
                  {"address", a->to_string()},
                  {"state", rec ? json(to_string(rec->state)) : json("stopped")},
                  {"group", p ? json(p->m.package) : json()},

@@ -1,0 +1,70 @@
+// supervisor/client_port.hpp — the system's public socket (a ROUTER on TCP,
+// docs/PROTOCOL.md §6): decodes client requests, runs them through a table of
+// handlers that the components register, and sends the answers. A request may
+// also come from another system (a forwarded call, §5.8) or from a queue that
+// held it; its answer then goes back the way it came (`reply_elsewhere`).
+// Threading: the loop's thread only.
+#pragma once
+
+#include "ipc/reactor.hpp"
+#include "supervisor/context.hpp"
+
+#include <troupe/result.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace troupe::supervisor {
+
+using json = nlohmann::json;
+
+/// Who is waiting for the answer to a request: a client (its routing
+/// identity), or another system of the convention that forwarded it (`via`,
+/// and its number for the call), or nobody (a held tell already answered).
+struct client_ref {
+  std::string identity;
+  json rid;
+  std::uint32_t via = 0;
+  std::uint64_t call = 0;
+  [[nodiscard]] bool nobody() const { return via == 0 && identity.empty(); }
+};
+
+class client_port {
+ public:
+  using handler = std::function<void(const client_ref&, const json& body)>;
+
+  explicit client_port(system_context& ctx) : ctx_(ctx) {}
+
+  /// Binds tcp://BIND_HOST:PORT. Errors name the address.
+  status bind();
+  void start() { socket_->start(); }
+  void stop() { socket_->stop(); }
+
+  /// The handler of command; a second registration replaces the first.
+  void handle(std::string_view command, handler h) { handlers_[std::string(command)] = std::move(h); }
+  /// Runs one request: a client's, a forwarded one, or one that was held. A
+  /// field of the wrong JSON type is answered as the client's mistake.
+  void dispatch(const client_ref& c, const std::string& command, const json& body);
+
+  void answer(const client_ref& c, json fields);
+  void answer_error(const client_ref& c, std::string_view text, errc code = errc::refused);
+  /// Sends a whole reply body to whoever waits for it.
+  void deliver(const client_ref& c, json body);
+  /// Where the answer to another system's request goes (the peer link's
+  /// "result"); set by the component that forwards calls.
+  std::function<void(const client_ref&, json body)> reply_elsewhere;
+
+ private:
+  void on_readable();
+
+  system_context& ctx_;
+  std::unique_ptr<ipc::watched_socket> socket_;  // every answer re-checks it
+  std::unordered_map<std::string, handler> handlers_;
+};
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,35 @@
+// supervisor/context.hpp — what every component of a system shares: its
+// options, the loop and the ZeroMQ context, where its state lives, its id for
+// this run and whether it is stopping. Owned by the system (system.cpp),
+// which outlives every component; read on the loop's thread only.
+#pragma once
+
+#include "supervisor/system.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace troupe::supervisor {
+
+struct system_context {
+  system_options opts;  ///< as started; opts.caps changes with chgcap
+  boost::asio::io_context& io;
+  zmq::context_t& zmq;
+  std::filesystem::path dir;      ///< HOME/systems/PORT
+  std::filesystem::path run_dir;  ///< dir/run: sockets and worker links
+  std::uint32_t id = 0;           ///< this run's system id (the first part of its addresses)
+  bool stopping = false;          ///< set once by the system; every component then winds down
+
+  /// "ipc://RUN_DIR/FILE"
+  [[nodiscard]] std::string endpoint_of(const std::string& file) const {
+    return "ipc://" + (run_dir / file).string();
+  }
+  /// "HOST:PORT" of the public socket.
+  [[nodiscard]] std::string where() const { return opts.bind_host + ":" + std::to_string(opts.port); }
+};
+
+}  // namespace troupe::supervisor

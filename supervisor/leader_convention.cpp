@@ -1,0 +1,524 @@
+// The built-in convention's membership: discovery of the leader, joins,
+// heartbeats, loss of a member or of the leader, the commands between
+// systems and package distribution. See leader_convention.hpp.
+#include "supervisor/leader_convention.hpp"
+
+#include "base/hex.hpp"
+#include "ipc/commands.hpp"
+#include "ipc/log.hpp"
+#include "manifests/sha256.hpp"
+#include "supervisor/capabilities.hpp"
+
+#include <troupe/client.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace troupe::supervisor {
+
+namespace fs = std::filesystem;
+namespace cmd = ipc::cmd;
+using ipc::log_line;
+
+namespace {
+
+/// A location in its wire form (docs/PROTOCOL.md §5.4); fields that are
+/// missing read as empty. Throws json::exception on a field of the wrong type.
+location location_from_json(const json& j) {
+  location l;
+  const auto& system = j.contains("system") ? j["system"] : json();
+  l.system = system.is_string() ? base::parse_hex32(system.get<std::string>()) : 0;
+  l.type = j.value("type", std::string());
+  l.package_id = j.value("package_id", std::string());
+  l.name = j.value("name", std::string());
+  const auto st = j.value("state", std::string());
+  l.ph = st == "pending" ? location::phase::pending : st == "moving" ? location::phase::moving : location::phase::placed;
+  l.reason = j.value("reason", std::string());
+  return l;
+}
+
+}  // namespace
+
+const char* to_string(location::phase p) {
+  switch (p) {
+    case location::phase::placed: return "running";
+    case location::phase::moving: return "moving";
+    case location::phase::pending: return "pending";
+  }
+  return "?";
+}
+
+std::string leader_convention::port_of(std::uint32_t id) const {
+  if (const auto* m = p_.members.find(id)) return std::to_string(m->port);
+  return base::hex32(id);
+}
+
+member_info leader_convention::self_member() const {
+  member_info m;
+  m.system_id = ctx_.id;
+  m.host = ctx_.opts.bind_host;
+  m.port = ctx_.opts.port;
+  m.peer_endpoint = p_.link.endpoint();
+  m.public_key = p_.link.public_key();
+  m.caps = ctx_.opts.caps;
+  m.actors = static_cast<std::uint32_t>(p_.dir.size());
+  m.leader = p_.state.leads;
+  return m;
+}
+
+bool leader_convention::gone(std::uint32_t system) const {
+  const auto* m = p_.members.find(system);
+  return m == nullptr || m->state == member_state::down;
+}
+
+// ---------------------------------------------------------------- setup
+
+status leader_convention::setup() {
+  p_.state.leads = ctx_.opts.leader == ctx_.where();
+  p_.link.name_of = [this](std::uint32_t id) { return port_of(id); };
+  p_.link.on_uplink_message = [this] { leader_heard_ = convention_clock::now(); };
+  if (p_.state.leads) {
+    p_.state.leader = ctx_.id;
+  } else {
+    auto ep = system_endpoint(ctx_.opts.leader);
+    if (!ep) return ep.err();
+    try {
+      discovery_ = zmq::socket_t(ctx_.zmq, zmq::socket_type::dealer);
+      discovery_.set(zmq::sockopt::linger, 0);
+      // No queue of requests while the leader is away: one answer per try.
+      discovery_.set(zmq::sockopt::immediate, 1);
+      discovery_.connect(*ep);
+    } catch (const zmq::error_t& e) {
+      return make_error(errc::io, std::string("cannot open the convention link: ") + e.what());
+    }
+    discovery_watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, discovery_, [this] { on_discovery(); });
+  }
+  p_.members.upsert(self_member(), convention_clock::now());
+  heartbeat_timer_ = std::make_unique<boost::asio::steady_timer>(ctx_.io);
+  register_handlers();
+  p_.packages.on_unloading = [this](const std::string& id) { broadcast(cmd::peer::unloaded, json{{"package_id", id}}); };
+  return ok_v;
+}
+
+void leader_convention::start() {
+  if (discovery_watch_) discovery_watch_->start();
+  heartbeat_tick();
+  if (p_.state.leads) p_.packages.reload_after_crash();
+}
+
+void leader_convention::stop() {
+  if (heartbeat_timer_) heartbeat_timer_->cancel();
+  // The leader places this system's actors elsewhere at once, not after a timeout.
+  if (!p_.state.leads && p_.state.joined) p_.link.send(p_.state.leader, cmd::peer::leaving, json::object());
+  if (discovery_watch_) discovery_watch_->stop();
+}
+
+void leader_convention::describe(json& status) const {
+  status["leader"] = ctx_.opts.leader;
+  status["is_leader"] = p_.state.leads;
+  status["joined"] = p_.state.leads || p_.state.joined;
+  // What a member needs to join: the peer socket and the key it must trust.
+  status["peer"] = p_.state.leads ? json(p_.link.endpoint()) : json();
+  status["key"] = p_.link.public_key();
+}
+
+// ---------------------------------------------------------------- commands between systems
+
+void leader_convention::on_host(std::string_view command, peer_link::handler h) {
+  p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
+    // What a host takes from its leader only (the leader from itself).
+    if (!p_.state.leads && from != p_.state.leader && from != ctx_.id) {
+      log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
+                                        ", which does not lead");
+      return;
+    }
+    h(from, b, blob);
+  });
+}
+
+void leader_convention::on_member(std::string_view command, peer_link::handler h) {
+  p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
+    if (p_.state.leads) {
+      // Members lead nothing: from an up member this is a mistake, from
+      // anyone else not worth a line.
+      if (!gone(from))
+        log_line(TROUPE_LOG_WARN, {}, "dropped unknown command '" + std::string(command) + "' from system " +
+                                          port_of(from));
+      return;
+    }
+    if (from != p_.state.leader && from != ctx_.id && command != cmd::peer::welcome) {
+      log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
+                                        ", which does not lead");
+      return;
+    }
+    h(from, b, blob);
+  });
+}
+
+void leader_convention::on_leader(std::string_view command, peer_link::handler h) {
+  p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
+    if (!p_.state.leads) {
+      if (from != p_.state.leader && from != ctx_.id)
+        log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
+                                          ", which does not lead");
+      else
+        log_line(TROUPE_LOG_WARN, {}, "dropped unknown command '" + std::string(command) + "' from the leader");
+      return;
+    }
+    if (command != cmd::peer::join && gone(from)) {
+      // Not (or no longer) a member, for instance after the leader restarted;
+      // not one that is leaving (its last reports come after "leaving").
+      if (command == cmd::peer::heartbeat) p_.link.send(from, cmd::peer::rejoin, json::object());
+      return;
+    }
+    h(from, b, blob);
+  });
+}
+
+void leader_convention::register_handlers() {
+  using blob_t = const std::string&;
+  // What the leader asks of a host (itself included).
+  on_host(cmd::peer::create, [this](std::uint32_t, const json& b, blob_t) { on_create_request(b); });
+  on_host(cmd::peer::package, [this](std::uint32_t, const json& b, blob_t blob) { on_package(b, blob); });
+  on_host(cmd::peer::fetch_failed, [this](std::uint32_t, const json& b, blob_t blob) { on_package(b, blob); });
+  on_host(cmd::peer::evict, [this](std::uint32_t, const json& b, blob_t) { evict(b); });
+  // What members tell the leader.
+  on_leader(cmd::peer::join, [this](std::uint32_t from, const json& b, blob_t) { on_member_join(from, b); });
+  on_leader(cmd::peer::heartbeat, [this](std::uint32_t from, const json& b, blob_t) { on_heartbeat(from, b); });
+  on_leader(cmd::peer::leaving, [this](std::uint32_t from, const json&, blob_t) { on_member_down(from, "stopped"); });
+  for (auto report : {cmd::peer::created, cmd::peer::create_failed, cmd::peer::evicted, cmd::peer::gone})
+    on_leader(report, [this, report](std::uint32_t from, const json& b, blob_t) { on_report(from, report, b); });
+  on_leader(cmd::peer::fetch, [this](std::uint32_t from, const json& b, blob_t) { on_fetch(from, b); });
+  // What the leader tells its members.
+  on_member(cmd::peer::welcome,
+            [this](std::uint32_t from, const json& b, blob_t) { on_welcome_or_members(from, b, true); });
+  on_member(cmd::peer::members,
+            [this](std::uint32_t from, const json& b, blob_t) { on_welcome_or_members(from, b, false); });
+  on_member(cmd::peer::rejoin, [this](std::uint32_t, const json&, blob_t) {
+    if (!ctx_.stopping) send_join();
+  });
+  on_member(cmd::peer::located, [this](std::uint32_t, const json& b, blob_t) {
+    const auto a = address::parse(b.value("address", std::string()));
+    if (!a) return;
+    const location l = location_from_json(b);
+    locations_[*a] = l;
+    p_.calls.reroute(*a);
+    if (l.ph == location::phase::placed) release_held(*a);
+  });
+  on_member(cmd::peer::forget_location, [this](std::uint32_t, const json& b, blob_t) {
+    const auto a = address::parse(b.value("address", std::string()));
+    if (!a) return;
+    locations_.erase(*a);
+    fail_held(*a, "no actor at " + a->to_string() + " (stopped)");
+  });
+  on_member(cmd::peer::unloaded, [this](std::uint32_t, const json& b, blob_t) {
+    if (auto* p = p_.package_table.find(b.value("package_id", std::string()));
+        p != nullptr && p->phase == package_phase::loaded)
+      p_.packages.begin_unload(p->id, "unloaded by the convention leader");
+  });
+  // Client commands the convention answers.
+  p_.port.handle(cmd::client::spawn, [this](const client_ref& c, const json& b) { cmd_spawn(c, b); });
+  p_.port.handle(cmd::client::systems, [this](const client_ref& c, const json&) { cmd_systems(c); });
+  p_.port.handle(cmd::client::chgcap, [this](const client_ref& c, const json& b) { cmd_chgcap(c, b); });
+  p_.port.handle(cmd::client::move, [this](const client_ref& c, const json& b) { cmd_move(c, b); });
+}
+
+void leader_convention::broadcast(std::string_view command, const json& body) {
+  if (!p_.state.leads) return;
+  for (const auto* m : p_.members.all())
+    if (m->system_id != ctx_.id && m->state == member_state::up) p_.link.send(m->system_id, command, body);
+}
+
+json leader_convention::members_json() const {
+  json out = json::array();
+  const auto now = convention_clock::now();
+  for (const auto* m : p_.members.all()) {
+    json j = to_json(*m);
+    j["last_heard_ms"] =
+        m->system_id == ctx_.id ? 0 : std::chrono::duration_cast<std::chrono::milliseconds>(now - m->last_heard).count();
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- heartbeats and discovery
+
+void leader_convention::heartbeat_tick() {
+  heartbeat_timer_->expires_after(ctx_.opts.heartbeat);
+  heartbeat_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (!e && !ctx_.stopping) heartbeat_tick();
+  });
+  const auto now = convention_clock::now();
+  if (p_.state.leads) {
+    p_.members.heard(ctx_.id, now, static_cast<std::uint32_t>(p_.dir.size()));
+    for (auto id : p_.members.expire(now, ctx_.opts.member_timeout, ctx_.id))
+      on_member_down(id, "stopped answering heartbeats (" + std::to_string(ctx_.opts.member_timeout.count()) + " ms)",
+                     true);
+    broadcast(cmd::peer::members, json{{"members", members_json()}});
+    return;
+  }
+  if (p_.state.joined && now - leader_heard_ > ctx_.opts.member_timeout) leader_lost();
+  if (!p_.state.joined) return discover_leader();
+  p_.link.send(p_.state.leader, cmd::peer::heartbeat,
+               json{{"actors", p_.dir.size()}, {"capabilities", to_json(ctx_.opts.caps)}});
+}
+
+void leader_convention::discover_leader() {
+  // The leader's peer socket has a port of its own, and its key: both come
+  // from its public port, and the key must be one this system trusts.
+  ipc::send_control(discovery_, "", cmd::client::status, json{{"rid", "discover"}});
+  discovery_watch_->kick();
+}
+
+void leader_convention::on_discovery() {
+  auto parts = ipc::recv_multipart(discovery_);
+  auto m = ipc::decode_control(parts, 0, ctx_.opts.max_json_depth);
+  // The discovery port is not authenticated: anything may answer there.
+  // Answers queued while the leader was away are stale once joined.
+  if (!m || p_.state.joined || m->command != cmd::reply || !m->body.contains("ok") || m->body["ok"] != true) return;
+  // Anything but two strings: not a leader (a --leader naming a member, say).
+  const auto& pj = m->body.contains("peer") ? m->body["peer"] : json();
+  const auto& kj = m->body.contains("key") ? m->body["key"] : json();
+  if (!pj.is_string() || !kj.is_string()) {
+    if (!not_a_leader_logged_)
+      log_line(TROUPE_LOG_WARN, {}, "the system at " + ctx_.opts.leader + " does not lead a convention; retrying");
+    not_a_leader_logged_ = true;
+    return;
+  }
+  not_a_leader_logged_ = false;
+  const auto peer = pj.get<std::string>();
+  const auto key = kj.get<std::string>();
+  if (peer.empty() || key.empty()) return;
+  const auto trusted = ipc::read_trusted(p_.link.trusted_dir());
+  if (trusted.find(key) == nullptr) {
+    if (key == untrusted_leader_key_) return;  // said once
+    untrusted_leader_key_ = key;
+    log_line(TROUPE_LOG_WARN, {}, "not joining the convention: the leader at " + ctx_.opts.leader + " has key " + key +
+                                      ", which is not in " + p_.link.trusted_dir().string());
+    return;
+  }
+  // libzmq never retries a connection the leader refused: after a while
+  // without a welcome the link is opened again.
+  if (peer == leader_peer_ && p_.link.has_uplink() && convention_clock::now() - uplink_since_ < ctx_.opts.member_timeout)
+    return send_join();
+  if (auto s = p_.link.connect_uplink(peer, key); !s) {
+    log_line(TROUPE_LOG_WARN, {}, s.err().message);
+    return;
+  }
+  leader_peer_ = peer;
+  uplink_since_ = convention_clock::now();
+  send_join();
+}
+
+void leader_convention::send_join() {
+  json hosted = json::array();
+  for (const auto* rec : p_.dir.all())
+    if (hosted_.count(rec->addr) && rec->state != actor_state::failed)
+      hosted.push_back(json{{"address", rec->addr.to_string()}, {"type", rec->type},
+                            {"package_id", rec->package_id}, {"name", rec->name}});
+  const json body{{"member", to_json(self_member())}, {"hosted", hosted}, {"from", base::hex32(ctx_.id)}, {"to", json()}};
+  if (!p_.link.send_uplink(cmd::peer::join, body)) log_line(TROUPE_LOG_WARN, {}, "join not sent: the link to the leader is full");
+}
+
+void leader_convention::leader_lost() {
+  p_.state.joined = false;
+  // Fetches it will not answer: the leader asks again once it is back.
+  fetch_waiters_.clear();
+  p_.members.mark_down(p_.state.leader);
+  log_line(TROUPE_LOG_WARN, {}, "the convention leader at " + ctx_.opts.leader +
+                                    " stopped answering; serving on, rejoining when it returns");
+  // Requests forwarded through it will not be answered.
+  p_.calls.fail_all(leader_unreachable());
+}
+
+// ---------------------------------------------------------------- membership
+
+void leader_convention::on_member_join(std::uint32_t from, const json& b) {
+  auto m = member_from_json(b.value("member", json::object()));
+  if (!m) {
+    log_line(TROUPE_LOG_WARN, {}, "refused a join from " + base::hex32(from) + ": " + m.err().message);
+    return;
+  }
+  if (m->system_id != from) {
+    log_line(TROUPE_LOG_WARN, {}, "refused a join: it says system " + base::hex32(m->system_id) + " from " +
+                                      base::hex32(from));
+    return;
+  }
+  m->leader = false;
+  m->state = member_state::up;
+  // A system restarted on the same address has a new id: the old entry,
+  // down, would otherwise linger (and `move --to PORT` could pick it).
+  std::vector<std::uint32_t> replaced;
+  for (const auto* old : p_.members.all())
+    if (old->system_id != from && old->host == m->host && old->port == m->port && old->state == member_state::down)
+      replaced.push_back(old->system_id);
+  for (auto id : replaced) p_.members.remove(id);
+  const bool was_up = !gone(from);
+  p_.members.upsert(*m, convention_clock::now());
+  log_line(TROUPE_LOG_INFO, {}, std::string(was_up ? "system rejoined: " : "system joined: ") + m->host + ":" +
+                                    std::to_string(m->port) + " with " + to_json(m->caps).dump());
+  // What it hosts is where it is (the leader may have restarted and lost track).
+  for (const auto& h : b.value("hosted", json::array())) {
+    const auto a = address::parse(h.value("address", std::string()));
+    if (!a) continue;
+    location l;
+    l.system = from;
+    l.created = true;
+    l.type = h.value("type", std::string());
+    l.package_id = h.value("package_id", std::string());
+    l.name = h.value("name", std::string());
+    set_location(*a, std::move(l));
+  }
+  json locs = json::array();
+  for (const auto& [a, l] : locations_) locs.push_back(location_json(a, l));
+  p_.link.send(from, cmd::peer::welcome, json{{"members", members_json()}, {"locations", locs}});
+  broadcast(cmd::peer::members, json{{"members", members_json()}});
+  check_fit(from);
+  place_pending();
+}
+
+void leader_convention::on_heartbeat(std::uint32_t from, const json& b) {
+  p_.members.heard(from, convention_clock::now(), b.value("actors", 0u));
+  if (!b.contains("capabilities")) return;
+  auto caps = capabilities_from_json(b["capabilities"]);
+  if (!caps) {
+    log_line(TROUPE_LOG_WARN, {}, "system " + port_of(from) + " sent malformed capabilities: " + caps.err().message);
+    return;
+  }
+  if (*caps != p_.members.find(from)->caps) {
+    p_.members.set_caps(from, *caps);
+    log_line(TROUPE_LOG_INFO, {}, "system " + port_of(from) + " now has capabilities " + to_json(*caps).dump());
+    check_fit(from);
+    place_pending();
+    broadcast(cmd::peer::members, json{{"members", members_json()}});
+  }
+}
+
+void leader_convention::on_member_down(std::uint32_t id, const std::string& why, bool expired) {
+  // Marked down already when it expired (membership::expire); only once
+  // when it says it leaves.
+  const auto* m = p_.members.find(id);
+  if (m == nullptr || (!expired && m->state == member_state::down)) return;
+  const std::string name = port_of(id);
+  p_.members.mark_down(id);
+  log_line(TROUPE_LOG_WARN, {}, "system " + name + " " + why + ": placing its actors elsewhere");
+  for (auto& [a, l] : locations_)
+    if (l.system == id && l.ph != location::phase::pending) {
+      l.ph = location::phase::moving;
+      l.reason = "system " + name + " " + why;
+      l.cause = l.reason;
+      l.refused.clear();
+    }
+  std::vector<address> moving;
+  for (const auto& [a, l] : locations_)
+    if (l.system == id && l.ph == location::phase::moving) moving.push_back(a);
+  for (auto a : moving) place(a);
+  p_.calls.system_lost(id, why);
+  broadcast(cmd::peer::members, json{{"members", members_json()}});
+}
+
+void leader_convention::on_welcome_or_members(std::uint32_t from, const json& b, bool welcome) {
+  if (welcome) {
+    p_.state.joined = true;
+    p_.state.leader = from;
+    log_line(TROUPE_LOG_INFO, {}, "joined the convention led by " + ctx_.opts.leader);
+    locations_.clear();
+    for (const auto& j : b.value("locations", json::array())) {
+      const auto a = address::parse(j.value("address", std::string()));
+      if (!a) continue;
+      locations_[*a] = location_from_json(j);
+    }
+    // Requests held across the leader's absence: on to where their actor is, or failed.
+    std::vector<address> held = p_.calls.held_addresses();
+    for (auto a : p_.relay.held_addresses()) held.push_back(a);
+    for (auto a : held) {
+      auto it = locations_.find(a);
+      if (it == locations_.end()) {
+        p_.calls.fail_held(a, "no actor at " + a.to_string() + " (unknown to the convention's leader)");
+        p_.relay.forget_held(a);
+      } else if (it->second.ph == location::phase::placed) {
+        release_held(a);
+      }
+    }
+  }
+  std::set<std::uint32_t> listed;
+  const auto now = convention_clock::now();
+  for (const auto& j : b.value("members", json::array())) {
+    auto m = member_from_json(j);
+    if (!m) continue;
+    const std::uint32_t id = m->system_id;
+    const bool down = m->state == member_state::down;
+    listed.insert(id);
+    p_.members.upsert(std::move(*m), now);
+    if (down) p_.members.mark_down(id);
+  }
+  std::vector<std::uint32_t> dropped;
+  for (const auto* m : p_.members.all())
+    if (!listed.count(m->system_id) && m->system_id != ctx_.id) dropped.push_back(m->system_id);
+  for (auto id : dropped) p_.members.remove(id);
+  // Links to members that left or went down (a new one is made on the next send).
+  p_.link.prune_direct();
+  // Connected ahead of need: the first message then finds the link up (and
+  // members still reach each other if the leader goes away meanwhile).
+  for (const auto* m : p_.members.all())
+    if (m->system_id != ctx_.id && m->system_id != p_.state.leader) p_.link.prepare_direct(m->system_id);
+}
+
+// ---------------------------------------------------------------- package distribution
+
+void leader_convention::on_fetch(std::uint32_t from, const json& b) {
+  const auto id = b.value("package_id", std::string());
+  const auto* p = p_.package_table.find(id);
+  std::string why;
+  std::string bytes;
+  if (p == nullptr || p->phase == package_phase::unloading)
+    why = "package " + id.substr(0, 12) + " is not loaded on the leader";
+  else if (p->signer.empty())
+    why = "package " + p->m.package + " " + p->m.version.text +
+          " was loaded unsigned from a directory: it is not distributed";
+  else {
+    std::ifstream in(p->source, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    bytes = s.str();
+    if (!in || bytes.empty()) why = "cannot read " + p->source;
+  }
+  if (!why.empty()) return (void)p_.link.send(from, cmd::peer::fetch_failed, json{{"package_id", id}, {"reason", why}});
+  log_line(TROUPE_LOG_INFO, {}, "sending package " + p->m.package + " " + p->m.version.text + " to system " + port_of(from));
+  p_.link.send(from, cmd::peer::package, json{{"package_id", id}}, bytes);
+}
+
+void leader_convention::on_package(const json& b, const std::string& blob) {
+  const auto id = b.value("package_id", std::string());
+  auto it = fetch_waiters_.find(id);
+  if (it == fetch_waiters_.end()) return;
+  auto creates = std::move(it->second);
+  fetch_waiters_.erase(it);
+  auto fail_all = [this, creates](const std::string& why) {
+    log_line(TROUPE_LOG_WARN, {}, why);
+    for (const auto& c : creates)
+      p_.link.send(p_.state.leader, cmd::peer::create_failed,
+                   json{{"address", c.value("address", std::string())}, {"reason", why}});
+  };
+  if (blob.empty())
+    return fail_all("cannot fetch package " + id.substr(0, 12) + ": " + b.value("reason", std::string("no archive")));
+  if (manifests::sha256_hex(blob) != id) return fail_all("the leader sent an archive that is not package " + id.substr(0, 12));
+  // Verified here with this system's own keys, like any load.
+  std::error_code ec;
+  fs::create_directories(ctx_.dir / "fetched", ec);
+  const fs::path file = ctx_.dir / "fetched" / (id + ".tpkg");
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(blob.data(), static_cast<std::streamsize>(blob.size()));
+    if (!out) return fail_all("cannot write " + file.string());
+  }
+  p_.packages.mark_fetched(id);
+  p_.packages.load_archive(file, [this, creates, file, fail_all](const result<json>& r) mutable {
+    std::error_code ec2;
+    fs::remove(file, ec2);
+    if (!r) return fail_all("refused package from the leader: " + r.err().message);
+    for (const auto& c : creates) create_requested(c);
+  });
+}
+
+}  // namespace troupe::supervisor

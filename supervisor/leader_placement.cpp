@@ -1,0 +1,489 @@
+// The built-in convention's placement: the table of locations, choosing a
+// system for an actor, moves (chgcap, move, failover), hosting actors for the
+// convention, and the client commands spawn, systems, chgcap and move. See
+// leader_convention.hpp.
+#include "supervisor/leader_convention.hpp"
+
+#include "base/hex.hpp"
+#include "ipc/commands.hpp"
+#include "ipc/log.hpp"
+#include "supervisor/capabilities.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace troupe::supervisor {
+
+namespace cmd = ipc::cmd;
+using ipc::log_line;
+
+// ---------------------------------------------------------------- the table
+
+json leader_convention::location_json(address a, const location& l) const {
+  return json{{"address", a.to_string()}, {"system", base::hex32(l.system)}, {"port", port_of(l.system)},
+              {"type", l.type}, {"package_id", l.package_id}, {"name", l.name},
+              {"state", to_string(l.ph)}, {"reason", l.reason}, {"moves", l.moves}};
+}
+
+void leader_convention::set_location(address a, location l) {
+  locations_[a] = std::move(l);
+  broadcast(cmd::peer::located, location_json(a, locations_[a]));
+}
+
+void leader_convention::forget_location(address a) {
+  if (locations_.erase(a) == 0) return;
+  broadcast(cmd::peer::forget_location, json{{"address", a.to_string()}});
+  fail_held(a, "no actor at " + a.to_string() + " (stopped)");
+}
+
+void leader_convention::forget(address a) { forget_location(a); }
+
+void leader_convention::release_held(address a) {
+  p_.calls.release_held(a);
+  p_.relay.release_held(a);
+}
+
+void leader_convention::fail_held(address a, const std::string& reason) {
+  p_.calls.fail_held(a, reason);
+  p_.relay.drop_held(a, reason);
+}
+
+void leader_convention::answer_waiters(address a, const std::function<void(const client_ref&)>& f) {
+  auto w = spawn_waiters_.find(a);
+  if (w == spawn_waiters_.end()) return;
+  auto waiters = std::move(w->second);
+  spawn_waiters_.erase(w);
+  for (auto& c : waiters) f(c);
+}
+
+location* leader_convention::find(const std::string& target, address& out) {
+  if (auto parsed = address::parse(target)) {
+    auto it = locations_.find(*parsed);
+    if (it == locations_.end()) return nullptr;
+    out = *parsed;
+    return &it->second;
+  }
+  if (target.empty()) return nullptr;
+  for (auto& [addr, loc] : locations_)
+    if (loc.name == target) {
+      out = addr;
+      return &loc;
+    }
+  return nullptr;
+}
+
+const location* leader_convention::at(address a) const {
+  auto it = locations_.find(a);
+  return it == locations_.end() ? nullptr : &it->second;
+}
+
+std::uint32_t leader_convention::host_of(address a) const {
+  if (auto it = locations_.find(a); it != locations_.end()) return it->second.system;
+  // An actor the convention did not place (created by another actor) lives
+  // where its address was allocated.
+  if (a.system() != ctx_.id)
+    if (const auto* m = p_.members.find(a.system()); m != nullptr && m->state == member_state::up) return a.system();
+  return 0;
+}
+
+bool leader_convention::leaving(address a) const {
+  const auto* l = at(a);
+  return l != nullptr && l->ph != location::phase::placed;
+}
+
+void leader_convention::list_elsewhere(json& out, const directory& here) const {
+  for (const auto& [a, l] : locations_) {
+    if (here.find(a) != nullptr) continue;
+    const auto* pkg = p_.package_table.find(l.package_id);
+    const auto* m = p_.members.find(l.system);
+    out.push_back(json{{"address", a.to_string()},
+                       {"name", l.name.empty() ? json() : json(l.name)},
+                       {"type", l.type},
+                       {"package", pkg ? json(pkg->m.package) : json()},
+                       {"version", pkg ? json(pkg->m.version.text) : json()},
+                       {"package_id", l.package_id},
+                       {"system", m ? json(m->host + ":" + std::to_string(m->port)) : json()},
+                       {"worker_pid", json()},
+                       {"state", to_string(l.ph)},
+                       {"restarts", l.moves},
+                       {"last_reason", l.reason.empty() ? json() : json(l.reason)}});
+  }
+}
+
+// ---------------------------------------------------------------- placement (the leader)
+
+const std::vector<manifests::requirement>* leader_convention::requirements_of(const location& l) const {
+  const auto* p = p_.package_table.find(l.package_id);
+  if (p == nullptr) return nullptr;
+  const auto* spec = p->m.find_actor(l.type);
+  return spec ? &spec->requirements : nullptr;
+}
+
+void leader_convention::place(address a) {
+  auto it = locations_.find(a);
+  if (it == locations_.end()) return;
+  auto& l = it->second;
+  const auto* reqs = requirements_of(l);
+  if (reqs == nullptr) {
+    const std::string why = "package " + l.package_id.substr(0, 12) + " is no longer loaded on the leader";
+    answer_waiters(a, [&](const client_ref& c) { p_.port.answer_error(c, why, errc::not_found); });
+    return forget_location(a);
+  }
+  result<std::uint32_t> chosen = make_error(errc::unavailable, "");
+  if (l.target != 0) {
+    // An operator's move: that system or none.
+    membership only;
+    if (const auto* m = p_.members.find(l.target)) only.upsert(*m, convention_clock::now());
+    chosen = choose_system(only, l.target, *reqs, l.refused, l.type);
+  } else {
+    // A new actor prefers the system asked for it; a moved one goes to the least loaded.
+    chosen = choose_system(p_.members, l.created ? 0 : l.system, *reqs, l.refused, l.type);
+  }
+  if (!chosen) {
+    const std::string why =
+        l.reason.empty() || l.refused.empty() ? chosen.err().message : l.reason + "; " + chosen.err().message;
+    if (spawn_waiters_.count(a) && !l.created) {
+      // A spawn that cannot be placed fails with the unmet requirement.
+      const errc code = l.refused.empty() ? errc::unavailable : errc::refused;
+      answer_waiters(a, [&](const client_ref& c) { p_.port.answer_error(c, why, code); });
+      return forget_location(a);
+    }
+    // An operator's move that found no place: it is pending now.
+    answer_waiters(a, [&](const client_ref& c) {
+      p_.port.answer_error(c, a.to_string() + " is pending: " + why, errc::unavailable);
+    });
+    l.ph = location::phase::pending;
+    l.reason = why;
+    log_line(TROUPE_LOG_WARN, a, "pending: " + why);
+    broadcast(cmd::peer::located, location_json(a, l));
+    return;
+  }
+  if (l.created) ++l.moves;
+  l.ph = location::phase::moving;
+  l.system = *chosen;
+  p_.members.add_load(*chosen, 1);
+  broadcast(cmd::peer::located, location_json(a, l));
+  if (!p_.link.send(*chosen, cmd::peer::create,
+                    json{{"address", a.to_string()}, {"type", l.type}, {"package_id", l.package_id},
+                         {"name", l.name}, {"fresh_worker", l.fresh_worker}, {"moves", l.moves}})) {
+    // Not connected (yet, or any more): the next fitting system.
+    p_.members.add_load(*chosen, -1);
+    l.refused.insert(*chosen);
+    l.reason = "system " + port_of(*chosen) + " is not connected";
+    place(a);
+  }
+}
+
+void leader_convention::place_pending() {
+  std::vector<address> pending;
+  for (const auto& [a, l] : locations_)
+    if (l.ph == location::phase::pending) pending.push_back(a);
+  for (auto a : pending) {
+    locations_[a].refused.clear();
+    place(a);
+  }
+}
+
+void leader_convention::check_fit(std::uint32_t id) {
+  const auto* m = p_.members.find(id);
+  if (m == nullptr) return;
+  std::vector<std::pair<address, std::string>> misfits;
+  for (const auto& [a, l] : locations_) {
+    if (l.system != id || l.ph != location::phase::placed) continue;
+    const auto* reqs = requirements_of(l);
+    if (reqs == nullptr) continue;
+    if (auto why = manifests::unmet(m->caps, *reqs))
+      misfits.emplace_back(a, "system " + std::to_string(m->port) + " no longer fits: " + *why);
+  }
+  for (auto& [a, why] : misfits) begin_move(a, why, 0, false);
+}
+
+void leader_convention::begin_move(address a, const std::string& reason, std::uint32_t target, bool fresh_worker) {
+  auto& l = locations_[a];
+  log_line(TROUPE_LOG_INFO, a, "moving: " + reason);
+  l.ph = location::phase::moving;
+  l.reason = reason;
+  l.cause = reason;
+  l.target = target;
+  l.fresh_worker = fresh_worker;
+  l.refused.clear();
+  broadcast(cmd::peer::located, location_json(a, l));
+  // Its host unreachable: as good as gone (it is marked down soon anyway).
+  if (!p_.link.send(l.system, cmd::peer::evict, json{{"address", a.to_string()}, {"reason", reason}})) place(a);
+}
+
+void leader_convention::on_report(std::uint32_t from, std::string_view command, const json& b) {
+  const auto a = address::parse(b.value("address", std::string()));
+  if (!a) return;
+  auto it = locations_.find(*a);
+  if (it == locations_.end()) return;
+  auto& l = it->second;
+  const bool creation = command == cmd::peer::created || command == cmd::peer::create_failed;
+  // Only the system the table names may report on an actor (a copy left
+  // on a system cut off for a while must not overwrite the live one).
+  if (from != l.system || (creation && l.ph != location::phase::moving)) {
+    log_line(command == cmd::peer::created ? TROUPE_LOG_WARN : TROUPE_LOG_INFO, *a,
+             "ignored '" + std::string(command) + "' from system " + port_of(from) + ", which does not host it (any more)");
+    if (command == cmd::peer::created && from != l.system)
+      p_.link.send(from, cmd::peer::evict, json{{"address", a->to_string()}, {"reason", "a copy runs elsewhere"}});
+    return;
+  }
+  if (command == cmd::peer::created) {
+    l.created = true;
+    l.ph = location::phase::placed;
+    l.system = from;
+    l.reason = l.moves == 0 ? std::string() : l.cause;  // a moved actor shows why it moved
+    l.target = 0;
+    l.fresh_worker = false;
+    broadcast(cmd::peer::located, location_json(*a, l));
+    release_held(*a);
+    answer_waiters(*a, [&](const client_ref& c) {
+      p_.port.answer(c, json{{"address", a->to_string()}, {"system", port_of(from)}});
+    });
+  } else if (command == cmd::peer::create_failed) {
+    const auto why = "system " + port_of(from) + " refused it: " + b.value("reason", std::string());
+    log_line(TROUPE_LOG_WARN, *a, why);
+    p_.members.add_load(from, -1);
+    l.refused.insert(from);
+    l.reason = why;
+    place(*a);
+  } else if (command == cmd::peer::evicted) {
+    p_.members.add_load(from, -1);
+    place(*a);
+  } else {  // gone: stopped or failed there for good
+    p_.members.add_load(from, -1);
+    forget_location(*a);
+  }
+}
+
+// ---------------------------------------------------------------- hosting for the convention
+
+void leader_convention::on_create_request(const json& b) {
+  // Checked whole now: the body waits (for a fetch, a load) and is read later.
+  const bool well_formed = b.contains("address") && b["address"].is_string() &&
+                           address::parse(b["address"].get<std::string>()) && b.contains("type") &&
+                           b["type"].is_string() && b.contains("package_id") && b["package_id"].is_string() &&
+                           (!b.contains("name") || b["name"].is_string()) &&
+                           (!b.contains("fresh_worker") || b["fresh_worker"].is_boolean()) &&
+                           (!b.contains("moves") || b["moves"].is_number_unsigned());
+  if (!well_formed) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped a malformed 'create': " + b.dump().substr(0, 200));
+    return;
+  }
+  const auto fail = [this, &b](const std::string& why) {
+    p_.link.send(p_.state.leader, cmd::peer::create_failed,
+                 json{{"address", b.value("address", std::string())}, {"reason", why}});
+  };
+  if (ctx_.stopping) return fail("the system is shutting down");
+  const auto id = b.value("package_id", std::string());
+  const bool known = p_.packages.when_loaded(id, [this, b, fail](const result<json>& r) {
+    if (r) return create_requested(b);
+    fail(r.err().message);
+  });
+  if (known) return;
+  if (p_.state.leads) {
+    p_.link.send(ctx_.id, cmd::peer::create_failed,
+                 json{{"address", b.value("address", std::string())}, {"reason", "package " + id.substr(0, 12) + " is not loaded"}});
+    return;
+  }
+  auto& waiting = fetch_waiters_[id];
+  waiting.push_back(b);
+  if (waiting.size() == 1) {
+    log_line(TROUPE_LOG_INFO, {}, "fetching package " + id.substr(0, 12) + " from the leader");
+    p_.link.send(p_.state.leader, cmd::peer::fetch, json{{"package_id", id}});
+  }
+}
+
+void leader_convention::create_requested(const json& b) {
+  const auto a = address::parse(b.value("address", std::string()));
+  if (!a) return;
+  const auto type = b.value("type", std::string());
+  auto fail = [&](const std::string& why) {
+    p_.link.send(p_.state.leader, cmd::peer::create_failed, json{{"address", a->to_string()}, {"reason", why}});
+  };
+  if (auto* old = p_.dir.find(*a)) {
+    if (old->state != actor_state::failed) return fail("an actor already runs at " + a->to_string() + " here");
+    p_.dir.remove(*a);
+  }
+  if (auto s = p_.actors.place(*a, type, b.value("package_id", std::string()), b.value("name", std::string()), {},
+                               b.value("fresh_worker", false));
+      !s)
+    return fail(s.err().message);
+  if (auto* rec = p_.dir.find(*a)) rec->restarts = b.value("moves", 0u);
+  hosted_.insert(*a);
+  creating_.insert(*a);
+}
+
+void leader_convention::evict(const json& b) {
+  const auto a = address::parse(b.value("address", std::string()));
+  if (!a) return;
+  if (auto l = locations_.find(*a); l != locations_.end()) l->second.ph = location::phase::moving;
+  auto* rec = p_.dir.find(*a);
+  if (rec == nullptr || rec->state == actor_state::failed) {
+    if (rec != nullptr) p_.dir.remove(*a);
+    hosted_.erase(*a);
+    creating_.erase(*a);
+    p_.link.send(p_.state.leader, cmd::peer::evicted, json{{"address", a->to_string()}});
+    return;
+  }
+  if (rec->state != actor_state::stopping) p_.actors.send_exit(*rec, b.value("reason", std::string("moved")));
+}
+
+void leader_convention::failed_here(address a, const std::string& reason) {
+  answer_waiters(a, [&](const client_ref& c) { p_.port.answer_error(c, reason); });
+}
+
+bool leader_convention::create_failed_here(address a, const std::string& why) {
+  creating_.erase(a);
+  if (hosted_.erase(a) == 0) return false;
+  p_.link.send(p_.state.leader, cmd::peer::create_failed, json{{"address", a.to_string()}, {"reason", why}});
+  return true;
+}
+
+void leader_convention::report_created(address a) {
+  // Only the creation the leader asked for; a restart here changes nothing there.
+  if (creating_.erase(a)) p_.link.send(p_.state.leader, cmd::peer::created, json{{"address", a.to_string()}});
+}
+
+void leader_convention::report_gone(address a, bool failed, const std::string& reason) {
+  creating_.erase(a);
+  if (hosted_.erase(a) == 0) return;
+  auto it = locations_.find(a);
+  const bool moving = it != locations_.end() && it->second.ph == location::phase::moving;
+  // Moving on: a failed record left here would answer for the new copy.
+  if (moving && p_.dir.find(a) != nullptr) p_.dir.remove(a);
+  p_.link.send(p_.state.leader, moving ? cmd::peer::evicted : cmd::peer::gone,
+               json{{"address", a.to_string()}, {"failed", failed}, {"reason", reason}});
+}
+
+// ---------------------------------------------------------------- client commands
+
+void leader_convention::cmd_spawn(const client_ref& c, const json& b) {
+  const auto type = b.value("type", std::string());
+  if (type.empty()) return p_.port.answer_error(c, "spawn: no actor type given", errc::invalid_argument);
+  if (!p_.state.leads) {
+    // The leader holds the packages and places every actor of the convention.
+    if (!p_.state.joined) return p_.port.answer_error(c, leader_unreachable(), errc::unavailable);
+    json forwarded = b;
+    if (c.via == 0) forwarded["origin"] = base::hex32(ctx_.id);
+    return p_.calls.forward(c, p_.state.leader, std::string(cmd::client::spawn), forwarded, std::chrono::seconds(15));
+  }
+  auto pkg = p_.package_table.choose(type, b.value("package", std::string()));
+  if (!pkg) return p_.port.answer_error(c, pkg.err().message, pkg.err().code);
+  spawn_here(c, b, type, *pkg);
+}
+
+void leader_convention::spawn_here(const client_ref& c, const json& b, const std::string& type,
+                                   const std::string& package_id) {
+  const auto name = b.value("name", std::string());
+  if (!name.empty()) {
+    if (auto s = p_.dir.check_name(name); !s) return p_.port.answer_error(c, s.err().message, s.err().code);
+    for (const auto& [_, l] : locations_)
+      if (l.name == name) return p_.port.answer_error(c, "global name '" + name + "' is taken", errc::invalid_argument);
+  }
+  location l;
+  l.type = type;
+  l.package_id = package_id;
+  l.name = name;
+  // Local first: the system the client asked.
+  const bool wait = b.value("wait", false);  // read before anything is recorded
+  const auto& origin = b.contains("origin") ? b["origin"] : json();
+  const std::uint32_t from = origin.is_string() ? base::parse_hex32(origin.get<std::string>()) : 0;
+  l.system = from != 0 ? from : ctx_.id;
+  l.ph = location::phase::moving;
+  const address a = p_.dir.allocate();
+  locations_[a] = std::move(l);
+  if (!wait) {
+    spawn_waiters_[a].push_back(c);  // answered once created, or with why no system can take it
+    return place(a);
+  }
+  place(a);
+  if (auto it = locations_.find(a); it != locations_.end() && it->second.ph == location::phase::pending)
+    return p_.port.answer(c, json{{"address", a.to_string()}, {"state", "pending"}, {"reason", it->second.reason}});
+  spawn_waiters_[a].push_back(c);
+}
+
+void leader_convention::cmd_systems(const client_ref& c) {
+  p_.members.heard(ctx_.id, convention_clock::now(), static_cast<std::uint32_t>(p_.dir.size()));
+  p_.port.answer(c, json{{"leader", ctx_.opts.leader}, {"self", base::hex32(ctx_.id)}, {"is_leader", p_.state.leads},
+                         {"joined", joined()}, {"systems", members_json()}});
+}
+
+void leader_convention::cmd_chgcap(const client_ref& c, const json& b) {
+  const auto op = b.value("op", std::string());
+  const auto name = b.value("name", std::string());
+  const auto trimmed = name.substr(0, name.find_last_not_of(' ') + 1);
+  if (name.empty() || name.find(',') != std::string::npos || name.find('=') != std::string::npos || trimmed != name ||
+      name.front() == ' ')
+    return p_.port.answer_error(c, "chgcap: '" + name + "' is not a capability name", errc::invalid_argument);
+  if (std::any_of(name.begin(), name.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; }))
+    return p_.port.answer_error(c, "chgcap: a capability name has no control characters", errc::invalid_argument);
+  auto caps = ctx_.opts.caps;
+  if (op == "add") {
+    caps[name] = true;
+  } else if (op == "set") {
+    const auto v = parse_capability_value(b.value("value", std::string()));
+    if (const auto* d = std::get_if<double>(&v); d != nullptr && !std::isfinite(*d))
+      return p_.port.answer_error(c, "chgcap: " + name + " must be a finite number", errc::invalid_argument);
+    caps[name] = v;
+  } else if (op == "remove") {
+    if (caps.erase(name) == 0) return p_.port.answer_error(c, "this system has no capability '" + name + "'", errc::not_found);
+  } else {
+    return p_.port.answer_error(c, "chgcap: op must be add, remove or set", errc::invalid_argument);
+  }
+  ctx_.opts.caps = std::move(caps);
+  p_.members.set_caps(ctx_.id, ctx_.opts.caps);
+  log_line(TROUPE_LOG_INFO, {}, "capabilities now " + to_json(ctx_.opts.caps).dump());
+  if (p_.state.leads) {
+    check_fit(ctx_.id);
+    place_pending();
+    broadcast(cmd::peer::members, json{{"members", members_json()}});
+  } else if (p_.state.joined) {
+    p_.link.send(p_.state.leader, cmd::peer::heartbeat,
+                 json{{"actors", p_.dir.size()}, {"capabilities", to_json(ctx_.opts.caps)}});
+  }
+  p_.port.answer(c, json{{"capabilities", to_json(ctx_.opts.caps)}});
+}
+
+void leader_convention::cmd_move(const client_ref& c, const json& b) {
+  if (!p_.state.leads) {
+    if (!p_.state.joined) return p_.port.answer_error(c, leader_unreachable(), errc::unavailable);
+    return p_.calls.forward(c, p_.state.leader, std::string(cmd::client::move), b, std::chrono::seconds(10));
+  }
+  const auto target = b.value("target", std::string());
+  address a;
+  if (auto parsed = address::parse(target)) a = *parsed;
+  else
+    for (const auto& [addr, l] : locations_)
+      if (l.name == target) a = addr;
+  auto it = locations_.find(a);
+  if (!a || it == locations_.end())
+    return p_.port.answer_error(c, "unknown address or name '" + target + "'", errc::not_found);
+  if (it->second.ph != location::phase::placed)
+    return p_.port.answer_error(c, a.to_string() + " is " + to_string(it->second.ph) + ": " + it->second.reason,
+                                errc::unavailable);
+  std::uint32_t dest = it->second.system;
+  if (b.contains("port") && !b["port"].is_null()) {
+    if (!b["port"].is_number_unsigned() || b["port"].get<std::uint64_t>() == 0 || b["port"].get<std::uint64_t>() > 65535)
+      return p_.port.answer_error(c, "move: port must be an integer from 1 to 65535", errc::invalid_argument);
+    const auto* m = p_.members.find_port(b["port"].get<std::uint16_t>());
+    if (m == nullptr)
+      return p_.port.answer_error(c, "no system on port " + b["port"].dump() + " in the convention", errc::not_found);
+    if (m->state != member_state::up)
+      return p_.port.answer_error(c, "system " + std::to_string(m->port) + " is down", errc::unavailable);
+    dest = m->system_id;
+  }
+  const bool fresh = b.value("new_worker", false);
+  if (dest == it->second.system && !fresh)
+    return p_.port.answer_error(c, a.to_string() + " already runs on " + port_of(dest) +
+                                       " (add --new-worker to move it to a new worker there)",
+                                errc::invalid_argument);
+  if (const auto* reqs = requirements_of(it->second))
+    if (auto why = manifests::unmet(p_.members.find(dest)->caps, *reqs))
+      return p_.port.answer_error(c, "system " + port_of(dest) + " cannot host " + it->second.type + ": " + *why,
+                                  errc::refused);
+  spawn_waiters_[a].push_back(c);
+  begin_move(a, "moved by the operator", dest, fresh);
+}
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,177 @@
+#include "supervisor/peer_link.hpp"
+
+#include "base/hex.hpp"
+#include "ipc/log.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace troupe::supervisor {
+
+using ipc::log_line;
+
+std::string peer_link::name(std::uint32_t id) const { return name_of ? name_of(id) : base::hex32(id); }
+
+status peer_link::bind() {
+  auto keys = ipc::load_or_create_keypair(ctx_.dir / "curve");
+  if (!keys) return keys.err();
+  keys_ = *keys;
+  const auto trusted = trusted_dir();
+  // Systems that share a TROUPE_HOME trust one another: whoever can write it
+  // runs them all. A system elsewhere is trusted by copying its key here.
+  if (auto s = ipc::trust_key(trusted, "system-" + std::to_string(ctx_.opts.port), keys_.public_key); !s) return s;
+  try {
+    // The ZAP handler must be bound before a CURVE server socket is.
+    zap_ = std::make_unique<ipc::zap_authenticator>(
+        ctx_.zmq, [trusted] { return ipc::read_trusted(trusted); },
+        [](const std::string& peer, const std::string& reason) {
+          log_line(TROUPE_LOG_WARN, {}, "refused a system connecting from " + peer + ": " + reason);
+        });
+    zap_watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, zap_->socket(), [this] { zap_->handle_pending(); });
+    zmq::socket_t router(ctx_.zmq, zmq::socket_type::router);
+    ipc::make_curve_server(router, keys_);
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::router_mandatory, 1);
+    router.set(zmq::sockopt::router_handover, 1);  // a member that rejoins takes over its routing id
+    router.bind("tcp://" + ctx_.opts.bind_host + ":0");
+    endpoint_ = router.get(zmq::sockopt::last_endpoint);
+    router_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(router), [this] { on_router(); });
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, std::string("cannot open the convention link: ") + e.what());
+  }
+  return ok_v;
+}
+
+void peer_link::start() {
+  zap_watch_->start();
+  router_->start();
+}
+
+void peer_link::stop() {
+  if (zap_watch_) zap_watch_->stop();
+  if (router_) router_->stop();
+  if (uplink_) uplink_->stop();
+}
+
+status peer_link::connect_uplink(const std::string& endpoint, const std::string& key) {
+  try {
+    if (uplink_) uplink_->stop();
+    uplink_.reset();
+    zmq::socket_t s(ctx_.zmq, zmq::socket_type::dealer);
+    ipc::make_curve_client(s, keys_, key);
+    s.set(zmq::sockopt::routing_id, "s" + base::hex32(ctx_.id));
+    s.set(zmq::sockopt::linger, 200);  // "leaving" must get out at shutdown
+    s.connect(endpoint);
+    uplink_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(s), [this] { on_uplink(); });
+    uplink_->start();
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, "cannot connect to the leader's peer socket " + endpoint + ": " + e.what());
+  }
+  return ok_v;
+}
+
+// ---------------------------------------------------------------- receiving
+
+void peer_link::on_router() {
+  auto parts = router_->receive();
+  if (parts.size() < 2) return;
+  const std::string identity = parts[0].to_string();
+  auto m = ipc::decode_control(parts, 1, ctx_.opts.max_json_depth, /*with_blob=*/true);
+  if (!m) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed message from system '" + identity + "': " + m.err().message);
+    return;
+  }
+  const std::uint32_t from = identity.size() > 1 && identity[0] == 's' ? base::parse_hex32(identity.substr(1)) : 0;
+  if (from == 0) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped a message from a peer with a malformed routing id");
+    return;
+  }
+  // Relayed when it is for another member (one hop through the leader).
+  const auto& to_field = m->body.contains("to") ? m->body["to"] : json();
+  const std::uint32_t to = to_field.is_string() ? base::parse_hex32(to_field.get<std::string>()) : 0;
+  if (to != 0 && to != ctx_.id) {
+    if (!router_->send_control("s" + base::hex32(to), m->command, m->body, m->blob))
+      log_line(TROUPE_LOG_WARN, {}, "'" + m->command + "' from " + name(from) + " to " + name(to) +
+                                        " not relayed: that system is not connected");
+    return;
+  }
+  dispatch(from, *m);
+}
+
+void peer_link::on_uplink() {
+  auto parts = uplink_->receive();
+  if (parts.empty()) return;
+  auto m = ipc::decode_control(parts, 0, ctx_.opts.max_json_depth, /*with_blob=*/true);
+  if (!m) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed message from the leader: " + m.err().message);
+    return;
+  }
+  if (on_uplink_message) on_uplink_message();
+  const auto& from_field = m->body.contains("from") ? m->body["from"] : json();
+  dispatch(from_field.is_string() ? base::parse_hex32(from_field.get<std::string>()) : 0, *m);
+}
+
+void peer_link::dispatch(std::uint32_t from, const ipc::control_message& m) {
+  auto h = handlers_.find(m.command);
+  if (h == handlers_.end()) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped unknown command '" + m.command + "' from system " + name(from));
+    return;
+  }
+  // A field of the wrong JSON type anywhere below drops the message, never the system.
+  try {
+    h->second(from, m.body, m.blob);
+  } catch (const json::exception& e) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed '" + m.command + "' from system " + name(from) + ": " + e.what());
+  }
+}
+
+// ---------------------------------------------------------------- sending
+
+bool peer_link::send(std::uint32_t to, std::string_view command, json body, const std::string& blob) {
+  body["from"] = base::hex32(ctx_.id);
+  body["to"] = base::hex32(to);
+  if (to == ctx_.id) {
+    boost::asio::post(ctx_.io, [this, m = ipc::control_message{std::string(command), std::move(body), blob}] {
+      dispatch(ctx_.id, m);
+    });
+    return true;
+  }
+  if (state_.leads) return router_->send_control("s" + base::hex32(to), command, body, blob);
+  // To another member: straight there when the link is up, else through the leader.
+  if (to != state_.leader)
+    if (auto* link = direct_link(to); link != nullptr && ipc::send_control(*link, "", command, body, blob)) return true;
+  if (uplink_ && state_.joined) return uplink_->send_control("", command, body, blob);
+  return false;
+}
+
+bool peer_link::send_uplink(std::string_view command, const json& body) {
+  return uplink_ && uplink_->send_control("", command, body);
+}
+
+zmq::socket_t* peer_link::direct_link(std::uint32_t to) {
+  if (auto it = direct_.find(to); it != direct_.end()) return &it->second;
+  const auto* m = members_.find(to);
+  if (m == nullptr || m->state != member_state::up || m->leader || m->peer_endpoint.ends_with(":0")) return nullptr;
+  try {
+    zmq::socket_t s(ctx_.zmq, zmq::socket_type::dealer);
+    ipc::make_curve_client(s, keys_, m->public_key);  // the key the (authenticated) leader listed
+    s.set(zmq::sockopt::routing_id, "s" + base::hex32(ctx_.id));
+    s.set(zmq::sockopt::linger, 0);
+    // Nothing queued for a peer not (or no longer) connected: such a send
+    // fails at once and goes through the leader instead.
+    s.set(zmq::sockopt::immediate, 1);
+    s.connect(m->peer_endpoint);
+    return &direct_.emplace(to, std::move(s)).first->second;
+  } catch (const zmq::error_t& e) {
+    log_line(TROUPE_LOG_WARN, {}, "no direct link to system " + name(to) + ": " + e.what());
+    return nullptr;
+  }
+}
+
+void peer_link::prune_direct() {
+  std::erase_if(direct_, [this](const auto& link) {
+    const auto* m = members_.find(link.first);
+    return m == nullptr || m->state != member_state::up;
+  });
+}
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,96 @@
+// supervisor/peer_link.hpp — the CurveZMQ links between the systems of a
+// convention (docs/PROTOCOL.md §5.2, §5.3): this system's key pair, the ZAP
+// handler that admits only trusted systems, the peer ROUTER every system
+// listens on, a member's DEALER to its leader (the uplink) and direct DEALERs
+// to other members. send() picks the route: to itself (handled on the next
+// turn of the loop), from the leader over its ROUTER, from a member straight
+// to another member when that link is up, else through the leader, which
+// relays. Received messages go through a table of handlers by command.
+// Threading: the loop's thread only.
+#pragma once
+
+#include "ipc/control.hpp"
+#include "ipc/curve.hpp"
+#include "ipc/reactor.hpp"
+#include "supervisor/context.hpp"
+#include "supervisor/membership.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace troupe::supervisor {
+
+using json = nlohmann::json;
+
+/// What routing needs to know of the convention; its owner keeps it current.
+struct link_state {
+  bool leads = false;        ///< this system leads: members connect to its ROUTER
+  std::uint32_t leader = 0;  ///< the leader's id (this system's own when it leads)
+  bool joined = false;       ///< a member: its uplink is welcomed by the leader
+};
+
+class peer_link {
+ public:
+  /// A message from system `from`; blob is its optional fourth frame.
+  using handler = std::function<void(std::uint32_t from, const json& body, const std::string& blob)>;
+
+  peer_link(system_context& ctx, const membership& members, const link_state& state)
+      : ctx_(ctx), members_(members), state_(state) {}
+
+  /// Reads or makes the key pair (systems/PORT/curve/), trusts it in
+  /// convention/trusted/ (systems of one TROUPE_HOME trust each other),
+  /// binds the ZAP handler and then the peer ROUTER on an ephemeral port.
+  status bind();
+  void start();
+  void stop();
+
+  [[nodiscard]] const std::string& public_key() const { return keys_.public_key; }
+  /// tcp://HOST:PORT of the peer ROUTER.
+  [[nodiscard]] const std::string& endpoint() const { return endpoint_; }
+  [[nodiscard]] std::filesystem::path trusted_dir() const { return ctx_.opts.home / "convention" / "trusted"; }
+
+  void handle(std::string_view command, handler h) { handlers_[std::string(command)] = std::move(h); }
+  /// Called for every message from the leader over the uplink (it lives).
+  std::function<void()> on_uplink_message;
+  /// The name of a system for log lines (its port).
+  std::function<std::string(std::uint32_t)> name_of;
+
+  /// Sends to system `to` by the best route; false when no route takes it.
+  bool send(std::uint32_t to, std::string_view command, json body, const std::string& blob = {});
+  /// Sends over the uplink to the leader whatever the routing state (join).
+  bool send_uplink(std::string_view command, const json& body);
+  /// Opens (again) the uplink to the leader's peer socket, expecting key.
+  status connect_uplink(const std::string& endpoint, const std::string& key);
+  [[nodiscard]] bool has_uplink() const { return uplink_ != nullptr; }
+  /// Makes the direct link to member id ahead of need (no-op when it exists
+  /// or cannot be made).
+  void prepare_direct(std::uint32_t id) { (void)direct_link(id); }
+  /// Drops the direct links to members that left or went down.
+  void prune_direct();
+
+ private:
+  void on_router();
+  void on_uplink();
+  /// A decoded message: runs its handler; a malformed field drops it, not the system.
+  void dispatch(std::uint32_t from, const ipc::control_message& m);
+  zmq::socket_t* direct_link(std::uint32_t to);
+  [[nodiscard]] std::string name(std::uint32_t id) const;
+
+  system_context& ctx_;
+  const membership& members_;
+  const link_state& state_;
+  ipc::curve_keypair keys_;
+  std::unique_ptr<ipc::zap_authenticator> zap_;
+  std::unique_ptr<ipc::socket_watcher> zap_watch_;
+  std::unique_ptr<ipc::watched_socket> router_;  // every system: CurveZMQ server
+  std::string endpoint_;
+  std::unique_ptr<ipc::watched_socket> uplink_;  // a member: CurveZMQ client of the leader's router
+  std::map<std::uint32_t, zmq::socket_t> direct_;  // a member: links to other members, send only
+  std::unordered_map<std::string, handler> handlers_;
+};
+
+}  // namespace troupe::supervisor

@@ -1,0 +1,375 @@
+#include "supervisor/worker_pool.hpp"
+
+#include "ipc/commands.hpp"
+#include "ipc/log.hpp"
+
+#include <csignal>
+
+namespace troupe::supervisor {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+namespace cmd = ipc::cmd;
+using ipc::log_line;
+
+namespace {
+
+// Descriptors one worker costs the daemon (its pidfd, its control and
+// gateway connections, the data socket to its inbox and that socket's
+// mailbox), with room for the launch's own pipe.
+constexpr std::size_t worker_descriptor_cost = 8;
+// Kept free for clients, package files and ZeroMQ's own needs.
+constexpr std::size_t descriptor_reserve = 32;
+// A load's replacement standby starts this long after the load is answered.
+constexpr auto standby_delay = std::chrono::milliseconds(10);
+
+status replace_link(const fs::path& link, const fs::path& target) {
+  // A new link renamed over the old one: the switch is atomic for a worker
+  // resolving a library through it.
+  fs::path tmp = link;
+  tmp += ".new";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_directory_symlink(target, tmp, ec);
+  if (!ec) fs::rename(tmp, link, ec);
+  if (ec) return make_error(errc::io, "cannot link " + link.string() + " to " + target.string() + ": " + ec.message());
+  return ok_v;
+}
+
+}  // namespace
+
+status worker_pool::bind() {
+  try {
+    control_ = zmq::socket_t(ctx_.zmq, zmq::socket_type::router);
+    control_.set(zmq::sockopt::linger, 0);
+    // A restarted worker reconnects under its old routing id: hand it over
+    // instead of routing into the dead connection (libzmq #1575).
+    control_.set(zmq::sockopt::router_handover, 1);
+    control_.set(zmq::sockopt::router_mandatory, 1);
+    ipc::configure_control_socket(control_);
+    control_.bind(ctx_.endpoint_of("c.sock"));
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() +
+                                    ": " + e.what());
+  }
+  watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, control_, [this] { on_control(); });
+  handle(cmd::worker::hello, [this](worker_proc& w, const json& rid, const json&) {
+    if (w.st != worker_proc::state::starting) return reply_error(w, rid, "already registered");
+    w.hello_rid = rid;
+    w.st = worker_proc::state::standby;
+    if (!w.package_id.empty()) send_assignment(w);  // else answered once it gets a package
+  });
+  handle(cmd::worker::lease, [this](worker_proc& w, const json& rid, const json&) {
+    auto block = actors_.allocate_block(ipc::address_block_size);
+    reply(w, rid, json{{"first", block.first}, {"count", block.count}});
+  });
+  handle(cmd::worker::bye, [](worker_proc& w, const json&, const json&) { w.st = worker_proc::state::stopping; });
+  return ok_v;
+}
+
+void worker_pool::stop() {
+  if (standby_timer_) standby_timer_->cancel();
+  if (watch_) watch_->stop();
+}
+
+// ---------------------------------------------------------------- control messages
+
+void worker_pool::on_control() {
+  auto parts = ipc::recv_multipart(control_);
+  if (parts.size() < 2) return;
+  const std::string identity = parts[0].to_string();
+  auto m = ipc::decode_control(parts, 1, ctx_.opts.max_json_depth);
+  if (!m) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed control message from '" + identity + "': " + m.err().message);
+    return;
+  }
+  worker_proc* w = nullptr;
+  for (auto& [_, candidate] : workers_)
+    if (candidate.identity == identity) w = &candidate;
+  if (w == nullptr) {
+    log_line(TROUPE_LOG_WARN, {}, "control message '" + m->command + "' from unknown peer '" + identity + "'");
+    return;
+  }
+  auto h = handlers_.find(m->command);
+  if (h == handlers_.end()) {
+    log_line(TROUPE_LOG_WARN, {}, "unknown control command '" + m->command + "' from " + identity);
+    return;
+  }
+  try {
+    h->second(*w, m->body.value("rid", json()), m->body);
+  } catch (const json::exception& e) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed '" + m->command + "' from " + identity + ": " + e.what());
+  }
+}
+
+void worker_pool::send_to(const std::string& identity, std::string_view command, const json& body) {
+  // Fails only when the worker is gone (ROUTER_MANDATORY); its exit is
+  // handled through its pidfd.
+  if (!ipc::send_control(control_, identity, command, body))
+    log_line(TROUPE_LOG_WARN, {}, "control message '" + std::string(command) + "' to " + identity +
+                                      " not delivered: worker gone");
+  watch_->kick();
+}
+
+void worker_pool::send(const worker_proc& w, std::string_view command, const json& body) {
+  send_to(w.identity, command, body);
+}
+
+void worker_pool::reply(const worker_proc& w, const json& rid, json fields) {
+  send(w, cmd::reply, ipc::ok_reply(rid, std::move(fields)));
+}
+
+void worker_pool::reply_error(const worker_proc& w, const json& rid, std::string_view text) {
+  send(w, cmd::reply, ipc::error_reply(rid, text));
+}
+
+void worker_pool::send_ready(std::string_view command, const json& body) {
+  for (auto& [_, w] : workers_)
+    if (w.st == worker_proc::state::ready) send(w, command, body);
+}
+
+void worker_pool::announce_death(std::uint32_t id, const std::string& inbox, const ipc::handling_snapshot& last,
+                                 const std::string& how) {
+  // Before anything restarts: a worker drops its routes to the dead inbox
+  // and resolves again, so what it sends again reaches the new process.
+  json body{{"inbox", inbox}, {"reason", "died (" + how + ")"}};
+  if (last.handling && last.origin.channel_id != 0) {
+    body["channel"] = last.origin.channel_id;
+    body["seq"] = last.origin.seq;
+  }
+  for (auto& [other, w] : workers_)
+    if (other != id && (w.st == worker_proc::state::assigned || w.st == worker_proc::state::ready))
+      send(w, cmd::supervisor::peer_died, body);
+}
+
+// ---------------------------------------------------------------- workers
+
+worker_proc* worker_pool::find(std::uint32_t id) {
+  auto it = workers_.find(id);
+  return it == workers_.end() ? nullptr : &it->second;
+}
+
+const worker_proc* worker_pool::find(std::uint32_t id) const {
+  auto it = workers_.find(id);
+  return it == workers_.end() ? nullptr : &it->second;
+}
+
+int worker_pool::pid_of(std::uint32_t id) const {
+  const auto* w = find(id);
+  return w != nullptr && w->child ? w->child->pid() : 0;
+}
+
+result<worker_proc*> worker_pool::worker_for(const std::string& package_id, bool dedicated) {
+  auto& pkg = *packages_.find(package_id);
+  if (!dedicated)
+    if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
+  // A standby worker has already paid for exec, dynamic linking and its
+  // sockets: the package only waits for its own dlopen.
+  worker_proc* w = nullptr;
+  for (auto& [_, candidate] : workers_)
+    if (candidate.package_id.empty() &&
+        (candidate.st == worker_proc::state::starting || candidate.st == worker_proc::state::standby)) {
+      w = &candidate;
+      break;
+    }
+  if (w == nullptr) {
+    auto launched = launch_worker();
+    if (!launched) return launched.err();
+    w = *launched;
+  }
+  w->dedicated = dedicated;
+  if (!dedicated) pkg.worker = w->id;
+  if (auto s = assign(*w, pkg); !s) return s.err();
+  // Replaced once a load is answered (finish_load): starting a process
+  // blocks this loop for a moment.
+  if (pkg.phase != package_phase::loading) replenish_standby();
+  return w;
+}
+
+result<worker_proc*> worker_pool::launch_worker() {
+  // Refused before the process exists: past its descriptor limit the daemon
+  // could not accept the worker's connections (ZeroMQ aborts on EMFILE in an
+  // ipc listener, and spins on it in a TCP one).
+  if (workers_.size() >= ctx_.opts.max_workers)
+    return make_error(errc::limit, "cannot start another worker: " + std::to_string(workers_.size()) +
+                                       " run, the most this system allows (start --max-workers)");
+  if (const auto fds = descriptors_in_use(); fds.room() < worker_descriptor_cost + descriptor_reserve)
+    return make_error(errc::limit, "cannot start another worker: " + std::to_string(fds.open) + " of " +
+                                       std::to_string(fds.limit) +
+                                       " descriptors in use (RLIMIT_NOFILE; each worker takes about " +
+                                       std::to_string(worker_descriptor_cost) + ")");
+  const std::uint32_t id = next_id_++;
+  worker_proc& w = workers_[id];
+  w.id = id;
+  w.identity = "w" + std::to_string(id);
+  if (auto s = start_process(w); !s) {
+    forget(id);
+    return s.err();
+  }
+  return &w;
+}
+
+void worker_pool::forget(std::uint32_t id) {
+  if (auto it = workers_.find(id); it != workers_.end()) {
+    // Its inbox is gone for good: drop the connection, or ZeroMQ keeps a
+    // socket retrying it for the life of the system.
+    link_.disconnect(it->second.inbox);
+    if (auto* p = packages_.find(it->second.package_id); p != nullptr && p->worker == id) p->worker = 0;
+  }
+  std::error_code ec;
+  fs::remove_all(ctx_.run_dir / ("w" + std::to_string(id)), ec);
+  workers_.erase(id);
+  if (ctx_.stopping && workers_.empty() && on_drained) on_drained();
+}
+
+void worker_pool::stop_worker(worker_proc& w, const std::string& reason) {
+  if (w.st == worker_proc::state::starting) {
+    if (w.child) w.child->signal(SIGTERM);  // not connected yet
+  } else if (w.st != worker_proc::state::stopping) {
+    send(w, cmd::supervisor::shutdown, reason.empty() ? json::object() : json{{"reason", reason}});
+  }
+  w.st = worker_proc::state::stopping;
+}
+
+worker_proc* worker_pool::adopt_standby(std::uint32_t dead_id) {
+  // A standby has already paid for exec, dynamic linking and its sockets:
+  // handing it the dead worker's package and actors saves most of a restart.
+  auto* dead = find(dead_id);
+  if (dead == nullptr) return nullptr;
+  worker_proc* standby = nullptr;
+  for (auto& [_, candidate] : workers_) {
+    if (!candidate.package_id.empty() || candidate.id == dead_id) continue;
+    if (candidate.st == worker_proc::state::standby) {
+      standby = &candidate;
+      break;
+    }
+    if (candidate.st == worker_proc::state::starting && standby == nullptr) standby = &candidate;
+  }
+  auto* pkg = packages_.find(dead->package_id);
+  if (standby == nullptr || pkg == nullptr) return nullptr;
+  standby->dedicated = dead->dedicated;
+  standby->pending_creates = std::move(dead->pending_creates);
+  const bool shared = pkg->worker == dead_id;
+  log_line(TROUPE_LOG_INFO, {}, "standby worker " + standby->identity + " takes over from " + dead->identity);
+  forget(dead_id);
+  if (shared) pkg->worker = standby->id;
+  (void)assign(*standby, *pkg);
+  replenish_standby_soon();
+  return standby;
+}
+
+void worker_pool::replenish_standby_soon() {
+  // Starting a process blocks this loop until its exec, and its start-up
+  // competes for the CPUs: not while the client that just loaded a package
+  // spawns and asks its first actor.
+  if (standby_timer_ == nullptr) standby_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
+  standby_timer_->expires_after(standby_delay);
+  standby_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (!e) replenish_standby();
+  });
+}
+
+void worker_pool::replenish_standby() {
+  if (ctx_.stopping) return;
+  std::uint32_t waiting = 0;
+  for (const auto& [_, w] : workers_) waiting += w.package_id.empty();
+  for (; waiting < ctx_.opts.standby_workers; ++waiting) {
+    auto w = launch_worker();
+    if (!w) {
+      // Once per shortage, not at every spawn while it lasts.
+      if (!standby_shortage_logged_) log_line(TROUPE_LOG_WARN, {}, "cannot start a standby worker: " + w.err().message);
+      standby_shortage_logged_ = true;
+      return;
+    }
+    standby_shortage_logged_ = false;
+    log_line(TROUPE_LOG_INFO, {}, "worker " + (*w)->identity + " is a standby");
+  }
+}
+
+status worker_pool::assign(worker_proc& w, package_entry& pkg) {
+  w.package_id = pkg.id;
+  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text +
+                                    (w.dedicated ? " (dedicated)" : ""));
+  if (w.st == worker_proc::state::standby) send_assignment(w);
+  return ok_v;
+}
+
+void worker_pool::send_assignment(worker_proc& w) {
+  const auto& pkg = *packages_.find(w.package_id);
+  // Pointed at the package only now: at exec they led to an empty
+  // directory, so the worker's own libraries never come from a package.
+  const fs::path dir = ctx_.run_dir / w.identity;
+  std::error_code ec;
+  const fs::path lib = fs::is_directory(pkg.lib_dir, ec) ? pkg.lib_dir : ctx_.run_dir / "empty";
+  status linked = replace_link(dir / "lib", lib);
+  if (linked) linked = replace_link(dir / "pkg", pkg.root);
+  if (!linked) {
+    reply_error(w, w.hello_rid, linked.err().message);
+    w.st = worker_proc::state::stopping;
+    if (on_assignment_failed) on_assignment_failed(pkg.id, linked.err().message);
+    return;
+  }
+  auto block = actors_.allocate_block(ipc::address_block_size);
+  reply(w, w.hello_rid,
+        json{{"system", ctx_.id}, {"first", block.first}, {"count", block.count},
+             {"gateway", ctx_.endpoint_of("g.sock")}, {"library", pkg.library.string()},
+             {"package_id", pkg.id}, {"delivery", ctx_.opts.no_loss ? "no-loss" : "best-effort"}});
+  w.st = worker_proc::state::assigned;
+}
+
+void worker_pool::mark_ready(worker_proc& w, const json& rid) {
+  w.st = worker_proc::state::ready;
+  reply(w, rid, json::object());
+  (void)link_.connect(w.inbox);  // connect now: the first client ask need not wait for it
+  for (auto& create : w.pending_creates) send(w, cmd::supervisor::create, create);
+  w.pending_creates.clear();
+}
+
+status worker_pool::start_process(worker_proc& w) {
+  // Its library path goes through these links, which lead nowhere until it
+  // is told its package (send_assignment).
+  const fs::path dir = ctx_.run_dir / w.identity;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  for (const char* link : {"lib", "pkg"})
+    if (auto s = replace_link(dir / link, ctx_.run_dir / "empty"); !s) return s;
+  if (auto s = ipc::create_handling_file(marker_of(w)); !s) return s;
+  w.inbox = ctx_.endpoint_of(w.identity + "-" + std::to_string(++w.incarnation) + ".sock");
+  launch_spec spec;
+  spec.exe = ctx_.opts.worker_exe.string();
+  spec.args = {"--control", ctx_.endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id", std::to_string(w.id),
+               "--marker", marker_of(w).string()};
+  // Its package's private libraries, and nothing of another package's,
+  // through links that send_assignment() points at that package (glibc
+  // reads LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
+  spec.env["LD_LIBRARY_PATH"] = (dir / "lib").string() + ":" + (dir / "pkg").string();
+  w.st = worker_proc::state::starting;
+  const std::uint32_t id = w.id;
+  auto child = launch(ctx_.io, spec, [this, id](int st) { on_process_exit(id, st); });
+  if (!child) return child.err();
+  w.child = std::move(*child);
+  const auto* pkg = packages_.find(w.package_id);
+  log_line(TROUPE_LOG_INFO, {}, "started worker " + w.identity + " (pid " + std::to_string(w.child->pid()) + ")" +
+                                    (pkg ? " for " + pkg->m.package + " " + pkg->m.version.text : ""));
+  return ok_v;
+}
+
+void worker_pool::on_process_exit(std::uint32_t id, int wait_status) {
+  auto* w = find(id);
+  if (w == nullptr) return;
+  std::string how = describe_wait_status(wait_status);
+  const auto last = ipc::read_handling_file(marker_of(*w));
+  if (last.hung)
+    how = "killed by its watchdog: a handler of " + last.actor.to_string() + " ran past its max_handle_time (" +
+          std::to_string(last.limit_ms) + " ms)";
+  if (ctx_.stopping || w->st == worker_proc::state::stopping)
+    log_line(TROUPE_LOG_INFO, {}, "worker " + w->identity + " exited (" + how + ")");
+  else
+    log_line(TROUPE_LOG_WARN, {}, "worker " + w->identity + " died (" + how + ")");
+  w->child.reset();
+  std::error_code ec;
+  fs::remove(w->inbox.substr(6), ec);  // a killed process leaves its ipc socket file
+  if (on_exit) on_exit(*w, how, last);
+}
+
+}  // namespace troupe::supervisor
