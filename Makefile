@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS  ?= 2
 
-.PHONY: all setup configure build test unit integration demo bench clean
+.PHONY: all setup configure build test unit integration demo bench clean format format-check
 
 all: build
 
@@ -33,3 +33,10 @@ bench: build
 
 clean:
 	rm -rf $(BUILD)
+
+# The tree keeps to .clang-format (clang-format 14, Debian's); CI checks it.
+format:
+	@git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format --dry-run --Werror

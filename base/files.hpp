@@ -28,14 +28,12 @@ struct file_contents {
 /// blocking and refused unless it is a regular file. Errors name the file:
 /// errc::not_found (absent), errc::refused ("not a regular file", "is N bytes,
 /// over the limit of M"), errc::io.
-[[nodiscard]] result<file_contents> read_regular_file(const std::filesystem::path& file,
-                                                      std::uint64_t max_bytes);
+[[nodiscard]] result<file_contents> read_regular_file(const std::filesystem::path& file, std::uint64_t max_bytes);
 
 /// Replaces file with bytes atomically: a reader sees the old file or the
 /// whole new one, with exactly mode, and the rename is on disk before this
 /// returns. No partial file is left behind on failure.
-[[nodiscard]] status write_file_atomically(const std::filesystem::path& file, std::string_view bytes,
-                                           mode_t mode);
+[[nodiscard]] status write_file_atomically(const std::filesystem::path& file, std::string_view bytes, mode_t mode);
 
 /// A name no other process or thread picks at the same time (pid + random).
 [[nodiscard]] std::string unique_suffix();

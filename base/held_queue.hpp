@@ -18,8 +18,7 @@ namespace troupe::base {
 template <class Key, class Item, class Hash = std::hash<Key>>
 class held_queue {
  public:
-  explicit held_queue(std::size_t limit_per_key = std::numeric_limits<std::size_t>::max())
-      : limit_(limit_per_key) {}
+  explicit held_queue(std::size_t limit_per_key = std::numeric_limits<std::size_t>::max()) : limit_(limit_per_key) {}
 
   /// Holds item for key; false, holding nothing, when key already holds limit items.
   bool hold(const Key& key, Item item) {

@@ -8,9 +8,12 @@ using std::chrono::milliseconds;
 
 const char* to_string(restart_policy p) {
   switch (p) {
-    case restart_policy::permanent: return "permanent";
-    case restart_policy::transient: return "transient";
-    case restart_policy::temporary: return "temporary";
+    case restart_policy::permanent:
+      return "permanent";
+    case restart_policy::transient:
+      return "transient";
+    case restart_policy::temporary:
+      return "temporary";
   }
   return "permanent";
 }

@@ -38,10 +38,10 @@ enum class restart_policy { permanent, transient, temporary };
 
 struct restart_spec {
   restart_policy policy = restart_policy::permanent;
-  std::uint32_t max_restarts = 3;                   ///< OTP intensity ...
-  std::chrono::milliseconds within{5000};           ///< ... within this period, else give up
-  std::chrono::milliseconds backoff_min{10};        ///< delay before a respawn starts here ...
-  std::chrono::milliseconds backoff_max{1000};      ///< ... and grows to at most this
+  std::uint32_t max_restarts = 3;               ///< OTP intensity ...
+  std::chrono::milliseconds within{5000};       ///< ... within this period, else give up
+  std::chrono::milliseconds backoff_min{10};    ///< delay before a respawn starts here ...
+  std::chrono::milliseconds backoff_max{1000};  ///< ... and grows to at most this
 
   friend bool operator==(const restart_spec&, const restart_spec&) = default;
 };

@@ -45,12 +45,10 @@ TEST_CASE("a normal exit restarts only a permanent child; the others are gone, n
   }
 }
 
-TEST_CASE("past max_restarts within the window the child fails, naming the count, window and last cause",
-          "[restart]") {
+TEST_CASE("past max_restarts within the window the child fails, naming the count, window and last cause", "[restart]") {
   const auto s = spec_of(restart_policy::permanent, 3, 5000ms);
   restart_history h;
-  for (int i = 0; i < 3; ++i)
-    REQUIRE(h.on_exit(s, exit_kind::crash, "x", t0 + i * 100ms).act == action::restart);
+  for (int i = 0; i < 3; ++i) REQUIRE(h.on_exit(s, exit_kind::crash, "x", t0 + i * 100ms).act == action::restart);
   auto d = h.on_exit(s, exit_kind::crash, "worker exit code 3", t0 + 300ms);
   CHECK(d.act == action::fail);
   CHECK(d.reason == "restarted 3 times within 5000 ms (max_restarts), last: worker exit code 3");

@@ -31,8 +31,7 @@ namespace troupe::bench {
 // ---------------------------------------------------------------- helpers
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -131,16 +130,16 @@ void data_socket_options(zmq::socket_t& s) {
 
 /// A baseline child's end: PULL bound at pull_ep (connected there when
 /// connect_pull), PUSH connected to push_ep.
-std::pair<zmq::socket_t, zmq::socket_t> child_sockets(zmq::context_t& ctx,
-                                                      const std::string& pull_ep,
-                                                      const std::string& push_ep,
-                                                      bool connect_pull = false) {
+std::pair<zmq::socket_t, zmq::socket_t> child_sockets(zmq::context_t& ctx, const std::string& pull_ep,
+                                                      const std::string& push_ep, bool connect_pull = false) {
   zmq::socket_t in(ctx, zmq::socket_type::pull);
   zmq::socket_t out(ctx, zmq::socket_type::push);
   data_socket_options(in);
   data_socket_options(out);
-  if (connect_pull) in.connect(pull_ep);
-  else in.bind(pull_ep);
+  if (connect_pull)
+    in.connect(pull_ep);
+  else
+    in.bind(pull_ep);
   out.connect(push_ep);
   return {std::move(in), std::move(out)};
 }
@@ -160,8 +159,7 @@ int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep, bool c
   }
 }
 
-int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n,
-                  int reps) {
+int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n, int reps) {
   zmq::context_t ctx{1};
   auto [in, out] = child_sockets(ctx, pull_ep, push_ep);
   zmq::message_t m;
@@ -196,8 +194,8 @@ raw_zmq_rtt::raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes, raw_
     impl_->out.bind("tcp://127.0.0.1:*");
     const std::string back = impl_->in.get(zmq::sockopt::last_endpoint);
     const std::string fwd = impl_->out.get(zmq::sockopt::last_endpoint);
-    impl_->child = std::make_unique<child_process>(
-        std::vector<std::string>{self_exe(), "--zmq-echo-connect", fwd, back});
+    impl_->child =
+        std::make_unique<child_process>(std::vector<std::string>{self_exe(), "--zmq-echo-connect", fwd, back});
   } else {
     const std::string fwd = "ipc://" + dir + "/raw-echo-in.sock";
     const std::string back = "ipc://" + dir + "/raw-echo-out.sock";
@@ -238,16 +236,15 @@ struct raw_zmq_oneway::impl {
   std::unique_ptr<child_process> child;
 };
 
-raw_zmq_oneway::raw_zmq_oneway(const std::string& dir, std::uint64_t n, int reps,
-                               std::size_t payload_bytes)
+raw_zmq_oneway::raw_zmq_oneway(const std::string& dir, std::uint64_t n, int reps, std::size_t payload_bytes)
     : impl_(std::make_unique<impl>()) {
   const std::string fwd = "ipc://" + dir + "/raw-sink-in.sock";
   const std::string back = "ipc://" + dir + "/raw-sink-out.sock";
   data_socket_options(impl_->out);
   data_socket_options(impl_->in);
   impl_->in.bind(back);
-  impl_->child = std::make_unique<child_process>(std::vector<std::string>{
-      self_exe(), "--zmq-sink", fwd, back, std::to_string(n), std::to_string(reps)});
+  impl_->child = std::make_unique<child_process>(
+      std::vector<std::string>{self_exe(), "--zmq-sink", fwd, back, std::to_string(n), std::to_string(reps)});
   impl_->out.connect(fwd);
   zmq::message_t m;
   impl_->out.send(zmq::buffer("hello", 5), zmq::send_flags::none);
@@ -265,8 +262,7 @@ double raw_zmq_oneway::run() {
   if (impl_->reps_left-- <= 0) throw bench_error("raw zmq sink: no repetition left");
   zmq::message_t m;
   const auto t0 = now_ns();
-  for (std::uint64_t i = 0; i < impl_->n; ++i)
-    impl_->out.send(zmq::buffer(impl_->payload), zmq::send_flags::none);
+  for (std::uint64_t i = 0; i < impl_->n; ++i) impl_->out.send(zmq::buffer(impl_->payload), zmq::send_flags::none);
   if (!impl_->in.recv(m) || m.size() != sizeof(std::int64_t)) throw bench_error("raw zmq sink: no stamp");
   std::int64_t t_last = 0;
   std::memcpy(&t_last, m.data(), sizeof t_last);
@@ -335,8 +331,10 @@ struct ring_obj {
   bool* done = nullptr;
   virtual ~ring_obj() = default;
   virtual void receive(std::uint64_t left) {
-    if (left == 0) *done = true;
-    else queue->push_back({next, left - 1});
+    if (left == 0)
+      *done = true;
+    else
+      queue->push_back({next, left - 1});
   }
 };
 

@@ -108,8 +108,7 @@ class process_watch {
 /// its PULL at pull_ep, or connects it there when connect_pull (tcp: the
 /// parent bound both ends on ephemeral ports).
 int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep, bool connect_pull = false);
-int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n,
-                  int reps);
+int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n, int reps);
 
 // ---------------------------------------------------------------- baselines
 
@@ -129,8 +128,7 @@ enum class raw_transport {
 /// ephemeral ports, the child connecting).
 class raw_zmq_rtt {
  public:
-  explicit raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes,
-                       raw_transport transport = raw_transport::ipc);
+  explicit raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes, raw_transport transport = raw_transport::ipc);
   ~raw_zmq_rtt();
   /// n timed round trips of one payload.
   rtt_stats run(std::size_t n);
@@ -217,8 +215,7 @@ class live_system {
   [[nodiscard]] pid_t system_pid() const { return system_pid_; }
   /// Any request (`systems`, `chgcap`, `spawn`, ...) on this system's public
   /// socket; throws bench_error with the system's reason when refused.
-  json call(const std::string& command, const json& body,
-            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  json call(const std::string& command, const json& body, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Remembers the pids of every package worker of this system (from `list`)
   /// for clean-up.
   void track_workers();
@@ -229,8 +226,7 @@ class live_system {
   /// Unloads a package by id; returns once its worker is gone.
   void unload(const std::string& package_id);
   address spawn(const std::string& type, const std::string& package_id);
-  json ask(address target, const json& payload,
-           std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  json ask(address target, const json& payload, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// An ask whose failure is an answer too (timeouts, ask_failed).
   result<json> try_ask(address target, const json& payload, std::chrono::milliseconds timeout);
   /// Asks `question` every interval until done(reply) or timeout.
@@ -260,7 +256,7 @@ class live_system {
   std::string troupe_exe_;
   int slot_ = -1;  // in the table the signal handler cleans up from
   std::string home_;
-  bool owns_home_ = true;         // false for a member: the leader's home
+  bool owns_home_ = true;          // false for a member: the leader's home
   std::uint16_t leader_port_ = 0;  // a member's leader
   std::uint16_t port_ = 0;
   pid_t system_pid_ = -1;
@@ -331,15 +327,14 @@ double store_scan_ms(const std::string& home, std::size_t& archives);
 /// package_load_5mib: `load` of a fresh ~5 MiB archive + spawn + first ask,
 /// beside fork+exec+dlopen of the library (dlopen_exe). Leaves the path of
 /// the last archive loaded in last_archive (for the verification figures).
-void measure_package_load(live_system& sys, const bench_packages& pk, int samples,
-                          const std::string& dlopen_exe, std::string& last_archive,
-                          std::vector<figure>& out);
+void measure_package_load(live_system& sys, const bench_packages& pk, int samples, const std::string& dlopen_exe,
+                          std::string& last_archive, std::vector<figure>& out);
 
 /// signature_verify (manifests::verify_signature of an archive's signed
 /// statement) and archive_verify_5mib (manifests::open_archive of the file),
 /// in this process, beside raw OpenSSL Ed25519 and SHA-256 of the same bytes.
-void measure_verification(const std::string& home, const std::string& archive, int signature_calls,
-                          int archive_samples, std::vector<figure>& out);
+void measure_verification(const std::string& home, const std::string& archive, int signature_calls, int archive_samples,
+                          std::vector<figure>& out);
 
 // ---------------------------------------------------------------- convention figures
 
@@ -354,7 +349,7 @@ struct convention_sizes {
 /// The convention figures (bench/convention_figures.cpp): three systems of
 /// one convention and a lone one, started and always stopped here.
 /// package_dir is the build's bench package; ready_exe troupe-bench-ready.
-void measure_convention(const std::string& troupe_exe, const std::string& package_dir,
-                        const std::string& ready_exe, const convention_sizes& z, std::vector<figure>& out);
+void measure_convention(const std::string& troupe_exe, const std::string& package_dir, const std::string& ready_exe,
+                        const convention_sizes& z, std::vector<figure>& out);
 
 }  // namespace troupe::bench

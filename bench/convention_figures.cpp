@@ -112,8 +112,7 @@ void wait_leader_sees_cap(live_system& leader, const std::string& id, bool has) 
   for (;;) {
     json sys = leader.call("systems", json::object(), 5s);
     for (const auto& s : sys.value("systems", json::array()))
-      if (s.value("system", std::string()) == id &&
-          s.value("capabilities", json::object()).contains(cap) == has)
+      if (s.value("system", std::string()) == id && s.value("capabilities", json::object()).contains(cap) == has)
         return;
     if (std::chrono::steady_clock::now() > deadline)
       throw bench_error("the leader does not see " + std::string(has ? "+" : "-") + cap + " on system " + id +
@@ -128,8 +127,7 @@ pid_t worker_of(live_system& s, const std::string& package_id) {
   s.track_workers();
   json l = s.call("list", json::object(), 5s);
   for (const auto& p : l.value("packages", json::array()))
-    if (p.value("id", std::string()) == package_id && p["worker_pid"].is_number())
-      return p["worker_pid"].get<pid_t>();
+    if (p.value("id", std::string()) == package_id && p["worker_pid"].is_number()) return p["worker_pid"].get<pid_t>();
   return 0;
 }
 
@@ -156,8 +154,7 @@ spawned spawn_via(live_system& via, const std::string& type, const std::string& 
 result<pid_t> where_pid(live_system& s, address a, std::chrono::milliseconds t) {
   auto r = s.try_ask(a, json{{"op", "where"}}, t);
   if (!r) return r.err();
-  if (!r->is_object() || !(*r)["pid"].is_number())
-    return make_error(errc::protocol, "Where answered " + r->dump());
+  if (!r->is_object() || !(*r)["pid"].is_number()) return make_error(errc::protocol, "Where answered " + r->dump());
   return (*r)["pid"].get<pid_t>();
 }
 
@@ -168,8 +165,10 @@ pid_t ask_until_moved(live_system& s, address a, pid_t old, int& stale, int& fai
   for (;;) {
     auto r = where_pid(s, a, 5s);
     if (r && *r != old) return *r;
-    if (r) ++stale;
-    else ++failed;
+    if (r)
+      ++stale;
+    else
+      ++failed;
     if (now_ns() - t0 > 15'000'000'000)
       throw bench_error("actor " + a.to_string() + " does not answer from another system 15 s later: " +
                         (r ? "still from pid " + std::to_string(*r) : r.err().message));
@@ -187,8 +186,8 @@ void measure_cross_system_rtt(convention& c, const std::string& package_id, cons
   const spawned ponger = spawn_via(L, "Ponger", package_id);
   if (pinger.port != c.m1.sys->port() || ponger.port != c.m2.sys->port())
     throw bench_error("Pinger placed on " + std::to_string(pinger.port) + " and Ponger on " +
-                      std::to_string(ponger.port) + ", expected M1 " + std::to_string(c.m1.sys->port()) +
-                      " and M2 " + std::to_string(c.m2.sys->port()));
+                      std::to_string(ponger.port) + ", expected M1 " + std::to_string(c.m1.sys->port()) + " and M2 " +
+                      std::to_string(c.m2.sys->port()));
   (void)worker_of(*c.m1.sys, package_id);
   (void)worker_of(*c.m2.sys, package_id);
   // As measure_rtt: the driver sleeps through most of a run, its polls being
@@ -199,8 +198,8 @@ void measure_cross_system_rtt(convention& c, const std::string& package_id, cons
     L.ask(pinger.addr,
           json{{"op", "run"}, {"target", ponger.addr.value()}, {"n", n}, {"payload_bytes", payload_bytes}});
     std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(0.9 * us_per_ask * n)));
-    json r = L.poll(pinger.addr, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); },
-                    120s, 10ms);
+    json r = L.poll(
+        pinger.addr, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); }, 120s, 10ms);
     us_per_ask = static_cast<double>(now_ns() - t0) / 1000.0 / static_cast<double>(n);
     if (r.value("failures", 0) != 0) throw bench_error("cross-system asks failed: " + r.dump());
     return rtt_stats{r.value("p50_us", 0.0), r.value("p99_us", 0.0)};
@@ -240,7 +239,8 @@ void measure_cross_system_rtt(convention& c, const std::string& package_id, cons
 /// Returns the address of the Where, and in host the member hosting it.
 void measure_chgcap(convention& c, const std::string& package_id, const convention_sizes& z,
                     const std::string& ready_exe, address& where, member*& host, std::vector<figure>& out) {
-  say("chgcap -" + std::string(cap) + " on the member hosting an actor, until it answers from the other member, "
+  say("chgcap -" + std::string(cap) +
+      " on the member hosting an actor, until it answers from the other member, "
       "vs a bare fork+exec");
   live_system& L = *c.leader;
   // Placed on M1: asked of M1, which fits (local first).
@@ -268,8 +268,8 @@ void measure_chgcap(convention& c, const std::string& package_id, const conventi
     const auto t1 = now_ns();
     // Untimed: it answered from the other member's worker, and the cap goes back.
     if (now_pid != worker_of(*other->sys, package_id))
-      throw bench_error("after chgcap the actor answered from pid " + std::to_string(now_pid) + ", not " +
-                        other->name + "'s worker");
+      throw bench_error("after chgcap the actor answered from pid " + std::to_string(now_pid) + ", not " + other->name +
+                        "'s worker");
     (void)hosting->sys->call("chgcap", json{{"op", "add"}, {"name", cap}}, 5s);
     wait_leader_sees_cap(L, host_id, true);
     if (i > 0) {
@@ -284,12 +284,12 @@ void measure_chgcap(convention& c, const std::string& package_id, const conventi
       " asks answered from the old host before it moved, " + std::to_string(failed) + " failed (both sent again)");
   const std::string base =
       "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe), one before each sample";
-  figure p50{"chgcap_to_answer_p50", percentile(move_ms, 0.5), "ms", percentile(bare_ms, 0.5), base,
-             "p50 <= 20 ms", {}};
+  figure p50{
+      "chgcap_to_answer_p50", percentile(move_ms, 0.5), "ms", percentile(bare_ms, 0.5), base, "p50 <= 20 ms", {}};
   p50.met = p50.value <= 20;
   out.push_back(p50);
-  out.push_back({"chgcap_to_answer_p99", percentile(move_ms, 0.99), "ms", percentile(bare_ms, 0.99),
-                 base + " (p99)", "-", {}});
+  out.push_back(
+      {"chgcap_to_answer_p99", percentile(move_ms, 0.99), "ms", percentile(bare_ms, 0.99), base + " (p99)", "-", {}});
 }
 
 /// Restarts a killed member (untimed) and has it fetch package_id, so that
@@ -335,10 +335,14 @@ void measure_member_kill(convention& c, const std::string& package_id, const con
   for (double v : kill_ms) samples += " " + fmt(v);
   say("  samples (ms):" + samples + "; " + std::to_string(failed) + " asks failed, " + std::to_string(stale) +
       " answered from the killed host (both sent again)");
-  figure f{"member_kill_to_answer_p50", median(kill_ms), "ms", default_member_timeout_ms,
+  figure f{"member_kill_to_answer_p50",
+           median(kill_ms),
+           "ms",
+           default_member_timeout_ms,
            "the member timeout the systems run with (troupe's default, 1000 ms; heartbeat 200 ms), a number: "
            "the ratio shows what detection and re-placement add to it",
-           "detection <= 1 s by default", {}};
+           "detection <= 1 s by default",
+           {}};
   // The leader checks for silent members at each of its heartbeats: a member
   // is found gone between timeout - heartbeat and timeout + heartbeat after
   // its death. Met when the answer comes within that bound.
@@ -346,14 +350,14 @@ void measure_member_kill(convention& c, const std::string& package_id, const con
   out.push_back(f);
 }
 
-void measure_package_to_member(convention& c, live_system& lone, const bench_packages& pk,
-                               const convention_sizes& z, std::vector<figure>& out) {
+void measure_package_to_member(convention& c, live_system& lone, const bench_packages& pk, const convention_sizes& z,
+                               std::vector<figure>& out) {
   say("load on the leader + spawn placed on a member (which fetches and verifies the archive) + first answer, "
       "vs load + spawn + first answer of the same archive on a lone system");
   live_system& L = *c.leader;
   std::vector<double> conv_ms, lone_ms, load_ms, spawn_ms, ask_ms, lone_load_ms;
   std::string last_conv, last_lone;
-  for (int i = 0; i <= z.load_samples; ++i) {  // sample 0 is a warm-up
+  for (int i = 0; i <= z.load_samples; ++i) {                            // sample 0 is a warm-up
     const std::string file = pk.convention("1.1." + std::to_string(i));  // untimed
     // Baseline: the lone system (--caps bench_cap, trusting the bench's key).
     lone.wait_settled();
@@ -394,20 +398,26 @@ void measure_package_to_member(convention& c, live_system& lone, const bench_pac
     lone.unload(lone_id);
     L.unload(id);
   }
-  say("  medians: load on the leader " + fmt(median(load_ms)) + " ms, spawn call (placement, fetch, verify, "
-      "load on the member) " + fmt(median(spawn_ms)) + " ms, first ask via the leader " + fmt(median(ask_ms)) + " ms; lone system: load " + fmt(median(lone_load_ms)) +
-      " ms, spawn + first ask " + fmt(median(lone_ms) - median(lone_load_ms)) + " ms");
-  figure f{"package_to_member_answer_p50", median(conv_ms), "ms", median(lone_ms),
+  say("  medians: load on the leader " + fmt(median(load_ms)) +
+      " ms, spawn call (placement, fetch, verify, "
+      "load on the member) " +
+      fmt(median(spawn_ms)) + " ms, first ask via the leader " + fmt(median(ask_ms)) + " ms; lone system: load " +
+      fmt(median(lone_load_ms)) + " ms, spawn + first ask " + fmt(median(lone_ms) - median(lone_load_ms)) + " ms");
+  figure f{"package_to_member_answer_p50",
+           median(conv_ms),
+           "ms",
+           median(lone_ms),
            "the same archive on a lone system (--caps bench_cap): load + spawn + first ask, interleaved",
-           "p50 <= 30 ms", {}};
+           "p50 <= 30 ms",
+           {}};
   f.met = f.value <= 30;
   out.push_back(f);
 }
 
 }  // namespace
 
-void measure_convention(const std::string& troupe_exe, const std::string& package_dir,
-                        const std::string& ready_exe, const convention_sizes& z, std::vector<figure>& out) {
+void measure_convention(const std::string& troupe_exe, const std::string& package_dir, const std::string& ready_exe,
+                        const convention_sizes& z, std::vector<figure>& out) {
   convention c;
   c.leader = std::make_unique<live_system>(troupe_exe);
   c.leader->start();  // --leader 127.0.0.1:own port, no capabilities
@@ -416,9 +426,8 @@ void measure_convention(const std::string& troupe_exe, const std::string& packag
   c.m1.sys->start(c.m1.args);
   c.m2.sys->start(c.m2.args);
   wait_joined(*c.leader, {c.m1.sys.get(), c.m2.sys.get()});
-  say("convention up: leader " + std::to_string(c.leader->port()) + ", M1 " + std::to_string(c.m1.sys->port()) +
-      " (" + cap + ",side_a), M2 " + std::to_string(c.m2.sys->port()) + " (" + cap + ",side_b), home " +
-      c.leader->home());
+  say("convention up: leader " + std::to_string(c.leader->port()) + ", M1 " + std::to_string(c.m1.sys->port()) + " (" +
+      cap + ",side_a), M2 " + std::to_string(c.m2.sys->port()) + " (" + cap + ",side_b), home " + c.leader->home());
   const bench_packages pk(c.leader->home(), package_dir);
   const std::string package_id = c.leader->load(pk.convention("1.0.0"));
 

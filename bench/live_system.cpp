@@ -5,13 +5,13 @@
 // leader's TROUPE_HOME (bench/convention_figures.cpp).
 #include "bench/bench.hpp"
 
-#include <algorithm>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 
 extern char** environ;
 
@@ -111,14 +111,13 @@ std::uint16_t free_port() {
 }  // namespace
 
 live_system::live_system(std::string troupe_exe) : troupe_exe_(std::move(troupe_exe)) {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_fatal_signal;
   sigemptyset(&sa.sa_mask);
   for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
 }
 
-live_system::live_system(std::string troupe_exe, const live_system& leader)
-    : live_system(std::move(troupe_exe)) {
+live_system::live_system(std::string troupe_exe, const live_system& leader) : live_system(std::move(troupe_exe)) {
   if (leader.home_.empty() || leader.port_ == 0) throw bench_error("a member needs a started leader");
   home_ = leader.home_;
   owns_home_ = false;
@@ -184,7 +183,7 @@ void live_system::start(const std::vector<std::string>& start_args) {
     }
     port_ = free_port();
   }
-  reap_workers();  // of a killed predecessor on this port
+  reap_workers();   // of a killed predecessor on this port
   running_ = true;  // from here on stop() has something to clean up
   std::vector<std::string> args{"start", "--port", std::to_string(port_)};
   args.insert(args.end(), start_args.begin(), start_args.end());
@@ -213,8 +212,7 @@ void live_system::reap_workers() {
   auto& t = tracked[slot_];
   for (int i = 0; i < t.worker_count.load(); ++i) {
     const pid_t p = t.workers[i].load();
-    for (int tries = 0; alive(p) && tries < 100; ++tries)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (int tries = 0; alive(p) && tries < 100; ++tries) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (alive(p)) ::kill(p, SIGKILL);
   }
   t.worker_count.store(0);
@@ -293,8 +291,7 @@ json live_system::ask(address target, const json& payload, std::chrono::millisec
   return *r;
 }
 
-result<json> live_system::try_ask(address target, const json& payload,
-                                  std::chrono::milliseconds timeout) {
+result<json> live_system::try_ask(address target, const json& payload, std::chrono::milliseconds timeout) {
   return client_->ask(target.to_string(), payload, timeout);
 }
 
@@ -309,8 +306,7 @@ void live_system::wait_settled() {
   }
 }
 
-json live_system::poll(address target, const json& question,
-                       const std::function<bool(const json&)>& done,
+json live_system::poll(address target, const json& question, const std::function<bool(const json&)>& done,
                        std::chrono::milliseconds timeout, std::chrono::milliseconds interval) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -327,8 +323,7 @@ pid_t live_system::worker_pid(const std::string& package_id) {
   if (!r) throw bench_error("list: " + r.err().message);
   for (const auto& p : (*r)["packages"]) {
     if (p["worker_pid"].is_number()) track(slot_, p["worker_pid"].get<pid_t>());
-    if (p.value("id", std::string()) == package_id && p["worker_pid"].is_number())
-      return p["worker_pid"].get<pid_t>();
+    if (p.value("id", std::string()) == package_id && p["worker_pid"].is_number()) return p["worker_pid"].get<pid_t>();
   }
   throw bench_error("no worker for package " + package_id.substr(0, 12));
 }

@@ -34,10 +34,14 @@ void say(const std::string& text) { std::cerr << "troupe-bench: " << text << std
 std::string fmt(double v) {
   char buf[64];
   const double a = std::fabs(v);
-  if (a >= 1e6) std::snprintf(buf, sizeof buf, "%.3e", v);
-  else if (a >= 100) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else if (a >= 1) std::snprintf(buf, sizeof buf, "%.2f", v);
-  else std::snprintf(buf, sizeof buf, "%.4f", v);
+  if (a >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.3e", v);
+  else if (a >= 100)
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else if (a >= 1)
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.4f", v);
   return buf;
 }
 
@@ -87,8 +91,8 @@ void measure_rtt(live_system& sys, const cross_worker& pk, const sizes& z, std::
     const auto t0 = now_ns();
     sys.ask(pinger, json{{"op", "run"}, {"target", ponger.value()}, {"n", n}, {"payload_bytes", payload_bytes}});
     std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(0.9 * us_per_ask * n)));
-    json r = sys.poll(pinger, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); },
-                      60s, 10ms);
+    json r = sys.poll(
+        pinger, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); }, 60s, 10ms);
     us_per_ask = static_cast<double>(now_ns() - t0) / 1000.0 / static_cast<double>(n);
     if (r.value("failures", 0) != 0) throw bench_error("cross-worker asks failed: " + r.dump());
     return rtt_stats{r.value("p50_us", 0.0), r.value("p99_us", 0.0)};
@@ -114,10 +118,11 @@ void measure_rtt(live_system& sys, const cross_worker& pk, const sizes& z, std::
 /// to the arrival of the N-th (in the sink); msg/s.
 double blast(live_system& sys, address blaster, address sink, std::uint64_t n) {
   sys.ask(sink, json{{"op", "reset"}, {"expect", n}});
-  sys.ask(blaster, json{{"op", "blast"}, {"target", sink.value()}, {"n", n}, {"chunk", chunk},
-                        {"payload_bytes", payload_bytes}});
-  json s = sys.poll(sink, json{{"op", "stats"}},
-                    [n](const json& j) { return j.value("count", std::uint64_t{0}) >= n; }, 120s, 20ms);
+  sys.ask(
+      blaster,
+      json{{"op", "blast"}, {"target", sink.value()}, {"n", n}, {"chunk", chunk}, {"payload_bytes", payload_bytes}});
+  json s = sys.poll(
+      sink, json{{"op", "stats"}}, [n](const json& j) { return j.value("count", std::uint64_t{0}) >= n; }, 120s, 20ms);
   json b = sys.ask(blaster, json{{"op", "result"}});
   const auto first = b.value("first_ns", std::int64_t{0});
   const auto last = s.value("last_ns", std::int64_t{0});
@@ -148,9 +153,8 @@ best_effort_system start_best_effort(const std::string& troupe_exe) {
   return be;
 }
 
-void measure_throughput(live_system& sys, const cross_worker& pk, best_effort_system& be,
-                        const sizes& z, std::vector<figure>& out,
-                        std::vector<unavailable_figure>& unavailable) {
+void measure_throughput(live_system& sys, const cross_worker& pk, best_effort_system& be, const sizes& z,
+                        std::vector<figure>& out, std::vector<unavailable_figure>& unavailable) {
   say("cross-worker throughput vs raw ZeroMQ ipc one-way" +
       std::string(be.sys ? ", and vs the same on a best-effort system" : ""));
   const address blaster = sys.spawn("Blaster", pk.pkg_a);
@@ -173,16 +177,25 @@ void measure_throughput(live_system& sys, const cross_worker& pk, best_effort_sy
     cross.push_back(blast(sys, blaster, sink_b, z.cross_msgs));
     if (be.sys && i % 2 == 0) best_effort.push_back(blast(*be.sys, be_blaster, be_sink, z.cross_msgs));
   }
-  figure f{"cross_worker_throughput", median(cross), "msg/s", median(raw),
-           "raw ZeroMQ ipc PUSH/PULL one-way, 2 processes, 64 B", ">= 0.25x baseline", {}};
+  figure f{"cross_worker_throughput",
+           median(cross),
+           "msg/s",
+           median(raw),
+           "raw ZeroMQ ipc PUSH/PULL one-way, 2 processes, 64 B",
+           ">= 0.25x baseline",
+           {}};
   f.met = f.ratio() >= 0.25;
   out.push_back(f);
 
   if (be.sys) {
-    figure nl{"no_loss_throughput", median(cross), "msg/s", median(best_effort),
+    figure nl{"no_loss_throughput",
+              median(cross),
+              "msg/s",
+              median(best_effort),
               "cross_worker_throughput on a system started --delivery best-effort (no acks, no "
               "retention), interleaved with the default (no-loss) system's runs",
-              ">= 0.8x baseline", {}};
+              ">= 0.8x baseline",
+              {}};
     nl.met = nl.ratio() >= 0.8;
     out.push_back(nl);
     std::string ratios;
@@ -200,8 +213,13 @@ void measure_throughput(live_system& sys, const cross_worker& pk, best_effort_sy
     plain.push_back(deque_pass_rate(z.local_msgs, chunk));
     local.push_back(blast(sys, blaster, sink_a, z.local_msgs));
   }
-  figure g{"in_worker_tell", median(local), "msg/s", median(plain),
-           "plain std::deque pass in one process (64 B inline payload, virtual call)", ">= 3e6 msg/s", {}};
+  figure g{"in_worker_tell",
+           median(local),
+           "msg/s",
+           median(plain),
+           "plain std::deque pass in one process (64 B inline payload, virtual call)",
+           ">= 3e6 msg/s",
+           {}};
   g.met = g.value >= 3e6;
   out.push_back(g);
 }
@@ -210,8 +228,8 @@ void measure_throughput(live_system& sys, const cross_worker& pk, best_effort_sy
 /// restarts it at once, until the actor answers an ask again, beside a bare
 /// parent noticing its child's SIGKILL and starting a new one
 /// (bare_notice_spawn), interleaved sample by sample.
-void measure_restart(live_system& sys, const bench_packages& pk, const sizes& z,
-                     const std::string& ready_exe, std::vector<figure>& out) {
+void measure_restart(live_system& sys, const bench_packages& pk, const sizes& z, const std::string& ready_exe,
+                     std::vector<figure>& out) {
   say("SIGKILL of a worker to its actor answering again vs a bare notice + fork+exec");
   const std::string id = sys.load(pk.phoenix());
   const address phoenix = sys.spawn("Idle", id);
@@ -250,38 +268,49 @@ void measure_restart(live_system& sys, const bench_packages& pk, const sizes& z,
   const std::string base =
       "bare_notice_spawn: a parent SIGKILLs its child, notices (pidfd + poll), reaps it and "
       "fork+execs troupe-bench-ready (libzmq context + socket) until it writes 'ready' on a pipe";
-  figure p50{"restart_after_sigkill_p50", percentile(restart_ms, 0.5), "ms", percentile(bare_ms, 0.5),
-             base, "<=6ms, <=2.5x base", {}};
+  figure p50{"restart_after_sigkill_p50",
+             percentile(restart_ms, 0.5),
+             "ms",
+             percentile(bare_ms, 0.5),
+             base,
+             "<=6ms, <=2.5x base",
+             {}};
   p50.met = p50.value <= 6 && p50.ratio() <= 2.5;
   out.push_back(p50);
-  out.push_back({"restart_after_sigkill_p99", percentile(restart_ms, 0.99), "ms",
-                 percentile(bare_ms, 0.99), base + " (p99)", "-", {}});
+  out.push_back({"restart_after_sigkill_p99",
+                 percentile(restart_ms, 0.99),
+                 "ms",
+                 percentile(bare_ms, 0.99),
+                 base + " (p99)",
+                 "-",
+                 {}});
 }
 
 void measure_ring(live_system& sys, const cross_worker& pk, const sizes& z, std::vector<figure>& out) {
   say("ring of " + std::to_string(z.ring_nodes) + " actors vs a ring of plain objects");
   const address ring = sys.spawn("Ring", pk.pkg_a);
   sys.ask(ring, json{{"op", "build"}, {"n", z.ring_nodes}});
-  json built = sys.poll(ring, json{{"op", "result"}},
-                        [](const json& j) { return j.value("state", std::string()) == "ready"; }, 120s, 50ms);
+  json built = sys.poll(
+      ring, json{{"op", "result"}}, [](const json& j) { return j.value("state", std::string()) == "ready"; }, 120s,
+      50ms);
   say("  ring built in " + fmt(built.value("build_ms", 0.0)) + " ms (" +
       std::to_string(built.value("spawn_retries", 0)) + " spawn retries for address leases)");
   std::vector<double> hop, plain;
   for (int i = 0; i < z.ring_reps; ++i) {
     plain.push_back(plain_ring_ns_per_hop(z.ring_nodes, z.ring_laps) / 1000.0);
     sys.ask(ring, json{{"op", "run"}, {"laps", z.ring_laps}});
-    json r = sys.poll(ring, json{{"op", "result"}},
-                      [](const json& j) { return j.contains("per_hop_ns"); }, 120s, 50ms);
+    json r = sys.poll(
+        ring, json{{"op", "result"}}, [](const json& j) { return j.contains("per_hop_ns"); }, 120s, 50ms);
     hop.push_back(r.value("per_hop_ns", 0.0) / 1000.0);
   }
-  figure f{"ring_hop", median(hop), "us", median(plain),
-           "ring of plain C++ objects through a std::deque, one process", "<= 0.4 us", {}};
+  figure f{"ring_hop",  median(hop), "us", median(plain), "ring of plain C++ objects through a std::deque, one process",
+           "<= 0.4 us", {}};
   f.met = f.value <= 0.4;
   out.push_back(f);
 }
 
-void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const sizes& z,
-                              const std::string& ready_exe, std::vector<figure>& out) {
+void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const sizes& z, const std::string& ready_exe,
+                              std::vector<figure>& out) {
   say("a new package version serving (load + spawn + first ask) vs a bare fork+exec of a program "
       "linked to libzmq");
   std::vector<double> bare;
@@ -293,7 +322,7 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
   address last_spawner;
   auto ms = [](std::int64_t a, std::int64_t b) { return static_cast<double>(b - a) / 1e6; };
   for (int i = 0; i <= z.spawn_samples; ++i) {  // sample 0 is a warm-up
-    const std::string file = pk.fresh(i);  // untimed: packed before the operator loads it
+    const std::string file = pk.fresh(i);       // untimed: packed before the operator loads it
     sys.wait_settled();
     const auto t0 = now_ns();
     const std::string id = sys.load(file);  // starts the worker; answered once it registered
@@ -320,15 +349,18 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
   }
   std::size_t scanned = 0;
   const double scan = store_scan_ms(sys.home(), scanned);
-  say("  medians: load " + fmt(median(load_only)) + " ms, spawn call " + fmt(median(spawn_only)) +
-      " ms, first ask " + fmt(median(first_ask)) + " ms, a second ask " + fmt(median(warm_ask)) +
-      " ms; verifying the " + std::to_string(scanned) +
-      " archives of the package directory (what avail and refresh do; a load does not) takes " +
-      fmt(scan) + " ms");
-  figure f{"worker_spawn_ready", median(spawn_ready), "ms", median(bare),
+  say("  medians: load " + fmt(median(load_only)) + " ms, spawn call " + fmt(median(spawn_only)) + " ms, first ask " +
+      fmt(median(first_ask)) + " ms, a second ask " + fmt(median(warm_ask)) + " ms; verifying the " +
+      std::to_string(scanned) +
+      " archives of the package directory (what avail and refresh do; a load does not) takes " + fmt(scan) + " ms");
+  figure f{"worker_spawn_ready",
+           median(spawn_ready),
+           "ms",
+           median(bare),
            "fork+exec of troupe-bench-ready (libzmq context + socket, 'ready' on a pipe); "
            "troupe's figure is load (which starts the worker) + spawn + first ask",
-           "<= 1.5x baseline", {}};
+           "<= 1.5x baseline",
+           {}};
   f.met = f.ratio() <= 1.5;
   out.push_back(f);
 
@@ -338,8 +370,9 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
   const auto w0 = rss_bytes(worker);
   const auto s0 = rss_bytes(sys.system_pid());
   sys.ask(last_spawner, json{{"op", "spawn"}, {"n", z.idle_actors}, {"type", "Idle"}});
-  json r = sys.poll(last_spawner, json{{"op", "result"}},
-                    [](const json& j) { return j.value("state", std::string()) == "done"; }, 120s, 50ms);
+  json r = sys.poll(
+      last_spawner, json{{"op", "result"}}, [](const json& j) { return j.value("state", std::string()) == "done"; },
+      120s, 50ms);
   std::this_thread::sleep_for(200ms);
   const auto w1 = rss_bytes(worker);
   const auto s1 = rss_bytes(sys.system_pid());
@@ -347,8 +380,13 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
   const double per_actor = static_cast<double>(w1 - w0) / static_cast<double>(z.idle_actors);
   say("  spawned in " + fmt(r.value("elapsed_ms", 0.0)) + " ms; supervisor grew by " +
       fmt(static_cast<double>(s1 - s0) / static_cast<double>(z.idle_actors)) + " bytes per actor");
-  figure m{"actor_memory", per_actor, "bytes", plain_actor_bytes(z.idle_actors),
-           "troupe::actor objects + an unordered_map slot each, plain process", "<= 1024 bytes", {}};
+  figure m{"actor_memory",
+           per_actor,
+           "bytes",
+           plain_actor_bytes(z.idle_actors),
+           "troupe::actor objects + an unordered_map slot each, plain process",
+           "<= 1024 bytes",
+           {}};
   m.met = m.value <= 1024;
   out.push_back(m);
 }
@@ -356,13 +394,14 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
 // ---------------------------------------------------------------- output
 
 void print_table(const std::vector<figure>& figs, const std::vector<unavailable_figure>& unavailable) {
-  std::printf("\n%-30s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio",
-              "target", "");
+  std::printf("\n%-30s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio", "target", "");
   for (const auto& f : figs) {
     const bool based = f.baseline != 0;
-    std::printf("%-30s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(),
-                f.unit.c_str(), based ? fmt(f.baseline).c_str() : "-", based ? fmt(f.ratio()).c_str() : "-",
-                f.target.c_str(), !f.met ? "" : *f.met ? "met" : "MISSED");
+    std::printf("%-30s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(), f.unit.c_str(),
+                based ? fmt(f.baseline).c_str() : "-", based ? fmt(f.ratio()).c_str() : "-", f.target.c_str(),
+                !f.met   ? ""
+                : *f.met ? "met"
+                         : "MISSED");
   }
   for (const auto& u : unavailable) std::printf("%-30s unavailable: %s\n", u.name.c_str(), u.why.c_str());
   std::printf("\nbaselines (measured in this run):\n");
@@ -374,11 +413,15 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
                 const std::string& file) {
   json out = json::array();
   for (const auto& f : figs)
-    out.push_back(json{{"name", f.name}, {"value", f.value}, {"unit", f.unit}, {"baseline", f.baseline},
-                       {"ratio", f.ratio()}});
+    out.push_back(
+        json{{"name", f.name}, {"value", f.value}, {"unit", f.unit}, {"baseline", f.baseline}, {"ratio", f.ratio()}});
   for (const auto& u : unavailable)
-    out.push_back(json{{"name", u.name}, {"value", nullptr}, {"unit", u.unit}, {"baseline", nullptr},
-                       {"ratio", nullptr}, {"unavailable", u.why}});
+    out.push_back(json{{"name", u.name},
+                       {"value", nullptr},
+                       {"unit", u.unit},
+                       {"baseline", nullptr},
+                       {"ratio", nullptr},
+                       {"unavailable", u.why}});
   std::ofstream o(file);
   o << out.dump(2) << "\n";
   if (!o) throw bench_error("cannot write " + file);
@@ -395,10 +438,14 @@ int run(int argc, char** argv) {
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--out" && i + 1 < argc) out_file = argv[++i];
-    else if (a == "--quick") quick = true;
-    else if (a == "--help" || a == "-h") return usage(), 0;
-    else return usage();
+    if (a == "--out" && i + 1 < argc)
+      out_file = argv[++i];
+    else if (a == "--quick")
+      quick = true;
+    else if (a == "--help" || a == "-h")
+      return usage(), 0;
+    else
+      return usage();
   }
   sizes z;
   if (quick) {
@@ -468,8 +515,7 @@ int main(int argc, char** argv) {
   using namespace troupe::bench;
   try {
     if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo") == 0) return zmq_echo_main(argv[2], argv[3]);
-    if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo-connect") == 0)
-      return zmq_echo_main(argv[2], argv[3], true);
+    if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo-connect") == 0) return zmq_echo_main(argv[2], argv[3], true);
     if (argc >= 3 && std::strcmp(argv[1], "--plain-actors") == 0) return plain_actors_main(std::stoul(argv[2]));
     if (argc >= 6 && std::strcmp(argv[1], "--zmq-sink") == 0)
       return zmq_sink_main(argv[2], argv[3], std::stoull(argv[4]), std::stoi(argv[5]));

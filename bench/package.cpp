@@ -49,8 +49,7 @@ using troupe::json;
 using troupe::message;
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -158,12 +157,13 @@ class pinger final : public troupe::actor {
     }
     --left_;
     const std::int64_t t0 = now_ns();
-    ctx.ask(target_, "p", payload_, std::chrono::seconds(5),
-            [this, t0](context& c, const troupe::ask_result& r) {
-              if (r.ok()) samples_.push_back(now_ns() - t0);
-              else ++failures_;
-              next(c);
-            });
+    ctx.ask(target_, "p", payload_, std::chrono::seconds(5), [this, t0](context& c, const troupe::ask_result& r) {
+      if (r.ok())
+        samples_.push_back(now_ns() - t0);
+      else
+        ++failures_;
+      next(c);
+    });
   }
 
   address target_;
@@ -267,8 +267,8 @@ class bulk_spawner {
     ctx.ask(spawned_.back(), "ping", {}, std::chrono::seconds(60),
             [this, r = std::string(resume)](context& c, const troupe::ask_result& res) {
               if (!res.ok()) {
-                error_ = "spawned actor " + spawned_.back().to_string() +
-                         " does not answer: " + std::string(res.error());
+                error_ =
+                    "spawned actor " + spawned_.back().to_string() + " does not answer: " + std::string(res.error());
                 return;
               }
               done_ = spawned_.size() == want_;
@@ -292,8 +292,7 @@ class bulk_spawner {
 
 /// Whether m is the resume message of a bulk_spawner (a self-tell or a timer).
 bool is_resume(const message& m) {
-  return m.type() == "spawn_more" &&
-         (m.kind() == TROUPE_MSG_TELL || m.kind() == TROUPE_MSG_TIMER);
+  return m.type() == "spawn_more" && (m.kind() == TROUPE_MSG_TELL || m.kind() == TROUPE_MSG_TIMER);
 }
 
 // ------------------------------------------------------------------ Ring
@@ -309,8 +308,10 @@ class ring_node final : public troupe::actor {
     const auto t = m.type();
     if (t == "t") {
       const std::uint64_t left = read_u64(m.payload());
-      if (left == 0) ctx.tell(coordinator_, "done");
-      else ctx.tell(next_, "t", u64s(left - 1));
+      if (left == 0)
+        ctx.tell(coordinator_, "done");
+      else
+        ctx.tell(next_, "t", u64s(left - 1));
     } else if (t == "l") {
       next_ = address(read_u64(m.payload(), 0));
       coordinator_ = address(read_u64(m.payload(), 8));
@@ -366,8 +367,10 @@ class ring final : public troupe::actor {
       start_ns_ = now_ns();
       ctx.tell(spawner_.spawned().front(), "t", u64s(hops_));
     } else if (op == "result") {
-      json r{{"state", state_}, {"nodes", spawner_.spawned().size()},
-             {"spawn_retries", spawner_.retries()}, {"build_ms", build_ms_}};
+      json r{{"state", state_},
+             {"nodes", spawner_.spawned().size()},
+             {"spawn_retries", spawner_.retries()},
+             {"build_ms", build_ms_}};
       if (state_ == "ready" && end_ns_ > 0) {
         r["hops"] = hops_;
         r["elapsed_ns"] = end_ns_ - start_ns_;
@@ -427,8 +430,10 @@ class spawner final : public troupe::actor {
     } else if (op == "ping") {
       troupe::reply_json(ctx, json{{"pong", true}});
     } else if (op == "result") {
-      json r{{"state", state_}, {"spawned", spawner_.spawned().size()},
-             {"spawn_retries", spawner_.retries()}, {"elapsed_ms", elapsed_ms_}};
+      json r{{"state", state_},
+             {"spawned", spawner_.spawned().size()},
+             {"spawn_retries", spawner_.retries()},
+             {"elapsed_ms", elapsed_ms_}};
       const std::string& why = error_.empty() ? spawner_.error() : error_;
       if (!why.empty()) r["error"] = why;
       troupe::reply_json(ctx, r);

@@ -54,16 +54,14 @@ class raw_ed25519 {
  public:
   explicit raw_ed25519(const std::string& raw_key)
       : key_(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
-                                         reinterpret_cast<const unsigned char*>(raw_key.data()),
-                                         raw_key.size())) {
+                                         reinterpret_cast<const unsigned char*>(raw_key.data()), raw_key.size())) {
     if (!key_) throw bench_error("OpenSSL refused the bench's public key");
   }
   [[nodiscard]] bool verify(std::string_view message, std::string_view signature) const {
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
     if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1) return false;
-    return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                            signature.size(), reinterpret_cast<const unsigned char*>(message.data()),
-                            message.size()) == 1;
+    return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                            reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   }
 
  private:
@@ -92,16 +90,15 @@ double store_scan_ms(const std::string& home, std::size_t& archives) {
   return median(passes);
 }
 
-void measure_package_load(live_system& sys, const bench_packages& pk, int samples,
-                          const std::string& dlopen_exe, std::string& last_archive,
-                          std::vector<figure>& out) {
+void measure_package_load(live_system& sys, const bench_packages& pk, int samples, const std::string& dlopen_exe,
+                          std::string& last_archive, std::vector<figure>& out) {
   say("load of a fresh 5 MiB package + first answer vs a bare fork+exec+dlopen of its library");
   const fs::path store = fs::path(sys.home()) / "packages";
   (void)bare_fork_exec_ms(dlopen_exe, {pk.library()});  // warm-up
   std::vector<double> total, load_only, first_answer, bare;
   std::uintmax_t archive_bytes = 0;
   std::size_t stored = 0;
-  for (int i = 0; i <= samples; ++i) {  // sample 0 is a warm-up
+  for (int i = 0; i <= samples; ++i) {   // sample 0 is a warm-up
     const std::string file = pk.big(i);  // a new version: a new id, a new worker
     archive_bytes = fs::file_size(file);
     stored = archives_in(store);
@@ -129,22 +126,24 @@ void measure_package_load(live_system& sys, const bench_packages& pk, int sample
   const double scan = store_scan_ms(sys.home(), scanned);
   say("  archive " + std::to_string(archive_bytes) + " bytes; " + std::to_string(stored) +
       " archives in the package directory before a load; medians: load " + fmt(median(load_only)) +
-      " ms, spawn + first ask " + fmt(median(first_answer)) + " ms; verifying the " +
-      std::to_string(scanned) + " archives of the package directory (what avail and refresh do) takes " +
-      fmt(scan) + " ms");
-  figure f{"package_load_5mib", median(total), "ms", median(bare),
+      " ms, spawn + first ask " + fmt(median(first_answer)) + " ms; verifying the " + std::to_string(scanned) +
+      " archives of the package directory (what avail and refresh do) takes " + fmt(scan) + " ms");
+  figure f{"package_load_5mib",
+           median(total),
+           "ms",
+           median(bare),
            "fork+exec of troupe-bench-dlopen: dlopen of the package library (RTLD_NOW), 'ready' on a pipe",
-           "p50 <= 10 ms", {}};
+           "p50 <= 10 ms",
+           {}};
   f.met = f.value <= 10;
   out.push_back(f);
 }
 
-void measure_verification(const std::string& home, const std::string& archive, int signature_calls,
-                          int archive_samples, std::vector<figure>& out) {
+void measure_verification(const std::string& home, const std::string& archive, int signature_calls, int archive_samples,
+                          std::vector<figure>& out) {
   const std::string bytes = read_file(archive);
   if (bytes.size() < manifests::signature_trailer_bytes) throw bench_error(archive + " has no trailer");
-  const std::string_view trailer =
-      std::string_view(bytes).substr(bytes.size() - manifests::signature_trailer_bytes);
+  const std::string_view trailer = std::string_view(bytes).substr(bytes.size() - manifests::signature_trailer_bytes);
   // What open_archive verifies: "troupe package v1" NUL || trailer bytes 8..80.
   const std::string statement = std::string("troupe package v1\0", 18) + std::string(trailer.substr(8, 72));
   const std::string_view signature = trailer.substr(80, 64);
@@ -172,9 +171,13 @@ void measure_verification(const std::string& home, const std::string& archive, i
       theirs.push_back(static_cast<double>(t1 - t0) / 1e3);
     }
   }
-  figure s{"signature_verify", median(ours), "us", median(theirs),
+  figure s{"signature_verify",
+           median(ours),
+           "us",
+           median(theirs),
            "OpenSSL EVP_DigestVerify (Ed25519), key object made once, same 90-byte statement",
-           "<= 1 ms", {}};
+           "<= 1 ms",
+           {}};
   s.met = s.value <= 1000;
   out.push_back(s);
 
@@ -194,8 +197,13 @@ void measure_verification(const std::string& home, const std::string& archive, i
     if (a->id != digest) throw bench_error("open_archive's id is not the file's SHA-256");
     open_ms.push_back(ms_between(t0, t1));
   }
-  out.push_back({"archive_verify_5mib", median(open_ms), "ms", median(sha_ms),
-                 "OpenSSL SHA-256 of the same bytes, in memory (manifests::sha256_hex)", "-", {}});
+  out.push_back({"archive_verify_5mib",
+                 median(open_ms),
+                 "ms",
+                 median(sha_ms),
+                 "OpenSSL SHA-256 of the same bytes, in memory (manifests::sha256_hex)",
+                 "-",
+                 {}});
 }
 
 }  // namespace troupe::bench

@@ -44,7 +44,10 @@ manifests::signing_key make_key(const fs::path& home) {
 }  // namespace
 
 bench_packages::bench_packages(const std::string& home, const std::string& package_dir)
-    : home_(home), package_dir_(package_dir), library_((fs::path(package_dir) / "libtroupebench.so").string()), key_(make_key(home)) {
+    : home_(home),
+      package_dir_(package_dir),
+      library_((fs::path(package_dir) / "libtroupebench.so").string()),
+      key_(make_key(home)) {
   if (!fs::exists(library_)) throw bench_error(library_ + " not found (build target troupebench)");
   const fs::path h(home);
   // The build's directory is packed as it is (its manifest names group
@@ -95,17 +98,13 @@ std::string bench_packages::pack(const std::string& manifest_dir, const std::str
   return r->file.string();
 }
 
-std::string bench_packages::bench(const std::string& version) const {
-  return pack(package_dir_, version, {});
-}
+std::string bench_packages::bench(const std::string& version) const { return pack(package_dir_, version, {}); }
 
 std::string bench_packages::fresh(int i) const {
   return pack((fs::path(home_) / "in-fresh").string(), "1.0." + std::to_string(i), {});
 }
 
-std::string bench_packages::phoenix() const {
-  return pack((fs::path(home_) / "in-phoenix").string(), "1.0.0", {});
-}
+std::string bench_packages::phoenix() const { return pack((fs::path(home_) / "in-phoenix").string(), "1.0.0", {}); }
 
 std::string bench_packages::convention(const std::string& version) const {
   return pack((fs::path(home_) / "in-conv").string(), version, {});

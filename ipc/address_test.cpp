@@ -34,9 +34,8 @@ TEST_CASE("@00000001.16 parses to system 1, serial 16", "[address]") {
 }
 
 TEST_CASE("an address survives to_string and parse", "[address]") {
-  for (const address a : {address(1u, 16u), address(0x3fa9c012u, 17u), address(0u, 1u),
-                          address(1u, 0u), address(0xffffffffu, 0xffffffffu),
-                          address(0x80000000u, 4096u)}) {
+  for (const address a : {address(1u, 16u), address(0x3fa9c012u, 17u), address(0u, 1u), address(1u, 0u),
+                          address(0xffffffffu, 0xffffffffu), address(0x80000000u, 4096u)}) {
     INFO(a.to_string());
     const auto back = address::parse(a.to_string());
     REQUIRE(back);
@@ -55,12 +54,12 @@ TEST_CASE("malformed address text is refused", "[address]") {
       "1.2",
       "@0.0",
       "@00000000.0",
-      "@123456789.1",         // nine hex digits
-      "@1.2 ",                // trailing junk
+      "@123456789.1",  // nine hex digits
+      "@1.2 ",         // trailing junk
       "@1.2x",
       "@1.2.3",
       "@00000001.16\n",
-      " @1.2",                // leading junk
+      " @1.2",  // leading junk
       "@ 1.2",
       "@1. 2",
       "@0x1.2",
@@ -68,7 +67,7 @@ TEST_CASE("malformed address text is refused", "[address]") {
       "@1.-2",
       "@+1.2",
       "@1.+2",
-      "@1.4294967296",        // serial does not fit in 32 bits
+      "@1.4294967296",  // serial does not fit in 32 bits
       "#00000001.16",
       "@00000001,16",
       "@00000001",
@@ -79,8 +78,7 @@ TEST_CASE("malformed address text is refused", "[address]") {
   }
 }
 
-TEST_CASE("a string_view without a terminating NUL is parsed by its length only",
-          "[address]") {
+TEST_CASE("a string_view without a terminating NUL is parsed by its length only", "[address]") {
   const std::string text = "@00000001.16789";
   const auto a = address::parse(std::string_view(text).substr(0, 12));
   REQUIRE(a);

@@ -1,5 +1,6 @@
 #include <troupe/client.hpp>
 
+#include "ipc/commands.hpp"
 #include "ipc/control.hpp"
 
 #include <charconv>
@@ -36,10 +37,8 @@ result<std::string> system_endpoint(std::string_view system) {
   }
   unsigned port = 0;
   auto r = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (host.empty() || r.ec != std::errc{} || r.ptr != port_text.data() + port_text.size() ||
-      port == 0 || port > 65535)
-    return make_error(errc::invalid_argument,
-                      "system '" + std::string(system) + "' is not HOST:PORT");
+  if (host.empty() || r.ec != std::errc{} || r.ptr != port_text.data() + port_text.size() || port == 0 || port > 65535)
+    return make_error(errc::invalid_argument, "system '" + std::string(system) + "' is not HOST:PORT");
   return "tcp://" + std::string(host) + ":" + std::to_string(port);
 }
 
@@ -63,8 +62,7 @@ client::~client() = default;
 
 const std::string& client::endpoint() const { return impl_->endpoint; }
 
-result<json> client::call(std::string_view command, const json& body,
-                          std::chrono::milliseconds timeout) {
+result<json> client::call(std::string_view command, const json& body, std::chrono::milliseconds timeout) {
   json req = body.is_object() ? body : json::object();
   const std::uint64_t rid = impl_->next_rid++;
   req["rid"] = rid;
@@ -72,23 +70,20 @@ result<json> client::call(std::string_view command, const json& body,
   auto unavailable = [&] {
     // A late answer must not be read as the answer to the next call.
     impl_->open();
-    return make_error(errc::unavailable,
-                      "no answer from the system at " + impl_->endpoint + " within " +
-                          std::to_string(timeout.count()) + " ms (is it running?)");
+    return make_error(errc::unavailable, "no answer from the system at " + impl_->endpoint + " within " +
+                                             std::to_string(timeout.count()) + " ms (is it running?)");
   };
   // Wait until the request can be queued (at once: no ZMQ_IMMEDIATE, no HWM reached).
   for (;;) {
     zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLOUT, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return unavailable();
     zmq::poll(&item, 1, left);
     if (item.revents & ZMQ_POLLOUT) break;
   }
   if (!ipc::send_control(impl_->socket, {}, command, req)) return unavailable();
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return unavailable();
     zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, left);
@@ -96,7 +91,7 @@ result<json> client::call(std::string_view command, const json& body,
     auto parts = ipc::recv_multipart(impl_->socket);
     auto msg = ipc::decode_control(parts);
     if (!msg) return make_error(errc::protocol, "malformed answer from the system: " + msg.err().message);
-    if (msg->command != "reply" || msg->body.value("rid", json()) != json(rid))
+    if (msg->command != ipc::cmd::reply || msg->body.value("rid", json()) != json(rid))
       continue;  // a stale answer to an earlier, timed-out call
     if (!msg->body.value("ok", false)) {
       auto text = msg->body.value("error", std::string("the system refused without a reason"));
@@ -108,30 +103,28 @@ result<json> client::call(std::string_view command, const json& body,
   }
 }
 
-result<address> client::spawn(std::string_view type, std::string_view package,
-                              std::string_view name) {
+result<address> client::spawn(std::string_view type, std::string_view package, std::string_view name) {
   json body{{"type", type}};
   if (!package.empty()) body["package"] = package;
   if (!name.empty()) body["name"] = name;
-  auto r = call("spawn", body);
+  auto r = call(ipc::cmd::client::spawn, body);
   if (!r) return r.err();
   auto a = address::parse(r->value("address", std::string()));
   if (!a) return make_error(errc::protocol, "spawn answer carries no valid address");
   return *a;
 }
 
-result<json> client::ask(std::string_view target, const json& payload,
-                         std::chrono::milliseconds timeout, std::string_view type) {
-  json body{{"target", target}, {"type", type}, {"payload", payload},
-            {"timeout_ms", timeout.count()}};
-  auto r = call("ask", body, timeout + std::chrono::seconds(2));
+result<json> client::ask(std::string_view target, const json& payload, std::chrono::milliseconds timeout,
+                         std::string_view type) {
+  json body{{"target", target}, {"type", type}, {"payload", payload}, {"timeout_ms", timeout.count()}};
+  auto r = call(ipc::cmd::client::ask, body, timeout + std::chrono::seconds(2));
   if (!r) return r.err();
   return r->value("payload", json());
 }
 
 status client::tell(std::string_view target, const json& payload, std::string_view type) {
   json body{{"target", target}, {"type", type}, {"payload", payload}};
-  auto r = call("tell", body);
+  auto r = call(ipc::cmd::client::tell, body);
   if (!r) return r.err();
   return ok_v;
 }

@@ -4,22 +4,19 @@
 
 namespace troupe::ipc {
 
-result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
-                                       std::size_t first, std::size_t max_depth, bool with_blob) {
+result<control_message> decode_control(const std::vector<zmq::message_t>& parts, std::size_t first,
+                                       std::size_t max_depth, bool with_blob) {
   if (parts.size() < first + 3)
     return make_error(errc::protocol, "control message has " +
                                           std::to_string(parts.size() < first ? 0 : parts.size() - first) +
                                           " frames, expected 3");
-  if (parts.size() > first + (with_blob ? 4 : 3))
-    return make_error(errc::protocol, "control message has extra frames");
+  if (parts.size() > first + (with_blob ? 4 : 3)) return make_error(errc::protocol, "control message has extra frames");
   const auto& sig = parts[first];
-  if (sig.size() != control_signature.size() ||
-      std::memcmp(sig.data(), control_signature.data(), 3) != 0)
+  if (sig.size() != control_signature.size() || std::memcmp(sig.data(), control_signature.data(), 3) != 0)
     return make_error(errc::protocol, "control message does not start with the TRC signature");
   if (static_cast<const unsigned char*>(sig.data())[3] != protocol_version)
     return make_error(errc::protocol, "unsupported control protocol version " +
-                                          std::to_string(static_cast<const unsigned char*>(
-                                              sig.data())[3]));
+                                          std::to_string(static_cast<const unsigned char*>(sig.data())[3]));
   control_message m;
   m.command = parts[first + 1].to_string();
   if (m.command.empty() || m.command.size() > 64)
@@ -36,30 +33,32 @@ result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
   return m;
 }
 
-bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_view command,
-                  const json& body, std::string_view blob) {
-  const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+bool send_parts(zmq::socket_t& socket, const std::vector<std::string_view>& parts) {
   try {
-    if (!identity.empty()) {
-      if (!socket.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        return false;
-    }
-    // Once the first frame is queued ZeroMQ takes the rest of the message.
-    const auto first = identity.empty() ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
-                                        : zmq::send_flags::sndmore;
-    if (!socket.send(zmq::buffer(control_signature.data(), control_signature.size()), first))
-      return false;
-    socket.send(zmq::buffer(command), zmq::send_flags::sndmore);
-    if (blob.empty()) {
-      socket.send(zmq::buffer(text), zmq::send_flags::none);
-    } else {
-      socket.send(zmq::buffer(text), zmq::send_flags::sndmore);
-      socket.send(zmq::buffer(blob), zmq::send_flags::none);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const bool last = i + 1 == parts.size();
+      // Once the first frame is queued ZeroMQ takes the rest of the message.
+      auto flags = last ? zmq::send_flags::none : zmq::send_flags::sndmore;
+      if (i == 0) flags = flags | zmq::send_flags::dontwait;
+      if (!socket.send(zmq::buffer(parts[i].data(), parts[i].size()), flags) && i == 0) return false;
     }
     return true;
   } catch (const zmq::error_t&) {
     return false;  // EHOSTUNREACH with ROUTER_MANDATORY: the peer is gone
   }
+}
+
+bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_view command, const json& body,
+                  std::string_view blob) {
+  const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::vector<std::string_view> parts;
+  parts.reserve(5);
+  if (!identity.empty()) parts.push_back(identity);
+  parts.push_back(std::string_view(control_signature.data(), control_signature.size()));
+  parts.push_back(command);
+  parts.push_back(text);
+  if (!blob.empty()) parts.push_back(blob);
+  return send_parts(socket, parts);
 }
 
 std::vector<zmq::message_t> recv_multipart(zmq::socket_t& socket) {

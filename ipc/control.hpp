@@ -31,17 +31,20 @@ struct control_message {
 /// Decodes parts[first..] as a control message, [signature][command][body],
 /// whose body is nested at most max_depth levels (ipc/json_limits.hpp); with
 /// with_blob a fourth frame is taken as its blob.
-result<control_message> decode_control(const std::vector<zmq::message_t>& parts,
-                                       std::size_t first = 0,
-                                       std::size_t max_depth = default_max_json_depth,
-                                       bool with_blob = false);
+result<control_message> decode_control(const std::vector<zmq::message_t>& parts, std::size_t first = 0,
+                                       std::size_t max_depth = default_max_json_depth, bool with_blob = false);
 
 /// Sends a control message, preceded by a routing identity frame when
 /// identity is non-empty (ROUTER sockets) and followed by blob as a fourth
 /// frame when it is not empty. Non-blocking: returns false when the message
 /// could not be queued (peer gone with ROUTER_MANDATORY, or HWM).
-bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_view command,
-                  const json& body, std::string_view blob = {});
+bool send_control(zmq::socket_t& socket, std::string_view identity, std::string_view command, const json& body,
+                  std::string_view blob = {});
+
+/// Sends parts as one multipart message (frames as they are, no signature
+/// added; a test's malformed frames, say). Non-blocking for the first frame:
+/// false when it could not be queued.
+bool send_parts(zmq::socket_t& socket, const std::vector<std::string_view>& parts);
 
 /// Receives one whole multipart message without blocking; empty when none.
 std::vector<zmq::message_t> recv_multipart(zmq::socket_t& socket);

@@ -41,8 +41,7 @@ void require_protocol_error(const troupe::result<control_message>& m) {
 
 }  // namespace
 
-TEST_CASE("a control message sent over a PAIR socket decodes to its command and body",
-          "[control]") {
+TEST_CASE("a control message sent over a PAIR socket decodes to its command and body", "[control]") {
   zmq::context_t ctx;
   zmq::socket_t a(ctx, zmq::socket_type::pair);
   zmq::socket_t b(ctx, zmq::socket_type::pair);
@@ -84,8 +83,7 @@ TEST_CASE("a control message has the documented frames on the wire", "[control]"
   CHECK(m->body == json{{"rid", 1}});
 }
 
-TEST_CASE("a DEALER request reaches a ROUTER behind its identity and the reply comes back",
-          "[control]") {
+TEST_CASE("a DEALER request reaches a ROUTER behind its identity and the reply comes back", "[control]") {
   zmq::context_t ctx;
   zmq::socket_t router(ctx, zmq::socket_type::router);
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
@@ -201,8 +199,7 @@ TEST_CASE("a control message with an empty or overlong command is refused", "[co
 
 TEST_CASE("ok_reply carries the rid, ok true and the given fields", "[control]") {
   CHECK(ok_reply(12) == json{{"rid", 12}, {"ok", true}});
-  CHECK(ok_reply("a", {{"pid", 99}, {"name", "w1"}}) ==
-        json{{"rid", "a"}, {"ok", true}, {"pid", 99}, {"name", "w1"}});
+  CHECK(ok_reply("a", {{"pid", 99}, {"name", "w1"}}) == json{{"rid", "a"}, {"ok", true}, {"pid", 99}, {"name", "w1"}});
   // The reply's own keys win over fields of the same name.
   CHECK(ok_reply(3, {{"ok", false}, {"rid", 4}}) == json{{"rid", 3}, {"ok", true}});
 }

@@ -64,8 +64,8 @@ std::string encode_key(const std::uint8_t* raw) {
 
 bool valid_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
   });
 }
 
@@ -101,12 +101,10 @@ result<std::string> read_key_file(const fs::path& file) {
   return bytes;
 }
 
-
 status make_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec)
-    return make_error(errc::io, dir.string() + ": cannot create directory (" + ec.message() + ")");
+  if (ec) return make_error(errc::io, dir.string() + ": cannot create directory (" + ec.message() + ")");
   return ok_v;
 }
 
@@ -122,10 +120,8 @@ result<curve_keypair> create_keypair(const fs::path& dir) {
   if (!pair) return pair.err();
   if (auto made = make_dir(dir); !made) return made.err();
   // curve.pub first: once curve.key exists, the pair is complete.
-  if (auto w = write_file_atomically(dir / "curve.pub", pair->public_key + "\n", 0644); !w)
-    return w.err();
-  if (auto w = write_file_atomically(dir / "curve.key", pair->secret_key + "\n", 0600); !w)
-    return w.err();
+  if (auto w = write_file_atomically(dir / "curve.pub", pair->public_key + "\n", 0644); !w) return w.err();
+  if (auto w = write_file_atomically(dir / "curve.key", pair->secret_key + "\n", 0600); !w) return w.err();
   return pair;
 }
 
@@ -149,8 +145,7 @@ result<curve_keypair> generate_curve_keypair() {
   char pub[z85_key_chars + 1] = {};
   char sec[z85_key_chars + 1] = {};
   if (zmq_curve_keypair(pub, sec) != 0)
-    return make_error(errc::unavailable, std::string("zmq_curve_keypair: ") +
-                                             zmq_strerror(zmq_errno()) +
+    return make_error(errc::unavailable, std::string("zmq_curve_keypair: ") + zmq_strerror(zmq_errno()) +
                                              " (libzmq built without CURVE?)");
   return curve_keypair{std::string(pub, z85_key_chars), std::string(sec, z85_key_chars)};
 }
@@ -228,19 +223,16 @@ trusted_set read_trusted(const fs::path& dir) {
     }
     // Re-encoded: the ZAP handler looks keys up by the Z85 it makes itself.
     const auto [it, added] = set.name_by_key.emplace(encode_key(raw->data()), name);
-    if (!added)
-      set.problems.push_back(file.string() + ": same key as " + it->second + ".pub, skipped");
+    if (!added) set.problems.push_back(file.string() + ": same key as " + it->second + ".pub, skipped");
   }
   return set;
 }
 
 status trust_key(const fs::path& dir, std::string_view name, std::string_view public_key) {
   if (!valid_name(name))
-    return make_error(errc::invalid_argument,
-                      "trusted key name '" + std::string(name) + "': not [A-Za-z0-9_.-]+");
+    return make_error(errc::invalid_argument, "trusted key name '" + std::string(name) + "': not [A-Za-z0-9_.-]+");
   if (!valid_curve_key(public_key))
-    return make_error(errc::invalid_argument,
-                      "public key for '" + std::string(name) + "': not a Z85 Curve25519 key");
+    return make_error(errc::invalid_argument, "public key for '" + std::string(name) + "': not a Z85 Curve25519 key");
   const std::string key(trim(public_key));
   const fs::path file = dir / (std::string(name) + ".pub");
   if (auto existing = read_key_file(file); existing && trim(*existing) == key) return ok_v;
@@ -259,17 +251,14 @@ void make_curve_server(zmq::socket_t& s, const curve_keypair& own) {
   (void)zmq_setsockopt(s.handle(), zap_enforce_domain_option, &enforce, sizeof enforce);
 }
 
-void make_curve_client(zmq::socket_t& s, const curve_keypair& own,
-                       std::string_view server_public_key) {
+void make_curve_client(zmq::socket_t& s, const curve_keypair& own, std::string_view server_public_key) {
   s.set(zmq::sockopt::curve_serverkey, server_public_key);
   s.set(zmq::sockopt::curve_publickey, own.public_key);
   s.set(zmq::sockopt::curve_secretkey, own.secret_key);
 }
 
 zap_authenticator::zap_authenticator(zmq::context_t& ctx, trusted_fn trusted, refusal_fn on_refused)
-    : socket_(ctx, zmq::socket_type::rep),
-      trusted_(std::move(trusted)),
-      on_refused_(std::move(on_refused)) {
+    : socket_(ctx, zmq::socket_type::rep), trusted_(std::move(trusted)), on_refused_(std::move(on_refused)) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.bind(std::string(zap_endpoint));
 }
@@ -278,10 +267,8 @@ zap_authenticator::zap_authenticator(zmq::context_t& ctx, trusted_fn trusted, re
 // [version "1.0"][request id][domain][address][routing id][mechanism][credentials...]
 zap_authenticator::answer zap_authenticator::decide(const std::vector<zmq::message_t>& request) {
   if (request.size() < 6)
-    return {"500", "malformed ZAP request: too few frames (" + std::to_string(request.size()) + ")",
-            "", ""};
-  if (!frame_is(request[0], "1.0"))
-    return {"500", "unsupported ZAP version " + printable(request[0]), "", ""};
+    return {"500", "malformed ZAP request: too few frames (" + std::to_string(request.size()) + ")", "", ""};
+  if (!frame_is(request[0], "1.0")) return {"500", "unsupported ZAP version " + printable(request[0]), "", ""};
   const std::string address = printable(request[3]);
   const auto& mechanism = request[5];
   if (!frame_is(mechanism, "CURVE")) {
@@ -298,8 +285,7 @@ zap_authenticator::answer zap_authenticator::decide(const std::vector<zmq::messa
   } catch (const std::exception& e) {
     // Fail closed: no trusted set, no admission.
     return {"500", "trusted set unavailable", "",
-            "trusted set unavailable (" + std::string(e.what()) + "): key " + key + " from " +
-                address + " refused"};
+            "trusted set unavailable (" + std::string(e.what()) + "): key " + key + " from " + address + " refused"};
   }
   if (const std::string* name = trusted.find(key)) return {"200", "OK", *name, ""};
   return {"400", "untrusted key", "", "untrusted key " + key + " from " + address};
@@ -311,10 +297,8 @@ bool zap_authenticator::send_reply(const std::vector<zmq::message_t>& request, c
   const std::string_view frames[] = {"1.0", request_id, a.status, a.text, a.user_id, ""};
   try {
     for (std::size_t i = 0; i < std::size(frames); ++i) {
-      const auto more =
-          i + 1 < std::size(frames) ? zmq::send_flags::sndmore : zmq::send_flags::none;
-      if (!socket_.send(zmq::buffer(frames[i].data(), frames[i].size()),
-                        more | zmq::send_flags::dontwait))
+      const auto more = i + 1 < std::size(frames) ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      if (!socket_.send(zmq::buffer(frames[i].data(), frames[i].size()), more | zmq::send_flags::dontwait))
         return false;
     }
   } catch (const zmq::error_t&) {
@@ -333,8 +317,7 @@ void zap_authenticator::handle_pending() {
       request.push_back(std::move(part));
       while (more) {
         zmq::message_t next;
-        if (!socket_.recv(next, zmq::recv_flags::dontwait))
-          break;  // a whole message arrives at once
+        if (!socket_.recv(next, zmq::recv_flags::dontwait)) break;  // a whole message arrives at once
         more = next.more();
         request.push_back(std::move(next));
       }

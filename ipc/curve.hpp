@@ -69,8 +69,7 @@ trusted_set read_trusted(const std::filesystem::path& dir);
 /// Writes public_key as dir/NAME.pub (write to a temp file, then rename),
 /// creating dir. Does nothing when that file already holds the same key.
 /// Errors: malformed key, name not [A-Za-z0-9_.-]+, I/O.
-status trust_key(const std::filesystem::path& dir, std::string_view name,
-                 std::string_view public_key);
+status trust_key(const std::filesystem::path& dir, std::string_view name, std::string_view public_key);
 
 /// Socket options, set before bind: CURVE server with own keys and ZAP domain
 /// "troupe" (a domain, with ZMQ_ZAP_ENFORCE_DOMAIN, makes a missing handler
@@ -80,8 +79,7 @@ void make_curve_server(zmq::socket_t& s, const curve_keypair& own);
 
 /// Socket options, set before connect: CURVE client with own keys, expecting
 /// the server's public key. Throws zmq::error_t on a malformed key.
-void make_curve_client(zmq::socket_t& s, const curve_keypair& own,
-                       std::string_view server_public_key);
+void make_curve_client(zmq::socket_t& s, const curve_keypair& own, std::string_view server_public_key);
 
 /// ZeroMQ's ZAP handler (RFC 27 https://rfc.zeromq.org/spec/27/) for one
 /// context: a REP socket bound to inproc://zeromq.zap.01. Bind it BEFORE any
@@ -107,8 +105,7 @@ void make_curve_client(zmq::socket_t& s, const curve_keypair& own,
 class zap_authenticator {
  public:
   using trusted_fn = std::function<trusted_set()>;
-  using refusal_fn =
-      std::function<void(const std::string& peer_address, const std::string& reason)>;
+  using refusal_fn = std::function<void(const std::string& peer_address, const std::string& reason)>;
 
   /// Binds the handler; throws zmq::error_t when the context already has one.
   zap_authenticator(zmq::context_t& ctx, trusted_fn trusted, refusal_fn on_refused);

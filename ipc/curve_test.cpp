@@ -79,11 +79,9 @@ std::vector<std::string> frames_of(std::vector<zmq::message_t>& parts) {
 
 /// Sends request on a REQ socket connected to the ZAP endpoint, lets the
 /// authenticator answer, and returns the reply's frames.
-std::vector<std::string> ask(zmq::socket_t& req, zap_authenticator& auth,
-                             const std::vector<std::string>& request) {
+std::vector<std::string> ask(zmq::socket_t& req, zap_authenticator& auth, const std::vector<std::string>& request) {
   for (std::size_t i = 0; i < request.size(); ++i)
-    req.send(zmq::buffer(request[i]),
-             i + 1 < request.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    req.send(zmq::buffer(request[i]), i + 1 < request.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   zmq::pollitem_t zap{auth.socket().handle(), 0, ZMQ_POLLIN, 0};
   REQUIRE(zmq::poll(&zap, 1, 5000ms) == 1);
   auth.handle_pending();
@@ -113,10 +111,9 @@ struct curve_server {
   fs::path trusted_dir = dir.path / "trusted";
   zmq::context_t ctx;
   std::vector<std::pair<std::string, std::string>> refusals;  // (peer, reason)
-  zap_authenticator auth{ctx, [this] { return read_trusted(trusted_dir); },
-                         [this](const std::string& peer, const std::string& reason) {
-                           refusals.emplace_back(peer, reason);
-                         }};
+  zap_authenticator auth{
+      ctx, [this] { return read_trusted(trusted_dir); },
+      [this](const std::string& peer, const std::string& reason) { refusals.emplace_back(peer, reason); }};
   curve_keypair keys = must(generate_curve_keypair());
   zmq::socket_t router{ctx, zmq::socket_type::router};
   zmq::socket_t monitor{ctx, zmq::socket_type::pair};
@@ -129,17 +126,14 @@ struct curve_server {
     make_curve_server(router, keys);
     REQUIRE(zmq_socket_monitor(router.handle(), "inproc://curve-test-monitor",
                                ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0);
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0);
     monitor.set(zmq::sockopt::linger, 0);
     monitor.connect("inproc://curve-test-monitor");
     router.bind("tcp://127.0.0.1:*");
     endpoint = router.get(zmq::sockopt::last_endpoint);
   }
 
-  [[nodiscard]] bool saw(int event) const {
-    return std::find(events.begin(), events.end(), event) != events.end();
-  }
+  [[nodiscard]] bool saw(int event) const { return std::find(events.begin(), events.end(), event) != events.end(); }
   [[nodiscard]] bool saw_handshake_failure() const {
     return saw(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) || saw(ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
            saw(ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
@@ -151,8 +145,8 @@ struct curve_server {
             std::vector<zmq::socket_t*> extra = {}) {
     const auto deadline = std::chrono::steady_clock::now() + bound;
     while (!done()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left <= 0ms) return false;
       std::vector<zmq::pollitem_t> items{{auth.socket().handle(), 0, ZMQ_POLLIN, 0},
                                          {router.handle(), 0, ZMQ_POLLIN, 0},
@@ -229,8 +223,7 @@ bool send_raw_and_wait_for_close(const std::string& endpoint, const std::string&
 
 // ------------------------------------------------------------ key files
 
-TEST_CASE("a key pair is created in a fresh directory, the secret at mode 0600, and read back",
-          "[curve]") {
+TEST_CASE("a key pair is created in a fresh directory, the secret at mode 0600, and read back", "[curve]") {
   temp_dir dir("troupe-curve");
   const fs::path keys = dir.path / "keys";  // does not exist yet
 
@@ -299,8 +292,7 @@ TEST_CASE("a corrupted curve.pub or curve.key is a one-line error naming the fil
   CHECK(slurp(dir.path / "curve.key").size() > 0);
 }
 
-TEST_CASE("valid_curve_key accepts 40 Z85 characters that decode, whitespace around ignored",
-          "[curve]") {
+TEST_CASE("valid_curve_key accepts 40 Z85 characters that decode, whitespace around ignored", "[curve]") {
   const auto pair = must(generate_curve_keypair());
   CHECK(valid_curve_key(pair.public_key));
   CHECK(valid_curve_key(" \t" + pair.public_key + "\r\n"));
@@ -359,8 +351,7 @@ TEST_CASE("read_trusted of a missing directory is an empty set without problems"
   CHECK(set.problems.empty());
 }
 
-TEST_CASE("trust_key writes NAME.pub by rename, is idempotent, and rejects bad names and keys",
-          "[curve]") {
+TEST_CASE("trust_key writes NAME.pub by rename, is idempotent, and rejects bad names and keys", "[curve]") {
   temp_dir dir("troupe-curve");
   const fs::path trusted = dir.path / "trusted";  // created by trust_key
   const auto first = must(generate_curve_keypair());
@@ -421,16 +412,13 @@ TEST_CASE("the ZAP handler answers requests sent by hand, malformed ones with 50
         set.name_by_key[known.public_key] = "known";
         return set;
       },
-      [&](const std::string& peer, const std::string& reason) {
-        refusals.emplace_back(peer, reason);
-      });
+      [&](const std::string& peer, const std::string& reason) { refusals.emplace_back(peer, reason); });
   zmq::socket_t req(ctx, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
   req.connect("inproc://zeromq.zap.01");
 
   const auto request = [](std::string id, std::string mechanism, std::vector<std::string> creds) {
-    std::vector<std::string> r{"1.0", std::move(id),       "troupe", "10.1.2.3",
-                               "",    std::move(mechanism)};
+    std::vector<std::string> r{"1.0", std::move(id), "troupe", "10.1.2.3", "", std::move(mechanism)};
     for (auto& c : creds) r.push_back(std::move(c));
     return r;
   };
@@ -457,17 +445,13 @@ TEST_CASE("the ZAP handler answers requests sent by hand, malformed ones with 50
   }
   SECTION("malformed requests: 500, the request id echoed when there is one") {
     CHECK(ask(req, auth, {"garbage"}) ==
-          std::vector<std::string>{"1.0", "", "500", "malformed ZAP request: too few frames (1)",
-                                   "", ""});
-    CHECK(ask(req, auth, {"2.0", "7", "troupe", "a", "", "CURVE", binary_key(known.public_key)})
-              .at(2) == "500");
+          std::vector<std::string>{"1.0", "", "500", "malformed ZAP request: too few frames (1)", "", ""});
+    CHECK(ask(req, auth, {"2.0", "7", "troupe", "a", "", "CURVE", binary_key(known.public_key)}).at(2) == "500");
     const auto short_key = ask(req, auth, request("8", "CURVE", {"too short"}));
     CHECK(short_key.at(1) == "8");
     CHECK(short_key.at(2) == "500");
     CHECK(ask(req, auth, request("9", "CURVE", {})).at(2) == "500");
-    CHECK(
-        ask(req, auth, request("10", "CURVE", {binary_key(known.public_key), "extra credentials"}))
-            .at(2) == "500");
+    CHECK(ask(req, auth, request("10", "CURVE", {binary_key(known.public_key), "extra credentials"})).at(2) == "500");
     CHECK(refusals.empty());
     // Still answering properly afterwards.
     CHECK(ask(req, auth, request("11", "CURVE", {binary_key(known.public_key)})).at(2) == "200");
@@ -499,8 +483,7 @@ TEST_CASE("a context has one ZAP handler: a second authenticator throws", "[curv
 
 // ------------------------------------------------------------ handshakes
 
-TEST_CASE("a trusted CURVE client gets through and its messages carry its name as User-Id",
-          "[curve]") {
+TEST_CASE("a trusted CURVE client gets through and its messages carry its name as User-Id", "[curve]") {
   curve_server server;
   const auto client_keys = must(generate_curve_keypair());
   REQUIRE(trust_key(server.trusted_dir, "alpha", client_keys.public_key).ok());
@@ -525,9 +508,7 @@ TEST_CASE("an untrusted CURVE client is refused and its message never arrives", 
   make_curve_client(client.dealer, stranger, server.keys.public_key);
   client.connect_and_send(server.endpoint, "let me in");
 
-  REQUIRE(server.pump(
-      [&] { return !server.refusals.empty() && server.saw(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH); },
-      5000ms));
+  REQUIRE(server.pump([&] { return !server.refusals.empty() && server.saw(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH); }, 5000ms));
   CHECK(server.refusals[0].first == "127.0.0.1");
   CHECK(server.refusals[0].second == "untrusted key " + stranger.public_key + " from 127.0.0.1");
   CHECK_FALSE(server.pump([&] { return !server.received.empty(); }, 300ms));
@@ -569,8 +550,7 @@ TEST_CASE("NULL and PLAIN servers of the authenticator's context are refused by 
   CHECK_FALSE(server.pump([&] { return !server.received.empty(); }, 300ms, {&other}));
 }
 
-TEST_CASE("a key trusted after the authenticator was made is accepted on a new connection",
-          "[curve]") {
+TEST_CASE("a key trusted after the authenticator was made is accepted on a new connection", "[curve]") {
   curve_server server;
   const auto late = must(generate_curve_keypair());
   {
@@ -590,8 +570,7 @@ TEST_CASE("a key trusted after the authenticator was made is accepted on a new c
   CHECK(server.refusals.size() == 1);
 }
 
-TEST_CASE("garbage bytes on the server's port crash nothing; a trusted client still gets through",
-          "[curve]") {
+TEST_CASE("garbage bytes on the server's port crash nothing; a trusted client still gets through", "[curve]") {
   curve_server server;
   const auto client_keys = must(generate_curve_keypair());
   REQUIRE(trust_key(server.trusted_dir, "alpha", client_keys.public_key).ok());
@@ -616,16 +595,15 @@ TEST_CASE("garbage bytes on the server's port crash nothing; a trusted client st
   CHECK(server.refusals.empty());
 }
 
-TEST_CASE("a server made by make_curve_server refuses every client while no ZAP handler is bound",
-          "[curve]") {
+TEST_CASE("a server made by make_curve_server refuses every client while no ZAP handler is bound", "[curve]") {
   // Without ZMQ_ZAP_ENFORCE_DOMAIN libzmq would admit this client unauthenticated.
   zmq::context_t ctx;
   const auto server_keys = must(generate_curve_keypair());
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
   make_curve_server(router, server_keys);
-  REQUIRE(zmq_socket_monitor(router.handle(), "inproc://curve-test-monitor",
-                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0);
+  REQUIRE(zmq_socket_monitor(router.handle(), "inproc://curve-test-monitor", ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) ==
+          0);
   zmq::socket_t monitor(ctx, zmq::socket_type::pair);
   monitor.set(zmq::sockopt::linger, 0);
   monitor.connect("inproc://curve-test-monitor");

@@ -16,8 +16,7 @@ std::uint32_t inbound_ledger::open(std::uint64_t channel_id, std::string_view ac
 inbound_ledger::channel_state* inbound_ledger::find(cause c) {
   if (c.channel == 0 || c.channel > channels_.size()) return nullptr;
   auto& ch = channels_[c.channel - 1];
-  if (ch.forgotten || c.entry < ch.first_entry || c.entry - ch.first_entry >= ch.pending.size())
-    return nullptr;
+  if (ch.forgotten || c.entry < ch.first_entry || c.entry - ch.first_entry >= ch.pending.size()) return nullptr;
   return &ch;
 }
 
@@ -37,8 +36,10 @@ void inbound_ledger::release(cause c) {
   if (ch == nullptr) return;
   auto& e = ch->pending[c.entry - ch->first_entry];
   if (e.holds == 0 || --e.holds != 0) return;
-  if (!ch->done.empty() && ch->done.back().second + 1 == e.seq) ch->done.back().second = e.seq;
-  else ch->done.emplace_back(e.seq, e.seq);
+  if (!ch->done.empty() && ch->done.back().second + 1 == e.seq)
+    ch->done.back().second = e.seq;
+  else
+    ch->done.emplace_back(e.seq, e.seq);
   if (!ch->dirty) {
     ch->dirty = true;
     dirty_.push_back(c.channel);

@@ -74,10 +74,10 @@ class inbound_ledger {
   struct channel_state {
     std::uint64_t id = 0;
     std::string ack_endpoint;
-    std::deque<entry> pending;     // in seq order; front() is entry number first_entry
+    std::deque<entry> pending;  // in seq order; front() is entry number first_entry
     std::uint64_t first_entry = 0;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> done;  // runs of seqs to acknowledge
-    bool dirty = false;            // done is not empty
+    bool dirty = false;                                         // done is not empty
     bool forgotten = false;
   };
 

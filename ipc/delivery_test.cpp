@@ -73,12 +73,11 @@ TEST_CASE("a record without outputs is acknowledged once handled", "[delivery]")
   CHECK(acks_of(ledger).empty());  // nothing new
 }
 
-TEST_CASE("a record is acknowledged only once its outputs are; later ones do not wait for it",
-          "[delivery]") {
+TEST_CASE("a record is acknowledged only once its outputs are; later ones do not wait for it", "[delivery]") {
   inbound_ledger ledger;
   const auto ch = ledger.open(9, "ipc://s");
   auto c1 = ledger.begin(ch, 1);
-  ledger.hold(c1);  // the handler of 1 sent one message
+  ledger.hold(c1);     // the handler of 1 sent one message
   ledger.release(c1);  // ... and returned
   auto c2 = ledger.begin(ch, 2);
   ledger.release(c2);  // 2 is done although 1 is not: a ping-pong between two
@@ -125,9 +124,10 @@ TEST_CASE("channels are acknowledged separately and a dead sender's are forgotte
   CHECK_FALSE(ledger.begin(a, 6));  // a forgotten channel tracks nothing
 }
 
-TEST_CASE("a reliable link numbers records per peer, keeps them until acknowledged and returns "
-          "the rest when the peer dies",
-          "[delivery]") {
+TEST_CASE(
+    "a reliable link numbers records per peer, keeps them until acknowledged and returns "
+    "the rest when the peer dies",
+    "[delivery]") {
   boost::asio::io_context io;
   zmq::context_t zmq;
   data_link link(io, zmq);
@@ -192,7 +192,7 @@ TEST_CASE("an ack drops what it covers and releases its causes, also within a ba
   REQUIRE(released.size() == 2);  // seq 1 and 2 of the first batch
   CHECK(released[1].entry == 2);
   CHECK(link.unacknowledged_batches() == 2);  // the first batch is only partly acknowledged
-  link.on_ack(channel, 4, 4, release);  // out of order: the second batch is done
+  link.on_ack(channel, 4, 4, release);        // out of order: the second batch is done
   CHECK(released.size() == 3);
   CHECK(released[2].entry == 4);
   CHECK(link.unacknowledged_batches() == 2);  // kept until the frames before it are done

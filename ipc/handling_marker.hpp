@@ -30,9 +30,9 @@ struct handling_page {
   std::atomic<std::uint64_t> generation;  ///< odd while a handler runs
   std::atomic<std::uint64_t> channel_id;  ///< origin of the record being handled (0: none)
   std::atomic<std::uint64_t> seq;
-  std::atomic<std::uint64_t> actor;       ///< the actor handling it
-  std::atomic<std::uint32_t> limit_ms;    ///< its max_handle_time (0: none)
-  std::atomic<std::uint32_t> hung;        ///< set by the watchdog before it kills the worker
+  std::atomic<std::uint64_t> actor;     ///< the actor handling it
+  std::atomic<std::uint32_t> limit_ms;  ///< its max_handle_time (0: none)
+  std::atomic<std::uint32_t> hung;      ///< set by the watchdog before it kills the worker
 };
 
 /// What the supervisor reads after a worker died.
@@ -41,7 +41,7 @@ struct handling_snapshot {
   record_origin origin;   ///< the record it handled (channel 0: none, e.g. a timer)
   address actor;
   std::uint32_t limit_ms = 0;
-  bool hung = false;      ///< killed by its watchdog: it ran past limit_ms
+  bool hung = false;  ///< killed by its watchdog: it ran past limit_ms
 };
 
 /// Creates (or empties) the marker file of a worker about to start.

@@ -10,12 +10,16 @@ std::size_t json_depth(std::string_view text, std::size_t limit) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;  // the escaped character cannot end the string
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;  // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     switch (c) {
-      case '"': in_string = true; break;
+      case '"':
+        in_string = true;
+        break;
       case '[':
       case '{':
         if (++depth > deepest && (deepest = depth) > limit) return deepest;
@@ -24,7 +28,8 @@ std::size_t json_depth(std::string_view text, std::size_t limit) {
       case '}':
         if (depth > 0) --depth;  // unbalanced text is the parser's to refuse
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return deepest;

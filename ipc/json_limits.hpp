@@ -25,8 +25,7 @@ inline constexpr std::size_t default_max_json_depth = 256;
 /// Parses text as JSON nested at most max_depth levels: errc::limit
 /// ("JSON nested deeper than N levels") or errc::invalid_argument when it is
 /// not JSON at all. Never throws.
-[[nodiscard]] result<nlohmann::json> parse_json(std::string_view text,
-                                                std::size_t max_depth = default_max_json_depth);
+[[nodiscard]] result<nlohmann::json> parse_json(std::string_view text, std::size_t max_depth = default_max_json_depth);
 
 /// The value of key in the top-level object of text when it is a string or
 /// a number, else null; text may be malformed or nested at any depth (it is

@@ -57,8 +57,8 @@ TEST_CASE("top_level_scalar finds a request's rid however deep or broken the res
   const std::string deep(80000, '[');
   CHECK(top_level_scalar(R"({"rid":7,"payload":)" + deep, "rid") == 7);
   CHECK(top_level_scalar(R"({"payload":)" + deep + std::string(80000, ']') + R"(,"rid":"x"})", "rid") == "x");
-  CHECK(top_level_scalar(R"({"a":{"rid":7}})", "rid").is_null());   // not top-level
-  CHECK(top_level_scalar(R"({"rid":[1]})", "rid").is_null());        // not a scalar
+  CHECK(top_level_scalar(R"({"a":{"rid":7}})", "rid").is_null());  // not top-level
+  CHECK(top_level_scalar(R"({"rid":[1]})", "rid").is_null());      // not a scalar
   CHECK(top_level_scalar(R"({"rid":)" + deep, "rid").is_null());
   CHECK(top_level_scalar("not json", "rid").is_null());
 }

@@ -14,10 +14,14 @@ std::string tag = "worker";
 
 const char* level_name(int level) {
   switch (level) {
-    case TROUPE_LOG_DEBUG: return "DEBUG";
-    case TROUPE_LOG_INFO: return "INFO ";
-    case TROUPE_LOG_WARN: return "WARN ";
-    default: return "ERROR";
+    case TROUPE_LOG_DEBUG:
+      return "DEBUG";
+    case TROUPE_LOG_INFO:
+      return "INFO ";
+    case TROUPE_LOG_WARN:
+      return "WARN ";
+    default:
+      return "ERROR";
   }
 }
 
@@ -35,8 +39,8 @@ void log_line(int level, address actor, std::string_view text) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   const std::string who = actor.valid() ? tag + " " + actor.to_string() : tag;
-  std::fprintf(stderr, "%s.%03dZ %s [%s] %.*s\n", stamp, static_cast<int>(ms), level_name(level),
-               who.c_str(), static_cast<int>(text.size()), text.data());
+  std::fprintf(stderr, "%s.%03dZ %s [%s] %.*s\n", stamp, static_cast<int>(ms), level_name(level), who.c_str(),
+               static_cast<int>(text.size()), text.data());
 }
 
 }  // namespace troupe::ipc

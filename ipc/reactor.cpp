@@ -9,8 +9,8 @@ namespace troupe::ipc {
 
 namespace asio = boost::asio;
 
-socket_watcher::socket_watcher(asio::io_context& io, zmq::socket_t& socket,
-                               std::function<void()> on_event, bool want_read)
+socket_watcher::socket_watcher(asio::io_context& io, zmq::socket_t& socket, std::function<void()> on_event,
+                               bool want_read)
     : io_(io),
       socket_(socket),
       on_event_(std::move(on_event)),
@@ -160,8 +160,7 @@ void data_link::send(peer* p, const record_view& r, cause c) {
         p->channel_id = next_channel_id_++;
         channels_.emplace(p->channel_id, p);
       }
-      append_record(p->batch, record_view{record_kind::channel, 0, {}, {}, p->channel_id, 0, {},
-                                          ack_endpoint_});
+      append_record(p->batch, record_view{record_kind::channel, 0, {}, {}, p->channel_id, 0, {}, ack_endpoint_});
     }
   }
   if (acks_enabled() && sequenced(r.kind)) {
@@ -208,9 +207,9 @@ namespace {
 // modified after it was built.
 zmq::message_t share(const std::shared_ptr<const std::string>& frame) {
   auto* ref = new std::shared_ptr<const std::string>(frame);
-  return zmq::message_t(const_cast<char*>(frame->data()), frame->size(),
-                        [](void*, void* hint) { delete static_cast<std::shared_ptr<const std::string>*>(hint); },
-                        ref);
+  return zmq::message_t(
+      const_cast<char*>(frame->data()), frame->size(),
+      [](void*, void* hint) { delete static_cast<std::shared_ptr<const std::string>*>(hint); }, ref);
 }
 }  // namespace
 

@@ -35,8 +35,8 @@ class socket_watcher {
  public:
   /// on_event is called while the socket has ZMQ_POLLIN (when want_read) or
   /// ZMQ_POLLOUT (when !want_read); it must consume or send at least once.
-  socket_watcher(boost::asio::io_context& io, zmq::socket_t& socket,
-                 std::function<void()> on_event, bool want_read = true);
+  socket_watcher(boost::asio::io_context& io, zmq::socket_t& socket, std::function<void()> on_event,
+                 bool want_read = true);
   ~socket_watcher();
   socket_watcher(const socket_watcher&) = delete;
   socket_watcher& operator=(const socket_watcher&) = delete;
@@ -141,9 +141,7 @@ class data_link {
     std::vector<bool> acked;    ///< by seq - first_seq
     std::size_t acked_count = 0;
 
-    [[nodiscard]] bool holds(std::uint64_t seq) const {
-      return seq >= first_seq && seq - first_seq < causes.size();
-    }
+    [[nodiscard]] bool holds(std::uint64_t seq) const { return seq >= first_seq && seq - first_seq < causes.size(); }
     [[nodiscard]] bool is_acked(std::uint64_t seq) const { return holds(seq) && acked[seq - first_seq]; }
     [[nodiscard]] cause cause_of(std::uint64_t seq) const { return holds(seq) ? causes[seq - first_seq] : cause{}; }
   };
@@ -193,15 +191,15 @@ class data_link {
 struct data_link::peer {
   std::string endpoint;
   zmq::socket_t socket;
-  std::string batch;                  // records not yet handed to ZeroMQ
+  std::string batch;                                       // records not yet handed to ZeroMQ
   std::deque<std::shared_ptr<const std::string>> stalled;  // refused by a full pipe, in order
-  std::unique_ptr<socket_watcher> writable;  // armed while stalled is non-empty
+  std::unique_ptr<socket_watcher> writable;                // armed while stalled is non-empty
   bool dirty = false;
   // No-loss delivery: this peer's channel.
   std::uint64_t channel_id = 0;
   std::uint64_t next_seq = 1;
   std::uint64_t batch_first_seq = 0;  // first seq in batch (0: none numbered)
-  std::vector<cause> batch_causes;     // one per numbered record of batch
+  std::vector<cause> batch_causes;    // one per numbered record of batch
   std::deque<kept_batch> unacked;
 };
 
@@ -214,8 +212,8 @@ struct data_link::peer {
 /// the receiver releases it once the record is handled. Returns what
 /// decode_batch returns; records before a malformed one have been delivered.
 template <class Deliver, class Release>
-status receive_frame(std::string_view frame, bool no_loss, data_link& link, inbound_ledger& ledger,
-                     Deliver&& deliver, Release&& on_release) {
+status receive_frame(std::string_view frame, bool no_loss, data_link& link, inbound_ledger& ledger, Deliver&& deliver,
+                     Release&& on_release) {
   std::uint32_t channel = 0;  // set by the channel record opening a no-loss batch
   return decode_batch(frame, [&](const record_view& r) {
     switch (r.kind) {

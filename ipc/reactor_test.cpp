@@ -93,9 +93,8 @@ struct batch_collector {
     ++batches;
     const auto s = decode_batch(frame, [&](const record_view& r) {
       const std::string expected_payload(r.seq % 500, static_cast<char>('a' + r.seq % 26));
-      if (r.kind != (r.seq % 2 ? record_kind::ask : record_kind::tell) ||
-          r.to != address(0x3fa9c012u, 17u) || r.correlation != r.seq * 3 ||
-          r.type != "troupe.test" || r.payload != expected_payload)
+      if (r.kind != (r.seq % 2 ? record_kind::ask : record_kind::tell) || r.to != address(0x3fa9c012u, 17u) ||
+          r.correlation != r.seq * 3 || r.type != "troupe.test" || r.payload != expected_payload)
         all_well_formed = false;
       seqs.push_back(r.seq);
     });
@@ -103,9 +102,7 @@ struct batch_collector {
   }
 };
 
-std::string payload_for(std::uint64_t seq) {
-  return std::string(seq % 500, static_cast<char>('a' + seq % 26));
-}
+std::string payload_for(std::uint64_t seq) { return std::string(seq % 500, static_cast<char>('a' + seq % 26)); }
 
 bool in_order(const std::vector<std::uint64_t>& seqs, std::uint64_t n) {
   if (seqs.size() != n) return false;
@@ -116,8 +113,7 @@ bool in_order(const std::vector<std::uint64_t>& seqs, std::uint64_t n) {
 
 }  // namespace
 
-TEST_CASE("a watched PULL socket receives every message a PUSH socket sends from another thread",
-          "[reactor]") {
+TEST_CASE("a watched PULL socket receives every message a PUSH socket sends from another thread", "[reactor]") {
   constexpr int count = 10000;
   zmq::context_t ctx;
   zmq::socket_t pull(ctx, zmq::socket_type::pull);
@@ -305,8 +301,7 @@ TEST_CASE("data_link delivers records to an ipc endpoint in order", "[reactor]")
   CHECK(link.pending_batches() == 0);
 }
 
-TEST_CASE("data_link keeps batches refused by a full pipe and sends them in order later",
-          "[reactor]") {
+TEST_CASE("data_link keeps batches refused by a full pipe and sends them in order later", "[reactor]") {
   temp_dir dir;
   const std::string endpoint = "ipc://" + (dir.path() / "late.sock").string();
   zmq::context_t ctx;

@@ -43,9 +43,7 @@ bool known_kind(std::uint8_t k) {
 
 }  // namespace
 
-void begin_batch(std::string& out) {
-  out.assign(data_signature.data(), data_signature.size());
-}
+void begin_batch(std::string& out) { out.assign(data_signature.data(), data_signature.size()); }
 
 void append_record(std::string& out, const record_view& r) {
   const std::size_t len = record_header_size + r.type.size() + r.payload.size();
@@ -65,13 +63,12 @@ void append_record(std::string& out, const record_view& r) {
 namespace detail {
 
 status check_signature(std::string_view frame) {
-  if (frame.size() < data_signature.size() ||
-      std::memcmp(frame.data(), data_signature.data(), 3) != 0)
+  if (frame.size() < data_signature.size() || std::memcmp(frame.data(), data_signature.data(), 3) != 0)
     return make_error(errc::protocol, "data frame does not start with the TRD signature");
   if (static_cast<std::uint8_t>(frame[3]) != protocol_version)
     return make_error(errc::protocol, "data frame has protocol version " +
-                                          std::to_string(static_cast<unsigned char>(frame[3])) +
-                                          ", expected " + std::to_string(protocol_version));
+                                          std::to_string(static_cast<unsigned char>(frame[3])) + ", expected " +
+                                          std::to_string(protocol_version));
   return ok_v;
 }
 
@@ -95,8 +92,7 @@ status decode_record(std::string_view frame, std::size_t& pos, record_view& out)
   out.correlation = get_be(p + 20, 8);
   out.seq = get_be(p + 28, 8);
   out.type = std::string_view(p + record_header_size, type_len);
-  out.payload = std::string_view(p + record_header_size + type_len,
-                                 len - record_header_size - type_len);
+  out.payload = std::string_view(p + record_header_size + type_len, len - record_header_size - type_len);
   pos += 4 + len;
   return ok_v;
 }

@@ -32,8 +32,7 @@ struct owned_record {
 };
 
 owned_record own(const record_view& r) {
-  return {r.kind, r.flags, r.to, r.from, r.correlation, r.seq,
-          std::string(r.type), std::string(r.payload)};
+  return {r.kind, r.flags, r.to, r.from, r.correlation, r.seq, std::string(r.type), std::string(r.payload)};
 }
 
 struct decoded {
@@ -71,17 +70,17 @@ record_view sample_tell() {
 // docs/PROTOCOL.md §3.2. Each piece is a separate literal so that a hex escape
 // never swallows the character after it.
 const std::string golden_tell =
-    "TRD\x01"                            // signature, version 1
-    "\x00\x00\x00\x2a"                   // length 42 = 36 + 4 + 2, big-endian
-    "\x01"                               // kind: tell
-    "\x02"                               // flags
-    "\x00\x04"                           // type_len 4
-    "\x3f\xa9\xc0\x12\x00\x00\x00\x11"   // to   @3fa9c012.17
-    "\x00\x00\x00\x01\x00\x00\x00\x01"   // from @00000001.1
-    "\x01\x02\x03\x04\x05\x06\x07\x08"   // correlation
-    "\x00\x00\x00\x00\x00\x00\x00\x2a"   // seq 42
-    "ping"                               // type
-    "hi"s;                               // payload
+    "TRD\x01"                           // signature, version 1
+    "\x00\x00\x00\x2a"                  // length 42 = 36 + 4 + 2, big-endian
+    "\x01"                              // kind: tell
+    "\x02"                              // flags
+    "\x00\x04"                          // type_len 4
+    "\x3f\xa9\xc0\x12\x00\x00\x00\x11"  // to   @3fa9c012.17
+    "\x00\x00\x00\x01\x00\x00\x00\x01"  // from @00000001.1
+    "\x01\x02\x03\x04\x05\x06\x07\x08"  // correlation
+    "\x00\x00\x00\x00\x00\x00\x00\x2a"  // seq 42
+    "ping"                              // type
+    "hi"s;                              // payload
 
 /// Writes a big-endian u32 at out[pos].
 void poke_u32(std::string& out, std::size_t pos, std::uint32_t v) {
@@ -139,8 +138,8 @@ TEST_CASE("begin_batch discards whatever the buffer held", "[wire]") {
 }
 
 TEST_CASE("several records of every kind survive a round trip in one batch", "[wire]") {
-  const record_kind kinds[] = {record_kind::tell, record_kind::ask, record_kind::reply,
-                               record_kind::ask_failed, record_kind::dead_letter};
+  const record_kind kinds[] = {record_kind::tell, record_kind::ask, record_kind::reply, record_kind::ask_failed,
+                               record_kind::dead_letter};
   std::vector<std::string> payloads;
   std::vector<std::string> types;
   std::string out;
@@ -322,9 +321,7 @@ TEST_CASE("records before a malformed one are still delivered", "[wire]") {
   append_record(out, r);
   const std::size_t bad_at = out.size();
 
-  SECTION("trailing bytes too short for a length") {
-    out += "\x00\x00"s;
-  }
+  SECTION("trailing bytes too short for a length") { out += "\x00\x00"s; }
   SECTION("a third record of an unknown kind") {
     r.seq = 3;
     append_record(out, r);
@@ -344,8 +341,7 @@ TEST_CASE("records before a malformed one are still delivered", "[wire]") {
   CHECK(d.records[1].seq == 2);
 }
 
-TEST_CASE("random mutations of a valid batch never make the decoder read outside the frame",
-          "[wire]") {
+TEST_CASE("random mutations of a valid batch never make the decoder read outside the frame", "[wire]") {
   std::string valid;
   begin_batch(valid);
   const std::string big_payload(300, '\xab');
@@ -359,9 +355,7 @@ TEST_CASE("random mutations of a valid batch never make the decoder read outside
   }
 
   std::mt19937 rng(20231123);
-  auto pick = [&](std::size_t n) {
-    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
-  };
+  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
   std::size_t accepted = 0;
   std::size_t records_seen = 0;
   for (int round = 0; round < 20000; ++round) {
@@ -377,8 +371,7 @@ TEST_CASE("random mutations of a valid batch never make the decoder read outside
           break;
         case 2:  // poke a length-sized value somewhere, biased towards small numbers
           if (mutated.size() >= 4)
-            poke_u32(mutated, pick(mutated.size() - 3),
-                     static_cast<std::uint32_t>(pick(2) ? pick(600) : rng()));
+            poke_u32(mutated, pick(mutated.size() - 3), static_cast<std::uint32_t>(pick(2) ? pick(600) : rng()));
           break;
         case 3:  // insert random bytes
           mutated.insert(pick(mutated.size() + 1), std::string(1 + pick(8), static_cast<char>(pick(256))));
@@ -407,8 +400,10 @@ TEST_CASE("random mutations of a valid batch never make the decoder read outside
       if (r.type.data() + r.type.size() != r.payload.data()) inside = false;
     });
     if (!inside) FAIL("a decoded view lies outside its frame in round " << round);
-    if (s.ok()) ++accepted;
-    else if (s.err().code != errc::protocol) FAIL("unexpected error category in round " << round);
+    if (s.ok())
+      ++accepted;
+    else if (s.err().code != errc::protocol)
+      FAIL("unexpected error category in round " << round);
   }
   // The loop exercised both outcomes.
   CHECK(accepted > 0);

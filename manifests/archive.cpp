@@ -62,22 +62,19 @@ class md_ctx {
       internal_failure("OpenSSL EVP_DigestInit_ex");
   }
   md_ctx(const md_ctx& other) : ctx_(EVP_MD_CTX_new()) {
-    if (ctx_ == nullptr || EVP_MD_CTX_copy_ex(ctx_, other.ctx_) != 1)
-      internal_failure("OpenSSL EVP_MD_CTX_copy_ex");
+    if (ctx_ == nullptr || EVP_MD_CTX_copy_ex(ctx_, other.ctx_) != 1) internal_failure("OpenSSL EVP_MD_CTX_copy_ex");
   }
   md_ctx& operator=(const md_ctx&) = delete;
   ~md_ctx() { EVP_MD_CTX_free(ctx_); }
 
   void update(std::string_view bytes) {
-    if (EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()) != 1)
-      internal_failure("OpenSSL EVP_DigestUpdate");
+    if (EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()) != 1) internal_failure("OpenSSL EVP_DigestUpdate");
   }
   /// The 32 raw digest bytes; call once, last.
   std::string finish() {
     std::array<unsigned char, EVP_MAX_MD_SIZE> d{};
     unsigned int size = 0;
-    if (EVP_DigestFinal_ex(ctx_, d.data(), &size) != 1)
-      internal_failure("OpenSSL EVP_DigestFinal_ex");
+    if (EVP_DigestFinal_ex(ctx_, d.data(), &size) != 1) internal_failure("OpenSSL EVP_DigestFinal_ex");
     return std::string(reinterpret_cast<const char*>(d.data()), size);
   }
 
@@ -94,8 +91,7 @@ std::string sha256_raw(std::string_view bytes) {
 std::string to_hex(std::string_view raw) { return base::hex_encode(raw); }
 
 void append_be64(std::string& out, std::uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 std::uint64_t read_be64(std::string_view b) {
@@ -173,8 +169,8 @@ enum class resolution { inside, escapes, too_many_links };
 // following the archive's own symlinks, so that a link through another link
 // ("d" -> ".", "e" -> "d/..") cannot climb out where a purely textual check
 // would not notice. Names not in the archive are taken as plain directories.
-resolution resolve(const std::vector<archive_entry_info>& entries, const entry_index& index,
-                   std::string at, std::string_view target, std::string& out) {
+resolution resolve(const std::vector<archive_entry_info>& entries, const entry_index& index, std::string at,
+                   std::string_view target, std::string& out) {
   std::vector<std::string> todo;  // components still to walk, next at the back
   auto push = [&todo](std::string_view t) {
     std::vector<std::string> parts;
@@ -214,8 +210,8 @@ resolution resolve(const std::vector<archive_entry_info>& entries, const entry_i
 }
 
 // The index of the regular file path names, through symlinks; nullopt if none.
-std::optional<std::size_t> find_file(const std::vector<archive_entry_info>& entries,
-                                     const entry_index& index, std::string_view path) {
+std::optional<std::size_t> find_file(const std::vector<archive_entry_info>& entries, const entry_index& index,
+                                     std::string_view path) {
   std::string at;
   if (resolve(entries, index, "", path, at) != resolution::inside) return std::nullopt;
   const auto it = index.find(at);
@@ -237,18 +233,15 @@ using writer = std::unique_ptr<archive, write_free>;
 
 error corrupt(archive* a) {
   const char* why = archive_error_string(a);
-  return make_error(errc::invalid_argument,
-                    std::string("corrupt archive: ") + (why != nullptr ? why : "unreadable"));
+  return make_error(errc::invalid_argument, std::string("corrupt archive: ") + (why != nullptr ? why : "unreadable"));
 }
 
 // Plain tar only: no compression filters, no other formats. Opening already
 // reads the first header, so bytes that are no tar fail here.
 result<reader> open_reader(const std::string& payload) {
   reader r(archive_read_new());
-  if (!r || archive_read_support_format_tar(r.get()) != ARCHIVE_OK)
-    internal_failure("libarchive archive_read_new");
-  if (archive_read_open_memory(r.get(), payload.data(), payload.size()) != ARCHIVE_OK)
-    return corrupt(r.get());
+  if (!r || archive_read_support_format_tar(r.get()) != ARCHIVE_OK) internal_failure("libarchive archive_read_new");
+  if (archive_read_open_memory(r.get(), payload.data(), payload.size()) != ARCHIVE_OK) return corrupt(r.get());
   return r;
 }
 
@@ -289,25 +282,21 @@ result<archive_entry_info> describe(archive_entry* e) {
       info.kind = entry_kind::symlink;
       break;
     default:
-      return make_error(errc::refused,
-                        "entry " + name + " is not a regular file, directory or symlink");
+      return make_error(errc::refused, "entry " + name + " is not a regular file, directory or symlink");
   }
   if (info.kind == entry_kind::file) {
     const auto size = archive_entry_size(e);
-    if (size < 0)
-      return make_error(errc::invalid_argument,
-                        "corrupt archive: entry " + name + " has a negative size");
+    if (size < 0) return make_error(errc::invalid_argument, "corrupt archive: entry " + name + " has a negative size");
     info.size = static_cast<std::uint64_t>(size);
     info.executable = (archive_entry_perm(e) & 0111) != 0;
   }
   if (info.kind == entry_kind::symlink) {
     const char* target = first_of(archive_entry_symlink_utf8(e), archive_entry_symlink(e));
-    if (target == nullptr || *target == '\0')
-      return make_error(errc::refused, "symlink " + name + " has no target");
+    if (target == nullptr || *target == '\0') return make_error(errc::refused, "symlink " + name + " has no target");
     info.link_target = target;
     if (info.link_target.size() > max_entry_path_bytes)
-      return make_error(errc::refused, "symlink " + name + " has a target over " +
-                                           std::to_string(max_entry_path_bytes) + " bytes");
+      return make_error(errc::refused,
+                        "symlink " + name + " has a target over " + std::to_string(max_entry_path_bytes) + " bytes");
   }
   return info;
 }
@@ -316,12 +305,10 @@ result<archive_entry_info> describe(archive_entry* e) {
 // every symlink resolving inside the package.
 status check_tree(const std::vector<archive_entry_info>& entries, const entry_index& index) {
   for (const auto& e : entries) {
-    for (auto slash = e.path.find('/'); slash != std::string::npos;
-         slash = e.path.find('/', slash + 1)) {
+    for (auto slash = e.path.find('/'); slash != std::string::npos; slash = e.path.find('/', slash + 1)) {
       const auto it = index.find(e.path.substr(0, slash));
       if (it != index.end() && entries[it->second].kind != entry_kind::directory)
-        return make_error(errc::refused, "entry " + show(e.path) + " is under " +
-                                             show(entries[it->second].path) +
+        return make_error(errc::refused, "entry " + show(e.path) + " is under " + show(entries[it->second].path) +
                                              ", which is not a directory");
     }
   }
@@ -332,19 +319,17 @@ status check_tree(const std::vector<archive_entry_info>& entries, const entry_in
       case resolution::inside:
         break;
       case resolution::escapes:
-        return make_error(errc::refused, "symlink " + show(e.path) + " -> " + show(e.link_target) +
-                                             " escapes the package");
+        return make_error(errc::refused,
+                          "symlink " + show(e.path) + " -> " + show(e.link_target) + " escapes the package");
       case resolution::too_many_links:
         return make_error(errc::refused, "symlink " + show(e.path) + " -> " + show(e.link_target) +
-                                             " goes through more than " +
-                                             std::to_string(max_symlink_hops) + " links");
+                                             " goes through more than " + std::to_string(max_symlink_hops) + " links");
     }
   }
   return ok_v;
 }
 
-result<std::vector<archive_entry_info>> list_entries(const std::string& payload,
-                                                     const archive_limits& limits) {
+result<std::vector<archive_entry_info>> list_entries(const std::string& payload, const archive_limits& limits) {
   auto opened = open_reader(payload);
   if (!opened) return opened.err();
   reader r = std::move(*opened);
@@ -357,14 +342,13 @@ result<std::vector<archive_entry_info>> list_entries(const std::string& payload,
     if (rc == ARCHIVE_EOF) break;
     if (!header_read(rc)) return corrupt(r.get());
     if (entries.size() >= limits.max_entries)
-      return make_error(errc::refused, "holds more than " + std::to_string(limits.max_entries) +
-                                           " entries (the limit)");
+      return make_error(errc::refused,
+                        "holds more than " + std::to_string(limits.max_entries) + " entries (the limit)");
     auto info = describe(e);
     if (!info) return info.err();
     if (info->size > limits.max_extracted_bytes - total)
-      return make_error(errc::refused, "unpacks to more than " +
-                                           std::to_string(limits.max_extracted_bytes) +
-                                           " bytes (the limit)");
+      return make_error(errc::refused,
+                        "unpacks to more than " + std::to_string(limits.max_extracted_bytes) + " bytes (the limit)");
     total += info->size;
     if (!index.emplace(info->path, entries.size()).second)
       return make_error(errc::refused, "entry " + show(info->path) + " appears twice");
@@ -393,8 +377,7 @@ result<std::string> entry_data(const std::string& payload, std::size_t at, std::
       if (n == 0) break;
       got += static_cast<std::size_t>(n);
     }
-    if (got != data.size())
-      return make_error(errc::invalid_argument, "corrupt archive: an entry is truncated");
+    if (got != data.size()) return make_error(errc::invalid_argument, "corrupt archive: an entry is truncated");
     return data;
   }
 }
@@ -403,14 +386,12 @@ result<std::string> entry_data(const std::string& payload, std::size_t at, std::
 status check_contents(package_archive& a) {
   const entry_index index = index_of(a.entries);
   const auto it = index.find("manifest.yaml");
-  if (it == index.end())
-    return prefixed(a.source, make_error(errc::refused, "no manifest.yaml in the archive"));
+  if (it == index.end()) return prefixed(a.source, make_error(errc::refused, "no manifest.yaml in the archive"));
   const archive_entry_info& entry = a.entries[it->second];
   if (entry.kind != entry_kind::file)
     return prefixed(a.source, make_error(errc::refused, "manifest.yaml is not a regular file"));
   if (entry.size > max_manifest_bytes)
-    return prefixed(a.source,
-                    make_error(errc::invalid_argument, "manifest.yaml: larger than 1 MiB"));
+    return prefixed(a.source, make_error(errc::invalid_argument, "manifest.yaml: larger than 1 MiB"));
   auto text = entry_data(a.payload, it->second, entry.size);
   if (!text) return prefixed(a.source, text.err());
   auto m = parse_manifest(*text, a.source + ":manifest.yaml");
@@ -418,8 +399,8 @@ status check_contents(package_archive& a) {
   a.m = std::move(*m);
   if (!find_file(a.entries, index, a.m.library))
     return prefixed(a.source, make_error(errc::refused, "library " + show(a.m.library) +
-                                                              " named by the manifest is not in "
-                                                              "the archive"));
+                                                            " named by the manifest is not in "
+                                                            "the archive"));
   return ok_v;
 }
 
@@ -442,16 +423,14 @@ result<file_bytes> read_whole_file(const fs::path& file, std::uint64_t max_bytes
 
 // Writes the entries of payload, as listed (and checked) by list_entries,
 // under tmp. Paths and link targets come from that list.
-status write_tree(const std::string& payload, const std::vector<archive_entry_info>& entries,
-                  const fs::path& tmp) {
+status write_tree(const std::string& payload, const std::vector<archive_entry_info>& entries, const fs::path& tmp) {
   writer w(archive_write_disk_new());
   if (!w) internal_failure("libarchive archive_write_disk_new");
   // Second layer behind open_archive's checks. Not SECURE_NOABSOLUTEPATHS:
   // every path handed over is tmp/<entry>, absolute by construction, since a
   // relative one would need a process-wide chdir().
-  archive_write_disk_set_options(w.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                              ARCHIVE_EXTRACT_PERM);
+  archive_write_disk_set_options(
+      w.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_PERM);
   auto opened = open_reader(payload);
   if (!opened) return opened.err();
   reader r = std::move(*opened);
@@ -460,8 +439,7 @@ status write_tree(const std::string& payload, const std::vector<archive_entry_in
     const int rc = archive_read_next_header(r.get(), &e);
     if (rc == ARCHIVE_EOF) break;
     if (!header_read(rc)) return corrupt(r.get());
-    if (i >= entries.size())
-      return make_error(errc::internal, "internal error: the archive reads differently twice");
+    if (i >= entries.size()) return make_error(errc::internal, "internal error: the archive reads differently twice");
     const archive_entry_info& info = entries[i];
     const fs::path dest = tmp / info.path;
     archive_entry_set_pathname(e, dest.c_str());
@@ -470,8 +448,8 @@ status write_tree(const std::string& payload, const std::vector<archive_entry_in
     if (info.kind == entry_kind::symlink) archive_entry_set_symlink(e, info.link_target.c_str());
     auto fail = [&] {
       const char* why = archive_error_string(w.get());
-      return make_error(errc::io, "cannot extract " + show(info.path) + ": " +
-                                      (why != nullptr ? why : "unknown error"));
+      return make_error(errc::io,
+                        "cannot extract " + show(info.path) + ": " + (why != nullptr ? why : "unknown error"));
     };
     if (archive_write_header(w.get(), e) < ARCHIVE_WARN) return fail();
     if (info.kind == entry_kind::file) {
@@ -487,8 +465,8 @@ status write_tree(const std::string& payload, const std::vector<archive_entry_in
     if (archive_write_finish_entry(w.get()) < ARCHIVE_WARN) return fail();
   }
   if (archive_write_close(w.get()) < ARCHIVE_WARN)
-    return make_error(errc::io, std::string("cannot extract: ") +
-                                    first_of(archive_error_string(w.get()), "unknown error"));
+    return make_error(errc::io,
+                      std::string("cannot extract: ") + first_of(archive_error_string(w.get()), "unknown error"));
   return ok_v;
 }
 
@@ -585,8 +563,7 @@ result<std::string> requested_version(const std::string& v) {
     const std::time_t now = std::time(nullptr);
     std::tm utc{};
     char buf[16];
-    if (::gmtime_r(&now, &utc) == nullptr ||
-        std::strftime(buf, sizeof buf, "%Y%m%d%H%M", &utc) == 0)
+    if (::gmtime_r(&now, &utc) == nullptr || std::strftime(buf, sizeof buf, "%Y%m%d%H%M", &utc) == 0)
       internal_failure("gmtime_r");
     text = buf;
   }
@@ -624,29 +601,24 @@ result<std::string> read_archive_file(const fs::path& file, const archive_limits
   return std::move(bytes->bytes);
 }
 
-result<package_archive> open_archive(const fs::path& file, const key_ring& keys,
-                                     const archive_limits& limits) {
+result<package_archive> open_archive(const fs::path& file, const key_ring& keys, const archive_limits& limits) {
   auto bytes = read_whole_file(file, limits.max_archive_bytes);
   if (!bytes) return bytes.err();
   return open_archive_bytes(std::move(bytes->bytes), file.string(), keys, limits);
 }
 
-result<package_archive> open_archive_bytes(std::string bytes, std::string source,
-                                           const key_ring& keys, const archive_limits& limits) {
-  auto refuse = [&](const std::string& what) {
-    return make_error(errc::refused, source + ": " + what);
-  };
+result<package_archive> open_archive_bytes(std::string bytes, std::string source, const key_ring& keys,
+                                           const archive_limits& limits) {
+  auto refuse = [&](const std::string& what) { return make_error(errc::refused, source + ": " + what); };
   if (bytes.size() > limits.max_archive_bytes)
     return refuse("is " + std::to_string(bytes.size()) + " bytes, over the limit of " +
                   std::to_string(limits.max_archive_bytes));
   if (bytes.size() < signature_trailer_bytes ||
-      std::string_view(bytes).substr(bytes.size() - signature_trailer_bytes,
-                                     trailer_magic.size()) != trailer_magic)
+      std::string_view(bytes).substr(bytes.size() - signature_trailer_bytes, trailer_magic.size()) != trailer_magic)
     return refuse("not signed (no signature trailer), or truncated");
   const std::size_t payload_size = bytes.size() - signature_trailer_bytes;
   const std::string_view trailer = std::string_view(bytes).substr(payload_size);
-  if (read_be64(trailer.substr(8, 8)) != payload_size)
-    return refuse("truncated or extended after signing");
+  if (read_be64(trailer.substr(8, 8)) != payload_size) return refuse("truncated or extended after signing");
 
   md_ctx whole;
   whole.update(std::string_view(bytes).substr(0, payload_size));
@@ -663,8 +635,8 @@ result<package_archive> open_archive_bytes(std::string bytes, std::string source
     // A key file that could not be read is the likely culprit: say so.
     std::string unreadable;
     for (const auto& why : keys.skipped) unreadable += "; unreadable: " + why;
-    return refuse("signed by an unknown key " + fingerprint +
-                  " (trusted: " + (trusted.empty() ? "none" : trusted) + unreadable + ")");
+    return refuse("signed by an unknown key " + fingerprint + " (trusted: " + (trusted.empty() ? "none" : trusted) +
+                  unreadable + ")");
   }
   if (!verify_signature(*signer, signed_statement(trailer), trailer.substr(80, 64)))
     return refuse("signature does not verify with key " + signer->name);
@@ -684,23 +656,19 @@ result<package_archive> open_archive_bytes(std::string bytes, std::string source
 
 result<std::string> read_entry(const package_archive& archive, std::string_view path) {
   const auto at = find_file(archive.entries, index_of(archive.entries), path);
-  if (!at)
-    return make_error(errc::not_found,
-                      archive.source + ": no file " + show(path) + " in the archive");
+  if (!at) return make_error(errc::not_found, archive.source + ": no file " + show(path) + " in the archive");
   auto data = entry_data(archive.payload, *at, archive.entries[*at].size);
   if (!data) return prefixed(archive.source, data.err());
   return data;
 }
 
 result<fs::path> extract_archive(const package_archive& archive, const fs::path& cache_root) {
-  if (!is_hex_id(archive.id))
-    return make_error(errc::internal, "internal error: bad package id " + show(archive.id));
+  if (!is_hex_id(archive.id)) return make_error(errc::internal, "internal error: bad package id " + show(archive.id));
   std::error_code ec;
   fs::create_directories(cache_root, ec);
   // SECURE_SYMLINKS refuses a symlink anywhere on the path, the cache's own included.
   const fs::path root = ec ? fs::path() : fs::canonical(cache_root, ec);
-  if (ec)
-    return make_error(errc::io, cache_root.string() + ": cannot create (" + ec.message() + ")");
+  if (ec) return make_error(errc::io, cache_root.string() + ": cannot create (" + ec.message() + ")");
   const fs::path target = root / archive.id;
   if (fs::is_directory(fs::symlink_status(target, ec))) return target;
 
@@ -722,10 +690,8 @@ result<fs::path> extract_archive(const package_archive& archive, const fs::path&
     const int e = errno;
     (void)remove_extracted(tmp);
     // Another system extracted the same id first: theirs is as good as ours.
-    if ((e == EEXIST || e == ENOTEMPTY) && fs::is_directory(fs::symlink_status(target, ec)))
-      return target;
-    return make_error(errc::io,
-                      target.string() + ": cannot rename into place (" + errno_text(e) + ")");
+    if ((e == EEXIST || e == ENOTEMPTY) && fs::is_directory(fs::symlink_status(target, ec))) return target;
+    return make_error(errc::io, target.string() + ": cannot rename into place (" + errno_text(e) + ")");
   }
   return target;
 }
@@ -734,8 +700,7 @@ status remove_extracted(const fs::path& dir) {
   std::error_code ec;
   const auto st = fs::symlink_status(dir, ec);
   if (!fs::exists(st)) return ok_v;
-  if (!fs::is_directory(st))
-    return make_error(errc::invalid_argument, dir.string() + ": not a directory");
+  if (!fs::is_directory(st)) return make_error(errc::invalid_argument, dir.string() + ": not a directory");
   if (auto s = set_tree_modes(dir, true); !s) return s;
   fs::remove_all(dir, ec);
   if (ec) return make_error(errc::io, dir.string() + ": cannot remove (" + ec.message() + ")");
@@ -751,8 +716,7 @@ std::string write_tar(const std::vector<pack_entry>& entries) {
       archive_write_open2(w.get(), &out, nullptr, append_to_string, nullptr, nullptr) != ARCHIVE_OK)
     internal_failure("libarchive archive_write_open2");
   for (const auto& p : entries) {
-    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(),
-                                                               archive_entry_free);
+    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
     archive_entry_set_pathname(e.get(), p.path.c_str());
     archive_entry_set_uid(e.get(), 0);
     archive_entry_set_gid(e.get(), 0);
@@ -790,8 +754,7 @@ std::string write_tar(const std::vector<pack_entry>& entries) {
     if (rc >= ARCHIVE_WARN && p.kind == entry_kind::file && !p.content.empty())
       (void)archive_write_data(w.get(), p.content.data(), p.content.size());
   }
-  if (archive_write_close(w.get()) != ARCHIVE_OK)
-    internal_failure("libarchive archive_write_close");
+  if (archive_write_close(w.get()) != ARCHIVE_OK) internal_failure("libarchive archive_write_close");
   return out;
 }
 
@@ -820,33 +783,28 @@ result<pack_result> pack_package(const pack_request& request, const signing_key&
   auto m = parse_manifest(text, manifest_file.string());
   if (!m) return m.err();
   if (request.version && m->version.text != wanted)
-    return make_error(errc::invalid_argument,
-                      manifest_file.string() + ": version: cannot be replaced in place");
+    return make_error(errc::invalid_argument, manifest_file.string() + ": version: cannot be replaced in place");
 
   std::vector<pack_entry> entries;
   entries.push_back({"manifest.yaml", entry_kind::file, text, "", false});
   std::string library_path;
   if (normalise(m->library, library_path) != path_check::ok)
-    return make_error(errc::invalid_argument, manifest_file.string() +
-                                                  ": library: " + show(m->library) +
-                                                  " is not a plain relative path");
+    return make_error(errc::invalid_argument,
+                      manifest_file.string() + ": library: " + show(m->library) + " is not a plain relative path");
   const fs::path library_file = manifest_file.parent_path() / m->library;
   auto library = read_whole_file(library_file, no_limit);
   if (!library) return library.err();
-  entries.push_back(
-      {library_path, entry_kind::file, std::move(library->bytes), "", library->executable});
+  entries.push_back({library_path, entry_kind::file, std::move(library->bytes), "", library->executable});
 
   for (const auto& lib : request.private_libraries) {
-    if (lib.filename().empty())
-      return make_error(errc::invalid_argument, lib.string() + ": not a file name");
+    if (lib.filename().empty()) return make_error(errc::invalid_argument, lib.string() + ": not a file name");
     const std::string stored = "lib/" + lib.filename().string();
     for (std::size_t i = 1; i < entries.size(); ++i) {
       if (entries[i].path != stored) continue;
-      return make_error(
-          errc::refused,
-          lib.string() + ": would be stored as " + show(stored) + ", which is " +
-              (i == 1 ? std::string("the package's library")
-                      : "also where " + request.private_libraries[i - 2].string() + " goes"));
+      return make_error(errc::refused,
+                        lib.string() + ": would be stored as " + show(stored) + ", which is " +
+                            (i == 1 ? std::string("the package's library")
+                                    : "also where " + request.private_libraries[i - 2].string() + " goes"));
     }
     auto bytes = read_whole_file(lib, no_limit);
     if (!bytes) return bytes.err();
@@ -861,8 +819,7 @@ result<pack_result> pack_package(const pack_request& request, const signing_key&
   std::string signed_bytes = sign_payload(write_tar(entries), key);
   // Never write an archive this code would refuse to open.
   key_ring self{{}, {key.pub()}, {}};
-  auto check =
-      open_archive_bytes(signed_bytes, out.string(), self, {no_limit, no_limit, max_entries_any});
+  auto check = open_archive_bytes(signed_bytes, out.string(), self, {no_limit, no_limit, max_entries_any});
   if (!check) return check.err();
   if (auto s = base::write_file_atomically(out, signed_bytes, 0644); !s) return s.err();
   return pack_result{check->id, out, std::move(*m)};

@@ -44,8 +44,8 @@ inline constexpr std::size_t signature_trailer_bytes = 144;
 /// Ceilings on what a system accepts; an archive over one is refused before
 /// anything is written to disk.
 struct archive_limits {
-  std::uint64_t max_archive_bytes = 256ull << 20;   ///< the .tpkg file
-  std::uint64_t max_extracted_bytes = 1ull << 30;   ///< sum of entry sizes
+  std::uint64_t max_archive_bytes = 256ull << 20;  ///< the .tpkg file
+  std::uint64_t max_extracted_bytes = 1ull << 30;  ///< sum of entry sizes
   std::uint32_t max_entries = 10000;
 };
 
@@ -63,7 +63,7 @@ struct archive_entry_info {
 
 /// A verified archive, held in memory.
 struct package_archive {
-  std::string id;    ///< hex SHA-256 of the whole file
+  std::string id;      ///< hex SHA-256 of the whole file
   std::string source;  ///< file path or other name, prefixes errors
   public_key signer;
   manifest m;
@@ -87,8 +87,7 @@ struct package_archive {
 ///  7. manifest.yaml is present and parses (the parse error, source "FILE:manifest.yaml");
 ///  8. the manifest's library is a regular file in the archive, directly or through a symlink
 ///     (refused: "library "lib/x.so" named by the manifest is not in the archive").
-[[nodiscard]] result<package_archive> open_archive(const std::filesystem::path& file,
-                                                   const key_ring& keys,
+[[nodiscard]] result<package_archive> open_archive(const std::filesystem::path& file, const key_ring& keys,
                                                    const archive_limits& limits = {});
 
 /// The bytes of an archive file in one read, refused (as open_archive does)
@@ -97,8 +96,7 @@ struct package_archive {
                                                     const archive_limits& limits = {});
 
 /// The same checks on bytes already in memory (a package fetched from a peer).
-[[nodiscard]] result<package_archive> open_archive_bytes(std::string bytes, std::string source,
-                                                         const key_ring& keys,
+[[nodiscard]] result<package_archive> open_archive_bytes(std::string bytes, std::string source, const key_ring& keys,
                                                          const archive_limits& limits = {});
 
 /// The contents of one entry (a regular file); not_found naming the path.

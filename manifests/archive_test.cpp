@@ -66,16 +66,12 @@ struct fixture {
   }
 
   pack_request request(std::optional<std::string> version = "1.4.2") const {
-    return pack_request{pkg / "manifest.yaml",
-                        std::move(version),
-                        {t.path / "deps" / "libcodec.so.1"},
-                        t.path / "out.tpkg"};
+    return pack_request{
+        pkg / "manifest.yaml", std::move(version), {t.path / "deps" / "libcodec.so.1"}, t.path / "out.tpkg"};
   }
 
   // A signed archive from entries, as a package author with this key could make.
-  std::string crafted(const std::vector<pack_entry>& entries) const {
-    return sign_payload(write_tar(entries), *key);
-  }
+  std::string crafted(const std::vector<pack_entry>& entries) const { return sign_payload(write_tar(entries), *key); }
 
   // The error open_archive_bytes gives for bytes; fails the test if they open.
   troupe::error refusal(std::string bytes, const archive_limits& limits = {}) const {
@@ -132,8 +128,7 @@ TEST_CASE("a packed archive opens with its id, signer, entries and manifest", "[
   CHECK(a->signer.name == "dev");
   CHECK(a->signer.fingerprint == f.key->pub().fingerprint);
   CHECK(a->m == packed->m);
-  CHECK(paths_of(*a) ==
-        std::vector<std::string>{"manifest.yaml", "lib/libencoder.so", "lib/libcodec.so.1"});
+  CHECK(paths_of(*a) == std::vector<std::string>{"manifest.yaml", "lib/libencoder.so", "lib/libcodec.so.1"});
   CHECK(a->entries[1].kind == entry_kind::file);
   CHECK(a->entries[1].executable);
   CHECK(a->entries[1].size == library_bytes.size());
@@ -171,8 +166,7 @@ TEST_CASE("pack replaces only the version's text, keeping comments", "[archive][
     CHECK(p->m.version.text == "4.5");
   }
   SECTION("no version in the manifest: a line is added") {
-    write(f.pkg / "manifest.yaml",
-          "package: encoder\nlibrary: lib/libencoder.so\nactors: { Morse: {} }  # end");
+    write(f.pkg / "manifest.yaml", "package: encoder\nlibrary: lib/libencoder.so\nactors: { Morse: {} }  # end");
     auto p = pack_package(f.request("1.2"), *f.key);
     REQUIRE(p.ok());
     CHECK(*read_entry(*open_archive(p->file, f.ring), "manifest.yaml") ==
@@ -180,8 +174,7 @@ TEST_CASE("pack replaces only the version's text, keeping comments", "[archive][
           "version: 1.2\n");
   }
   SECTION("no version anywhere is the manifest's error") {
-    write(f.pkg / "manifest.yaml",
-          "package: encoder\nlibrary: lib/libencoder.so\nactors: { Morse: {} }\n");
+    write(f.pkg / "manifest.yaml", "package: encoder\nlibrary: lib/libencoder.so\nactors: { Morse: {} }\n");
     auto p = pack_package(f.request(std::nullopt), *f.key);
     REQUIRE_FALSE(p.ok());
     CHECK(p.err().message == (f.pkg / "manifest.yaml").string() + ": version: missing (required)");
@@ -233,8 +226,7 @@ TEST_CASE("equal inputs and key give byte-identical archives", "[archive][pack]"
   CHECK(slurp(one->file) == slurp(two->file));
 }
 
-TEST_CASE("pack into a directory names the file <package>-<version>.tpkg, leaving no temp file",
-          "[archive][pack]") {
+TEST_CASE("pack into a directory names the file <package>-<version>.tpkg, leaving no temp file", "[archive][pack]") {
   fixture f;
   auto req = f.request();
   req.output = f.t.path / "repo";
@@ -285,8 +277,7 @@ TEST_CASE("pack refuses missing and clashing private libraries", "[archive][pack
     write(f.pkg / "manifest.yaml", "package: encoder\nversion: 1\nlibrary: l.so\nactors: {}\n");
     auto p = pack_package(req, *f.key);
     REQUIRE_FALSE(p.ok());
-    CHECK(p.err().message ==
-          (f.pkg / "manifest.yaml").string() + ": actors: must list at least one actor type");
+    CHECK(p.err().message == (f.pkg / "manifest.yaml").string() + ": actors: must list at least one actor type");
   }
   CHECK_FALSE(fs::exists(f.t.path / "out.tpkg"));
 }
@@ -298,8 +289,8 @@ TEST_CASE("a deps file lists library paths relative to itself", "[archive][pack]
         "sub/libx.so");
   auto deps = read_deps_file(t.path / "d" / "deps.txt");
   REQUIRE(deps.ok());
-  CHECK(*deps == std::vector<fs::path>{t.path / "d" / "libcodec.so.1", "/opt/lib/libz.so.1",
-                                       t.path / "d" / "sub" / "libx.so"});
+  CHECK(*deps ==
+        std::vector<fs::path>{t.path / "d" / "libcodec.so.1", "/opt/lib/libz.so.1", t.path / "d" / "sub" / "libx.so"});
   CHECK(read_deps_file(t.path / "missing").err().code == errc::not_found);
 }
 
@@ -318,15 +309,13 @@ TEST_CASE("an archive signed by an unknown key is refused naming the key", "[arc
   REQUIRE(stranger.ok());
   const auto e = f.refusal(sign_payload(write_tar(valid_plus()), *stranger));
   CHECK(e.code == errc::refused);
-  CHECK(e.message ==
-        "pkg.tpkg: signed by an unknown key " + stranger->pub().fingerprint + " (trusted: dev)");
+  CHECK(e.message == "pkg.tpkg: signed by an unknown key " + stranger->pub().fingerprint + " (trusted: dev)");
   auto none = open_archive_bytes(sign_payload(write_tar(valid_plus()), *f.key), "p", key_ring{});
   REQUIRE_FALSE(none.ok());
   CHECK_THAT(none.err().message, Catch::EndsWith("(trusted: none)"));
 }
 
-TEST_CASE("one flipped byte anywhere is refused, with the check that caught it named",
-          "[archive][refusals]") {
+TEST_CASE("one flipped byte anywhere is refused, with the check that caught it named", "[archive][refusals]") {
   fixture f;
   const std::string good = f.crafted(valid_plus());
   REQUIRE(open_archive_bytes(good, "pkg.tpkg", f.ring).ok());
@@ -343,19 +332,15 @@ TEST_CASE("one flipped byte anywhere is refused, with the check that caught it n
   const auto content = good.find(library_bytes);
   REQUIRE(content < trailer);
   CHECK(f.refusal(flip(content + 3)).message == prefix + "modified after signing");
-  CHECK(f.refusal(flip(trailer)).message ==
-        prefix + "not signed (no signature trailer), or truncated");
+  CHECK(f.refusal(flip(trailer)).message == prefix + "not signed (no signature trailer), or truncated");
   CHECK(f.refusal(flip(trailer + 15)).message == prefix + "truncated or extended after signing");
   CHECK(f.refusal(flip(trailer + 8)).message == prefix + "truncated or extended after signing");
   CHECK(f.refusal(flip(trailer + 16)).message == prefix + "modified after signing");
   CHECK(f.refusal(flip(trailer + 47)).message == prefix + "modified after signing");
-  CHECK_THAT(f.refusal(flip(trailer + 48)).message,
-             Catch::StartsWith(prefix + "signed by an unknown key "));
-  CHECK_THAT(f.refusal(flip(trailer + 79)).message,
-             Catch::StartsWith(prefix + "signed by an unknown key "));
+  CHECK_THAT(f.refusal(flip(trailer + 48)).message, Catch::StartsWith(prefix + "signed by an unknown key "));
+  CHECK_THAT(f.refusal(flip(trailer + 79)).message, Catch::StartsWith(prefix + "signed by an unknown key "));
   CHECK(f.refusal(flip(trailer + 80)).message == prefix + "signature does not verify with key dev");
-  CHECK(f.refusal(flip(good.size() - 1)).message ==
-        prefix + "signature does not verify with key dev");
+  CHECK(f.refusal(flip(good.size() - 1)).message == prefix + "signature does not verify with key dev");
 
   // And every other position: refused, never a crash.
   for (std::size_t at = 0; at < good.size(); ++at) {
@@ -368,9 +353,8 @@ TEST_CASE("a truncated or extended archive is refused", "[archive][refusals]") {
   fixture f;
   const std::string good = f.crafted(valid_plus());
   const std::string unsigned_msg = "pkg.tpkg: not signed (no signature trailer), or truncated";
-  for (std::size_t len : {std::size_t{0}, std::size_t{1}, std::size_t{143}, std::size_t{144},
-                          std::size_t{512}, good.size() / 2, good.size() - signature_trailer_bytes,
-                          good.size() - 100, good.size() - 1}) {
+  for (std::size_t len : {std::size_t{0}, std::size_t{1}, std::size_t{143}, std::size_t{144}, std::size_t{512},
+                          good.size() / 2, good.size() - signature_trailer_bytes, good.size() - 100, good.size() - 1}) {
     INFO("length " << len);
     CHECK(f.refusal(good.substr(0, len)).message == unsigned_msg);
   }
@@ -391,21 +375,19 @@ TEST_CASE("an archive over a limit is refused", "[archive][refusals]") {
   limits.max_archive_bytes = good.size() - 1;
   const auto size = f.refusal(good, limits);
   CHECK(size.code == errc::refused);
-  CHECK(size.message == "pkg.tpkg: is " + std::to_string(good.size()) +
-                            " bytes, over the limit of " + std::to_string(good.size() - 1));
+  CHECK(size.message ==
+        "pkg.tpkg: is " + std::to_string(good.size()) + " bytes, over the limit of " + std::to_string(good.size() - 1));
 
   write(f.t.path / "big.tpkg", good);
   auto from_file = open_archive(f.t.path / "big.tpkg", f.ring, limits);
   REQUIRE_FALSE(from_file.ok());
-  CHECK(from_file.err().message == (f.t.path / "big.tpkg").string() + ": is " +
-                                       std::to_string(good.size()) + " bytes, over the limit of " +
-                                       std::to_string(good.size() - 1));
+  CHECK(from_file.err().message == (f.t.path / "big.tpkg").string() + ": is " + std::to_string(good.size()) +
+                                       " bytes, over the limit of " + std::to_string(good.size() - 1));
 
   limits = {};
   limits.max_extracted_bytes = valid_manifest.size() + library_bytes.size() + 1;
-  CHECK(f.refusal(good, limits).message == "pkg.tpkg: unpacks to more than " +
-                                               std::to_string(limits.max_extracted_bytes) +
-                                               " bytes (the limit)");
+  CHECK(f.refusal(good, limits).message ==
+        "pkg.tpkg: unpacks to more than " + std::to_string(limits.max_extracted_bytes) + " bytes (the limit)");
   limits.max_extracted_bytes += 1;
   CHECK(open_archive_bytes(good, "pkg.tpkg", f.ring, limits).ok());
 
@@ -429,8 +411,7 @@ TEST_CASE("entries leaving the package are refused", "[archive][refusals]") {
   CHECK(message({file_entry("a/..")}) == "pkg.tpkg: entry \"a/..\" escapes the package");
   CHECK(message({link_entry("lib/evil", "/etc/passwd")}) ==
         "pkg.tpkg: symlink \"lib/evil\" -> \"/etc/passwd\" escapes the package");
-  CHECK(message({link_entry("lib/a", "../../x")}) ==
-        "pkg.tpkg: symlink \"lib/a\" -> \"../../x\" escapes the package");
+  CHECK(message({link_entry("lib/a", "../../x")}) == "pkg.tpkg: symlink \"lib/a\" -> \"../../x\" escapes the package");
   // Each link alone stays inside; through the first, the second climbs out.
   CHECK(message({link_entry("d", "."), link_entry("e", "d/..")}) ==
         "pkg.tpkg: symlink \"e\" -> \"d/..\" escapes the package");
@@ -445,8 +426,7 @@ TEST_CASE("entries leaving the package are refused", "[archive][refusals]") {
   CHECK(message({file_entry("./")}) == "pkg.tpkg: entry \"./\" is not a plain relative path");
   CHECK(message({file_entry(std::string(1100, 'a'))}) ==
         "pkg.tpkg: entry \"" + std::string(200, 'a') + "...\" has a path over 1024 bytes");
-  CHECK(message({file_entry("../bad\nname")}) ==
-        "pkg.tpkg: entry \"../bad\\x0aname\" escapes the package");
+  CHECK(message({file_entry("../bad\nname")}) == "pkg.tpkg: entry \"../bad\\x0aname\" escapes the package");
 }
 
 TEST_CASE("links, special files and repeated paths are refused", "[archive][refusals]") {
@@ -460,12 +440,9 @@ TEST_CASE("links, special files and repeated paths are refused", "[archive][refu
         "pkg.tpkg: entry \"lib/h\" is a hardlink");
   CHECK(message({{"fifo", entry_kind::other, "", "", false}}) ==
         "pkg.tpkg: entry \"fifo\" is not a regular file, directory or symlink");
-  CHECK(message({file_entry("lib/libencoder.so")}) ==
-        "pkg.tpkg: entry \"lib/libencoder.so\" appears twice");
-  CHECK(message({file_entry("./manifest.yaml")}) ==
-        "pkg.tpkg: entry \"manifest.yaml\" appears twice");
-  CHECK(message({{"lib/", entry_kind::directory, "", "", false},
-                 {"./lib", entry_kind::directory, "", "", false}}) ==
+  CHECK(message({file_entry("lib/libencoder.so")}) == "pkg.tpkg: entry \"lib/libencoder.so\" appears twice");
+  CHECK(message({file_entry("./manifest.yaml")}) == "pkg.tpkg: entry \"manifest.yaml\" appears twice");
+  CHECK(message({{"lib/", entry_kind::directory, "", "", false}, {"./lib", entry_kind::directory, "", "", false}}) ==
         "pkg.tpkg: entry \"lib\" appears twice");
 }
 
@@ -481,11 +458,10 @@ TEST_CASE("the manifest and its library must be in the archive", "[archive][refu
     CHECK(e.message == "pkg.tpkg: manifest.yaml is not a regular file");
   }
   SECTION("a manifest failing its schema names the field") {
-    const auto e =
-        f.refusal(f.crafted({file_entry("manifest.yaml",
-                                        "package: encoder\nversion: 1\nlibrary: lib/libencoder.so\n"
-                                        "actors: { Morse: { isolation: sideways } }\n"),
-                             file_entry("lib/libencoder.so")}));
+    const auto e = f.refusal(f.crafted({file_entry("manifest.yaml",
+                                                   "package: encoder\nversion: 1\nlibrary: lib/libencoder.so\n"
+                                                   "actors: { Morse: { isolation: sideways } }\n"),
+                                        file_entry("lib/libencoder.so")}));
     CHECK(e.code == errc::invalid_argument);
     CHECK_THAT(e.message, Catch::StartsWith("pkg.tpkg:manifest.yaml: actors.Morse.isolation: "
                                             "\"sideways\" is not an isolation"));
@@ -493,20 +469,18 @@ TEST_CASE("the manifest and its library must be in the archive", "[archive][refu
   SECTION("the library missing") {
     const auto e = f.refusal(f.crafted({file_entry("manifest.yaml", valid_manifest)}));
     CHECK(e.code == errc::refused);
-    CHECK(e.message ==
-          "pkg.tpkg: library \"lib/libencoder.so\" named by the manifest is not in the archive");
+    CHECK(e.message == "pkg.tpkg: library \"lib/libencoder.so\" named by the manifest is not in the archive");
   }
   SECTION("the library as a dangling symlink") {
-    const auto e = f.refusal(f.crafted({file_entry("manifest.yaml", valid_manifest),
-                                        link_entry("lib/libencoder.so", "libencoder.so.1")}));
+    const auto e = f.refusal(
+        f.crafted({file_entry("manifest.yaml", valid_manifest), link_entry("lib/libencoder.so", "libencoder.so.1")}));
     CHECK(e.code == errc::refused);
   }
   SECTION("the library through a symlink is accepted") {
-    auto a = open_archive_bytes(f.crafted({file_entry("manifest.yaml", valid_manifest),
-                                           link_entry("lib/libencoder.so", "libencoder.so.1"),
-                                           file_entry("lib/libencoder.so.1", "lib"),
-                                           link_entry("lib/up", "../manifest.yaml")}),
-                                "pkg.tpkg", f.ring);
+    auto a = open_archive_bytes(
+        f.crafted({file_entry("manifest.yaml", valid_manifest), link_entry("lib/libencoder.so", "libencoder.so.1"),
+                   file_entry("lib/libencoder.so.1", "lib"), link_entry("lib/up", "../manifest.yaml")}),
+        "pkg.tpkg", f.ring);
     INFO((a ? std::string() : a.err().message));
     REQUIRE(a.ok());
     CHECK(a->entries[1].kind == entry_kind::symlink);
@@ -532,9 +506,9 @@ TEST_CASE("a signed payload that is not a tar is a corrupt archive", "[archive][
 
 TEST_CASE("read_entry returns a file's bytes or not_found naming the path", "[archive]") {
   fixture f;
-  auto a = open_archive_bytes(f.crafted(valid_plus({{"docs", entry_kind::directory, "", "", false},
-                                                    file_entry("docs/empty", "")})),
-                              "pkg.tpkg", f.ring);
+  auto a = open_archive_bytes(
+      f.crafted(valid_plus({{"docs", entry_kind::directory, "", "", false}, file_entry("docs/empty", "")})), "pkg.tpkg",
+      f.ring);
   REQUIRE(a.ok());
   CHECK(*read_entry(*a, "manifest.yaml") == valid_manifest);
   CHECK(*read_entry(*a, "lib/libencoder.so") == library_bytes);
@@ -587,8 +561,7 @@ TEST_CASE("extraction gives a read-only tree under the id, once", "[archive][ext
   }
 }
 
-TEST_CASE("extraction keeps symlinks and reuses an existing directory as is",
-          "[archive][extract]") {
+TEST_CASE("extraction keeps symlinks and reuses an existing directory as is", "[archive][extract]") {
   fixture f;
   auto a = open_archive_bytes(f.crafted({file_entry("manifest.yaml", valid_manifest),
                                          link_entry("lib/libencoder.so", "libencoder.so.1"),
@@ -618,8 +591,7 @@ TEST_CASE("extraction keeps symlinks and reuses an existing directory as is",
   CHECK_FALSE(fs::exists(*reused / "manifest.yaml"));
 }
 
-TEST_CASE("extraction checks the payload again and writes nothing when it is bad",
-          "[archive][extract]") {
+TEST_CASE("extraction checks the payload again and writes nothing when it is bad", "[archive][extract]") {
   temp_dir t;
   package_archive a;  // filled in by hand, not by open_archive
   a.id = std::string(64, 'a');

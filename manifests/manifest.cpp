@@ -18,9 +18,8 @@ result<actor_spec> parse_actor(const yaml_reader& r, const std::string& type, co
                                const std::string& path) {
   if (!detail::name_chars(type, ""))
     return r.fail(path, quote(type) + " is not an actor type name (use letters, digits and _)");
-  auto entries = r.entries(n, path,
-                           {"requires", "restart", "isolation", "max_handle_time", "on_load",
-                            "on_deactivate", "on_reactivate"});
+  auto entries = r.entries(
+      n, path, {"requires", "restart", "isolation", "max_handle_time", "on_load", "on_deactivate", "on_reactivate"});
   if (!entries) return entries.err();
   actor_spec a;
   a.type = type;
@@ -48,8 +47,7 @@ result<actor_spec> parse_actor(const yaml_reader& r, const std::string& type, co
 
 status check_package(const yaml_reader& r, const std::string& name) {
   if (!detail::name_chars(name, ".-") || name.size() > 64 || name == "." || name == "..")
-    return r.fail("package",
-                  quote(name) + " is not a package name (1 to 64 letters, digits, _ . -)");
+    return r.fail("package", quote(name) + " is not a package name (1 to 64 letters, digits, _ . -)");
   return ok_v;
 }
 
@@ -60,14 +58,12 @@ status check_library(const yaml_reader& r, const std::string& lib) {
   if (p.is_absolute() || lib.starts_with('/'))
     return r.fail("library", quote(lib) + " must be a path relative to the package");
   for (const auto& part : p) {
-    if (part == "..")
-      return r.fail("library", quote(lib) + " must stay inside the package (no ..)");
+    if (part == "..") return r.fail("library", quote(lib) + " must stay inside the package (no ..)");
   }
   return ok_v;
 }
 
-status parse_field(const yaml_reader& r, const std::string& key, const YAML::Node& value,
-                   manifest& m) {
+status parse_field(const yaml_reader& r, const std::string& key, const YAML::Node& value, manifest& m) {
   if (key == "actors") {
     auto entries = r.entries(value, key, {});
     if (!entries) return entries.err();
@@ -101,16 +97,15 @@ status parse_field(const yaml_reader& r, const std::string& key, const YAML::Nod
 }
 
 result<manifest> parse_document(const yaml_reader& r, const YAML::Node& doc) {
-  auto entries =
-      r.entries(doc, "", {"package", "version", "library", "actors", "auto_unload", "keep"});
+  auto entries = r.entries(doc, "", {"package", "version", "library", "actors", "auto_unload", "keep"});
   if (!entries) return entries.err();
   manifest m;
   for (const auto& [key, value] : *entries) {
     if (auto s = parse_field(r, key, value, m); !s) return s.err();
   }
   for (const char* required : {"package", "version", "library", "actors"}) {
-    const bool present = std::any_of(entries->begin(), entries->end(),
-                                     [&](const auto& e) { return e.first == required; });
+    const bool present =
+        std::any_of(entries->begin(), entries->end(), [&](const auto& e) { return e.first == required; });
     if (!present) return r.fail(required, "missing (required)");
   }
   return m;
@@ -127,18 +122,16 @@ const actor_spec* manifest::find_actor(std::string_view type) const {
 
 result<manifest> parse_manifest(std::string_view yaml_text, std::string_view source_name) {
   const std::string source(source_name);
-  if (yaml_text.size() > max_manifest_bytes)
-    return make_error(errc::invalid_argument, source + ": larger than 1 MiB");
+  if (yaml_text.size() > max_manifest_bytes) return make_error(errc::invalid_argument, source + ": larger than 1 MiB");
   // The one place yaml-cpp may throw (syntax errors, or a bug in a read
   // above): nothing escapes this component.
   try {
     const YAML::Node doc = YAML::Load(std::string(yaml_text));
     return parse_document(yaml_reader(source), doc);
   } catch (const YAML::Exception& e) {
-    const std::string where = e.mark.is_null()
-                                  ? std::string()
-                                  : "line " + std::to_string(e.mark.line + 1) + ", column " +
-                                        std::to_string(e.mark.column + 1) + ": ";
+    const std::string where = e.mark.is_null() ? std::string()
+                                               : "line " + std::to_string(e.mark.line + 1) + ", column " +
+                                                     std::to_string(e.mark.column + 1) + ": ";
     return make_error(errc::invalid_argument, source + ": " + where + e.msg);
   } catch (const std::exception& e) {
     return make_error(errc::internal, source + ": internal error: " + e.what());

@@ -86,7 +86,6 @@ inline constexpr std::size_t max_manifest_bytes = 1 << 20;
 /// prefixes every error. Errors are invalid_argument, one line, of the form
 /// "<source>: <field.path>: <what is wrong>", e.g.
 /// `manifest.yaml: actors.Morse.restart.within: "10" is not a duration (use 250ms, 10s, 2m)`.
-[[nodiscard]] result<manifest> parse_manifest(std::string_view yaml_text,
-                                              std::string_view source_name);
+[[nodiscard]] result<manifest> parse_manifest(std::string_view yaml_text, std::string_view source_name);
 
 }  // namespace troupe::manifests

@@ -42,9 +42,8 @@ TEST_CASE("a missing required field is named", "[manifest][errors]") {
 TEST_CASE("a bad package name is an error naming package", "[manifest][errors]") {
   const std::string too_long(65, 'x');
   for (const std::string bad : {"\"\"", "en coder", "a/b", "..", too_long.c_str()}) {
-    CHECK_THAT(
-        error_of(top("package: " + bad + "\n", ver, lib)),
-        Catch::StartsWith("manifest.yaml: package: ") && Catch::Contains("is not a package name"));
+    CHECK_THAT(error_of(top("package: " + bad + "\n", ver, lib)),
+               Catch::StartsWith("manifest.yaml: package: ") && Catch::Contains("is not a package name"));
   }
   CHECK_THAT(error_of(top("package: [a]\n", ver, lib)),
              Catch::Equals("manifest.yaml: package: must be a string, got a sequence"));
@@ -60,26 +59,21 @@ TEST_CASE("a library outside the package is an error naming library", "[manifest
         "manifest.yaml: library: \"/usr/lib/libx.so\" must be a path relative to the package");
   CHECK(error_of(top(pkg, ver, "library: ../libx.so\n")) ==
         "manifest.yaml: library: \"../libx.so\" must stay inside the package (no ..)");
-  CHECK_THAT(error_of(top(pkg, ver, "library: lib/../../x.so\n")),
-             Catch::StartsWith("manifest.yaml: library: "));
+  CHECK_THAT(error_of(top(pkg, ver, "library: lib/../../x.so\n")), Catch::StartsWith("manifest.yaml: library: "));
   CHECK(error_of(top(pkg, ver, "library: \"\"\n")) == "manifest.yaml: library: must not be empty");
 }
 
 TEST_CASE("actors must list at least one valid type name", "[manifest][errors]") {
-  CHECK(error_of(pkg + ver + lib + "actors: {}\n") ==
-        "manifest.yaml: actors: must list at least one actor type");
-  CHECK(error_of(pkg + ver + lib + "actors:\n") ==
-        "manifest.yaml: actors: must list at least one actor type");
-  CHECK(error_of(pkg + ver + lib + "actors: [A]\n") ==
-        "manifest.yaml: actors: must be a map, got a sequence");
+  CHECK(error_of(pkg + ver + lib + "actors: {}\n") == "manifest.yaml: actors: must list at least one actor type");
+  CHECK(error_of(pkg + ver + lib + "actors:\n") == "manifest.yaml: actors: must list at least one actor type");
+  CHECK(error_of(pkg + ver + lib + "actors: [A]\n") == "manifest.yaml: actors: must be a map, got a sequence");
   CHECK_THAT(error_of(pkg + ver + lib + "actors: { Mor-se: {} }\n"),
              Catch::StartsWith("manifest.yaml: actors.Mor-se: \"Mor-se\" is not an actor type"));
 }
 
 TEST_CASE("a bad duration names its field and the accepted forms", "[manifest][errors]") {
-  CHECK(
-      error_of(actor("{ restart: { within: 10 } }")) ==
-      "manifest.yaml: actors.Morse.restart.within: \"10\" is not a duration (use 250ms, 10s, 2m)");
+  CHECK(error_of(actor("{ restart: { within: 10 } }")) ==
+        "manifest.yaml: actors.Morse.restart.within: \"10\" is not a duration (use 250ms, 10s, 2m)");
   CHECK(error_of(actor("{ max_handle_time: 3 days }")) ==
         "manifest.yaml: actors.Morse.max_handle_time: \"3 days\" is not a duration (use 250ms, "
         "10s, 2m)");
@@ -140,10 +134,8 @@ TEST_CASE("a bad requirement is named with its capability", "[manifest][errors]"
 TEST_CASE("bad top-level values and YAML syntax are one-line errors", "[manifest][errors]") {
   CHECK(error_of(top(pkg, ver, lib, "auto_unload: yes\n")) ==
         "manifest.yaml: auto_unload: \"yes\" is not a boolean (use true or false)");
-  CHECK(error_of(top(pkg, ver, lib, "keep: 0\n")) ==
-        "manifest.yaml: keep: \"0\" must be between 1 and 4294967295");
-  CHECK(error_of(top(pkg, ver, lib, "keep: 2.5\n")) ==
-        "manifest.yaml: keep: \"2.5\" is not a whole number");
+  CHECK(error_of(top(pkg, ver, lib, "keep: 0\n")) == "manifest.yaml: keep: \"0\" must be between 1 and 4294967295");
+  CHECK(error_of(top(pkg, ver, lib, "keep: 2.5\n")) == "manifest.yaml: keep: \"2.5\" is not a whole number");
   CHECK(error_of("- a\n- b\n") == "manifest.yaml: (top): must be a map, got a sequence");
   CHECK_THAT(error_of("package: [p\n"), Catch::StartsWith("manifest.yaml: line 2, column 1: "));
   CHECK(error_of(std::string(2 << 20, ' ')) == "manifest.yaml: larger than 1 MiB");

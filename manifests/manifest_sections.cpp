@@ -14,20 +14,17 @@ bool name_chars(std::string_view s, std::string_view extra) {
 
 namespace {
 
-result<capability_value> number_after(const yaml_reader& r, std::string_view text,
-                                      std::string_view path) {
+result<capability_value> number_after(const yaml_reader& r, std::string_view text, std::string_view path) {
   std::string_view rest = text.substr(2);
   while (rest.starts_with(' ')) rest.remove_prefix(1);
   const json n = plain_scalar(rest);
-  if (n.is_number_integer() && !n.is_number_unsigned())
-    return capability_value(n.get<std::int64_t>());
+  if (n.is_number_integer() && !n.is_number_unsigned()) return capability_value(n.get<std::int64_t>());
   if (n.is_number()) return capability_value(n.get<double>());
-  return r.fail(path, quote(text) + " needs a number after " + std::string(text.substr(0, 2)) +
-                          " (e.g. \">=16\")");
+  return r.fail(path, quote(text) + " needs a number after " + std::string(text.substr(0, 2)) + " (e.g. \">=16\")");
 }
 
-result<requirement> parse_requirement(const yaml_reader& r, const std::string& cap,
-                                      const YAML::Node& n, const std::string& path) {
+result<requirement> parse_requirement(const yaml_reader& r, const std::string& cap, const YAML::Node& n,
+                                      const std::string& path) {
   // Spaces inside are allowed ("Caesar cipher", as in `start --caps`); not at
   // either end, where --caps trims them.
   if (!name_chars(cap, ".- ") || cap.front() == ' ' || cap.back() == ' ')
@@ -75,26 +72,22 @@ result<std::vector<requirement>> parse_requirements(const yaml_reader& r, const 
 
 namespace {
 
-result<restart_policy> parse_policy(const yaml_reader& r, const YAML::Node& n,
-                                    const std::string& path) {
+result<restart_policy> parse_policy(const yaml_reader& r, const YAML::Node& n, const std::string& path) {
   auto s = r.text(n, path);
   if (!s) return s.err();
   if (*s == "permanent") return restart_policy::permanent;
   if (*s == "transient") return restart_policy::transient;
   if (*s == "temporary") return restart_policy::temporary;
-  return r.fail(path,
-                quote(*s) + " is not a restart policy (use permanent, transient or temporary)");
+  return r.fail(path, quote(*s) + " is not a restart policy (use permanent, transient or temporary)");
 }
 
-status parse_backoff(const yaml_reader& r, const YAML::Node& n, const std::string& path,
-                     restart_spec& out) {
+status parse_backoff(const yaml_reader& r, const YAML::Node& n, const std::string& path, restart_spec& out) {
   auto s = r.text(n, path);
   if (!s) return s.err();
   const auto dots = s->find("..");
   const auto lo = parse_duration(std::string_view(*s).substr(0, dots));
   const auto hi = dots == std::string::npos ? lo : parse_duration(s->substr(dots + 2));
-  if (!lo || !hi)
-    return r.fail(path, quote(*s) + " is not a backoff (use 10ms..2s, or one duration)");
+  if (!lo || !hi) return r.fail(path, quote(*s) + " is not a backoff (use 10ms..2s, or one duration)");
   if (*lo > *hi) return r.fail(path, quote(*s) + ": the first bound is larger than the second");
   out.backoff_min = *lo;
   out.backoff_max = *hi;
@@ -103,8 +96,7 @@ status parse_backoff(const yaml_reader& r, const YAML::Node& n, const std::strin
 
 }  // namespace
 
-result<restart_spec> parse_restart(const yaml_reader& r, const YAML::Node& n,
-                                   const std::string& path) {
+result<restart_spec> parse_restart(const yaml_reader& r, const YAML::Node& n, const std::string& path) {
   auto entries = r.entries(n, path, {"policy", "max_restarts", "within", "backoff"});
   if (!entries) return entries.err();
   restart_spec out;
@@ -131,8 +123,7 @@ result<restart_spec> parse_restart(const yaml_reader& r, const YAML::Node& n,
 
 namespace {
 
-result<std::string> parse_label(const yaml_reader& r, const YAML::Node& n,
-                                const std::string& path) {
+result<std::string> parse_label(const yaml_reader& r, const YAML::Node& n, const std::string& path) {
   auto s = r.text(n, path);
   if (s && s->empty()) return r.fail(path, "must not be empty");
   return s;
@@ -140,8 +131,7 @@ result<std::string> parse_label(const yaml_reader& r, const YAML::Node& n,
 
 }  // namespace
 
-result<load_hook> parse_on_load(const yaml_reader& r, const YAML::Node& n,
-                                const std::string& path) {
+result<load_hook> parse_on_load(const yaml_reader& r, const YAML::Node& n, const std::string& path) {
   auto entries = r.entries(n, path, {"role", "global_name", "message"});
   if (!entries) return entries.err();
   load_hook out;
@@ -172,8 +162,7 @@ result<hook> parse_hook(const yaml_reader& r, const YAML::Node& n, const std::st
   return out;
 }
 
-result<isolation_mode> parse_isolation(const yaml_reader& r, const YAML::Node& n,
-                                       const std::string& path) {
+result<isolation_mode> parse_isolation(const yaml_reader& r, const YAML::Node& n, const std::string& path) {
   auto s = r.text(n, path);
   if (!s) return s.err();
   if (*s == "shared") return isolation_mode::shared;

@@ -25,16 +25,12 @@ template <class T, class U>
   return ok_v;
 }
 
-[[nodiscard]] result<std::vector<requirement>> parse_requirements(const yaml_reader& r,
-                                                                  const YAML::Node& n,
+[[nodiscard]] result<std::vector<requirement>> parse_requirements(const yaml_reader& r, const YAML::Node& n,
                                                                   const std::string& path);
-[[nodiscard]] result<restart_spec> parse_restart(const yaml_reader& r, const YAML::Node& n,
-                                                 const std::string& path);
+[[nodiscard]] result<restart_spec> parse_restart(const yaml_reader& r, const YAML::Node& n, const std::string& path);
 [[nodiscard]] result<isolation_mode> parse_isolation(const yaml_reader& r, const YAML::Node& n,
                                                      const std::string& path);
-[[nodiscard]] result<load_hook> parse_on_load(const yaml_reader& r, const YAML::Node& n,
-                                              const std::string& path);
-[[nodiscard]] result<hook> parse_hook(const yaml_reader& r, const YAML::Node& n,
-                                      const std::string& path);
+[[nodiscard]] result<load_hook> parse_on_load(const yaml_reader& r, const YAML::Node& n, const std::string& path);
+[[nodiscard]] result<hook> parse_hook(const yaml_reader& r, const YAML::Node& n, const std::string& path);
 
 }  // namespace troupe::manifests::detail

@@ -63,8 +63,7 @@ TEST_CASE("a full manifest is read into every field", "[manifest]") {
   REQUIRE(a.on_load);
   CHECK(a.on_load->role == "MainMorse");
   CHECK(a.on_load->global_name == "morse");
-  CHECK(a.on_load->message ==
-        json::parse(R"({"op":"warm_up","n":3,"f":1.5,"ok":true,"none":null,"list":[1,"two"]})"));
+  CHECK(a.on_load->message == json::parse(R"({"op":"warm_up","n":3,"f":1.5,"ok":true,"none":null,"list":[1,"two"]})"));
   CHECK(a.on_deactivate->message == json{{"op", "drain"}});
   CHECK(a.on_reactivate->message == json{{"op", "resume"}});
 }
@@ -103,26 +102,21 @@ TEST_CASE("quoting a requirement value makes it a string", "[manifest]") {
 }
 
 TEST_CASE("a single backoff duration is a fixed delay", "[manifest]") {
-  const manifest m =
-      parse("package: p\nversion: 1\nlibrary: l.so\nactors: { A: { restart: { backoff: 2s } } }\n");
+  const manifest m = parse("package: p\nversion: 1\nlibrary: l.so\nactors: { A: { restart: { backoff: 2s } } }\n");
   CHECK(m.actors[0].restart.backoff_min == 2s);
   CHECK(m.actors[0].restart.backoff_max == 2s);
 }
 
 TEST_CASE("durations take ms, s, m and h", "[manifest]") {
-  for (auto [text, expected] : {std::pair{"250ms", 250ms},
-                                {"10s", 10000ms},
-                                {"2m", 120000ms},
-                                {"1h", 3600000ms},
-                                {"0s", 0ms}}) {
+  for (auto [text, expected] :
+       {std::pair{"250ms", 250ms}, {"10s", 10000ms}, {"2m", 120000ms}, {"1h", 3600000ms}, {"0s", 0ms}}) {
     const manifest m = parse(std::string("package: p\nversion: 1\nlibrary: l.so\n") +
                              "actors: { A: { max_handle_time: " + text + " } }\n");
     CHECK(m.actors[0].max_handle_time == expected);
   }
 }
 
-TEST_CASE("message scalars are typed as YAML 1.2 plain scalars, quoted ones are strings",
-          "[manifest]") {
+TEST_CASE("message scalars are typed as YAML 1.2 plain scalars, quoted ones are strings", "[manifest]") {
   const manifest m = parse(
       "package: p\nversion: 1\nlibrary: l.so\nactors:\n  A:\n    on_deactivate:\n      message: "
       "[1e3, +5, -7, 0x10, .inf, \"3\", 18446744073709551615, 1.2.3, null, ~, '', yes, 'true', "

@@ -14,10 +14,8 @@ namespace fs = std::filesystem;
 result<std::string> read_manifest(const fs::path& file) {
   std::error_code ec;
   const auto size = fs::file_size(file, ec);
-  if (ec)
-    return make_error(errc::not_found, file.string() + ": no manifest (" + ec.message() + ")");
-  if (size > max_manifest_bytes)
-    return make_error(errc::invalid_argument, file.string() + ": larger than 1 MiB");
+  if (ec) return make_error(errc::not_found, file.string() + ": no manifest (" + ec.message() + ")");
+  if (size > max_manifest_bytes) return make_error(errc::invalid_argument, file.string() + ": larger than 1 MiB");
   std::ifstream in(file, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!in && !in.eof()) return make_error(errc::io, file.string() + ": read failed");
@@ -34,12 +32,10 @@ result<fs::path> resolve_library(const fs::path& root, const std::string& librar
   const fs::path named = root / library;
   std::error_code ec;
   fs::path real = fs::canonical(named, ec);
-  if (ec)
-    return make_error(errc::not_found,
-                      named.string() + ": library named in manifest.yaml not found");
+  if (ec) return make_error(errc::not_found, named.string() + ": library named in manifest.yaml not found");
   if (!inside(root, real))
-    return make_error(errc::refused, named.string() + ": library resolves to " + real.string() +
-                                         ", outside the package directory");
+    return make_error(errc::refused,
+                      named.string() + ": library resolves to " + real.string() + ", outside the package directory");
   if (!fs::is_regular_file(real, ec))
     return make_error(errc::refused, named.string() + ": library is not a regular file");
   return real;

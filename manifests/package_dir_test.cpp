@@ -14,7 +14,6 @@ using troupe::testing::temp_dir;
 
 namespace {
 
-
 void write(const fs::path& file, const std::string& bytes) {
   fs::create_directories(file.parent_path());
   std::ofstream(file, std::ios::binary) << bytes;
@@ -83,8 +82,7 @@ TEST_CASE("manifest errors name the manifest file", "[package_dir]") {
   write(t.path / "manifest.yaml", "package: p\n");
   auto p = open_package_dir(t.path);
   REQUIRE_FALSE(p.ok());
-  CHECK(p.err().message ==
-        (fs::canonical(t.path) / "manifest.yaml").string() + ": version: missing (required)");
+  CHECK(p.err().message == (fs::canonical(t.path) / "manifest.yaml").string() + ": version: missing (required)");
 }
 
 TEST_CASE("a missing library is an error naming its path", "[package_dir]") {

@@ -46,7 +46,6 @@ using requirement_op = enum requirement::op;
 
 /// The first requirement caps does not meet, as one line such as
 /// "morse: requires true, system has none"; nullopt when all are met.
-[[nodiscard]] std::optional<std::string> unmet(const capabilities& caps,
-                                               const std::vector<requirement>& reqs);
+[[nodiscard]] std::optional<std::string> unmet(const capabilities& caps, const std::vector<requirement>& reqs);
 
 }  // namespace troupe::manifests

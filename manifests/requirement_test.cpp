@@ -8,8 +8,7 @@ using op = requirement_op;
 namespace {
 
 const capabilities caps = {
-    {"morse", true}, {"gpu_mem", std::int64_t{16}}, {"cpu_ghz", 3.5}, {"region", std::string("eu")},
-    {"tls", false},
+    {"morse", true}, {"gpu_mem", std::int64_t{16}}, {"cpu_ghz", 3.5}, {"region", std::string("eu")}, {"tls", false},
 };
 
 }  // namespace
@@ -52,10 +51,8 @@ TEST_CASE("unmet names the first failing requirement and what the system has", "
   CHECK(unmet({}, {{"morse", op::equals, true}}) == "morse: requires true, system has none");
   CHECK(unmet(caps, {{"morse", op::equals, true}, {"region", op::equals, std::string("us")}}) ==
         "region: requires \"us\", system has \"eu\"");
-  CHECK(unmet(caps, {{"gpu_mem", op::at_least, std::int64_t{32}}}) ==
-        "gpu_mem: requires >= 32, system has 16");
+  CHECK(unmet(caps, {{"gpu_mem", op::at_least, std::int64_t{32}}}) == "gpu_mem: requires >= 32, system has 16");
   CHECK(unmet(caps, {{"cpu_ghz", op::at_most, 2.5}}) == "cpu_ghz: requires <= 2.5, system has 3.5");
   CHECK(unmet(caps, {{"fpga", op::exists, {}}}) == "fpga: requires it to exist, system has none");
-  CHECK(unmet(caps, {{"tls", op::absent, {}}}) ==
-        "tls: requires it to be absent, system has false");
+  CHECK(unmet(caps, {{"tls", op::absent, {}}}) == "tls: requires it to be absent, system has false");
 }

@@ -5,12 +5,12 @@
 
 #include <openssl/evp.h>
 
-#include <array>
-#include <cstdio>
-#include <cstdlib>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
 
 #include <cerrno>
 
@@ -18,9 +18,7 @@ namespace troupe::manifests {
 
 namespace {
 
-[[noreturn]] void openssl_failed(const char* what) {
-  base::internal_error(std::string("OpenSSL ") + what + " failed");
-}
+[[noreturn]] void openssl_failed(const char* what) { base::internal_error(std::string("OpenSSL ") + what + " failed"); }
 
 }  // namespace
 

@@ -26,9 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-[[noreturn]] void openssl_failed(const char* what) {
-  base::internal_error(std::string("OpenSSL ") + what + " failed");
-}
+[[noreturn]] void openssl_failed(const char* what) { base::internal_error(std::string("OpenSSL ") + what + " failed"); }
 
 struct file_closer {
   void operator()(std::FILE* f) const { std::fclose(f); }
@@ -90,8 +88,7 @@ result<public_key> public_part(const EVP_PKEY* key, const fs::path& file) {
 
 // Creates file exclusively with mode and fills it through write; a partly
 // written file is removed.
-status write_new_file(const fs::path& file, mode_t mode,
-                      const std::function<bool(std::FILE*)>& write) {
+status write_new_file(const fs::path& file, mode_t mode, const std::function<bool(std::FILE*)>& write) {
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) {
     const int e = errno;
@@ -124,8 +121,7 @@ result<signing_key> signing_key::read(const fs::path& file) {
   ERR_clear_error();  // a failed parse leaves its reasons queued on this thread
   if (!key) {
     return fail(errc::invalid_argument, file,
-                asked ? "an encrypted private key (troupe keys have no passphrase)"
-                      : "not a PEM private key");
+                asked ? "an encrypted private key (troupe keys have no passphrase)" : "not a PEM private key");
   }
   auto pub = public_part(key.get(), file);
   if (!pub) return pub.err();
@@ -139,8 +135,7 @@ std::string signing_key::sign(std::string_view message) const {
   md_ctx_ptr ctx(EVP_MD_CTX_new());
   if (!ctx) openssl_failed("EVP_MD_CTX_new");
   // Ed25519 hashes internally: no digest is named.
-  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1)
-    openssl_failed("EVP_DigestSignInit");
+  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1) openssl_failed("EVP_DigestSignInit");
   std::string sig(ed25519_signature_bytes, '\0');
   std::size_t size = sig.size();
   if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &size,
@@ -155,8 +150,7 @@ status generate_key_pair(const fs::path& base) {
   const fs::path pub_file = base.string() + ".pub";
   for (const auto& f : {key_file, pub_file}) {
     std::error_code ec;
-    if (fs::exists(fs::symlink_status(f, ec)))
-      return fail(errc::refused, f, "already exists, not overwritten");
+    if (fs::exists(fs::symlink_status(f, ec))) return fail(errc::refused, f, "already exists, not overwritten");
   }
   pkey_ptr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   if (!key) openssl_failed("EVP_PKEY_Q_keygen");
@@ -165,8 +159,7 @@ status generate_key_pair(const fs::path& base) {
     return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
   });
   if (!s) return s;
-  s = write_new_file(pub_file, 0644,
-                     [&](std::FILE* f) { return PEM_write_PUBKEY(f, key.get()) == 1; });
+  s = write_new_file(pub_file, 0644, [&](std::FILE* f) { return PEM_write_PUBKEY(f, key.get()) == 1; });
   if (!s) ::unlink(key_file.c_str());  // half a pair is no use to anyone
   return s;
 }
@@ -182,11 +175,9 @@ result<public_key> read_public_key(const fs::path& file) {
 }
 
 bool verify_signature(const public_key& key, std::string_view message, std::string_view signature) {
-  if (signature.size() != ed25519_signature_bytes || key.raw.size() != ed25519_public_key_bytes)
-    return false;
+  if (signature.size() != ed25519_signature_bytes || key.raw.size() != ed25519_public_key_bytes) return false;
   pkey_ptr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
-                                            reinterpret_cast<const unsigned char*>(key.raw.data()),
-                                            key.raw.size()));
+                                            reinterpret_cast<const unsigned char*>(key.raw.data()), key.raw.size()));
   if (!pkey) {
     ERR_clear_error();
     return false;
@@ -196,9 +187,8 @@ bool verify_signature(const public_key& key, std::string_view message, std::stri
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) != 1)
     openssl_failed("EVP_DigestVerifyInit");
   const bool ok =
-      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                       signature.size(), reinterpret_cast<const unsigned char*>(message.data()),
-                       message.size()) == 1;
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   ERR_clear_error();  // a bad signature queues an error
   return ok;
 }

@@ -56,8 +56,7 @@ class signing_key {
 [[nodiscard]] result<public_key> read_public_key(const std::filesystem::path& file);
 
 /// True when signature (64 bytes) is key's signature of message.
-[[nodiscard]] bool verify_signature(const public_key& key, std::string_view message,
-                                    std::string_view signature);
+[[nodiscard]] bool verify_signature(const public_key& key, std::string_view message, std::string_view signature);
 
 /// The trusted keys of a system: every *.pub file of a directory.
 struct key_ring {

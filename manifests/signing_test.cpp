@@ -73,8 +73,7 @@ TEST_CASE("two generated keys differ", "[signing]") {
   temp_dir t;
   REQUIRE(generate_key_pair(t.path / "a").ok());
   REQUIRE(generate_key_pair(t.path / "b").ok());
-  CHECK(read_public_key(t.path / "a.pub")->fingerprint !=
-        read_public_key(t.path / "b.pub")->fingerprint);
+  CHECK(read_public_key(t.path / "a.pub")->fingerprint != read_public_key(t.path / "b.pub")->fingerprint);
 }
 
 TEST_CASE("generate_key_pair refuses to overwrite either file", "[signing]") {
@@ -96,8 +95,7 @@ TEST_CASE("generate_key_pair refuses to overwrite either file", "[signing]") {
   CHECK(slurp(t.path / "other.pub") == "mine");
 }
 
-TEST_CASE("generate_key_pair into a missing directory is an io error naming the file",
-          "[signing]") {
+TEST_CASE("generate_key_pair into a missing directory is an io error naming the file", "[signing]") {
   temp_dir t;
   auto s = generate_key_pair(t.path / "nope" / "dev");
   REQUIRE_FALSE(s.ok());

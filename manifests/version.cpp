@@ -11,13 +11,11 @@ constexpr std::size_t max_fields = 4;
 
 error bad_version(std::string_view text) {
   return make_error(errc::invalid_argument,
-                    "\"" + std::string(text) +
-                        "\" is not a version (use 1 to 4 dot-separated numbers, e.g. 1.4.2)");
+                    "\"" + std::string(text) + "\" is not a version (use 1 to 4 dot-separated numbers, e.g. 1.4.2)");
 }
 
 bool parse_field(std::string_view s, std::uint64_t& out) {
-  if (s.empty() || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return false;
+  if (s.empty() || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc{} && end == s.data() + s.size();
 }
@@ -31,8 +29,7 @@ result<version> parse_version(std::string_view text) {
   while (true) {
     auto dot = rest.find('.');
     std::uint64_t field = 0;
-    if (!parse_field(rest.substr(0, dot), field) || v.fields.size() == max_fields)
-      return bad_version(text);
+    if (!parse_field(rest.substr(0, dot), field) || v.fields.size() == max_fields) return bad_version(text);
     v.fields.push_back(field);
     if (dot == std::string_view::npos) break;
     rest.remove_prefix(dot + 1);

@@ -37,8 +37,8 @@ json plain_number(std::string_view s) {
   const bool float_chars = std::all_of(unsigned_part.begin(), unsigned_part.end(), [](char c) {
     return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
   });
-  const bool has_digit = std::any_of(unsigned_part.begin(), unsigned_part.end(),
-                                     [](char c) { return c >= '0' && c <= '9'; });
+  const bool has_digit =
+      std::any_of(unsigned_part.begin(), unsigned_part.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (float_chars && has_digit) {
     if (auto d = full_number<double>(s)) return *d;
   }
@@ -62,9 +62,7 @@ const char* type_name(const YAML::Node& n) {
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string describe(const YAML::Node& n) {
-  return n.IsScalar() ? quote(n.Scalar()) : std::string(type_name(n));
-}
+std::string describe(const YAML::Node& n) { return n.IsScalar() ? quote(n.Scalar()) : std::string(type_name(n)); }
 
 std::string join(std::string_view path, std::string_view key) {
   return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
@@ -99,14 +97,12 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
 }
 
 error yaml_reader::fail(std::string_view path, std::string_view what) const {
-  return make_error(
-      errc::invalid_argument,
-      source_ + ": " + std::string(path.empty() ? "(top)" : path) + ": " + std::string(what));
+  return make_error(errc::invalid_argument,
+                    source_ + ": " + std::string(path.empty() ? "(top)" : path) + ": " + std::string(what));
 }
 
 result<std::vector<std::pair<std::string, YAML::Node>>> yaml_reader::entries(
-    const YAML::Node& n, std::string_view path,
-    std::initializer_list<std::string_view> allowed) const {
+    const YAML::Node& n, std::string_view path, std::initializer_list<std::string_view> allowed) const {
   std::vector<std::pair<std::string, YAML::Node>> out;
   if (n.IsNull()) return out;
   if (!n.IsMap()) return fail(path, std::string("must be a map, got ") + type_name(n));
@@ -145,8 +141,7 @@ result<std::uint64_t> yaml_reader::count(const YAML::Node& n, std::string_view p
   return fail(path, describe(n) + " is not a whole number");
 }
 
-result<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& n,
-                                                        std::string_view path) const {
+result<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& n, std::string_view path) const {
   if (n.IsScalar()) {
     if (auto d = parse_duration(n.Scalar())) return *d;
   }
@@ -158,8 +153,7 @@ result<json> yaml_reader::value(const YAML::Node& n, std::string_view path) cons
   return value_at(n, std::string(path), 0, budget);
 }
 
-result<json> yaml_reader::value_at(const YAML::Node& n, const std::string& path, int depth,
-                                   std::size_t& budget) const {
+result<json> yaml_reader::value_at(const YAML::Node& n, const std::string& path, int depth, std::size_t& budget) const {
   if (depth > max_depth) return fail(path, "nested deeper than 64 levels");
   if (budget == 0) return fail(path, "more than 100000 values");
   --budget;

@@ -54,20 +54,17 @@ class yaml_reader {
   /// a non-map, a non-scalar or repeated key, or a key not in allowed (unless
   /// allowed is empty, meaning any key).
   [[nodiscard]] result<std::vector<std::pair<std::string, YAML::Node>>> entries(
-      const YAML::Node& n, std::string_view path,
-      std::initializer_list<std::string_view> allowed) const;
+      const YAML::Node& n, std::string_view path, std::initializer_list<std::string_view> allowed) const;
 
   [[nodiscard]] result<std::string> text(const YAML::Node& n, std::string_view path) const;
   [[nodiscard]] result<bool> boolean(const YAML::Node& n, std::string_view path) const;
   [[nodiscard]] result<std::uint64_t> count(const YAML::Node& n, std::string_view path) const;
-  [[nodiscard]] result<std::chrono::milliseconds> duration(const YAML::Node& n,
-                                                           std::string_view path) const;
+  [[nodiscard]] result<std::chrono::milliseconds> duration(const YAML::Node& n, std::string_view path) const;
   /// Any YAML value as JSON: maps → objects, sequences → arrays.
   [[nodiscard]] result<nlohmann::json> value(const YAML::Node& n, std::string_view path) const;
 
  private:
-  result<nlohmann::json> value_at(const YAML::Node& n, const std::string& path, int depth,
-                                  std::size_t& budget) const;
+  result<nlohmann::json> value_at(const YAML::Node& n, const std::string& path, int depth, std::size_t& budget) const;
 
   std::string source_;
 };

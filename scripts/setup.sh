@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev                     # payloads, CLI output
   libarchive-dev                         # package archives
   catch2                                 # tests (v2)
+  clang-format                           # make format-check (CI)
 )
 
 missing=()

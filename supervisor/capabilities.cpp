@@ -45,19 +45,16 @@ result<manifests::capabilities> parse_capabilities(std::string_view text) {
     auto eq = entry.find('=');
     auto name = trim(entry.substr(0, eq));
     if (name.empty())
-      return make_error(errc::invalid_argument,
-                        "capability entry '" + std::string(entry) + "' has no name");
+      return make_error(errc::invalid_argument, "capability entry '" + std::string(entry) + "' has no name");
     caps[std::string(name)] =
-        eq == std::string_view::npos ? manifests::capability_value(true)
-                                     : parse_capability_value(entry.substr(eq + 1));
+        eq == std::string_view::npos ? manifests::capability_value(true) : parse_capability_value(entry.substr(eq + 1));
   }
   return caps;
 }
 
 nlohmann::json to_json(const manifests::capabilities& caps) {
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [name, value] : caps)
-    std::visit([&](const auto& v) { out[name] = v; }, value);
+  for (const auto& [name, value] : caps) std::visit([&](const auto& v) { out[name] = v; }, value);
   return out;
 }
 
@@ -66,15 +63,18 @@ result<manifests::capabilities> capabilities_from_json(const nlohmann::json& j) 
   manifests::capabilities caps;
   for (const auto& [name, v] : j.items()) {
     if (name.empty()) return make_error(errc::invalid_argument, "a capability has an empty name");
-    if (v.is_boolean()) caps[name] = v.get<bool>();
-    else if (v.is_number_integer() && !v.is_number_unsigned()) caps[name] = v.get<std::int64_t>();
+    if (v.is_boolean())
+      caps[name] = v.get<bool>();
+    else if (v.is_number_integer() && !v.is_number_unsigned())
+      caps[name] = v.get<std::int64_t>();
     else if (v.is_number_unsigned() && v.get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX))
       caps[name] = static_cast<std::int64_t>(v.get<std::uint64_t>());
-    else if (v.is_number_float()) caps[name] = v.get<double>();
-    else if (v.is_string()) caps[name] = v.get<std::string>();
+    else if (v.is_number_float())
+      caps[name] = v.get<double>();
+    else if (v.is_string())
+      caps[name] = v.get<std::string>();
     else
-      return make_error(errc::invalid_argument,
-                        "capability '" + name + "' must be a bool, a number or a string");
+      return make_error(errc::invalid_argument, "capability '" + name + "' must be a bool, a number or a string");
   }
   return caps;
 }

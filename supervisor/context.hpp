@@ -25,9 +25,7 @@ struct system_context {
   bool stopping = false;          ///< set once by the system; every component then winds down
 
   /// "ipc://RUN_DIR/FILE"
-  [[nodiscard]] std::string endpoint_of(const std::string& file) const {
-    return "ipc://" + (run_dir / file).string();
-  }
+  [[nodiscard]] std::string endpoint_of(const std::string& file) const { return "ipc://" + (run_dir / file).string(); }
   /// "HOST:PORT" of the public socket.
   [[nodiscard]] std::string where() const { return opts.bind_host + ":" + std::to_string(opts.port); }
 };

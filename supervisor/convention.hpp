@@ -35,12 +35,12 @@ struct location {
   std::string name;
   enum class phase { placed, moving, pending } ph = phase::placed;
   std::uint32_t moves = 0;
-  std::string reason;  ///< why it is moving or pending; once placed again, why it moved
-  std::string cause;   ///< what started its last move
-  bool fresh_worker = false;  ///< re-create it in a worker of its own (move --new-worker)
-  std::uint32_t target = 0;   ///< moving: the system chosen for it (0: any that fits)
+  std::string reason;               ///< why it is moving or pending; once placed again, why it moved
+  std::string cause;                ///< what started its last move
+  bool fresh_worker = false;        ///< re-create it in a worker of its own (move --new-worker)
+  std::uint32_t target = 0;         ///< moving: the system chosen for it (0: any that fits)
   std::set<std::uint32_t> refused;  ///< systems that could not create it (no key for its package, ...)
-  bool created = false;  ///< has run somewhere: a new placement is a move
+  bool created = false;             ///< has run somewhere: a new placement is a move
 };
 
 /// "running", "moving" or "pending": the state `actors` shows.

@@ -8,10 +8,14 @@ namespace troupe::supervisor {
 
 const char* to_string(actor_state s) {
   switch (s) {
-    case actor_state::starting: return "starting";
-    case actor_state::running: return "running";
-    case actor_state::stopping: return "stopping";
-    case actor_state::failed: return "failed";
+    case actor_state::starting:
+      return "starting";
+    case actor_state::running:
+      return "running";
+    case actor_state::stopping:
+      return "stopping";
+    case actor_state::failed:
+      return "failed";
   }
   return "failed";
 }
@@ -22,8 +26,7 @@ bool valid_global_name(std::string_view name) {
                      [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
 }
 
-directory::directory(std::uint32_t system_id)
-    : system_id_(system_id), next_serial_(ipc::first_actor_serial) {}
+directory::directory(std::uint32_t system_id) : system_id_(system_id), next_serial_(ipc::first_actor_serial) {}
 
 address directory::allocate() { return address(system_id_, next_serial_++); }
 
@@ -34,8 +37,7 @@ serial_block directory::allocate_block(std::uint32_t count) {
 }
 
 bool directory::allocated(address a) const {
-  return a.system() == system_id_ && a.serial() >= ipc::first_actor_serial &&
-         a.serial() < next_serial_;
+  return a.system() == system_id_ && a.serial() >= ipc::first_actor_serial && a.serial() < next_serial_;
 }
 
 status directory::add(actor_record rec) {
@@ -57,8 +59,7 @@ status directory::check_name(std::string_view name) const {
     return make_error(errc::invalid_argument,
                       "global name '" + n + "' is invalid (1-128 printable characters, not starting with '@')");
   if (auto it = names_.find(n); it != names_.end())
-    return make_error(errc::invalid_argument,
-                      "global name '" + n + "' is already taken by " + it->second.to_string());
+    return make_error(errc::invalid_argument, "global name '" + n + "' is already taken by " + it->second.to_string());
   return ok_v;
 }
 

@@ -66,9 +66,12 @@ TEST_CASE("unknown targets and malformed address text find nothing", "[directory
 TEST_CASE("actors are listed per worker and in address order", "[directory]") {
   directory d(1);
   auto a = d.allocate(), b = d.allocate(), c = d.allocate();
-  auto ra = rec(c); ra.worker = 2;
-  auto rb = rec(a); rb.worker = 2;
-  auto rc = rec(b); rc.worker = 3;
+  auto ra = rec(c);
+  ra.worker = 2;
+  auto rb = rec(a);
+  rb.worker = 2;
+  auto rc = rec(b);
+  rc.worker = 3;
   REQUIRE(d.add(ra).ok());
   REQUIRE(d.add(rb).ok());
   REQUIRE(d.add(rc).ok());

@@ -30,8 +30,8 @@ status gateway::bind() {
     ipc::configure_data_socket(inbox_);
     inbox_.bind(ctx_.endpoint_of("g.sock"));
   } catch (const zmq::error_t& e) {
-    return make_error(errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() +
-                                    ": " + e.what());
+    return make_error(
+        errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() + ": " + e.what());
   }
   if (ctx_.opts.no_loss) link_.enable_acks(ctx_.endpoint_of("g.sock"));
   watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, inbox_, [this] { on_readable(); });
@@ -52,9 +52,9 @@ void gateway::cmd_send(const client_ref& c, const json& b, bool is_ask) {
     rec = nullptr;  // leaving this system: held until it runs elsewhere
   if (rec == nullptr && route_elsewhere && route_elsewhere(c, is_ask ? "ask" : "tell", b, target)) return;
   if (rec == nullptr) {
-    std::string what = target.empty()                                   ? "no target given"
+    std::string what = target.empty()                                     ? "no target given"
                        : target.front() == '@' && !address::parse(target) ? "'" + target + "' is not a valid address"
-                                                                           : "unknown address or name '" + target + "'";
+                                                                          : "unknown address or name '" + target + "'";
     return port_.answer_error(c, what, errc::not_found);
   }
   if (rec->state == actor_state::failed)
@@ -145,14 +145,15 @@ void gateway::deliver(const ipc::record_view& r) {
     return;
   }
   if (r.kind == ipc::record_kind::dead_letter) {
-    log_line(TROUPE_LOG_WARN, {}, "dead letter for a client message to " + r.from.to_string() + ": " +
-                                      std::string(r.payload));
+    log_line(TROUPE_LOG_WARN, {},
+             "dead letter for a client message to " + r.from.to_string() + ": " + std::string(r.payload));
     return;
   }
   if (r.kind == ipc::record_kind::poison) {
     auto parts = ipc::decode_poison(r.payload);
-    log_line(TROUPE_LOG_WARN, {}, "client message to " + r.from.to_string() + " returned as poison: " +
-                                      (parts ? std::string(parts->first) : parts.err().message));
+    log_line(TROUPE_LOG_WARN, {},
+             "client message to " + r.from.to_string() +
+                 " returned as poison: " + (parts ? std::string(parts->first) : parts.err().message));
     return;
   }
   if (r.kind != ipc::record_kind::reply && r.kind != ipc::record_kind::ask_failed) return;
@@ -191,9 +192,12 @@ void gateway::resend(std::vector<ipc::data_link::kept_batch> kept, const ipc::ha
       const bool poisoned = last.handling && channel_id == last.origin.channel_id && r.seq == last.origin.seq;
       auto* rec = actors_.find(r.to);
       std::string failure;
-      if (poisoned) failure = "poison: " + r.to.to_string() + " died (" + how + ") while handling this message";
-      else if (rec == nullptr) failure = "no actor at " + r.to.to_string() + " (stopped)";
-      else if (rec->state == actor_state::failed) failure = r.to.to_string() + " has failed: " + rec->last_reason;
+      if (poisoned)
+        failure = "poison: " + r.to.to_string() + " died (" + how + ") while handling this message";
+      else if (rec == nullptr)
+        failure = "no actor at " + r.to.to_string() + " (stopped)";
+      else if (rec->state == actor_state::failed)
+        failure = r.to.to_string() + " has failed: " + rec->last_reason;
       if (failure.empty()) {
         send(*rec, r.kind, r.correlation, std::string(r.type), std::string(r.payload));
         return;

@@ -32,7 +32,9 @@ location location_from_json(const json& j) {
   l.package_id = j.value("package_id", std::string());
   l.name = j.value("name", std::string());
   const auto st = j.value("state", std::string());
-  l.ph = st == "pending" ? location::phase::pending : st == "moving" ? location::phase::moving : location::phase::placed;
+  l.ph = st == "pending"  ? location::phase::pending
+         : st == "moving" ? location::phase::moving
+                          : location::phase::placed;
   l.reason = j.value("reason", std::string());
   return l;
 }
@@ -41,9 +43,12 @@ location location_from_json(const json& j) {
 
 const char* to_string(location::phase p) {
   switch (p) {
-    case location::phase::placed: return "running";
-    case location::phase::moving: return "moving";
-    case location::phase::pending: return "pending";
+    case location::phase::placed:
+      return "running";
+    case location::phase::moving:
+      return "moving";
+    case location::phase::pending:
+      return "pending";
   }
   return "?";
 }
@@ -96,7 +101,9 @@ status leader_convention::setup() {
   p_.members.upsert(self_member(), convention_clock::now());
   heartbeat_timer_ = std::make_unique<boost::asio::steady_timer>(ctx_.io);
   register_handlers();
-  p_.packages.on_unloading = [this](const std::string& id) { broadcast(cmd::peer::unloaded, json{{"package_id", id}}); };
+  p_.packages.on_unloading = [this](const std::string& id) {
+    broadcast(cmd::peer::unloaded, json{{"package_id", id}});
+  };
   return ok_v;
 }
 
@@ -128,8 +135,8 @@ void leader_convention::on_host(std::string_view command, peer_link::handler h) 
   p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
     // What a host takes from its leader only (the leader from itself).
     if (!p_.state.leads && from != p_.state.leader && from != ctx_.id) {
-      log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
-                                        ", which does not lead");
+      log_line(TROUPE_LOG_WARN, {},
+               "dropped '" + std::string(command) + "' from system " + port_of(from) + ", which does not lead");
       return;
     }
     h(from, b, blob);
@@ -142,13 +149,13 @@ void leader_convention::on_member(std::string_view command, peer_link::handler h
       // Members lead nothing: from an up member this is a mistake, from
       // anyone else not worth a line.
       if (!gone(from))
-        log_line(TROUPE_LOG_WARN, {}, "dropped unknown command '" + std::string(command) + "' from system " +
-                                          port_of(from));
+        log_line(TROUPE_LOG_WARN, {},
+                 "dropped unknown command '" + std::string(command) + "' from system " + port_of(from));
       return;
     }
     if (from != p_.state.leader && from != ctx_.id && command != cmd::peer::welcome) {
-      log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
-                                        ", which does not lead");
+      log_line(TROUPE_LOG_WARN, {},
+               "dropped '" + std::string(command) + "' from system " + port_of(from) + ", which does not lead");
       return;
     }
     h(from, b, blob);
@@ -159,8 +166,8 @@ void leader_convention::on_leader(std::string_view command, peer_link::handler h
   p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
     if (!p_.state.leads) {
       if (from != p_.state.leader && from != ctx_.id)
-        log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
-                                          ", which does not lead");
+        log_line(TROUPE_LOG_WARN, {},
+                 "dropped '" + std::string(command) + "' from system " + port_of(from) + ", which does not lead");
       else
         log_line(TROUPE_LOG_WARN, {}, "dropped unknown command '" + std::string(command) + "' from the leader");
       return;
@@ -234,8 +241,9 @@ json leader_convention::members_json() const {
   const auto now = convention_clock::now();
   for (const auto* m : p_.members.all()) {
     json j = to_json(*m);
-    j["last_heard_ms"] =
-        m->system_id == ctx_.id ? 0 : std::chrono::duration_cast<std::chrono::milliseconds>(now - m->last_heard).count();
+    j["last_heard_ms"] = m->system_id == ctx_.id
+                             ? 0
+                             : std::chrono::duration_cast<std::chrono::milliseconds>(now - m->last_heard).count();
     out.push_back(std::move(j));
   }
   return out;
@@ -271,8 +279,8 @@ void leader_convention::discover_leader() {
 }
 
 void leader_convention::on_discovery() {
-  auto parts = ipc::recv_multipart(discovery_);
-  auto m = ipc::decode_control(parts, 0, ctx_.opts.max_json_depth);
+  auto frames = ipc::recv_multipart(discovery_);
+  auto m = ipc::decode_control(frames, 0, ctx_.opts.max_json_depth);
   // The discovery port is not authenticated: anything may answer there.
   // Answers queued while the leader was away are stale once joined.
   if (!m || p_.state.joined || m->command != cmd::reply || !m->body.contains("ok") || m->body["ok"] != true) return;
@@ -293,13 +301,15 @@ void leader_convention::on_discovery() {
   if (trusted.find(key) == nullptr) {
     if (key == untrusted_leader_key_) return;  // said once
     untrusted_leader_key_ = key;
-    log_line(TROUPE_LOG_WARN, {}, "not joining the convention: the leader at " + ctx_.opts.leader + " has key " + key +
-                                      ", which is not in " + p_.link.trusted_dir().string());
+    log_line(TROUPE_LOG_WARN, {},
+             "not joining the convention: the leader at " + ctx_.opts.leader + " has key " + key +
+                 ", which is not in " + p_.link.trusted_dir().string());
     return;
   }
   // libzmq never retries a connection the leader refused: after a while
   // without a welcome the link is opened again.
-  if (peer == leader_peer_ && p_.link.has_uplink() && convention_clock::now() - uplink_since_ < ctx_.opts.member_timeout)
+  if (peer == leader_peer_ && p_.link.has_uplink() &&
+      convention_clock::now() - uplink_since_ < ctx_.opts.member_timeout)
     return send_join();
   if (auto s = p_.link.connect_uplink(peer, key); !s) {
     log_line(TROUPE_LOG_WARN, {}, s.err().message);
@@ -314,10 +324,14 @@ void leader_convention::send_join() {
   json hosted = json::array();
   for (const auto* rec : p_.dir.all())
     if (hosted_.count(rec->addr) && rec->state != actor_state::failed)
-      hosted.push_back(json{{"address", rec->addr.to_string()}, {"type", rec->type},
-                            {"package_id", rec->package_id}, {"name", rec->name}});
-  const json body{{"member", to_json(self_member())}, {"hosted", hosted}, {"from", base::hex32(ctx_.id)}, {"to", json()}};
-  if (!p_.link.send_uplink(cmd::peer::join, body)) log_line(TROUPE_LOG_WARN, {}, "join not sent: the link to the leader is full");
+      hosted.push_back(json{{"address", rec->addr.to_string()},
+                            {"type", rec->type},
+                            {"package_id", rec->package_id},
+                            {"name", rec->name}});
+  const json body{
+      {"member", to_json(self_member())}, {"hosted", hosted}, {"from", base::hex32(ctx_.id)}, {"to", json()}};
+  if (!p_.link.send_uplink(cmd::peer::join, body))
+    log_line(TROUPE_LOG_WARN, {}, "join not sent: the link to the leader is full");
 }
 
 void leader_convention::leader_lost() {
@@ -325,8 +339,9 @@ void leader_convention::leader_lost() {
   // Fetches it will not answer: the leader asks again once it is back.
   fetch_waiters_.clear();
   p_.members.mark_down(p_.state.leader);
-  log_line(TROUPE_LOG_WARN, {}, "the convention leader at " + ctx_.opts.leader +
-                                    " stopped answering; serving on, rejoining when it returns");
+  log_line(
+      TROUPE_LOG_WARN, {},
+      "the convention leader at " + ctx_.opts.leader + " stopped answering; serving on, rejoining when it returns");
   // Requests forwarded through it will not be answered.
   p_.calls.fail_all(leader_unreachable());
 }
@@ -340,8 +355,8 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
     return;
   }
   if (m->system_id != from) {
-    log_line(TROUPE_LOG_WARN, {}, "refused a join: it says system " + base::hex32(m->system_id) + " from " +
-                                      base::hex32(from));
+    log_line(TROUPE_LOG_WARN, {},
+             "refused a join: it says system " + base::hex32(m->system_id) + " from " + base::hex32(from));
     return;
   }
   m->leader = false;
@@ -355,8 +370,9 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
   for (auto id : replaced) p_.members.remove(id);
   const bool was_up = !gone(from);
   p_.members.upsert(*m, convention_clock::now());
-  log_line(TROUPE_LOG_INFO, {}, std::string(was_up ? "system rejoined: " : "system joined: ") + m->host + ":" +
-                                    std::to_string(m->port) + " with " + to_json(m->caps).dump());
+  log_line(TROUPE_LOG_INFO, {},
+           std::string(was_up ? "system rejoined: " : "system joined: ") + m->host + ":" + std::to_string(m->port) +
+               " with " + to_json(m->caps).dump());
   // What it hosts is where it is (the leader may have restarted and lost track).
   for (const auto& h : b.value("hosted", json::array())) {
     const auto a = address::parse(h.value("address", std::string()));
@@ -484,7 +500,8 @@ void leader_convention::on_fetch(std::uint32_t from, const json& b) {
     if (!in || bytes.empty()) why = "cannot read " + p->source;
   }
   if (!why.empty()) return (void)p_.link.send(from, cmd::peer::fetch_failed, json{{"package_id", id}, {"reason", why}});
-  log_line(TROUPE_LOG_INFO, {}, "sending package " + p->m.package + " " + p->m.version.text + " to system " + port_of(from));
+  log_line(TROUPE_LOG_INFO, {},
+           "sending package " + p->m.package + " " + p->m.version.text + " to system " + port_of(from));
   p_.link.send(from, cmd::peer::package, json{{"package_id", id}}, bytes);
 }
 
@@ -502,7 +519,8 @@ void leader_convention::on_package(const json& b, const std::string& blob) {
   };
   if (blob.empty())
     return fail_all("cannot fetch package " + id.substr(0, 12) + ": " + b.value("reason", std::string("no archive")));
-  if (manifests::sha256_hex(blob) != id) return fail_all("the leader sent an archive that is not package " + id.substr(0, 12));
+  if (manifests::sha256_hex(blob) != id)
+    return fail_all("the leader sent an archive that is not package " + id.substr(0, 12));
   // Verified here with this system's own keys, like any load.
   std::error_code ec;
   fs::create_directories(ctx_.dir / "fetched", ec);

@@ -130,9 +130,9 @@ class leader_convention final : public convention {
   parts p_;
   std::unordered_map<address, location> locations_;
   std::unordered_map<address, std::vector<client_ref>> spawn_waiters_;  // spawns and moves, answered once placed
-  std::set<address> hosted_;    // actors here placed by the leader
-  std::set<address> creating_;  // of those, created and not yet reported
-  std::map<std::string, std::vector<json>> fetch_waiters_;  // package id -> create requests
+  std::set<address> hosted_;                                            // actors here placed by the leader
+  std::set<address> creating_;                                          // of those, created and not yet reported
+  std::map<std::string, std::vector<json>> fetch_waiters_;              // package id -> create requests
   // A member's discovery of its leader (a DEALER to the leader's public port).
   zmq::socket_t discovery_;
   std::unique_ptr<ipc::socket_watcher> discovery_watch_;

@@ -20,9 +20,15 @@ using ipc::log_line;
 // ---------------------------------------------------------------- the table
 
 json leader_convention::location_json(address a, const location& l) const {
-  return json{{"address", a.to_string()}, {"system", base::hex32(l.system)}, {"port", port_of(l.system)},
-              {"type", l.type}, {"package_id", l.package_id}, {"name", l.name},
-              {"state", to_string(l.ph)}, {"reason", l.reason}, {"moves", l.moves}};
+  return json{{"address", a.to_string()},
+              {"system", base::hex32(l.system)},
+              {"port", port_of(l.system)},
+              {"type", l.type},
+              {"package_id", l.package_id},
+              {"name", l.name},
+              {"state", to_string(l.ph)},
+              {"reason", l.reason},
+              {"moves", l.moves}};
 }
 
 void leader_convention::set_location(address a, location l) {
@@ -164,8 +170,12 @@ void leader_convention::place(address a) {
   p_.members.add_load(*chosen, 1);
   broadcast(cmd::peer::located, location_json(a, l));
   if (!p_.link.send(*chosen, cmd::peer::create,
-                    json{{"address", a.to_string()}, {"type", l.type}, {"package_id", l.package_id},
-                         {"name", l.name}, {"fresh_worker", l.fresh_worker}, {"moves", l.moves}})) {
+                    json{{"address", a.to_string()},
+                         {"type", l.type},
+                         {"package_id", l.package_id},
+                         {"name", l.name},
+                         {"fresh_worker", l.fresh_worker},
+                         {"moves", l.moves}})) {
     // Not connected (yet, or any more): the next fitting system.
     p_.members.add_load(*chosen, -1);
     l.refused.insert(*chosen);
@@ -222,8 +232,9 @@ void leader_convention::on_report(std::uint32_t from, std::string_view command, 
   // Only the system the table names may report on an actor (a copy left
   // on a system cut off for a while must not overwrite the live one).
   if (from != l.system || (creation && l.ph != location::phase::moving)) {
-    log_line(command == cmd::peer::created ? TROUPE_LOG_WARN : TROUPE_LOG_INFO, *a,
-             "ignored '" + std::string(command) + "' from system " + port_of(from) + ", which does not host it (any more)");
+    log_line(
+        command == cmd::peer::created ? TROUPE_LOG_WARN : TROUPE_LOG_INFO, *a,
+        "ignored '" + std::string(command) + "' from system " + port_of(from) + ", which does not host it (any more)");
     if (command == cmd::peer::created && from != l.system)
       p_.link.send(from, cmd::peer::evict, json{{"address", a->to_string()}, {"reason", "a copy runs elsewhere"}});
     return;
@@ -283,7 +294,8 @@ void leader_convention::on_create_request(const json& b) {
   if (known) return;
   if (p_.state.leads) {
     p_.link.send(ctx_.id, cmd::peer::create_failed,
-                 json{{"address", b.value("address", std::string())}, {"reason", "package " + id.substr(0, 12) + " is not loaded"}});
+                 json{{"address", b.value("address", std::string())},
+                      {"reason", "package " + id.substr(0, 12) + " is not loaded"}});
     return;
   }
   auto& waiting = fetch_waiters_[id];
@@ -405,8 +417,11 @@ void leader_convention::spawn_here(const client_ref& c, const json& b, const std
 
 void leader_convention::cmd_systems(const client_ref& c) {
   p_.members.heard(ctx_.id, convention_clock::now(), static_cast<std::uint32_t>(p_.dir.size()));
-  p_.port.answer(c, json{{"leader", ctx_.opts.leader}, {"self", base::hex32(ctx_.id)}, {"is_leader", p_.state.leads},
-                         {"joined", joined()}, {"systems", members_json()}});
+  p_.port.answer(c, json{{"leader", ctx_.opts.leader},
+                         {"self", base::hex32(ctx_.id)},
+                         {"is_leader", p_.state.leads},
+                         {"joined", joined()},
+                         {"systems", members_json()}});
 }
 
 void leader_convention::cmd_chgcap(const client_ref& c, const json& b) {
@@ -427,7 +442,8 @@ void leader_convention::cmd_chgcap(const client_ref& c, const json& b) {
       return p_.port.answer_error(c, "chgcap: " + name + " must be a finite number", errc::invalid_argument);
     caps[name] = v;
   } else if (op == "remove") {
-    if (caps.erase(name) == 0) return p_.port.answer_error(c, "this system has no capability '" + name + "'", errc::not_found);
+    if (caps.erase(name) == 0)
+      return p_.port.answer_error(c, "this system has no capability '" + name + "'", errc::not_found);
   } else {
     return p_.port.answer_error(c, "chgcap: op must be add, remove or set", errc::invalid_argument);
   }
@@ -452,7 +468,8 @@ void leader_convention::cmd_move(const client_ref& c, const json& b) {
   }
   const auto target = b.value("target", std::string());
   address a;
-  if (auto parsed = address::parse(target)) a = *parsed;
+  if (auto parsed = address::parse(target))
+    a = *parsed;
   else
     for (const auto& [addr, l] : locations_)
       if (l.name == target) a = addr;
@@ -464,7 +481,8 @@ void leader_convention::cmd_move(const client_ref& c, const json& b) {
                                 errc::unavailable);
   std::uint32_t dest = it->second.system;
   if (b.contains("port") && !b["port"].is_null()) {
-    if (!b["port"].is_number_unsigned() || b["port"].get<std::uint64_t>() == 0 || b["port"].get<std::uint64_t>() > 65535)
+    if (!b["port"].is_number_unsigned() || b["port"].get<std::uint64_t>() == 0 ||
+        b["port"].get<std::uint64_t>() > 65535)
       return p_.port.answer_error(c, "move: port must be an integer from 1 to 65535", errc::invalid_argument);
     const auto* m = p_.members.find_port(b["port"].get<std::uint16_t>());
     if (m == nullptr)
@@ -475,9 +493,9 @@ void leader_convention::cmd_move(const client_ref& c, const json& b) {
   }
   const bool fresh = b.value("new_worker", false);
   if (dest == it->second.system && !fresh)
-    return p_.port.answer_error(c, a.to_string() + " already runs on " + port_of(dest) +
-                                       " (add --new-worker to move it to a new worker there)",
-                                errc::invalid_argument);
+    return p_.port.answer_error(
+        c, a.to_string() + " already runs on " + port_of(dest) + " (add --new-worker to move it to a new worker there)",
+        errc::invalid_argument);
   if (const auto* reqs = requirements_of(it->second))
     if (auto why = manifests::unmet(p_.members.find(dest)->caps, *reqs))
       return p_.port.answer_error(c, "system " + port_of(dest) + " cannot host " + it->second.type + ": " + *why,

@@ -1,5 +1,7 @@
 #include "supervisor/membership.hpp"
 
+#include "base/hex.hpp"
+
 #include "supervisor/capabilities.hpp"
 
 #include <nlohmann/json.hpp>
@@ -18,9 +20,7 @@ error bad(const std::string& what) { return make_error(errc::invalid_argument, "
 
 // Quoted and escaped, so a name with a newline or invalid UTF-8 still gives a
 // one-line message and dump() cannot throw.
-std::string quoted(const std::string& s) {
-  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string quoted(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // An integer in [lo, hi]; floats (even 80.0) are refused, as are values that
 // do not fit, whether JSON stored them signed or unsigned.
@@ -43,10 +43,14 @@ bool parse_system_id(const std::string& s, std::uint32_t& out) {
   std::uint32_t id = 0;
   for (char c : s) {
     int d = 0;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return false;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return false;
     id = id * 16 + static_cast<std::uint32_t>(d);
   }
   out = id;
@@ -97,16 +101,16 @@ std::string one_line(std::string s) {
 
 const char* to_string(member_state s) {
   switch (s) {
-    case member_state::up: return "up";
-    case member_state::down: return "down";
+    case member_state::up:
+      return "up";
+    case member_state::down:
+      return "down";
   }
   return "down";
 }
 
 json to_json(const member_info& m) {
-  char id[9];
-  std::snprintf(id, sizeof id, "%08x", static_cast<unsigned>(m.system_id));
-  return json{{"system", id},
+  return json{{"system", base::hex32(m.system_id)},
               {"host", m.host},
               {"port", m.port},
               {"peer", m.peer_endpoint},
@@ -171,9 +175,12 @@ result<member_info> member_from_json(const json& j) {
 
   v = field(j, "state");  // optional: a member that is listed is taken to be up
   if (v != nullptr) {
-    if (v->is_string() && v->get<std::string>() == "up") m.state = member_state::up;
-    else if (v->is_string() && v->get<std::string>() == "down") m.state = member_state::down;
-    else return bad("\"state\" must be \"up\" or \"down\"");
+    if (v->is_string() && v->get<std::string>() == "up")
+      m.state = member_state::up;
+    else if (v->is_string() && v->get<std::string>() == "down")
+      m.state = member_state::down;
+    else
+      return bad("\"state\" must be \"up\" or \"down\"");
   }
   return m;
 }
@@ -204,8 +211,8 @@ bool membership::heard(std::uint32_t id, convention_clock::time_point now, std::
   return true;
 }
 
-std::vector<std::uint32_t> membership::expire(convention_clock::time_point now,
-                                              std::chrono::milliseconds timeout, std::uint32_t except) {
+std::vector<std::uint32_t> membership::expire(convention_clock::time_point now, std::chrono::milliseconds timeout,
+                                              std::uint32_t except) {
   std::vector<std::uint32_t> out;
   for (const member_info* m : all()) {
     if (m->system_id == except || m->state != member_state::up || now - m->last_heard <= timeout) continue;
@@ -236,8 +243,8 @@ bool membership::add_load(std::uint32_t id, int delta) {
   if (it == members_.end()) return false;
   // A stop counted twice must not wrap the load round to four billion.
   const std::int64_t load = std::int64_t{it->second.actors} + delta;
-  it->second.actors = static_cast<std::uint32_t>(
-      std::clamp<std::int64_t>(load, 0, std::numeric_limits<std::uint32_t>::max()));
+  it->second.actors =
+      static_cast<std::uint32_t>(std::clamp<std::int64_t>(load, 0, std::numeric_limits<std::uint32_t>::max()));
   return true;
 }
 
@@ -264,8 +271,7 @@ result<std::uint32_t> choose_system(const membership& members, std::uint32_t loc
                                     const std::vector<manifests::requirement>& reqs,
                                     const std::set<std::uint32_t>& exclude, std::string_view type) {
   auto fits = [&](const member_info& m) {
-    return m.state == member_state::up && exclude.count(m.system_id) == 0 &&
-           !manifests::unmet(m.caps, reqs);
+    return m.state == member_state::up && exclude.count(m.system_id) == 0 && !manifests::unmet(m.caps, reqs);
   };
   // Local first: no hop across the network for the actor's messages.
   if (const auto* local = members.find(local_id); local != nullptr && fits(*local)) return local_id;

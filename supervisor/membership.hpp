@@ -36,7 +36,7 @@ struct member_info {
   std::string peer_endpoint;    ///< tcp://HOST:PORT of its CurveZMQ peer socket
   std::string public_key;       ///< its Curve25519 public key, Z85 (40 characters)
   manifests::capabilities caps;
-  std::uint32_t actors = 0;     ///< actors it hosts: its load
+  std::uint32_t actors = 0;  ///< actors it hosts: its load
   bool leader = false;
   member_state state = member_state::up;
   convention_clock::time_point last_heard{};
@@ -94,7 +94,6 @@ class membership {
 /// (no up member at all: "no system can host Morse: no system is up").
 [[nodiscard]] result<std::uint32_t> choose_system(const membership& members, std::uint32_t local_id,
                                                   const std::vector<manifests::requirement>& reqs,
-                                                  const std::set<std::uint32_t>& exclude,
-                                                  std::string_view type);
+                                                  const std::set<std::uint32_t>& exclude, std::string_view type);
 
 }  // namespace troupe::supervisor

@@ -16,8 +16,7 @@ namespace {
 
 const std::string key40(40, 'k');
 
-member_info member(std::uint32_t id, std::uint16_t port, std::uint32_t actors = 0,
-                   manifests::capabilities caps = {}) {
+member_info member(std::uint32_t id, std::uint16_t port, std::uint32_t actors = 0, manifests::capabilities caps = {}) {
   member_info m;
   m.system_id = id;
   m.host = "10.0.0.1";
@@ -30,9 +29,11 @@ member_info member(std::uint32_t id, std::uint16_t port, std::uint32_t actors = 
 }
 
 json wire() {
-  return json{{"system", "3fa9c012"}, {"host", "10.0.0.1"}, {"port", 10000},
-              {"peer", "tcp://10.0.0.1:10001"}, {"key", key40}, {"capabilities", json::object()},
-              {"actors", 3}, {"leader", false}, {"state", "up"}};
+  return json{{"system", "3fa9c012"}, {"host", "10.0.0.1"},
+              {"port", 10000},        {"peer", "tcp://10.0.0.1:10001"},
+              {"key", key40},         {"capabilities", json::object()},
+              {"actors", 3},          {"leader", false},
+              {"state", "up"}};
 }
 
 requirement req(std::string cap, enum requirement::op op, capability_value v = true) {
@@ -45,8 +46,12 @@ const auto t0 = convention_clock::time_point{} + 1h;
 
 TEST_CASE("a member survives the wire form unchanged", "[convention]") {
   auto m = member(0x3fa9c012, 10000, 7,
-                  {{"morse", true}, {"Caesar cipher", true}, {"gpu_mem", std::int64_t{16}},
-                   {"ratio", 0.5}, {"region", std::string("eu")}, {"label", std::string("16")}});
+                  {{"morse", true},
+                   {"Caesar cipher", true},
+                   {"gpu_mem", std::int64_t{16}},
+                   {"ratio", 0.5},
+                   {"region", std::string("eu")},
+                   {"label", std::string("16")}});
   m.leader = true;
   m.state = member_state::down;
   const json j = to_json(m);
@@ -106,10 +111,8 @@ TEST_CASE("every malformed member field gives a one-line error naming it", "[con
       {"port", 80.0, false, "member: \"port\" must be an integer from 1 to 65535"},
       {"port", "80", false, "member: \"port\" must be an integer from 1 to 65535"},
       {"port", huge, false, "member: \"port\" must be an integer from 1 to 65535"},
-      {"port", std::numeric_limits<std::uint64_t>::max(), false,
-       "member: \"port\" must be an integer from 1 to 65535"},
-      {"port", std::numeric_limits<std::int64_t>::min(), false,
-       "member: \"port\" must be an integer from 1 to 65535"},
+      {"port", std::numeric_limits<std::uint64_t>::max(), false, "member: \"port\" must be an integer from 1 to 65535"},
+      {"port", std::numeric_limits<std::int64_t>::min(), false, "member: \"port\" must be an integer from 1 to 65535"},
       {"peer", {}, true, "member: \"peer\" is missing"},
       {"peer", "10.0.0.1:10001", false, "member: \"peer\" must be a string starting with tcp://"},
       {"peer", json::array({"tcp://x:1"}), false, "member: \"peer\" must be a string starting with tcp://"},
@@ -119,13 +122,21 @@ TEST_CASE("every malformed member field gives a one-line error naming it", "[con
       {"capabilities", {}, true, "member: \"capabilities\" is missing"},
       {"capabilities", json::array(), false, "member: \"capabilities\" must be an object"},
       {"capabilities", nullptr, false, "member: \"capabilities\" must be an object"},
-      {"capabilities", {{"gpu mem", nullptr}}, false,
+      {"capabilities",
+       {{"gpu mem", nullptr}},
+       false,
        "member: capability \"gpu mem\" must be a bool, a finite number or a string"},
-      {"capabilities", {{"a\nb", json::array()}}, false,
+      {"capabilities",
+       {{"a\nb", json::array()}},
+       false,
        "member: capability \"a\\nb\" must be a bool, a finite number or a string"},
-      {"capabilities", {{"x", json::object()}}, false,
+      {"capabilities",
+       {{"x", json::object()}},
+       false,
        "member: capability \"x\" must be a bool, a finite number or a string"},
-      {"capabilities", {{"x", std::numeric_limits<double>::infinity()}}, false,
+      {"capabilities",
+       {{"x", std::numeric_limits<double>::infinity()}},
+       false,
        "member: capability \"x\" must be a bool, a finite number or a string"},
       {"capabilities", {{"", true}}, false, "member: \"capabilities\" has an empty name"},
       {"actors", {}, true, "member: \"actors\" is missing"},
@@ -140,8 +151,10 @@ TEST_CASE("every malformed member field gives a one-line error naming it", "[con
   };
   for (const auto& c : cases) {
     auto j = wire();
-    if (c.erase) j.erase(c.field);
-    else j[c.field] = c.value;
+    if (c.erase)
+      j.erase(c.field);
+    else
+      j[c.field] = c.value;
     INFO(j.dump());
     result<member_info> m = make_error(errc::internal, "");
     REQUIRE_NOTHROW(m = member_from_json(j));
@@ -175,8 +188,8 @@ TEST_CASE("every malformed member field gives a one-line error naming it", "[con
 
 TEST_CASE("capability values from JSON keep their types; huge integers become doubles", "[convention]") {
   auto j = wire();
-  j["capabilities"] = {{"b", false}, {"i", -3}, {"d", 2.5}, {"s", "eu"},
-                       {"u", std::numeric_limits<std::uint64_t>::max()}};
+  j["capabilities"] = {
+      {"b", false}, {"i", -3}, {"d", 2.5}, {"s", "eu"}, {"u", std::numeric_limits<std::uint64_t>::max()}};
   auto m = member_from_json(j);
   REQUIRE(m.ok());
   CHECK(m->caps.at("b") == capability_value(false));
@@ -228,7 +241,7 @@ TEST_CASE("heartbeats, expiry and stops move members between up and down", "[con
   CHECK(ms.find(2)->actors == 5);
   CHECK_FALSE(ms.heard(42, t0, 1));
 
-  CHECK(ms.expire(t0 + 3s, 3s, 9).empty());  // heard exactly timeout ago: still within it
+  CHECK(ms.expire(t0 + 3s, 3s, 9).empty());                              // heard exactly timeout ago: still within it
   CHECK(ms.expire(t0 + 5s, 3s, 9) == std::vector<std::uint32_t>{1, 3});  // port order
   CHECK(ms.find(1)->state == member_state::down);
   CHECK(ms.find(2)->state == member_state::up);
@@ -287,10 +300,10 @@ TEST_CASE("placement prefers the local system, then the least loaded", "[convent
   ms.upsert(member(3, 10100, 2), t0);
   const std::vector<requirement> none;
 
-  CHECK(*choose_system(ms, 1, none, {}, "Echo") == 1);  // local wins whatever its load
+  CHECK(*choose_system(ms, 1, none, {}, "Echo") == 1);   // local wins whatever its load
   CHECK(*choose_system(ms, 1, none, {1}, "Echo") == 3);  // local refused it: least loaded
   ms.mark_down(1);
-  CHECK(*choose_system(ms, 1, none, {}, "Echo") == 3);  // local down
+  CHECK(*choose_system(ms, 1, none, {}, "Echo") == 3);   // local down
   CHECK(*choose_system(ms, 99, none, {}, "Echo") == 3);  // local not a member
   ms.mark_down(3);
   CHECK(*choose_system(ms, 1, none, {}, "Echo") == 2);  // down members are skipped
@@ -326,10 +339,9 @@ TEST_CASE("placement honours every kind of requirement", "[convention]") {
   CHECK(pick({req("legacy", op::exists)}) == 2);
   CHECK(pick({req("region", op::absent)}) == 3);
   CHECK(pick({req("Caesar cipher", op::equals, true)}) == 3);
-  CHECK(pick({req("gpu_mem", op::at_least, std::int64_t{8}), req("legacy", op::absent),
-              req("region", op::absent)}) == 3);
-  CHECK(pick({req("gpu_mem", op::at_least, std::int64_t{8}), req("region", op::equals, std::string("us"))}) ==
-        1);
+  CHECK(pick({req("gpu_mem", op::at_least, std::int64_t{8}), req("legacy", op::absent), req("region", op::absent)}) ==
+        3);
+  CHECK(pick({req("gpu_mem", op::at_least, std::int64_t{8}), req("region", op::equals, std::string("us"))}) == 1);
 }
 
 TEST_CASE("with no system fitting, one line names each up member's first unmet need", "[convention]") {

@@ -63,8 +63,10 @@ void package_manager::stop() {
 bool package_manager::when_loaded(const std::string& id, load_done done) {
   auto* p = packages_.find(id);
   if (p == nullptr || p->phase == package_phase::unloading) return false;
-  if (p->phase == package_phase::loading) load_waiters_[id].push_back(std::move(done));
-  else done(describe_load(*p, true));
+  if (p->phase == package_phase::loading)
+    load_waiters_[id].push_back(std::move(done));
+  else
+    done(describe_load(*p, true));
   return true;
 }
 
@@ -89,8 +91,10 @@ void package_manager::on_fatal(worker_proc& w, const json& b) {
 
 void package_manager::cmd_load(const client_ref& c, const json& b) {
   load_done done = [this, c](const result<json>& r) {
-    if (r) port_.answer(c, *r);
-    else port_.answer_error(c, r.err().message, r.err().code);
+    if (r)
+      port_.answer(c, *r);
+    else
+      port_.answer_error(c, r.err().message, r.err().code);
   };
   const auto path = b.value("path", std::string());
   const auto group = b.value("group", std::string());
@@ -99,21 +103,22 @@ void package_manager::cmd_load(const client_ref& c, const json& b) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
       if (!unsigned_dir)
-        return port_.answer_error(c, path + " is a directory package: it loads only with --unsigned, on a system "
-                                      "started with --allow-unsigned");
+        return port_.answer_error(c, path +
+                                         " is a directory package: it loads only with --unsigned, on a system "
+                                         "started with --allow-unsigned");
       if (!ctx_.opts.allow_unsigned)
         return port_.answer_error(c, "this system refuses unsigned packages (" + path +
-                                   "); start it with --allow-unsigned to load directory packages");
+                                         "); start it with --allow-unsigned to load directory packages");
       return load_directory(path, std::move(done));
     }
     if (unsigned_dir)
       return port_.answer_error(c, "--unsigned is for directory packages; " + path + " is not a directory",
-                          errc::invalid_argument);
+                                errc::invalid_argument);
     return load_archive(path, std::move(done));
   }
   if (group.empty())
     return port_.answer_error(c, "load: give a package archive, a group name or (with --unsigned) a directory",
-                        errc::invalid_argument);
+                              errc::invalid_argument);
   auto newest = newest_of(store_, group);
   if (!newest) return port_.answer_error(c, newest.err().message, newest.err().code);
   load_archive(*newest, std::move(done));
@@ -163,10 +168,12 @@ void package_manager::load_directory(const fs::path& dir, load_done done) {
 bool package_manager::join_existing(const std::string& id, load_done& done) {
   auto* p = packages_.find(id);
   if (p == nullptr) return false;
-  if (p->phase == package_phase::loading) load_waiters_[id].push_back(std::move(done));
+  if (p->phase == package_phase::loading)
+    load_waiters_[id].push_back(std::move(done));
   else if (p->phase == package_phase::unloading)
     done(make_error(errc::refused, "package " + id + " is being unloaded; load it again once it is gone"));
-  else done(describe_load(*p, true));  // loading a loaded package again is a no-op
+  else
+    done(describe_load(*p, true));  // loading a loaded package again is a no-op
   return true;
 }
 
@@ -184,8 +191,7 @@ void package_manager::begin_load(package_entry entry, load_done done) {
     if (e) return;
     auto* p = packages_.find(id);
     if (p != nullptr && p->phase == package_phase::loading)
-      fail_load(id, "its worker did not register within " +
-                        std::to_string(load_registration_timeout.count()) + " s");
+      fail_load(id, "its worker did not register within " + std::to_string(load_registration_timeout.count()) + " s");
   });
   timers_[id] = std::move(timer);
 }
@@ -201,9 +207,9 @@ void package_manager::on_worker_ready(worker_proc& w, const json& rid, const jso
       if (std::find(types.begin(), types.end(), json(spec.type)) == types.end())
         missing += (missing.empty() ? "" : ", ") + spec.type;
     if (!missing.empty()) {
-      const std::string reason = pkg->library.filename().string() + " does not register actor type " + missing +
-                                 " declared by its manifest (it registers: " +
-                                 (registered.empty() ? "none" : registered) + ")";
+      const std::string reason =
+          pkg->library.filename().string() + " does not register actor type " + missing +
+          " declared by its manifest (it registers: " + (registered.empty() ? "none" : registered) + ")";
       pool_.reply_error(w, rid, reason);
       return fail_load(pkg->id, reason);
     }
@@ -217,8 +223,8 @@ void package_manager::finish_load(const std::string& id) {
   if (p == nullptr) return;
   timers_.erase(id);
   p->phase = package_phase::loaded;
-  log_line(TROUPE_LOG_INFO, {}, "loaded package " + describe(*p) +
-                                    (p->signer.empty() ? ", unsigned" : ", signed by " + p->signer));
+  log_line(TROUPE_LOG_INFO, {},
+           "loaded package " + describe(*p) + (p->signer.empty() ? ", unsigned" : ", signed by " + p->signer));
   const std::string group = p->m.package;
   const auto change = packages_.update_active(group);
   run_on_load(*p);
@@ -238,7 +244,8 @@ void package_manager::fail_load(const std::string& id, const std::string& reason
   auto* p = packages_.find(id);
   if (p == nullptr) return;
   timers_.erase(id);
-  const std::string message = "cannot load " + p->m.package + " " + p->m.version.text + " (" + p->source + "): " + reason;
+  const std::string message =
+      "cannot load " + p->m.package + " " + p->m.version.text + " (" + p->source + "): " + reason;
   log_line(TROUPE_LOG_ERROR, {}, message);
   if (auto* w = pool_.find(p->worker)) {
     // Whatever it is doing, the package is refused: it goes now.
@@ -257,12 +264,8 @@ void package_manager::fail_load(const std::string& id, const std::string& reason
 }
 
 json package_manager::describe_load(const package_entry& p, bool already) const {
-  return json{{"id", p.id},
-              {"group", p.m.package},
-              {"version", p.m.version.text},
-              {"active", p.active},
-              {"already_loaded", already},
-              {"signer", p.signer.empty() ? json() : json(p.signer)},
+  return json{{"id", p.id},         {"group", p.m.package},      {"version", p.m.version.text},
+              {"active", p.active}, {"already_loaded", already}, {"signer", p.signer.empty() ? json() : json(p.signer)},
               {"source", p.source}};
 }
 
@@ -290,12 +293,15 @@ void package_manager::reload_after_crash() {
   while (std::getline(in, line))
     if (!line.empty()) archives.push_back(line);
   if (archives.empty()) return;
-  log_line(TROUPE_LOG_WARN, {}, "the previous run on this port ended without stopping: loading its " +
-                                    std::to_string(archives.size()) + " packages again");
+  log_line(TROUPE_LOG_WARN, {},
+           "the previous run on this port ended without stopping: loading its " + std::to_string(archives.size()) +
+               " packages again");
   for (const auto& file : archives)
     load_archive(file, [file](const result<json>& r) {
-      if (r) log_line(TROUPE_LOG_INFO, {}, "loaded again: " + file);
-      else log_line(TROUPE_LOG_WARN, {}, "not loaded again: " + file + ": " + r.err().message);
+      if (r)
+        log_line(TROUPE_LOG_INFO, {}, "loaded again: " + file);
+      else
+        log_line(TROUPE_LOG_WARN, {}, "not loaded again: " + file + ": " + r.err().message);
     });
 }
 
@@ -321,7 +327,8 @@ void package_manager::run_on_load(package_entry& p) {
     if (!spec.on_load) continue;
     const address a = directory_.allocate();
     if (auto s = actors_.place(a, spec.type, p.id, {}, {}); !s) {
-      log_line(TROUPE_LOG_WARN, {}, "on_load of " + describe(p) + ": cannot create " + spec.type + ": " + s.err().message);
+      log_line(TROUPE_LOG_WARN, {},
+               "on_load of " + describe(p) + ": cannot create " + spec.type + ": " + s.err().message);
       continue;
     }
     p.on_load[spec.type] = a;
@@ -346,7 +353,9 @@ void package_manager::send_hook(const package_entry& p, const char* which) {
     for (address a : targets) gateway_.send(*directory_.find(a), ipc::record_kind::tell, 0, "json", payload);
     sent += targets.size();
   }
-  if (sent > 0) log_line(TROUPE_LOG_INFO, {}, std::string(which) + " sent to " + std::to_string(sent) + " actors of " + describe(p));
+  if (sent > 0)
+    log_line(TROUPE_LOG_INFO, {},
+             std::string(which) + " sent to " + std::to_string(sent) + " actors of " + describe(p));
 }
 
 void package_manager::apply_activation(const std::string& group, const activation& change, bool reactivating) {
@@ -387,8 +396,9 @@ void package_manager::bind_group_names(const std::string& group) {
     if (const auto* holder = directory_.find_name(name)) {
       const auto* holder_pkg = packages_.find(holder->package_id);
       if (holder_pkg == nullptr || holder_pkg->m.package != group) {
-        log_line(TROUPE_LOG_WARN, {}, "global name '" + name + "' of " + describe(*active) + " is held by " +
-                                          holder->addr.to_string() + " of another group; left there");
+        log_line(TROUPE_LOG_WARN, {},
+                 "global name '" + name + "' of " + describe(*active) + " is held by " + holder->addr.to_string() +
+                     " of another group; left there");
         continue;
       }
       directory_.unbind_name(holder->addr);
@@ -415,9 +425,10 @@ void package_manager::cmd_unload(const client_ref& c, const json& b) {
   auto p = packages_.resolve(spec);
   if (!p) return port_.answer_error(c, p.err().message, p.err().code);
   if (!(*p)->id.starts_with(spec))
-    return port_.answer_error(c, "unload takes a package hash or a prefix of one; '" + spec +
-                               "' is a group (its active version is " + (*p)->id + ")",
-                        errc::invalid_argument);
+    return port_.answer_error(c,
+                              "unload takes a package hash or a prefix of one; '" + spec +
+                                  "' is a group (its active version is " + (*p)->id + ")",
+                              errc::invalid_argument);
   const std::string id = (*p)->id;
   unload_waiters_[id].push_back(c);
   begin_unload(id, "unloaded by the operator");
@@ -449,7 +460,7 @@ void package_manager::begin_unload(const std::string& id, const char* reason) {
     } else if (rec->state == actor_state::starting) {
       const auto* w = pool_.find(rec->worker);
       if (w == nullptr || w->st != worker_proc::state::ready) {
-        actors_.drop_pending_create(a);  // never created: nothing to stop
+        actors_.drop_pending_create(a);                                       // never created: nothing to stop
         actors_.notify_watchers(a, exit_event::stopped, "package unloaded");  // an unload is no failure
         actors_.fail_actor(*rec, "package unloaded");
         directory_.remove(a);
@@ -463,8 +474,8 @@ void package_manager::begin_unload(const std::string& id, const char* reason) {
     if (pkg == nullptr) return;
     for (auto& [_, w] : pool_.all())  // its shared worker and its dedicated ones
       if (w.package_id == id && w.child) {
-        log_line(TROUPE_LOG_WARN, {}, "unloading " + describe(*pkg) + ": actors did not stop in time: SIGKILL " +
-                                          w.identity);
+        log_line(TROUPE_LOG_WARN, {},
+                 "unloading " + describe(*pkg) + ": actors did not stop in time: SIGKILL " + w.identity);
         w.st = worker_proc::state::stopping;
         w.child->signal(SIGKILL);
       }
@@ -513,10 +524,17 @@ void package_manager::cmd_list(const client_ref& c) {
     for (const auto& a : p->m.actors) types.push_back(a.type);
     json roles = json::object();
     for (const auto& [role, a] : p->roles) roles[role] = a.to_string();
-    json entry{{"group", p->m.package}, {"version", p->m.version.text}, {"id", p->id},
-               {"active", p->active}, {"phase", to_string(p->phase)}, {"actors", actors},
-               {"types", types}, {"roles", roles}, {"source", p->source},
-               {"signer", p->signer.empty() ? json() : json(p->signer)}, {"worker_pid", json()}};
+    json entry{{"group", p->m.package},
+               {"version", p->m.version.text},
+               {"id", p->id},
+               {"active", p->active},
+               {"phase", to_string(p->phase)},
+               {"actors", actors},
+               {"types", types},
+               {"roles", roles},
+               {"source", p->source},
+               {"signer", p->signer.empty() ? json() : json(p->signer)},
+               {"worker_pid", json()}};
     if (const int pid = pool_.pid_of(p->worker); pid > 0) entry["worker_pid"] = pid;
     if (!p->broken.empty()) entry["error"] = p->broken;
     out.push_back(std::move(entry));
@@ -530,7 +548,9 @@ void package_manager::cmd_avail(const client_ref& c) {
     if (groups.empty() || groups.back()["group"] != a.group)
       groups.push_back(json{{"group", a.group}, {"archives", json::array()}});
     const auto* p = a.id.empty() ? nullptr : packages_.find(a.id);
-    json entry{{"file", a.file.string()}, {"version", a.version}, {"id", a.id},
+    json entry{{"file", a.file.string()},
+               {"version", a.version},
+               {"id", a.id},
                {"loaded", p != nullptr && p->phase == package_phase::loaded},
                {"active", p != nullptr && p->active},
                {"signer", a.signer.empty() ? json() : json(a.signer)}};
@@ -589,11 +609,11 @@ void package_manager::cmd_role(const client_ref& c, const json& b) {
   const auto* rec = directory_.find(*a);
   const auto* p = rec ? packages_.find(rec->package_id) : nullptr;
   port_.answer(c, json{{"role", name},
-                 {"address", a->to_string()},
-                 {"state", rec ? json(to_string(rec->state)) : json("stopped")},
-                 {"group", p ? json(p->m.package) : json()},
-                 {"version", p ? json(p->m.version.text) : json()},
-                 {"id", p ? json(p->id) : json()}});
+                       {"address", a->to_string()},
+                       {"state", rec ? json(to_string(rec->state)) : json("stopped")},
+                       {"group", p ? json(p->m.package) : json()},
+                       {"version", p ? json(p->m.version.text) : json()},
+                       {"id", p ? json(p->id) : json()}});
 }
 
 }  // namespace troupe::supervisor

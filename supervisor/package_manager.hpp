@@ -108,9 +108,9 @@ class package_manager {
   directory& directory_;
   package_set& packages_;
   package_store store_;
-  std::map<std::string, std::vector<load_done>> load_waiters_;                        // by package id
-  std::map<std::string, std::vector<client_ref>> unload_waiters_;                     // by package id
-  std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;          // load / unload deadlines
+  std::map<std::string, std::vector<load_done>> load_waiters_;                // by package id
+  std::map<std::string, std::vector<client_ref>> unload_waiters_;             // by package id
+  std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;  // load / unload deadlines
   std::set<std::string> fetched_;
 };
 

@@ -90,8 +90,7 @@ result<manifests::package_archive> verify(const package_store& store, const fs::
   return manifests::open_archive(file, manifests::read_key_ring(store.keys), store.limits);
 }
 
-result<manifests::package_archive> verify_and_keep(const package_store& store, const fs::path& file,
-                                                   bool* copied) {
+result<manifests::package_archive> verify_and_keep(const package_store& store, const fs::path& file, bool* copied) {
   if (copied != nullptr) *copied = false;
   if (same_dir(file.parent_path(), store.packages)) return verify(store, file);
   // Kept by a hard link where the file system allows (nothing to write),
@@ -109,8 +108,8 @@ result<manifests::package_archive> verify_and_keep(const package_store& store, c
     if (!out.flush())
       return make_error(errc::io, "cannot write " + incoming.string() + " (" + std::strerror(errno) + ")");
   }
-  auto archive = manifests::open_archive_bytes(std::move(*bytes), file.string(),
-                                               manifests::read_key_ring(store.keys), store.limits);
+  auto archive = manifests::open_archive_bytes(std::move(*bytes), file.string(), manifests::read_key_ring(store.keys),
+                                               store.limits);
   if (!archive) {
     fs::remove(incoming, ec);
     return archive.err();
@@ -119,7 +118,8 @@ result<manifests::package_archive> verify_and_keep(const package_store& store, c
   fs::path target = store.packages / (base + archive_suffix);
   if (fs::exists(target, ec)) {
     auto existing = manifests::sha256_file_hex(target);
-    if (!existing || *existing != archive->id) target = store.packages / (base + "-" + archive->id.substr(0, 12) + archive_suffix);
+    if (!existing || *existing != archive->id)
+      target = store.packages / (base + "-" + archive->id.substr(0, 12) + archive_suffix);
   }
   if (fs::exists(target, ec)) {
     fs::remove(incoming, ec);  // the same archive is already kept
@@ -157,9 +157,8 @@ std::vector<fs::path> archives_of(const package_store& store, const std::string&
     auto parsed = manifests::parse_version(v);
     if (g == group && parsed) mine.emplace_back(std::move(*parsed), e.path());
   }
-  std::sort(mine.begin(), mine.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second > b.second;
-  });
+  std::sort(mine.begin(), mine.end(),
+            [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second > b.second; });
   std::vector<fs::path> files;
   for (auto& [_, f] : mine) files.push_back(std::move(f));
   return files;

@@ -23,15 +23,13 @@ struct package_store {
   manifests::archive_limits limits;
 };
 
-[[nodiscard]] package_store store_in(const std::filesystem::path& home,
-                                     const manifests::archive_limits& limits = {});
+[[nodiscard]] package_store store_in(const std::filesystem::path& home, const manifests::archive_limits& limits = {});
 
 /// Creates the store's directories (cache/ 0700: its contents are trusted).
 [[nodiscard]] status prepare(const package_store& store);
 
 /// Verifies file against the trusted keys as they are now.
-[[nodiscard]] result<manifests::package_archive> verify(const package_store& store,
-                                                        const std::filesystem::path& file);
+[[nodiscard]] result<manifests::package_archive> verify(const package_store& store, const std::filesystem::path& file);
 
 /// Verifies file and makes sure the package directory holds it: a file
 /// elsewhere is copied in first and the copy is what gets verified, so the
@@ -46,12 +44,12 @@ struct package_store {
 /// One archive of the package directory, as `troupe avail` shows it.
 struct available_archive {
   std::filesystem::path file;
-  std::string id;      ///< empty when the file could not be read
-  std::string group;   ///< from the manifest; from the file name when it does not verify
+  std::string id;     ///< empty when the file could not be read
+  std::string group;  ///< from the manifest; from the file name when it does not verify
   std::string version;
   manifests::version order;  ///< for sorting
-  std::string signer;  ///< trusted key name; empty when it does not verify
-  std::string error;   ///< why it would be refused; empty when it verifies
+  std::string signer;        ///< trusted key name; empty when it does not verify
+  std::string error;         ///< why it would be refused; empty when it verifies
 };
 
 /// Every *.tpkg of the package directory, verified: by group, newest first.
@@ -69,7 +67,7 @@ struct available_archive {
 
 /// Deletes the oldest archives of group beyond keep (archives_of), never one in spare (the
 /// archives of loaded packages). Returns the deleted files.
-std::vector<std::filesystem::path> prune(const package_store& store, const std::string& group,
-                                         std::uint32_t keep, const std::set<std::filesystem::path>& spare);
+std::vector<std::filesystem::path> prune(const package_store& store, const std::string& group, std::uint32_t keep,
+                                         const std::set<std::filesystem::path>& spare);
 
 }  // namespace troupe::supervisor

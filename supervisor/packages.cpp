@@ -19,9 +19,12 @@ bool newer(const package_entry& a, const package_entry& b) {
 
 const char* to_string(package_phase p) {
   switch (p) {
-    case package_phase::loading: return "loading";
-    case package_phase::loaded: return "loaded";
-    case package_phase::unloading: return "unloading";
+    case package_phase::loading:
+      return "loading";
+    case package_phase::loaded:
+      return "loaded";
+    case package_phase::unloading:
+      return "unloading";
   }
   return "loaded";
 }
@@ -57,14 +60,15 @@ result<std::string> package_set::choose(const std::string& type, const std::stri
     auto p = resolve(spec);
     if (!p) return p.err();
     if ((*p)->m.find_actor(type) == nullptr)
-      return make_error(errc::not_found, "unknown actor type '" + type + "' (not in package " + (*p)->m.package +
-                                             " " + (*p)->m.version.text + ")");
+      return make_error(errc::not_found, "unknown actor type '" + type + "' (not in package " + (*p)->m.package + " " +
+                                             (*p)->m.version.text + ")");
     return (*p)->id;
   }
   std::vector<const package_entry*> with_type;
   for (const auto* p : std::as_const(*this).all())
     if (p->active && p->m.find_actor(type) != nullptr) with_type.push_back(p);
-  if (with_type.empty()) return make_error(errc::not_found, "unknown actor type '" + type + "' (not in any loaded package)");
+  if (with_type.empty())
+    return make_error(errc::not_found, "unknown actor type '" + type + "' (not in any loaded package)");
   if (with_type.size() > 1) {
     std::string groups;
     for (const auto* p : with_type) groups += (groups.empty() ? "" : ", ") + p->m.package;
@@ -85,7 +89,8 @@ result<package_entry*> package_set::resolve(std::string_view spec) {
     group_known = true;
     if (p.active) return &p;
   }
-  if (group_known) return make_error(errc::not_found, "package group '" + std::string(spec) + "' has no active version");
+  if (group_known)
+    return make_error(errc::not_found, "package group '" + std::string(spec) + "' has no active version");
   if (is_hex_id_prefix(spec) && spec.size() >= min_prefix) {
     std::vector<package_entry*> hits;
     for (auto it = packages_.lower_bound(spec); it != packages_.end() && it->first.starts_with(spec); ++it)
@@ -122,8 +127,7 @@ result<address> package_set::role(std::string_view name, std::string_view group)
     if (p.phase != package_phase::loaded || !p.roles.count(std::string(name))) continue;
     if (!group.empty() && p.m.package != group) continue;
     if (std::find(groups.begin(), groups.end(), p.m.package) == groups.end()) groups.push_back(p.m.package);
-    if (best == nullptr || (p.active && !best->active) || (p.active == best->active && newer(p, *best)))
-      best = &p;
+    if (best == nullptr || (p.active && !best->active) || (p.active == best->active && newer(p, *best))) best = &p;
   }
   if (best == nullptr) {
     std::string where = group.empty() ? "" : " in group '" + std::string(group) + "'";

@@ -38,12 +38,12 @@ struct package_entry {
   std::string signer;             ///< the trusted key's name; empty for --unsigned
   package_phase phase = package_phase::loading;
   bool active = false;
-  std::uint64_t load_seq = 0;  ///< order of loading, breaks version ties
-  std::string broken;          ///< why its worker can no longer start; empty when fine
-  std::uint32_t worker = 0;    ///< its shared worker, 0 when none
-  std::map<std::string, address> roles;     ///< on_load role -> actor
-  std::map<std::string, address> on_load;   ///< actor type -> the actor on_load created
-  bool adopted = false;  ///< this load copied its archive into the package directory
+  std::uint64_t load_seq = 0;              ///< order of loading, breaks version ties
+  std::string broken;                      ///< why its worker can no longer start; empty when fine
+  std::uint32_t worker = 0;                ///< its shared worker, 0 when none
+  std::map<std::string, address> roles;    ///< on_load role -> actor
+  std::map<std::string, address> on_load;  ///< actor type -> the actor on_load created
+  bool adopted = false;                    ///< this load copied its archive into the package directory
 };
 
 /// A change of a group's active version: ids, empty for none.

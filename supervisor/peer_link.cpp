@@ -90,8 +90,9 @@ void peer_link::on_router() {
   const std::uint32_t to = to_field.is_string() ? base::parse_hex32(to_field.get<std::string>()) : 0;
   if (to != 0 && to != ctx_.id) {
     if (!router_->send_control("s" + base::hex32(to), m->command, m->body, m->blob))
-      log_line(TROUPE_LOG_WARN, {}, "'" + m->command + "' from " + name(from) + " to " + name(to) +
-                                        " not relayed: that system is not connected");
+      log_line(
+          TROUPE_LOG_WARN, {},
+          "'" + m->command + "' from " + name(from) + " to " + name(to) + " not relayed: that system is not connected");
     return;
   }
   dispatch(from, *m);

@@ -88,7 +88,7 @@ class peer_link {
   std::unique_ptr<ipc::socket_watcher> zap_watch_;
   std::unique_ptr<ipc::watched_socket> router_;  // every system: CurveZMQ server
   std::string endpoint_;
-  std::unique_ptr<ipc::watched_socket> uplink_;  // a member: CurveZMQ client of the leader's router
+  std::unique_ptr<ipc::watched_socket> uplink_;    // a member: CurveZMQ client of the leader's router
   std::map<std::uint32_t, zmq::socket_t> direct_;  // a member: links to other members, send only
   std::unordered_map<std::string, handler> handlers_;
 };

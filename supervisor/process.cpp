@@ -84,8 +84,7 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
   bp::environment child_env = env;
   for (const auto& [k, v] : spec.env) child_env[k] = v;
   std::error_code ec;
-  bp::child child(bp::exe = spec.exe, bp::args = spec.args, bp::env = child_env,
-                  bp::std_in < bp::null, ec);
+  bp::child child(bp::exe = spec.exe, bp::args = spec.args, bp::env = child_env, bp::std_in < bp::null, ec);
   // Boost.Process can fail without setting ec (at the descriptor limit its
   // error pipe cannot be made) and then reports pid -1: a pid that kill()
   // would take for "every process". Only a positive pid is a child of ours.
@@ -93,8 +92,8 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
   if (ec || pid <= 0) {
     const int e = errno;
     child.detach();
-    return make_error(errc::io, "cannot start " + spec.exe + ": " +
-                                    (ec ? ec.message() : std::string(std::strerror(e))));
+    return make_error(errc::io,
+                      "cannot start " + spec.exe + ": " + (ec ? ec.message() : std::string(std::strerror(e))));
   }
   child.detach();  // we reap it ourselves through the pidfd
 
@@ -110,15 +109,15 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
   watch->impl_ = std::make_unique<child_watch::impl>(io);
   watch->impl_->fd.assign(pidfd);
   auto* state = watch->impl_.get();
-  state->fd.async_wait(asio::posix::stream_descriptor::wait_read,
-                       [state, pid, alive = state->alive, on_exit = std::move(on_exit)](
-                           const boost::system::error_code& e) {
-                         if (!*alive || e) return;
-                         int status = 0;
-                         ::waitpid(pid, &status, 0);
-                         state->reaped = true;
-                         on_exit(status);
-                       });
+  state->fd.async_wait(
+      asio::posix::stream_descriptor::wait_read,
+      [state, pid, alive = state->alive, on_exit = std::move(on_exit)](const boost::system::error_code& e) {
+        if (!*alive || e) return;
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        state->reaped = true;
+        on_exit(status);
+      });
   return watch;
 }
 

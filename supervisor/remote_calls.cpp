@@ -56,8 +56,9 @@ bool remote_calls::route(const client_ref& c, const std::string& command, const 
   }
   // Moving or pending: held until it is placed, within a bound.
   if (held_.size(a) >= held_.limit()) {
-    port_.answer_error(c, "dead letter: " + a.to_string() + " is " + to_string(l->ph) + " (" + l->reason + ") and " +
-                              std::to_string(held_.size(a)) + " requests already wait for it",
+    port_.answer_error(c,
+                       "dead letter: " + a.to_string() + " is " + to_string(l->ph) + " (" + l->reason + ") and " +
+                           std::to_string(held_.size(a)) + " requests already wait for it",
                        errc::unavailable);
     return true;
   }
@@ -74,11 +75,12 @@ bool remote_calls::route(const client_ref& c, const std::string& command, const 
       auto expired = held_.take_first(a, [id](const held_call& x) { return x.id == id; });
       if (!expired) return;
       const auto* now = convention_->at(a);
-      port_.answer_error(expired->client,
-                         expired->command + " to " + a.to_string() + " timed out after " +
-                             std::to_string(timeout.count()) + " ms: it is " +
-                             (now == nullptr ? std::string("gone") : std::string(to_string(now->ph)) + " (" + now->reason + ")"),
-                         errc::timeout);
+      port_.answer_error(
+          expired->client,
+          expired->command + " to " + a.to_string() + " timed out after " + std::to_string(timeout.count()) +
+              " ms: it is " +
+              (now == nullptr ? std::string("gone") : std::string(to_string(now->ph)) + " (" + now->reason + ")"),
+          errc::timeout);
     });
   }
   held_.hold(a, std::move(h));
@@ -93,9 +95,10 @@ void remote_calls::forward(const client_ref& c, std::uint32_t to, const std::str
     if (e) return;
     auto it = calls_.find(id);
     if (it == calls_.end()) return;
-    port_.answer_error(it->second.client,
-                       "system " + convention_->port_of(it->second.system) + " did not answer '" + it->second.command + "'",
-                       errc::timeout);
+    port_.answer_error(
+        it->second.client,
+        "system " + convention_->port_of(it->second.system) + " did not answer '" + it->second.command + "'",
+        errc::timeout);
     calls_.erase(it);
   });
   if (!link_.send(to, cmd::peer::call, json{{"call", id}, {"command", command}, {"body", b}})) {
@@ -108,8 +111,9 @@ void remote_calls::forward(const client_ref& c, std::uint32_t to, const std::str
       if (l->reason.empty()) l->reason = "system " + convention_->port_of(to) + " is unreachable";
       if (route(c, command, b, b.value("target", std::string()))) return;
     }
-    return port_.answer_error(c, "cannot reach system " + convention_->port_of(to) + ": " +
-                                     (convention_->leads() ? "it is not connected" : convention_->leader_unreachable()),
+    return port_.answer_error(c,
+                              "cannot reach system " + convention_->port_of(to) + ": " +
+                                  (convention_->leads() ? "it is not connected" : convention_->leader_unreachable()),
                               errc::unavailable);
   }
   calls_.emplace(id, std::move(pc));
@@ -169,7 +173,8 @@ void remote_calls::reroute(address a) {
     if (convention_->find(pc.body.value("target", std::string()), target) == nullptr || target != a) continue;
     // Only from a host that is gone: a live one answers what it received
     // (before its exit request), and sending it again would run it twice.
-    if (convention_->gone(pc.system) && (l->ph != location::phase::placed || l->system != pc.system)) stale.push_back(id);
+    if (convention_->gone(pc.system) && (l->ph != location::phase::placed || l->system != pc.system))
+      stale.push_back(id);
   }
   // Sent to where it was: it follows its actor (held while it moves).
   for (auto id : stale) {

@@ -46,8 +46,8 @@ void supervision::register_handlers() {
                    : status(pkg.err());
     if (!s) {
       // Recorded failed, so that messages to the address explain themselves.
-      (void)actors_.add(actor_record{a, type, pkg ? *pkg : w.package_id, {}, 0, actor_state::failed, 0, s.err().message,
-                                     {}, {}});
+      (void)actors_.add(
+          actor_record{a, type, pkg ? *pkg : w.package_id, {}, 0, actor_state::failed, 0, s.err().message, {}, {}});
       return pool_.reply_error(w, rid, s.err().message);
     }
     pool_.reply(w, rid, json{{"address", a.value()}});
@@ -84,7 +84,8 @@ void supervision::register_handlers() {
   pool_.handle(cmd::worker::stopped, [this](worker_proc&, const json&, const json& b) {
     stopped(address(b.value("address", std::uint64_t{0})), b.value("failed", false), b.value("reason", std::string()));
   });
-  pool_.handle(cmd::worker::watch, [this](worker_proc& w, const json& rid, const json& b) { on_watch_request(w, rid, b, true); });
+  pool_.handle(cmd::worker::watch,
+               [this](worker_proc& w, const json& rid, const json& b) { on_watch_request(w, rid, b, true); });
   pool_.handle(cmd::worker::unwatch,
                [this](worker_proc& w, const json& rid, const json& b) { on_watch_request(w, rid, b, false); });
   port_.handle(cmd::client::actors, [this](const client_ref& c, const json&) { cmd_actors(c); });
@@ -101,8 +102,8 @@ status supervision::place(address a, const std::string& type, const std::string&
   if (pkg == nullptr || pkg->phase == package_phase::unloading)
     return make_error(errc::not_found, "package " + package_id + " is not loaded on this system");
   if (!pkg->broken.empty())
-    return make_error(errc::refused, "package " + pkg->m.package + " " + pkg->m.version.text + " cannot start: " +
-                                         pkg->broken);
+    return make_error(errc::refused,
+                      "package " + pkg->m.package + " " + pkg->m.version.text + " cannot start: " + pkg->broken);
   const auto* spec = pkg->m.find_actor(type);
   const bool dedicated = fresh_worker || (spec != nullptr && spec->isolation == manifests::isolation_mode::dedicated);
   auto w = pool_.worker_for(package_id, dedicated);
@@ -113,8 +114,10 @@ status supervision::place(address a, const std::string& type, const std::string&
     return s;
   }
   json create = create_body(*actors_.find(a), *pkg);
-  if ((*w)->st == worker_proc::state::ready) pool_.send(**w, cmd::supervisor::create, create);
-  else (*w)->pending_creates.push_back(std::move(create));
+  if ((*w)->st == worker_proc::state::ready)
+    pool_.send(**w, cmd::supervisor::create, create);
+  else
+    (*w)->pending_creates.push_back(std::move(create));
   return ok_v;
 }
 
@@ -128,10 +131,11 @@ json supervision::create_body(const actor_record& rec, const package_entry& pkg)
   return json{{"address", rec.addr.value()},
               {"type", rec.type},
               {"restarts", rec.restarts},
-              {"restart", {{"policy", base::to_string(policy.policy)},
-                           {"max_restarts", policy.max_restarts},
-                           {"within_ms", policy.within.count()},
-                           {"recent_ms", recent}}},
+              {"restart",
+               {{"policy", base::to_string(policy.policy)},
+                {"max_restarts", policy.max_restarts},
+                {"within_ms", policy.within.count()},
+                {"recent_ms", recent}}},
               {"max_handle_time_ms", spec ? spec->max_handle_time.count() : 0}};
 }
 
@@ -370,7 +374,8 @@ void supervision::restart_after_crash(worker_proc& w, package_entry& pkg, const 
     }
   };
   if (delay.count() == 0) return start();
-  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " restarts in " + std::to_string(delay.count()) + " ms (backoff)");
+  log_line(TROUPE_LOG_INFO, {},
+           "worker " + w.identity + " restarts in " + std::to_string(delay.count()) + " ms (backoff)");
   w.st = worker_proc::state::starting;
   w.restart_timer = std::make_unique<asio::steady_timer>(ctx_.io, delay);
   w.restart_timer->async_wait([start](const boost::system::error_code& e) {

@@ -29,8 +29,8 @@ class package_manager;
 
 class supervision {
  public:
-  supervision(system_context& ctx, event_bus& bus, client_port& port, worker_pool& pool, gateway& gw,
-              directory& actors, package_set& packages)
+  supervision(system_context& ctx, event_bus& bus, client_port& port, worker_pool& pool, gateway& gw, directory& actors,
+              package_set& packages)
       : ctx_(ctx), bus_(bus), port_(port), pool_(pool), gateway_(gw), actors_(actors), packages_(packages) {}
 
   /// The components it asks in turn (they are built after it).

@@ -62,7 +62,12 @@ void report_ready(int fd, const std::string& line) {
 class system {
  public:
   explicit system(const system_options& opts)
-      : ctx_{opts, io_, zmq_, state_dir(opts.home, opts.port), state_dir(opts.home, opts.port) / "run", make_system_id()},
+      : ctx_{opts,
+             io_,
+             zmq_,
+             state_dir(opts.home, opts.port),
+             state_dir(opts.home, opts.port) / "run",
+             make_system_id()},
         signals_(io_, SIGTERM, SIGINT),
         actors_(ctx_.id),
         data_(io_, zmq_),
@@ -123,8 +128,8 @@ status system::setup() {
   if (ec) return make_error(errc::io, "cannot create " + ctx_.run_dir.string() + ": " + ec.message());
   if (auto s = packages_manager_.setup(); !s) return s;
   if (ctx_.endpoint_of("w4294967295-4294967295.sock").size() - 6 > max_ipc_path)
-    return make_error(errc::invalid_argument, "TROUPE_HOME path too long for ipc sockets (" + ctx_.run_dir.string() +
-                                                  "); use a shorter one");
+    return make_error(errc::invalid_argument,
+                      "TROUPE_HOME path too long for ipc sockets (" + ctx_.run_dir.string() + "); use a shorter one");
   if (auto s = port_.bind(); !s) return s;
   // The port is ours: sockets left in run/ belong to a system on this port
   // that died without cleaning up (only now is removing them safe).
@@ -177,7 +182,8 @@ void system::wire() {
     if (!e.failed) {  // a failure told them already
       const std::string why = "no actor at " + e.addr.to_string() + " (stopped)";
       gateway_.fail_held(e.addr, why);
-      if (!(convention_->hosts(e.addr) && convention_->leaving(e.addr))) relay_.drop_held(e.addr, why);  // a moving one's follow it
+      if (!(convention_->hosts(e.addr) && convention_->leaving(e.addr)))
+        relay_.drop_held(e.addr, why);  // a moving one's follow it
     }
     convention_->gone_here(e.addr, e.failed, e.reason);
   });

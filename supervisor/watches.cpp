@@ -16,9 +16,12 @@ void erase_pair(std::map<address, std::set<address>>& m, address key, address va
 
 const char* to_string(exit_event e) {
   switch (e) {
-    case exit_event::stopped: return "stopped";
-    case exit_event::restarted: return "restarted";
-    case exit_event::failed: return "failed";
+    case exit_event::stopped:
+      return "stopped";
+    case exit_event::restarted:
+      return "restarted";
+    case exit_event::failed:
+      return "failed";
   }
   return "stopped";
 }

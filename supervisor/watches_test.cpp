@@ -30,7 +30,7 @@ TEST_CASE("a target that is gone ends its watches and returns its watchers once"
   CHECK(t.end_watches_of(c) == std::vector<address>{a, b});
   CHECK(t.end_watches_of(c).empty());
   CHECK(t.watchers_of(b) == std::vector<address>{a});  // other watches stay
-  CHECK_FALSE(t.remove(a, c));                            // the reverse index forgot it too
+  CHECK_FALSE(t.remove(a, c));                         // the reverse index forgot it too
 }
 
 TEST_CASE("a watcher that is gone ends the watches it held, not those on it", "[watches]") {

@@ -49,8 +49,8 @@ status worker_pool::bind() {
     ipc::configure_control_socket(control_);
     control_.bind(ctx_.endpoint_of("c.sock"));
   } catch (const zmq::error_t& e) {
-    return make_error(errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() +
-                                    ": " + e.what());
+    return make_error(
+        errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() + ": " + e.what());
   }
   watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, control_, [this] { on_control(); });
   handle(cmd::worker::hello, [this](worker_proc& w, const json& rid, const json&) {
@@ -106,8 +106,8 @@ void worker_pool::send_to(const std::string& identity, std::string_view command,
   // Fails only when the worker is gone (ROUTER_MANDATORY); its exit is
   // handled through its pidfd.
   if (!ipc::send_control(control_, identity, command, body))
-    log_line(TROUPE_LOG_WARN, {}, "control message '" + std::string(command) + "' to " + identity +
-                                      " not delivered: worker gone");
+    log_line(TROUPE_LOG_WARN, {},
+             "control message '" + std::string(command) + "' to " + identity + " not delivered: worker gone");
   watch_->kick();
 }
 
@@ -288,8 +288,9 @@ void worker_pool::replenish_standby() {
 
 status worker_pool::assign(worker_proc& w, package_entry& pkg) {
   w.package_id = pkg.id;
-  log_line(TROUPE_LOG_INFO, {}, "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text +
-                                    (w.dedicated ? " (dedicated)" : ""));
+  log_line(TROUPE_LOG_INFO, {},
+           "worker " + w.identity + " runs " + pkg.m.package + " " + pkg.m.version.text +
+               (w.dedicated ? " (dedicated)" : ""));
   if (w.st == worker_proc::state::standby) send_assignment(w);
   return ok_v;
 }
@@ -311,9 +312,13 @@ void worker_pool::send_assignment(worker_proc& w) {
   }
   auto block = actors_.allocate_block(ipc::address_block_size);
   reply(w, w.hello_rid,
-        json{{"system", ctx_.id}, {"first", block.first}, {"count", block.count},
-             {"gateway", ctx_.endpoint_of("g.sock")}, {"library", pkg.library.string()},
-             {"package_id", pkg.id}, {"delivery", ctx_.opts.no_loss ? "no-loss" : "best-effort"}});
+        json{{"system", ctx_.id},
+             {"first", block.first},
+             {"count", block.count},
+             {"gateway", ctx_.endpoint_of("g.sock")},
+             {"library", pkg.library.string()},
+             {"package_id", pkg.id},
+             {"delivery", ctx_.opts.no_loss ? "no-loss" : "best-effort"}});
   w.st = worker_proc::state::assigned;
 }
 
@@ -337,8 +342,8 @@ status worker_pool::start_process(worker_proc& w) {
   w.inbox = ctx_.endpoint_of(w.identity + "-" + std::to_string(++w.incarnation) + ".sock");
   launch_spec spec;
   spec.exe = ctx_.opts.worker_exe.string();
-  spec.args = {"--control", ctx_.endpoint_of("c.sock"), "--inbox", w.inbox, "--worker-id", std::to_string(w.id),
-               "--marker", marker_of(w).string()};
+  spec.args = {"--control",   ctx_.endpoint_of("c.sock"), "--inbox",  w.inbox,
+               "--worker-id", std::to_string(w.id),       "--marker", marker_of(w).string()};
   // Its package's private libraries, and nothing of another package's,
   // through links that send_assignment() points at that package (glibc
   // reads LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
@@ -349,8 +354,9 @@ status worker_pool::start_process(worker_proc& w) {
   if (!child) return child.err();
   w.child = std::move(*child);
   const auto* pkg = packages_.find(w.package_id);
-  log_line(TROUPE_LOG_INFO, {}, "started worker " + w.identity + " (pid " + std::to_string(w.child->pid()) + ")" +
-                                    (pkg ? " for " + pkg->m.package + " " + pkg->m.version.text : ""));
+  log_line(TROUPE_LOG_INFO, {},
+           "started worker " + w.identity + " (pid " + std::to_string(w.child->pid()) + ")" +
+               (pkg ? " for " + pkg->m.package + " " + pkg->m.version.text : ""));
   return ok_v;
 }
 

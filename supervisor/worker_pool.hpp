@@ -35,7 +35,7 @@ struct worker_proc {
   // Hosts the one actor of an `isolation: dedicated` type, and goes with it;
   // else the package's shared worker (package_entry::worker) or a standby.
   bool dedicated = false;
-  std::string identity;    // ROUTER routing id: "w<id>"
+  std::string identity;  // ROUTER routing id: "w<id>"
   // A new inbox for each process (w<id>-<incarnation>.sock): what senders
   // still queued for a dead one can never reach its successor.
   std::string inbox;

@@ -8,15 +8,15 @@
 #include <nlohmann/json.hpp>
 
 #include <poll.h>
-#include <sys/wait.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -35,10 +35,14 @@ int fail(int code, const std::string& message) {
 
 int exit_for(const error& e) {
   switch (e.code) {
-    case errc::unavailable: return cli_unavailable;
-    case errc::timeout: return cli_timeout;
-    case errc::not_found: return cli_not_found;
-    default: return cli_failed;
+    case errc::unavailable:
+      return cli_unavailable;
+    case errc::timeout:
+      return cli_timeout;
+    case errc::not_found:
+      return cli_not_found;
+    default:
+      return cli_failed;
   }
 }
 
@@ -56,10 +60,10 @@ fs::path troupe_home() {
   return "/var/lib/troupe";
 }
 
-result<json> call(const parsed& p, const std::string& cmd, const json& body, std::chrono::milliseconds timeout) {
+result<json> call(const parsed& p, std::string_view command, const json& body, std::chrono::milliseconds timeout) {
   auto c = client::connect(system_of(p));
   if (!c) return c.err();
-  return c->call(cmd, body, timeout);
+  return c->call(command, body, timeout);
 }
 
 void print_json(const json& j) { std::cout << j.dump(2) << "\n"; }
@@ -109,8 +113,10 @@ parsed parse(const std::vector<std::string>& args, const command& cmd) {
       } else if (takes_value) {
         if (!inline_value && i + 1 >= args.size()) throw usage_error{name + " needs a value"};
         std::string v = inline_value ? *inline_value : args[++i];
-        if (name == "--system") p.system = v;
-        else p.values[name] = v;
+        if (name == "--system")
+          p.system = v;
+        else
+          p.values[name] = v;
       } else if (cmd.flag_options.count(name) && !inline_value) {
         p.flags.insert(name);
       } else {
@@ -146,8 +152,7 @@ std::uint64_t parse_size(const std::string& text) {
 
 json parse_payload(const std::string& text) {
   json j = json::parse(text, nullptr, false);
-  if (j.is_discarded())
-    throw usage_error{"malformed JSON payload: " + text + " (quote strings: '\"hello\"')"};
+  if (j.is_discarded()) throw usage_error{"malformed JSON payload: " + text + " (quote strings: '\"hello\"')"};
   return j;
 }
 
@@ -156,9 +161,7 @@ json parse_payload(const std::string& text) {
 
 // ---------------------------------------------------------------- start / stop
 
-fs::path sibling(const std::string& self, const char* name) {
-  return fs::path(self).parent_path() / name;
-}
+fs::path sibling(const std::string& self, const char* name) { return fs::path(self).parent_path() / name; }
 
 int cmd_start(const parsed& p, const std::string& self) {
   supervisor::system_options opts;
@@ -190,7 +193,8 @@ int cmd_start(const parsed& p, const std::string& self) {
     unsigned long v = 0;
     auto r = std::from_chars(text.data(), text.data() + text.size(), v);
     if (r.ec != std::errc{} || r.ptr != text.data() + text.size() || v < lo || v > hi)
-      throw usage_error{std::string(option) + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi)};
+      throw usage_error{std::string(option) + " takes a number from " + std::to_string(lo) + " to " +
+                        std::to_string(hi)};
     return v;
   };
   if (p.has("--max-workers")) opts.max_workers = static_cast<std::uint32_t>(count("--max-workers", 1, 100000));
@@ -205,7 +209,8 @@ int cmd_start(const parsed& p, const std::string& self) {
     long v = 0;
     auto r = std::from_chars(text.data(), text.data() + text.size(), v);
     if (r.ec != std::errc{} || r.ptr != text.data() + text.size() || v < lo || v > hi)
-      throw usage_error{std::string(option) + " takes milliseconds from " + std::to_string(lo) + " to " + std::to_string(hi)};
+      throw usage_error{std::string(option) + " takes milliseconds from " + std::to_string(lo) + " to " +
+                        std::to_string(hi)};
     return std::chrono::milliseconds(v);
   };
   if (p.has("--heartbeat")) opts.heartbeat = millis("--heartbeat", 10, 60000);
@@ -222,7 +227,7 @@ int cmd_start(const parsed& p, const std::string& self) {
 
   // Already running? A quick status call tells.
   if (auto c = client::connect(where)) {
-    if (c->call("status", json::object(), std::chrono::milliseconds(300)))
+    if (c->call(cmd::client::status, json::object(), std::chrono::milliseconds(300)))
       return fail(cli_failed, "a system is already running on " + where);
   }
   std::error_code ec;
@@ -235,8 +240,9 @@ int cmd_start(const parsed& p, const std::string& self) {
   // own session, reporting readiness through a pipe (no polling).
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail(cli_failed, "pipe failed");
-  std::vector<std::string> argv_s = {self, "start", "--foreground", "--port", std::to_string(opts.port),
-                                     "--bind", opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
+  std::vector<std::string> argv_s = {
+      self,           "start",      "--foreground",           "--port", std::to_string(opts.port), "--bind",
+      opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
   if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
   for (const char* o : {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat",
                         "--member-timeout", "--max-workers", "--max-json-depth"})
@@ -252,7 +258,10 @@ int cmd_start(const parsed& p, const std::string& self) {
     ::fcntl(pipefd[1], F_SETFD, 0);  // keep the ready fd across exec
     int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out >= 0) { ::dup2(out, 1); ::dup2(out, 2); }
+    if (out >= 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+    }
     if (in >= 0) ::dup2(in, 0);
     std::vector<char*> argv;
     for (auto& s : argv_s) argv.push_back(s.data());
@@ -276,8 +285,10 @@ int cmd_start(const parsed& p, const std::string& self) {
   ::close(pipefd[0]);
   if (line.rfind("ready ", 0) == 0) {
     const std::string daemon_pid = line.substr(6, line.find('\n') - 6);
-    if (p.json_out) print_json(json{{"system", where}, {"pid", std::stoi(daemon_pid)}, {"log", log.string()}});
-    else std::cout << "system running on " << where << " (pid " << daemon_pid << ", log " << log.string() << ")\n";
+    if (p.json_out)
+      print_json(json{{"system", where}, {"pid", std::stoi(daemon_pid)}, {"log", log.string()}});
+    else
+      std::cout << "system running on " << where << " (pid " << daemon_pid << ", log " << log.string() << ")\n";
     return cli_ok;
   }
   if (line.rfind("error ", 0) == 0)
@@ -302,17 +313,24 @@ int cmd_stop(const parsed& p, const std::string&) {
   for (const auto& t : targets) {
     std::string where = t.find(':') == std::string::npos ? "127.0.0.1:" + std::to_string(parse_port(t)) : t;
     auto c = client::connect(where);
-    if (!c) { worst = fail(c.err()); continue; }
-    auto r = c->call("shutdown", json::object(), std::chrono::seconds(3));
+    if (!c) {
+      worst = fail(c.err());
+      continue;
+    }
+    auto r = c->call(cmd::client::shutdown, json::object(), std::chrono::seconds(3));
     if (!r) {
-      worst = fail(r.err().code == errc::unavailable ? cli_unavailable : cli_failed,
-                   "no system running on " + where);
+      worst = fail(r.err().code == errc::unavailable ? cli_unavailable : cli_failed, "no system running on " + where);
       continue;
     }
     const int pid = r->value("pid", 0);
-    if (!wait_gone(pid, 20000)) { worst = fail(cli_timeout, "system on " + where + " (pid " + std::to_string(pid) + ") did not stop within 20 s"); continue; }
-    if (p.json_out) print_json(json{{"stopped", where}, {"pid", pid}});
-    else std::cout << "stopped system on " << where << "\n";
+    if (!wait_gone(pid, 20000)) {
+      worst = fail(cli_timeout, "system on " + where + " (pid " + std::to_string(pid) + ") did not stop within 20 s");
+      continue;
+    }
+    if (p.json_out)
+      print_json(json{{"stopped", where}, {"pid", pid}});
+    else
+      std::cout << "stopped system on " << where << "\n";
   }
   return worst;
 }
@@ -320,14 +338,14 @@ int cmd_stop(const parsed& p, const std::string&) {
 // ---------------------------------------------------------------- client commands
 
 int cmd_status(const parsed& p, const std::string&) {
-  auto r = call(p, "status", json::object(), std::chrono::seconds(3));
+  auto r = call(p, cmd::client::status, json::object(), std::chrono::seconds(3));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << "system " << text_of((*r)["system"]) << " on " << system_of(p) << " (pid " << (*r)["pid"]
             << "): " << text_of((*r)["state"]) << "\n"
             << "  capabilities: " << (*r)["capabilities"].dump() << "\n"
-            << "  packages: " << (*r)["packages"] << ", workers: " << (*r)["workers"]
-            << ", actors: " << (*r)["actors"] << "\n";
+            << "  packages: " << (*r)["packages"] << ", workers: " << (*r)["workers"] << ", actors: " << (*r)["actors"]
+            << "\n";
   return cli_ok;
 }
 
@@ -336,11 +354,10 @@ int cmd_spawn(const parsed& p, const std::string&) {
   if (p.has("--package")) body["package"] = p.value("--package");
   if (p.has("--name")) body["name"] = p.value("--name");
   if (p.has("--wait")) body["wait"] = true;
-  auto r = call(p, "spawn", body, std::chrono::seconds(20));
+  auto r = call(p, cmd::client::spawn, body, std::chrono::seconds(20));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
-  if ((*r).value("state", std::string()) == "pending")
-    std::cerr << "pending: " << text_of((*r)["reason"]) << "\n";
+  if ((*r).value("state", std::string()) == "pending") std::cerr << "pending: " << text_of((*r)["reason"]) << "\n";
   std::cout << text_of((*r)["address"]) << "\n";
   return cli_ok;
 }
@@ -353,21 +370,23 @@ std::string system_arg(const std::string& text) {
 }
 
 int cmd_systems(const parsed& p, const std::string&) {
-  auto r = call(p, "systems", json::object(), std::chrono::seconds(3));
+  auto r = call(p, cmd::client::systems, json::object(), std::chrono::seconds(3));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::vector<std::vector<std::string>> rows;
   for (const auto& m : (*r)["systems"]) {
     std::string caps;
     for (const auto& [k, v] : m["capabilities"].items())
-      caps += (caps.empty() ? "" : ",") + (v.is_boolean() && v.get<bool>() ? k : k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+      caps += (caps.empty() ? "" : ",") +
+              (v.is_boolean() && v.get<bool>() ? k : k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
     rows.push_back({text_of(m["host"]) + ":" + text_of(m["port"]), text_of(m["system"]),
                     m.value("leader", false) ? "leader" : "member", text_of(m["state"]), text_of(m["actors"]),
                     text_of(m["last_heard_ms"]) + " ms", caps.empty() ? "-" : caps});
   }
   print_table({"SYSTEM", "ID", "ROLE", "STATE", "ACTORS", "HEARD", "CAPABILITIES"}, rows);
   if (!(*r).value("joined", true))
-    std::cout << "(not joined: the leader at " << text_of((*r)["leader"]) << " is unreachable; this list may be stale)\n";
+    std::cout << "(not joined: the leader at " << text_of((*r)["leader"])
+              << " is unreachable; this list may be stale)\n";
   return cli_ok;
 }
 
@@ -405,7 +424,7 @@ int cmd_move(const parsed& p, const std::string&) {
   json body{{"target", p.positional[0]}, {"new_worker", p.has("--new-worker")}};
   if (p.has("--to")) body["port"] = parse_port(p.value("--to"));
   if (!p.has("--to") && !p.has("--new-worker")) throw usage_error{"give --to PORT, --new-worker, or both"};
-  auto r = call(p, "move", body, std::chrono::seconds(20));
+  auto r = call(p, cmd::client::move, body, std::chrono::seconds(20));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << "moved " << text_of((*r)["address"]) << " to " << text_of((*r)["system"]) << "\n";
@@ -413,9 +432,9 @@ int cmd_move(const parsed& p, const std::string&) {
 }
 
 int cmd_tell(const parsed& p, const std::string&) {
-  json body{{"target", p.positional[0]}, {"payload", parse_payload(p.positional[1])},
-            {"type", p.value("--type", "json")}};
-  auto r = call(p, "tell", body);
+  json body{
+      {"target", p.positional[0]}, {"payload", parse_payload(p.positional[1])}, {"type", p.value("--type", "json")}};
+  auto r = call(p, cmd::client::tell, body);
   if (!r) return fail(r.err());
   if (p.json_out) print_json(*r);
   return cli_ok;
@@ -425,10 +444,13 @@ int cmd_ask(const parsed& p, const std::string&) {
   const std::string timeout_text = p.value("--timeout", "5000");
   int timeout_ms = 0;
   auto conv = std::from_chars(timeout_text.data(), timeout_text.data() + timeout_text.size(), timeout_ms);
-  if (conv.ec != std::errc{} || conv.ptr != timeout_text.data() + timeout_text.size() || timeout_ms <= 0) throw usage_error{"--timeout takes milliseconds > 0"};
-  json body{{"target", p.positional[0]}, {"payload", parse_payload(p.positional[1])},
-            {"type", p.value("--type", "json")}, {"timeout_ms", timeout_ms}};
-  auto r = call(p, "ask", body, std::chrono::milliseconds(timeout_ms + 3000));
+  if (conv.ec != std::errc{} || conv.ptr != timeout_text.data() + timeout_text.size() || timeout_ms <= 0)
+    throw usage_error{"--timeout takes milliseconds > 0"};
+  json body{{"target", p.positional[0]},
+            {"payload", parse_payload(p.positional[1])},
+            {"type", p.value("--type", "json")},
+            {"timeout_ms", timeout_ms}};
+  auto r = call(p, cmd::client::ask, body, std::chrono::milliseconds(timeout_ms + 3000));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << (*r)["payload"].dump() << "\n";
@@ -436,20 +458,20 @@ int cmd_ask(const parsed& p, const std::string&) {
 }
 
 int cmd_actors(const parsed& p, const std::string&) {
-  auto r = call(p, "actors", json::object());
+  auto r = call(p, cmd::client::actors, json::object());
   if (!r) return fail(r.err());
   if (p.json_out) return print_json((*r)["actors"]), cli_ok;
   std::vector<std::vector<std::string>> rows;
   for (const auto& a : (*r)["actors"])
     rows.push_back({text_of(a["address"]), text_of(a["name"]), text_of(a["type"]),
-                    text_of(a["package"]) + " " + text_of(a["version"]), text_of(a["system"]),
-                    text_of(a["worker_pid"]), text_of(a["state"]), text_of(a["restarts"]), text_of(a["last_reason"])});
+                    text_of(a["package"]) + " " + text_of(a["version"]), text_of(a["system"]), text_of(a["worker_pid"]),
+                    text_of(a["state"]), text_of(a["restarts"]), text_of(a["last_reason"])});
   print_table({"ADDRESS", "NAME", "TYPE", "PACKAGE", "SYSTEM", "PID", "STATE", "RESTARTS", "LAST REASON"}, rows);
   return cli_ok;
 }
 
 int cmd_kill(const parsed& p, const std::string&) {
-  auto r = call(p, "kill", json{{"target", p.positional[0]}});
+  auto r = call(p, cmd::client::kill, json{{"target", p.positional[0]}});
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << "stopped " << text_of((*r)["address"]) << "\n";
@@ -458,51 +480,105 @@ int cmd_kill(const parsed& p, const std::string&) {
 
 const std::map<std::string, command>& commands() {
   static const std::map<std::string, command> table = {
-      {"start", {"start [--port P] [--caps LIST] [--leader HOST:PORT] [--bind HOST] [--allow-unsigned]\n"
-                 "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
-                 "        [--heartbeat MS] [--member-timeout MS] [--max-workers N] [--max-json-depth N]\n"
-                 "        [--foreground]",
-                 "start a system (daemon) and return once it answers",
-                 {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery",
-                  "--leader", "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth"},
-                 {"--foreground", "--allow-unsigned"}, 0, 0, cmd_start}},
-      {"stop", {"stop [PORT|HOST:PORT ...]", "stop systems (default 1900) and wait until they are gone",
-                {}, {}, 0, 64, cmd_stop}},
+      {"start",
+       {"start [--port P] [--caps LIST] [--leader HOST:PORT] [--bind HOST] [--allow-unsigned]\n"
+        "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
+        "        [--heartbeat MS] [--member-timeout MS] [--max-workers N] [--max-json-depth N]\n"
+        "        [--foreground]",
+        "start a system (daemon) and return once it answers",
+        {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery", "--leader",
+         "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth"},
+        {"--foreground", "--allow-unsigned"},
+        0,
+        0,
+        cmd_start}},
+      {"stop",
+       {"stop [PORT|HOST:PORT ...]",
+        "stop systems (default 1900) and wait until they are gone",
+        {},
+        {},
+        0,
+        64,
+        cmd_stop}},
       {"status", {"status", "show the system's state, capabilities and counts", {}, {}, 0, 0, cmd_status}},
-      {"keygen", {"keygen NAME", "write an Ed25519 signing key NAME.key and its public key NAME.pub",
-                  {}, {}, 1, 1, cmd_keygen}},
-      {"pack", {"pack MANIFEST --key KEY [--version X.Y.Z|date] [--deps FILE] [--dep LIB]... [--out FILE|DIR]",
-                "build and sign a package archive; prints its id on the last line",
-                {"--key", "--version", "--deps", "--out"}, {}, 1, 1, cmd_pack, {"--dep"}}},
-      {"inspect", {"inspect PKG [--contents | FILE] [--keys DIR]",
-                   "verify an archive against the trusted keys; list its entries or print one",
-                   {"--keys"}, {"--contents"}, 1, 2, cmd_inspect}},
-      {"load", {"load FILE|GROUP | load --unsigned DIR",
-                "verify and load a package (an archive, or a group's newest); prints its id on the last line",
-                {}, {"--unsigned"}, 1, 1, cmd_load}},
+      {"keygen",
+       {"keygen NAME", "write an Ed25519 signing key NAME.key and its public key NAME.pub", {}, {}, 1, 1, cmd_keygen}},
+      {"pack",
+       {"pack MANIFEST --key KEY [--version X.Y.Z|date] [--deps FILE] [--dep LIB]... [--out FILE|DIR]",
+        "build and sign a package archive; prints its id on the last line",
+        {"--key", "--version", "--deps", "--out"},
+        {},
+        1,
+        1,
+        cmd_pack,
+        {"--dep"}}},
+      {"inspect",
+       {"inspect PKG [--contents | FILE] [--keys DIR]",
+        "verify an archive against the trusted keys; list its entries or print one",
+        {"--keys"},
+        {"--contents"},
+        1,
+        2,
+        cmd_inspect}},
+      {"load",
+       {"load FILE|GROUP | load --unsigned DIR",
+        "verify and load a package (an archive, or a group's newest); prints its id on the last line",
+        {},
+        {"--unsigned"},
+        1,
+        1,
+        cmd_load}},
       {"unload", {"unload HASH", "stop a package's actors and its worker", {}, {}, 1, 1, cmd_unload}},
       {"list", {"list", "list loaded packages", {}, {}, 0, 0, cmd_list}},
-      {"avail", {"avail", "list the archives of the package directory by group, newest first",
-                 {}, {}, 0, 0, cmd_avail}},
-      {"refresh", {"refresh", "load the newest archive of every group (no-op where loaded)", {}, {}, 0, 0, cmd_refresh}},
-      {"role", {"role NAME [--group G]", "print the address of the actor holding an on_load role",
-                {"--group"}, {}, 1, 1, cmd_role}},
-      {"spawn", {"spawn TYPE [--package GROUP|ID] [--name NAME] [--wait]",
-                 "create an actor on a system that fits; prints its address on the last line\n"
-                 "      (--wait: with no fitting system, keep it pending instead of failing)",
-                 {"--package", "--name"}, {"--wait"}, 1, 1, cmd_spawn}},
-      {"systems", {"systems", "list the systems of the convention with state, load and capabilities",
-                   {}, {}, 0, 0, cmd_systems}},
-      {"chgcap", {"chgcap PORT +NAME | -NAME | NAME=VALUE",
-                  "change a live system's capabilities; actors that no longer fit move elsewhere",
-                  {}, {}, 2, 3, cmd_chgcap}},
-      {"move", {"move ADDR|NAME [--to PORT] [--new-worker]",
-                "re-create an actor on another system or in a new worker, same address",
-                {"--to"}, {"--new-worker"}, 1, 1, cmd_move}},
-      {"tell", {"tell TARGET JSON [--type T]", "send a one-way message to an address or name",
-                {"--type"}, {}, 2, 2, cmd_tell}},
-      {"ask", {"ask TARGET JSON [--type T] [--timeout MS]", "ask an actor; prints only the reply, as JSON",
-               {"--type", "--timeout"}, {}, 2, 2, cmd_ask}},
+      {"avail",
+       {"avail", "list the archives of the package directory by group, newest first", {}, {}, 0, 0, cmd_avail}},
+      {"refresh",
+       {"refresh", "load the newest archive of every group (no-op where loaded)", {}, {}, 0, 0, cmd_refresh}},
+      {"role",
+       {"role NAME [--group G]",
+        "print the address of the actor holding an on_load role",
+        {"--group"},
+        {},
+        1,
+        1,
+        cmd_role}},
+      {"spawn",
+       {"spawn TYPE [--package GROUP|ID] [--name NAME] [--wait]",
+        "create an actor on a system that fits; prints its address on the last line\n"
+        "      (--wait: with no fitting system, keep it pending instead of failing)",
+        {"--package", "--name"},
+        {"--wait"},
+        1,
+        1,
+        cmd_spawn}},
+      {"systems",
+       {"systems", "list the systems of the convention with state, load and capabilities", {}, {}, 0, 0, cmd_systems}},
+      {"chgcap",
+       {"chgcap PORT +NAME | -NAME | NAME=VALUE",
+        "change a live system's capabilities; actors that no longer fit move elsewhere",
+        {},
+        {},
+        2,
+        3,
+        cmd_chgcap}},
+      {"move",
+       {"move ADDR|NAME [--to PORT] [--new-worker]",
+        "re-create an actor on another system or in a new worker, same address",
+        {"--to"},
+        {"--new-worker"},
+        1,
+        1,
+        cmd_move}},
+      {"tell",
+       {"tell TARGET JSON [--type T]", "send a one-way message to an address or name", {"--type"}, {}, 2, 2, cmd_tell}},
+      {"ask",
+       {"ask TARGET JSON [--type T] [--timeout MS]",
+        "ask an actor; prints only the reply, as JSON",
+        {"--type", "--timeout"},
+        {},
+        2,
+        2,
+        cmd_ask}},
       {"actors", {"actors", "list actors with state and restarts", {}, {}, 0, 0, cmd_actors}},
       {"kill", {"kill TARGET", "stop an actor (it gets an exit request)", {}, {}, 1, 1, cmd_kill}},
   };
@@ -527,16 +603,25 @@ int run_cli(const std::vector<std::string>& args, const std::string& self) {
   for (; i < args.size(); ++i) {
     const auto& a = args[i];
     if (a == "--help" || a == "-h" || a == "help") {
-      if (name.empty()) { print_help(); return cli_ok; }
+      if (name.empty()) {
+        print_help();
+        return cli_ok;
+      }
     }
-    if (a == "--json") { leading.push_back(a); continue; }
+    if (a == "--json") {
+      leading.push_back(a);
+      continue;
+    }
     if (a == "--system") {
       if (i + 1 >= args.size()) return fail(cli_usage, "--system needs a value");
       leading.push_back(a);
       leading.push_back(args[++i]);
       continue;
     }
-    if (a.rfind("--system=", 0) == 0) { leading.push_back(a); continue; }
+    if (a.rfind("--system=", 0) == 0) {
+      leading.push_back(a);
+      continue;
+    }
     name = a;
     ++i;
     break;

@@ -12,7 +12,6 @@ namespace troupe::tools {
 
 using troupe::cli_exit;  // base/exit_codes.hpp
 
-
 /// Runs `troupe ARGS...`; args excludes the program name. self is the path
 /// of the running executable (to start daemons and find troupe-worker).
 int run_cli(const std::vector<std::string>& args, const std::string& self);

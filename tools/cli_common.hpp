@@ -6,6 +6,8 @@
 
 #include "tools/cli.hpp"
 
+#include "ipc/commands.hpp"
+
 #include <troupe/result.hpp>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +24,7 @@
 namespace troupe::tools {
 
 namespace fs = std::filesystem;
+namespace cmd = ipc::cmd;
 using json = nlohmann::json;
 
 /// Thrown for wrong arguments; turned into exit code 2 with the usage line.
@@ -65,7 +68,7 @@ std::string system_of(const parsed& p);
 /// $TROUPE_HOME, else ~/.troupe.
 fs::path troupe_home();
 /// Calls command on the chosen system.
-result<json> call(const parsed& p, const std::string& cmd, const json& body,
+result<json> call(const parsed& p, std::string_view command, const json& body,
                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
 void print_json(const json& j);
 /// A JSON value as a table cell: strings bare, null as "-".

@@ -18,8 +18,7 @@ std::string keys_dir(const parsed& p) {
 std::string active_text(const json& r) { return r.value("active", false) ? "active" : "not active"; }
 
 std::string signer_text(const json& r) {
-  return r.contains("signer") && r["signer"].is_string() ? "signed by " + r["signer"].get<std::string>()
-                                                         : "unsigned";
+  return r.contains("signer") && r["signer"].is_string() ? "signed by " + r["signer"].get<std::string>() : "unsigned";
 }
 
 }  // namespace
@@ -62,11 +61,14 @@ int cmd_pack(const parsed& p, const std::string&) {
   auto r = manifests::pack_package(req, *key);
   if (!r) return fail(r.err());
   if (p.json_out)
-    return print_json(json{{"id", r->id}, {"file", r->file.string()}, {"group", r->m.package},
-                           {"version", r->m.version.text}, {"signer", key->pub().name}}),
+    return print_json(json{{"id", r->id},
+                           {"file", r->file.string()},
+                           {"group", r->m.package},
+                           {"version", r->m.version.text},
+                           {"signer", key->pub().name}}),
            cli_ok;
-  std::cout << "packed " << r->m.package << " " << r->m.version.text << " into " << r->file.string()
-            << ", signed by " << key->pub().name << "\n"
+  std::cout << "packed " << r->m.package << " " << r->m.version.text << " into " << r->file.string() << ", signed by "
+            << key->pub().name << "\n"
             << r->id << "\n";
   return cli_ok;
 }
@@ -90,17 +92,24 @@ int cmd_inspect(const parsed& p, const std::string&) {
       if (e.kind == manifests::entry_kind::symlink) j["target"] = e.link_target;
       entries.push_back(std::move(j));
     }
-    return print_json(json{{"file", p.positional[0]}, {"id", a->id}, {"group", a->m.package},
-                           {"version", a->m.version.text}, {"signer", a->signer.name},
-                           {"key_file", a->signer.file.string()}, {"fingerprint", a->signer.fingerprint},
+    return print_json(json{{"file", p.positional[0]},
+                           {"id", a->id},
+                           {"group", a->m.package},
+                           {"version", a->m.version.text},
+                           {"signer", a->signer.name},
+                           {"key_file", a->signer.file.string()},
+                           {"fingerprint", a->signer.fingerprint},
                            {"entries", entries}}),
            cli_ok;
   }
   if (p.has("--contents")) {
     for (const auto& e : a->entries) {
-      if (e.kind == manifests::entry_kind::symlink) std::cout << "-> " << e.path << " -> " << e.link_target << "\n";
-      else if (e.kind == manifests::entry_kind::directory) std::cout << "dir " << e.path << "/\n";
-      else std::cout << e.size << " " << e.path << "\n";
+      if (e.kind == manifests::entry_kind::symlink)
+        std::cout << "-> " << e.path << " -> " << e.link_target << "\n";
+      else if (e.kind == manifests::entry_kind::directory)
+        std::cout << "dir " << e.path << "/\n";
+      else
+        std::cout << e.size << " " << e.path << "\n";
     }
     return cli_ok;
   }
@@ -124,7 +133,7 @@ int cmd_load(const parsed& p, const std::string&) {
     body["group"] = arg;  // the newest archive of this group in the system's package directory
   }
   // Loading starts the package's worker and waits for it to register.
-  auto r = call(p, "load", body, std::chrono::seconds(30));
+  auto r = call(p, cmd::client::load, body, std::chrono::seconds(30));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << ((*r)["already_loaded"].get<bool>() ? "already loaded " : "loaded ") << text_of((*r)["group"]) << " "
@@ -134,7 +143,7 @@ int cmd_load(const parsed& p, const std::string&) {
 }
 
 int cmd_unload(const parsed& p, const std::string&) {
-  auto r = call(p, "unload", json{{"package", p.positional[0]}}, std::chrono::seconds(30));
+  auto r = call(p, cmd::client::unload, json{{"package", p.positional[0]}}, std::chrono::seconds(30));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << "unloaded " << text_of((*r)["group"]) << " " << text_of((*r)["version"]) << "\n"
@@ -143,7 +152,7 @@ int cmd_unload(const parsed& p, const std::string&) {
 }
 
 int cmd_list(const parsed& p, const std::string&) {
-  auto r = call(p, "list", json::object());
+  auto r = call(p, cmd::client::list, json::object());
   if (!r) return fail(r.err());
   if (p.json_out) return print_json((*r)["packages"]), cli_ok;
   std::vector<std::vector<std::string>> rows;
@@ -157,7 +166,7 @@ int cmd_list(const parsed& p, const std::string&) {
 }
 
 int cmd_avail(const parsed& p, const std::string&) {
-  auto r = call(p, "avail", json::object());
+  auto r = call(p, cmd::client::avail, json::object());
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << "packages in " << text_of((*r)["dir"]) << "\n";
@@ -165,7 +174,7 @@ int cmd_avail(const parsed& p, const std::string&) {
   for (const auto& g : (*r)["groups"]) {
     bool first = true;
     for (const auto& a : g["archives"]) {
-      std::string state = a.contains("error")  ? "refused: " + text_of(a["error"])
+      std::string state = a.contains("error")       ? "refused: " + text_of(a["error"])
                           : a["active"].get<bool>() ? "loaded, active"
                           : a["loaded"].get<bool>() ? "loaded"
                                                     : "-";
@@ -179,7 +188,7 @@ int cmd_avail(const parsed& p, const std::string&) {
 }
 
 int cmd_refresh(const parsed& p, const std::string&) {
-  auto r = call(p, "refresh", json::object(), std::chrono::seconds(60));
+  auto r = call(p, cmd::client::refresh, json::object(), std::chrono::seconds(60));
   if (!r) return fail(r.err());
   if (p.json_out) print_json(*r);
   int code = cli_ok;
@@ -198,7 +207,7 @@ int cmd_refresh(const parsed& p, const std::string&) {
 int cmd_role(const parsed& p, const std::string&) {
   json body{{"role", p.positional[0]}};
   if (p.has("--group")) body["group"] = p.value("--group");
-  auto r = call(p, "role", body);
+  auto r = call(p, cmd::client::role, body);
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
   std::cout << text_of((*r)["address"]) << "\n";

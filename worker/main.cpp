@@ -26,10 +26,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view flag = argv[i];
     const std::string value = argv[i + 1];
-    if (flag == "--control") opts.control_endpoint = value;
-    else if (flag == "--inbox") opts.inbox_endpoint = value;
-    else if (flag == "--marker") opts.marker_file = value;
-    else if (flag == "--worker-id") opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
+    if (flag == "--control")
+      opts.control_endpoint = value;
+    else if (flag == "--inbox")
+      opts.inbox_endpoint = value;
+    else if (flag == "--marker")
+      opts.marker_file = value;
+    else if (flag == "--worker-id")
+      opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     else {
       std::fprintf(stderr, "troupe-worker: unknown option %s\n", argv[i]);
       return troupe::worker_exit_usage;

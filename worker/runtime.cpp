@@ -1,5 +1,6 @@
 #include "worker/runtime.hpp"
 
+#include "ipc/commands.hpp"
 #include "ipc/log.hpp"
 
 #include <boost/asio/post.hpp>
@@ -26,6 +27,7 @@ namespace asio = boost::asio;
 using ipc::json;
 using ipc::log_line;
 using ipc::send_control;
+namespace cmd = ipc::cmd;
 
 namespace {
 
@@ -43,20 +45,19 @@ std::string_view sv(const std::uint8_t* p, std::size_t n) {
 
 // C trampolines: the only functions package code calls. They never throw.
 troupe_address t_self(troupe_context* c) { return c->slot->addr.value(); }
-int t_tell(troupe_context* c, troupe_address to, const char* type, std::size_t tl,
-           const std::uint8_t* p, std::size_t pl) {
+int t_tell(troupe_context* c, troupe_address to, const char* type, std::size_t tl, const std::uint8_t* p,
+           std::size_t pl) {
   return c->rt->host_tell(c, address(to), sv(type, tl), sv(p, pl));
 }
-std::uint64_t t_ask(troupe_context* c, troupe_address to, const char* type, std::size_t tl,
-                    const std::uint8_t* p, std::size_t pl, std::uint32_t timeout_ms) {
+std::uint64_t t_ask(troupe_context* c, troupe_address to, const char* type, std::size_t tl, const std::uint8_t* p,
+                    std::size_t pl, std::uint32_t timeout_ms) {
   return c->rt->host_ask(c, address(to), sv(type, tl), sv(p, pl), timeout_ms);
 }
-int t_reply(troupe_context* c, const char* type, std::size_t tl, const std::uint8_t* p,
-            std::size_t pl) {
+int t_reply(troupe_context* c, const char* type, std::size_t tl, const std::uint8_t* p, std::size_t pl) {
   return c->rt->host_reply(c, sv(type, tl), sv(p, pl));
 }
-troupe_address t_spawn(troupe_context* c, const char* type, std::size_t tl, const char* pkg,
-                       std::size_t pkl, const char* name, std::size_t nl) {
+troupe_address t_spawn(troupe_context* c, const char* type, std::size_t tl, const char* pkg, std::size_t pkl,
+                       const char* name, std::size_t nl) {
   return c->rt->host_spawn(c, sv(type, tl), sv(pkg, pkl), sv(name, nl));
 }
 int t_stop(troupe_context* c, troupe_address target) { return c->rt->host_stop(c, address(target)); }
@@ -65,15 +66,11 @@ std::uint64_t t_schedule(troupe_context* c, std::uint32_t delay, const char* typ
   return c->rt->host_schedule(c, delay, sv(type, tl), sv(p, pl));
 }
 int t_cancel(troupe_context* c, std::uint64_t id) { return c->rt->host_cancel(id); }
-void t_log(troupe_context* c, int level, const char* text, std::size_t n) {
-  c->rt->host_log(c, level, sv(text, n));
-}
-troupe_address t_lookup(troupe_context* c, const char* name, std::size_t n) {
-  return c->rt->host_lookup(sv(name, n));
-}
+void t_log(troupe_context* c, int level, const char* text, std::size_t n) { c->rt->host_log(c, level, sv(text, n)); }
+troupe_address t_lookup(troupe_context* c, const char* name, std::size_t n) { return c->rt->host_lookup(sv(name, n)); }
 const char* t_last_error() { return last_error_text.c_str(); }
-int t_reply_to(troupe_context* c, troupe_address to, std::uint64_t corr, const char* type,
-               std::size_t tl, const std::uint8_t* p, std::size_t pl) {
+int t_reply_to(troupe_context* c, troupe_address to, std::uint64_t corr, const char* type, std::size_t tl,
+               const std::uint8_t* p, std::size_t pl) {
   return c->rt->host_reply_to(c, address(to), corr, sv(type, tl), sv(p, pl));
 }
 
@@ -81,9 +78,8 @@ int t_watch(troupe_context* c, troupe_address target) { return c->rt->host_watch
 int t_unwatch(troupe_context* c, troupe_address target) { return c->rt->host_watch(c, address(target), false); }
 
 const troupe_host_v1 host_table = {
-    TROUPE_ABI_VERSION, &t_self,   &t_tell,   &t_ask,    &t_reply,  &t_spawn,
-    &t_stop,            &t_schedule, &t_cancel, &t_log, &t_lookup, &t_last_error, &t_reply_to,
-    &t_watch,           &t_unwatch,
+    TROUPE_ABI_VERSION, &t_self, &t_tell,   &t_ask,        &t_reply,    &t_spawn, &t_stop,    &t_schedule,
+    &t_cancel,          &t_log,  &t_lookup, &t_last_error, &t_reply_to, &t_watch, &t_unwatch,
 };
 
 constexpr std::uint32_t default_ask_timeout_ms = 5000;
@@ -94,8 +90,7 @@ constexpr std::uint8_t flag_stale_route = 0x01;
 
 }  // namespace
 
-runtime::runtime(options opts)
-    : opts_(std::move(opts)), link_(io_, zmq_), signals_(io_, SIGTERM, SIGINT) {}
+runtime::runtime(options opts) : opts_(std::move(opts)), link_(io_, zmq_), signals_(io_, SIGTERM, SIGINT) {}
 
 runtime::~runtime() {
   if (watchdog_.joinable()) {
@@ -117,8 +112,7 @@ int runtime::run() {
     // Tell the supervisor why, so it fails the package at once instead of
     // respawning a worker that can never start.
     if (control_.handle() != nullptr) {
-      send_control(control_, {}, "fatal",
-                   json{{"worker", opts_.worker_id}, {"error", s.err().message}});
+      send_control(control_, {}, cmd::worker::fatal, json{{"worker", opts_.worker_id}, {"error", s.err().message}});
     }
     return worker_exit_package;
   }
@@ -153,11 +147,11 @@ status runtime::start() {
   // Registration in two steps (docs/PROTOCOL.md §4): "hello" is answered
   // once the supervisor gives this worker a package (a standby waits here),
   // then "ready" reports the actor types the library registered.
-  request("hello", json{{"worker", opts_.worker_id}, {"pid", ::getpid()}, {"inbox", opts_.inbox_endpoint}},
+  request(cmd::worker::hello, json{{"worker", opts_.worker_id}, {"pid", ::getpid()}, {"inbox", opts_.inbox_endpoint}},
           [this](const json& body) {
             if (!body.value("ok", false)) {
-              log_line(TROUPE_LOG_ERROR, {}, "supervisor refused registration: " +
-                                                 body.value("error", std::string("no reason")));
+              log_line(TROUPE_LOG_ERROR, {},
+                       "supervisor refused registration: " + body.value("error", std::string("no reason")));
               shutdown(worker_exit_control_lost);
               return;
             }
@@ -183,18 +177,18 @@ void runtime::load_package() {
     log_line(TROUPE_LOG_ERROR, {}, s.err().message);
     // Tell the supervisor why, so it refuses the package at once instead of
     // respawning a worker that can never start.
-    send_event("fatal", json{{"worker", opts_.worker_id}, {"error", s.err().message}});
+    send_event(cmd::worker::fatal, json{{"worker", opts_.worker_id}, {"error", s.err().message}});
     shutdown(worker_exit_package);
     return;
   }
   json types = json::array();
   for (std::size_t i = 0; i < package_.descriptor().type_count; ++i)
     types.push_back(package_.descriptor().types[i].name);
-  request("ready", json{{"package", opts_.package_id}, {"types", types}, {"abi", TROUPE_ABI_VERSION}},
+  request(cmd::worker::ready, json{{"package", opts_.package_id}, {"types", types}, {"abi", TROUPE_ABI_VERSION}},
           [this](const json& body) {
             if (body.value("ok", false)) return;
-            log_line(TROUPE_LOG_ERROR, {}, "supervisor refused the package: " +
-                                               body.value("error", std::string("no reason")));
+            log_line(TROUPE_LOG_ERROR, {},
+                     "supervisor refused the package: " + body.value("error", std::string("no reason")));
             shutdown(worker_exit_package);
           });
 }
@@ -242,30 +236,46 @@ void runtime::drain_deferred_control() {
 }
 
 void runtime::handle_control(const ipc::control_message& m) {
-  const auto& b = m.body;
-  if (m.command == "reply") {
-    auto rid = b.value("rid", std::uint64_t{0});
-    auto it = pending_requests_.find(rid);
-    if (it == pending_requests_.end()) return;
-    auto then = std::move(it->second);
-    pending_requests_.erase(it);
-    then(b);
-  } else if (m.command == "create") {
-    create_actor(b);
-  } else if (m.command == "stop") {
-    auto a = address(b.value("address", std::uint64_t{0}));
-    if (actors_.count(a)) enqueue_local(envelope{TROUPE_MSG_EXIT, a, {}, 0, "exit", b.value("reason", std::string("stopped"))});
-  } else if (m.command == "peer_died") {
-    on_peer_died(b);
-  } else if (m.command == "forget") {
-    routes_.erase(address(b.value("address", std::uint64_t{0})));
-  } else if (m.command == "forget_name") {
-    names_.erase(b.value("name", std::string()));  // it moved to another actor
-  } else if (m.command == "shutdown") {
-    shutdown(worker_exit_ok, b.value("reason", std::string("system shutdown")));
-  } else {
+  static const std::unordered_map<std::string_view, void (runtime::*)(const json&)> table = {
+      {cmd::reply, &runtime::on_reply},
+      {cmd::supervisor::create, &runtime::create_actor},
+      {cmd::supervisor::stop, &runtime::on_stop},
+      {cmd::supervisor::peer_died, &runtime::on_peer_died},
+      {cmd::supervisor::forget_route, &runtime::on_forget_route},
+      {cmd::supervisor::forget_name, &runtime::on_forget_name},
+      {cmd::supervisor::shutdown, &runtime::on_shutdown},
+  };
+  auto it = table.find(m.command);
+  if (it == table.end()) {
     log_line(TROUPE_LOG_WARN, {}, "ignored unknown control command '" + m.command + "'");
+    return;
   }
+  (this->*(it->second))(m.body);
+}
+
+void runtime::on_reply(const json& b) {
+  auto rid = b.value("rid", std::uint64_t{0});
+  auto it = pending_requests_.find(rid);
+  if (it == pending_requests_.end()) return;
+  auto then = std::move(it->second);
+  pending_requests_.erase(it);
+  then(b);
+}
+
+void runtime::on_stop(const json& b) {
+  auto a = address(b.value("address", std::uint64_t{0}));
+  if (actors_.count(a))
+    enqueue_local(envelope{TROUPE_MSG_EXIT, a, {}, 0, "exit", b.value("reason", std::string("stopped"))});
+}
+
+void runtime::on_forget_route(const json& b) { routes_.erase(address(b.value("address", std::uint64_t{0}))); }
+
+void runtime::on_forget_name(const json& b) {
+  names_.erase(b.value("name", std::string()));  // it moved to another actor
+}
+
+void runtime::on_shutdown(const json& b) {
+  shutdown(worker_exit_ok, b.value("reason", std::string("system shutdown")));
 }
 
 // ---------------------------------------------------------------- actors
@@ -279,7 +289,7 @@ address runtime::next_address() {
   if (lease_next_ == lease_end_ && system_id_ != 0) {
     // A handler spawned a whole block before the next one could arrive
     // between handlers: fetch one now rather than fail the spawn.
-    if (auto r = call_now("lease", json::object())) {
+    if (auto r = call_now(cmd::worker::lease, json::object())) {
       lease_next_ = r->value("first", 0u);
       lease_end_ = lease_next_ + r->value("count", 0u);
     }
@@ -290,7 +300,7 @@ address runtime::next_address() {
   if (!lease_requested_ && lease_extra_first_ == lease_extra_end_ &&
       lease_end_ - lease_next_ < ipc::address_block_size / 2) {
     lease_requested_ = true;
-    request("lease", json::object(), [this](const json& body) {
+    request(cmd::worker::lease, json::object(), [this](const json& body) {
       lease_requested_ = false;
       if (!body.value("ok", false)) return;
       lease_extra_first_ = body.value("first", 0u);
@@ -304,7 +314,7 @@ void runtime::create_actor(const json& b) {
   const auto a = address(b.value("address", std::uint64_t{0}));
   const auto type_name = b.value("type", std::string());
   auto refuse = [&](const std::string& why) {
-    send_event("create_failed", json{{"address", a.value()}, {"error", why}});
+    send_event(cmd::worker::create_failed, json{{"address", a.value()}, {"error", why}});
   };
   if (!a.valid()) return refuse("create without a valid address");
   if (actors_.count(a)) return refuse("address " + a.to_string() + " already hosted here");
@@ -336,13 +346,13 @@ void runtime::create_actor(const json& b) {
     actors_.erase(it);
     return refuse(type_name + " failed to start: " + err.text);
   }
-  send_event("created", json{{"address", a.value()}});
+  send_event(cmd::worker::created, json{{"address", a.value()}});
   // Messages routed here before the actor existed were held by the sender's
   // resolve; the supervisor answers those resolves once "created" arrives.
   if (b.contains("message") && b["message"].is_object()) {
     const auto& first = b["message"];
-    enqueue_local(envelope{TROUPE_MSG_TELL, a, {}, 0, first.value("type", std::string("json")),
-                           first.value("payload", json()).dump()});
+    enqueue_local(envelope{
+        TROUPE_MSG_TELL, a, {}, 0, first.value("type", std::string("json")), first.value("payload", json()).dump()});
   }
 }
 
@@ -364,12 +374,12 @@ void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {
   slot.state = slot.type->create(&ctx, &err);
   if (slot.state == nullptr) {
     std::string why = "restart failed: " + std::string(err.text);
-    send_event("stopped", json{{"address", slot.addr.value()}, {"failed", true}, {"reason", why}});
+    send_event(cmd::worker::stopped, json{{"address", slot.addr.value()}, {"failed", true}, {"reason", why}});
     actors_.erase(slot.addr);
     return;
   }
-  send_event("restarted", json{{"address", slot.addr.value()}, {"reason", std::string(reason)},
-                               {"restarts", slot.restarts}});
+  send_event(cmd::worker::restarted,
+             json{{"address", slot.addr.value()}, {"reason", std::string(reason)}, {"restarts", slot.restarts}});
 }
 
 void runtime::finish_exit(address a, std::string_view reason, bool failed) {
@@ -385,7 +395,7 @@ void runtime::finish_exit(address a, std::string_view reason, bool failed) {
       ++t;
     }
   }
-  send_event("stopped", json{{"address", a.value()}, {"failed", failed}, {"reason", std::string(reason)}});
+  send_event(cmd::worker::stopped, json{{"address", a.value()}, {"failed", failed}, {"reason", std::string(reason)}});
 }
 
 void runtime::shutdown(int code, const std::string& reason) {
@@ -403,7 +413,7 @@ void runtime::shutdown(int code, const std::string& reason) {
     finish_exit(a, reason);
   }
   link_.flush();
-  send_event("bye", json{{"worker", opts_.worker_id}});
+  send_event(cmd::worker::bye, json{{"worker", opts_.worker_id}});
   for (auto& [_, t] : timers_) t.timer->cancel();
   for (auto& [_, t] : asks_) t.timer->cancel();
   signals_.cancel();
@@ -452,9 +462,15 @@ void runtime::start_watchdog() {
 void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
                      std::string_view type, std::string_view payload, std::string_view reason) {
   troupe_context ctx{this, &slot, kind, from, corr, false};
-  troupe_message msg{static_cast<std::uint32_t>(kind), from.value(), corr, type.data(), type.size(),
-                     reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size(),
-                     reason.data(), reason.size()};
+  troupe_message msg{static_cast<std::uint32_t>(kind),
+                     from.value(),
+                     corr,
+                     type.data(),
+                     type.size(),
+                     reinterpret_cast<const std::uint8_t*>(payload.data()),
+                     payload.size(),
+                     reason.data(),
+                     reason.size()};
   troupe_error err{};
   marker_.begin(slot.addr, ledger_.origin(current_cause_), slot.max_handle_ms);
   const int rc = slot.type->handle(slot.state, &ctx, &msg, &err);
@@ -498,8 +514,7 @@ void runtime::drain_run_queue() {
     if (env.kind == TROUPE_MSG_REPLY || env.kind == TROUPE_MSG_ASK_FAILED) {
       complete_ask(env.to, env.kind, env.correlation, env.type, env.payload);
     } else if (auto it = actors_.find(env.to); it == actors_.end()) {
-      bounce(env.kind, env.from, env.to, env.correlation, env.type,
-             "no actor at " + env.to.to_string() + " (stopped)");
+      bounce(env.kind, env.from, env.to, env.correlation, env.type, "no actor at " + env.to.to_string() + " (stopped)");
     } else {
       invoke(it->second, env.kind, env.from, env.correlation, env.type, env.payload, env.reason);
       if (env.kind == TROUPE_MSG_EXIT) finish_exit(env.to, env.payload);
@@ -544,7 +559,7 @@ void runtime::route(envelope env) {
 }
 
 void runtime::resolve(address target) {
-  request("resolve", json{{"address", target.value()}},
+  request(cmd::worker::resolve, json{{"address", target.value()}},
           [this, target](const json& body) { on_resolved(target, body); });
 }
 
@@ -616,8 +631,7 @@ void runtime::deliver_remote(const ipc::record_view& r, ipc::cause c) {
   }
   auto it = actors_.find(r.to);
   if (it == actors_.end()) {
-    bounce(kind, r.from, r.to, r.correlation, r.type,
-           "no actor at " + r.to.to_string() + " (stopped)");
+    bounce(kind, r.from, r.to, r.correlation, r.type, "no actor at " + r.to.to_string() + " (stopped)");
     return release(c);
   }
   if (kind == TROUPE_MSG_POISON) {
@@ -640,8 +654,10 @@ void runtime::on_peer_died(const json& body) {
   if (inbox.empty() || inbox == opts_.inbox_endpoint) return;
   ledger_.forget_endpoint(inbox);  // nobody left to acknowledge to
   for (auto r = routes_.begin(); r != routes_.end();) {
-    if (r->second->endpoint == inbox) r = routes_.erase(r);
-    else ++r;
+    if (r->second->endpoint == inbox)
+      r = routes_.erase(r);
+    else
+      ++r;
   }
   // What it had not acknowledged goes to the restarted actors, in the order
   // it was first sent and ahead of anything sent to them since.
@@ -680,11 +696,12 @@ void runtime::on_peer_died(const json& body) {
 
 void runtime::poison(envelope env, const std::string& reason) {
   if (!actors_.count(env.from)) return release(env.cause);  // the sender is gone too
-  log_line(TROUPE_LOG_WARN, env.from, "message '" + env.type + "' to " + env.to.to_string() +
-                                           " returned as poison: " + reason);
+  log_line(TROUPE_LOG_WARN, env.from,
+           "message '" + env.type + "' to " + env.to.to_string() + " returned as poison: " + reason);
   if (env.kind == TROUPE_MSG_ASK) {
-    envelope failed{TROUPE_MSG_ASK_FAILED, env.from, env.to, env.correlation, "poison",
-                    "poison: " + env.to.to_string() + " " + reason + " while handling this ask"};
+    envelope failed{
+        TROUPE_MSG_ASK_FAILED, env.from, env.to,
+        env.correlation,       "poison", "poison: " + env.to.to_string() + " " + reason + " while handling this ask"};
     failed.cause = env.cause;
     return enqueue_local(std::move(failed));
   }
@@ -705,8 +722,8 @@ void runtime::deliver_exit_notice(const ipc::record_view& r) {
   invoke(it->second, TROUPE_MSG_EXITED, address(r.correlation), 0, r.type, {}, r.payload);
 }
 
-void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,
-                           std::string_view type, std::string_view payload) {
+void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr, std::string_view type,
+                           std::string_view payload) {
   auto it = asks_.find(corr);
   if (it == asks_.end() || it->second.asker != asker) return;  // timed out already
   it->second.timer->cancel();
@@ -716,8 +733,8 @@ void runtime::complete_ask(address asker, troupe_message_kind kind, std::uint64_
   invoke(a->second, kind, {}, corr, type, payload);
 }
 
-void runtime::bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,
-                     std::string_view type, std::string_view reason, bool stale_route) {
+void runtime::bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr, std::string_view type,
+                     std::string_view reason, bool stale_route) {
   // Only requests and tells are answered; a lost answer is dropped, since
   // answering it could loop between two workers.
   if (!to.valid() || (kind != TROUPE_MSG_ASK && kind != TROUPE_MSG_TELL)) return;
@@ -728,16 +745,15 @@ void runtime::bounce(troupe_message_kind kind, address to, address from, std::ui
 
 // ---------------------------------------------------------------- host functions
 
-int runtime::host_tell(troupe_context* ctx, address to, std::string_view type,
-                       std::string_view payload) {
+int runtime::host_tell(troupe_context* ctx, address to, std::string_view type, std::string_view payload) {
   if (!to.valid()) return fail("tell: invalid address");
   if (!ipc::record_fits(type.size(), payload.size())) return fail("tell: message too large");
   emit(envelope{TROUPE_MSG_TELL, to, ctx->slot->addr, 0, std::string(type), std::string(payload)});
   return 0;
 }
 
-std::uint64_t runtime::host_ask(troupe_context* ctx, address to, std::string_view type,
-                                std::string_view payload, std::uint32_t timeout_ms) {
+std::uint64_t runtime::host_ask(troupe_context* ctx, address to, std::string_view type, std::string_view payload,
+                                std::uint32_t timeout_ms) {
   if (!to.valid()) return fail("ask: invalid address"), 0;
   if (!ipc::record_fits(type.size(), payload.size())) return fail("ask: message too large"), 0;
   const std::uint64_t id = next_ask_++;
@@ -746,8 +762,7 @@ std::uint64_t runtime::host_ask(troupe_context* ctx, address to, std::string_vie
   timer->expires_after(std::chrono::milliseconds(timeout_ms ? timeout_ms : default_ask_timeout_ms));
   timer->async_wait([this, id, asker, to](const boost::system::error_code& ec) {
     if (ec) return;
-    complete_ask(asker, TROUPE_MSG_ASK_FAILED, id, "timeout",
-                 "ask to " + to.to_string() + " timed out");
+    complete_ask(asker, TROUPE_MSG_ASK_FAILED, id, "timeout", "ask to " + to.to_string() + " timed out");
   });
   asks_.emplace(id, pending_ask{asker, std::move(timer)});
   emit(envelope{TROUPE_MSG_ASK, to, asker, id, std::string(type), std::string(payload)});
@@ -762,30 +777,30 @@ int runtime::host_reply(troupe_context* ctx, std::string_view type, std::string_
   return rc;
 }
 
-int runtime::host_reply_to(troupe_context* ctx, address to, std::uint64_t correlation,
-                           std::string_view type, std::string_view payload) {
+int runtime::host_reply_to(troupe_context* ctx, address to, std::uint64_t correlation, std::string_view type,
+                           std::string_view payload) {
   if (correlation == 0) return fail("reply: no ask to answer (invalid reply handle)");
   if (!ipc::record_fits(type.size(), payload.size())) return fail("reply: message too large");
   if (!to.valid()) return 0;  // an ask from no one (a malformed peer): nobody to answer
-  emit(envelope{TROUPE_MSG_REPLY, to, ctx->slot->addr, correlation, std::string(type),
-                 std::string(payload)});
+  emit(envelope{TROUPE_MSG_REPLY, to, ctx->slot->addr, correlation, std::string(type), std::string(payload)});
   return 0;
 }
 
-troupe_address runtime::host_spawn(troupe_context* ctx, std::string_view type,
-                                   std::string_view package, std::string_view name) {
+troupe_address runtime::host_spawn(troupe_context* ctx, std::string_view type, std::string_view package,
+                                   std::string_view name) {
   if (type.empty()) return fail("spawn: empty actor type"), 0;
   const address a = next_address();
   if (!a.valid()) return fail("spawn: no address available yet (worker not registered)"), 0;
-  json body{{"address", a.value()}, {"type", std::string(type)},
+  json body{{"address", a.value()},
+            {"type", std::string(type)},
             {"package", package.empty() ? opts_.package_id : std::string(package)},
             {"parent", ctx->slot->addr.value()}};
   if (!name.empty()) body["name"] = std::string(name);
   const address parent = ctx->slot->addr;
-  request("spawn", body, [this, a, parent](const json& reply) {
+  request(cmd::worker::spawn, body, [this, a, parent](const json& reply) {
     if (reply.value("ok", false)) return;
-    log_line(TROUPE_LOG_WARN, parent, "spawn of " + a.to_string() + " failed: " +
-                                          reply.value("error", std::string("no reason")));
+    log_line(TROUPE_LOG_WARN, parent,
+             "spawn of " + a.to_string() + " failed: " + reply.value("error", std::string("no reason")));
   });
   return a.value();
 }
@@ -796,23 +811,23 @@ int runtime::host_stop(troupe_context*, address target) {
     enqueue_local(envelope{TROUPE_MSG_EXIT, target, {}, 0, "exit", "stopped"});
     return 0;
   }
-  request("kill", json{{"address", target.value()}}, [](const json&) {});
+  request(cmd::worker::kill, json{{"address", target.value()}}, [](const json&) {});
   return 0;
 }
 
-std::uint64_t runtime::host_schedule(troupe_context* ctx, std::uint32_t delay_ms,
-                                     std::string_view type, std::string_view payload) {
+std::uint64_t runtime::host_schedule(troupe_context* ctx, std::uint32_t delay_ms, std::string_view type,
+                                     std::string_view payload) {
   if (!ipc::record_fits(type.size(), payload.size())) return fail("schedule: message too large"), 0;
   const std::uint64_t id = next_timer_++;
   const address owner = ctx->slot->addr;
   auto timer = std::make_unique<asio::steady_timer>(io_);
   timer->expires_after(std::chrono::milliseconds(delay_ms));
-  timer->async_wait([this, id, owner, t = std::string(type), p = std::string(payload)](
-                        const boost::system::error_code& ec) mutable {
-    if (ec) return;
-    timers_.erase(id);
-    enqueue_local(envelope{TROUPE_MSG_TIMER, owner, owner, id, std::move(t), std::move(p)});
-  });
+  timer->async_wait(
+      [this, id, owner, t = std::string(type), p = std::string(payload)](const boost::system::error_code& ec) mutable {
+        if (ec) return;
+        timers_.erase(id);
+        enqueue_local(envelope{TROUPE_MSG_TIMER, owner, owner, id, std::move(t), std::move(p)});
+      });
   timers_.emplace(id, timer_entry{owner, std::move(timer)});
   return id;
 }
@@ -831,7 +846,7 @@ void runtime::host_log(troupe_context* ctx, int level, std::string_view text) {
 
 troupe_address runtime::host_lookup(std::string_view name) {
   if (auto it = names_.find(std::string(name)); it != names_.end()) return it->second.value();
-  auto r = call_now("lookup", json{{"name", std::string(name)}});
+  auto r = call_now(cmd::worker::lookup, json{{"name", std::string(name)}});
   if (!r) return fail("lookup of '" + std::string(name) + "': " + r.err().message), 0;
   address a(r->value("address", std::uint64_t{0}));
   names_[std::string(name)] = a;
@@ -843,12 +858,12 @@ int runtime::host_watch(troupe_context* ctx, address target, bool on) {
   // The supervisor sees every stop, restart and failure, so it keeps the
   // watches and sends the notices (docs/PROTOCOL.md, "watch").
   const address watcher = ctx->slot->addr;
-  request(on ? "watch" : "unwatch", json{{"watcher", watcher.value()}, {"target", target.value()}},
-          [watcher, target, on](const json& reply) {
+  request(on ? cmd::worker::watch : cmd::worker::unwatch,
+          json{{"watcher", watcher.value()}, {"target", target.value()}}, [watcher, target, on](const json& reply) {
             if (reply.value("ok", false)) return;
-            log_line(TROUPE_LOG_WARN, watcher, std::string(on ? "watch" : "unwatch") + " of " +
-                                                   target.to_string() + " failed: " +
-                                                   reply.value("error", std::string("no reason")));
+            log_line(TROUPE_LOG_WARN, watcher,
+                     std::string(on ? "watch" : "unwatch") + " of " + target.to_string() +
+                         " failed: " + reply.value("error", std::string("no reason")));
           });
   return 0;
 }
@@ -872,10 +887,9 @@ result<json> runtime::call_now(std::string_view command, json body) {
     if (!(item.revents & ZMQ_POLLIN)) continue;
     auto parts = ipc::recv_multipart(control_);
     auto m = ipc::decode_control(parts);
-    if (m && m->command == "reply" && m->body.value("rid", std::uint64_t{0}) == rid) {
+    if (m && m->command == cmd::reply && m->body.value("rid", std::uint64_t{0}) == rid) {
       resume();
-      if (!m->body.value("ok", false))
-        return make_error(errc::refused, m->body.value("error", std::string("refused")));
+      if (!m->body.value("ok", false)) return make_error(errc::refused, m->body.value("error", std::string("refused")));
       return std::move(m->body);
     }
     deferred_control_.push_back(std::move(parts));

@@ -29,12 +29,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -44,19 +44,18 @@ struct options {
   std::string control_endpoint;  ///< supervisor's control socket (ipc://)
   std::string inbox_endpoint;    ///< this worker's data-plane inbox to bind (ipc://)
   std::uint32_t worker_id = 0;
-  std::string marker_file;       ///< the handling marker the supervisor reads after a death
+  std::string marker_file;  ///< the handling marker the supervisor reads after a death
   // A worker starts without a package (it may wait as a standby); the
   // supervisor's answer to "hello" names the library and package id.
-  std::string library;           ///< the package library to dlopen
+  std::string library;  ///< the package library to dlopen
   std::string package_id;
 };
-
 
 /// A message queued for delivery inside this worker (owns its bytes).
 struct envelope {
   envelope() = default;
-  envelope(troupe_message_kind k, address t, address f, std::uint64_t corr, std::string ty,
-           std::string p, std::uint8_t fl = 0)
+  envelope(troupe_message_kind k, address t, address f, std::uint64_t corr, std::string ty, std::string p,
+           std::uint8_t fl = 0)
       : kind(k), to(t), from(f), correlation(corr), type(std::move(ty)), payload(std::move(p)), flags(fl) {}
 
   troupe_message_kind kind = TROUPE_MSG_TELL;
@@ -103,11 +102,11 @@ class runtime {
   // Host functions (troupe_host_v1), reached through the C trampolines.
   troupe_address host_spawn(troupe_context* ctx, std::string_view type, std::string_view package,
                             std::string_view name);
-  std::uint64_t host_ask(troupe_context* ctx, address to, std::string_view type,
-                         std::string_view payload, std::uint32_t timeout_ms);
+  std::uint64_t host_ask(troupe_context* ctx, address to, std::string_view type, std::string_view payload,
+                         std::uint32_t timeout_ms);
   int host_reply(troupe_context* ctx, std::string_view type, std::string_view payload);
-  int host_reply_to(troupe_context* ctx, address to, std::uint64_t correlation,
-                    std::string_view type, std::string_view payload);
+  int host_reply_to(troupe_context* ctx, address to, std::uint64_t correlation, std::string_view type,
+                    std::string_view payload);
   int host_tell(troupe_context* ctx, address to, std::string_view type, std::string_view payload);
   int host_stop(troupe_context* ctx, address target);
   std::uint64_t host_schedule(troupe_context* ctx, std::uint32_t delay_ms, std::string_view type,
@@ -126,6 +125,12 @@ class runtime {
   void drain_deferred_control();
   void on_inbox();
   void handle_control(const ipc::control_message& m);
+  // The supervisor's commands (docs/PROTOCOL.md §4.3), by handle_control's table.
+  void on_reply(const ipc::json& body);
+  void on_stop(const ipc::json& body);
+  void on_forget_route(const ipc::json& body);
+  void on_forget_name(const ipc::json& body);
+  void on_shutdown(const ipc::json& body);
   void handle_control_guarded(const ipc::control_message& m);
   void request(std::string_view command, ipc::json body, reply_handler then);
   /// A control request answered before it returns (see runtime.cpp for when).
@@ -142,8 +147,8 @@ class runtime {
   void deliver_remote(const ipc::record_view& r, ipc::cause c);
   /// An exit notice of a watched actor (record kind exited) to its watcher.
   void deliver_exit_notice(const ipc::record_view& r);
-  void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
-              std::string_view type, std::string_view payload, std::string_view reason = {});
+  void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr, std::string_view type,
+              std::string_view payload, std::string_view reason = {});
   /// Acknowledges what the ledger says is done.
   void send_acks();
   /// Drops one count of c (its record or one of its outputs is done).
@@ -156,12 +161,12 @@ class runtime {
   void start_watchdog();
   /// Returns an undeliverable ask or tell to its sender. stale_route: the
   /// destination is not hosted where it was sent (the sender drops its route).
-  void bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr,
-              std::string_view type, std::string_view reason, bool stale_route = true);
+  void bounce(troupe_message_kind kind, address to, address from, std::uint64_t corr, std::string_view type,
+              std::string_view reason, bool stale_route = true);
   void resolve(address target);
   void on_resolved(address target, const ipc::json& body);
-  void complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr,
-                    std::string_view type, std::string_view payload);
+  void complete_ask(address asker, troupe_message_kind kind, std::uint64_t corr, std::string_view type,
+                    std::string_view payload);
 
   // Lifecycle of actors.
   void create_actor(const ipc::json& body);

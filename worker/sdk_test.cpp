@@ -41,10 +41,9 @@ int h_cancel(troupe_context*, uint64_t) { return 0; }
 void h_log(troupe_context*, int, const char*, size_t) {}
 troupe_address h_lookup(troupe_context*, const char*, size_t) { return 0; }
 const char* h_last_error() { return state->last_error.c_str(); }
-int h_reply_to(troupe_context*, troupe_address, uint64_t corr, const char* t, size_t tl,
-               const uint8_t* p, size_t pl) {
-  state->replies.push_back({std::string(t, tl) + "#" + std::to_string(corr),
-                            std::string(reinterpret_cast<const char*>(p), pl)});
+int h_reply_to(troupe_context*, troupe_address, uint64_t corr, const char* t, size_t tl, const uint8_t* p, size_t pl) {
+  state->replies.push_back(
+      {std::string(t, tl) + "#" + std::to_string(corr), std::string(reinterpret_cast<const char*>(p), pl)});
   return 0;
 }
 
@@ -57,15 +56,21 @@ int h_unwatch(troupe_context*, troupe_address target) {
   return 0;
 }
 
-const troupe_host_v1 host = {TROUPE_ABI_VERSION, h_self,   h_tell,       h_ask,      h_reply,
-                             h_spawn,            h_stop,   h_schedule,   h_cancel,   h_log,
-                             h_lookup,           h_last_error, h_reply_to, h_watch, h_unwatch};
+const troupe_host_v1 host = {TROUPE_ABI_VERSION, h_self,   h_tell, h_ask,    h_reply,      h_spawn,    h_stop,
+                             h_schedule,         h_cancel, h_log,  h_lookup, h_last_error, h_reply_to, h_watch,
+                             h_unwatch};
 
-troupe_message make(troupe_message_kind kind, std::string_view type, std::string_view payload,
-                    std::uint64_t corr = 0, std::string_view reason = {}) {
-  return troupe_message{static_cast<uint32_t>(kind), 0x200000010ULL, corr, type.data(), type.size(),
-                        reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
-                        reason.data(), reason.size()};
+troupe_message make(troupe_message_kind kind, std::string_view type, std::string_view payload, std::uint64_t corr = 0,
+                    std::string_view reason = {}) {
+  return troupe_message{static_cast<uint32_t>(kind),
+                        0x200000010ULL,
+                        corr,
+                        type.data(),
+                        type.size(),
+                        reinterpret_cast<const uint8_t*>(payload.data()),
+                        payload.size(),
+                        reason.data(),
+                        reason.size()};
 }
 
 struct asker final : troupe::actor {
@@ -81,8 +86,7 @@ struct asker final : troupe::actor {
     if (m.type() == "go")
       ctx.ask(troupe::address(7), "q", "{}", std::chrono::milliseconds(100),
               [this](troupe::context&, const troupe::ask_result& r) {
-                outcome = r.ok() ? "reply:" + std::string(r.reply().payload())
-                                 : "failed:" + std::string(r.error());
+                outcome = r.ok() ? "reply:" + std::string(r.reply().payload()) : "failed:" + std::string(r.error());
               });
     if (m.type() == "boom") throw std::runtime_error("boom in handler");
     if (m.type() == "tell") ctx.tell(troupe::address(7), "x");
@@ -194,8 +198,7 @@ TEST_CASE("an ask can be answered after its handler returned, through its reply 
   CHECK(t.hs.replies[0].payload == "\"done\"");
 }
 
-TEST_CASE("watch and unwatch reach the host; an exit notice names the watched actor and why",
-          "[sdk][watch]") {
+TEST_CASE("watch and unwatch reach the host; an exit notice names the watched actor and why", "[sdk][watch]") {
   one_actor t;
   REQUIRE(t.handle(make(TROUPE_MSG_TELL, "watch", "")) == 0);
   REQUIRE(t.handle(make(TROUPE_MSG_TELL, "unwatch", "")) == 0);

@@ -36,7 +36,6 @@ using troupe::testing::temp_dir;
 
 namespace {
 
-
 /// Lays out one package version: dir/libconflict.so and dir/lib/libcodec.so.1,
 /// both copies (copy_file follows the libcodec.so.1 symlink), so that the two
 /// layouts share no file. Returns the package library's path.
@@ -114,8 +113,7 @@ void* load(const fs::path& library, const std::string& prefix, report& r) {
   using encode_fn = std::size_t (*)(const char*, char*, std::size_t);
   auto encode = reinterpret_cast<encode_fn>(::dlsym(h, "codec_encode"));
   Dl_info info{};
-  if (version == nullptr || codec_symbol == nullptr || encode == nullptr ||
-      ::dladdr(codec_symbol, &info) == 0) {
+  if (version == nullptr || codec_symbol == nullptr || encode == nullptr || ::dladdr(codec_symbol, &info) == 0) {
     r[prefix + "error"] = "missing symbol in " + library.string();
     return nullptr;
   }
@@ -161,8 +159,7 @@ TEST_CASE("each package version loaded alone runs the codec it bundles", "[confl
   CHECK(r2["codec_file"] == codec_file_of(tmp.path / "v2"));
 }
 
-TEST_CASE("in one process the second package version silently runs the first one's codec",
-          "[conflict]") {
+TEST_CASE("in one process the second package version silently runs the first one's codec", "[conflict]") {
   temp_dir tmp;
   fs::path v1 = lay_out(tmp.path / "v1", CONFLICT_CODEC_1_2_PATH);
   fs::path v2 = lay_out(tmp.path / "v2", CONFLICT_CODEC_1_5_PATH);

@@ -47,8 +47,6 @@ class codec_actor final : public troupe::actor {
 
 /// What codec_version() answers in this process, for tests that load the
 /// package library without a worker. Static storage, owned by libcodec.
-extern "C" __attribute__((visibility("default"))) const char* conflict_codec_version(void) {
-  return codec_version();
-}
+extern "C" __attribute__((visibility("default"))) const char* conflict_codec_version(void) { return codec_version(); }
 
 TROUPE_PACKAGE(troupe::actor_type<codec_actor>("Codec"))

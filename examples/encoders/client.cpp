@@ -48,9 +48,7 @@ int fail(std::string_view why) {
   return 1;
 }
 
-std::string describe(const troupe::error& e) {
-  return std::string(troupe::to_string(e.code)) + ": " + e.message;
-}
+std::string describe(const troupe::error& e) { return std::string(troupe::to_string(e.code)) + ": " + e.message; }
 
 troupe::result<options> parse_args(int argc, char** argv) {
   options o;
@@ -63,8 +61,7 @@ troupe::result<options> parse_args(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       o.help = true;
     } else if (arg == "--system") {
-      if (i + 1 >= argc)
-        return troupe::make_error(troupe::errc::invalid_argument, "--system needs HOST:PORT");
+      if (i + 1 >= argc) return troupe::make_error(troupe::errc::invalid_argument, "--system needs HOST:PORT");
       o.system = argv[++i];
     } else if (arg.substr(0, 9) == "--system=") {
       o.system = std::string(arg.substr(9));
@@ -95,9 +92,7 @@ troupe::status prepare(troupe::client& c, std::array<encoding, 3>& encs, bool us
       continue;
     }
     auto a = c.spawn(e.type, "encoders");
-    if (!a)
-      return troupe::make_error(a.err().code,
-                                "spawning " + std::string(e.type) + ": " + describe(a.err()));
+    if (!a) return troupe::make_error(a.err().code, "spawning " + std::string(e.type) + ": " + describe(a.err()));
     e.target = a->to_string();
   }
   return troupe::ok_v;
@@ -107,8 +102,8 @@ troupe::status prepare(troupe::client& c, std::array<encoding, 3>& encs, bool us
 troupe::result<std::string> encode(troupe::client& c, const encoding& e, const std::string& line) {
   auto r = c.ask(e.target, nlohmann::json(line));
   if (!r)
-    return troupe::make_error(r.err().code, "asking " + std::string(e.label) + " (" + e.target +
-                                                "): " + describe(r.err()));
+    return troupe::make_error(r.err().code,
+                              "asking " + std::string(e.label) + " (" + e.target + "): " + describe(r.err()));
   if (!r->is_string()) {
     return troupe::make_error(troupe::errc::protocol,
                               std::string(e.label) + " answered " + r->dump() + ", not a string");
@@ -130,9 +125,8 @@ int main(int argc, char** argv) {
   auto c = troupe::client::connect(opts->system);
   if (!c) return fail("connecting to " + opts->system + ": " + describe(c.err()));
 
-  std::array<encoding, 3> encs{{{"Morse", "Morse", "morse", {}},
-                                {"Base64", "Base64", "base64", {}},
-                                {"Rot13", "Rot13", "rot13", {}}}};
+  std::array<encoding, 3> encs{
+      {{"Morse", "Morse", "morse", {}}, {"Base64", "Base64", "base64", {}}, {"Rot13", "Rot13", "rot13", {}}}};
   if (auto st = prepare(*c, encs, opts->use_names); !st) return fail(st.err().message);
 
   for (const auto& line : lines) {

@@ -30,8 +30,7 @@ class encoder_actor : public troupe::actor {
         answer(ctx, msg);
         return;
       case TROUPE_MSG_TELL:
-        ctx.log_info("ignoring tell '" + std::string(msg.type()) +
-                     "': " + std::string(msg.payload()));
+        ctx.log_info("ignoring tell '" + std::string(msg.type()) + "': " + std::string(msg.payload()));
         return;
       default:
         return;  // no timers are scheduled and no tells are sent: nothing to do

@@ -77,14 +77,12 @@ class source final : public troupe::actor {
  private:
   static void emit(troupe::context& ctx, const troupe::message& m) {
     auto req = troupe::parse_json(m.payload());
-    if (!req || !req->is_object() || !(*req)["from"].is_number_unsigned() ||
-        !(*req)["count"].is_number_unsigned())
+    if (!req || !req->is_object() || !(*req)["from"].is_number_unsigned() || !(*req)["count"].is_number_unsigned())
       return troupe::reply_json(ctx, json{{"error", R"(expected {"from": N, "count": K})"}});
     const auto from = (*req)["from"].get<std::uint64_t>();
     const auto count = (*req)["count"].get<std::uint64_t>();
     const troupe::address next = downstream(ctx, transform_name);
-    for (std::uint64_t n = from; n < from + count; ++n)
-      ctx.tell(next, item_type, troupe::to_payload(json{{"n", n}}));
+    for (std::uint64_t n = from; n < from + count; ++n) ctx.tell(next, item_type, troupe::to_payload(json{{"n", n}}));
     troupe::reply_json(ctx, json{{"emitted", count}});
   }
 };
@@ -96,8 +94,7 @@ class transform final : public troupe::actor {
     if (m.type() != item_type) return;
     auto n = item_number(troupe::parse_json(m.payload()).value_or(json()));
     if (!n) return ctx.log_warn("not an item: " + std::string(m.payload()));
-    ctx.tell(downstream(ctx, sink_name), item_type,
-             troupe::to_payload(json{{"n", *n}, {"square", *n * *n}}));
+    ctx.tell(downstream(ctx, sink_name), item_type, troupe::to_payload(json{{"n", *n}, {"square", *n * *n}}));
   }
 };
 
@@ -108,8 +105,8 @@ class sink final : public troupe::actor {
     ledger_ = std::make_unique<pipeline::sink_ledger>(ledger_path(ctx.self()));
     const auto s = ledger_->stats();
     if (s.distinct > 0)
-      ctx.log_info("ledger " + ledger_->path() + " replayed: " + std::to_string(s.distinct) +
-                   " distinct, " + std::to_string(s.duplicates) + " duplicates");
+      ctx.log_info("ledger " + ledger_->path() + " replayed: " + std::to_string(s.distinct) + " distinct, " +
+                   std::to_string(s.duplicates) + " duplicates");
   }
 
   void receive(troupe::context& ctx, const troupe::message& m) override {
@@ -130,16 +127,22 @@ class sink final : public troupe::actor {
   /// as the daemon's own default).
   static std::string ledger_path(troupe::address self) {
     std::string home;
-    if (const char* h = std::getenv("TROUPE_HOME"); h != nullptr && *h != '\0') home = h;
-    else if (const char* u = std::getenv("HOME"); u != nullptr && *u != '\0') home = std::string(u) + "/.troupe";
-    else home = "/var/lib/troupe";
+    if (const char* h = std::getenv("TROUPE_HOME"); h != nullptr && *h != '\0')
+      home = h;
+    else if (const char* u = std::getenv("HOME"); u != nullptr && *u != '\0')
+      home = std::string(u) + "/.troupe";
+    else
+      home = "/var/lib/troupe";
     return home + "/pipeline/sink-" + self.to_string().substr(1) + ".log";
   }
 
   json stats() const {
     const auto s = ledger_->stats();
-    return json{{"distinct", s.distinct}, {"duplicates", s.duplicates},
-                {"missing_below", s.missing_below}, {"max", s.max}, {"malformed", malformed_}};
+    return json{{"distinct", s.distinct},
+                {"duplicates", s.duplicates},
+                {"missing_below", s.missing_below},
+                {"max", s.max},
+                {"malformed", malformed_}};
   }
 
   std::unique_ptr<pipeline::sink_ledger> ledger_;

@@ -25,8 +25,7 @@ TEST_CASE("a ledger counts distinct numbers, duplicates and gaps below the highe
   CHECK(slurp(dir.path / "sink.log") == "0\n1\n1\n3\n0\n");
 }
 
-TEST_CASE("a ledger reopened on its file has the same counts (the Sink after a restart)",
-          "[pipeline]") {
+TEST_CASE("a ledger reopened on its file has the same counts (the Sink after a restart)", "[pipeline]") {
   temp_dir dir("pipeline-ledger");
   const auto file = (dir.path / "deep" / "sink.log").string();  // directory made on open
   {
@@ -41,8 +40,7 @@ TEST_CASE("a ledger reopened on its file has the same counts (the Sink after a r
   CHECK(again.stats().max == 6);
 }
 
-TEST_CASE("a line cut by a crash is dropped and the next number starts a line of its own",
-          "[pipeline]") {
+TEST_CASE("a line cut by a crash is dropped and the next number starts a line of its own", "[pipeline]") {
   temp_dir dir("pipeline-ledger");
   const auto file = dir.path / "sink.log";
   write(file, "0\n1\n2");

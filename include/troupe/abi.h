@@ -38,12 +38,12 @@ typedef uint64_t troupe_address;
 
 /* What a delivered message is. */
 typedef enum troupe_message_kind {
-  TROUPE_MSG_TELL = 1,       /* one-way message */
-  TROUPE_MSG_ASK = 2,        /* request: answer with host->reply */
-  TROUPE_MSG_REPLY = 3,      /* answer to this actor's ask; correlation = ask id */
-  TROUPE_MSG_ASK_FAILED = 4, /* the ask failed (timeout, dead letter); payload = reason */
-  TROUPE_MSG_TIMER = 5,      /* a timer this actor scheduled; correlation = timer id */
-  TROUPE_MSG_EXIT = 6,       /* exit request: the system is stopping this actor */
+  TROUPE_MSG_TELL = 1,        /* one-way message */
+  TROUPE_MSG_ASK = 2,         /* request: answer with host->reply */
+  TROUPE_MSG_REPLY = 3,       /* answer to this actor's ask; correlation = ask id */
+  TROUPE_MSG_ASK_FAILED = 4,  /* the ask failed (timeout, dead letter); payload = reason */
+  TROUPE_MSG_TIMER = 5,       /* a timer this actor scheduled; correlation = timer id */
+  TROUPE_MSG_EXIT = 6,        /* exit request: the system is stopping this actor */
   TROUPE_MSG_DEAD_LETTER = 7, /* a tell of this actor could not be delivered; payload = reason */
   TROUPE_MSG_POISON = 8,      /* a tell of this actor was being handled when its receiver died:
                                  type and payload are the tell's, reason says how it died;
@@ -85,23 +85,21 @@ typedef struct troupe_host_v1 {
   /* The address of the actor the context belongs to. */
   troupe_address (*self)(troupe_context* ctx);
   /* One-way message. Delivery failures come back as TROUPE_MSG_DEAD_LETTER. */
-  int (*tell)(troupe_context* ctx, troupe_address to, const char* type, size_t type_len,
-              const uint8_t* payload, size_t payload_len);
+  int (*tell)(troupe_context* ctx, troupe_address to, const char* type, size_t type_len, const uint8_t* payload,
+              size_t payload_len);
   /* Request; returns the ask id (> 0) that the REPLY or ASK_FAILED will carry,
    * or 0 on failure. timeout_ms 0 means the host default. */
-  uint64_t (*ask)(troupe_context* ctx, troupe_address to, const char* type, size_t type_len,
-                  const uint8_t* payload, size_t payload_len, uint32_t timeout_ms);
+  uint64_t (*ask)(troupe_context* ctx, troupe_address to, const char* type, size_t type_len, const uint8_t* payload,
+                  size_t payload_len, uint32_t timeout_ms);
   /* Answers the ASK being handled. Fails when the current message is no ASK or
    * was already answered. */
-  int (*reply)(troupe_context* ctx, const char* type, size_t type_len, const uint8_t* payload,
-               size_t payload_len);
+  int (*reply)(troupe_context* ctx, const char* type, size_t type_len, const uint8_t* payload, size_t payload_len);
   /* Creates an actor of type_name from package (group name or package id;
    * empty: this package), optionally under a global name, and returns its
    * address at once (0 on failure). Placement happens in the background;
    * messages sent meanwhile are delivered once it runs. */
-  troupe_address (*spawn)(troupe_context* ctx, const char* type_name, size_t type_len,
-                          const char* package, size_t package_len, const char* name,
-                          size_t name_len);
+  troupe_address (*spawn)(troupe_context* ctx, const char* type_name, size_t type_len, const char* package,
+                          size_t package_len, const char* name, size_t name_len);
   /* Asks the actor at address to stop (it gets an EXIT message). Stopping
    * oneself takes effect after the current handler returns. */
   int (*stop)(troupe_context* ctx, troupe_address target);
@@ -121,8 +119,8 @@ typedef struct troupe_host_v1 {
    * are the asker's address and the ask's correlation, taken from the ASK
    * message when it was handled. For actors that ask others before they can
    * answer. The asker takes the first answer only. */
-  int (*reply_to)(troupe_context* ctx, troupe_address to, uint64_t correlation, const char* type,
-                  size_t type_len, const uint8_t* payload, size_t payload_len);
+  int (*reply_to)(troupe_context* ctx, troupe_address to, uint64_t correlation, const char* type, size_t type_len,
+                  const uint8_t* payload, size_t payload_len);
   /* Watches target: this actor gets an EXITED message each time target stops,
    * is restarted or fails (at once, when target is unknown or failed already).
    * Watching twice is one watch. Appended within ABI v1. */
@@ -155,8 +153,8 @@ typedef struct troupe_package_v1 {
 } troupe_package_v1;
 
 /* The entry point. Returns 0 and fills out, or non-zero with err filled. */
-typedef int (*troupe_entry_fn)(uint32_t host_abi_version, const troupe_host_v1* host,
-                               troupe_package_v1* out, troupe_error* err);
+typedef int (*troupe_entry_fn)(uint32_t host_abi_version, const troupe_host_v1* host, troupe_package_v1* out,
+                               troupe_error* err);
 
 #ifdef __cplusplus
 }

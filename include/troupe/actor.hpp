@@ -47,9 +47,7 @@ class message {
  public:
   explicit message(const troupe_message& raw) : raw_(&raw) {}
 
-  [[nodiscard]] troupe_message_kind kind() const {
-    return static_cast<troupe_message_kind>(raw_->kind);
-  }
+  [[nodiscard]] troupe_message_kind kind() const { return static_cast<troupe_message_kind>(raw_->kind); }
   [[nodiscard]] bool is_ask() const { return raw_->kind == TROUPE_MSG_ASK; }
   [[nodiscard]] bool is_exit() const { return raw_->kind == TROUPE_MSG_EXIT; }
   [[nodiscard]] address from() const { return address(raw_->from); }
@@ -106,21 +104,19 @@ class context {
  public:
   using ask_callback = std::function<void(context&, const ask_result&)>;
 
-  context(const troupe_host_v1* host, troupe_context* raw, actor* self)
-      : host_(host), raw_(raw), self_actor_(self) {}
+  context(const troupe_host_v1* host, troupe_context* raw, actor* self) : host_(host), raw_(raw), self_actor_(self) {}
 
   [[nodiscard]] address self() const { return address(host_->self(raw_)); }
 
   /// One-way message. An undeliverable one comes back as a DEAD_LETTER.
   void tell(address to, std::string_view type, std::string_view payload = {}) {
-    check(host_->tell(raw_, to.value(), type.data(), type.size(), bytes(payload),
-                      payload.size()));
+    check(host_->tell(raw_, to.value(), type.data(), type.size(), bytes(payload), payload.size()));
   }
 
   /// Request with a timeout; then() runs on this actor with the reply or the
   /// reason of failure.
-  void ask(address to, std::string_view type, std::string_view payload,
-           std::chrono::milliseconds timeout, ask_callback then);
+  void ask(address to, std::string_view type, std::string_view payload, std::chrono::milliseconds timeout,
+           ask_callback then);
 
   /// Answers the ask being handled.
   void reply(std::string_view type, std::string_view payload) {
@@ -130,14 +126,13 @@ class context {
   /// Answers an ask whose handler already returned (an actor that first asks
   /// others, say): keep m.reply_handle_of() while handling the ask.
   void reply_later(const reply_handle& h, std::string_view type, std::string_view payload) {
-    check(host_->reply_to(raw_, h.asker.value(), h.correlation, type.data(), type.size(),
-                          bytes(payload), payload.size()));
+    check(host_->reply_to(raw_, h.asker.value(), h.correlation, type.data(), type.size(), bytes(payload),
+                          payload.size()));
   }
 
   /// Creates an actor; its address is usable at once.
   address spawn(std::string_view type_name, spawn_options opts = {}) {
-    troupe_address a = host_->spawn(raw_, type_name.data(), type_name.size(),
-                                    opts.package.data(), opts.package.size(),
+    troupe_address a = host_->spawn(raw_, type_name.data(), type_name.size(), opts.package.data(), opts.package.size(),
                                     opts.name.data(), opts.name.size());
     if (a == 0) throw host_error(host_->last_error());
     return address(a);
@@ -153,24 +148,18 @@ class context {
   void stop() { stop(self()); }
 
   /// Sends this actor a TIMER message of the given type after delay.
-  std::uint64_t schedule(std::chrono::milliseconds delay, std::string_view type,
-                         std::string_view payload = {}) {
-    std::uint64_t id = host_->schedule(raw_, static_cast<std::uint32_t>(delay.count()),
-                                       type.data(), type.size(), bytes(payload),
-                                       payload.size());
+  std::uint64_t schedule(std::chrono::milliseconds delay, std::string_view type, std::string_view payload = {}) {
+    std::uint64_t id = host_->schedule(raw_, static_cast<std::uint32_t>(delay.count()), type.data(), type.size(),
+                                       bytes(payload), payload.size());
     if (id == 0) throw host_error(host_->last_error());
     return id;
   }
   void cancel(std::uint64_t timer_id) { host_->cancel(raw_, timer_id); }
 
   /// The address under a global name, or an invalid address when unknown.
-  [[nodiscard]] address lookup(std::string_view name) {
-    return address(host_->lookup(raw_, name.data(), name.size()));
-  }
+  [[nodiscard]] address lookup(std::string_view name) { return address(host_->lookup(raw_, name.data(), name.size())); }
 
-  void log(troupe_log_level level, std::string_view text) {
-    host_->log(raw_, level, text.data(), text.size());
-  }
+  void log(troupe_log_level level, std::string_view text) { host_->log(raw_, level, text.data(), text.size()); }
   void log_info(std::string_view text) { log(TROUPE_LOG_INFO, text); }
   void log_warn(std::string_view text) { log(TROUPE_LOG_WARN, text); }
   void log_error(std::string_view text) { log(TROUPE_LOG_ERROR, text); }
@@ -179,9 +168,7 @@ class context {
   [[nodiscard]] const troupe_host_v1* host() const { return host_; }
 
  private:
-  static const std::uint8_t* bytes(std::string_view s) {
-    return reinterpret_cast<const std::uint8_t*>(s.data());
-  }
+  static const std::uint8_t* bytes(std::string_view s) { return reinterpret_cast<const std::uint8_t*>(s.data()); }
   void check(int rc) const {
     if (rc != 0) throw host_error(host_->last_error());
   }
@@ -237,10 +224,10 @@ class actor {
   std::unordered_map<std::uint64_t, context::ask_callback> pending_asks_;
 };
 
-inline void context::ask(address to, std::string_view type, std::string_view payload,
-                         std::chrono::milliseconds timeout, ask_callback then) {
-  std::uint64_t id = host_->ask(raw_, to.value(), type.data(), type.size(), bytes(payload),
-                                payload.size(), static_cast<std::uint32_t>(timeout.count()));
+inline void context::ask(address to, std::string_view type, std::string_view payload, std::chrono::milliseconds timeout,
+                         ask_callback then) {
+  std::uint64_t id = host_->ask(raw_, to.value(), type.data(), type.size(), bytes(payload), payload.size(),
+                                static_cast<std::uint32_t>(timeout.count()));
   if (id == 0) throw host_error(host_->last_error());
   self_actor_->pending_asks_.emplace(id, std::move(then));
 }
@@ -305,18 +292,17 @@ constexpr troupe_actor_type_v1 actor_type(const char* name) {
 }  // namespace troupe
 
 /// Exports the package entry point listing the given actor types.
-#define TROUPE_PACKAGE(...)                                                                  \
-  extern "C" __attribute__((visibility("default"))) int troupe_package_entry_v1(            \
-      uint32_t host_abi_version, const troupe_host_v1* host, troupe_package_v1* out,         \
-      troupe_error* err) {                                                                   \
-    static const troupe_actor_type_v1 types[] = {__VA_ARGS__};                               \
-    if (host_abi_version != TROUPE_ABI_VERSION) {                                            \
-      ::troupe::detail::copy_error(err, "package built for another troupe ABI version");     \
-      return 1;                                                                              \
-    }                                                                                        \
-    ::troupe::detail::host_table() = host;                                                   \
-    out->abi_version = TROUPE_ABI_VERSION;                                                   \
-    out->types = types;                                                                      \
-    out->type_count = sizeof(types) / sizeof(types[0]);                                      \
-    return 0;                                                                                \
+#define TROUPE_PACKAGE(...)                                                                               \
+  extern "C" __attribute__((visibility("default"))) int troupe_package_entry_v1(                          \
+      uint32_t host_abi_version, const troupe_host_v1* host, troupe_package_v1* out, troupe_error* err) { \
+    static const troupe_actor_type_v1 types[] = {__VA_ARGS__};                                            \
+    if (host_abi_version != TROUPE_ABI_VERSION) {                                                         \
+      ::troupe::detail::copy_error(err, "package built for another troupe ABI version");                  \
+      return 1;                                                                                           \
+    }                                                                                                     \
+    ::troupe::detail::host_table() = host;                                                                \
+    out->abi_version = TROUPE_ABI_VERSION;                                                                \
+    out->types = types;                                                                                   \
+    out->type_count = sizeof(types) / sizeof(types[0]);                                                   \
+    return 0;                                                                                             \
   }

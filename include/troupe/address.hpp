@@ -20,16 +20,11 @@ class address {
  public:
   constexpr address() = default;
   constexpr explicit address(std::uint64_t value) : value_(value) {}
-  constexpr address(std::uint32_t system, std::uint32_t serial)
-      : value_((std::uint64_t{system} << 32) | serial) {}
+  constexpr address(std::uint32_t system, std::uint32_t serial) : value_((std::uint64_t{system} << 32) | serial) {}
 
   [[nodiscard]] constexpr std::uint64_t value() const { return value_; }
-  [[nodiscard]] constexpr std::uint32_t system() const {
-    return static_cast<std::uint32_t>(value_ >> 32);
-  }
-  [[nodiscard]] constexpr std::uint32_t serial() const {
-    return static_cast<std::uint32_t>(value_);
-  }
+  [[nodiscard]] constexpr std::uint32_t system() const { return static_cast<std::uint32_t>(value_ >> 32); }
+  [[nodiscard]] constexpr std::uint32_t serial() const { return static_cast<std::uint32_t>(value_); }
   [[nodiscard]] constexpr bool valid() const { return value_ != 0; }
   constexpr explicit operator bool() const { return valid(); }
   constexpr auto operator<=>(const address&) const = default;
@@ -67,7 +62,5 @@ class address {
 
 template <>
 struct std::hash<troupe::address> {
-  std::size_t operator()(const troupe::address& a) const noexcept {
-    return std::hash<std::uint64_t>{}(a.value());
-  }
+  std::size_t operator()(const troupe::address& a) const noexcept { return std::hash<std::uint64_t>{}(a.value()); }
 };

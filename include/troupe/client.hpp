@@ -35,15 +35,13 @@ class client {
                               std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   /// Creates an actor; returns its address.
-  result<address> spawn(std::string_view type, std::string_view package = {},
-                        std::string_view name = {});
+  result<address> spawn(std::string_view type, std::string_view package = {}, std::string_view name = {});
   /// Asks target (address text or global name) with a JSON payload; returns
   /// the reply payload parsed as JSON.
   result<nlohmann::json> ask(std::string_view target, const nlohmann::json& payload,
                              std::chrono::milliseconds timeout = std::chrono::seconds(5),
                              std::string_view type = "json");
-  status tell(std::string_view target, const nlohmann::json& payload,
-              std::string_view type = "json");
+  status tell(std::string_view target, const nlohmann::json& payload, std::string_view type = "json");
 
   /// The endpoint this client talks to ("tcp://HOST:PORT").
   [[nodiscard]] const std::string& endpoint() const;

@@ -44,8 +44,7 @@ inline void reply_json(context& ctx, const json& j, std::string_view type = json
   ctx.reply(type, to_payload(j));
 }
 
-inline void reply_later_json(context& ctx, const reply_handle& h, const json& j,
-                             std::string_view type = json_type) {
+inline void reply_later_json(context& ctx, const reply_handle& h, const json& j, std::string_view type = json_type) {
   ctx.reply_later(h, type, to_payload(j));
 }
 

@@ -24,23 +24,32 @@ enum class errc {
 
 [[nodiscard]] inline const char* to_string(errc c) {
   switch (c) {
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::not_found: return "not_found";
-    case errc::protocol: return "protocol";
-    case errc::io: return "io";
-    case errc::timeout: return "timeout";
-    case errc::refused: return "refused";
-    case errc::unavailable: return "unavailable";
-    case errc::internal: return "internal";
-    case errc::limit: return "limit";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::not_found:
+      return "not_found";
+    case errc::protocol:
+      return "protocol";
+    case errc::io:
+      return "io";
+    case errc::timeout:
+      return "timeout";
+    case errc::refused:
+      return "refused";
+    case errc::unavailable:
+      return "unavailable";
+    case errc::internal:
+      return "internal";
+    case errc::limit:
+      return "limit";
   }
   return "internal";
 }
 
 /// The errc whose to_string is text; refused for a name this version does not know.
 [[nodiscard]] inline errc errc_from_string(std::string_view text) {
-  for (errc c : {errc::invalid_argument, errc::not_found, errc::protocol, errc::io, errc::timeout,
-                 errc::refused, errc::unavailable, errc::internal, errc::limit})
+  for (errc c : {errc::invalid_argument, errc::not_found, errc::protocol, errc::io, errc::timeout, errc::refused,
+                 errc::unavailable, errc::internal, errc::limit})
     if (text == to_string(c)) return c;
   return errc::refused;
 }
@@ -50,9 +59,7 @@ struct error {
   std::string message;
 };
 
-[[nodiscard]] inline error make_error(errc code, std::string message) {
-  return error{code, std::move(message)};
-}
+[[nodiscard]] inline error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
 
 template <class T>
 class [[nodiscard]] result {

@@ -43,9 +43,7 @@ void check_still_serving(const test_system& sys, const std::string& actor) {
 }
 
 void send_frames(zmq::socket_t& s, const std::vector<std::string>& frames) {
-  for (std::size_t i = 0; i < frames.size(); ++i)
-    s.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore
-                                                         : zmq::send_flags::none);
+  ipc::send_parts(s, std::vector<std::string_view>(frames.begin(), frames.end()));
 }
 
 /// The next message on a DEALER, decoded, within 5 s.
@@ -62,9 +60,7 @@ std::optional<ipc::control_message> receive_answer(zmq::socket_t& s) {
 /// daemon has read a message that gets no answer; the test asserts on the
 /// system's behaviour afterwards, not on the log.
 void wait_logged(const test_system& sys, const std::string& text) {
-  const auto until = std::chrono::steady_clock::now() + 5s;
-  while (sys.log().find(text) == std::string::npos && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
+  troupe::testing::eventually([&] { return sys.log().find(text) != std::string::npos; }, 5s);
 }
 
 struct fixture {
@@ -78,8 +74,7 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("malformed client messages on the public port are answered with an error",
-          "[integration][robustness]") {
+TEST_CASE("malformed client messages on the public port are answered with an error", "[integration][robustness]") {
   fixture f;
   zmq::context_t ctx;
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
@@ -145,12 +140,18 @@ TEST_CASE("JSON nested 80,000 levels deep in a rid or a payload is refused as a 
   const std::vector<deep_message> cases{
       {"a deep rid", {signature, "status", R"({"rid":)" + deep + "}"}, "limit", nullptr},
       {"a deep rid under a bad signature", {"XYZ\x01", "status", R"({"rid":)" + deep + "}"}, "protocol", nullptr},
-      {"a deep payload", {signature, "ask", R"({"rid":9,"target":")" + f.actor + R"(","payload":)" + deep + "}"},
-       "limit", 9},
-      {"a deep tell", {signature, "tell", R"({"rid":9,"target":")" + f.actor + R"(","payload":{"a":)" + deep + "}}"},
-       "limit", 9},
-      {"a deep payload under a bad signature", {"XYZ\x01", "ask", R"({"rid":"r","payload":)" + deep + "}"},
-       "protocol", "r"},
+      {"a deep payload",
+       {signature, "ask", R"({"rid":9,"target":")" + f.actor + R"(","payload":)" + deep + "}"},
+       "limit",
+       9},
+      {"a deep tell",
+       {signature, "tell", R"({"rid":9,"target":")" + f.actor + R"(","payload":{"a":)" + deep + "}}"},
+       "limit",
+       9},
+      {"a deep payload under a bad signature",
+       {"XYZ\x01", "ask", R"({"rid":"r","payload":)" + deep + "}"},
+       "protocol",
+       "r"},
   };
   for (const auto& c : cases) {
     INFO("sent " << c.what);
@@ -180,14 +181,12 @@ TEST_CASE("the JSON depth limit is the operator's to set, and nesting within it 
   check_still_serving(sys, actor);
 }
 
-TEST_CASE("peers that do not speak ZMTP on the public port are dropped",
-          "[integration][robustness]") {
+TEST_CASE("peers that do not speak ZMTP on the public port are dropped", "[integration][robustness]") {
   fixture f;
 
   SECTION("raw bytes over a plain TCP connection") {
-    for (const std::string& garbage :
-         {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), std::string("\xff\0\0\0\0\0\0\0\x01\x00junk", 14),
-          std::string(70000, '\xAB')}) {
+    for (const std::string& garbage : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                       std::string("\xff\0\0\0\0\0\0\0\x01\x00junk", 14), std::string(70000, '\xAB')}) {
       const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       REQUIRE(fd >= 0);
       sockaddr_in sa{};
@@ -232,7 +231,8 @@ TEST_CASE("strangers on the control socket are ignored", "[integration][robustne
     wait_logged(f.sys, "dropped malformed control message from 'intruder'");
   }
   SECTION("a fake hello and other worker commands") {
-    send_frames(dealer, {signature, "hello", R"({"rid":1,"worker":1,"pid":1,"inbox":"ipc:///tmp/x","types":["Relay"],"abi":1})"});
+    send_frames(dealer, {signature, "hello",
+                         R"({"rid":1,"worker":1,"pid":1,"inbox":"ipc:///tmp/x","types":["Relay"],"abi":1})"});
     send_frames(dealer, {signature, "fatal", R"({"worker":1,"error":"I am not w1"})"});
     send_frames(dealer, {signature, "stopped", R"({"address":16,"failed":true,"reason":"lie"})"});
     wait_logged(f.sys, "'stopped' from unknown peer 'intruder'");
@@ -290,7 +290,8 @@ TEST_CASE("malformed data frames in a worker's inbox are dropped", "[integration
       {"a tell to an unknown actor", batch({{ipc::record_kind::tell, 0, unknown, stranger, 0, 0, "json", "1"}})},
       {"an ask to an unknown actor", batch({{ipc::record_kind::ask, 0, unknown, stranger, 7, 0, "json", "1"}})},
       {"a reply nobody waits for", batch({{ipc::record_kind::reply, 0, *target, stranger, 12345, 0, "json", "1"}})},
-      {"an ask from nobody to the actor", batch({{ipc::record_kind::ask, 0, *target, {}, 1, 0, "json", R"({"echo":1})"}})},
+      {"an ask from nobody to the actor",
+       batch({{ipc::record_kind::ask, 0, *target, {}, 1, 0, "json", R"({"echo":1})"}})},
   };
   std::uint64_t tells = 0;
   for (const auto& c : cases) {
@@ -300,13 +301,13 @@ TEST_CASE("malformed data frames in a worker's inbox are dropped", "[integration
     // the bad frame before it has been read.
     push.send(zmq::buffer(good), zmq::send_flags::none);
     ++tells;
-    const auto until = std::chrono::steady_clock::now() + 10s;
     json count;
-    for (;;) {
-      count = f.sys.ask(f.actor, json{{"tell_count", true}});
-      if (count["count"] == tells || std::chrono::steady_clock::now() >= until) break;
-      std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
-    }
+    troupe::testing::eventually(
+        [&] {
+          count = f.sys.ask(f.actor, json{{"tell_count", true}});
+          return count["count"] == tells;
+        },
+        10s);
     CHECK(count["count"] == tells);
     check_still_serving(f.sys, f.actor);
   }

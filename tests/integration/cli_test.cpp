@@ -15,8 +15,7 @@ using troupe::testing::test_system;
 namespace {
 
 const std::string sentence = "This is a multi-system test";
-const std::string morse =
-    "- .... .. ... / .. ... / .- / -- ..- .-.. - .. -....- ... -.-- ... - . -- / - . ... -";
+const std::string morse = "- .... .. ... / .. ... / .- / -- ..- .-.. - .. -....- ... -.-- ... - . -- / - . ... -";
 const std::string base64 = "VGhpcyBpcyBhIG11bHRpLXN5c3RlbSB0ZXN0";
 const std::string rot13 = "Guvf vf n zhygv-flfgrz grfg";
 
@@ -31,8 +30,7 @@ TEST_CASE("the encoders example answers the sample sentence through the CLI", "[
   REQUIRE(load.exit_code == 0);
   CHECK(std::regex_match(load.last_line(), std::regex("[0-9a-f]{64}")));
 
-  const std::map<std::string, std::string> expected{
-      {"Morse", morse}, {"Base64", base64}, {"Rot13", rot13}};
+  const std::map<std::string, std::string> expected{{"Morse", morse}, {"Base64", base64}, {"Rot13", rot13}};
   std::map<std::string, std::string> address_of;
   for (const auto& [type, answer] : expected) {
     auto spawn = sys.run({"spawn", type});
@@ -51,8 +49,8 @@ TEST_CASE("the encoders example answers the sample sentence through the CLI", "[
   REQUIRE(actors.size() == 3);
   std::set<int> pids;
   for (const auto& a : actors) {
-    for (const char* field : {"address", "name", "type", "package", "version", "system",
-                              "worker_pid", "state", "restarts"})
+    for (const char* field :
+         {"address", "name", "type", "package", "version", "system", "worker_pid", "state", "restarts"})
       CHECK(a.contains(field));
     CHECK(address_of.at(a["type"].get<std::string>()) == a["address"]);
     CHECK(a["name"].is_null());

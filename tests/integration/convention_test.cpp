@@ -18,8 +18,8 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
-#include <signal.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -60,16 +60,7 @@ void check_one_line_error(const run_result& r) {
   CHECK_THAT(r.err, Catch::StartsWith("troupe: "));
 }
 
-/// Polls pred until it holds or deadline passes; returns whether it held.
-template <class Pred>
-bool eventually(Pred&& pred, std::chrono::milliseconds deadline = 15s) {
-  const auto until = steady::now() + deadline;
-  for (;;) {
-    if (pred()) return true;
-    if (steady::now() >= until) return false;
-    std::this_thread::sleep_for(20ms);  // poll interval, not a synchronisation
-  }
-}
+using troupe::testing::eventually;
 
 bool port_free(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -144,8 +135,7 @@ std::optional<json> wait_actor(const test_system& s, const std::string& name, co
   eventually(
       [&] {
         last = actor_named(s, name);
-        return last && last->value("state", std::string()) == state &&
-               (system.empty() || (*last)["system"] == system);
+        return last && last->value("state", std::string()) == state && (system.empty() || (*last)["system"] == system);
       },
       deadline);
   return last;
@@ -188,7 +178,9 @@ built_package pack_encoders(const test_system& s, const std::string& version) {
   {
     std::ofstream m(dir / "manifest.yaml", std::ios::trunc);
     m << "package: encoders\n"
-         "version: " << version << "\n"
+         "version: "
+      << version
+      << "\n"
          "library: libencoders.so\n"
          "actors:\n"
          "  Morse: { requires: { morse: true } }\n"
@@ -458,8 +450,7 @@ TEST_CASE("overlapping capabilities: a SIGKILLed system's actor answers again fr
 
 // ---------------------------------------------------------------- act 6
 
-TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader",
-          "[integration][convention]") {
+TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader", "[integration][convention]") {
   test_system lead;
   test_system m(lead, 0, member_args(lead, "morse"));
   REQUIRE(eventually([&] { return convention_up(lead, {&m}); }));
@@ -804,16 +795,14 @@ TEST_CASE("members serve on while the leader is gone, and rejoin a leader that c
 
 namespace {
 
-/// Sends [TRC1][command][body] (and a binary frame) on a DEALER.
+/// Sends [TRC1][command][body] (and a binary frame) on a DEALER, the body as
+/// it is (malformed on purpose).
 void send_raw(zmq::socket_t& s, const std::string& command, const std::string& body, const std::string& blob = {}) {
-  s.send(zmq::buffer(ipc::control_signature.data(), ipc::control_signature.size()), zmq::send_flags::sndmore);
-  s.send(zmq::buffer(command), zmq::send_flags::sndmore);
-  if (blob.empty()) {
-    s.send(zmq::buffer(body), zmq::send_flags::none);
-  } else {
-    s.send(zmq::buffer(body), zmq::send_flags::sndmore);
-    s.send(zmq::buffer(blob), zmq::send_flags::none);
-  }
+  const std::string_view sig(ipc::control_signature.data(), ipc::control_signature.size());
+  if (blob.empty())
+    ipc::send_parts(s, {sig, command, body});
+  else
+    ipc::send_parts(s, {sig, command, body, blob});
 }
 
 }  // namespace
@@ -855,8 +844,9 @@ TEST_CASE("a trusted peer's malformed messages are dropped, and the leader serve
   send_raw(peer, "no-such-command", "{}");
   send_raw(peer, "located", R"({"address": "@12345678.16", "to": "zzzz"})");
   // A join that claims another system's id than its routing id.
-  send_raw(peer, "join", R"({"member": {"system": "12345678", "host": "127.0.0.1", "port": 1, "peer": "tcp://x", "key": ")" +
-                             keys->public_key + R"(", "capabilities": {}}})");
+  send_raw(peer, "join",
+           R"({"member": {"system": "12345678", "host": "127.0.0.1", "port": 1, "peer": "tcp://x", "key": ")" +
+               keys->public_key + R"(", "capabilities": {}}})");
 
   // Unchanged: still two systems, Morse where it was and answering; the
   // leader alive (its own status) and the log saying what it dropped.
@@ -960,8 +950,7 @@ TEST_CASE("wrong arguments of the convention's commands are usage errors that ch
 // w4 did not stop in time: SIGKILL"): `troupe stop` then takes 5 s longer.
 // Racy: seen in most runs of the whole file when the member hosts a dozen
 // actors, and at times in the other cases' clean-up (5 s longer).
-TEST_CASE("a member stopped in order stays down: it does not rejoin while it shuts down",
-          "[integration][convention]") {
+TEST_CASE("a member stopped in order stays down: it does not rejoin while it shuts down", "[integration][convention]") {
   const std::vector<std::string> timing{"--heartbeat", "50", "--member-timeout", "400"};
   test_system lead(timing);
   auto args = member_args(lead, "morse");
@@ -999,7 +988,7 @@ TEST_CASE("a member stopped in order stays down: it does not rejoin while it shu
   CHECK(about.find("joined: " + m.where()) == std::string::npos);
   CHECK(about.find("system " + port + " stopped answering heartbeats") == std::string::npos);
   std::string recreated;  // actors the leader placed again although no system fits
-  std::string lost;  // actors the convention no longer lists at all
+  std::string lost;       // actors the convention no longer lists at all
   for (const auto& n : names) {
     auto a = actor_named(lead, n);
     if (!a) {
@@ -1041,8 +1030,7 @@ TEST_CASE("a member stopped in order stays down: it does not rejoin while it shu
 // on a port has a new random id and its predecessor stays listed, down; when
 // the old id sorts first, the move fails with "troupe: system PORT is down"
 // although `systems` shows PORT up.
-TEST_CASE("move --to the port of a system that was restarted reaches the running one",
-          "[integration][convention]") {
+TEST_CASE("move --to the port of a system that was restarted reaches the running one", "[integration][convention]") {
   test_system lead;
   test_system a(lead, 0, member_args(lead, "morse"));
   std::optional<test_system> b;

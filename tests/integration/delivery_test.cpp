@@ -25,12 +25,12 @@ namespace {
 /// Polls an ask until pred holds on its answer (bounded); returns the last answer.
 json poll_ask(const test_system& sys, const std::string& target, const json& payload,
               const std::function<bool(const json&)>& pred) {
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  for (;;) {
-    json got = sys.ask(target, payload);
-    if (pred(got) || std::chrono::steady_clock::now() >= until) return got;
-    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
-  }
+  json got;
+  troupe::testing::eventually([&] {
+    got = sys.ask(target, payload);
+    return pred(got);
+  });
+  return got;
 }
 
 /// The numbers of `seen` that fall in [first, first + count), in order.
@@ -49,9 +49,10 @@ std::vector<int> range(int first, int count) {
 
 }  // namespace
 
-TEST_CASE("messages queued for an actor whose worker is killed reach it after the restart, in order "
-          "per sender; the one in hand comes back as poison",
-          "[integration][delivery]") {
+TEST_CASE(
+    "messages queued for an actor whose worker is killed reach it after the restart, in order "
+    "per sender; the one in hand comes back as poison",
+    "[integration][delivery]") {
   test_system sys;
   sys.load(TROUPE_SUPERVISION_PKG);
   const std::string loner = sys.spawn({"Loner"});
@@ -66,28 +67,23 @@ TEST_CASE("messages queued for an actor whose worker is killed reach it after th
   constexpr int per_sender = 40;
   for (int i = 0; i < per_sender; ++i)
     REQUIRE(sys.ask(watcher, json{{"tell", loner}, {"payload", {{"log", i}}}}) == "told");
-  for (int i = 0; i < per_sender; ++i)
-    REQUIRE(sys.run({"tell", loner, json{{"log", 1000 + i}}.dump()}).exit_code == 0);
+  for (int i = 0; i < per_sender; ++i) REQUIRE(sys.run({"tell", loner, json{{"log", 1000 + i}}.dump()}).exit_code == 0);
 
   // Killed while it is in the blocking handler.
   const auto blocking = sys.home() / ("blocking-" + loner.substr(1));
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  while (!std::filesystem::exists(blocking) && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(5ms);  // poll interval, not a synchronisation
-  REQUIRE(std::filesystem::exists(blocking));
+  REQUIRE(troupe::testing::eventually([&] { return std::filesystem::exists(blocking); }));
   troupe::testing::kill_process(pid);
 
   // Same address, every queued number, each sender's in its order, none twice.
-  const json seen = poll_ask(sys, loner, json{{"seen", true}},
-                             [](const json& s) { return s.size() >= 2 * per_sender; });
+  const json seen =
+      poll_ask(sys, loner, json{{"seen", true}}, [](const json& s) { return s.size() >= 2 * per_sender; });
   CHECK(subsequence(seen, 0, per_sender) == range(0, per_sender));
   CHECK(subsequence(seen, 1000, per_sender) == range(1000, per_sender));
   CHECK(seen.size() == 2 * per_sender);
   CHECK(sys.ask(loner, json{{"pid", true}}).get<int>() != pid);
 
   // The blocking tell was not delivered again: its sender got it back.
-  const json notices = poll_ask(sys, watcher, json{{"notices", true}},
-                                [](const json& n) { return !n.empty(); });
+  const json notices = poll_ask(sys, watcher, json{{"notices", true}}, [](const json& n) { return !n.empty(); });
   REQUIRE(notices.size() == 1);
   CHECK(notices[0]["event"] == "poison");
   CHECK(notices[0]["from"] == loner);
@@ -95,9 +91,10 @@ TEST_CASE("messages queued for an actor whose worker is killed reach it after th
   CHECK_THAT(notices[0].value("reason", std::string()), Catch::Contains("killed by SIGKILL"));
 }
 
-TEST_CASE("a handler past its max_handle_time gets its worker killed; its ask fails as poison at "
-          "once and the actor answers again",
-          "[integration][delivery]") {
+TEST_CASE(
+    "a handler past its max_handle_time gets its worker killed; its ask fails as poison at "
+    "once and the actor answers again",
+    "[integration][delivery]") {
   test_system sys;
   sys.load(TROUPE_SUPERVISION_PKG);
   const std::string sluggish = sys.spawn({"Sluggish"});
@@ -125,15 +122,13 @@ TEST_CASE("a tell to an unknown address comes back to its sender as a dead lette
   const std::string watcher = sys.spawn({"Watcher"});
   const std::string nobody = "@" + watcher.substr(1, 8) + ".999999";
   REQUIRE(sys.ask(watcher, json{{"tell", nobody}, {"payload", {{"log", 1}}}}) == "told");
-  const json notices = poll_ask(sys, watcher, json{{"notices", true}},
-                                [](const json& n) { return !n.empty(); });
+  const json notices = poll_ask(sys, watcher, json{{"notices", true}}, [](const json& n) { return !n.empty(); });
   REQUIRE(notices.size() == 1);
   CHECK(notices[0]["event"] == "dead_letter");
   CHECK_THAT(notices[0].value("reason", std::string()), Catch::Contains("no actor at"));
 }
 
-TEST_CASE("best-effort delivery can be chosen at start; a wrong mode is a usage error",
-          "[integration][delivery]") {
+TEST_CASE("best-effort delivery can be chosen at start; a wrong mode is a usage error", "[integration][delivery]") {
   {
     test_system sys({"--delivery", "best-effort"});
     sys.load(TROUPE_SUPERVISION_PKG);

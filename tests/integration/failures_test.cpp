@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <string>
 
+using troupe::testing::check_one_line_failure;
 using troupe::testing::json;
 using troupe::testing::run_result;
-using troupe::testing::check_one_line_failure;
 using troupe::testing::test_system;
 
 namespace {
@@ -18,8 +18,7 @@ namespace {
 
 }  // namespace
 
-TEST_CASE("client commands that name something unknown fail with a one-line reason",
-          "[integration][errors]") {
+TEST_CASE("client commands that name something unknown fail with a one-line reason", "[integration][errors]") {
   test_system sys;
   sys.load(TROUPE_ENCODERS_PKG);
   const std::string morse = sys.spawn({"Morse"});
@@ -90,13 +89,11 @@ TEST_CASE("a signed package whose library cannot start is refused at load, syste
   CHECK(sys.ask(morse, "sos") == json("... --- ..."));
 }
 
-TEST_CASE("the CLI reports a missing system, unknown commands and unknown options",
-          "[integration][errors][cli]") {
+TEST_CASE("the CLI reports a missing system, unknown commands and unknown options", "[integration][errors][cli]") {
   SECTION("commands against a port with no system exit 3 with a reason") {
     // A port nobody listens on: picked free, never bound.
     const std::string where = "127.0.0.1:" + std::to_string(troupe::testing::free_port());
-    auto r = troupe::testing::run_process(troupe::testing::bin("troupe"),
-                                          {"--system", where, "status"});
+    auto r = troupe::testing::run_process(troupe::testing::bin("troupe"), {"--system", where, "status"});
     check_one_line_failure(r, 3);
     CHECK_THAT(r.err, Catch::Contains(where) && Catch::Contains("no answer"));
   }
@@ -106,8 +103,7 @@ TEST_CASE("the CLI reports a missing system, unknown commands and unknown option
     CHECK_THAT(r.err, Catch::Contains("unknown command 'frobnicate'"));
   }
   SECTION("an unknown option exits 2") {
-    auto r = troupe::testing::run_process(troupe::testing::bin("troupe"),
-                                          {"status", "--frobnicate"});
+    auto r = troupe::testing::run_process(troupe::testing::bin("troupe"), {"status", "--frobnicate"});
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("unknown option --frobnicate"));
   }

@@ -160,13 +160,12 @@ std::size_t run_result::err_lines() const {
 }
 
 run_result run_process(const std::string& exe, const std::vector<std::string>& args,
-                       const std::map<std::string, std::optional<std::string>>& env,
-                       const std::string& input, std::chrono::milliseconds timeout) {
+                       const std::map<std::string, std::optional<std::string>>& env, const std::string& input,
+                       std::chrono::milliseconds timeout) {
   int in_pipe[2];
   int out_pipe[2];
   int err_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 ||
-      ::pipe2(err_pipe, O_CLOEXEC) != 0)
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
 
   std::vector<std::string> argv_s{exe};
@@ -225,15 +224,14 @@ run_result run_process(const std::string& exe, const std::vector<std::string>& a
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool killed = false;
   while (out_fd >= 0 || err_fd >= 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       ::kill(pid, SIGKILL);
       killed = true;
       break;
     }
-    std::array<pollfd, 3> fds{pollfd{out_fd, POLLIN, 0}, pollfd{err_fd, POLLIN, 0},
-                              pollfd{in_fd, POLLOUT, 0}};
+    std::array<pollfd, 3> fds{pollfd{out_fd, POLLIN, 0}, pollfd{err_fd, POLLIN, 0}, pollfd{in_fd, POLLOUT, 0}};
     if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0 && errno != EINTR) break;
     char buf[4096];
     auto drain = [&](pollfd& p, int& fd, std::string& sink) {
@@ -263,10 +261,22 @@ run_result run_process(const std::string& exe, const std::vector<std::string>& a
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (killed) r.exit_code = -1;
-  else if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
+  if (killed)
+    r.exit_code = -1;
+  else if (WIFEXITED(status))
+    r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r.exit_code = 128 + WTERMSIG(status);
   return r;
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
+  }
 }
 
 void kill_process(pid_t pid) {
@@ -390,16 +400,14 @@ run_result test_system::run(std::initializer_list<std::string> args) const {
 run_result test_system::run(const std::vector<std::string>& args) const {
   std::vector<std::string> full{"--system", where()};
   full.insert(full.end(), args.begin(), args.end());
-  return run_process(bin("troupe"), full,
-                     {{"TROUPE_HOME", home_.string()},
-                      {"TROUPE_SYSTEM", std::nullopt},
-                      {"TROUPE_WORKER", std::nullopt}});
+  return run_process(
+      bin("troupe"), full,
+      {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", std::nullopt}, {"TROUPE_WORKER", std::nullopt}});
 }
 
 run_result test_system::run_program(const std::string& name, const std::vector<std::string>& args,
                                     const std::string& input) const {
-  return run_process(bin(name), args, {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", where()}},
-                     input);
+  return run_process(bin(name), args, {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", where()}}, input);
 }
 
 troupe::client& test_system::client() {
@@ -449,17 +457,17 @@ std::optional<actor_view> test_system::actor(const std::string& address) const {
   return std::nullopt;
 }
 
-std::optional<actor_view> test_system::wait_for_actor(
-    const std::string& address, const std::function<bool(const actor_view&)>& pred,
-    std::chrono::seconds deadline) const {
-  const auto until = std::chrono::steady_clock::now() + deadline;
+std::optional<actor_view> test_system::wait_for_actor(const std::string& address,
+                                                      const std::function<bool(const actor_view&)>& pred,
+                                                      std::chrono::seconds deadline) const {
   std::optional<actor_view> last;
-  for (;;) {
-    last = actor(address);
-    if (last && pred(*last)) return last;
-    if (std::chrono::steady_clock::now() >= until) return last;
-    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
-  }
+  eventually(
+      [&] {
+        last = actor(address);
+        return last && pred(*last);
+      },
+      deadline);
+  return last;
 }
 
 namespace {
@@ -504,16 +512,14 @@ std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port, b
 
 }  // namespace
 
-std::size_t test_system::live_processes() const {
-  return fixture_processes(home_, port_, owns_home_).size();
-}
+std::size_t test_system::live_processes() const { return fixture_processes(home_, port_, owns_home_).size(); }
 
 run_result test_system::stop() {
   stopped_ = true;
   client_.reset();
-  auto r = run_process(bin("troupe"), {"stop", std::to_string(port_)},
-                       {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", std::nullopt}}, {},
-                       std::chrono::seconds(40));
+  auto r =
+      run_process(bin("troupe"), {"stop", std::to_string(port_)},
+                  {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", std::nullopt}}, {}, std::chrono::seconds(40));
   reap_children();
   return r;
 }

@@ -55,9 +55,13 @@ struct run_result {
 /// its output pipes are closed. A process still running after timeout is
 /// SIGKILLed (exit_code -1).
 run_result run_process(const std::string& exe, const std::vector<std::string>& args,
-                       const std::map<std::string, std::optional<std::string>>& env = {},
-                       const std::string& input = {},
+                       const std::map<std::string, std::optional<std::string>>& env = {}, const std::string& input = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+/// Calls pred until it returns true or deadline passes, 10 ms apart (a poll
+/// interval, not a synchronisation: pred reads an observable state). Returns
+/// whether pred held.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds deadline = std::chrono::seconds(20));
 
 /// SIGKILLs a process the test found (a worker's pid from `actors`, say):
 /// REQUIREs it positive first, since kill() with 0 or -1 reaches a whole
@@ -78,9 +82,7 @@ void check_one_line_failure(const run_result& r, int code);
 struct actor_view {
   json raw;
   [[nodiscard]] std::string state() const { return raw.value("state", std::string()); }
-  [[nodiscard]] int worker_pid() const {
-    return raw["worker_pid"].is_number() ? raw["worker_pid"].get<int>() : 0;
-  }
+  [[nodiscard]] int worker_pid() const { return raw["worker_pid"].is_number() ? raw["worker_pid"].get<int>() : 0; }
   [[nodiscard]] int restarts() const { return raw.value("restarts", 0); }
   [[nodiscard]] std::string last_reason() const {
     return raw["last_reason"].is_string() ? raw["last_reason"].get<std::string>() : std::string();

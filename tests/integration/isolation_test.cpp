@@ -23,12 +23,12 @@ namespace {
 /// Polls until the system runs `count` processes (daemon and workers) or the
 /// deadline passes; returns the last count.
 std::size_t wait_processes(const test_system& sys, std::size_t count) {
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  for (;;) {
-    const std::size_t n = sys.live_processes();
-    if (n == count || std::chrono::steady_clock::now() >= until) return n;
-    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
-  }
+  std::size_t n = 0;
+  troupe::testing::eventually([&] {
+    n = sys.live_processes();
+    return n == count;
+  });
+  return n;
 }
 
 }  // namespace

@@ -100,8 +100,7 @@ TEST_CASE("at its descriptor limit a system refuses new workers with a limit err
   CHECK(bird.alive());
 }
 
-TEST_CASE("--max-workers caps the worker processes of a system with a coded refusal",
-          "[integration][limits]") {
+TEST_CASE("--max-workers caps the worker processes of a system with a coded refusal", "[integration][limits]") {
   canary bird;
   test_system sys({"--max-workers", "4"});
   sys.load(TROUPE_SUPERVISION_PKG);

@@ -20,9 +20,9 @@
 #include <thread>
 
 namespace fs = std::filesystem;
+using troupe::testing::check_one_line_failure;
 using troupe::testing::json;
 using troupe::testing::run_result;
-using troupe::testing::check_one_line_failure;
 using troupe::testing::test_system;
 namespace manifests = troupe::manifests;
 
@@ -37,14 +37,16 @@ void write_all(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-
 /// The relay fixture as archive entries, to be altered by a test.
 std::vector<manifests::pack_entry> relay_entries(std::string manifest_text = {}) {
   if (manifest_text.empty()) manifest_text = read_all(fs::path(TROUPE_RELAY_V1_DIR) / "manifest.yaml");
   return {
       {"manifest.yaml", manifests::entry_kind::file, manifest_text, {}, false},
-      {"libfixture_relay_v1.so", manifests::entry_kind::file,
-       read_all(fs::path(TROUPE_RELAY_V1_DIR) / "libfixture_relay_v1.so"), {}, true},
+      {"libfixture_relay_v1.so",
+       manifests::entry_kind::file,
+       read_all(fs::path(TROUPE_RELAY_V1_DIR) / "libfixture_relay_v1.so"),
+       {},
+       true},
   };
 }
 
@@ -193,8 +195,7 @@ TEST_CASE("a FIFO among the kept archives is refused when loaded by group and sk
   untouched.verify();
 }
 
-TEST_CASE("keys are re-read at every load: trusting a key later makes its package load",
-          "[integration][packages]") {
+TEST_CASE("keys are re-read at every load: trusting a key later makes its package load", "[integration][packages]") {
   test_system sys;
   const fs::path craft = sys.home() / "craft";
   fs::create_directories(craft);
@@ -253,8 +254,8 @@ TEST_CASE("keygen, pack and inspect from the command line", "[integration][packa
   CHECK((fs::status(key + ".key").permissions() & fs::perms::group_read) == fs::perms::none);
   check_one_line_failure(sys.run({"keygen", key}), 1);  // never overwrites a key
 
-  auto pack = sys.run({"pack", TROUPE_RELAY_V1_DIR, "--key", key + ".key", "--version", "date", "--out",
-                       work.string()});
+  auto pack =
+      sys.run({"pack", TROUPE_RELAY_V1_DIR, "--key", key + ".key", "--version", "date", "--out", work.string()});
   INFO(pack.err);
   REQUIRE(pack.exit_code == 0);
   const std::string id = pack.last_line();
@@ -290,8 +291,7 @@ TEST_CASE("keygen, pack and inspect from the command line", "[integration][packa
   check_one_line_failure(sys.run({"pack", TROUPE_RELAY_V1_DIR, "--key", key + ".key", "--version", "1.x"}), 1);
 }
 
-TEST_CASE("a worker gets its own package's read-only files and private libraries only",
-          "[integration][packages]") {
+TEST_CASE("a worker gets its own package's read-only files and private libraries only", "[integration][packages]") {
   test_system sys;
   const std::string v1 = sys.load(TROUPE_CONFLICT_V1_PKG);
   const std::string v2 = sys.load(TROUPE_CONFLICT_V2_PKG);
@@ -326,20 +326,21 @@ TEST_CASE("a worker gets its own package's read-only files and private libraries
   }
 }
 
-TEST_CASE("a standby worker takes the next package; --standby 0 starts workers on demand",
-          "[integration][packages]") {
+TEST_CASE("a standby worker takes the next package; --standby 0 starts workers on demand", "[integration][packages]") {
   // The count once it settles: a load's replacement standby starts a moment
   // after the load is answered.
   auto standby = [](const test_system& sys) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (;;) {
-      auto r = sys.run({"status", "--json"});
-      REQUIRE(r.exit_code == 0);
-      const auto s = json::parse(r.out);
-      const int n = s["standby_workers"].get<int>();
-      if (n == s["standby_target"].get<int>() || std::chrono::steady_clock::now() > deadline) return n;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observable state
-    }
+    int n = -1;
+    troupe::testing::eventually(
+        [&] {
+          auto r = sys.run({"status", "--json"});
+          REQUIRE(r.exit_code == 0);
+          const auto s = json::parse(r.out);
+          n = s["standby_workers"].get<int>();
+          return n == s["standby_target"].get<int>();
+        },
+        std::chrono::seconds(10));
+    return n;
   };
   SECTION("default: one standby, replaced once a load took it") {
     test_system sys;
@@ -347,7 +348,8 @@ TEST_CASE("a standby worker takes the next package; --standby 0 starts workers o
     sys.load(TROUPE_ENCODERS_PKG);
     CHECK(sys.ask(sys.spawn({"Morse"}), "sos") == json("... --- ..."));
     CHECK(standby(sys) == 1);
-    CHECK_THAT(sys.log(), Catch::Contains("worker w1 is a standby") && Catch::Contains("worker w1 runs encoders 1.0.0"));
+    CHECK_THAT(sys.log(),
+               Catch::Contains("worker w1 is a standby") && Catch::Contains("worker w1 runs encoders 1.0.0"));
   }
   SECTION("none") {
     test_system sys({"--standby", "0"});

@@ -39,8 +39,7 @@ constexpr std::uint64_t range_size = 1000;
 // flight. Correctness never depends on it: nothing waits for a slot but the
 // next range.
 constexpr auto range_interval = 100ms;
-const std::array<std::string, 3> stage_names{"pipeline.source", "pipeline.transform",
-                                             "pipeline.sink"};
+const std::array<std::string, 3> stage_names{"pipeline.source", "pipeline.transform", "pipeline.sink"};
 
 /// Whether pid runs troupe-worker: the pid comes from the system's listing
 /// and may have been reused since; nothing else is ever killed.
@@ -72,9 +71,7 @@ class stage_killer {
     if (thread_.joinable()) thread_.join();
   }
   [[nodiscard]] int kills() const { return kills_; }
-  [[nodiscard]] std::array<int, 3> kills_per_stage() const {
-    return {per_stage_[0], per_stage_[1], per_stage_[2]};
-  }
+  [[nodiscard]] std::array<int, 3> kills_per_stage() const { return {per_stage_[0], per_stage_[1], per_stage_[2]}; }
   [[nodiscard]] unsigned seed() const { return seed_; }
 
  private:
@@ -86,9 +83,7 @@ class stage_killer {
       {
         // The kill interval is the one wait here; stop() cuts it short.
         std::unique_lock lock(mutex_);
-        if (wake_.wait_for(lock, std::chrono::milliseconds(interval_ms(rng)),
-                           [this] { return stopping_; }))
-          return;
+        if (wake_.wait_for(lock, std::chrono::milliseconds(interval_ms(rng)), [this] { return stopping_; })) return;
       }
       const std::size_t stage = pick(rng);
       const int pid = worker_pid_of(cl, stage_names[stage]);
@@ -192,16 +187,16 @@ TEST_CASE("a pipeline whose stages are SIGKILLed at random delivers every item a
   auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
 
   const std::string log = sys.log();
-  std::cout << "pipeline chaos: " << total_items << " items in ranges of " << range_size << ", "
-            << kills << " SIGKILLs (source " << kills_per_stage[0] << ", transform "
-            << kills_per_stage[1] << ", sink " << kills_per_stage[2] << "; seed " << seed << "), "
-            << retried_ranges << " ranges asked again (" << poisoned_asks << " poisoned), "
-            << count_lines_with(log, "resending ") << " poisoned tells resent; streamed in "
-            << seconds(streamed - stream_started) << " s, sink complete after " << seconds(done - streamed)
-            << " s more; sink stats " << stats.dump() << std::endl;
+  std::cout << "pipeline chaos: " << total_items << " items in ranges of " << range_size << ", " << kills
+            << " SIGKILLs (source " << kills_per_stage[0] << ", transform " << kills_per_stage[1] << ", sink "
+            << kills_per_stage[2] << "; seed " << seed << "), " << retried_ranges << " ranges asked again ("
+            << poisoned_asks << " poisoned), " << count_lines_with(log, "resending ")
+            << " poisoned tells resent; streamed in " << seconds(streamed - stream_started)
+            << " s, sink complete after " << seconds(done - streamed) << " s more; sink stats " << stats.dump()
+            << std::endl;
 
-  INFO("sink stats " << stats.dump() << "; sink " << sink << " as listed: "
-                     << (sys.actor(sink) ? sys.actor(sink)->raw.dump() : "not listed"));
+  INFO("sink stats " << stats.dump() << "; sink " << sink
+                     << " as listed: " << (sys.actor(sink) ? sys.actor(sink)->raw.dump() : "not listed"));
   REQUIRE(stats.is_object());
   CHECK(stats["missing_below"] == 0);
   CHECK(stats["distinct"] == total_items);

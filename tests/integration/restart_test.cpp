@@ -19,8 +19,7 @@ using troupe::testing::actor_view;
 using troupe::testing::json;
 using troupe::testing::test_system;
 
-TEST_CASE("a worker that dies is restarted and its actors answer under the same address",
-          "[integration][restart]") {
+TEST_CASE("a worker that dies is restarted and its actors answer under the same address", "[integration][restart]") {
   test_system sys;
   const std::string pkg = sys.load(TROUPE_RELAY_V1_PKG);
   const std::string relay = sys.spawn({"Relay", "--package", pkg, "--name", "relay"});
@@ -56,8 +55,7 @@ TEST_CASE("a worker that dies is restarted and its actors answer under the same 
   CHECK(sys.live_processes() == 3);  // the daemon, the new worker and the standby
 }
 
-TEST_CASE("a handler that throws fails the ask and its actor is restarted in place",
-          "[integration][restart]") {
+TEST_CASE("a handler that throws fails the ask and its actor is restarted in place", "[integration][restart]") {
   test_system sys;
   sys.load(TROUPE_RELAY_V1_PKG);
   const std::string relay = sys.spawn({"Relay"});
@@ -107,10 +105,7 @@ TEST_CASE("a worker whose library can no longer be loaded fails its package inst
 
   // The restarted worker says why it cannot load the library ("fatal"): the
   // package is failed with that reason, its actors removed, not retried.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (sys.actor(relay) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observable state
-  CHECK_FALSE(sys.actor(relay));
+  CHECK(troupe::testing::eventually([&] { return !sys.actor(relay); }));
   auto list = json::parse(sys.run({"list", "--json"}).out);
   REQUIRE(list.size() == 1);
   REQUIRE(list[0].contains("error"));
@@ -152,8 +147,8 @@ TEST_CASE("past max_restarts within its window an actor is failed; the system se
     CHECK(sys.ask(relay, json{{"echo", i}}) == json(i));
   }
   // From the second restart in the window on, the worker waits (10 ms, then 20).
-  CHECK_THAT(sys.log(), Catch::Contains("restarts in 10 ms (backoff)") &&
-                            Catch::Contains("restarts in 20 ms (backoff)"));
+  CHECK_THAT(sys.log(),
+             Catch::Contains("restarts in 10 ms (backoff)") && Catch::Contains("restarts in 20 ms (backoff)"));
 
   auto v = kill_worker_of(sys, relay);
   REQUIRE(v);
@@ -178,12 +173,11 @@ TEST_CASE("a temporary actor is not restarted when its worker dies", "[integrati
   std::ifstream lib(std::filesystem::path(TROUPE_RELAY_V1_DIR) / "libfixture_relay_v1.so", std::ios::binary);
   const std::string library((std::istreambuf_iterator<char>(lib)), std::istreambuf_iterator<char>());
   const auto archive = sys.home() / "relay_temp-1.0.0.tpkg";
-  std::ofstream(archive, std::ios::binary)
-      << troupe::manifests::sign_payload(
-             troupe::manifests::write_tar({{"manifest.yaml", troupe::manifests::entry_kind::file, manifest, {}, false},
-                                           {"libfixture_relay_v1.so", troupe::manifests::entry_kind::file, library,
-                                            {}, true}}),
-             *key);
+  std::ofstream(archive, std::ios::binary) << troupe::manifests::sign_payload(
+      troupe::manifests::write_tar(
+          {{"manifest.yaml", troupe::manifests::entry_kind::file, manifest, {}, false},
+           {"libfixture_relay_v1.so", troupe::manifests::entry_kind::file, library, {}, true}}),
+      *key);
   sys.load(archive.string());
   const std::string relay = sys.spawn({"Relay"});
   auto v = kill_worker_of(sys, relay);

@@ -22,10 +22,7 @@ TEST_CASE("troupe stop ends the daemon and its workers in order", "[integration]
   CHECK(sys.ask("morse", "sos") == json("... --- ..."));
   // Daemon, one worker per loaded package version, one standby worker (its
   // replacement starts a moment after the last load).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (sys.live_processes() != 5 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observable state
-  REQUIRE(sys.live_processes() == 5);
+  REQUIRE(troupe::testing::eventually([&] { return sys.live_processes() == 5; }, std::chrono::seconds(10)));
 
   auto r = sys.stop();
   INFO(r.err);

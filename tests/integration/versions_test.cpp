@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -35,18 +37,20 @@ std::vector<std::string> log_lines(const test_system& sys) {
 
 /// Waits (bounded) until the lifecycle log holds line; returns its index.
 long wait_for_line(const test_system& sys, const std::string& line) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {
-    auto lines = log_lines(sys);
-    for (std::size_t i = 0; i < lines.size(); ++i)
-      if (lines[i] == line) return static_cast<long>(i);
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::ostringstream all;
-      for (const auto& l : lines) all << l << "\n";
-      FAIL("no line '" << line << "' in lifecycle.log:\n" << all.str());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::vector<std::string> lines;
+  long at = -1;
+  troupe::testing::eventually([&] {
+    lines = log_lines(sys);
+    auto it = std::find(lines.begin(), lines.end(), line);
+    at = it == lines.end() ? -1 : static_cast<long>(it - lines.begin());
+    return at >= 0;
+  });
+  if (at < 0) {
+    std::ostringstream all;
+    for (const auto& l : lines) all << l << "\n";
+    FAIL("no line '" << line << "' in lifecycle.log:\n" << all.str());
   }
+  return at;
 }
 
 json package_of(const test_system& sys, const std::string& id) {
@@ -161,10 +165,7 @@ TEST_CASE("auto_unload unloads the older version once a newer one is active", "[
   const long exit = wait_for_line(sys, a1 + " exit");
   CHECK(drain < exit);
   // Gone from the list once its worker exited (bounded wait).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!package_of(sys, v1).is_null() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(package_of(sys, v1).is_null());
+  CHECK(troupe::testing::eventually([&] { return package_of(sys, v1).is_null(); }));
   CHECK(package_of(sys, v2)["active"] == true);
   CHECK(role(sys, "AutoRecorder") != a1);
 }

@@ -30,14 +30,13 @@ json notices_from(const test_system& sys, const std::string& watcher, const std:
 
 /// Polls until watcher holds at least count notices from `from` (bounded);
 /// returns those notices.
-json wait_notices(const test_system& sys, const std::string& watcher, const std::string& from,
-                  std::size_t count) {
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  for (;;) {
-    json got = notices_from(sys, watcher, from);
-    if (got.size() >= count || std::chrono::steady_clock::now() >= until) return got;
-    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
-  }
+json wait_notices(const test_system& sys, const std::string& watcher, const std::string& from, std::size_t count) {
+  json got;
+  troupe::testing::eventually([&] {
+    got = notices_from(sys, watcher, from);
+    return got.size() >= count;
+  });
+  return got;
 }
 
 /// Watches target from watcher and returns once the system holds the watch.
@@ -93,8 +92,7 @@ TEST_CASE("a watcher is told when the worker of its target is killed and the tar
   CHECK(text(got[1], "event") == "restarted");
 }
 
-TEST_CASE("a watcher is told of each restart after a handler failure, then of the failure",
-          "[integration][watch]") {
+TEST_CASE("a watcher is told of each restart after a handler failure, then of the failure", "[integration][watch]") {
   test_system sys;
   sys.load(TROUPE_RELAY_V1_PKG);  // Relay: 3 restarts within 5 s
   sys.load(TROUPE_SUPERVISION_PKG);
@@ -126,8 +124,7 @@ TEST_CASE("a watcher is told of each restart after a handler failure, then of th
   CHECK_THAT(text(got[0], "reason"), Catch::Contains("max_restarts"));
 }
 
-TEST_CASE("a watcher is told when its target is killed, and at once about an unknown address",
-          "[integration][watch]") {
+TEST_CASE("a watcher is told when its target is killed, and at once about an unknown address", "[integration][watch]") {
   test_system sys;
   sys.load(TROUPE_RELAY_V1_PKG);
   sys.load(TROUPE_SUPERVISION_PKG);
@@ -150,8 +147,7 @@ TEST_CASE("a watcher is told when its target is killed, and at once about an unk
   CHECK(text(got[1], "reason") == "no actor at " + relay);
 }
 
-TEST_CASE("after unwatch no notice comes; a watcher that stops leaves no watch behind",
-          "[integration][watch]") {
+TEST_CASE("after unwatch no notice comes; a watcher that stops leaves no watch behind", "[integration][watch]") {
   test_system sys;
   sys.load(TROUPE_RELAY_V1_PKG);
   sys.load(TROUPE_SUPERVISION_PKG);
@@ -180,8 +176,7 @@ TEST_CASE("after unwatch no notice comes; a watcher that stops leaves no watch b
   CHECK(sys.ask(a, json{{"echo", "still"}}) == "still");
 }
 
-TEST_CASE("a watch outlives the watcher's own restart: the new instance is told",
-          "[integration][watch]") {
+TEST_CASE("a watch outlives the watcher's own restart: the new instance is told", "[integration][watch]") {
   test_system sys;
   sys.load(TROUPE_SUPERVISION_PKG);
   // Both in the package's shared worker, which is then killed.

@@ -15,25 +15,23 @@ namespace {
 
 /// Asks relay `from` to ask `via` with payload; the relay answers with the
 /// forwarded reply once it has it (a deferred reply).
-json relay_through(const test_system& sys, const std::string& from, const std::string& via,
-                   const json& payload) {
+json relay_through(const test_system& sys, const std::string& from, const std::string& via, const json& payload) {
   return sys.ask(from, json{{"via", via}, {"payload", payload}});
 }
 
 /// Polls B's tell counter until it reaches want (bounded); returns the last answer.
 json wait_tell_count(const test_system& sys, const std::string& target, std::uint64_t want) {
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  for (;;) {
-    json r = sys.ask(target, json{{"tell_count", true}});
-    if (r["count"].get<std::uint64_t>() >= want || std::chrono::steady_clock::now() >= until) return r;
-    std::this_thread::sleep_for(10ms);  // poll interval, not a synchronisation
-  }
+  json r;
+  troupe::testing::eventually([&] {
+    r = sys.ask(target, json{{"tell_count", true}});
+    return r["count"].get<std::uint64_t>() >= want;
+  });
+  return r;
 }
 
 }  // namespace
 
-TEST_CASE("two versions of a package run in two workers whose actors ask each other",
-          "[integration][workers]") {
+TEST_CASE("two versions of a package run in two workers whose actors ask each other", "[integration][workers]") {
   test_system sys;
   const std::string v1 = sys.load(TROUPE_RELAY_V1_PKG);
   const std::string v2 = sys.load(TROUPE_RELAY_V2_PKG);
@@ -63,8 +61,7 @@ TEST_CASE("two versions of a package run in two workers whose actors ask each ot
     CHECK(by_name == json{{"answer", "2.0.0"}, {"from_version", "1.0.0"}});
     // A two-hop chain: B asks A to ask B to echo; each answer is deferred.
     json chain = relay_through(sys, b, a, json{{"via", b}, {"payload", {{"echo", 7}}}});
-    CHECK(chain == json{{"answer", {{"answer", 7}, {"from_version", "1.0.0"}}},
-                        {"from_version", "2.0.0"}});
+    CHECK(chain == json{{"answer", {{"answer", 7}, {"from_version", "1.0.0"}}}, {"from_version", "2.0.0"}});
   }
 
   SECTION("an ask from A to an unknown address fails with a reason") {
@@ -85,8 +82,7 @@ TEST_CASE("two versions of a package run in two workers whose actors ask each ot
   SECTION("a child spawned by an actor lands in its parent's package version") {
     const json child = sys.ask(b, json{{"spawn", "Relay"}});
     REQUIRE(child.is_string());
-    auto vc = sys.wait_for_actor(child.get<std::string>(),
-                                 [](const auto& v) { return v.state() == "running"; });
+    auto vc = sys.wait_for_actor(child.get<std::string>(), [](const auto& v) { return v.state() == "running"; });
     REQUIRE(vc);
     CHECK(vc->state() == "running");
     CHECK(vc->raw["version"] == "2.0.0");
@@ -101,15 +97,14 @@ TEST_CASE("two versions of a package run in two workers whose actors ask each ot
     // More than an address block (1024) and more than ZeroMQ's default
     // high-water mark (1000) of control messages, from a single handler.
     CHECK(sys.ask(a, json{{"spawn_many", 3000}}) == json{{"spawned", 3000}});
-    const auto until = std::chrono::steady_clock::now() + 30s;
     std::size_t running = 0;
-    for (;;) {
-      running = 0;
-      for (const auto& actor : sys.actors())
-        running += actor["state"] == "running";
-      if (running >= 3002 || std::chrono::steady_clock::now() >= until) break;
-      std::this_thread::sleep_for(50ms);  // poll interval, not a synchronisation
-    }
+    troupe::testing::eventually(
+        [&] {
+          running = 0;
+          for (const auto& actor : sys.actors()) running += actor["state"] == "running";
+          return running >= 3002;
+        },
+        30s);
     CHECK(running == 3002);  // the 3000 children and the two relays
   }
 }

@@ -34,8 +34,7 @@ constexpr const char* version_text = "1.5";
 
 std::string encode(const char* in) {
   std::string r = "[1.5] ";
-  for (const char* p = in; *p != '\0'; ++p)
-    r += (*p >= 'a' && *p <= 'z') ? static_cast<char>(*p - 'a' + 'A') : *p;
+  for (const char* p = in; *p != '\0'; ++p) r += (*p >= 'a' && *p <= 'z') ? static_cast<char>(*p - 'a' + 'A') : *p;
   return r;
 }
 #else
