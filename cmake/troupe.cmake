@@ -13,8 +13,10 @@ target_compile_definitions(troupe_options INTERFACE
   BOOST_ASIO_NO_DEPRECATED BOOST_ASIO_DISABLE_BOOST_REGEX)
 
 # Catch2 main compiled once, shared by every unit-test binary.
-add_library(troupe_catch_main STATIC ${PROJECT_SOURCE_DIR}/tests/catch_main.cpp)
-target_link_libraries(troupe_catch_main PUBLIC Catch2::Catch2 troupe_options)
+if(TROUPE_BUILD_TESTS)
+  add_library(troupe_catch_main STATIC ${PROJECT_SOURCE_DIR}/tests/catch_main.cpp)
+  target_link_libraries(troupe_catch_main PUBLIC Catch2::Catch2 troupe_options)
+endif()
 
 # troupe_component(NAME SOURCES ... [DEPS ...] [TESTS ...])
 #   Builds static library troupe_NAME from SOURCES, linked to DEPS, and one test
@@ -23,7 +25,7 @@ function(troupe_component name)
   cmake_parse_arguments(arg "" "" "SOURCES;DEPS;TESTS" ${ARGN})
   add_library(troupe_${name} STATIC ${arg_SOURCES})
   target_link_libraries(troupe_${name} PUBLIC troupe_options ${arg_DEPS})
-  if(arg_TESTS)
+  if(arg_TESTS AND TROUPE_BUILD_TESTS)
     add_executable(${name}_tests ${arg_TESTS})
     target_link_libraries(${name}_tests PRIVATE troupe_${name} troupe_catch_main)
     add_test(NAME ${name}_tests COMMAND ${name}_tests)
