@@ -137,7 +137,8 @@ compare compare::value_is(std::string_view key, std::string_view value) {
   return {json{{"key", b64(key)}, {"result", "EQUAL"}, {"target", "VALUE"}, {"value", b64(value)}}};
 }
 compare compare::create_revision_is(std::string_view key, std::int64_t revision) {
-  return {json{{"key", b64(key)}, {"result", "EQUAL"}, {"target", "CREATE"}, {"create_revision", std::to_string(revision)}}};
+  return {json{
+      {"key", b64(key)}, {"result", "EQUAL"}, {"target", "CREATE"}, {"create_revision", std::to_string(revision)}}};
 }
 compare compare::mod_revision_is(std::string_view key, std::int64_t revision) {
   return {json{{"key", b64(key)}, {"result", "EQUAL"}, {"target", "MOD"}, {"mod_revision", std::to_string(revision)}}};
@@ -198,7 +199,7 @@ void connect_any(asio::io_context& io, std::shared_ptr<endpoints_state> eps, bea
   resolver->async_resolve(
       eps->list[i].host, eps->list[i].port,
       [&io, eps, &stream, timeout, tried, alive, done, resolver, i](const boost::system::error_code& ec,
-                                                                   tcp::resolver::results_type results) {
+                                                                    tcp::resolver::results_type results) {
         if (!*alive) return;
         auto next = [&io, eps, &stream, timeout, tried, alive, done, i](const boost::system::error_code& e) {
           eps->failed(i, e);
@@ -207,13 +208,13 @@ void connect_any(asio::io_context& io, std::shared_ptr<endpoints_state> eps, bea
         };
         if (ec) return next(ec);
         stream.expires_after(timeout);
-        stream.async_connect(results, [eps, alive, done, i, next](const boost::system::error_code& e,
-                                                                   const tcp::endpoint&) {
-          if (!*alive) return;
-          if (e) return next(e);
-          eps->succeeded(i);
-          done(ok_v);
-        });
+        stream.async_connect(results,
+                             [eps, alive, done, i, next](const boost::system::error_code& e, const tcp::endpoint&) {
+                               if (!*alive) return;
+                               if (e) return next(e);
+                               eps->succeeded(i);
+                               done(ok_v);
+                             });
       });
 }
 
@@ -295,7 +296,8 @@ class lane : public std::enable_shared_from_this<lane> {
                          if (res.result() != http::status::ok)
                            return self->finish(gateway_error(res.result_int(), res.body()));
                          json j = json::parse(res.body(), nullptr, false);
-                         if (j.is_discarded()) return self->finish(make_error(errc::protocol, "etcd answered what is not JSON"));
+                         if (j.is_discarded())
+                           return self->finish(make_error(errc::protocol, "etcd answered what is not JSON"));
                          self->finish(std::move(j));
                        });
     });
@@ -442,8 +444,8 @@ void client::keep_alive(std::int64_t id, done<std::int64_t> cb) {
 
 void client::revoke(std::int64_t id, done<ok_t> cb) {
   const json body{{"ID", std::to_string(id)}};
-  impl_->leases->submit({"/v3/lease/revoke", body.dump(),
-                         then<ok_t>(std::move(cb), [](const json&) { return result<ok_t>(ok_v); })});
+  impl_->leases->submit(
+      {"/v3/lease/revoke", body.dump(), then<ok_t>(std::move(cb), [](const json&) { return result<ok_t>(ok_v); })});
 }
 
 // ---------------------------------------------------------------- watches
@@ -475,16 +477,16 @@ struct client::watch::state : std::enable_shared_from_this<state> {
         };
         self->parser.on_chunk_body(self->on_chunk);
         self->stream.expires_after(self->timeout);
-        http::async_read_header(self->stream, self->buffer, self->parser,
-                                [self](const boost::system::error_code& e, std::size_t) {
-                                  if (!*self->alive) return;
-                                  if (e) return self->end(make_error(errc::io, "etcd watch: " + e.message()));
-                                  if (self->parser.get().result() != http::status::ok)
-                                    return self->end(make_error(errc::refused, "etcd watch: HTTP " +
-                                                                                   std::to_string(self->parser.get().result_int())));
-                                  self->stream.expires_never();  // a watch is idle for as long as nothing changes
-                                  self->read();
-                                });
+        http::async_read_header(
+            self->stream, self->buffer, self->parser, [self](const boost::system::error_code& e, std::size_t) {
+              if (!*self->alive) return;
+              if (e) return self->end(make_error(errc::io, "etcd watch: " + e.message()));
+              if (self->parser.get().result() != http::status::ok)
+                return self->end(
+                    make_error(errc::refused, "etcd watch: HTTP " + std::to_string(self->parser.get().result_int())));
+              self->stream.expires_never();  // a watch is idle for as long as nothing changes
+              self->read();
+            });
       });
     });
   }
@@ -493,7 +495,8 @@ struct client::watch::state : std::enable_shared_from_this<state> {
     auto self = shared_from_this();
     http::async_read_some(stream, buffer, parser, [self](const boost::system::error_code& e, std::size_t) {
       if (!*self->alive) return;
-      if (e || self->parser.is_done()) return self->end(make_error(errc::io, "etcd watch ended: " + (e ? e.message() : "closed")));
+      if (e || self->parser.is_done())
+        return self->end(make_error(errc::io, "etcd watch ended: " + (e ? e.message() : "closed")));
       self->read();
     });
   }
@@ -514,7 +517,8 @@ struct client::watch::state : std::enable_shared_from_this<state> {
     if (j.contains("error")) return end(make_error(errc::refused, "etcd watch: " + j["error"].dump()));
     const json& r = j.contains("result") ? j["result"] : j;
     if (r.value("canceled", false) || i64(r, "compact_revision") != 0)
-      return end(make_error(errc::unavailable, "etcd watch canceled (" + r.value("cancel_reason", std::string("compacted")) + ")"));
+      return end(make_error(errc::unavailable,
+                            "etcd watch canceled (" + r.value("cancel_reason", std::string("compacted")) + ")"));
     const auto revision = revision_of(r);
     std::vector<event> events;
     if (auto evs = r.find("events"); evs != r.end() && evs->is_array())

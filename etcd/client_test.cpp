@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 namespace {
 
 /// Runs the loop until pred holds or timeout passes; returns whether it held.
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
+bool run_until(boost::asio::io_context& io, const std::function<bool()>& pred,
+               std::chrono::milliseconds timeout = 10s) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= until) return false;
@@ -40,8 +41,11 @@ result<T> call(boost::asio::io_context& io, F f) {
   return std::move(*got);
 }
 
-#define NEED_ETCD() \
-  if (!etcd_cluster::available()) { WARN("etcd is not installed: skipped"); return; }
+#define NEED_ETCD()                         \
+  if (!etcd_cluster::available()) {         \
+    WARN("etcd is not installed: skipped"); \
+    return;                                 \
+  }
 
 }  // namespace
 
@@ -118,11 +122,14 @@ TEST_CASE("a key put under a lease goes when the lease is not renewed; a renewal
   CHECK(*renewed == 1);
   // Not renewed: within a few TTLs the key is gone and a renewal answers 0.
   bool gone = false;
-  REQUIRE(run_until(io, [&] {
-    auto r = call<range_result>(io, [&](auto cb) { c.range("m/1", "", cb); });
-    gone = r && r->kvs.empty();
-    return gone;
-  }, 10s));
+  REQUIRE(run_until(
+      io,
+      [&] {
+        auto r = call<range_result>(io, [&](auto cb) { c.range("m/1", "", cb); });
+        gone = r && r->kvs.empty();
+        return gone;
+      },
+      10s));
   auto late = call<std::int64_t>(io, [&](auto cb) { c.keep_alive(l->id, cb); });
   REQUIRE(late);
   CHECK(*late == 0);
@@ -135,8 +142,9 @@ TEST_CASE("a watch streams puts and deletes under its prefix, in order", "[etcd]
   client c(io, *parse_endpoints(etcd.endpoints()));
   std::vector<event> seen;
   std::optional<troupe::error> ended;
-  auto w = c.watch_prefix("w/", 0, [&](const std::vector<event>& es, std::int64_t) { seen.insert(seen.end(), es.begin(), es.end()); },
-                          [&](const troupe::error& e) { ended = e; });
+  auto w = c.watch_prefix(
+      "w/", 0, [&](const std::vector<event>& es, std::int64_t) { seen.insert(seen.end(), es.begin(), es.end()); },
+      [&](const troupe::error& e) { ended = e; });
   // The watch is created asynchronously: write until it sees the first key.
   REQUIRE(run_until(io, [&] {
     (void)call<std::int64_t>(io, [&](auto cb) { c.put("w/first", "x", 0, cb); });

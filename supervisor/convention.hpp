@@ -35,6 +35,9 @@ struct location {
   std::string name;
   enum class phase { placed, moving, pending } ph = phase::placed;
   std::uint32_t moves = 0;
+  /// Which placement this is: grows with every (re)placement. A host runs
+  /// the instance of one epoch; reports and records of an older one are stale.
+  std::uint64_t epoch = 0;
   std::string reason;               ///< why it is moving or pending; once placed again, why it moved
   std::string cause;                ///< what started its last move
   bool fresh_worker = false;        ///< re-create it in a worker of its own (move --new-worker)
@@ -74,6 +77,9 @@ class convention {
   /// An actor placed here that is leaving for another system (evicted for
   /// a move): what is sent to it is held for its new place.
   virtual bool leaving(address a) const = 0;
+  /// An actor here whose convention placement names another system (a stale
+  /// instance, until it is stopped): what is sent to it goes there instead.
+  virtual bool placed_elsewhere(address a) const = 0;
   /// How operators name a system: its public port, else its id.
   [[nodiscard]] virtual std::string port_of(std::uint32_t system) const = 0;
 

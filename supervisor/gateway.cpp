@@ -48,8 +48,8 @@ void gateway::stop() {
 void gateway::cmd_send(const client_ref& c, const json& b, bool is_ask) {
   const auto target = b.value("target", std::string());
   auto* rec = actors_.find_target(target);
-  if (rec != nullptr && rec->state == actor_state::stopping && leaving && leaving(rec->addr))
-    rec = nullptr;  // leaving this system: held until it runs elsewhere
+  if (rec != nullptr && elsewhere && elsewhere(rec->addr, rec->state == actor_state::stopping))
+    rec = nullptr;  // leaving this system, or a stale instance: it goes where its actor runs
   if (rec == nullptr && route_elsewhere && route_elsewhere(c, is_ask ? "ask" : "tell", b, target)) return;
   if (rec == nullptr) {
     std::string what = target.empty()                                     ? "no target given"

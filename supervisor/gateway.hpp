@@ -45,9 +45,10 @@ class gateway {
   void cmd_send(const client_ref& c, const json& body, bool is_ask);
   std::function<bool(const client_ref&, const std::string& command, const json& body, const std::string& target)>
       route_elsewhere;
-  /// Whether an actor stopping here is leaving for another system (its
-  /// requests are then held for its new place rather than sent here).
-  std::function<bool(address)> leaving;
+  /// Whether an actor here is not the convention's instance to serve: one
+  /// stopping here that is leaving for another system, or a stale one placed
+  /// elsewhere meanwhile. Its requests go where the convention says instead.
+  std::function<bool(address, bool stopping)> elsewhere;
   /// A record a worker sent the gateway for an actor of another system.
   std::function<void(const ipc::record_view&)> relay;
 

@@ -1,80 +1,19 @@
-// The built-in convention's membership: discovery of the leader, joins,
-// heartbeats, loss of a member or of the leader, the commands between
-// systems and package distribution. See leader_convention.hpp.
+// The built-in convention: discovery of the leader, joins, heartbeats, loss
+// of a member or of the leader, and how the leader tells its decisions. See
+// leader_convention.hpp.
 #include "supervisor/leader_convention.hpp"
 
 #include "base/hex.hpp"
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
-#include "manifests/sha256.hpp"
 #include "supervisor/capabilities.hpp"
 
 #include <troupe/client.hpp>
 
-#include <fstream>
-#include <sstream>
-
 namespace troupe::supervisor {
 
-namespace fs = std::filesystem;
 namespace cmd = ipc::cmd;
 using ipc::log_line;
-
-namespace {
-
-/// A location in its wire form (docs/PROTOCOL.md §5.4); fields that are
-/// missing read as empty. Throws json::exception on a field of the wrong type.
-location location_from_json(const json& j) {
-  location l;
-  const auto& system = j.contains("system") ? j["system"] : json();
-  l.system = system.is_string() ? base::parse_hex32(system.get<std::string>()) : 0;
-  l.type = j.value("type", std::string());
-  l.package_id = j.value("package_id", std::string());
-  l.name = j.value("name", std::string());
-  const auto st = j.value("state", std::string());
-  l.ph = st == "pending"  ? location::phase::pending
-         : st == "moving" ? location::phase::moving
-                          : location::phase::placed;
-  l.reason = j.value("reason", std::string());
-  return l;
-}
-
-}  // namespace
-
-const char* to_string(location::phase p) {
-  switch (p) {
-    case location::phase::placed:
-      return "running";
-    case location::phase::moving:
-      return "moving";
-    case location::phase::pending:
-      return "pending";
-  }
-  return "?";
-}
-
-std::string leader_convention::port_of(std::uint32_t id) const {
-  if (const auto* m = p_.members.find(id)) return std::to_string(m->port);
-  return base::hex32(id);
-}
-
-member_info leader_convention::self_member() const {
-  member_info m;
-  m.system_id = ctx_.id;
-  m.host = ctx_.opts.bind_host;
-  m.port = ctx_.opts.port;
-  m.peer_endpoint = p_.link.endpoint();
-  m.public_key = p_.link.public_key();
-  m.caps = ctx_.opts.caps;
-  m.actors = static_cast<std::uint32_t>(p_.dir.size());
-  m.leader = p_.state.leads;
-  return m;
-}
-
-bool leader_convention::gone(std::uint32_t system) const {
-  const auto* m = p_.members.find(system);
-  return m == nullptr || m->state == member_state::down;
-}
 
 // ---------------------------------------------------------------- setup
 
@@ -184,18 +123,12 @@ void leader_convention::on_leader(std::string_view command, peer_link::handler h
 
 void leader_convention::register_handlers() {
   using blob_t = const std::string&;
-  // What the leader asks of a host (itself included).
-  on_host(cmd::peer::create, [this](std::uint32_t, const json& b, blob_t) { on_create_request(b); });
-  on_host(cmd::peer::package, [this](std::uint32_t, const json& b, blob_t blob) { on_package(b, blob); });
-  on_host(cmd::peer::fetch_failed, [this](std::uint32_t, const json& b, blob_t blob) { on_package(b, blob); });
-  on_host(cmd::peer::evict, [this](std::uint32_t, const json& b, blob_t) { evict(b); });
+  register_shared([this](std::string_view c, peer_link::handler h) { on_host(c, std::move(h)); },
+                  [this](std::string_view c, peer_link::handler h) { on_leader(c, std::move(h)); });
   // What members tell the leader.
   on_leader(cmd::peer::join, [this](std::uint32_t from, const json& b, blob_t) { on_member_join(from, b); });
   on_leader(cmd::peer::heartbeat, [this](std::uint32_t from, const json& b, blob_t) { on_heartbeat(from, b); });
   on_leader(cmd::peer::leaving, [this](std::uint32_t from, const json&, blob_t) { on_member_down(from, "stopped"); });
-  for (auto report : {cmd::peer::created, cmd::peer::create_failed, cmd::peer::evicted, cmd::peer::gone})
-    on_leader(report, [this, report](std::uint32_t from, const json& b, blob_t) { on_report(from, report, b); });
-  on_leader(cmd::peer::fetch, [this](std::uint32_t from, const json& b, blob_t) { on_fetch(from, b); });
   // What the leader tells its members.
   on_member(cmd::peer::welcome,
             [this](std::uint32_t from, const json& b, blob_t) { on_welcome_or_members(from, b, true); });
@@ -223,30 +156,51 @@ void leader_convention::register_handlers() {
         p != nullptr && p->phase == package_phase::loaded)
       p_.packages.begin_unload(p->id, "unloaded by the convention leader");
   });
-  // Client commands the convention answers.
-  p_.port.handle(cmd::client::spawn, [this](const client_ref& c, const json& b) { cmd_spawn(c, b); });
-  p_.port.handle(cmd::client::systems, [this](const client_ref& c, const json&) { cmd_systems(c); });
-  p_.port.handle(cmd::client::chgcap, [this](const client_ref& c, const json& b) { cmd_chgcap(c, b); });
-  p_.port.handle(cmd::client::move, [this](const client_ref& c, const json& b) { cmd_move(c, b); });
+}
+
+// ---------------------------------------------------------------- how the leader tells its decisions
+
+void leader_convention::located(address a, const location& l) { broadcast(cmd::peer::located, location_json(a, l)); }
+
+void leader_convention::forgotten(address a) {
+  broadcast(cmd::peer::forget_location, json{{"address", a.to_string()}});
+}
+
+void leader_convention::send_create(std::uint32_t to, address a, const location& l, std::function<void(bool)> then) {
+  then(p_.link.send(to, cmd::peer::create,
+                    json{{"address", a.to_string()},
+                         {"type", l.type},
+                         {"package_id", l.package_id},
+                         {"name", l.name},
+                         {"fresh_worker", l.fresh_worker},
+                         {"moves", l.moves},
+                         {"epoch", l.epoch}}));
+}
+
+void leader_convention::capabilities_changed() {
+  if (p_.state.leads) {
+    check_fit(ctx_.id);
+    place_pending();
+    broadcast(cmd::peer::members, json{{"members", members_json()}});
+  } else if (p_.state.joined) {
+    p_.link.send(p_.state.leader, cmd::peer::heartbeat,
+                 json{{"actors", p_.dir.size()}, {"capabilities", to_json(ctx_.opts.caps)}});
+  }
+}
+
+void leader_convention::describe_systems(json& out) const {
+  out["mode"] = "leader";
+  out["leader"] = ctx_.opts.leader;
+  out["limits"] =
+      "built-in leader: a member cut off from it keeps serving its actors while they are placed elsewhere "
+      "(two instances while a partition lasts; the stale one stops when it rejoins); without the leader "
+      "nothing is placed again";
 }
 
 void leader_convention::broadcast(std::string_view command, const json& body) {
   if (!p_.state.leads) return;
   for (const auto* m : p_.members.all())
     if (m->system_id != ctx_.id && m->state == member_state::up) p_.link.send(m->system_id, command, body);
-}
-
-json leader_convention::members_json() const {
-  json out = json::array();
-  const auto now = convention_clock::now();
-  for (const auto* m : p_.members.all()) {
-    json j = to_json(*m);
-    j["last_heard_ms"] = m->system_id == ctx_.id
-                             ? 0
-                             : std::chrono::duration_cast<std::chrono::milliseconds>(now - m->last_heard).count();
-    out.push_back(std::move(j));
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------- heartbeats and discovery
@@ -323,11 +277,12 @@ void leader_convention::on_discovery() {
 void leader_convention::send_join() {
   json hosted = json::array();
   for (const auto* rec : p_.dir.all())
-    if (hosted_.count(rec->addr) && rec->state != actor_state::failed)
+    if (auto h = hosted_.find(rec->addr); h != hosted_.end() && rec->state != actor_state::failed)
       hosted.push_back(json{{"address", rec->addr.to_string()},
                             {"type", rec->type},
                             {"package_id", rec->package_id},
-                            {"name", rec->name}});
+                            {"name", rec->name},
+                            {"epoch", h->second}});
   const json body{
       {"member", to_json(self_member())}, {"hosted", hosted}, {"from", base::hex32(ctx_.id)}, {"to", json()}};
   if (!p_.link.send_uplink(cmd::peer::join, body))
@@ -373,21 +328,37 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
   log_line(TROUPE_LOG_INFO, {},
            std::string(was_up ? "system rejoined: " : "system joined: ") + m->host + ":" + std::to_string(m->port) +
                " with " + to_json(m->caps).dump());
-  // What it hosts is where it is (the leader may have restarted and lost track).
+  // What it hosts is where it is, unless its actors were placed elsewhere
+  // meanwhile (it was declared lost): those instances are stale, and it
+  // stops them before it serves them (the welcome names them). What the
+  // leader does not know (it restarted and lost track) is taken as it is.
+  json stale = json::array();
   for (const auto& h : b.value("hosted", json::array())) {
     const auto a = address::parse(h.value("address", std::string()));
     if (!a) continue;
+    const auto epoch = h.value("epoch", std::uint64_t{0});
+    if (auto known = locations_.find(*a); known != locations_.end()) {
+      const auto& l = known->second;
+      if (l.system != from || (l.epoch != 0 && epoch != l.epoch)) {
+        log_line(TROUPE_LOG_WARN, *a,
+                 "system " + std::to_string(m->port) + " still runs an instance placed elsewhere since: it stops it");
+        stale.push_back(a->to_string());
+      }
+      continue;
+    }
     location l;
     l.system = from;
     l.created = true;
     l.type = h.value("type", std::string());
     l.package_id = h.value("package_id", std::string());
     l.name = h.value("name", std::string());
+    l.epoch = epoch;
+    epoch_ = std::max(epoch_, epoch);
     set_location(*a, std::move(l));
   }
   json locs = json::array();
   for (const auto& [a, l] : locations_) locs.push_back(location_json(a, l));
-  p_.link.send(from, cmd::peer::welcome, json{{"members", members_json()}, {"locations", locs}});
+  p_.link.send(from, cmd::peer::welcome, json{{"members", members_json()}, {"locations", locs}, {"stale", stale}});
   broadcast(cmd::peer::members, json{{"members", members_json()}});
   check_fit(from);
   place_pending();
@@ -418,18 +389,7 @@ void leader_convention::on_member_down(std::uint32_t id, const std::string& why,
   const std::string name = port_of(id);
   p_.members.mark_down(id);
   log_line(TROUPE_LOG_WARN, {}, "system " + name + " " + why + ": placing its actors elsewhere");
-  for (auto& [a, l] : locations_)
-    if (l.system == id && l.ph != location::phase::pending) {
-      l.ph = location::phase::moving;
-      l.reason = "system " + name + " " + why;
-      l.cause = l.reason;
-      l.refused.clear();
-    }
-  std::vector<address> moving;
-  for (const auto& [a, l] : locations_)
-    if (l.system == id && l.ph == location::phase::moving) moving.push_back(a);
-  for (auto a : moving) place(a);
-  p_.calls.system_lost(id, why);
+  system_lost(id, why);
   broadcast(cmd::peer::members, json{{"members", members_json()}});
 }
 
@@ -444,6 +404,11 @@ void leader_convention::on_welcome_or_members(std::uint32_t from, const json& b,
       if (!a) continue;
       locations_[*a] = location_from_json(j);
     }
+    // Instances here that run elsewhere too since this system was lost: stopped first.
+    std::vector<address> stale;
+    for (const auto& t : b.value("stale", json::array()))
+      if (const auto a = address::parse(t.is_string() ? t.get<std::string>() : std::string())) stale.push_back(*a);
+    stop_stale(stale);
     // Requests held across the leader's absence: on to where their actor is, or failed.
     std::vector<address> held = p_.calls.held_addresses();
     for (auto a : p_.relay.held_addresses()) held.push_back(a);
@@ -478,65 +443,6 @@ void leader_convention::on_welcome_or_members(std::uint32_t from, const json& b,
   // members still reach each other if the leader goes away meanwhile).
   for (const auto* m : p_.members.all())
     if (m->system_id != ctx_.id && m->system_id != p_.state.leader) p_.link.prepare_direct(m->system_id);
-}
-
-// ---------------------------------------------------------------- package distribution
-
-void leader_convention::on_fetch(std::uint32_t from, const json& b) {
-  const auto id = b.value("package_id", std::string());
-  const auto* p = p_.package_table.find(id);
-  std::string why;
-  std::string bytes;
-  if (p == nullptr || p->phase == package_phase::unloading)
-    why = "package " + id.substr(0, 12) + " is not loaded on the leader";
-  else if (p->signer.empty())
-    why = "package " + p->m.package + " " + p->m.version.text +
-          " was loaded unsigned from a directory: it is not distributed";
-  else {
-    std::ifstream in(p->source, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    bytes = s.str();
-    if (!in || bytes.empty()) why = "cannot read " + p->source;
-  }
-  if (!why.empty()) return (void)p_.link.send(from, cmd::peer::fetch_failed, json{{"package_id", id}, {"reason", why}});
-  log_line(TROUPE_LOG_INFO, {},
-           "sending package " + p->m.package + " " + p->m.version.text + " to system " + port_of(from));
-  p_.link.send(from, cmd::peer::package, json{{"package_id", id}}, bytes);
-}
-
-void leader_convention::on_package(const json& b, const std::string& blob) {
-  const auto id = b.value("package_id", std::string());
-  auto it = fetch_waiters_.find(id);
-  if (it == fetch_waiters_.end()) return;
-  auto creates = std::move(it->second);
-  fetch_waiters_.erase(it);
-  auto fail_all = [this, creates](const std::string& why) {
-    log_line(TROUPE_LOG_WARN, {}, why);
-    for (const auto& c : creates)
-      p_.link.send(p_.state.leader, cmd::peer::create_failed,
-                   json{{"address", c.value("address", std::string())}, {"reason", why}});
-  };
-  if (blob.empty())
-    return fail_all("cannot fetch package " + id.substr(0, 12) + ": " + b.value("reason", std::string("no archive")));
-  if (manifests::sha256_hex(blob) != id)
-    return fail_all("the leader sent an archive that is not package " + id.substr(0, 12));
-  // Verified here with this system's own keys, like any load.
-  std::error_code ec;
-  fs::create_directories(ctx_.dir / "fetched", ec);
-  const fs::path file = ctx_.dir / "fetched" / (id + ".tpkg");
-  {
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(blob.data(), static_cast<std::streamsize>(blob.size()));
-    if (!out) return fail_all("cannot write " + file.string());
-  }
-  p_.packages.mark_fetched(id);
-  p_.packages.load_archive(file, [this, creates, file, fail_all](const result<json>& r) mutable {
-    std::error_code ec2;
-    fs::remove(file, ec2);
-    if (!r) return fail_all("refused package from the leader: " + r.err().message);
-    for (const auto& c : creates) create_requested(c);
-  });
 }
 
 }  // namespace troupe::supervisor

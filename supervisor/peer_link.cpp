@@ -136,6 +136,10 @@ bool peer_link::send(std::uint32_t to, std::string_view command, json body, cons
     });
     return true;
   }
+  if (state_.direct) {
+    auto* link = direct_link(to);
+    return link != nullptr && ipc::send_control(*link, "", command, body, blob);
+  }
   if (state_.leads) return router_->send_control("s" + base::hex32(to), command, body, blob);
   // To another member: straight there when the link is up, else through the leader.
   if (to != state_.leader)
@@ -151,15 +155,17 @@ bool peer_link::send_uplink(std::string_view command, const json& body) {
 zmq::socket_t* peer_link::direct_link(std::uint32_t to) {
   if (auto it = direct_.find(to); it != direct_.end()) return &it->second;
   const auto* m = members_.find(to);
-  if (m == nullptr || m->state != member_state::up || m->leader || m->peer_endpoint.ends_with(":0")) return nullptr;
+  if (m == nullptr || m->state != member_state::up || (m->leader && !state_.direct) || m->peer_endpoint.ends_with(":0"))
+    return nullptr;
   try {
     zmq::socket_t s(ctx_.zmq, zmq::socket_type::dealer);
     ipc::make_curve_client(s, keys_, m->public_key);  // the key the (authenticated) leader listed
     s.set(zmq::sockopt::routing_id, "s" + base::hex32(ctx_.id));
     s.set(zmq::sockopt::linger, 0);
-    // Nothing queued for a peer not (or no longer) connected: such a send
-    // fails at once and goes through the leader instead.
-    s.set(zmq::sockopt::immediate, 1);
+    // In the star, nothing is queued for a peer not (or no longer)
+    // connected: such a send fails at once and goes through the leader
+    // instead. With direct links only, it waits for the connection.
+    if (!state_.direct) s.set(zmq::sockopt::immediate, 1);
     s.connect(m->peer_endpoint);
     return &direct_.emplace(to, std::move(s)).first->second;
   } catch (const zmq::error_t& e) {

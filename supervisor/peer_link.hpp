@@ -28,6 +28,10 @@ using json = nlohmann::json;
 
 /// What routing needs to know of the convention; its owner keeps it current.
 struct link_state {
+  /// Every system sends to every other straight over a direct link (on
+  /// etcd); else the built-in star: members reach the leader over their
+  /// uplink and the leader reaches them over its ROUTER.
+  bool direct = false;
   bool leads = false;        ///< this system leads: members connect to its ROUTER
   std::uint32_t leader = 0;  ///< the leader's id (this system's own when it leads)
   bool joined = false;       ///< a member: its uplink is welcomed by the leader

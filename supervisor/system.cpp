@@ -159,7 +159,9 @@ void system::wire() {
   relay_.attach(*convention_);
   gateway_.route_elsewhere = [this](const client_ref& c, const std::string& command, const json& b,
                                     const std::string& target) { return calls_.route(c, command, b, target); };
-  gateway_.leaving = [this](address a) { return convention_->leaving(a); };
+  gateway_.elsewhere = [this](address a, bool stopping) {
+    return (stopping && convention_->leaving(a)) || convention_->placed_elsewhere(a);
+  };
   gateway_.relay = [this](const ipc::record_view& r) { relay_.relay(r); };
   pool_.on_drained = [this] { finish_shutdown(); };
 

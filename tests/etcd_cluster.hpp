@@ -38,7 +38,8 @@ class etcd_cluster {
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
     for (int i = 0; i < members; ++i) nodes_.push_back(node{"n" + std::to_string(i), free_port(), free_port(), -1});
-    for (auto& n : nodes_) cluster_ += (cluster_.empty() ? "" : ",") + n.name + "=http://127.0.0.1:" + std::to_string(n.peer);
+    for (auto& n : nodes_)
+      cluster_ += (cluster_.empty() ? "" : ",") + n.name + "=http://127.0.0.1:" + std::to_string(n.peer);
     for (std::size_t i = 0; i < nodes_.size(); ++i) start(i);
     if (!wait_ready()) throw std::runtime_error("etcd did not become ready in " + dir_.string());
   }
@@ -53,7 +54,8 @@ class etcd_cluster {
   /// "http://127.0.0.1:P1,http://127.0.0.1:P2,..." — what `troupe start --etcd` takes.
   [[nodiscard]] std::string endpoints() const {
     std::string out;
-    for (const auto& n : nodes_) out += (out.empty() ? "" : ",") + std::string("http://127.0.0.1:") + std::to_string(n.client);
+    for (const auto& n : nodes_)
+      out += (out.empty() ? "" : ",") + std::string("http://127.0.0.1:") + std::to_string(n.client);
     return out;
   }
   [[nodiscard]] std::size_t size() const { return nodes_.size(); }
@@ -74,19 +76,32 @@ class etcd_cluster {
     const std::string peer = "http://127.0.0.1:" + std::to_string(n.peer);
     const std::string client = "http://127.0.0.1:" + std::to_string(n.client);
     std::vector<std::string> args = {"/usr/bin/etcd",
-                                     "--name", n.name,
-                                     "--data-dir", (dir_ / n.name).string(),
-                                     "--listen-client-urls", client,
-                                     "--advertise-client-urls", client,
-                                     "--listen-peer-urls", peer,
-                                     "--initial-advertise-peer-urls", peer,
-                                     "--initial-cluster", cluster_,
-                                     "--initial-cluster-state", "new",
-                                     "--initial-cluster-token", dir_.filename().string(),
-                                     "--heartbeat-interval", "50",
-                                     "--election-timeout", "500",
-                                     "--logger", "zap",
-                                     "--log-outputs", (dir_ / (n.name + ".log")).string()};
+                                     "--name",
+                                     n.name,
+                                     "--data-dir",
+                                     (dir_ / n.name).string(),
+                                     "--listen-client-urls",
+                                     client,
+                                     "--advertise-client-urls",
+                                     client,
+                                     "--listen-peer-urls",
+                                     peer,
+                                     "--initial-advertise-peer-urls",
+                                     peer,
+                                     "--initial-cluster",
+                                     cluster_,
+                                     "--initial-cluster-state",
+                                     "new",
+                                     "--initial-cluster-token",
+                                     dir_.filename().string(),
+                                     "--heartbeat-interval",
+                                     "50",
+                                     "--election-timeout",
+                                     "500",
+                                     "--logger",
+                                     "zap",
+                                     "--log-outputs",
+                                     (dir_ / (n.name + ".log")).string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -448,6 +448,37 @@ TEST_CASE("overlapping capabilities: a SIGKILLed system's actor answers again fr
   CHECK_THAT(lead.log(), Catch::Contains("system " + std::to_string(host.port()) + " stopped answering heartbeats"));
 }
 
+TEST_CASE("a member paused past the timeout stops its stale instance when it rejoins: one instance after",
+          "[integration][convention][fencing]") {
+  // Before epochs: the leader re-created Morse elsewhere, the paused member
+  // came back with its copy, and both answered to one address from then on.
+  morse_placed f("morse", "morse");
+  test_system& lead = f.lead;
+  test_system& host = *f.host;
+  test_system& other = *f.other;
+  check_answers(lead, "Morse", "Morse");
+  host.signal_daemon(SIGSTOP);
+  struct resume {
+    const test_system& s;
+    ~resume() { s.signal_daemon(SIGCONT); }  // whatever happens below
+  } resumes{host};
+  auto moved = wait_actor(lead, "Morse", "running", other.where(), 10s);
+  REQUIRE(moved);
+  CHECK((*moved)["address"] == f.morse);
+  host.signal_daemon(SIGCONT);
+  // It rejoins, is told its instance is stale, and stops it: then it lists
+  // Morse as running on the other member, and routes asks there.
+  CHECK(eventually([&] {
+    auto here = actor_named(host, "Morse");
+    return here && (*here)["system"] == other.where();
+  }));
+  CHECK_THAT(host.log(), Catch::Contains("stopping a stale instance"));
+  for (const auto* via : {&lead, &host, &other}) check_answers(*via, "Morse", "Morse");
+  auto final_view = wait_actor(lead, "Morse", "running", other.where());
+  REQUIRE(final_view);
+  CHECK((*final_view)["address"] == f.morse);
+}
+
 // ---------------------------------------------------------------- act 6
 
 TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader", "[integration][convention]") {

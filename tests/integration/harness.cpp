@@ -537,6 +537,11 @@ void test_system::kill_daemon() {
   }
 }
 
+void test_system::signal_daemon(int sig) const {
+  REQUIRE(daemon_pid_ > 0);
+  REQUIRE(::kill(daemon_pid_, sig) == 0);
+}
+
 std::string test_system::log() const { return read_file(state_dir() / "system.log"); }
 
 void test_system::kill_everything() noexcept {

@@ -162,6 +162,9 @@ class test_system {
   /// cleans up.
   void kill_daemon();
 
+  /// Sends sig to the daemon alone (SIGSTOP, SIGCONT); REQUIREs a daemon.
+  void signal_daemon(int sig) const;
+
   /// The daemon's log (systems/PORT/system.log).
   [[nodiscard]] std::string log() const;
 

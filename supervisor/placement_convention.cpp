@@ -1,25 +1,113 @@
-// The built-in convention's placement: the table of locations, choosing a
-// system for an actor, moves (chgcap, move, failover), hosting actors for the
-// convention, and the client commands spawn, systems, chgcap and move. See
-// leader_convention.hpp.
-#include "supervisor/leader_convention.hpp"
+// What both kinds of convention share: the table of locations, placement,
+// moves, hosting for the convention, package fetches and the client commands.
+// See placement_convention.hpp.
+#include "supervisor/placement_convention.hpp"
 
 #include "base/hex.hpp"
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
+#include "manifests/sha256.hpp"
 #include "supervisor/capabilities.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 namespace troupe::supervisor {
 
+namespace fs = std::filesystem;
 namespace cmd = ipc::cmd;
 using ipc::log_line;
 
+const char* to_string(location::phase p) {
+  switch (p) {
+    case location::phase::placed:
+      return "running";
+    case location::phase::moving:
+      return "moving";
+    case location::phase::pending:
+      return "pending";
+  }
+  return "?";
+}
+
+location placement_convention::location_from_json(const json& j) {
+  location l;
+  const auto& system = j.contains("system") ? j["system"] : json();
+  l.system = system.is_string() ? base::parse_hex32(system.get<std::string>()) : 0;
+  l.type = j.value("type", std::string());
+  l.package_id = j.value("package_id", std::string());
+  l.name = j.value("name", std::string());
+  const auto st = j.value("state", std::string());
+  l.ph = st == "pending"  ? location::phase::pending
+         : st == "moving" ? location::phase::moving
+                          : location::phase::placed;
+  l.reason = j.value("reason", std::string());
+  l.moves = j.value("moves", 0u);
+  l.epoch = j.value("epoch", std::uint64_t{0});
+  return l;
+}
+
+std::string placement_convention::port_of(std::uint32_t id) const {
+  if (const auto* m = p_.members.find(id)) return std::to_string(m->port);
+  return base::hex32(id);
+}
+
+bool placement_convention::gone(std::uint32_t system) const {
+  const auto* m = p_.members.find(system);
+  return m == nullptr || m->state == member_state::down;
+}
+
+member_info placement_convention::self_member() const {
+  member_info m;
+  m.system_id = ctx_.id;
+  m.host = ctx_.opts.bind_host;
+  m.port = ctx_.opts.port;
+  m.peer_endpoint = p_.link.endpoint();
+  m.public_key = p_.link.public_key();
+  m.caps = ctx_.opts.caps;
+  m.actors = static_cast<std::uint32_t>(p_.dir.size());
+  m.leader = p_.state.leads;
+  return m;
+}
+
+json placement_convention::members_json() const {
+  json out = json::array();
+  const auto now = convention_clock::now();
+  for (const auto* m : p_.members.all()) {
+    json j = to_json(*m);
+    j["last_heard_ms"] = m->system_id == ctx_.id
+                             ? 0
+                             : std::chrono::duration_cast<std::chrono::milliseconds>(now - m->last_heard).count();
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+void placement_convention::register_shared(
+    const std::function<void(std::string_view, peer_link::handler)>& host_side,
+    const std::function<void(std::string_view, peer_link::handler)>& leader_side) {
+  using blob_t = const std::string&;
+  // What the leader asks of a host (itself included).
+  host_side(cmd::peer::create, [this](std::uint32_t, const json& b, blob_t) { on_create_request(b); });
+  host_side(cmd::peer::package, [this](std::uint32_t, const json& b, blob_t blob) { on_package(b, blob); });
+  host_side(cmd::peer::fetch_failed, [this](std::uint32_t, const json& b, blob_t blob) { on_package(b, blob); });
+  host_side(cmd::peer::evict, [this](std::uint32_t, const json& b, blob_t) { evict(b); });
+  // What hosts tell the leader.
+  for (auto report : {cmd::peer::created, cmd::peer::create_failed, cmd::peer::evicted, cmd::peer::gone})
+    leader_side(report, [this, report](std::uint32_t from, const json& b, blob_t) { on_report(from, report, b); });
+  leader_side(cmd::peer::fetch, [this](std::uint32_t from, const json& b, blob_t) { on_fetch(from, b); });
+  // Client commands the convention answers.
+  p_.port.handle(cmd::client::spawn, [this](const client_ref& c, const json& b) { cmd_spawn(c, b); });
+  p_.port.handle(cmd::client::systems, [this](const client_ref& c, const json&) { cmd_systems(c); });
+  p_.port.handle(cmd::client::chgcap, [this](const client_ref& c, const json& b) { cmd_chgcap(c, b); });
+  p_.port.handle(cmd::client::move, [this](const client_ref& c, const json& b) { cmd_move(c, b); });
+}
+
 // ---------------------------------------------------------------- the table
 
-json leader_convention::location_json(address a, const location& l) const {
+json placement_convention::location_json(address a, const location& l) const {
   return json{{"address", a.to_string()},
               {"system", base::hex32(l.system)},
               {"port", port_of(l.system)},
@@ -31,30 +119,28 @@ json leader_convention::location_json(address a, const location& l) const {
               {"moves", l.moves}};
 }
 
-void leader_convention::set_location(address a, location l) {
+void placement_convention::set_location(address a, location l) {
   locations_[a] = std::move(l);
-  broadcast(cmd::peer::located, location_json(a, locations_[a]));
+  located(a, locations_[a]);
 }
 
-void leader_convention::forget_location(address a) {
+void placement_convention::forget_location(address a) {
   if (locations_.erase(a) == 0) return;
-  broadcast(cmd::peer::forget_location, json{{"address", a.to_string()}});
+  forgotten(a);
   fail_held(a, "no actor at " + a.to_string() + " (stopped)");
 }
 
-void leader_convention::forget(address a) { forget_location(a); }
-
-void leader_convention::release_held(address a) {
+void placement_convention::release_held(address a) {
   p_.calls.release_held(a);
   p_.relay.release_held(a);
 }
 
-void leader_convention::fail_held(address a, const std::string& reason) {
+void placement_convention::fail_held(address a, const std::string& reason) {
   p_.calls.fail_held(a, reason);
   p_.relay.drop_held(a, reason);
 }
 
-void leader_convention::answer_waiters(address a, const std::function<void(const client_ref&)>& f) {
+void placement_convention::answer_waiters(address a, const std::function<void(const client_ref&)>& f) {
   auto w = spawn_waiters_.find(a);
   if (w == spawn_waiters_.end()) return;
   auto waiters = std::move(w->second);
@@ -62,7 +148,7 @@ void leader_convention::answer_waiters(address a, const std::function<void(const
   for (auto& c : waiters) f(c);
 }
 
-location* leader_convention::find(const std::string& target, address& out) {
+location* placement_convention::find(const std::string& target, address& out) {
   if (auto parsed = address::parse(target)) {
     auto it = locations_.find(*parsed);
     if (it == locations_.end()) return nullptr;
@@ -78,12 +164,12 @@ location* leader_convention::find(const std::string& target, address& out) {
   return nullptr;
 }
 
-const location* leader_convention::at(address a) const {
+const location* placement_convention::at(address a) const {
   auto it = locations_.find(a);
   return it == locations_.end() ? nullptr : &it->second;
 }
 
-std::uint32_t leader_convention::host_of(address a) const {
+std::uint32_t placement_convention::host_of(address a) const {
   if (auto it = locations_.find(a); it != locations_.end()) return it->second.system;
   // An actor the convention did not place (created by another actor) lives
   // where its address was allocated.
@@ -92,12 +178,17 @@ std::uint32_t leader_convention::host_of(address a) const {
   return 0;
 }
 
-bool leader_convention::leaving(address a) const {
+bool placement_convention::leaving(address a) const {
   const auto* l = at(a);
   return l != nullptr && l->ph != location::phase::placed;
 }
 
-void leader_convention::list_elsewhere(json& out, const directory& here) const {
+bool placement_convention::placed_elsewhere(address a) const {
+  const auto* l = at(a);
+  return l != nullptr && l->ph == location::phase::placed && l->system != ctx_.id && hosted_.count(a) == 0;
+}
+
+void placement_convention::list_elsewhere(json& out, const directory& here) const {
   for (const auto& [a, l] : locations_) {
     if (here.find(a) != nullptr) continue;
     const auto* pkg = p_.package_table.find(l.package_id);
@@ -118,14 +209,14 @@ void leader_convention::list_elsewhere(json& out, const directory& here) const {
 
 // ---------------------------------------------------------------- placement (the leader)
 
-const std::vector<manifests::requirement>* leader_convention::requirements_of(const location& l) const {
+const std::vector<manifests::requirement>* placement_convention::requirements_of(const location& l) const {
   const auto* p = p_.package_table.find(l.package_id);
   if (p == nullptr) return nullptr;
   const auto* spec = p->m.find_actor(l.type);
   return spec ? &spec->requirements : nullptr;
 }
 
-void leader_convention::place(address a) {
+void placement_convention::place(address a) {
   auto it = locations_.find(a);
   if (it == locations_.end()) return;
   auto& l = it->second;
@@ -161,30 +252,29 @@ void leader_convention::place(address a) {
     l.ph = location::phase::pending;
     l.reason = why;
     log_line(TROUPE_LOG_WARN, a, "pending: " + why);
-    broadcast(cmd::peer::located, location_json(a, l));
+    located(a, l);
     return;
   }
   if (l.created) ++l.moves;
   l.ph = location::phase::moving;
   l.system = *chosen;
+  l.epoch = next_epoch();
   p_.members.add_load(*chosen, 1);
-  broadcast(cmd::peer::located, location_json(a, l));
-  if (!p_.link.send(*chosen, cmd::peer::create,
-                    json{{"address", a.to_string()},
-                         {"type", l.type},
-                         {"package_id", l.package_id},
-                         {"name", l.name},
-                         {"fresh_worker", l.fresh_worker},
-                         {"moves", l.moves}})) {
+  located(a, l);
+  const std::uint32_t to = *chosen;
+  const std::uint64_t epoch = l.epoch;
+  send_create(to, a, l, [this, a, to, epoch](bool sent) {
+    auto now = locations_.find(a);
+    if (sent || now == locations_.end() || now->second.epoch != epoch) return;
     // Not connected (yet, or any more): the next fitting system.
-    p_.members.add_load(*chosen, -1);
-    l.refused.insert(*chosen);
-    l.reason = "system " + port_of(*chosen) + " is not connected";
+    p_.members.add_load(to, -1);
+    now->second.refused.insert(to);
+    now->second.reason = "system " + port_of(to) + " is not connected";
     place(a);
-  }
+  });
 }
 
-void leader_convention::place_pending() {
+void placement_convention::place_pending() {
   std::vector<address> pending;
   for (const auto& [a, l] : locations_)
     if (l.ph == location::phase::pending) pending.push_back(a);
@@ -194,7 +284,7 @@ void leader_convention::place_pending() {
   }
 }
 
-void leader_convention::check_fit(std::uint32_t id) {
+void placement_convention::check_fit(std::uint32_t id) {
   const auto* m = p_.members.find(id);
   if (m == nullptr) return;
   std::vector<std::pair<address, std::string>> misfits;
@@ -208,7 +298,7 @@ void leader_convention::check_fit(std::uint32_t id) {
   for (auto& [a, why] : misfits) begin_move(a, why, 0, false);
 }
 
-void leader_convention::begin_move(address a, const std::string& reason, std::uint32_t target, bool fresh_worker) {
+void placement_convention::begin_move(address a, const std::string& reason, std::uint32_t target, bool fresh_worker) {
   auto& l = locations_[a];
   log_line(TROUPE_LOG_INFO, a, "moving: " + reason);
   l.ph = location::phase::moving;
@@ -217,25 +307,44 @@ void leader_convention::begin_move(address a, const std::string& reason, std::ui
   l.target = target;
   l.fresh_worker = fresh_worker;
   l.refused.clear();
-  broadcast(cmd::peer::located, location_json(a, l));
+  located(a, l);
   // Its host unreachable: as good as gone (it is marked down soon anyway).
   if (!p_.link.send(l.system, cmd::peer::evict, json{{"address", a.to_string()}, {"reason", reason}})) place(a);
 }
 
-void leader_convention::on_report(std::uint32_t from, std::string_view command, const json& b) {
+void placement_convention::system_lost(std::uint32_t id, const std::string& why) {
+  const std::string name = port_of(id);
+  for (auto& [a, l] : locations_)
+    if (l.system == id && l.ph != location::phase::pending) {
+      l.ph = location::phase::moving;
+      l.reason = "system " + name + " " + why;
+      l.cause = l.reason;
+      l.refused.clear();
+    }
+  std::vector<address> moving;
+  for (const auto& [a, l] : locations_)
+    if (l.system == id && l.ph == location::phase::moving) moving.push_back(a);
+  for (auto a : moving) place(a);
+  p_.calls.system_lost(id, why);
+}
+
+void placement_convention::on_report(std::uint32_t from, std::string_view command, const json& b) {
   const auto a = address::parse(b.value("address", std::string()));
   if (!a) return;
   auto it = locations_.find(*a);
   if (it == locations_.end()) return;
   auto& l = it->second;
   const bool creation = command == cmd::peer::created || command == cmd::peer::create_failed;
-  // Only the system the table names may report on an actor (a copy left
-  // on a system cut off for a while must not overwrite the live one).
-  if (from != l.system || (creation && l.ph != location::phase::moving)) {
+  // Only the system the table names may report on an actor, about the
+  // placement the table holds (a copy left on a system cut off for a while
+  // must not overwrite the live one).
+  const bool stale_epoch = b.contains("epoch") && b["epoch"].is_number_unsigned() && l.epoch != 0 &&
+                           b["epoch"].get<std::uint64_t>() != l.epoch;
+  if (from != l.system || stale_epoch || (creation && l.ph != location::phase::moving)) {
     log_line(
         command == cmd::peer::created ? TROUPE_LOG_WARN : TROUPE_LOG_INFO, *a,
         "ignored '" + std::string(command) + "' from system " + port_of(from) + ", which does not host it (any more)");
-    if (command == cmd::peer::created && from != l.system)
+    if (command == cmd::peer::created && (from != l.system || stale_epoch))
       p_.link.send(from, cmd::peer::evict, json{{"address", a->to_string()}, {"reason", "a copy runs elsewhere"}});
     return;
   }
@@ -246,7 +355,7 @@ void leader_convention::on_report(std::uint32_t from, std::string_view command, 
     l.reason = l.moves == 0 ? std::string() : l.cause;  // a moved actor shows why it moved
     l.target = 0;
     l.fresh_worker = false;
-    broadcast(cmd::peer::located, location_json(*a, l));
+    located(*a, l);
     release_held(*a);
     answer_waiters(*a, [&](const client_ref& c) {
       p_.port.answer(c, json{{"address", a->to_string()}, {"system", port_of(from)}});
@@ -269,21 +378,24 @@ void leader_convention::on_report(std::uint32_t from, std::string_view command, 
 
 // ---------------------------------------------------------------- hosting for the convention
 
-void leader_convention::on_create_request(const json& b) {
+void placement_convention::on_create_request(const json& b) {
   // Checked whole now: the body waits (for a fetch, a load) and is read later.
   const bool well_formed = b.contains("address") && b["address"].is_string() &&
                            address::parse(b["address"].get<std::string>()) && b.contains("type") &&
                            b["type"].is_string() && b.contains("package_id") && b["package_id"].is_string() &&
                            (!b.contains("name") || b["name"].is_string()) &&
                            (!b.contains("fresh_worker") || b["fresh_worker"].is_boolean()) &&
-                           (!b.contains("moves") || b["moves"].is_number_unsigned());
+                           (!b.contains("moves") || b["moves"].is_number_unsigned()) &&
+                           (!b.contains("epoch") || b["epoch"].is_number_unsigned());
   if (!well_formed) {
     log_line(TROUPE_LOG_WARN, {}, "dropped a malformed 'create': " + b.dump().substr(0, 200));
     return;
   }
   const auto fail = [this, &b](const std::string& why) {
     p_.link.send(p_.state.leader, cmd::peer::create_failed,
-                 json{{"address", b.value("address", std::string())}, {"reason", why}});
+                 json{{"address", b.value("address", std::string())},
+                      {"reason", why},
+                      {"epoch", b.value("epoch", std::uint64_t{0})}});
   };
   if (ctx_.stopping) return fail("the system is shutting down");
   const auto id = b.value("package_id", std::string());
@@ -302,16 +414,18 @@ void leader_convention::on_create_request(const json& b) {
   waiting.push_back(b);
   if (waiting.size() == 1) {
     log_line(TROUPE_LOG_INFO, {}, "fetching package " + id.substr(0, 12) + " from the leader");
-    p_.link.send(p_.state.leader, cmd::peer::fetch, json{{"package_id", id}});
+    p_.link.send(fetch_source(id), cmd::peer::fetch, json{{"package_id", id}});
   }
 }
 
-void leader_convention::create_requested(const json& b) {
+void placement_convention::create_requested(const json& b) {
   const auto a = address::parse(b.value("address", std::string()));
   if (!a) return;
   const auto type = b.value("type", std::string());
+  const auto epoch = b.value("epoch", std::uint64_t{0});
   auto fail = [&](const std::string& why) {
-    p_.link.send(p_.state.leader, cmd::peer::create_failed, json{{"address", a->to_string()}, {"reason", why}});
+    p_.link.send(p_.state.leader, cmd::peer::create_failed,
+                 json{{"address", a->to_string()}, {"reason", why}, {"epoch", epoch}});
   };
   if (auto* old = p_.dir.find(*a)) {
     if (old->state != actor_state::failed) return fail("an actor already runs at " + a->to_string() + " here");
@@ -322,11 +436,11 @@ void leader_convention::create_requested(const json& b) {
       !s)
     return fail(s.err().message);
   if (auto* rec = p_.dir.find(*a)) rec->restarts = b.value("moves", 0u);
-  hosted_.insert(*a);
+  hosted_[*a] = epoch;
   creating_.insert(*a);
 }
 
-void leader_convention::evict(const json& b) {
+void placement_convention::evict(const json& b) {
   const auto a = address::parse(b.value("address", std::string()));
   if (!a) return;
   if (auto l = locations_.find(*a); l != locations_.end()) l->second.ph = location::phase::moving;
@@ -341,36 +455,60 @@ void leader_convention::evict(const json& b) {
   if (rec->state != actor_state::stopping) p_.actors.send_exit(*rec, b.value("reason", std::string("moved")));
 }
 
-void leader_convention::failed_here(address a, const std::string& reason) {
+void placement_convention::failed_here(address a, const std::string& reason) {
   answer_waiters(a, [&](const client_ref& c) { p_.port.answer_error(c, reason); });
 }
 
-bool leader_convention::create_failed_here(address a, const std::string& why) {
+bool placement_convention::create_failed_here(address a, const std::string& why) {
   creating_.erase(a);
-  if (hosted_.erase(a) == 0) return false;
-  p_.link.send(p_.state.leader, cmd::peer::create_failed, json{{"address", a.to_string()}, {"reason", why}});
+  auto it = hosted_.find(a);
+  if (it == hosted_.end()) return false;
+  const auto epoch = it->second;
+  hosted_.erase(it);
+  p_.link.send(p_.state.leader, cmd::peer::create_failed,
+               json{{"address", a.to_string()}, {"reason", why}, {"epoch", epoch}});
   return true;
 }
 
-void leader_convention::report_created(address a) {
+void placement_convention::report_created(address a) {
   // Only the creation the leader asked for; a restart here changes nothing there.
-  if (creating_.erase(a)) p_.link.send(p_.state.leader, cmd::peer::created, json{{"address", a.to_string()}});
+  if (creating_.erase(a))
+    p_.link.send(p_.state.leader, cmd::peer::created, json{{"address", a.to_string()}, {"epoch", hosted_[a]}});
 }
 
-void leader_convention::report_gone(address a, bool failed, const std::string& reason) {
+void placement_convention::report_gone(address a, bool failed, const std::string& reason) {
   creating_.erase(a);
-  if (hosted_.erase(a) == 0) return;
+  auto h = hosted_.find(a);
+  if (h == hosted_.end()) return;
+  const auto epoch = h->second;
+  hosted_.erase(h);
   auto it = locations_.find(a);
   const bool moving = it != locations_.end() && it->second.ph == location::phase::moving;
   // Moving on: a failed record left here would answer for the new copy.
   if (moving && p_.dir.find(a) != nullptr) p_.dir.remove(a);
   p_.link.send(p_.state.leader, moving ? cmd::peer::evicted : cmd::peer::gone,
-               json{{"address", a.to_string()}, {"failed", failed}, {"reason", reason}});
+               json{{"address", a.to_string()}, {"failed", failed}, {"reason", reason}, {"epoch", epoch}});
+}
+
+void placement_convention::stop_stale(const std::vector<address>& stale) {
+  for (address a : stale) {
+    creating_.erase(a);
+    if (hosted_.erase(a) == 0) continue;  // not (or no longer) here: nothing to stop
+    log_line(TROUPE_LOG_WARN, a,
+             "stopping a stale instance: the convention placed it elsewhere while this system was cut off");
+    auto* rec = p_.dir.find(a);
+    if (rec == nullptr) continue;
+    if (rec->state == actor_state::failed) {
+      p_.dir.remove(a);
+      continue;
+    }
+    if (rec->state != actor_state::stopping) p_.actors.send_exit(*rec, "a newer instance runs elsewhere");
+  }
 }
 
 // ---------------------------------------------------------------- client commands
 
-void leader_convention::cmd_spawn(const client_ref& c, const json& b) {
+void placement_convention::cmd_spawn(const client_ref& c, const json& b) {
   const auto type = b.value("type", std::string());
   if (type.empty()) return p_.port.answer_error(c, "spawn: no actor type given", errc::invalid_argument);
   if (!p_.state.leads) {
@@ -385,8 +523,8 @@ void leader_convention::cmd_spawn(const client_ref& c, const json& b) {
   spawn_here(c, b, type, *pkg);
 }
 
-void leader_convention::spawn_here(const client_ref& c, const json& b, const std::string& type,
-                                   const std::string& package_id) {
+void placement_convention::spawn_here(const client_ref& c, const json& b, const std::string& type,
+                                      const std::string& package_id) {
   const auto name = b.value("name", std::string());
   if (!name.empty()) {
     if (auto s = p_.dir.check_name(name); !s) return p_.port.answer_error(c, s.err().message, s.err().code);
@@ -415,7 +553,7 @@ void leader_convention::spawn_here(const client_ref& c, const json& b, const std
   spawn_waiters_[a].push_back(c);
 }
 
-void leader_convention::cmd_systems(const client_ref& c) {
+void placement_convention::cmd_systems(const client_ref& c) {
   p_.members.heard(ctx_.id, convention_clock::now(), static_cast<std::uint32_t>(p_.dir.size()));
   p_.port.answer(c, json{{"leader", ctx_.opts.leader},
                          {"self", base::hex32(ctx_.id)},
@@ -424,7 +562,7 @@ void leader_convention::cmd_systems(const client_ref& c) {
                          {"systems", members_json()}});
 }
 
-void leader_convention::cmd_chgcap(const client_ref& c, const json& b) {
+void placement_convention::cmd_chgcap(const client_ref& c, const json& b) {
   const auto op = b.value("op", std::string());
   const auto name = b.value("name", std::string());
   const auto trimmed = name.substr(0, name.find_last_not_of(' ') + 1);
@@ -450,18 +588,11 @@ void leader_convention::cmd_chgcap(const client_ref& c, const json& b) {
   ctx_.opts.caps = std::move(caps);
   p_.members.set_caps(ctx_.id, ctx_.opts.caps);
   log_line(TROUPE_LOG_INFO, {}, "capabilities now " + to_json(ctx_.opts.caps).dump());
-  if (p_.state.leads) {
-    check_fit(ctx_.id);
-    place_pending();
-    broadcast(cmd::peer::members, json{{"members", members_json()}});
-  } else if (p_.state.joined) {
-    p_.link.send(p_.state.leader, cmd::peer::heartbeat,
-                 json{{"actors", p_.dir.size()}, {"capabilities", to_json(ctx_.opts.caps)}});
-  }
+  capabilities_changed();
   p_.port.answer(c, json{{"capabilities", to_json(ctx_.opts.caps)}});
 }
 
-void leader_convention::cmd_move(const client_ref& c, const json& b) {
+void placement_convention::cmd_move(const client_ref& c, const json& b) {
   if (!p_.state.leads) {
     if (!p_.state.joined) return p_.port.answer_error(c, leader_unreachable(), errc::unavailable);
     return p_.calls.forward(c, p_.state.leader, std::string(cmd::client::move), b, std::chrono::seconds(10));
@@ -502,6 +633,65 @@ void leader_convention::cmd_move(const client_ref& c, const json& b) {
                                   errc::refused);
   spawn_waiters_[a].push_back(c);
   begin_move(a, "moved by the operator", dest, fresh);
+}
+
+// ---------------------------------------------------------------- package distribution
+
+void placement_convention::on_fetch(std::uint32_t from, const json& b) {
+  const auto id = b.value("package_id", std::string());
+  const auto* p = p_.package_table.find(id);
+  std::string why;
+  std::string bytes;
+  if (p == nullptr || p->phase == package_phase::unloading)
+    why = "package " + id.substr(0, 12) + " is not loaded on the leader";
+  else if (p->signer.empty())
+    why = "package " + p->m.package + " " + p->m.version.text +
+          " was loaded unsigned from a directory: it is not distributed";
+  else {
+    std::ifstream in(p->source, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    bytes = s.str();
+    if (!in || bytes.empty()) why = "cannot read " + p->source;
+  }
+  if (!why.empty()) return (void)p_.link.send(from, cmd::peer::fetch_failed, json{{"package_id", id}, {"reason", why}});
+  log_line(TROUPE_LOG_INFO, {},
+           "sending package " + p->m.package + " " + p->m.version.text + " to system " + port_of(from));
+  p_.link.send(from, cmd::peer::package, json{{"package_id", id}}, bytes);
+}
+
+void placement_convention::on_package(const json& b, const std::string& blob) {
+  const auto id = b.value("package_id", std::string());
+  auto it = fetch_waiters_.find(id);
+  if (it == fetch_waiters_.end()) return;
+  auto creates = std::move(it->second);
+  fetch_waiters_.erase(it);
+  auto fail_all = [this, creates](const std::string& why) {
+    log_line(TROUPE_LOG_WARN, {}, why);
+    for (const auto& c : creates)
+      p_.link.send(p_.state.leader, cmd::peer::create_failed,
+                   json{{"address", c.value("address", std::string())}, {"reason", why}});
+  };
+  if (blob.empty())
+    return fail_all("cannot fetch package " + id.substr(0, 12) + ": " + b.value("reason", std::string("no archive")));
+  if (manifests::sha256_hex(blob) != id)
+    return fail_all("the leader sent an archive that is not package " + id.substr(0, 12));
+  // Verified here with this system's own keys, like any load.
+  std::error_code ec;
+  fs::create_directories(ctx_.dir / "fetched", ec);
+  const fs::path file = ctx_.dir / "fetched" / (id + ".tpkg");
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(blob.data(), static_cast<std::streamsize>(blob.size()));
+    if (!out) return fail_all("cannot write " + file.string());
+  }
+  p_.packages.mark_fetched(id);
+  p_.packages.load_archive(file, [this, creates, file, fail_all](const result<json>& r) mutable {
+    std::error_code ec2;
+    fs::remove(file, ec2);
+    if (!r) return fail_all("refused package from the leader: " + r.err().message);
+    for (const auto& c : creates) create_requested(c);
+  });
 }
 
 }  // namespace troupe::supervisor
