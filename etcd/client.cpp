@@ -366,6 +366,8 @@ client::~client() {
   impl_->leases->close();
 }
 
+std::string client::last_failures() const { return impl_->eps->failures(); }
+
 bool client::all_refused() const {
   for (bool r : impl_->eps->refused)
     if (!r) return false;

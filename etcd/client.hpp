@@ -121,6 +121,8 @@ class client {
   /// Whether the last attempt at every endpoint was refused (the hosts
   /// answered, nothing listens): the store is down, not cut off from us.
   [[nodiscard]] bool all_refused() const;
+  /// How each endpoint last failed, "HOST:PORT: REASON; ..." (empty when none did).
+  [[nodiscard]] std::string last_failures() const;
 
   class watch;
   /// Streams the changes of every key under prefix from start_revision (0:

@@ -230,6 +230,7 @@ void package_manager::finish_load(const std::string& id) {
   run_on_load(*p);
   apply_activation(group, change, false);
   publish_loaded();
+  if (on_loaded) on_loaded(*p);
   if (!p->signer.empty())
     for (const auto& f : prune(store_, group, p->m.keep, loaded_archives()))
       log_line(TROUPE_LOG_INFO, {}, "keep " + std::to_string(p->m.keep) + ": deleted " + f.string());

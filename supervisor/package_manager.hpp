@@ -70,6 +70,8 @@ class package_manager {
   void on_running(address a);
   /// Told when a package starts unloading (a leader tells its members).
   std::function<void(const std::string& id)> on_unloading;
+  /// Told when a package is loaded (and serves).
+  std::function<void(const package_entry& p)> on_loaded;
 
   [[nodiscard]] const package_store& store() const { return store_; }
 

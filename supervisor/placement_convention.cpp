@@ -77,8 +77,9 @@ json placement_convention::members_json() const {
   const auto now = convention_clock::now();
   for (const auto* m : p_.members.all()) {
     json j = to_json(*m);
-    j["last_heard_ms"] = m->system_id == ctx_.id
-                             ? 0
+    j["leader"] = m->system_id == p_.state.leader;
+    j["last_heard_ms"] = m->system_id == ctx_.id || (p_.state.direct && m->state == member_state::up)
+                             ? 0  // on etcd, an up member's lease holds: heard as of now
                              : std::chrono::duration_cast<std::chrono::milliseconds>(now - m->last_heard).count();
     out.push_back(std::move(j));
   }
@@ -108,15 +109,11 @@ void placement_convention::register_shared(
 // ---------------------------------------------------------------- the table
 
 json placement_convention::location_json(address a, const location& l) const {
-  return json{{"address", a.to_string()},
-              {"system", base::hex32(l.system)},
-              {"port", port_of(l.system)},
-              {"type", l.type},
-              {"package_id", l.package_id},
-              {"name", l.name},
-              {"state", to_string(l.ph)},
-              {"reason", l.reason},
-              {"moves", l.moves}};
+  return json{{"address", a.to_string()},   {"system", base::hex32(l.system)},
+              {"port", port_of(l.system)},  {"type", l.type},
+              {"package_id", l.package_id}, {"name", l.name},
+              {"state", to_string(l.ph)},   {"reason", l.reason},
+              {"moves", l.moves},           {"epoch", l.epoch}};
 }
 
 void placement_convention::set_location(address a, location l) {
@@ -222,6 +219,14 @@ void placement_convention::place(address a) {
   auto& l = it->second;
   const auto* reqs = requirements_of(l);
   if (reqs == nullptr) {
+    if (!package_gone(l.package_id)) {
+      // Not loaded here yet (a new leader loading its convention's packages):
+      // pending until it is.
+      l.ph = location::phase::pending;
+      l.reason = "package " + l.package_id.substr(0, 12) + " is not loaded on the leader yet";
+      located(a, l);
+      return;
+    }
     const std::string why = "package " + l.package_id.substr(0, 12) + " is no longer loaded on the leader";
     answer_waiters(a, [&](const client_ref& c) { p_.port.answer_error(c, why, errc::not_found); });
     return forget_location(a);
@@ -428,6 +433,16 @@ void placement_convention::create_requested(const json& b) {
                  json{{"address", a->to_string()}, {"reason", why}, {"epoch", epoch}});
   };
   if (auto* old = p_.dir.find(*a)) {
+    // The same placement asked again (a new leader finishing what the old
+    // one started): it is here already.
+    if (auto h = hosted_.find(*a);
+        h != hosted_.end() && h->second == epoch && epoch != 0 && old->state != actor_state::failed) {
+      if (old->state == actor_state::running)
+        p_.link.send(p_.state.leader, cmd::peer::created, json{{"address", a->to_string()}, {"epoch", epoch}});
+      else
+        creating_.insert(*a);
+      return;
+    }
     if (old->state != actor_state::failed) return fail("an actor already runs at " + a->to_string() + " here");
     p_.dir.remove(*a);
   }

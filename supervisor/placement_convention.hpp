@@ -79,6 +79,12 @@ class placement_convention : public convention {
   virtual std::uint64_t next_epoch() = 0;
   /// The systems as `troupe systems` lists them (plus mode-specific fields).
   virtual void describe_systems(json& out) const = 0;
+  /// Whether a package the leader does not have loaded is gone for good (its
+  /// actors are forgotten) rather than not loaded yet (they wait, pending).
+  [[nodiscard]] virtual bool package_gone(const std::string& package_id) const {
+    (void)package_id;
+    return true;
+  }
   /// Where a host fetches a package it lacks: the leader, by default.
   [[nodiscard]] virtual std::uint32_t fetch_source(const std::string& package_id) const {
     (void)package_id;
@@ -132,8 +138,8 @@ class placement_convention : public convention {
   parts p_;
   std::unordered_map<address, location> locations_;
   std::unordered_map<address, std::vector<client_ref>> spawn_waiters_;  // spawns and moves, answered once placed
-  std::map<address, std::uint64_t> hosted_;  // actors here placed by the leader, with their epoch
-  std::set<address> creating_;               // of those, created and not yet reported
+  std::map<address, std::uint64_t> hosted_;                 // actors here placed by the leader, with their epoch
+  std::set<address> creating_;                              // of those, created and not yet reported
   std::map<std::string, std::vector<json>> fetch_waiters_;  // package id -> create requests
 };
 

@@ -11,6 +11,7 @@
 #include "supervisor/client_port.hpp"
 #include "supervisor/context.hpp"
 #include "supervisor/data_relay.hpp"
+#include "supervisor/etcd_convention.hpp"
 #include "supervisor/events.hpp"
 #include "supervisor/gateway.hpp"
 #include "supervisor/leader_convention.hpp"
@@ -79,13 +80,19 @@ class system {
         peers_(ctx_, members_, link_state_),
         calls_(ctx_, port_, peers_),
         relay_(ctx_, actors_, pool_, data_, peers_),
-        convention_(std::make_unique<leader_convention>(
-            ctx_, leader_convention::parts{port_, supervision_, actors_, packages_manager_, packages_, peers_,
-                                           link_state_, members_, calls_, relay_})) {}
+        convention_(make_convention()) {}
 
   int run();
 
  private:
+  /// The built-in leader, or etcd when the system was started --etcd.
+  std::unique_ptr<convention> make_convention() {
+    const placement_convention::parts parts{
+        port_, supervision_, actors_, packages_manager_, packages_, peers_, link_state_, members_, calls_, relay_};
+    if (ctx_.opts.etcd.empty()) return std::make_unique<leader_convention>(ctx_, parts);
+    auto endpoints = etcd::parse_endpoints(ctx_.opts.etcd);  // checked by the CLI
+    return std::make_unique<etcd_convention>(ctx_, parts, endpoints ? *endpoints : std::vector<etcd::endpoint>{});
+  }
   status setup();
   void wire();
   void serve();

@@ -1,5 +1,6 @@
 #include "tools/cli_common.hpp"
 
+#include "etcd/client.hpp"
 #include "supervisor/capabilities.hpp"
 #include "supervisor/system.hpp"
 
@@ -199,6 +200,21 @@ int cmd_start(const parsed& p, const std::string& self) {
   };
   if (p.has("--max-workers")) opts.max_workers = static_cast<std::uint32_t>(count("--max-workers", 1, 100000));
   if (p.has("--max-json-depth")) opts.max_json_depth = count("--max-json-depth", 8, 10000);
+  if (p.has("--etcd")) {
+    if (p.has("--leader")) throw usage_error{"--etcd and --leader are two ways to coordinate a convention: give one"};
+    auto endpoints = etcd::parse_endpoints(p.value("--etcd"));
+    if (!endpoints) throw usage_error{"--etcd: " + endpoints.err().message};
+    opts.etcd = p.value("--etcd");
+  }
+  if (p.has("--convention")) {
+    const std::string name = p.value("--convention");
+    const bool valid = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+    });
+    if (!valid) throw usage_error{"--convention takes a name of 1 to 64 letters, digits, '_', '-' or '.'"};
+    if (!p.has("--etcd")) throw usage_error{"--convention names a convention on etcd: give --etcd too"};
+    opts.convention = name;
+  }
   if (p.has("--leader")) {
     opts.leader = p.value("--leader");
     if (opts.leader.find(':') == std::string::npos) opts.leader = "127.0.0.1:" + opts.leader;
@@ -245,7 +261,7 @@ int cmd_start(const parsed& p, const std::string& self) {
       opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
   if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
   for (const char* o : {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat",
-                        "--member-timeout", "--max-workers", "--max-json-depth"})
+                        "--member-timeout", "--max-workers", "--max-json-depth", "--etcd", "--convention"})
     if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -483,11 +499,11 @@ const std::map<std::string, command>& commands() {
       {"start",
        {"start [--port P] [--caps LIST] [--leader HOST:PORT] [--bind HOST] [--allow-unsigned]\n"
         "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
-        "        [--heartbeat MS] [--member-timeout MS] [--max-workers N] [--max-json-depth N]\n"
-        "        [--foreground]",
+        "        [--etcd URL[,URL...] [--convention NAME]] [--heartbeat MS] [--member-timeout MS]\n"
+        "        [--max-workers N] [--max-json-depth N] [--foreground]",
         "start a system (daemon) and return once it answers",
         {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery", "--leader",
-         "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth"},
+         "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth", "--etcd", "--convention"},
         {"--foreground", "--allow-unsigned"},
         0,
         0,

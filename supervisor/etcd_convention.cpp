@@ -1,0 +1,539 @@
+// A convention coordinated by etcd. See etcd_convention.hpp.
+#include "supervisor/etcd_convention.hpp"
+
+#include "base/hex.hpp"
+#include "ipc/commands.hpp"
+#include "ipc/log.hpp"
+#include "manifests/sha256.hpp"
+
+namespace troupe::supervisor {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+namespace cmd = ipc::cmd;
+using ipc::log_line;
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string joined_endpoints(const std::vector<etcd::endpoint>& eps) {
+  std::string out;
+  for (const auto& e : eps) out += (out.empty() ? "" : ",") + e.text();
+  return out;
+}
+
+constexpr auto retry_delay = milliseconds(250);
+
+}  // namespace
+
+// ---------------------------------------------------------------- set-up
+
+status etcd_convention::setup() {
+  const auto timeout = std::max(milliseconds(200), ctx_.opts.member_timeout / 2);
+  client_ = std::make_unique<etcd::client>(ctx_.io, endpoints_, timeout);
+  prefix_ = "troupe/" + ctx_.opts.convention + "/";
+  ttl_ = std::chrono::seconds(std::max<long>(1, (ctx_.opts.member_timeout.count() + 999) / 1000));
+  p_.state.direct = true;
+  p_.state.leads = false;
+  p_.state.leader = 0;
+  p_.state.joined = false;
+  p_.link.name_of = [this](std::uint32_t id) { return port_of(id); };
+  p_.members.upsert(self_member(), convention_clock::now());
+  renew_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
+  retry_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
+  register_handlers();
+  p_.packages.on_loaded = [this](const package_entry& p) {
+    loading_.erase(p.id);
+    if (taking_over_ && loading_.empty()) settle();
+    if (p.signer.empty() || lease_ == 0) return;  // unsigned directories are not distributed
+    const json record{{"group", p.m.package}, {"version", p.m.version.text}, {"file", fs::path(p.source).filename().string()}};
+    client_->txn({etcd::compare::absent(key("packages/" + p.id))}, {etcd::operation::put(key("packages/" + p.id), record.dump())},
+                 {}, [](result<etcd::txn_result>) {});
+    client_->put(key("holders/" + p.id + "/" + base::hex32(ctx_.id)), "", lease_, [](result<std::int64_t>) {});
+  };
+  p_.packages.on_unloading = [this](const std::string& id) {
+    client_->erase(key("packages/" + id), "", [](result<std::int64_t>) {});
+    client_->erase(key("holders/" + id + "/"), etcd::prefix_end(key("holders/" + id + "/")), [](result<std::int64_t>) {});
+  };
+  return ok_v;
+}
+
+void etcd_convention::register_handlers() {
+  auto from_leader = [this](std::string_view command, peer_link::handler h) {
+    p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
+      if (from != p_.state.leader && from != ctx_.id) {
+        log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
+                                          ", which does not lead");
+        return;
+      }
+      h(from, b, blob);
+    });
+  };
+  auto host_side = [this, from_leader](std::string_view command, peer_link::handler h) {
+    // A package comes from whichever system has it; the rest from the leader.
+    if (command == cmd::peer::package || command == cmd::peer::fetch_failed) return p_.link.handle(command, std::move(h));
+    from_leader(command, std::move(h));
+  };
+  auto leader_side = [this](std::string_view command, peer_link::handler h) {
+    // Any system serves a fetch of a package it has; reports go to the leader.
+    if (command == cmd::peer::fetch) return p_.link.handle(command, std::move(h));
+    p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
+      if (!p_.state.leads) {
+        log_line(TROUPE_LOG_INFO, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
+                                          ": this system does not lead");
+        return;
+      }
+      h(from, b, blob);
+    });
+  };
+  register_shared(host_side, leader_side);
+}
+
+void etcd_convention::start() { grant(); }
+
+void etcd_convention::stop() {
+  renew_timer_->cancel();
+  retry_timer_->cancel();
+  watch_.reset();
+  if (p_.state.leads)  // the next leader need not wait for the lease to expire
+    client_->txn({etcd::compare::create_revision_is(key("leader"), leader_revision_)},
+                 {etcd::operation::erase(key("leader"))}, {}, [](result<etcd::txn_result>) {});
+  // The member key goes with the lease: its actors are placed elsewhere at once.
+  if (lease_ != 0) client_->revoke(lease_, [](result<ok_t>) {});
+}
+
+std::string etcd_convention::leader_unreachable() const {
+  if (p_.state.leader == 0 || p_.state.leader == ctx_.id)
+    return "no convention leader is elected (etcd at " + joined_endpoints(endpoints_) + ")";
+  return "the convention leader (system " + port_of(p_.state.leader) + ") is unreachable";
+}
+
+void etcd_convention::describe(json& status) const {
+  status["coordination"] = "etcd";
+  status["etcd"] = joined_endpoints(endpoints_);
+  status["leader"] = p_.state.leader != 0 ? json(port_of(p_.state.leader)) : json();
+  status["is_leader"] = p_.state.leads;
+  status["joined"] = joined();
+  status["fenced"] = fenced_;
+  status["peer"] = p_.link.endpoint();
+  status["key"] = p_.link.public_key();
+  const auto left = std::chrono::duration_cast<milliseconds>(valid_until_ - steady::now()).count();
+  status["lease"] = json{{"id", std::to_string(lease_)}, {"ttl_ms", ttl_.count() * 1000}, {"valid_for_ms", std::max<long>(0, left)}};
+}
+
+void etcd_convention::describe_systems(json& out) const {
+  out["mode"] = "etcd";
+  out["etcd"] = joined_endpoints(endpoints_);
+  out["leader"] = p_.state.leader != 0 ? json(port_of(p_.state.leader)) : json();
+  out["fenced"] = fenced_;
+  out["limits"] =
+      "etcd: a system that cannot renew its lease stops the convention's actors it hosts before the lease "
+      "expires, so no address has two live instances; while every etcd endpoint refuses connections nothing "
+      "is placed again and systems serve what they host";
+}
+
+std::optional<steady::time_point> etcd_convention::fence_deadline() const {
+  if (lease_ == 0) return std::nullopt;
+  return valid_until_ - milliseconds(ttl_) / 4;
+}
+
+// ---------------------------------------------------------------- the lease and fencing
+
+void etcd_convention::grant() {
+  if (ctx_.stopping) return;
+  const auto sent = steady::now();
+  client_->grant(ttl_.count(), [this, sent](result<etcd::lease> l) {
+    if (!l || l->id == 0) {
+      if (!store_down_logged_)
+        log_line(TROUPE_LOG_WARN, {}, "cannot register with etcd (" + (l ? std::string("no lease") : l.err().message) +
+                                          "); retrying");
+      store_down_logged_ = true;
+      retry_timer_->expires_after(retry_delay);
+      retry_timer_->async_wait([this](const boost::system::error_code& e) {
+        if (!e) grant();
+      });
+      return;
+    }
+    lease_ = l->id;
+    ttl_ = std::chrono::seconds(std::max<std::int64_t>(1, l->ttl));
+    fenced_ = false;
+    renewed(sent, l->ttl);
+    put_member();
+    read_all();
+    renew_timer_->expires_after(milliseconds(ttl_) / 3);
+    renew_timer_->async_wait([this](const boost::system::error_code& e) {
+      if (!e) renew();
+    });
+  });
+}
+
+void etcd_convention::renew() {
+  if (ctx_.stopping || lease_ == 0) return;
+  renew_timer_->expires_after(milliseconds(ttl_) / 3);
+  renew_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (!e) renew();
+  });
+  const auto sent = steady::now();
+  const auto lease = lease_;
+  client_->keep_alive(lease, [this, sent, lease](result<std::int64_t> ttl) {
+    if (lease != lease_) return;  // a renewal of a lease given up meanwhile
+    if (ttl && *ttl > 0) return renewed(sent, *ttl);
+    if (ttl) return fence("its lease expired");  // the store forgot it: re-placed elsewhere by now
+    check_fence();
+  });
+  check_fence();
+}
+
+void etcd_convention::renewed(steady::time_point sent, std::int64_t ttl) {
+  // etcd counts the TTL from when it took the renewal, which is after it was sent.
+  valid_until_ = sent + std::chrono::seconds(ttl);
+  store_down_logged_ = false;
+  if (on_deadline) on_deadline(*fence_deadline());
+}
+
+void etcd_convention::check_fence() {
+  if (lease_ == 0 || fenced_ || steady::now() < *fence_deadline()) return;
+  if (client_->all_refused()) {
+    // Every endpoint answers that nothing listens: the store is down for
+    // everyone, so no leader can place anything again meanwhile, and etcd
+    // renews every lease when it comes back. Serving on is safe.
+    if (!store_down_logged_)
+      log_line(TROUPE_LOG_WARN, {}, "every etcd endpoint refuses connections: the store is down; serving on, "
+                                    "nothing is placed again until it returns");
+    store_down_logged_ = true;
+    valid_until_ = steady::now() + ttl_;
+    if (on_deadline) on_deadline(*fence_deadline());
+    return;
+  }
+  fence("cannot renew its lease in time (etcd: " + client_->last_failures() + ")");
+}
+
+void etcd_convention::fence(const std::string& why) {
+  if (fenced_ && lease_ == 0) return;
+  fenced_ = true;
+  std::vector<address> mine;
+  for (const auto& [a, _] : hosted_) mine.push_back(a);
+  log_line(TROUPE_LOG_WARN, {}, "fenced: " + why + ": stopping the " + std::to_string(mine.size()) +
+                                    " actors the convention placed here");
+  // Stopped without a report: the leader places them again once the lease is gone.
+  stop_stale(mine);
+  if (on_deadline) on_deadline(steady::now());  // the workers drop them at once too
+  if (p_.state.leads) step_down("fenced");
+  p_.state.joined = false;
+  // Gone from the store now if it can be reached (the leader need not wait
+  // for the expiry), then registered again with a new lease.
+  const auto old = lease_;
+  lease_ = 0;
+  registered_ = false;
+  watch_.reset();
+  client_->revoke(old, [](result<ok_t>) {});
+  retry_timer_->expires_after(retry_delay);
+  retry_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (!e) grant();
+  });
+}
+
+// ---------------------------------------------------------------- what the store holds
+
+void etcd_convention::put_member() {
+  if (lease_ == 0) return;
+  json m = to_json(self_member());
+  m["lease"] = std::to_string(lease_);
+  client_->put(key("members/" + base::hex32(ctx_.id)), m.dump(), lease_, [this](result<std::int64_t> r) {
+    if (!r) log_line(TROUPE_LOG_WARN, {}, "cannot register with etcd: " + r.err().message);
+    else registered_ = true;
+  });
+}
+
+void etcd_convention::read_all() {
+  client_->range(prefix_, etcd::prefix_end(prefix_), [this](result<etcd::range_result> r) {
+    if (!r) {
+      retry_timer_->expires_after(retry_delay);
+      retry_timer_->async_wait([this](const boost::system::error_code& e) {
+        if (!e && lease_ != 0) read_all();
+      });
+      return;
+    }
+    // A fresh picture: what is not in the store any more is forgotten.
+    std::vector<std::uint32_t> others;
+    for (const auto* m : p_.members.all())
+      if (m->system_id != ctx_.id) others.push_back(m->system_id);
+    for (auto id : others) p_.members.remove(id);
+    if (!p_.state.leads) locations_.clear();
+    package_set_.clear();
+    holders_.clear();
+    const std::uint32_t old_leader = p_.state.leader;
+    p_.state.leader = 0;
+    for (const auto& kv : r->kvs) apply(etcd::event{false, kv});
+    if (p_.state.leader == 0) p_.state.leads = false;
+    watch_from(r->revision + 1);
+    if (p_.state.leader == 0) campaign();
+    else p_.state.joined = true;
+    (void)old_leader;
+  });
+}
+
+void etcd_convention::watch_from(std::int64_t revision) {
+  watch_ = client_->watch_prefix(
+      prefix_, revision,
+      [this](const std::vector<etcd::event>& events, std::int64_t) {
+        for (const auto& e : events) apply(e);
+      },
+      [this](const error& why) {
+        if (ctx_.stopping) return;
+        log_line(TROUPE_LOG_INFO, {}, "etcd watch ended (" + why.message + "); reading the store again");
+        retry_timer_->expires_after(retry_delay);
+        retry_timer_->async_wait([this](const boost::system::error_code& e) {
+          if (!e && lease_ != 0) read_all();
+        });
+      });
+}
+
+void etcd_convention::apply(const etcd::event& e) {
+  if (!e.kv.key.starts_with(prefix_)) return;
+  const std::string tail = e.kv.key.substr(prefix_.size());
+  try {
+    if (tail.starts_with("members/")) return member_changed(e, tail.substr(8));
+    if (tail.starts_with("actors/")) return actor_changed(e, tail.substr(7));
+    if (tail.starts_with("packages/") || tail.starts_with("holders/")) return package_changed(e, tail);
+    if (tail == "leader") {
+      if (e.deleted) {
+        p_.state.leader = 0;
+        if (p_.state.leads) step_down("its leadership key is gone");
+        if (!ctx_.stopping && lease_ != 0 && !fenced_) campaign();
+        return;
+      }
+      const std::uint32_t id = base::parse_hex32(e.kv.value);
+      p_.state.leader = id;
+      p_.state.joined = true;
+      if (id != ctx_.id && p_.state.leads) step_down("another system leads");
+      return;
+    }
+  } catch (const json::exception& ex) {
+    log_line(TROUPE_LOG_WARN, {}, "ignored a malformed etcd record " + e.kv.key + ": " + ex.what());
+  }
+}
+
+void etcd_convention::member_changed(const etcd::event& e, const std::string& id_text) {
+  const std::uint32_t id = base::parse_hex32(id_text);
+  if (id == 0) return;
+  if (e.deleted) {
+    if (id == ctx_.id) {
+      if (!ctx_.stopping && lease_ != 0) fence("its registration expired");
+      return;
+    }
+    const auto* m = p_.members.find(id);
+    if (m == nullptr || m->state == member_state::down) return;
+    p_.members.mark_down(id);
+    p_.link.prune_direct();
+    log_line(TROUPE_LOG_WARN, {}, "system " + port_of(id) + " lost its lease: " +
+                                      (p_.state.leads ? "placing its actors elsewhere" : "its actors are placed elsewhere"));
+    if (p_.state.leads && !taking_over_) system_lost(id, "lost its lease");
+    return;
+  }
+  auto m = member_from_json(json::parse(e.kv.value));
+  if (!m || m->system_id != id) return;
+  const auto* before = p_.members.find(id);
+  const bool fresh = before == nullptr || before->state == member_state::down;
+  const bool caps_changed = before != nullptr && before->caps != m->caps;
+  if (id == ctx_.id) {
+    if (caps_changed && p_.state.leads) {
+      check_fit(id);
+      place_pending();
+    }
+    return;
+  }
+  m->leader = false;
+  p_.members.upsert(std::move(*m), convention_clock::now());
+  if (fresh) log_line(TROUPE_LOG_INFO, {}, "system joined: " + port_of(id));
+  if (!p_.state.leads || taking_over_) return;
+  if (caps_changed) check_fit(id);
+  if (fresh || caps_changed) place_pending();
+}
+
+void etcd_convention::actor_changed(const etcd::event& e, const std::string& addr_text) {
+  const auto a = address::parse(addr_text);
+  if (!a || p_.state.leads) return;  // the leader's table is the one it writes
+  if (e.deleted) {
+    if (locations_.erase(*a) != 0) fail_held(*a, "no actor at " + a->to_string() + " (stopped)");
+    return;
+  }
+  const location l = location_from_json(json::parse(e.kv.value));
+  locations_[*a] = l;
+  // This system runs an older instance (it was cut off): stopped now.
+  if (auto h = hosted_.find(*a); h != hosted_.end() && (l.system != ctx_.id || (l.epoch != 0 && h->second != l.epoch)) &&
+                                 l.ph == location::phase::placed)
+    stop_stale({*a});
+  p_.calls.reroute(*a);
+  if (l.ph == location::phase::placed) release_held(*a);
+}
+
+void etcd_convention::package_changed(const etcd::event& e, const std::string& tail) {
+  if (tail.starts_with("packages/")) {
+    const std::string id = tail.substr(9);
+    if (e.deleted) {
+      package_set_.erase(id);
+      if (auto* p = p_.package_table.find(id); p != nullptr && p->phase == package_phase::loaded)
+        p_.packages.begin_unload(id, "unloaded from the convention");
+      return;
+    }
+    package_set_[id] = json::parse(e.kv.value);
+    if (p_.state.leads) load_packages();
+    return;
+  }
+  // holders/<id>/<system>
+  const std::string rest = tail.substr(8);
+  const auto slash = rest.find('/');
+  if (slash == std::string::npos) return;
+  const std::string id = rest.substr(0, slash);
+  const std::uint32_t system = base::parse_hex32(rest.substr(slash + 1));
+  if (system == 0) return;
+  if (e.deleted) holders_[id].erase(system);
+  else holders_[id].insert(system);
+}
+
+std::uint32_t etcd_convention::fetch_source(const std::string& package_id) const {
+  if (auto it = holders_.find(package_id); it != holders_.end())
+    for (auto system : it->second)
+      if (system != ctx_.id && !gone(system)) return system;
+  return p_.state.leader;
+}
+
+bool etcd_convention::package_gone(const std::string& package_id) const { return package_set_.count(package_id) == 0; }
+
+// ---------------------------------------------------------------- leadership
+
+void etcd_convention::campaign() {
+  if (lease_ == 0 || ctx_.stopping || fenced_) return;
+  const std::string k = key("leader");
+  client_->txn({etcd::compare::absent(k)}, {etcd::operation::put(k, base::hex32(ctx_.id), lease_)},
+               {etcd::operation::get(k)}, [this](result<etcd::txn_result> t) {
+                 if (!t) return;  // the watch or the next renewal tries again
+                 if (t->succeeded) return lead(t->revision);
+                 if (!t->ranges.empty() && !t->ranges[0].kvs.empty()) {
+                   p_.state.leader = base::parse_hex32(t->ranges[0].kvs[0].value);
+                   p_.state.joined = true;
+                 }
+               });
+}
+
+void etcd_convention::lead(std::int64_t revision) {
+  leader_revision_ = revision;
+  p_.state.leads = true;
+  p_.state.leader = ctx_.id;
+  p_.state.joined = true;
+  log_line(TROUPE_LOG_INFO, {}, "leads the convention (elected on etcd)");
+  take_over();
+}
+
+void etcd_convention::step_down(const std::string& why) {
+  if (!p_.state.leads) return;
+  log_line(TROUPE_LOG_WARN, {}, "no longer leads the convention: " + why);
+  p_.state.leads = false;
+  taking_over_ = false;
+  leader_revision_ = 0;
+  // What waited for this leader's decisions is answered by the next one.
+  for (auto& [a, waiters] : std::exchange(spawn_waiters_, {}))
+    for (auto& c : waiters) p_.port.answer_error(c, "the convention's leader changed before " + a.to_string() + " was placed", errc::unavailable);
+  read_all();
+}
+
+void etcd_convention::take_over() {
+  taking_over_ = true;
+  client_->range(key("actors/"), etcd::prefix_end(key("actors/")), [this](result<etcd::range_result> r) {
+    if (!p_.state.leads) return;
+    if (!r) return step_down("cannot read the placements: " + r.err().message);
+    locations_.clear();
+    for (const auto& kv : r->kvs) {
+      const auto a = address::parse(kv.key.substr(key("actors/").size()));
+      const json record = json::parse(kv.value, nullptr, false);
+      if (a && record.is_object()) locations_[*a] = location_from_json(record);
+    }
+    load_packages();
+    if (loading_.empty()) return settle();
+    // Bounded: a package that cannot be loaded here leaves its actors pending.
+    retry_timer_->expires_after(std::chrono::seconds(5));
+    retry_timer_->async_wait([this](const boost::system::error_code& e) {
+      if (!e && taking_over_) settle();
+    });
+  });
+}
+
+void etcd_convention::load_packages() {
+  for (const auto& [id, record] : package_set_) {
+    if (p_.package_table.find(id) != nullptr || loading_.count(id)) continue;
+    loading_.insert(id);
+    const fs::path mine = p_.packages.store().packages / record.value("file", std::string("?"));
+    std::error_code ec;
+    const auto hash = fs::exists(mine, ec) ? manifests::sha256_file_hex(mine) : result<std::string>(std::string());
+    if (hash && *hash == id) {
+      p_.packages.load_archive(mine, [this, id](const result<json>& r) {
+        if (!r) log_line(TROUPE_LOG_WARN, {}, "cannot load package " + id.substr(0, 12) + " of the convention: " + r.err().message);
+      });
+      continue;
+    }
+    auto& waiting = fetch_waiters_[id];
+    if (waiting.empty()) {
+      log_line(TROUPE_LOG_INFO, {}, "fetching package " + id.substr(0, 12) + " of the convention");
+      p_.link.send(fetch_source(id), cmd::peer::fetch, json{{"package_id", id}});
+    }
+  }
+}
+
+void etcd_convention::settle() {
+  if (!taking_over_) return;
+  taking_over_ = false;
+  // Creations the previous leader started are asked again (a host that has
+  // one already says created); actors on systems that are gone are placed
+  // again; pending ones are tried.
+  std::map<std::uint32_t, std::vector<address>> on_lost;
+  for (auto& [a, l] : locations_) {
+    if (l.ph == location::phase::pending) continue;
+    if (gone(l.system)) {
+      on_lost[l.system].push_back(a);
+      continue;
+    }
+    if (l.ph == location::phase::moving) {
+      const address addr = a;
+      send_create(l.system, a, l, [this, addr](bool sent) {
+        if (!sent) place(addr);
+      });
+    }
+  }
+  for (const auto& [system, _] : on_lost) system_lost(system, "lost its lease");
+  place_pending();
+  log_line(TROUPE_LOG_INFO, {}, "took over " + std::to_string(locations_.size()) + " placements");
+}
+
+void etcd_convention::write(std::vector<etcd::operation> ops, std::function<void(std::int64_t)> then) {
+  if (!p_.state.leads) return;
+  client_->txn({etcd::compare::create_revision_is(key("leader"), leader_revision_)}, std::move(ops), {},
+               [this, then = std::move(then)](result<etcd::txn_result> t) {
+                 if (!t) return step_down("cannot write to etcd: " + t.err().message);
+                 if (!t->succeeded) return step_down("another system leads");
+                 if (then) then(t->revision);
+               });
+}
+
+// ---------------------------------------------------------------- how the leader tells its decisions
+
+void etcd_convention::located(address a, const location& l) {
+  write({etcd::operation::put(key("actors/" + a.to_string()), location_json(a, l).dump())});
+}
+
+void etcd_convention::forgotten(address a) { write({etcd::operation::erase(key("actors/" + a.to_string()))}); }
+
+void etcd_convention::send_create(std::uint32_t to, address a, const location& l, std::function<void(bool)> then) {
+  const location& placed = l;
+  const json body{{"address", a.to_string()}, {"type", placed.type}, {"package_id", placed.package_id},
+                  {"name", placed.name}, {"fresh_worker", placed.fresh_worker}, {"moves", placed.moves},
+                  {"epoch", placed.epoch}};
+  // Recorded first: a leader that dies now leaves a placement its successor finishes.
+  write({etcd::operation::put(key("actors/" + a.to_string()), location_json(a, placed).dump())},
+        [this, to, body, then](std::int64_t) { then(p_.link.send(to, cmd::peer::create, body)); });
+}
+
+void etcd_convention::capabilities_changed() { put_member(); }
+
+}  // namespace troupe::supervisor

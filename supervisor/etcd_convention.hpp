@@ -1,0 +1,114 @@
+// supervisor/etcd_convention.hpp — a convention coordinated by etcd
+// (`troupe start --etcd URL[,URL...]`, docs/OPERATIONS.md §8.7,
+// docs/PROTOCOL.md §5.12). Every system registers itself under a lease
+// whose TTL is the member timeout; a lost lease is a lost member. The leader
+// is elected (a key created only if absent, under the winner's lease), and
+// only it places actors: it writes each placement to the store in a
+// transaction that holds only while it still leads, then asks the host to
+// create the actor with the placement's epoch (the store revision of that
+// write). Every system follows the store through one watch: members,
+// leader, placements and the package set. Nothing of this is on the path of
+// a message between actors.
+//
+// Fencing: a system that cannot renew its lease in time stops the actors
+// the convention placed on it before the lease can expire (its workers
+// enforce the same deadline on their own, should the system itself be
+// stopped); unless every etcd endpoint refuses connections, which means the
+// store is down for everyone and nothing can be placed again meanwhile.
+// Threading: the loop's thread only.
+#pragma once
+
+#include "etcd/client.hpp"
+#include "supervisor/placement_convention.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace troupe::supervisor {
+
+class etcd_convention final : public placement_convention {
+ public:
+  etcd_convention(system_context& ctx, parts p, std::vector<etcd::endpoint> endpoints)
+      : placement_convention(ctx, p), endpoints_(std::move(endpoints)) {}
+
+  status setup() override;
+  void start() override;
+  void stop() override;
+  void describe(json& status) const override;
+  [[nodiscard]] std::string leader_unreachable() const override;
+  /// The deadline by which the actors the convention placed here must have
+  /// stopped unless the lease is renewed (none while it need not fence).
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> fence_deadline() const;
+  /// Told each time the fence deadline moves (the workers' copies follow it).
+  std::function<void(std::chrono::steady_clock::time_point)> on_deadline;
+
+ private:
+  void located(address a, const location& l) override;
+  void forgotten(address a) override;
+  void send_create(std::uint32_t to, address a, const location& l, std::function<void(bool)> then) override;
+  void capabilities_changed() override;
+  /// Epochs grow with leaderships and placements: the revision that made
+  /// this system leader in the high bits, a count of its placements below.
+  std::uint64_t next_epoch() override {
+    return (static_cast<std::uint64_t>(leader_revision_) << 20) | (++placements_ & 0xfffff);
+  }
+  void describe_systems(json& out) const override;
+  [[nodiscard]] std::uint32_t fetch_source(const std::string& package_id) const override;
+  [[nodiscard]] bool package_gone(const std::string& package_id) const override;
+
+  [[nodiscard]] std::string key(const std::string& tail) const { return prefix_ + tail; }
+  void register_handlers();
+
+  // The lease and fencing.
+  void grant();
+  void renew();
+  void renewed(std::chrono::steady_clock::time_point sent, std::int64_t ttl);
+  void check_fence();
+  void fence(const std::string& why);
+  // Registration and what the store holds.
+  void put_member();
+  void read_all();
+  void watch_from(std::int64_t revision);
+  void apply(const etcd::event& e);
+  void member_changed(const etcd::event& e, const std::string& id_text);
+  void actor_changed(const etcd::event& e, const std::string& addr_text);
+  void package_changed(const etcd::event& e, const std::string& tail);
+  // Leadership.
+  void campaign();
+  void lead(std::int64_t revision);
+  void step_down(const std::string& why);
+  /// A new leader: loads the convention's packages, then settles what the
+  /// previous one left (actors on lost systems, creations under way).
+  void take_over();
+  void settle();
+  /// Writes ops if this system still leads; a lost leadership steps down.
+  void write(std::vector<etcd::operation> ops, std::function<void(std::int64_t revision)> then = {});
+  /// Loads the packages of the convention that this leader lacks.
+  void load_packages();
+
+  std::vector<etcd::endpoint> endpoints_;
+  std::unique_ptr<etcd::client> client_;
+  std::string prefix_;
+  std::unique_ptr<etcd::client::watch> watch_;
+  std::unique_ptr<boost::asio::steady_timer> renew_timer_;
+  std::unique_ptr<boost::asio::steady_timer> retry_timer_;
+  std::int64_t lease_ = 0;
+  std::chrono::seconds ttl_{1};
+  std::chrono::steady_clock::time_point valid_until_{};  // the lease holds at least until then
+  bool registered_ = false;
+  bool fenced_ = false;
+  bool store_down_logged_ = false;
+  std::int64_t leader_revision_ = 0;  // the leader key's create revision, while this system leads
+  bool taking_over_ = false;
+  std::uint64_t placements_ = 0;
+  std::map<std::string, json> package_set_;                   // id -> record
+  std::map<std::string, std::set<std::uint32_t>> holders_;     // id -> systems that have it
+  std::set<std::string> loading_;                              // packages this leader is loading
+};
+
+}  // namespace troupe::supervisor
