@@ -20,7 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -100,6 +103,16 @@ class convention {
   virtual void running_here(address a) = 0;
   virtual void failed_here(address a, const std::string& reason) = 0;
   virtual void gone_here(address a, bool failed, const std::string& reason) = 0;
+
+  /// When the convention fences (etcd): the deadline by which the actors it
+  /// placed here must be gone unless the system renews its lease. None for
+  /// the built-in leader, which cannot fence.
+  [[nodiscard]] virtual std::optional<std::chrono::steady_clock::time_point> fence_deadline() const {
+    return std::nullopt;
+  }
+
+  /// Told each time the fence deadline moves (the workers keep a copy).
+  std::function<void(std::chrono::steady_clock::time_point)> on_fence_deadline;
 
   /// Whether this system runs a for the convention (placed here).
   virtual bool hosts(address a) const = 0;

@@ -47,14 +47,16 @@ status etcd_convention::setup() {
     loading_.erase(p.id);
     if (taking_over_ && loading_.empty()) settle();
     if (p.signer.empty() || lease_ == 0) return;  // unsigned directories are not distributed
-    const json record{{"group", p.m.package}, {"version", p.m.version.text}, {"file", fs::path(p.source).filename().string()}};
-    client_->txn({etcd::compare::absent(key("packages/" + p.id))}, {etcd::operation::put(key("packages/" + p.id), record.dump())},
-                 {}, [](result<etcd::txn_result>) {});
+    const json record{
+        {"group", p.m.package}, {"version", p.m.version.text}, {"file", fs::path(p.source).filename().string()}};
+    client_->txn({etcd::compare::absent(key("packages/" + p.id))},
+                 {etcd::operation::put(key("packages/" + p.id), record.dump())}, {}, [](result<etcd::txn_result>) {});
     client_->put(key("holders/" + p.id + "/" + base::hex32(ctx_.id)), "", lease_, [](result<std::int64_t>) {});
   };
   p_.packages.on_unloading = [this](const std::string& id) {
     client_->erase(key("packages/" + id), "", [](result<std::int64_t>) {});
-    client_->erase(key("holders/" + id + "/"), etcd::prefix_end(key("holders/" + id + "/")), [](result<std::int64_t>) {});
+    client_->erase(key("holders/" + id + "/"), etcd::prefix_end(key("holders/" + id + "/")),
+                   [](result<std::int64_t>) {});
   };
   return ok_v;
 }
@@ -63,8 +65,8 @@ void etcd_convention::register_handlers() {
   auto from_leader = [this](std::string_view command, peer_link::handler h) {
     p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
       if (from != p_.state.leader && from != ctx_.id) {
-        log_line(TROUPE_LOG_WARN, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
-                                          ", which does not lead");
+        log_line(TROUPE_LOG_WARN, {},
+                 "dropped '" + std::string(command) + "' from system " + port_of(from) + ", which does not lead");
         return;
       }
       h(from, b, blob);
@@ -72,7 +74,8 @@ void etcd_convention::register_handlers() {
   };
   auto host_side = [this, from_leader](std::string_view command, peer_link::handler h) {
     // A package comes from whichever system has it; the rest from the leader.
-    if (command == cmd::peer::package || command == cmd::peer::fetch_failed) return p_.link.handle(command, std::move(h));
+    if (command == cmd::peer::package || command == cmd::peer::fetch_failed)
+      return p_.link.handle(command, std::move(h));
     from_leader(command, std::move(h));
   };
   auto leader_side = [this](std::string_view command, peer_link::handler h) {
@@ -80,8 +83,8 @@ void etcd_convention::register_handlers() {
     if (command == cmd::peer::fetch) return p_.link.handle(command, std::move(h));
     p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
       if (!p_.state.leads) {
-        log_line(TROUPE_LOG_INFO, {}, "dropped '" + std::string(command) + "' from system " + port_of(from) +
-                                          ": this system does not lead");
+        log_line(TROUPE_LOG_INFO, {},
+                 "dropped '" + std::string(command) + "' from system " + port_of(from) + ": this system does not lead");
         return;
       }
       h(from, b, blob);
@@ -112,20 +115,27 @@ std::string etcd_convention::leader_unreachable() const {
 void etcd_convention::describe(json& status) const {
   status["coordination"] = "etcd";
   status["etcd"] = joined_endpoints(endpoints_);
-  status["leader"] = p_.state.leader != 0 ? json(port_of(p_.state.leader)) : json();
+  status["leader"] = leader_where();
   status["is_leader"] = p_.state.leads;
   status["joined"] = joined();
   status["fenced"] = fenced_;
   status["peer"] = p_.link.endpoint();
   status["key"] = p_.link.public_key();
   const auto left = std::chrono::duration_cast<milliseconds>(valid_until_ - steady::now()).count();
-  status["lease"] = json{{"id", std::to_string(lease_)}, {"ttl_ms", ttl_.count() * 1000}, {"valid_for_ms", std::max<long>(0, left)}};
+  status["lease"] =
+      json{{"id", std::to_string(lease_)}, {"ttl_ms", ttl_.count() * 1000}, {"valid_for_ms", std::max<long>(0, left)}};
+}
+
+json etcd_convention::leader_where() const {
+  const auto* m = p_.members.find(p_.state.leader);
+  if (p_.state.leader == 0 || m == nullptr) return json();
+  return m->host + ":" + std::to_string(m->port);
 }
 
 void etcd_convention::describe_systems(json& out) const {
   out["mode"] = "etcd";
   out["etcd"] = joined_endpoints(endpoints_);
-  out["leader"] = p_.state.leader != 0 ? json(port_of(p_.state.leader)) : json();
+  out["leader"] = leader_where();
   out["fenced"] = fenced_;
   out["limits"] =
       "etcd: a system that cannot renew its lease stops the convention's actors it hosts before the lease "
@@ -146,8 +156,8 @@ void etcd_convention::grant() {
   client_->grant(ttl_.count(), [this, sent](result<etcd::lease> l) {
     if (!l || l->id == 0) {
       if (!store_down_logged_)
-        log_line(TROUPE_LOG_WARN, {}, "cannot register with etcd (" + (l ? std::string("no lease") : l.err().message) +
-                                          "); retrying");
+        log_line(TROUPE_LOG_WARN, {},
+                 "cannot register with etcd (" + (l ? std::string("no lease") : l.err().message) + "); retrying");
       store_down_logged_ = true;
       retry_timer_->expires_after(retry_delay);
       retry_timer_->async_wait([this](const boost::system::error_code& e) {
@@ -189,7 +199,7 @@ void etcd_convention::renewed(steady::time_point sent, std::int64_t ttl) {
   // etcd counts the TTL from when it took the renewal, which is after it was sent.
   valid_until_ = sent + std::chrono::seconds(ttl);
   store_down_logged_ = false;
-  if (on_deadline) on_deadline(*fence_deadline());
+  if (on_fence_deadline) on_fence_deadline(*fence_deadline());
 }
 
 void etcd_convention::check_fence() {
@@ -199,11 +209,12 @@ void etcd_convention::check_fence() {
     // everyone, so no leader can place anything again meanwhile, and etcd
     // renews every lease when it comes back. Serving on is safe.
     if (!store_down_logged_)
-      log_line(TROUPE_LOG_WARN, {}, "every etcd endpoint refuses connections: the store is down; serving on, "
-                                    "nothing is placed again until it returns");
+      log_line(TROUPE_LOG_WARN, {},
+               "every etcd endpoint refuses connections: the store is down; serving on, "
+               "nothing is placed again until it returns");
     store_down_logged_ = true;
     valid_until_ = steady::now() + ttl_;
-    if (on_deadline) on_deadline(*fence_deadline());
+    if (on_fence_deadline) on_fence_deadline(*fence_deadline());
     return;
   }
   fence("cannot renew its lease in time (etcd: " + client_->last_failures() + ")");
@@ -214,11 +225,11 @@ void etcd_convention::fence(const std::string& why) {
   fenced_ = true;
   std::vector<address> mine;
   for (const auto& [a, _] : hosted_) mine.push_back(a);
-  log_line(TROUPE_LOG_WARN, {}, "fenced: " + why + ": stopping the " + std::to_string(mine.size()) +
-                                    " actors the convention placed here");
+  log_line(TROUPE_LOG_WARN, {},
+           "fenced: " + why + ": stopping the " + std::to_string(mine.size()) + " actors the convention placed here");
   // Stopped without a report: the leader places them again once the lease is gone.
   stop_stale(mine);
-  if (on_deadline) on_deadline(steady::now());  // the workers drop them at once too
+  if (on_fence_deadline) on_fence_deadline(steady::now());  // the workers drop them at once too
   if (p_.state.leads) step_down("fenced");
   p_.state.joined = false;
   // Gone from the store now if it can be reached (the leader need not wait
@@ -241,8 +252,10 @@ void etcd_convention::put_member() {
   json m = to_json(self_member());
   m["lease"] = std::to_string(lease_);
   client_->put(key("members/" + base::hex32(ctx_.id)), m.dump(), lease_, [this](result<std::int64_t> r) {
-    if (!r) log_line(TROUPE_LOG_WARN, {}, "cannot register with etcd: " + r.err().message);
-    else registered_ = true;
+    if (!r)
+      log_line(TROUPE_LOG_WARN, {}, "cannot register with etcd: " + r.err().message);
+    else
+      registered_ = true;
   });
 }
 
@@ -268,8 +281,10 @@ void etcd_convention::read_all() {
     for (const auto& kv : r->kvs) apply(etcd::event{false, kv});
     if (p_.state.leader == 0) p_.state.leads = false;
     watch_from(r->revision + 1);
-    if (p_.state.leader == 0) campaign();
-    else p_.state.joined = true;
+    if (p_.state.leader == 0)
+      campaign();
+    else
+      p_.state.joined = true;
     (void)old_leader;
   });
 }
@@ -327,13 +342,23 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
     if (m == nullptr || m->state == member_state::down) return;
     p_.members.mark_down(id);
     p_.link.prune_direct();
-    log_line(TROUPE_LOG_WARN, {}, "system " + port_of(id) + " lost its lease: " +
-                                      (p_.state.leads ? "placing its actors elsewhere" : "its actors are placed elsewhere"));
+    log_line(TROUPE_LOG_WARN, {},
+             "system " + port_of(id) + " lost its lease: " +
+                 (p_.state.leads ? "placing its actors elsewhere" : "its actors are placed elsewhere"));
     if (p_.state.leads && !taking_over_) system_lost(id, "lost its lease");
     return;
   }
   auto m = member_from_json(json::parse(e.kv.value));
   if (!m || m->system_id != id) return;
+  // A system this one does not trust is no member of its convention: no
+  // link to it would be admitted, nothing is placed on it.
+  if (id != ctx_.id && ipc::read_trusted(p_.link.trusted_dir()).find(m->public_key) == nullptr) {
+    if (untrusted_.insert(id).second)
+      log_line(TROUPE_LOG_WARN, {},
+               "system " + m->host + ":" + std::to_string(m->port) + " registered on etcd with key " + m->public_key +
+                   ", which is not in " + p_.link.trusted_dir().string() + ": not a member here");
+    return;
+  }
   const auto* before = p_.members.find(id);
   const bool fresh = before == nullptr || before->state == member_state::down;
   const bool caps_changed = before != nullptr && before->caps != m->caps;
@@ -345,6 +370,13 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
     return;
   }
   m->leader = false;
+  // A system started again on the same address has a new id: its old entry,
+  // down, would otherwise linger (and `move --to PORT` could pick it).
+  std::vector<std::uint32_t> replaced;
+  for (const auto* old : p_.members.all())
+    if (old->system_id != id && old->host == m->host && old->port == m->port && old->state == member_state::down)
+      replaced.push_back(old->system_id);
+  for (auto old : replaced) p_.members.remove(old);
   p_.members.upsert(std::move(*m), convention_clock::now());
   if (fresh) log_line(TROUPE_LOG_INFO, {}, "system joined: " + port_of(id));
   if (!p_.state.leads || taking_over_) return;
@@ -362,7 +394,8 @@ void etcd_convention::actor_changed(const etcd::event& e, const std::string& add
   const location l = location_from_json(json::parse(e.kv.value));
   locations_[*a] = l;
   // This system runs an older instance (it was cut off): stopped now.
-  if (auto h = hosted_.find(*a); h != hosted_.end() && (l.system != ctx_.id || (l.epoch != 0 && h->second != l.epoch)) &&
+  if (auto h = hosted_.find(*a); h != hosted_.end() &&
+                                 (l.system != ctx_.id || (l.epoch != 0 && h->second != l.epoch)) &&
                                  l.ph == location::phase::placed)
     stop_stale({*a});
   p_.calls.reroute(*a);
@@ -389,8 +422,10 @@ void etcd_convention::package_changed(const etcd::event& e, const std::string& t
   const std::string id = rest.substr(0, slash);
   const std::uint32_t system = base::parse_hex32(rest.substr(slash + 1));
   if (system == 0) return;
-  if (e.deleted) holders_[id].erase(system);
-  else holders_[id].insert(system);
+  if (e.deleted)
+    holders_[id].erase(system);
+  else
+    holders_[id].insert(system);
 }
 
 std::uint32_t etcd_convention::fetch_source(const std::string& package_id) const {
@@ -435,7 +470,9 @@ void etcd_convention::step_down(const std::string& why) {
   leader_revision_ = 0;
   // What waited for this leader's decisions is answered by the next one.
   for (auto& [a, waiters] : std::exchange(spawn_waiters_, {}))
-    for (auto& c : waiters) p_.port.answer_error(c, "the convention's leader changed before " + a.to_string() + " was placed", errc::unavailable);
+    for (auto& c : waiters)
+      p_.port.answer_error(c, "the convention's leader changed before " + a.to_string() + " was placed",
+                           errc::unavailable);
   read_all();
 }
 
@@ -469,7 +506,9 @@ void etcd_convention::load_packages() {
     const auto hash = fs::exists(mine, ec) ? manifests::sha256_file_hex(mine) : result<std::string>(std::string());
     if (hash && *hash == id) {
       p_.packages.load_archive(mine, [this, id](const result<json>& r) {
-        if (!r) log_line(TROUPE_LOG_WARN, {}, "cannot load package " + id.substr(0, 12) + " of the convention: " + r.err().message);
+        if (!r)
+          log_line(TROUPE_LOG_WARN, {},
+                   "cannot load package " + id.substr(0, 12) + " of the convention: " + r.err().message);
       });
       continue;
     }
@@ -526,14 +565,23 @@ void etcd_convention::forgotten(address a) { write({etcd::operation::erase(key("
 
 void etcd_convention::send_create(std::uint32_t to, address a, const location& l, std::function<void(bool)> then) {
   const location& placed = l;
-  const json body{{"address", a.to_string()}, {"type", placed.type}, {"package_id", placed.package_id},
-                  {"name", placed.name}, {"fresh_worker", placed.fresh_worker}, {"moves", placed.moves},
+  const json body{{"address", a.to_string()},
+                  {"type", placed.type},
+                  {"package_id", placed.package_id},
+                  {"name", placed.name},
+                  {"fresh_worker", placed.fresh_worker},
+                  {"moves", placed.moves},
                   {"epoch", placed.epoch}};
   // Recorded first: a leader that dies now leaves a placement its successor finishes.
   write({etcd::operation::put(key("actors/" + a.to_string()), location_json(a, placed).dump())},
         [this, to, body, then](std::int64_t) { then(p_.link.send(to, cmd::peer::create, body)); });
 }
 
-void etcd_convention::capabilities_changed() { put_member(); }
+void etcd_convention::capabilities_changed() {
+  put_member();
+  if (!p_.state.leads) return;  // the leader sees the record change
+  check_fit(ctx_.id);
+  place_pending();
+}
 
 }  // namespace troupe::supervisor

@@ -43,9 +43,7 @@ class etcd_convention final : public placement_convention {
   [[nodiscard]] std::string leader_unreachable() const override;
   /// The deadline by which the actors the convention placed here must have
   /// stopped unless the lease is renewed (none while it need not fence).
-  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> fence_deadline() const;
-  /// Told each time the fence deadline moves (the workers' copies follow it).
-  std::function<void(std::chrono::steady_clock::time_point)> on_deadline;
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> fence_deadline() const override;
 
  private:
   void located(address a, const location& l) override;
@@ -62,6 +60,8 @@ class etcd_convention final : public placement_convention {
   [[nodiscard]] bool package_gone(const std::string& package_id) const override;
 
   [[nodiscard]] std::string key(const std::string& tail) const { return prefix_ + tail; }
+  /// "HOST:PORT" of the elected leader, or null.
+  [[nodiscard]] json leader_where() const;
   void register_handlers();
 
   // The lease and fencing.
@@ -106,9 +106,10 @@ class etcd_convention final : public placement_convention {
   std::int64_t leader_revision_ = 0;  // the leader key's create revision, while this system leads
   bool taking_over_ = false;
   std::uint64_t placements_ = 0;
-  std::map<std::string, json> package_set_;                   // id -> record
-  std::map<std::string, std::set<std::uint32_t>> holders_;     // id -> systems that have it
-  std::set<std::string> loading_;                              // packages this leader is loading
+  std::map<std::string, json> package_set_;                 // id -> record
+  std::map<std::string, std::set<std::uint32_t>> holders_;  // id -> systems that have it
+  std::set<std::string> loading_;                           // packages this leader is loading
+  std::set<std::uint32_t> untrusted_;                       // registered systems whose key is not trusted (logged once)
 };
 
 }  // namespace troupe::supervisor

@@ -137,13 +137,15 @@ bool peer_link::send(std::uint32_t to, std::string_view command, json body, cons
     return true;
   }
   if (state_.direct) {
-    auto* link = direct_link(to);
-    return link != nullptr && ipc::send_control(*link, "", command, body, blob);
+    if (auto* link = direct_link(to)) return link->send_control("", command, body, blob);
+    // Not (yet) a member this system knows: back over the connection it made
+    // to this system's ROUTER, if it made one.
+    return router_->send_control("s" + base::hex32(to), command, body, blob);
   }
   if (state_.leads) return router_->send_control("s" + base::hex32(to), command, body, blob);
   // To another member: straight there when the link is up, else through the leader.
   if (to != state_.leader)
-    if (auto* link = direct_link(to); link != nullptr && ipc::send_control(*link, "", command, body, blob)) return true;
+    if (auto* link = direct_link(to); link != nullptr && link->send_control("", command, body, blob)) return true;
   if (uplink_ && state_.joined) return uplink_->send_control("", command, body, blob);
   return false;
 }
@@ -152,8 +154,8 @@ bool peer_link::send_uplink(std::string_view command, const json& body) {
   return uplink_ && uplink_->send_control("", command, body);
 }
 
-zmq::socket_t* peer_link::direct_link(std::uint32_t to) {
-  if (auto it = direct_.find(to); it != direct_.end()) return &it->second;
+ipc::watched_socket* peer_link::direct_link(std::uint32_t to) {
+  if (auto it = direct_.find(to); it != direct_.end()) return it->second.get();
   const auto* m = members_.find(to);
   if (m == nullptr || m->state != member_state::up || (m->leader && !state_.direct) || m->peer_endpoint.ends_with(":0"))
     return nullptr;
@@ -167,11 +169,26 @@ zmq::socket_t* peer_link::direct_link(std::uint32_t to) {
     // instead. With direct links only, it waits for the connection.
     if (!state_.direct) s.set(zmq::sockopt::immediate, 1);
     s.connect(m->peer_endpoint);
-    return &direct_.emplace(to, std::move(s)).first->second;
+    auto link = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(s), [this, to] { on_direct(to); });
+    link->start();
+    return direct_.emplace(to, std::move(link)).first->second.get();
   } catch (const zmq::error_t& e) {
     log_line(TROUPE_LOG_WARN, {}, "no direct link to system " + name(to) + ": " + e.what());
     return nullptr;
   }
+}
+
+void peer_link::on_direct(std::uint32_t to) {
+  auto it = direct_.find(to);
+  if (it == direct_.end()) return;
+  auto parts = it->second->receive();
+  if (parts.empty()) return;
+  auto m = ipc::decode_control(parts, 0, ctx_.opts.max_json_depth, /*with_blob=*/true);
+  if (!m) {
+    log_line(TROUPE_LOG_WARN, {}, "dropped malformed message from system " + name(to) + ": " + m.err().message);
+    return;
+  }
+  dispatch(to, *m);
 }
 
 void peer_link::prune_direct() {

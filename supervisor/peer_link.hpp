@@ -81,7 +81,9 @@ class peer_link {
   void on_uplink();
   /// A decoded message: runs its handler; a malformed field drops it, not the system.
   void dispatch(std::uint32_t from, const ipc::control_message& m);
-  zmq::socket_t* direct_link(std::uint32_t to);
+  /// The direct link to member `to` (made on first use), or nullptr.
+  ipc::watched_socket* direct_link(std::uint32_t to);
+  void on_direct(std::uint32_t to);
   [[nodiscard]] std::string name(std::uint32_t id) const;
 
   system_context& ctx_;
@@ -92,8 +94,11 @@ class peer_link {
   std::unique_ptr<ipc::socket_watcher> zap_watch_;
   std::unique_ptr<ipc::watched_socket> router_;  // every system: CurveZMQ server
   std::string endpoint_;
-  std::unique_ptr<ipc::watched_socket> uplink_;    // a member: CurveZMQ client of the leader's router
-  std::map<std::uint32_t, zmq::socket_t> direct_;  // a member: links to other members, send only
+  std::unique_ptr<ipc::watched_socket> uplink_;  // a member: CurveZMQ client of the leader's router
+  // Links to other members. Also read: with direct links only, a system
+  // that does not know the sender yet answers over the connection it came
+  // on (its ROUTER), which arrives here.
+  std::map<std::uint32_t, std::unique_ptr<ipc::watched_socket>> direct_;
   std::unordered_map<std::string, handler> handlers_;
 };
 

@@ -446,12 +446,14 @@ void placement_convention::create_requested(const json& b) {
     if (old->state != actor_state::failed) return fail("an actor already runs at " + a->to_string() + " here");
     p_.dir.remove(*a);
   }
+  hosted_[*a] = epoch;  // before: its creation says it is the convention's
   if (auto s = p_.actors.place(*a, type, b.value("package_id", std::string()), b.value("name", std::string()), {},
                                b.value("fresh_worker", false));
-      !s)
+      !s) {
+    hosted_.erase(*a);
     return fail(s.err().message);
+  }
   if (auto* rec = p_.dir.find(*a)) rec->restarts = b.value("moves", 0u);
-  hosted_[*a] = epoch;
   creating_.insert(*a);
 }
 
@@ -497,6 +499,9 @@ void placement_convention::report_gone(address a, bool failed, const std::string
   if (h == hosted_.end()) return;
   const auto epoch = h->second;
   hosted_.erase(h);
+  // A system that stops takes its actors out of service, not out of the
+  // convention: they are placed elsewhere (or wait), never forgotten.
+  if (ctx_.stopping) return;
   auto it = locations_.find(a);
   const bool moving = it != locations_.end() && it->second.ph == location::phase::moving;
   // Moving on: a failed record left here would answer for the new copy.

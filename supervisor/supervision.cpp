@@ -128,15 +128,22 @@ json supervision::create_body(const actor_record& rec, const package_entry& pkg)
   const base::restart_spec policy = spec ? spec->restart : base::restart_spec{};
   json recent = json::array();
   for (auto age : rec.history.ages(base::restart_clock::now())) recent.push_back(age.count());
-  return json{{"address", rec.addr.value()},
-              {"type", rec.type},
-              {"restarts", rec.restarts},
-              {"restart",
-               {{"policy", base::to_string(policy.policy)},
-                {"max_restarts", policy.max_restarts},
-                {"within_ms", policy.within.count()},
-                {"recent_ms", recent}}},
-              {"max_handle_time_ms", spec ? spec->max_handle_time.count() : 0}};
+  json body{{"address", rec.addr.value()},
+            {"type", rec.type},
+            {"restarts", rec.restarts},
+            {"restart",
+             {{"policy", base::to_string(policy.policy)},
+              {"max_restarts", policy.max_restarts},
+              {"within_ms", policy.within.count()},
+              {"recent_ms", recent}}},
+            {"max_handle_time_ms", spec ? spec->max_handle_time.count() : 0}};
+  // An actor of a convention that fences is gone at the deadline unless its
+  // system renews its lease (the worker enforces it on its own too).
+  if (const auto deadline = convention_->fence_deadline(); deadline && convention_->hosts(rec.addr)) {
+    body["fenced"] = true;
+    body["fence_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(deadline->time_since_epoch()).count();
+  }
+  return body;
 }
 
 void supervision::send_exit(actor_record& rec, const std::string& reason) {

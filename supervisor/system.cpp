@@ -171,6 +171,10 @@ void system::wire() {
   };
   gateway_.relay = [this](const ipc::record_view& r) { relay_.relay(r); };
   pool_.on_drained = [this] { finish_shutdown(); };
+  convention_->on_fence_deadline = [this](std::chrono::steady_clock::time_point deadline) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.time_since_epoch()).count();
+    pool_.send_ready(cmd::supervisor::fence, json{{"until_ms", ms}});
+  };
 
   // What waits for an actor goes when it runs, in this order: client
   // messages, records from other systems, the convention's report, and an

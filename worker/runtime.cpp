@@ -244,6 +244,7 @@ void runtime::handle_control(const ipc::control_message& m) {
       {cmd::supervisor::forget_route, &runtime::on_forget_route},
       {cmd::supervisor::forget_name, &runtime::on_forget_name},
       {cmd::supervisor::shutdown, &runtime::on_shutdown},
+      {cmd::supervisor::fence, &runtime::on_fence},
   };
   auto it = table.find(m.command);
   if (it == table.end()) {
@@ -272,6 +273,37 @@ void runtime::on_forget_route(const json& b) { routes_.erase(address(b.value("ad
 
 void runtime::on_forget_name(const json& b) {
   names_.erase(b.value("name", std::string()));  // it moved to another actor
+}
+
+void runtime::on_fence(const json& b) { fence_at(b.value("until_ms", std::numeric_limits<std::int64_t>::max())); }
+
+namespace {
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void runtime::fence_at(std::int64_t until_ms) {
+  fence_until_ms_.store(until_ms);
+  if (fenced_actors_.load() == 0) return;
+  if (steady_ms() >= until_ms) return fence_now();
+  if (!fence_timer_) fence_timer_ = std::make_unique<asio::steady_timer>(io_);
+  fence_timer_->expires_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(until_ms)));
+  fence_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (!e && steady_ms() >= fence_until_ms_.load()) fence_now();
+  });
+}
+
+void runtime::fence_now() {
+  std::vector<address> fenced;
+  for (const auto& [a, slot] : actors_)
+    if (slot.fenced) fenced.push_back(a);
+  if (fenced.empty()) return;
+  log_line(TROUPE_LOG_WARN, {},
+           "fenced: stopping " + std::to_string(fenced.size()) +
+               " actors of the convention (their system could not renew its lease in time)");
+  for (address a : fenced) finish_exit(a, "fenced: its system could not renew its lease in time");
 }
 
 void runtime::on_shutdown(const json& b) {
@@ -338,7 +370,17 @@ void runtime::create_actor(const json& b) {
     slot.rule.history = base::restart_history(ages, base::restart_clock::now());
   }
   slot.max_handle_ms = b.value("max_handle_time_ms", 0u);
-  if (slot.max_handle_ms != 0) start_watchdog();
+  slot.fenced = b.value("fenced", false);
+  if (slot.fenced) {
+    // Too late already: it is not created at all.
+    if (b.contains("fence_ms") && steady_ms() >= b["fence_ms"].get<std::int64_t>()) {
+      actors_.erase(it);
+      return refuse("fenced: its system could not renew its lease in time");
+    }
+    ++fenced_actors_;
+    if (b.contains("fence_ms")) fence_at(b["fence_ms"].get<std::int64_t>());
+  }
+  if (slot.max_handle_ms != 0 || slot.fenced) start_watchdog();
   troupe_context ctx{this, &slot, TROUPE_MSG_TELL, {}, 0, false};
   troupe_error err{};
   slot.state = type->create(&ctx, &err);
@@ -385,6 +427,7 @@ void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {
 void runtime::finish_exit(address a, std::string_view reason, bool failed) {
   auto it = actors_.find(a);
   if (it == actors_.end()) return;
+  if (it->second.fenced) --fenced_actors_;
   it->second.type->destroy(it->second.state);
   actors_.erase(it);
   for (auto t = timers_.begin(); t != timers_.end();) {
@@ -430,7 +473,8 @@ void runtime::start_watchdog() {
   std::uint32_t shortest = 0;
   for (const auto& [_, slot] : actors_)
     if (slot.max_handle_ms != 0 && (shortest == 0 || slot.max_handle_ms < shortest)) shortest = slot.max_handle_ms;
-  const std::uint32_t tick = std::max<std::uint32_t>(1, shortest / 4);
+  // No max_handle_time: the watchdog only sleeps until the fence deadline.
+  const std::uint32_t tick = shortest == 0 ? 1000 : std::max<std::uint32_t>(1, shortest / 4);
   if (watchdog_tick_ms_.load() == 0 || tick < watchdog_tick_ms_.load()) watchdog_tick_ms_.store(tick);
   if (watchdog_.joinable() || !marker_.is_open()) return;
   watchdog_ = std::thread([this] {
@@ -439,9 +483,18 @@ void runtime::start_watchdog() {
     auto since = std::chrono::steady_clock::now();
     std::unique_lock lock(watchdog_mutex_);
     while (!watchdog_stop_) {
-      watchdog_wake_.wait_for(lock, std::chrono::milliseconds(watchdog_tick_ms_.load()));
+      // Wakes at its tick, or just past the fence deadline when that is sooner:
+      // a deadline is kept within 30 ms even when a handler holds the loop.
+      auto wait = std::chrono::milliseconds(watchdog_tick_ms_.load());
+      if (fenced_actors_.load() > 0)
+        wait = std::clamp(std::chrono::milliseconds(fence_until_ms_.load() - steady_ms() + 30),
+                          std::chrono::milliseconds(1), wait);
+      watchdog_wake_.wait_for(lock, wait);
       const std::uint64_t gen = page->generation.load(std::memory_order_acquire);
       const auto now = std::chrono::steady_clock::now();
+      // Past the fence deadline with fenced actors alive: the loop is held
+      // (a long handler) and cannot stop them; the process goes instead.
+      if (fenced_actors_.load() > 0 && steady_ms() > fence_until_ms_.load() + 30) ::kill(::getpid(), SIGKILL);
       if (gen % 2 == 0) continue;  // idle
       if (gen != watched) {
         watched = gen;
@@ -461,6 +514,12 @@ void runtime::start_watchdog() {
 
 void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr,
                      std::string_view type, std::string_view payload, std::string_view reason) {
+  // Past the fence deadline a fenced actor handles nothing more (the loop
+  // may have been stopped past it, its timer not run yet).
+  if (slot.fenced && steady_ms() >= fence_until_ms_.load()) {
+    if (kind == TROUPE_MSG_ASK) bounce(kind, from, slot.addr, corr, type, slot.addr.to_string() + " is fenced");
+    return fence_now();
+  }
   troupe_context ctx{this, &slot, kind, from, corr, false};
   troupe_message msg{static_cast<std::uint32_t>(kind),
                      from.value(),

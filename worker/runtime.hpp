@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -86,6 +87,7 @@ struct actor_slot {
   bool exiting = false;
   restart_rule rule;
   std::uint32_t max_handle_ms = 0;  ///< manifest max_handle_time (0: none)
+  bool fenced = false;              ///< placed by a convention that fences: gone at the fence deadline
 };
 
 class runtime {
@@ -131,6 +133,13 @@ class runtime {
   void on_forget_route(const ipc::json& body);
   void on_forget_name(const ipc::json& body);
   void on_shutdown(const ipc::json& body);
+  void on_fence(const ipc::json& body);
+  /// The deadline by which this worker's fenced actors must be gone
+  /// (steady-clock milliseconds; the supervisor's renewals move it on).
+  void fence_at(std::int64_t until_ms);
+  /// Destroys every fenced actor now: their system could not renew its
+  /// lease, and they may run elsewhere any moment.
+  void fence_now();
   void handle_control_guarded(const ipc::control_message& m);
   void request(std::string_view command, ipc::json body, reply_handler then);
   /// A control request answered before it returns (see runtime.cpp for when).
@@ -202,6 +211,11 @@ class runtime {
   std::condition_variable watchdog_wake_;
   bool watchdog_stop_ = false;
   std::atomic<std::uint32_t> watchdog_tick_ms_{0};
+  // Fencing: the deadline (steady ms; max: none), a timer at it, and for the
+  // watchdog how many fenced actors still live.
+  std::atomic<std::int64_t> fence_until_ms_{std::numeric_limits<std::int64_t>::max()};
+  std::atomic<std::uint32_t> fenced_actors_{0};
+  std::unique_ptr<boost::asio::steady_timer> fence_timer_;
 
   std::unordered_map<address, actor_slot> actors_;
   std::deque<envelope> run_queue_;

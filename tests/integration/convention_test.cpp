@@ -10,6 +10,7 @@
 // deadline. The walkthrough (act 5) uses ports 1900, 10000 and 10101 when all
 // three are free, hence the RESOURCE_LOCK in CMakeLists.txt; every other test
 // uses free ports.
+#include "tests/etcd_cluster.hpp"
 #include "tests/integration/harness.hpp"
 
 #include "ipc/control.hpp"
@@ -220,11 +221,51 @@ void wait_caps(const test_system& leader, std::uint16_t port, const json& caps) 
   REQUIRE(seen);
 }
 
+// ---------------------------------------------------------------- the two modes
+//
+// Tests tagged [modes] run twice: under the built-in leader, and on etcd
+// when TROUPE_TEST_ETCD is set (the integration_convention_etcd entry of
+// CMakeLists.txt runs this binary so). On etcd, every test gets a convention
+// of its own (a fresh name, so a fresh key prefix) on one etcd per process.
+
+bool on_etcd() {
+  static const bool etcd = std::getenv("TROUPE_TEST_ETCD") != nullptr;
+  return etcd;
+}
+
+troupe::testing::etcd_cluster& shared_etcd() {
+  static troupe::testing::etcd_cluster cluster(1);
+  return cluster;
+}
+
+std::string& convention_name() {
+  static std::string name;
+  return name;
+}
+
+/// Start arguments of the system that leads (built-in: the first one; on
+/// etcd: the first to start, so the first elected), with extra ones.
+std::vector<std::string> lead_args(std::vector<std::string> extra = {}) {
+  if (!on_etcd()) return extra;
+  static int count = 0;
+  convention_name() = "t" + std::to_string(::getpid()) + "-" + std::to_string(++count);
+  std::vector<std::string> a{"--etcd", shared_etcd().endpoints(), "--convention", convention_name()};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
 /// Start arguments of a member of the convention led by leader.
 std::vector<std::string> member_args(const test_system& leader, const std::string& caps) {
-  std::vector<std::string> a{"--leader", leader.where()};
+  std::vector<std::string> a =
+      on_etcd() ? std::vector<std::string>{"--etcd", shared_etcd().endpoints(), "--convention", convention_name()}
+                : std::vector<std::string>{"--leader", leader.where()};
   if (!caps.empty()) a.insert(a.end(), {"--caps", caps});
   return a;
+}
+
+/// The line the leader logs when it loses system port.
+std::string lost_line(std::uint16_t port) {
+  return "system " + std::to_string(port) + (on_etcd() ? " lost its lease" : " stopped answering heartbeats");
 }
 
 /// A command run on another thread, for asks expected to wait.
@@ -246,7 +287,7 @@ struct background_run {
 /// loaded on the leader and Morse spawned through it: host is the member it
 /// landed on, other the other one.
 struct morse_placed {
-  test_system lead;
+  test_system lead{lead_args()};
   test_system a;
   test_system b;
   std::string morse;
@@ -270,7 +311,7 @@ struct morse_placed {
 // ---------------------------------------------------------------- act 5
 
 TEST_CASE("act 5: three systems place the encoders by capability and follow chgcap and a stop",
-          "[integration][convention]") {
+          "[integration][convention][modes]") {
   std::vector<std::uint16_t> ports{1900, 10000, 10101};
   if (!std::all_of(ports.begin(), ports.end(), port_free)) {
     ports.clear();
@@ -285,7 +326,7 @@ TEST_CASE("act 5: three systems place the encoders by capability and follow chgc
   INFO("ports: leader " << p_lead << ", morse+Caesar " << p_mc << ", 64bit " << p_64);
   WARN("act 5 on ports " << p_lead << ", " << p_mc << ", " << p_64);
 
-  test_system lead(p_lead, {});  // owns the TROUPE_HOME; destroyed last
+  test_system lead(p_lead, lead_args());  // owns the TROUPE_HOME; destroyed last
   std::optional<test_system> mc;
   mc.emplace(lead, p_mc, member_args(lead, "morse,Caesar cipher"));
   test_system s64(lead, p_64, member_args(lead, "64bit encoder"));
@@ -419,7 +460,7 @@ TEST_CASE("act 5: three systems place the encoders by capability and follow chgc
 // ---------------------------------------------------------------- failover
 
 TEST_CASE("overlapping capabilities: a SIGKILLed system's actor answers again from the other",
-          "[integration][convention]") {
+          "[integration][convention][modes]") {
   morse_placed f("morse,Caesar cipher", "64bit encoder,morse,Caesar cipher");
   test_system& lead = f.lead;
   const std::string& morse = f.morse;
@@ -445,7 +486,7 @@ TEST_CASE("overlapping capabilities: a SIGKILLed system's actor answers again fr
   REQUIRE(member_on(s, host.port()));
   CHECK((*member_on(s, host.port()))["state"] == "down");
   CHECK(is_up(s, other.port()));
-  CHECK_THAT(lead.log(), Catch::Contains("system " + std::to_string(host.port()) + " stopped answering heartbeats"));
+  CHECK_THAT(lead.log(), Catch::Contains(lost_line(host.port())));
 }
 
 TEST_CASE("a member paused past the timeout stops its stale instance when it rejoins: one instance after",
@@ -481,8 +522,8 @@ TEST_CASE("a member paused past the timeout stops its stale instance when it rej
 
 // ---------------------------------------------------------------- act 6
 
-TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader", "[integration][convention]") {
-  test_system lead;
+TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader", "[integration][convention][modes]") {
+  test_system lead(lead_args());
   test_system m(lead, 0, member_args(lead, "morse"));
   REQUIRE(eventually([&] { return convention_up(lead, {&m}); }));
   const auto v1 = pack_encoders(lead, "1.0.0");
@@ -533,8 +574,8 @@ TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader",
 // ---------------------------------------------------------------- no fitting system
 
 TEST_CASE("a spawn no system can host fails with the unmet requirement; with --wait it is placed later",
-          "[integration][convention]") {
-  test_system lead;
+          "[integration][convention][modes]") {
+  test_system lead(lead_args());
   test_system m(lead, 0, member_args(lead, "Caesar cipher"));
   REQUIRE(eventually([&] { return convention_up(lead, {&m}); }));
   lead.load(pack_encoders(lead, "1.0.0").file.string());
@@ -576,7 +617,7 @@ TEST_CASE("a spawn no system can host fails with the unmet requirement; with --w
 // ---------------------------------------------------------------- security
 
 TEST_CASE("a system of another TROUPE_HOME is kept out of the convention", "[integration][convention]") {
-  test_system lead({"--caps", "morse"});
+  test_system lead(lead_args({"--caps", "morse"}));
   lead.load(pack_encoders(lead, "1.0.0").file.string());
   const std::string morse = lead.spawn({"Morse", "--name", "Morse"});
   const std::string leader_key_file =
@@ -620,16 +661,19 @@ TEST_CASE("a system of another TROUPE_HOME is kept out of the convention", "[int
 }
 
 TEST_CASE("a member without the package's key refuses it, and the actor is placed on one that has it",
-          "[integration][convention][errors]") {
-  test_system lead;
+          "[integration][convention][errors][modes]") {
+  test_system lead(lead_args());
   test_system keyed(lead, 0, member_args(lead, "morse"));
   // Another TROUPE_HOME: trusted for the link both ways, but without the key
   // that signed the package.
-  test_system keyless(0, {"--leader", lead.where(), "--caps", "morse"});
+  test_system keyless(0, member_args(lead, "morse"));
   fs::remove(keyless.home() / "keys" / "dev.pub");
-  const auto leader_key = lead.home() / "convention" / "trusted" / ("system-" + std::to_string(lead.port()) + ".pub");
+  const auto trusted = lead.home() / "convention" / "trusted";
   fs::create_directories(keyless.home() / "convention" / "trusted");
-  fs::copy_file(leader_key, keyless.home() / "convention" / "trusted" / "leader.pub");
+  fs::copy_file(trusted / ("system-" + std::to_string(lead.port()) + ".pub"),
+                keyless.home() / "convention" / "trusted" / "leader.pub");
+  fs::copy_file(trusted / ("system-" + std::to_string(keyed.port()) + ".pub"),
+                keyless.home() / "convention" / "trusted" / "keyed.pub");
   fs::copy_file(keyless.state_dir() / "curve" / "curve.pub", lead.home() / "convention" / "trusted" / "keyless.pub");
   REQUIRE(eventually([&] { return convention_up(lead, {&keyed, &keyless}); }));
   lead.load(pack_encoders(lead, "1.0.0").file.string());
@@ -650,7 +694,7 @@ TEST_CASE("a member without the package's key refuses it, and the actor is place
 // ---------------------------------------------------------------- move
 
 TEST_CASE("move: an actor re-created on another system or in a new worker keeps its address",
-          "[integration][convention]") {
+          "[integration][convention][modes]") {
   morse_placed f("morse", "morse");
   test_system& lead = f.lead;
   const std::string& morse = f.morse;
@@ -698,7 +742,7 @@ TEST_CASE("move: an actor re-created on another system or in a new worker keeps 
 // ---------------------------------------------------------------- failover under load
 
 TEST_CASE("failover under load: asks during a SIGKILL either succeed or fail with one line, none hangs",
-          "[integration][convention]") {
+          "[integration][convention][modes]") {
   morse_placed f("morse", "morse");
   test_system& lead = f.lead;
   const std::string& morse = f.morse;
@@ -840,7 +884,7 @@ void send_raw(zmq::socket_t& s, const std::string& command, const std::string& b
 
 TEST_CASE("a trusted peer's malformed messages are dropped, and the leader serves on unchanged",
           "[integration][convention][errors]") {
-  test_system lead;
+  test_system lead(lead_args());
   test_system a(lead, 0, member_args(lead, "morse"));
   REQUIRE(eventually([&] { return convention_up(lead, {&a}); }));
   lead.load(pack_encoders(lead, "1.0.0").file.string());
@@ -936,7 +980,7 @@ TEST_CASE("whatever answers on the leader's address, a member does not crash and
 
 TEST_CASE("wrong arguments of the convention's commands are usage errors that change nothing",
           "[integration][convention][errors]") {
-  test_system lead({"--caps", "morse"});
+  test_system lead(lead_args({"--caps", "morse"}));
   auto usage = [&](std::vector<std::string> args) {
     auto r = lead.run(args);
     INFO("troupe " << args[0] << ": " << r.err);
@@ -983,7 +1027,7 @@ TEST_CASE("wrong arguments of the convention's commands are usage errors that ch
 // actors, and at times in the other cases' clean-up (5 s longer).
 TEST_CASE("a member stopped in order stays down: it does not rejoin while it shuts down", "[integration][convention]") {
   const std::vector<std::string> timing{"--heartbeat", "50", "--member-timeout", "400"};
-  test_system lead(timing);
+  test_system lead(lead_args(timing));
   auto args = member_args(lead, "morse");
   args.insert(args.end(), timing.begin(), timing.end());
   test_system m(lead, 0, args);
@@ -1061,8 +1105,9 @@ TEST_CASE("a member stopped in order stays down: it does not rejoin while it shu
 // on a port has a new random id and its predecessor stays listed, down; when
 // the old id sorts first, the move fails with "troupe: system PORT is down"
 // although `systems` shows PORT up.
-TEST_CASE("move --to the port of a system that was restarted reaches the running one", "[integration][convention]") {
-  test_system lead;
+TEST_CASE("move --to the port of a system that was restarted reaches the running one",
+          "[integration][convention][modes]") {
+  test_system lead(lead_args());
   test_system a(lead, 0, member_args(lead, "morse"));
   std::optional<test_system> b;
   b.emplace(lead, 0, member_args(lead, "morse"));

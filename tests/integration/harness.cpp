@@ -348,7 +348,8 @@ void test_system::start(std::uint16_t port, const std::vector<std::string>& star
       args.insert(args.end(), start_args.begin(), start_args.end());
       // A convention of its own, unless the caller names a leader (the default,
       // 127.0.0.1:1900, may be another test's or an operator's system).
-      if (std::find(args.begin(), args.end(), "--leader") == args.end())
+      if (std::find(args.begin(), args.end(), "--leader") == args.end() &&
+          std::find(args.begin(), args.end(), "--etcd") == args.end())
         args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(port_)});
       auto r = run(args);
       if (r.exit_code == 0) {
