@@ -14,6 +14,7 @@ enum cli_exit : int {
   cli_unavailable = 3,  ///< no system answers at the address
   cli_timeout = 4,      ///< an ask or a wait ran out of time
   cli_not_found = 5,    ///< unknown actor, name, type or package
+  cli_unknown = 6,      ///< the outcome is unknown (a system stopped answering after it took the request)
 };
 
 /// `troupe-worker` (64-66: sysexits' range).

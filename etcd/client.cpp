@@ -312,7 +312,7 @@ class lane : public std::enable_shared_from_this<lane> {
       resent_ = true;
       return connect();
     }
-    eps_->failed(eps_->current, ec);
+    eps_->failed(eps_->current, ec);  // not refused: the next connection attempt tells
     eps_->current = (eps_->current + 1) % eps_->list.size();
     finish(make_error(errc::io, "etcd did not answer (" + ec.message() + "): the outcome is unknown"));
   }

@@ -61,8 +61,6 @@ inline constexpr std::string_view peer_died = "peer_died";
 inline constexpr std::string_view forget_route = "forget";
 inline constexpr std::string_view forget_name = "forget_name";
 inline constexpr std::string_view shutdown = "shutdown";
-/// The convention's actors here must be gone by a deadline (etcd fencing).
-inline constexpr std::string_view fence = "fence";
 }  // namespace supervisor
 
 /// Between systems of a convention, over the peer link (§5.5).

@@ -219,3 +219,12 @@ TEST_CASE("a control body nested deeper than the limit is refused as a limit, no
   CHECK(m.err().code == errc::limit);
   CHECK(m.err().message == "body of control command 'status': JSON nested deeper than 64 levels");
 }
+
+TEST_CASE("every error code a reply carries reads back as itself; an unknown name as refused", "[control]") {
+  for (int i = 0; i <= static_cast<int>(troupe::errc::unknown); ++i) {
+    const auto c = static_cast<troupe::errc>(i);
+    INFO(troupe::to_string(c));
+    CHECK(troupe::errc_from_string(troupe::to_string(c)) == c);
+  }
+  CHECK(troupe::errc_from_string("no_such_code") == troupe::errc::refused);
+}

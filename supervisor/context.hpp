@@ -26,6 +26,8 @@ struct system_context {
 
   /// "ipc://RUN_DIR/FILE"
   [[nodiscard]] std::string endpoint_of(const std::string& file) const { return "ipc://" + (run_dir / file).string(); }
+  /// The fence page its workers map (ipc/fence_page.hpp).
+  [[nodiscard]] std::filesystem::path fence_file() const { return run_dir / "fence"; }
   /// "HOST:PORT" of the public socket.
   [[nodiscard]] std::string where() const { return opts.bind_host + ":" + std::to_string(opts.port); }
 };

@@ -104,15 +104,10 @@ class convention {
   virtual void failed_here(address a, const std::string& reason) = 0;
   virtual void gone_here(address a, bool failed, const std::string& reason) = 0;
 
-  /// When the convention fences (etcd): the deadline by which the actors it
-  /// placed here must be gone unless the system renews its lease. None for
-  /// the built-in leader, which cannot fence.
-  [[nodiscard]] virtual std::optional<std::chrono::steady_clock::time_point> fence_deadline() const {
-    return std::nullopt;
-  }
-
-  /// Told each time the fence deadline moves (the workers keep a copy).
-  std::function<void(std::chrono::steady_clock::time_point)> on_fence_deadline;
+  /// When the convention fences (etcd): the lease the actors it placed here
+  /// live under; the workers stop them when the fence page (ipc/fence_page.hpp)
+  /// no longer holds that lease. None for the built-in leader, which cannot fence.
+  [[nodiscard]] virtual std::optional<std::int64_t> fence_lease() const { return std::nullopt; }
 
   /// Whether this system runs a for the convention (placed here).
   virtual bool hosts(address a) const = 0;

@@ -33,14 +33,17 @@ status etcd_convention::setup() {
   const auto timeout = std::max(milliseconds(200), ctx_.opts.member_timeout / 2);
   client_ = std::make_unique<etcd::client>(ctx_.io, endpoints_, timeout);
   prefix_ = "troupe/" + ctx_.opts.convention + "/";
-  ttl_ = std::chrono::seconds(std::max<long>(1, (ctx_.opts.member_timeout.count() + 999) / 1000));
+  const auto ttl = std::chrono::seconds(std::max<long>(1, (ctx_.opts.member_timeout.count() + 999) / 1000));
+  keeper_ = std::make_unique<lease_keeper>(
+      ctx_.io, endpoints_, ttl, timeout, ctx_.fence_file(),
+      lease_keeper::handlers{[this](std::int64_t lease) { granted(lease); },
+                             [this](std::int64_t lease, const std::string& why) { fence(lease, why); }});
   p_.state.direct = true;
   p_.state.leads = false;
   p_.state.leader = 0;
   p_.state.joined = false;
   p_.link.name_of = [this](std::uint32_t id) { return port_of(id); };
   p_.members.upsert(self_member(), convention_clock::now());
-  renew_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
   retry_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
   register_handlers();
   p_.packages.on_loaded = [this](const package_entry& p) {
@@ -93,17 +96,17 @@ void etcd_convention::register_handlers() {
   register_shared(host_side, leader_side);
 }
 
-void etcd_convention::start() { grant(); }
+void etcd_convention::start() {
+  if (auto s = keeper_->start(); !s) log_line(TROUPE_LOG_ERROR, {}, "cannot keep an etcd lease: " + s.err().message);
+}
 
 void etcd_convention::stop() {
-  renew_timer_->cancel();
   retry_timer_->cancel();
   watch_.reset();
-  if (p_.state.leads)  // the next leader need not wait for the lease to expire
-    client_->txn({etcd::compare::create_revision_is(key("leader"), leader_revision_)},
-                 {etcd::operation::erase(key("leader"))}, {}, [](result<etcd::txn_result>) {});
-  // The member key goes with the lease: its actors are placed elsewhere at once.
-  if (lease_ != 0) client_->revoke(lease_, [](result<ok_t>) {});
+  // The member and leader keys go with the lease: the next leader need not
+  // wait for it to expire, this system's actors are placed elsewhere at once.
+  keeper_->stop(std::max(milliseconds(200), ctx_.opts.member_timeout / 2));
+  lease_ = 0;
 }
 
 std::string etcd_convention::leader_unreachable() const {
@@ -121,9 +124,10 @@ void etcd_convention::describe(json& status) const {
   status["fenced"] = fenced_;
   status["peer"] = p_.link.endpoint();
   status["key"] = p_.link.public_key();
-  const auto left = std::chrono::duration_cast<milliseconds>(valid_until_ - steady::now()).count();
-  status["lease"] =
-      json{{"id", std::to_string(lease_)}, {"ttl_ms", ttl_.count() * 1000}, {"valid_for_ms", std::max<long>(0, left)}};
+  status["lease"] = json{{"id", std::to_string(lease_)},
+                         {"ttl_ms", keeper_->ttl().count() * 1000},
+                         {"valid_for_ms", keeper_->valid_for().count()},
+                         {"store_down", keeper_->store_down()}};
 }
 
 json etcd_convention::leader_where() const {
@@ -143,106 +147,42 @@ void etcd_convention::describe_systems(json& out) const {
       "is placed again and systems serve what they host";
 }
 
-std::optional<steady::time_point> etcd_convention::fence_deadline() const {
-  if (lease_ == 0) return std::nullopt;
-  return valid_until_ - milliseconds(ttl_) / 4;
-}
-
 // ---------------------------------------------------------------- the lease and fencing
 
-void etcd_convention::grant() {
-  if (ctx_.stopping) return;
-  const auto sent = steady::now();
-  client_->grant(ttl_.count(), [this, sent](result<etcd::lease> l) {
-    if (!l || l->id == 0) {
-      if (!store_down_logged_)
-        log_line(TROUPE_LOG_WARN, {},
-                 "cannot register with etcd (" + (l ? std::string("no lease") : l.err().message) + "); retrying");
-      store_down_logged_ = true;
-      retry_timer_->expires_after(retry_delay);
-      retry_timer_->async_wait([this](const boost::system::error_code& e) {
-        if (!e) grant();
-      });
-      return;
-    }
-    lease_ = l->id;
-    ttl_ = std::chrono::seconds(std::max<std::int64_t>(1, l->ttl));
-    fenced_ = false;
-    renewed(sent, l->ttl);
-    put_member();
-    read_all();
-    renew_timer_->expires_after(milliseconds(ttl_) / 3);
-    renew_timer_->async_wait([this](const boost::system::error_code& e) {
-      if (!e) renew();
-    });
-  });
+void etcd_convention::granted(std::int64_t lease) {
+  lease_ = lease;
+  fenced_ = false;
+  registered_ = false;
+  put_member();
+  read_all();
 }
 
-void etcd_convention::renew() {
-  if (ctx_.stopping || lease_ == 0) return;
-  renew_timer_->expires_after(milliseconds(ttl_) / 3);
-  renew_timer_->async_wait([this](const boost::system::error_code& e) {
-    if (!e) renew();
-  });
-  const auto sent = steady::now();
-  const auto lease = lease_;
-  client_->keep_alive(lease, [this, sent, lease](result<std::int64_t> ttl) {
-    if (lease != lease_) return;  // a renewal of a lease given up meanwhile
-    if (ttl && *ttl > 0) return renewed(sent, *ttl);
-    if (ttl) return fence("its lease expired");  // the store forgot it: re-placed elsewhere by now
-    check_fence();
-  });
-  check_fence();
-}
-
-void etcd_convention::renewed(steady::time_point sent, std::int64_t ttl) {
-  // etcd counts the TTL from when it took the renewal, which is after it was sent.
-  valid_until_ = sent + std::chrono::seconds(ttl);
-  store_down_logged_ = false;
-  if (on_fence_deadline) on_fence_deadline(*fence_deadline());
-}
-
-void etcd_convention::check_fence() {
-  if (lease_ == 0 || fenced_ || steady::now() < *fence_deadline()) return;
-  if (client_->all_refused()) {
-    // Every endpoint answers that nothing listens: the store is down for
-    // everyone, so no leader can place anything again meanwhile, and etcd
-    // renews every lease when it comes back. Serving on is safe.
-    if (!store_down_logged_)
-      log_line(TROUPE_LOG_WARN, {},
-               "every etcd endpoint refuses connections: the store is down; serving on, "
-               "nothing is placed again until it returns");
-    store_down_logged_ = true;
-    valid_until_ = steady::now() + ttl_;
-    if (on_fence_deadline) on_fence_deadline(*fence_deadline());
-    return;
-  }
-  fence("cannot renew its lease in time (etcd: " + client_->last_failures() + ")");
-}
-
-void etcd_convention::fence(const std::string& why) {
-  if (fenced_ && lease_ == 0) return;
+// The keeper lost the lease and has moved the fence page already: the
+// workers drop the convention's actors whatever this loop does. Here the
+// system stops them too (reported to nobody: the leader places them again
+// once the lease is gone) and leaves the convention until the next lease.
+void etcd_convention::fence(std::int64_t lease, const std::string& why) {
+  if (lease != lease_ || lease_ == 0) return;
   fenced_ = true;
   std::vector<address> mine;
   for (const auto& [a, _] : hosted_) mine.push_back(a);
   log_line(TROUPE_LOG_WARN, {},
            "fenced: " + why + ": stopping the " + std::to_string(mine.size()) + " actors the convention placed here");
-  // Stopped without a report: the leader places them again once the lease is gone.
   stop_stale(mine);
-  if (on_fence_deadline) on_fence_deadline(steady::now());  // the workers drop them at once too
   if (p_.state.leads) step_down("fenced");
   p_.state.joined = false;
-  // Gone from the store now if it can be reached (the leader need not wait
-  // for the expiry), then registered again with a new lease.
-  const auto old = lease_;
   lease_ = 0;
   registered_ = false;
   watch_.reset();
-  client_->revoke(old, [](result<ok_t>) {});
-  retry_timer_->expires_after(retry_delay);
-  retry_timer_->async_wait([this](const boost::system::error_code& e) {
-    if (!e) grant();
-  });
+}
+
+std::string etcd_convention::refuses_create(const json& body) const {
+  // Placed under an older lease of this system: the leader has placed it
+  // again elsewhere since it saw that lease go, or will.
+  const auto it = body.find("lease");
+  if (it == body.end() || !it->is_string()) return {};
+  if (lease_ != 0 && it->get<std::string>() == std::to_string(lease_)) return {};
+  return "placed under lease " + it->get<std::string>() + ", which this system no longer holds";
 }
 
 // ---------------------------------------------------------------- what the store holds
@@ -269,16 +209,24 @@ void etcd_convention::read_all() {
       return;
     }
     // A fresh picture: what is not in the store any more is forgotten.
-    std::vector<std::uint32_t> others;
+    std::set<std::uint32_t> before;
     for (const auto* m : p_.members.all())
-      if (m->system_id != ctx_.id) others.push_back(m->system_id);
-    for (auto id : others) p_.members.remove(id);
+      if (m->system_id != ctx_.id && m->state == member_state::up) before.insert(m->system_id);
     if (!p_.state.leads) locations_.clear();
     package_set_.clear();
     holders_.clear();
     const std::uint32_t old_leader = p_.state.leader;
     p_.state.leader = 0;
-    for (const auto& kv : r->kvs) apply(etcd::event{false, kv});
+    for (const auto& kv : r->kvs) {
+      apply(etcd::event{false, kv});
+      if (kv.key.starts_with(key("members/"))) before.erase(base::parse_hex32(kv.key.substr(key("members/").size())));
+    }
+    for (auto gone_id : before) {
+      etcd::event e{};
+      e.deleted = true;
+      e.kv.key = key("members/" + base::hex32(gone_id));
+      member_changed(e, base::hex32(gone_id));
+    }
     if (p_.state.leader == 0) p_.state.leads = false;
     watch_from(r->revision + 1);
     if (p_.state.leader == 0)
@@ -323,6 +271,9 @@ void etcd_convention::apply(const etcd::event& e) {
       p_.state.leader = id;
       p_.state.joined = true;
       if (id != ctx_.id && p_.state.leads) step_down("another system leads");
+      // Its own key, under its live lease: it still leads (it had stepped
+      // down while the store could not be written).
+      if (id == ctx_.id && !p_.state.leads && e.kv.lease == lease_ && lease_ != 0) lead(e.kv.create_revision);
       return;
     }
   } catch (const json::exception& ex) {
@@ -335,7 +286,7 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
   if (id == 0) return;
   if (e.deleted) {
     if (id == ctx_.id) {
-      if (!ctx_.stopping && lease_ != 0) fence("its registration expired");
+      if (!ctx_.stopping && lease_ != 0) keeper_->give_up(lease_, "its registration expired");
       return;
     }
     const auto* m = p_.members.find(id);
@@ -350,6 +301,7 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
   }
   auto m = member_from_json(json::parse(e.kv.value));
   if (!m || m->system_id != id) return;
+  member_leases_[id] = e.kv.lease;
   // A system this one does not trust is no member of its convention: no
   // link to it would be admitted, nothing is placed on it.
   if (id != ctx_.id && ipc::read_trusted(p_.link.trusted_dir()).find(m->public_key) == nullptr) {
@@ -454,6 +406,8 @@ void etcd_convention::campaign() {
 }
 
 void etcd_convention::lead(std::int64_t revision) {
+  // Both the campaign's answer and the watch tell it; the first one counts.
+  if (p_.state.leads && leader_revision_ == revision) return;
   leader_revision_ = revision;
   p_.state.leads = true;
   p_.state.leader = ctx_.id;
@@ -565,13 +519,15 @@ void etcd_convention::forgotten(address a) { write({etcd::operation::erase(key("
 
 void etcd_convention::send_create(std::uint32_t to, address a, const location& l, std::function<void(bool)> then) {
   const location& placed = l;
-  const json body{{"address", a.to_string()},
-                  {"type", placed.type},
-                  {"package_id", placed.package_id},
-                  {"name", placed.name},
-                  {"fresh_worker", placed.fresh_worker},
-                  {"moves", placed.moves},
-                  {"epoch", placed.epoch}};
+  json body{{"address", a.to_string()},
+            {"type", placed.type},
+            {"package_id", placed.package_id},
+            {"name", placed.name},
+            {"fresh_worker", placed.fresh_worker},
+            {"moves", placed.moves},
+            {"epoch", placed.epoch}};
+  // The host refuses it once it no longer holds the lease the leader saw.
+  if (auto held = member_leases_.find(to); held != member_leases_.end()) body["lease"] = std::to_string(held->second);
   // Recorded first: a leader that dies now leaves a placement its successor finishes.
   write({etcd::operation::put(key("actors/" + a.to_string()), location_json(a, placed).dump())},
         [this, to, body, then](std::int64_t) { then(p_.link.send(to, cmd::peer::create, body)); });

@@ -11,14 +11,16 @@
 // a message between actors.
 //
 // Fencing: a system that cannot renew its lease in time stops the actors
-// the convention placed on it before the lease can expire (its workers
-// enforce the same deadline on their own, should the system itself be
-// stopped); unless every etcd endpoint refuses connections, which means the
-// store is down for everyone and nothing can be placed again meanwhile.
-// Threading: the loop's thread only.
+// the convention placed on it before the lease can expire; unless every etcd
+// endpoint refuses connections, which means the store is down for everyone
+// and nothing can be placed again meanwhile. The lease is kept on a thread of
+// its own (lease_keeper.hpp), which tells the workers through the fence page,
+// so neither a busy loop nor a stopped system lets an actor outlive it.
+// Threading: the loop's thread only (but the keeper's).
 #pragma once
 
 #include "etcd/client.hpp"
+#include "supervisor/lease_keeper.hpp"
 #include "supervisor/placement_convention.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -41,9 +43,8 @@ class etcd_convention final : public placement_convention {
   void stop() override;
   void describe(json& status) const override;
   [[nodiscard]] std::string leader_unreachable() const override;
-  /// The deadline by which the actors the convention placed here must have
-  /// stopped unless the lease is renewed (none while it need not fence).
-  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> fence_deadline() const override;
+  /// The lease the convention's actors here live under (0: none yet).
+  [[nodiscard]] std::optional<std::int64_t> fence_lease() const override { return lease_; }
 
  private:
   void located(address a, const location& l) override;
@@ -64,12 +65,11 @@ class etcd_convention final : public placement_convention {
   [[nodiscard]] json leader_where() const;
   void register_handlers();
 
-  // The lease and fencing.
-  void grant();
-  void renew();
-  void renewed(std::chrono::steady_clock::time_point sent, std::int64_t ttl);
-  void check_fence();
-  void fence(const std::string& why);
+  // The lease (from the keeper) and fencing.
+  void granted(std::int64_t lease);
+  void fence(std::int64_t lease, const std::string& why);
+  /// Why a create the leader sent cannot be honoured here ("": it can).
+  [[nodiscard]] std::string refuses_create(const json& body) const override;
   // Registration and what the store holds.
   void put_member();
   void read_all();
@@ -95,15 +95,13 @@ class etcd_convention final : public placement_convention {
   std::unique_ptr<etcd::client> client_;
   std::string prefix_;
   std::unique_ptr<etcd::client::watch> watch_;
-  std::unique_ptr<boost::asio::steady_timer> renew_timer_;
   std::unique_ptr<boost::asio::steady_timer> retry_timer_;
-  std::int64_t lease_ = 0;
-  std::chrono::seconds ttl_{1};
-  std::chrono::steady_clock::time_point valid_until_{};  // the lease holds at least until then
+  std::unique_ptr<lease_keeper> keeper_;
+  std::int64_t lease_ = 0;  // the keeper's lease as this loop knows it (0: lost, none yet)
   bool registered_ = false;
   bool fenced_ = false;
-  bool store_down_logged_ = false;
-  std::int64_t leader_revision_ = 0;  // the leader key's create revision, while this system leads
+  std::map<std::uint32_t, std::int64_t> member_leases_;  // system -> the lease its member key lives under
+  std::int64_t leader_revision_ = 0;                     // the leader key's create revision, while this system leads
   bool taking_over_ = false;
   std::uint64_t placements_ = 0;
   std::map<std::string, json> package_set_;                 // id -> record

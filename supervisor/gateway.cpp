@@ -65,20 +65,33 @@ void gateway::cmd_send(const client_ref& c, const json& b, bool is_ask) {
   if (!ipc::record_fits(type.size(), payload.size()))
     return port_.answer_error(c, "message too large (type at most 65535 bytes, record at most 64 MiB)",
                               errc::invalid_argument);
-  if (!is_ask) {
+  // A client's own tell is answered when queued (its delivery is this
+  // system's no-loss promise). One another system forwarded is answered once
+  // handled: its sender knows then it ran, or that it did not, and never
+  // sends it twice.
+  const bool forwarded_tell = !is_ask && c.via != 0 && ctx_.opts.no_loss;
+  if (!is_ask && !forwarded_tell) {
     send(*rec, ipc::record_kind::tell, 0, type, payload);
     return port_.answer(c, json{{"address", rec->addr.to_string()}});
   }
   const std::uint64_t corr = next_correlation_++;
   auto timeout = std::chrono::milliseconds(b.value("timeout_ms", default_ask_timeout.count()));
   auto timer = std::make_unique<asio::steady_timer>(ctx_.io, timeout);
-  timer->async_wait([this, corr, a = rec->addr, timeout](const boost::system::error_code& e) {
+  timer->async_wait([this, corr, a = rec->addr, timeout, forwarded_tell](const boost::system::error_code& e) {
     if (e) return;
+    if (forwarded_tell)
+      return answer_ask(corr,
+                        "tell to " + a.to_string() + " not handled within " + std::to_string(timeout.count()) +
+                            " ms: it may or may not be",
+                        errc::unknown);
     answer_ask(corr, "ask to " + a.to_string() + " timed out after " + std::to_string(timeout.count()) + " ms",
                errc::timeout);
   });
-  asks_.emplace(corr, pending_ask{c, std::move(timer)});
-  send(*rec, ipc::record_kind::ask, corr, type, payload);
+  asks_.emplace(corr, pending_ask{c, std::move(timer), forwarded_tell, rec->addr});
+  if (forwarded_tell)
+    send(*rec, ipc::record_kind::tell, corr, type, payload, ipc::cause{forwarded_tells, corr});
+  else
+    send(*rec, ipc::record_kind::ask, corr, type, payload);
 }
 
 void gateway::answer_ask(std::uint64_t corr, const std::string& text, errc code) {
@@ -90,17 +103,17 @@ void gateway::answer_ask(std::uint64_t corr, const std::string& text, errc code)
 }
 
 void gateway::send(actor_record& rec, ipc::record_kind kind, std::uint64_t corr, const std::string& type,
-                   const std::string& payload) {
+                   const std::string& payload, ipc::cause c) {
   const auto* w = pool_.find(rec.worker);
   if (rec.state != actor_state::running || w == nullptr || w->st != worker_proc::state::ready) {
-    held_.hold(rec.addr, held_record{kind, corr, type, payload});
+    held_.hold(rec.addr, held_record{kind, corr, type, payload, c});
     return;
   }
-  link_.send(link_.connect(w->inbox), ipc::record_view{kind, 0, rec.addr, self(), corr, 0, type, payload});
+  link_.send(link_.connect(w->inbox), ipc::record_view{kind, 0, rec.addr, self(), corr, 0, type, payload}, c);
 }
 
 void gateway::hold(address a, ipc::record_kind kind, std::uint64_t corr, std::string type, std::string payload) {
-  held_.hold(a, held_record{kind, corr, std::move(type), std::move(payload)});
+  held_.hold(a, held_record{kind, corr, std::move(type), std::move(payload), {}});
 }
 
 void gateway::release_held(address a) {
@@ -108,17 +121,43 @@ void gateway::release_held(address a) {
   if (msgs.empty()) return;
   auto* rec = actors_.find(a);
   if (rec == nullptr) return;
-  for (auto& m : msgs) send(*rec, m.kind, m.correlation, m.type, m.payload);
+  for (auto& m : msgs) send(*rec, m.kind, m.correlation, m.type, m.payload, m.cause);
 }
 
 void gateway::fail_held(address a, const std::string& reason) {
   for (auto& m : held_.take(a)) {
+    if (m.cause.channel == forwarded_tells) {
+      tell_not_delivered(m.correlation, reason);
+      continue;
+    }
     if (m.kind != ipc::record_kind::ask) continue;
     if (auto g = asks_.find(m.correlation); g != asks_.end()) {
       port_.answer_error(g->second.client, reason, errc::not_found);
       asks_.erase(g);
     }
   }
+}
+
+void gateway::tell_handled(std::uint64_t corr) {
+  auto it = asks_.find(corr);
+  if (it == asks_.end() || !it->second.tell) return;
+  const auto target = it->second.client;
+  const address to = it->second.to;
+  it->second.timer->cancel();
+  asks_.erase(it);
+  port_.answer(target, json{{"address", to.to_string()}});
+}
+
+void gateway::tell_not_delivered(std::uint64_t corr, const std::string& why) {
+  auto it = asks_.find(corr);
+  if (it == asks_.end() || !it->second.tell) return;
+  auto body = ipc::error_reply(it->second.client.rid, why);
+  body["code"] = to_string(errc::not_found);
+  body["not_delivered"] = true;
+  it->second.timer->cancel();
+  const auto target = it->second.client;
+  asks_.erase(it);
+  port_.deliver(target, std::move(body));
 }
 
 // ---------------------------------------------------------------- records out of the data plane
@@ -133,7 +172,11 @@ void gateway::on_readable() {
         ledger_.release(c);
         deliver(r);
       },
-      [](ipc::cause) {});  // the gateway's messages cause nothing it must acknowledge in turn
+      // What the gateway sends causes nothing it must acknowledge in turn;
+      // an acknowledged forwarded tell was handled.
+      [this](ipc::cause c) {
+        if (c.channel == forwarded_tells) tell_handled(c.entry);
+      });
   if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame on the gateway: " + s.err().message);
   ipc::send_acks(ledger_, link_);
 }
@@ -145,6 +188,8 @@ void gateway::deliver(const ipc::record_view& r) {
     return;
   }
   if (r.kind == ipc::record_kind::dead_letter) {
+    if (auto it = asks_.find(r.correlation); it != asks_.end() && it->second.tell)
+      return tell_not_delivered(r.correlation, std::string(r.payload));
     log_line(TROUPE_LOG_WARN, {},
              "dead letter for a client message to " + r.from.to_string() + ": " + std::string(r.payload));
     return;
@@ -198,8 +243,17 @@ void gateway::resend(std::vector<ipc::data_link::kept_batch> kept, const ipc::ha
         failure = "no actor at " + r.to.to_string() + " (stopped)";
       else if (rec->state == actor_state::failed)
         failure = r.to.to_string() + " has failed: " + rec->last_reason;
+      const ipc::cause c = batch.cause_of(r.seq);
       if (failure.empty()) {
-        send(*rec, r.kind, r.correlation, std::string(r.type), std::string(r.payload));
+        send(*rec, r.kind, r.correlation, std::string(r.type), std::string(r.payload), c);
+        return;
+      }
+      if (c.channel == forwarded_tells) {
+        // Handled when it died: it may have run; else definitely not.
+        if (poisoned)
+          answer_ask(r.correlation, failure, errc::refused);
+        else
+          tell_not_delivered(r.correlation, failure);
         return;
       }
       if (r.kind == ipc::record_kind::tell) {

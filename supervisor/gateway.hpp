@@ -53,9 +53,9 @@ class gateway {
   std::function<void(const ipc::record_view&)> relay;
 
   /// Sends a record from the gateway to rec's worker, or holds it until the
-  /// actor runs.
+  /// actor runs. c is released when the worker acknowledges the record.
   void send(actor_record& rec, ipc::record_kind kind, std::uint64_t corr, const std::string& type,
-            const std::string& payload);
+            const std::string& payload, ipc::cause c = {});
   /// Holds a record for an actor whose worker is not running (an exit notice
   /// for a watcher waiting for its restart).
   void hold(address a, ipc::record_kind kind, std::uint64_t corr, std::string type, std::string payload);
@@ -77,11 +77,21 @@ class gateway {
     std::uint64_t correlation;
     std::string type;
     std::string payload;
+    ipc::cause cause;
   };
   struct pending_ask {
     client_ref client;
     std::unique_ptr<boost::asio::steady_timer> timer;
+    bool tell = false;  ///< a tell another system forwarded: answered once handled
+    address to;         ///< its actor
   };
+  /// The cause a forwarded tell's record carries: released (acknowledged by
+  /// the worker once handled) it answers the tell; channel is no ledger's.
+  static constexpr std::uint32_t forwarded_tells = 0xffffffffu;
+  void tell_handled(std::uint64_t corr);
+  /// Answers a forwarded tell that was definitely not delivered (the host
+  /// gave its actor up): its sender may take it elsewhere.
+  void tell_not_delivered(std::uint64_t corr, const std::string& why);
 
   void on_readable();
   void deliver(const ipc::record_view& r);

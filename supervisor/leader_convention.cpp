@@ -298,7 +298,7 @@ void leader_convention::leader_lost() {
       TROUPE_LOG_WARN, {},
       "the convention leader at " + ctx_.opts.leader + " stopped answering; serving on, rejoining when it returns");
   // Requests forwarded through it will not be answered.
-  p_.calls.fail_all(leader_unreachable());
+  p_.calls.system_lost(p_.state.leader, "stopped answering");
 }
 
 // ---------------------------------------------------------------- membership

@@ -432,6 +432,7 @@ void placement_convention::create_requested(const json& b) {
     p_.link.send(p_.state.leader, cmd::peer::create_failed,
                  json{{"address", a->to_string()}, {"reason", why}, {"epoch", epoch}});
   };
+  if (auto why = refuses_create(b); !why.empty()) return fail(why);
   if (auto* old = p_.dir.find(*a)) {
     // The same placement asked again (a new leader finishing what the old
     // one started): it is here already.
@@ -575,11 +576,10 @@ void placement_convention::spawn_here(const client_ref& c, const json& b, const 
 
 void placement_convention::cmd_systems(const client_ref& c) {
   p_.members.heard(ctx_.id, convention_clock::now(), static_cast<std::uint32_t>(p_.dir.size()));
-  p_.port.answer(c, json{{"leader", ctx_.opts.leader},
-                         {"self", base::hex32(ctx_.id)},
-                         {"is_leader", p_.state.leads},
-                         {"joined", joined()},
-                         {"systems", members_json()}});
+  json out{
+      {"self", base::hex32(ctx_.id)}, {"is_leader", p_.state.leads}, {"joined", joined()}, {"systems", members_json()}};
+  describe_systems(out);
+  p_.port.answer(c, out);
 }
 
 void placement_convention::cmd_chgcap(const client_ref& c, const json& b) {

@@ -85,6 +85,11 @@ class placement_convention : public convention {
     (void)package_id;
     return true;
   }
+  /// Why a create the leader sent cannot be honoured here ("": it can).
+  [[nodiscard]] virtual std::string refuses_create(const json& body) const {
+    (void)body;
+    return {};
+  }
   /// Where a host fetches a package it lacks: the leader, by default.
   [[nodiscard]] virtual std::uint32_t fetch_source(const std::string& package_id) const {
     (void)package_id;

@@ -95,10 +95,11 @@ void remote_calls::forward(const client_ref& c, std::uint32_t to, const std::str
     if (e) return;
     auto it = calls_.find(id);
     if (it == calls_.end()) return;
-    port_.answer_error(
-        it->second.client,
-        "system " + convention_->port_of(it->second.system) + " did not answer '" + it->second.command + "'",
-        errc::timeout);
+    // It may have been carried out: the caller must not take it for a failure.
+    port_.answer_error(it->second.client,
+                       "system " + convention_->port_of(it->second.system) + " did not answer '" + it->second.command +
+                           "': it may or may not have been carried out",
+                       errc::unknown);
     calls_.erase(it);
   });
   if (!link_.send(to, cmd::peer::call, json{{"call", id}, {"command", command}, {"body", b}})) {
@@ -139,11 +140,20 @@ void remote_calls::on_result(const json& b) {
   // Moved away while the request travelled: it follows its actor (only
   // then: a handler's failure also answers not_found, and must not loop).
   address moved;
-  const auto* l = convention_->find(pc.body.value("target", std::string()), moved);
-  if (!reply.value("ok", false) && reply.value("code", std::string()) == "not_found" && l != nullptr &&
+  auto* l = convention_->find(pc.body.value("target", std::string()), moved);
+  const bool failed = !reply.value("ok", false);
+  if (failed && reply.value("code", std::string()) == "not_found" && l != nullptr &&
       (l->ph != location::phase::placed || l->system != pc.system) &&
       route(pc.client, pc.command, pc.body, pc.body.value("target", std::string())))
     return;
+  // The host says it did not deliver it and its actor is leaving it (fenced,
+  // stopped for a move): held for the actor's next place, within the
+  // request's own timeout. Never run twice: it was not run there.
+  if (failed && reply.value("not_delivered", false) && l != nullptr && l->system == pc.system) {
+    l->ph = location::phase::moving;
+    if (l->reason.empty()) l->reason = "system " + convention_->port_of(pc.system) + " gave it up";
+    if (route(pc.client, pc.command, pc.body, pc.body.value("target", std::string()))) return;
+  }
   reply["rid"] = pc.client.rid;
   port_.deliver(pc.client, std::move(reply));
 }
@@ -176,35 +186,31 @@ void remote_calls::reroute(address a) {
     if (convention_->gone(pc.system) && (l->ph != location::phase::placed || l->system != pc.system))
       stale.push_back(id);
   }
-  // Sent to where it was: it follows its actor (held while it moves).
+  // The host that took them is gone: they may have run there. Sending them
+  // after the actor could run them twice; the caller is told it cannot know.
   for (auto id : stale) {
     auto pc = std::move(calls_.at(id));
     calls_.erase(id);
     pc.timer->cancel();
-    if (!route(pc.client, pc.command, pc.body, pc.body.value("target", std::string())))
-      port_.answer_error(pc.client, "no actor at " + a.to_string(), errc::not_found);
+    port_.answer_error(pc.client,
+                       "system " + convention_->port_of(pc.system) + " hosting " + a.to_string() + " is gone: '" +
+                           pc.command + "' may or may not have been carried out",
+                       errc::unknown);
   }
 }
 
 void remote_calls::system_lost(std::uint32_t system, const std::string& why) {
-  // Requests it was to answer go again once their actor is placed.
+  // What it took and did not answer may have been carried out: sending it
+  // again could run it twice, so the caller is told it cannot know.
   for (auto it = calls_.begin(); it != calls_.end();) {
     if (it->second.system != system) {
       ++it;
       continue;
     }
-    auto pc = std::move(it->second);
-    it = calls_.erase(it);
-    const auto target = pc.body.value("target", std::string());
-    if (!route(pc.client, pc.command, pc.body, target))
-      port_.answer_error(pc.client, "system " + convention_->port_of(system) + " " + why + " before answering",
-                         errc::unavailable);
-  }
-}
-
-void remote_calls::fail_all(const std::string& why) {
-  for (auto it = calls_.begin(); it != calls_.end();) {
-    port_.answer_error(it->second.client, why, errc::unavailable);
+    port_.answer_error(it->second.client,
+                       "system " + convention_->port_of(system) + " " + why + " before answering '" +
+                           it->second.command + "': it may or may not have been carried out",
+                       errc::unknown);
     it = calls_.erase(it);
   }
 }

@@ -44,13 +44,11 @@ class remote_calls {
   /// The actor is gone: what was held for it fails with reason (not_found).
   void fail_held(address a, const std::string& reason);
   /// Requests forwarded to where a was, now that it moved away from a host
-  /// that is gone: sent after it.
+  /// that is gone: their outcome is unknown.
   void reroute(address a);
-  /// System `system` went down: what it was asked goes after its actors
-  /// (placed again), or fails.
+  /// System `system` went down (or, for a member, the leader): what it took
+  /// and did not answer fails as unknown (it may have been carried out).
   void system_lost(std::uint32_t system, const std::string& why);
-  /// The leader is unreachable: what was forwarded is answered so.
-  void fail_all(const std::string& why);
   /// Addresses with requests held (the leader came back: each goes on or fails).
   [[nodiscard]] std::vector<address> held_addresses() const { return held_.keys(); }
 

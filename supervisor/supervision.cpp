@@ -137,11 +137,11 @@ json supervision::create_body(const actor_record& rec, const package_entry& pkg)
               {"within_ms", policy.within.count()},
               {"recent_ms", recent}}},
             {"max_handle_time_ms", spec ? spec->max_handle_time.count() : 0}};
-  // An actor of a convention that fences is gone at the deadline unless its
-  // system renews its lease (the worker enforces it on its own too).
-  if (const auto deadline = convention_->fence_deadline(); deadline && convention_->hosts(rec.addr)) {
+  // An actor of a convention that fences lives only while the fence page
+  // holds the lease it was created under (the worker reads the page).
+  if (const auto lease = convention_->fence_lease(); lease && convention_->hosts(rec.addr)) {
     body["fenced"] = true;
-    body["fence_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(deadline->time_since_epoch()).count();
+    body["lease"] = std::to_string(*lease);
   }
   return body;
 }

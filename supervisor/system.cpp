@@ -6,6 +6,7 @@
 
 #include "base/hex.hpp"
 #include "ipc/commands.hpp"
+#include "ipc/fence_page.hpp"
 #include "ipc/log.hpp"
 #include "supervisor/capabilities.hpp"
 #include "supervisor/client_port.hpp"
@@ -142,6 +143,7 @@ status system::setup() {
   // that died without cleaning up (only now is removing them safe).
   for (const auto& e : fs::directory_iterator(ctx_.run_dir, ec)) fs::remove_all(e.path(), ec);
   fs::create_directories(ctx_.run_dir / "empty", ec);
+  if (auto s = ipc::create_fence_file(ctx_.fence_file()); !s) return s;
   if (auto s = pool_.bind(); !s) return s;
   if (auto s = gateway_.bind(); !s) return s;
   if (auto s = peers_.bind(); !s) return s;
@@ -171,10 +173,6 @@ void system::wire() {
   };
   gateway_.relay = [this](const ipc::record_view& r) { relay_.relay(r); };
   pool_.on_drained = [this] { finish_shutdown(); };
-  convention_->on_fence_deadline = [this](std::chrono::steady_clock::time_point deadline) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.time_since_epoch()).count();
-    pool_.send_ready(cmd::supervisor::fence, json{{"until_ms", ms}});
-  };
 
   // What waits for an actor goes when it runs, in this order: client
   // messages, records from other systems, the convention's report, and an

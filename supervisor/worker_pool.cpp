@@ -343,7 +343,8 @@ status worker_pool::start_process(worker_proc& w) {
   launch_spec spec;
   spec.exe = ctx_.opts.worker_exe.string();
   spec.args = {"--control",   ctx_.endpoint_of("c.sock"), "--inbox",  w.inbox,
-               "--worker-id", std::to_string(w.id),       "--marker", marker_of(w).string()};
+               "--worker-id", std::to_string(w.id),       "--marker", marker_of(w).string(),
+               "--fence",     ctx_.fence_file().string()};
   // Its package's private libraries, and nothing of another package's,
   // through links that send_assignment() points at that package (glibc
   // reads LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).

@@ -42,6 +42,8 @@ int exit_for(const error& e) {
       return cli_timeout;
     case errc::not_found:
       return cli_not_found;
+    case errc::unknown:
+      return cli_unknown;
     default:
       return cli_failed;
   }

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
       opts.inbox_endpoint = value;
     else if (flag == "--marker")
       opts.marker_file = value;
+    else if (flag == "--fence")
+      opts.fence_file = value;
     else if (flag == "--worker-id")
       opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     else {
@@ -41,7 +43,7 @@ int main(int argc, char** argv) {
   }
   if (argc % 2 == 0 || opts.control_endpoint.empty() || opts.inbox_endpoint.empty() || opts.worker_id == 0) {
     std::fprintf(stderr,
-                 "usage: troupe-worker --control EP --inbox EP --worker-id N [--marker FILE]\n"
+                 "usage: troupe-worker --control EP --inbox EP --worker-id N [--marker FILE] [--fence FILE]\n"
                  "(started by the supervisor, not by hand; it names the package in its answer to hello)\n");
     return troupe::worker_exit_usage;
   }

@@ -136,6 +136,8 @@ status runtime::start() {
   }
   if (!opts_.marker_file.empty())
     if (auto s = marker_.open(opts_.marker_file); !s) return s;
+  if (!opts_.fence_file.empty())
+    if (auto s = fence_.open(opts_.fence_file, false); !s) return s;
   control_watch_ = std::make_unique<ipc::socket_watcher>(io_, control_, [this] { on_control(); });
   inbox_watch_ = std::make_unique<ipc::socket_watcher>(io_, inbox_, [this] { on_inbox(); });
   control_watch_->start();
@@ -244,7 +246,6 @@ void runtime::handle_control(const ipc::control_message& m) {
       {cmd::supervisor::forget_route, &runtime::on_forget_route},
       {cmd::supervisor::forget_name, &runtime::on_forget_name},
       {cmd::supervisor::shutdown, &runtime::on_shutdown},
-      {cmd::supervisor::fence, &runtime::on_fence},
   };
   auto it = table.find(m.command);
   if (it == table.end()) {
@@ -275,35 +276,18 @@ void runtime::on_forget_name(const json& b) {
   names_.erase(b.value("name", std::string()));  // it moved to another actor
 }
 
-void runtime::on_fence(const json& b) { fence_at(b.value("until_ms", std::numeric_limits<std::int64_t>::max())); }
-
-namespace {
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
-void runtime::fence_at(std::int64_t until_ms) {
-  fence_until_ms_.store(until_ms);
-  if (fenced_actors_.load() == 0) return;
-  if (steady_ms() >= until_ms) return fence_now();
-  if (!fence_timer_) fence_timer_ = std::make_unique<asio::steady_timer>(io_);
-  fence_timer_->expires_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(until_ms)));
-  fence_timer_->async_wait([this](const boost::system::error_code& e) {
-    if (!e && steady_ms() >= fence_until_ms_.load()) fence_now();
-  });
-}
+using ipc::steady_now_ms;
 
 void runtime::fence_now() {
   std::vector<address> fenced;
+  const auto now = steady_now_ms();
   for (const auto& [a, slot] : actors_)
-    if (slot.fenced) fenced.push_back(a);
+    if (slot.fenced && !fence_.holds(slot.lease, now)) fenced.push_back(a);
   if (fenced.empty()) return;
   log_line(TROUPE_LOG_WARN, {},
            "fenced: stopping " + std::to_string(fenced.size()) +
-               " actors of the convention (their system could not renew its lease in time)");
-  for (address a : fenced) finish_exit(a, "fenced: its system could not renew its lease in time");
+               " actors of the convention: their system no longer holds the lease they were placed under");
+  for (address a : fenced) finish_exit(a, "fenced: its system no longer holds the lease it was placed under");
 }
 
 void runtime::on_shutdown(const json& b) {
@@ -372,13 +356,19 @@ void runtime::create_actor(const json& b) {
   slot.max_handle_ms = b.value("max_handle_time_ms", 0u);
   slot.fenced = b.value("fenced", false);
   if (slot.fenced) {
-    // Too late already: it is not created at all.
-    if (b.contains("fence_ms") && steady_ms() >= b["fence_ms"].get<std::int64_t>()) {
+    const auto lease = b.find("lease");
+    slot.lease = lease != b.end() && lease->is_string()
+                     ? std::strtoll(lease->get_ref<const std::string&>().c_str(), nullptr, 10)
+                     : 0;
+    // Too late already (or no page to tell): it is not created at all.
+    if (!fence_.holds(slot.lease, steady_now_ms())) {
       actors_.erase(it);
-      return refuse("fenced: its system could not renew its lease in time");
+      return refuse("fenced: its system does not hold the lease it was placed under");
     }
+    // Those of an older lease are gone by now (the page moved on).
+    if (fenced_actors_.load() > 0 && fenced_lease_.load() != slot.lease) fence_now();
+    fenced_lease_.store(slot.lease);
     ++fenced_actors_;
-    if (b.contains("fence_ms")) fence_at(b["fence_ms"].get<std::int64_t>());
   }
   if (slot.max_handle_ms != 0 || slot.fenced) start_watchdog();
   troupe_context ctx{this, &slot, TROUPE_MSG_TELL, {}, 0, false};
@@ -473,28 +463,48 @@ void runtime::start_watchdog() {
   std::uint32_t shortest = 0;
   for (const auto& [_, slot] : actors_)
     if (slot.max_handle_ms != 0 && (shortest == 0 || slot.max_handle_ms < shortest)) shortest = slot.max_handle_ms;
-  // No max_handle_time: the watchdog only sleeps until the fence deadline.
+  // No max_handle_time: the watchdog only watches the fence page.
   const std::uint32_t tick = shortest == 0 ? 1000 : std::max<std::uint32_t>(1, shortest / 4);
   if (watchdog_tick_ms_.load() == 0 || tick < watchdog_tick_ms_.load()) watchdog_tick_ms_.store(tick);
-  if (watchdog_.joinable() || !marker_.is_open()) return;
+  if (watchdog_.joinable()) {
+    // It may sleep a whole tick: woken to see a new limit or fenced actor.
+    { std::lock_guard held(watchdog_mutex_); }
+    watchdog_wake_.notify_one();
+    return;
+  }
+  if (!marker_.is_open()) return;
   watchdog_ = std::thread([this] {
     auto* page = marker_.page();
     std::uint64_t watched = 0;  // the handler generation seen running
     auto since = std::chrono::steady_clock::now();
+    std::int64_t fence_seen_ms = 0;  // when it first saw fenced actors the page no longer holds
     std::unique_lock lock(watchdog_mutex_);
     while (!watchdog_stop_) {
-      // Wakes at its tick, or just past the fence deadline when that is sooner:
-      // a deadline is kept within 30 ms even when a handler holds the loop.
+      // Wakes at its tick; with fenced actors, at the page's deadline and at
+      // least every 50 ms (a lost lease moves the deadline to "now"), so they
+      // are gone within 30 ms of it even when a handler holds the loop.
       auto wait = std::chrono::milliseconds(watchdog_tick_ms_.load());
-      if (fenced_actors_.load() > 0)
-        wait = std::clamp(std::chrono::milliseconds(fence_until_ms_.load() - steady_ms() + 30),
-                          std::chrono::milliseconds(1), wait);
+      if (fenced_actors_.load() > 0) {
+        const auto left = std::chrono::milliseconds(fence_.until_ms() - steady_now_ms());
+        wait = std::clamp(left, std::chrono::milliseconds(1), std::min(wait, std::chrono::milliseconds(50)));
+        if (fence_seen_ms != 0) wait = std::chrono::milliseconds(5);
+      }
       watchdog_wake_.wait_for(lock, wait);
       const std::uint64_t gen = page->generation.load(std::memory_order_acquire);
       const auto now = std::chrono::steady_clock::now();
-      // Past the fence deadline with fenced actors alive: the loop is held
-      // (a long handler) and cannot stop them; the process goes instead.
-      if (fenced_actors_.load() > 0 && steady_ms() > fence_until_ms_.load() + 30) ::kill(::getpid(), SIGKILL);
+      const auto now_ms = steady_now_ms();
+      if (fenced_actors_.load() > 0 && !fence_.holds(fenced_lease_.load(), now_ms)) {
+        // The loop stops them if it is free; if it is held (a long handler,
+        // a big message) the process goes instead.
+        if (fence_seen_ms == 0) {
+          fence_seen_ms = now_ms;
+          asio::post(io_, [this] { fence_now(); });
+        } else if (now_ms - fence_seen_ms >= 30) {
+          ::kill(::getpid(), SIGKILL);
+        }
+      } else {
+        fence_seen_ms = 0;
+      }
       if (gen % 2 == 0) continue;  // idle
       if (gen != watched) {
         watched = gen;
@@ -516,7 +526,7 @@ void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, s
                      std::string_view type, std::string_view payload, std::string_view reason) {
   // Past the fence deadline a fenced actor handles nothing more (the loop
   // may have been stopped past it, its timer not run yet).
-  if (slot.fenced && steady_ms() >= fence_until_ms_.load()) {
+  if (slot.fenced && !fence_.holds(slot.lease, steady_now_ms())) {
     if (kind == TROUPE_MSG_ASK) bounce(kind, from, slot.addr, corr, type, slot.addr.to_string() + " is fenced");
     return fence_now();
   }

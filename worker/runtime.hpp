@@ -14,6 +14,7 @@
 #include "base/restart.hpp"
 #include "ipc/control.hpp"
 #include "ipc/delivery.hpp"
+#include "ipc/fence_page.hpp"
 #include "ipc/handling_marker.hpp"
 #include "ipc/reactor.hpp"
 #include "worker/package_host.hpp"
@@ -46,6 +47,7 @@ struct options {
   std::string inbox_endpoint;    ///< this worker's data-plane inbox to bind (ipc://)
   std::uint32_t worker_id = 0;
   std::string marker_file;  ///< the handling marker the supervisor reads after a death
+  std::string fence_file;   ///< the system's fence page (etcd conventions)
   // A worker starts without a package (it may wait as a standby); the
   // supervisor's answer to "hello" names the library and package id.
   std::string library;  ///< the package library to dlopen
@@ -87,7 +89,8 @@ struct actor_slot {
   bool exiting = false;
   restart_rule rule;
   std::uint32_t max_handle_ms = 0;  ///< manifest max_handle_time (0: none)
-  bool fenced = false;              ///< placed by a convention that fences: gone at the fence deadline
+  bool fenced = false;              ///< placed by a convention that fences: lives while the fence page holds
+  std::int64_t lease = 0;           ///< the lease it was created under (fenced)
 };
 
 class runtime {
@@ -133,12 +136,8 @@ class runtime {
   void on_forget_route(const ipc::json& body);
   void on_forget_name(const ipc::json& body);
   void on_shutdown(const ipc::json& body);
-  void on_fence(const ipc::json& body);
-  /// The deadline by which this worker's fenced actors must be gone
-  /// (steady-clock milliseconds; the supervisor's renewals move it on).
-  void fence_at(std::int64_t until_ms);
-  /// Destroys every fenced actor now: their system could not renew its
-  /// lease, and they may run elsewhere any moment.
+  /// Destroys every fenced actor the fence page no longer holds: their
+  /// system could not renew its lease, and they may run elsewhere any moment.
   void fence_now();
   void handle_control_guarded(const ipc::control_message& m);
   void request(std::string_view command, ipc::json body, reply_handler then);
@@ -211,11 +210,12 @@ class runtime {
   std::condition_variable watchdog_wake_;
   bool watchdog_stop_ = false;
   std::atomic<std::uint32_t> watchdog_tick_ms_{0};
-  // Fencing: the deadline (steady ms; max: none), a timer at it, and for the
-  // watchdog how many fenced actors still live.
-  std::atomic<std::int64_t> fence_until_ms_{std::numeric_limits<std::int64_t>::max()};
+  // Fencing: the system's page, and for the watchdog how many fenced actors
+  // live and under which lease (one at a time: an actor of a new lease is
+  // created only after those of the old one are gone).
+  ipc::fence_page fence_;
   std::atomic<std::uint32_t> fenced_actors_{0};
-  std::unique_ptr<boost::asio::steady_timer> fence_timer_;
+  std::atomic<std::int64_t> fenced_lease_{0};
 
   std::unordered_map<address, actor_slot> actors_;
   std::deque<envelope> run_queue_;

@@ -20,6 +20,8 @@ enum class errc {
   unavailable,       ///< the system or worker is not running
   internal,          ///< a bug: an impossible state was reached
   limit,             ///< a configured limit was reached (workers, JSON depth, frame size, held requests)
+  unknown,           ///< the outcome is unknown: it may or may not have been carried out (do not retry blindly)
+  // A new code goes before `unknown`, which stays last (errc_from_string counts up to it).
 };
 
 [[nodiscard]] inline const char* to_string(errc c) {
@@ -42,15 +44,17 @@ enum class errc {
       return "internal";
     case errc::limit:
       return "limit";
+    case errc::unknown:
+      return "unknown";
   }
   return "internal";
 }
 
 /// The errc whose to_string is text; refused for a name this version does not know.
 [[nodiscard]] inline errc errc_from_string(std::string_view text) {
-  for (errc c : {errc::invalid_argument, errc::not_found, errc::protocol, errc::io, errc::timeout, errc::refused,
-                 errc::unavailable, errc::internal, errc::limit})
-    if (text == to_string(c)) return c;
+  // Every value, in order: the enumerators are numbered from 0 to errc::unknown, the last.
+  for (int i = 0; i <= static_cast<int>(errc::unknown); ++i)
+    if (text == to_string(static_cast<errc>(i))) return static_cast<errc>(i);
   return errc::refused;
 }
 

@@ -384,6 +384,15 @@ test_system::~test_system() {
   }
   kill_everything();
   if (daemon_pgid_ > 0) unregister_group(daemon_pgid_);
+  // For a developer reading why a test failed: TROUPE_TEST_KEEP_LOGS=DIR
+  // keeps each system's log there as PORT-PID.log.
+  if (const char* keep = std::getenv("TROUPE_TEST_KEEP_LOGS"); keep != nullptr && *keep != '\0') {
+    std::error_code ec;
+    fs::create_directories(keep, ec);
+    fs::copy_file(state_dir() / "system.log",
+                  fs::path(keep) / (std::to_string(port_) + "-" + std::to_string(daemon_pid_) + ".log"),
+                  fs::copy_options::overwrite_existing, ec);
+  }
   if (owns_home_) {
     std::error_code ec;
     fs::remove_all(home_, ec);
