@@ -39,6 +39,11 @@ status leader_convention::setup() {
   }
   p_.members.upsert(self_member(), convention_clock::now());
   heartbeat_timer_ = std::make_unique<boost::asio::steady_timer>(ctx_.io);
+  // A loop that has not turned for this long is hung, not busy with a big message.
+  const auto stall_limit = std::max(std::chrono::milliseconds(10000), 10 * ctx_.opts.member_timeout);
+  beacon_ = std::make_unique<beacon>(ctx_.zmq, ctx_.id, p_.link.keys(), ctx_.opts.heartbeat, stall_limit);
+  if (p_.state.leads)
+    if (auto s = beacon_->listen(ctx_.opts.bind_host); !s) return s;
   register_handlers();
   p_.packages.on_unloading = [this](const std::string& id) {
     broadcast(cmd::peer::unloaded, json{{"package_id", id}});
@@ -48,6 +53,7 @@ status leader_convention::setup() {
 
 void leader_convention::start() {
   if (discovery_watch_) discovery_watch_->start();
+  beacon_->start();
   heartbeat_tick();
   if (p_.state.leads) p_.packages.reload_after_crash();
 }
@@ -57,6 +63,7 @@ void leader_convention::stop() {
   // The leader places this system's actors elsewhere at once, not after a timeout.
   if (!p_.state.leads && p_.state.joined) p_.link.send(p_.state.leader, cmd::peer::leaving, json::object());
   if (discovery_watch_) discovery_watch_->stop();
+  beacon_->stop();
 }
 
 void leader_convention::describe(json& status) const {
@@ -65,6 +72,7 @@ void leader_convention::describe(json& status) const {
   status["joined"] = p_.state.leads || p_.state.joined;
   // What a member needs to join: the peer socket and the key it must trust.
   status["peer"] = p_.state.leads ? json(p_.link.endpoint()) : json();
+  status["beacon"] = p_.state.leads ? json(beacon_->endpoint()) : json();
   status["key"] = p_.link.public_key();
 }
 
@@ -211,14 +219,21 @@ void leader_convention::heartbeat_tick() {
     if (!e && !ctx_.stopping) heartbeat_tick();
   });
   const auto now = convention_clock::now();
+  beacon_->loop_turned();
   if (p_.state.leads) {
     p_.members.heard(ctx_.id, now, static_cast<std::uint32_t>(p_.dir.size()));
+    // What the beacon heard while this loop was busy counts.
+    for (const auto* m : p_.members.all())
+      if (auto t = beacon_->heard(m->system_id);
+          t && m->state == member_state::up && m->system_id != ctx_.id && *t > m->last_heard)
+        p_.members.heard(m->system_id, *t, m->actors);
     for (auto id : p_.members.expire(now, ctx_.opts.member_timeout, ctx_.id))
       on_member_down(id, "stopped answering heartbeats (" + std::to_string(ctx_.opts.member_timeout.count()) + " ms)",
                      true);
     broadcast(cmd::peer::members, json{{"members", members_json()}});
     return;
   }
+  if (auto t = beacon_->leader_heard(); t && *t > leader_heard_) leader_heard_ = *t;
   if (p_.state.joined && now - leader_heard_ > ctx_.opts.member_timeout) leader_lost();
   if (!p_.state.joined) return discover_leader();
   p_.link.send(p_.state.leader, cmd::peer::heartbeat,
@@ -271,6 +286,9 @@ void leader_convention::on_discovery() {
   }
   leader_peer_ = peer;
   uplink_since_ = convention_clock::now();
+  // Its beacon, where it has one: heartbeats that no data delays.
+  if (const auto& bj = m->body.contains("beacon") ? m->body["beacon"] : json(); bj.is_string())
+    beacon_->beat_to(bj.get<std::string>(), key);
   send_join();
 }
 

@@ -16,6 +16,8 @@
 
 #include "supervisor/placement_convention.hpp"
 
+#include "supervisor/beacon.hpp"
+
 #include <boost/asio/steady_timer.hpp>
 
 #include <memory>
@@ -70,6 +72,8 @@ class leader_convention final : public placement_convention {
   std::string untrusted_leader_key_;  // logged once
   bool not_a_leader_logged_ = false;
   std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
+  // Heartbeats on a thread of their own, so data never delays them.
+  std::unique_ptr<beacon> beacon_;
   // Epochs grow across restarts of the leader: they start at its start time.
   std::uint64_t epoch_ = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -53,6 +53,7 @@ class peer_link {
   void stop();
 
   [[nodiscard]] const std::string& public_key() const { return keys_.public_key; }
+  [[nodiscard]] const ipc::curve_keypair& keys() const { return keys_; }
   /// tcp://HOST:PORT of the peer ROUTER.
   [[nodiscard]] const std::string& endpoint() const { return endpoint_; }
   [[nodiscard]] std::filesystem::path trusted_dir() const { return ctx_.opts.home / "convention" / "trusted"; }

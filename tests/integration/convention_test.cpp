@@ -1150,3 +1150,42 @@ TEST_CASE("move --to the port of a system that was restarted reaches the running
     CHECK((*moved)["address"] == morse);
   }
 }
+
+TEST_CASE("two concurrent 45 MB asks between systems change no membership", "[integration][convention][modes]") {
+  test_system lead(lead_args());
+  test_system a(lead, 0, member_args(lead, ""));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_RELAY_V1_PKG);
+  lead.spawn({"Relay", "--package", pkg, "--name", "big"});
+  const auto placed = wait_actor(lead, "big", "running");
+  REQUIRE(placed);
+  // Asked through the two systems that do not host it: both cross systems.
+  std::vector<const test_system*> via;
+  for (const auto* s : {&lead, &a, &b})
+    if (s->where() != (*placed)["system"]) via.push_back(s);
+  REQUIRE(via.size() == 2);
+  const std::string bulk(45u << 20, 'x');
+  std::atomic<int> ok{0};
+  std::vector<std::thread> askers;
+  for (const auto* through : via)
+    askers.emplace_back([&, through] {
+      auto c = troupe::client::connect(through->where());
+      if (!c) return;
+      auto r = c->call("ask", json{{"target", "big"}, {"payload", json{{"echo", bulk}}}, {"timeout_ms", 30000}}, 40s);
+      if (r && (*r)["payload"].is_string() && (*r)["payload"].get_ref<const std::string&>().size() == bulk.size())
+        ++ok;
+      else
+        WARN("through " << through->where() << ": " << (r ? r->dump().substr(0, 200) : r.err().message));
+    });
+  for (auto& t : askers) t.join();
+  CHECK(ok == 2);
+  for (const auto* s : {&lead, &a, &b}) {
+    const auto log = s->log();
+    INFO(log);
+    for (const char* change :
+         {"lost its lease", "stopped answering heartbeats", "fenced", "rejoin", "leader is unreachable"})
+      CHECK(log.find(change) == std::string::npos);
+  }
+  CHECK(convention_up(lead, {&a, &b}));
+}
