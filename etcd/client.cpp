@@ -169,15 +169,21 @@ struct endpoints_state {
   std::vector<endpoint> list;
   std::size_t current = 0;
   std::vector<std::string> last_failure;  // by index; empty after a success
-  std::vector<bool> refused;              // by index: the last attempt was refused
+  // By index: the endpoint serves no store. Its last connection was refused
+  // (and nothing answered since), or it answered that it has no leader; both
+  // mean that nobody can change the store through it, nor expire a lease.
+  std::vector<bool> refused;
 
   void failed(std::size_t i, const boost::system::error_code& ec) {
     refused[i] = ec == asio::error::connection_refused;
     last_failure[i] = list[i].text() + ": " + (ec == beast::error::timeout ? std::string("timed out") : ec.message());
   }
-  void succeeded(std::size_t i) {
-    refused[i] = false;
-    last_failure[i].clear();
+  /// A connection: whether a store answers through it is told by the answer.
+  void connected(std::size_t i) { last_failure[i].clear(); }
+  /// An answer (no_leader: etcd says it has none, a cluster coming back).
+  void answered(std::size_t i, bool no_leader) {
+    refused[i] = no_leader;
+    if (no_leader) last_failure[i] = list[i].text() + ": no leader";
   }
   [[nodiscard]] std::string failures() const {
     std::string out;
@@ -212,7 +218,7 @@ void connect_any(asio::io_context& io, std::shared_ptr<endpoints_state> eps, bea
                              [eps, alive, done, i, next](const boost::system::error_code& e, const tcp::endpoint&) {
                                if (!*alive) return;
                                if (e) return next(e);
-                               eps->succeeded(i);
+                               eps->connected(i);
                                done(ok_v);
                              });
       });
@@ -287,19 +293,20 @@ class lane : public std::enable_shared_from_this<lane> {
       self->parser_.emplace();
       self->parser_->body_limit(max_response_bytes);
       self->stream_.expires_after(self->timeout_);
-      http::async_read(self->stream_, self->buffer_, *self->parser_,
-                       [self](const boost::system::error_code& e, std::size_t) {
-                         if (!*self->alive_) return;
-                         if (e) return self->lost(e, /*maybe_sent=*/true);
-                         auto res = self->parser_->release();
-                         if (!res.keep_alive()) self->connected_ = false;
-                         if (res.result() != http::status::ok)
-                           return self->finish(gateway_error(res.result_int(), res.body()));
-                         json j = json::parse(res.body(), nullptr, false);
-                         if (j.is_discarded())
-                           return self->finish(make_error(errc::protocol, "etcd answered what is not JSON"));
-                         self->finish(std::move(j));
-                       });
+      http::async_read(
+          self->stream_, self->buffer_, *self->parser_, [self](const boost::system::error_code& e, std::size_t) {
+            if (!*self->alive_) return;
+            if (e) return self->lost(e, /*maybe_sent=*/true);
+            auto res = self->parser_->release();
+            if (!res.keep_alive()) self->connected_ = false;
+            self->eps_->answered(
+                self->eps_->current,
+                res.result() != http::status::ok && res.body().find("etcdserver: no leader") != std::string::npos);
+            if (res.result() != http::status::ok) return self->finish(gateway_error(res.result_int(), res.body()));
+            json j = json::parse(res.body(), nullptr, false);
+            if (j.is_discarded()) return self->finish(make_error(errc::protocol, "etcd answered what is not JSON"));
+            self->finish(std::move(j));
+          });
     });
   }
 

@@ -87,6 +87,8 @@ inline constexpr std::string_view unloaded = "unloaded";
 inline constexpr std::string_view call = "call";
 inline constexpr std::string_view result = "result";
 inline constexpr std::string_view data = "data";
+/// The receiver of `data` took every record of a channel up to a number.
+inline constexpr std::string_view data_ack = "data_ack";
 }  // namespace peer
 
 }  // namespace troupe::ipc::cmd

@@ -143,7 +143,8 @@ void etcd_convention::describe_systems(json& out) const {
   out["fenced"] = fenced_;
   out["limits"] =
       "etcd: a system that cannot renew its lease stops the convention's actors it hosts before the lease "
-      "expires, so no address has two live instances; while every etcd endpoint refuses connections nothing "
+      "expires, so no address has two live instances; while every etcd endpoint refuses connections or has no leader, "
+      "nothing "
       "is placed again and systems serve what they host";
 }
 

@@ -12,7 +12,7 @@
 //
 // Fencing: a system that cannot renew its lease in time stops the actors
 // the convention placed on it before the lease can expire; unless every etcd
-// endpoint refuses connections, which means the store is down for everyone
+// endpoint refuses connections or has no leader: the store is down for everyone
 // and nothing can be placed again meanwhile. The lease is kept on a thread of
 // its own (lease_keeper.hpp), which tells the workers through the fence page,
 // so neither a busy loop nor a stopped system lets an actor outlive it.

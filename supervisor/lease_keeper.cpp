@@ -134,6 +134,10 @@ void lease_keeper::renewed(steady::time_point sent, std::int64_t ttl_s) {
   // etcd counts the TTL from when it took the renewal, which is after it was sent.
   const auto until = sent + std::chrono::seconds(ttl_s);
   if (to_ms(until) <= valid_until_ms_.load()) return;  // an older renewal answered late
+  // Answered after the workers' deadline (this thread was stopped, say):
+  // they may have dropped the convention's actors already, so the lease
+  // cannot simply go on.
+  if (ipc::steady_now_ms() >= page_.until_ms()) return lose("its renewal came after the fence deadline");
   valid_until_ms_ = to_ms(until);
   page_.extend(to_ms(until - milliseconds(ttl()) * 15 / 100));
   if (store_down_.exchange(false)) log_line(TROUPE_LOG_INFO, {}, "etcd renewed the lease again");
@@ -149,12 +153,12 @@ void lease_keeper::arm_decision() {
 
 void lease_keeper::decide() {
   if (stopping_ || lease_.load() == 0) return;
-  if (client_->all_refused()) {
+  if (client_->all_refused() && ipc::steady_now_ms() < page_.until_ms()) {
     // Down for everyone: no leader can place anything again meanwhile, and
     // etcd renews every lease when it comes back. Serving on is safe.
     if (!store_down_.exchange(true))
       log_line(TROUPE_LOG_WARN, {},
-               "every etcd endpoint refuses connections: the store is down; serving on, "
+               "every etcd endpoint refuses connections or has no leader: the store is down; serving on, "
                "nothing is placed again until it returns");
     const auto until = steady::now() + ttl();
     valid_until_ms_ = to_ms(until);
@@ -162,7 +166,8 @@ void lease_keeper::decide() {
     arm_decision();
     return;
   }
-  lose("cannot renew its lease in time (etcd: " + client_->last_failures() + ")");
+  const auto failures = client_->last_failures();
+  lose("cannot renew its lease in time (" + (failures.empty() ? "no renewal answered" : "etcd: " + failures) + ")");
 }
 
 void lease_keeper::lose(const std::string& why) {

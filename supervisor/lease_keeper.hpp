@@ -12,7 +12,8 @@
 // lease and each loss through the handlers, posted to it in order.
 //
 // The decision, at 30% of the TTL before the lease could expire without a
-// renewal: if every etcd endpoint refuses connections the store is down for
+// renewal: if every etcd endpoint refuses connections (or answers that it has
+// no leader, a cluster coming back) the store is down for
 // everyone, nothing can be placed again and etcd renews every lease when it
 // returns, so the system serves on; otherwise the lease is lost.
 #pragma once
@@ -62,7 +63,7 @@ class lease_keeper {
   [[nodiscard]] std::chrono::seconds ttl() const { return std::chrono::seconds(ttl_s_.load()); }
   /// How long the lease holds at least without another renewal (0 when none).
   [[nodiscard]] std::chrono::milliseconds valid_for() const;
-  /// Every etcd endpoint refuses connections: serving on.
+  /// Every etcd endpoint refuses connections or has no leader: serving on.
   [[nodiscard]] bool store_down() const { return store_down_.load(); }
 
  private:

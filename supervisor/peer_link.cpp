@@ -89,10 +89,18 @@ void peer_link::on_router() {
   const auto& to_field = m->body.contains("to") ? m->body["to"] : json();
   const std::uint32_t to = to_field.is_string() ? base::parse_hex32(to_field.get<std::string>()) : 0;
   if (to != 0 && to != ctx_.id) {
-    if (!router_->send_control("s" + base::hex32(to), m->command, m->body, m->blob))
-      log_line(
-          TROUPE_LOG_WARN, {},
-          "'" + m->command + "' from " + name(from) + " to " + name(to) + " not relayed: that system is not connected");
+    if (router_->send_control("s" + base::hex32(to), m->command, m->body, m->blob)) return;
+    // A full or missing link drops it: what is numbered comes again, the rest
+    // is the sender's to retry. Said once in a while, not per message.
+    auto& [logged, dropped] = unrelayed_[{from, to}];
+    ++dropped;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - logged < std::chrono::seconds(5)) return;
+    log_line(TROUPE_LOG_WARN, {},
+             std::to_string(dropped) + " messages from " + name(from) + " to " + name(to) + " (the last '" +
+                 m->command + "') not relayed: that system is not connected or its link is full");
+    logged = now;
+    dropped = 0;
     return;
   }
   dispatch(from, *m);
@@ -145,9 +153,28 @@ bool peer_link::send(std::uint32_t to, std::string_view command, json body, cons
   if (state_.leads) return router_->send_control("s" + base::hex32(to), command, body, blob);
   // To another member: straight there when the link is up, else through the leader.
   if (to != state_.leader)
-    if (auto* link = direct_link(to); link != nullptr && link->send_control("", command, body, blob)) return true;
+    if (auto* link = direct_link(to); link != nullptr && link->send_control("", command, body, blob)) {
+      direct_took_[to] = std::chrono::steady_clock::now();
+      return true;
+    }
   if (uplink_ && state_.joined) return uplink_->send_control("", command, body, blob);
   return false;
+}
+
+bool peer_link::send_in_order(std::uint32_t to, std::string_view command, json body, const std::string& blob) {
+  if (!state_.direct && !state_.leads && to != state_.leader && to != ctx_.id)
+    if (auto* link = direct_link(to)) {
+      body["from"] = base::hex32(ctx_.id);
+      body["to"] = base::hex32(to);
+      const auto now = std::chrono::steady_clock::now();
+      if (link->send_control("", command, body, blob)) {
+        direct_took_[to] = now;
+        return true;
+      }
+      if (auto t = direct_took_.find(to); t != direct_took_.end() && now - t->second < ctx_.opts.member_timeout)
+        return false;  // up and full
+    }
+  return send(to, command, std::move(body), blob);
 }
 
 bool peer_link::send_uplink(std::string_view command, const json& body) {
@@ -196,6 +223,7 @@ void peer_link::prune_direct() {
     const auto* m = members_.find(link.first);
     return m == nullptr || m->state != member_state::up;
   });
+  std::erase_if(direct_took_, [this](const auto& took) { return direct_.count(took.first) == 0; });
 }
 
 }  // namespace troupe::supervisor

@@ -66,6 +66,11 @@ class peer_link {
 
   /// Sends to system `to` by the best route; false when no route takes it.
   bool send(std::uint32_t to, std::string_view command, json body, const std::string& blob = {});
+  /// Like send, for a stream whose order matters (numbered data): a direct
+  /// link that took a message within the member timeout is up, so when it
+  /// is full this is false (try again later) rather than a detour through
+  /// the leader, where the message could overtake or be overtaken.
+  bool send_in_order(std::uint32_t to, std::string_view command, json body, const std::string& blob);
   /// Sends over the uplink to the leader whatever the routing state (join).
   bool send_uplink(std::string_view command, const json& body);
   /// Opens (again) the uplink to the leader's peer socket, expecting key.
@@ -100,7 +105,10 @@ class peer_link {
   // that does not know the sender yet answers over the connection it came
   // on (its ROUTER), which arrives here.
   std::map<std::uint32_t, std::unique_ptr<ipc::watched_socket>> direct_;
+  std::map<std::uint32_t, std::chrono::steady_clock::time_point> direct_took_;  // last message a direct link took
   std::unordered_map<std::string, handler> handlers_;
+  // Relays the leader could not make, logged at most every 5 s per pair.
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::pair<std::chrono::steady_clock::time_point, long>> unrelayed_;
 };
 
 }  // namespace troupe::supervisor

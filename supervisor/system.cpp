@@ -298,6 +298,7 @@ void system::finish_shutdown() {
   gateway_.stop();
   peers_.stop();
   calls_.stop();
+  relay_.stop();
   io_.stop();
 }
 
