@@ -9,13 +9,13 @@
 // the timeout up to 8 times while nothing is acknowledged. The receiver takes
 // only the next number of each channel, so items arrive once and in order,
 // and acknowledges cumulatively. Each item carries the oldest number its
-// sender keeps, so a receiver that never saw the channel knows where it starts. Time is passed in: no clock, no I/O here.
-// Not thread-safe; owned by one loop.
+// sender keeps, so a receiver that never saw the channel knows where it starts. Time is passed in: no clock, no I/O
+// here. Not thread-safe; owned by one loop.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
-#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>

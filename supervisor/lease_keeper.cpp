@@ -100,11 +100,14 @@ void lease_keeper::grant() {
     page_.grant(l->id, to_ms(until - milliseconds(ttl()) * 15 / 100));
     store_down_ = false;
     arm_decision();
+    post_to_owner([this, id = l->id] { handlers_.granted(id); });
+    // Counted from when it was asked for: a grant answered late (a link
+    // that just came back) is renewed at once, or it would be given up soon.
+    if (steady::now() - sent > milliseconds(ttl()) / 10) return renew();
     renew_timer_.expires_after(milliseconds(ttl()) / 3);
     renew_timer_.async_wait([this](const boost::system::error_code& e) {
       if (!e) renew();
     });
-    post_to_owner([this, id = l->id] { handlers_.granted(id); });
   });
 }
 

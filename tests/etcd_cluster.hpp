@@ -33,7 +33,10 @@ class etcd_cluster {
  public:
   static bool available() { return std::filesystem::exists("/usr/bin/etcd"); }
 
-  explicit etcd_cluster(int members = 1) {
+  /// also_on: another address of this host the client ports listen on too
+  /// (the root side of a veth pair a test made), for systems in a network
+  /// namespace; endpoints(also_on) names them.
+  explicit etcd_cluster(int members = 1, std::string also_on = {}) : also_on_(std::move(also_on)) {
     char tmpl[] = "/tmp/tretcd.XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -52,10 +55,10 @@ class etcd_cluster {
   etcd_cluster& operator=(const etcd_cluster&) = delete;
 
   /// "http://127.0.0.1:P1,http://127.0.0.1:P2,..." — what `troupe start --etcd` takes.
-  [[nodiscard]] std::string endpoints() const {
+  [[nodiscard]] std::string endpoints(const std::string& host = "127.0.0.1") const {
     std::string out;
     for (const auto& n : nodes_)
-      out += (out.empty() ? "" : ",") + std::string("http://127.0.0.1:") + std::to_string(n.client);
+      out += std::string(out.empty() ? "" : ",") + "http://" + host + ":" + std::to_string(n.client);
     return out;
   }
   [[nodiscard]] std::size_t size() const { return nodes_.size(); }
@@ -75,33 +78,34 @@ class etcd_cluster {
     if (n.pid > 0) return;
     const std::string peer = "http://127.0.0.1:" + std::to_string(n.peer);
     const std::string client = "http://127.0.0.1:" + std::to_string(n.client);
-    std::vector<std::string> args = {"/usr/bin/etcd",
-                                     "--name",
-                                     n.name,
-                                     "--data-dir",
-                                     (dir_ / n.name).string(),
-                                     "--listen-client-urls",
-                                     client,
-                                     "--advertise-client-urls",
-                                     client,
-                                     "--listen-peer-urls",
-                                     peer,
-                                     "--initial-advertise-peer-urls",
-                                     peer,
-                                     "--initial-cluster",
-                                     cluster_,
-                                     "--initial-cluster-state",
-                                     "new",
-                                     "--initial-cluster-token",
-                                     dir_.filename().string(),
-                                     "--heartbeat-interval",
-                                     "50",
-                                     "--election-timeout",
-                                     "500",
-                                     "--logger",
-                                     "zap",
-                                     "--log-outputs",
-                                     (dir_ / (n.name + ".log")).string()};
+    std::vector<std::string> args = {
+        "/usr/bin/etcd",
+        "--name",
+        n.name,
+        "--data-dir",
+        (dir_ / n.name).string(),
+        "--listen-client-urls",
+        also_on_.empty() ? client : client + ",http://" + also_on_ + ":" + std::to_string(n.client),
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        cluster_,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        dir_.filename().string(),
+        "--heartbeat-interval",
+        "50",
+        "--election-timeout",
+        "500",
+        "--logger",
+        "zap",
+        "--log-outputs",
+        (dir_ / (n.name + ".log")).string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -190,6 +194,7 @@ class etcd_cluster {
     return false;
   }
 
+  std::string also_on_;
   std::filesystem::path dir_;
   std::vector<node> nodes_;
   std::string cluster_;

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -334,4 +335,108 @@ TEST_CASE(
   CHECK(running_on(lead, "inst", host));
   CHECK(lead.ask("inst", json{{"n", 999}}).is_object());
   CHECK(overlaps(read_instances(lead.home())).empty());
+}
+
+// ---------------------------------------------------------------- a network partition
+
+namespace {
+
+/// A network namespace with a veth pair to this one, made for one test and
+/// removed with it (deleting the namespace deletes the pair). Names and the
+/// /24 are random, so two runs on one machine do not meet.
+struct netns_link {
+  std::string ns, root_if, ns_if, root_addr, ns_addr;
+  bool made = false;
+
+  static bool ip(const std::vector<std::string>& args) {
+    return troupe::testing::run_process("/usr/sbin/ip", args, {}, {}, 10s).exit_code == 0;
+  }
+  netns_link() {
+    std::random_device rd;
+    const unsigned tag = rd() % 100000, net = 16 + rd() % 200;
+    ns = "trp" + std::to_string(tag);
+    root_if = "trv" + std::to_string(tag);
+    ns_if = "trw" + std::to_string(tag);
+    root_addr = "10.213." + std::to_string(net) + ".1";
+    ns_addr = "10.213." + std::to_string(net) + ".2";
+    if (!ip({"netns", "add", ns})) return;
+    made = true;
+    made = ip({"link", "add", root_if, "type", "veth", "peer", "name", ns_if}) &&
+           ip({"link", "set", ns_if, "netns", ns}) && ip({"addr", "add", root_addr + "/24", "dev", root_if}) &&
+           ip({"link", "set", root_if, "up"}) && ip({"-n", ns, "addr", "add", ns_addr + "/24", "dev", ns_if}) &&
+           ip({"-n", ns, "link", "set", ns_if, "up"}) && ip({"-n", ns, "link", "set", "lo", "up"});
+  }
+  ~netns_link() {
+    ip({"netns", "del", ns});
+    ip({"link", "del", root_if});  // gone with the namespace, unless moving it failed
+  }
+  netns_link(const netns_link&) = delete;
+  netns_link& operator=(const netns_link&) = delete;
+
+  [[nodiscard]] troupe::testing::host_spec inside() const { return {ns_addr, {"/usr/sbin/ip", "netns", "exec", ns}}; }
+  [[nodiscard]] troupe::testing::host_spec outside() const { return {root_addr, {}}; }
+  bool cut() const { return ip({"link", "set", root_if, "down"}); }
+  bool heal() const { return ip({"link", "set", root_if, "up"}); }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a partition between systems: the cut-off side fences itself, the actor answers from the other, "
+    "one instance after healing",
+    "[integration][etcd][partition]") {
+  NEED_ETCD();
+  if (::geteuid() != 0 || !fs::exists("/usr/sbin/ip")) {
+    WARN("needs root and iproute2 for network namespaces: skipped");
+    return;
+  }
+  netns_link net;
+  if (!net.made) {
+    WARN("cannot make a network namespace here: skipped");
+    return;
+  }
+  etcd_cluster etcd(1, net.root_addr);
+  convention conv(etcd);
+  // The leader and b on this side, bound on the veth's address so the
+  // namespace reaches them; a in the namespace, reaching etcd over the veth.
+  test_system lead(conv.args(""), net.outside());
+  test_system b(lead, conv.args("instance"), net.outside());
+  std::vector<std::string> a_args{"--etcd",  etcd.endpoints(net.root_addr), "--convention", conv.name, "--caps",
+                                  "instance"};
+  test_system a(lead, a_args, net.inside());
+  REQUIRE(eventually([&] { return settled({&lead, &a, &b}); }));
+  lead.load(TROUPE_INSTANCES_PKG);
+  lead.spawn({"Instance", "--name", "inst"});
+  REQUIRE(eventually([&] {
+    auto p = actor_named(lead, "inst");
+    return p && (*p)["state"] == "running";
+  }));
+  if (!running_on(lead, "inst", a.where()))
+    REQUIRE(lead.run({"move", "inst", "--to", std::to_string(a.port())}).exit_code == 0);
+  REQUIRE(eventually([&] { return running_on(lead, "inst", a.where()); }));
+  CHECK(lead.ask("inst", json{{"n", 1}}).is_object());
+
+  struct healer {
+    const netns_link& n;
+    ~healer() { n.heal(); }
+  } heals{net};
+  REQUIRE(net.cut());
+  // The cut-off side cannot renew its lease: it stops the actor itself; the
+  // other side places it again once the lease is gone.
+  CHECK(eventually([&] { return running_on(lead, "inst", b.where()); }, 10s));
+  CHECK(lead.ask("inst", json{{"n", 2}}).is_object());
+  const auto fenced = [&] { return a.log().find("fenced: cannot renew its lease") != std::string::npos; };
+  CHECK(eventually(fenced, 5s));
+
+  REQUIRE(net.heal());
+  REQUIRE(eventually([&] { return settled({&lead, &a, &b}); }, 20s));
+  CHECK(running_on(lead, "inst", b.where()));
+  CHECK(running_on(a, "inst", b.where()));
+  CHECK(lead.ask("inst", json{{"n", 3}}).is_object());
+  const auto log = read_instances(lead.home());
+  CHECK(overlaps(log).empty());
+  std::size_t alive = 0;
+  for (const auto& [addr, lives] : log.lives)
+    for (const auto& l : lives) alive += l.stop < 0;
+  CHECK(alive == 1);
 }

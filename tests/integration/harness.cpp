@@ -336,6 +336,26 @@ test_system::test_system(const test_system& home_of, std::uint16_t port, std::ve
   start(port, start_args);
 }
 
+test_system::test_system(const test_system& home_of, std::vector<std::string> start_args, host_spec host)
+    : home_(home_of.home_), host_(std::move(host)), owns_home_(false) {
+  start(0, start_args);
+}
+
+test_system::test_system(std::vector<std::string> start_args, host_spec host) : host_(std::move(host)) {
+  char tmpl[] = "/tmp/trt.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  home_ = tmpl;
+  try {
+    std::filesystem::create_directories(home_ / "keys");
+    std::filesystem::copy_file(TROUPE_DEV_PUB, home_ / "keys" / "dev.pub");
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(home_, ec);
+    throw std::runtime_error(std::string("cannot make a TROUPE_HOME: ") + e.what());
+  }
+  start(0, start_args);
+}
+
 void test_system::start(std::uint16_t port, const std::vector<std::string>& start_args) {
   std::string why;
   try {
@@ -350,8 +370,19 @@ void test_system::start(std::uint16_t port, const std::vector<std::string>& star
       // 127.0.0.1:1900, may be another test's or an operator's system).
       if (std::find(args.begin(), args.end(), "--leader") == args.end() &&
           std::find(args.begin(), args.end(), "--etcd") == args.end())
-        args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(port_)});
-      auto r = run(args);
+        args.insert(args.end(), {"--leader", where()});
+      if (host_.address != "127.0.0.1") args.insert(args.end(), {"--bind", host_.address});
+      run_result r;
+      if (host_.launcher.empty()) {
+        r = run(args);
+      } else {
+        std::vector<std::string> full(host_.launcher.begin() + 1, host_.launcher.end());
+        full.insert(full.end(), {bin("troupe"), "--system", where()});
+        full.insert(full.end(), args.begin(), args.end());
+        r = run_process(
+            host_.launcher.front(), full,
+            {{"TROUPE_HOME", home_.string()}, {"TROUPE_SYSTEM", std::nullopt}, {"TROUPE_WORKER", std::nullopt}});
+      }
       if (r.exit_code == 0) {
         daemon_pid_ = std::stoi(read_file(state_dir() / "pid"));
         daemon_pgid_ = ::getpgid(daemon_pid_);
@@ -399,7 +430,7 @@ test_system::~test_system() {
   }
 }
 
-std::string test_system::where() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string test_system::where() const { return host_.address + ":" + std::to_string(port_); }
 
 fs::path test_system::state_dir() const { return home_ / "systems" / std::to_string(port_); }
 

@@ -89,6 +89,14 @@ struct actor_view {
   }
 };
 
+/// Where a system runs: its address (--bind, and how commands reach it) and
+/// what starts it there (`ip netns exec NS`, for a network namespace the test
+/// made).
+struct host_spec {
+  std::string address = "127.0.0.1";
+  std::vector<std::string> launcher;
+};
+
 class test_system {
  public:
   /// Starts a system (`troupe start --port P START_ARGS...`) whose
@@ -106,12 +114,17 @@ class test_system {
   /// created the home removes it, and must be destroyed last (declare it
   /// first).
   test_system(const test_system& home_of, std::uint16_t port, std::vector<std::string> start_args = {});
+  /// The same, on another host: the daemon starts through host.launcher
+  /// and binds host.address, where commands reach it.
+  test_system(const test_system& home_of, std::vector<std::string> start_args, host_spec host);
+  /// A system of its own TROUPE_HOME on another host (see above).
+  test_system(std::vector<std::string> start_args, host_spec host);
   ~test_system();
   test_system(const test_system&) = delete;
   test_system& operator=(const test_system&) = delete;
 
   [[nodiscard]] std::uint16_t port() const { return port_; }
-  /// "127.0.0.1:PORT"
+  /// "ADDRESS:PORT" (127.0.0.1 unless started on another host)
   [[nodiscard]] std::string where() const;
   [[nodiscard]] const std::filesystem::path& home() const { return home_; }
   /// TROUPE_HOME/systems/PORT
@@ -173,6 +186,7 @@ class test_system {
   void kill_everything() noexcept;
 
   std::filesystem::path home_;
+  host_spec host_;
   bool owns_home_ = true;  ///< created home_ (removes it; its cleanup covers every system there)
   std::uint16_t port_ = 0;
   pid_t daemon_pid_ = 0;
