@@ -30,6 +30,7 @@ constexpr auto retry_delay = milliseconds(250);
 // ---------------------------------------------------------------- set-up
 
 status etcd_convention::setup() {
+  restore_capabilities();
   const auto timeout = std::max(milliseconds(200), ctx_.opts.member_timeout / 2);
   client_ = std::make_unique<etcd::client>(ctx_.io, endpoints_, timeout);
   prefix_ = "troupe/" + ctx_.opts.convention + "/";
@@ -139,8 +140,22 @@ json etcd_convention::leader_where() const {
 void etcd_convention::describe_systems(json& out) const {
   out["mode"] = "etcd";
   out["etcd"] = joined_endpoints(endpoints_);
+  out["convention"] = ctx_.opts.convention;
   out["leader"] = leader_where();
   out["fenced"] = fenced_;
+  // Each system's lease as the store last showed it; this one's with what is left of it.
+  for (auto& m : out["systems"]) {
+    const std::uint32_t id = base::parse_hex32(m.value("system", std::string()));
+    json lease{{"state", m.value("state", std::string()) == "up" ? "held" : "lost"}};
+    if (auto l = member_leases_.find(id); l != member_leases_.end()) lease["id"] = std::to_string(l->second);
+    if (id == ctx_.id) {
+      lease = json{{"state", lease_ != 0 ? "held" : (fenced_ ? "lost" : "none")},
+                   {"id", std::to_string(lease_)},
+                   {"valid_for_ms", keeper_->valid_for().count()},
+                   {"store_down", keeper_->store_down()}};
+    }
+    m["lease"] = std::move(lease);
+  }
   out["limits"] =
       "etcd: a system that cannot renew its lease stops the convention's actors it hosts before the lease "
       "expires, so no address has two live instances; while every etcd endpoint refuses connections or has no leader, "

@@ -18,6 +18,7 @@ using ipc::log_line;
 // ---------------------------------------------------------------- setup
 
 status leader_convention::setup() {
+  restore_capabilities();
   p_.state.leads = ctx_.opts.leader == ctx_.where();
   p_.link.name_of = [this](std::uint32_t id) { return port_of(id); };
   p_.link.on_uplink_message = [this] { leader_heard_ = convention_clock::now(); };

@@ -3,6 +3,7 @@
 // See placement_convention.hpp.
 #include "supervisor/placement_convention.hpp"
 
+#include "base/files.hpp"
 #include "base/hex.hpp"
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
@@ -582,6 +583,37 @@ void placement_convention::cmd_systems(const client_ref& c) {
   p_.port.answer(c, out);
 }
 
+namespace {
+std::filesystem::path capabilities_file(const system_context& ctx) { return ctx.dir / "capabilities.json"; }
+}  // namespace
+
+void placement_convention::restore_capabilities() {
+  started_caps_ = ctx_.opts.caps;
+  auto text = base::read_regular_file(capabilities_file(ctx_), 1 << 20);
+  if (!text) return;  // none: chgcap was never used
+  const json saved = json::parse(text->bytes, nullptr, false);
+  const auto started = saved.is_object() && saved.contains("started_with")
+                           ? capabilities_from_json(saved["started_with"])
+                           : result<manifests::capabilities>(make_error(errc::invalid_argument, "no started_with"));
+  const auto now = saved.is_object() && saved.contains("now")
+                       ? capabilities_from_json(saved["now"])
+                       : result<manifests::capabilities>(make_error(errc::invalid_argument, "no now"));
+  if (!started || !now) {
+    log_line(TROUPE_LOG_WARN, {}, "ignored " + capabilities_file(ctx_).string() + ": not what chgcap writes");
+    return;
+  }
+  if (*started != ctx_.opts.caps) {
+    log_line(TROUPE_LOG_INFO, {},
+             "started with other capabilities than last time: those chgcap set then (" + to_json(*now).dump() +
+                 ") are dropped");
+    std::error_code ec;
+    std::filesystem::remove(capabilities_file(ctx_), ec);
+    return;
+  }
+  ctx_.opts.caps = *now;
+  if (*now != started_caps_) log_line(TROUPE_LOG_INFO, {}, "capabilities as chgcap left them: " + to_json(*now).dump());
+}
+
 void placement_convention::cmd_chgcap(const client_ref& c, const json& b) {
   const auto op = b.value("op", std::string());
   const auto name = b.value("name", std::string());
@@ -605,6 +637,10 @@ void placement_convention::cmd_chgcap(const client_ref& c, const json& b) {
   } else {
     return p_.port.answer_error(c, "chgcap: op must be add, remove or set", errc::invalid_argument);
   }
+  // Kept for the next start with the same --caps (restore_capabilities).
+  const json saved{{"started_with", to_json(started_caps_)}, {"now", to_json(caps)}};
+  if (auto s = base::write_file_atomically(capabilities_file(ctx_), saved.dump() + "\n", 0600); !s)
+    log_line(TROUPE_LOG_WARN, {}, "chgcap is not kept for the next start: " + s.err().message);
   ctx_.opts.caps = std::move(caps);
   p_.members.set_caps(ctx_.id, ctx_.opts.caps);
   log_line(TROUPE_LOG_INFO, {}, "capabilities now " + to_json(ctx_.opts.caps).dump());

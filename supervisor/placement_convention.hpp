@@ -99,6 +99,10 @@ class placement_convention : public convention {
   // ---- Shared.
   /// Registers the host-side peer commands (create, package, fetch_failed,
   /// evict, fetch) through `guard`, and the client commands.
+  /// Capabilities as chgcap left them in the last run (systems/PORT/
+  /// capabilities.json), when the system starts with the same --caps as
+  /// then; other --caps mean the operator changed them, and they win.
+  void restore_capabilities();
   void register_shared(const std::function<void(std::string_view, peer_link::handler)>& host_side,
                        const std::function<void(std::string_view, peer_link::handler)>& leader_side);
   [[nodiscard]] member_info self_member() const;
@@ -144,6 +148,7 @@ class placement_convention : public convention {
   std::unordered_map<address, location> locations_;
   std::unordered_map<address, std::vector<client_ref>> spawn_waiters_;  // spawns and moves, answered once placed
   std::map<address, std::uint64_t> hosted_;                 // actors here placed by the leader, with their epoch
+  manifests::capabilities started_caps_;                    // the --caps this run started with
   std::set<address> creating_;                              // of those, created and not yet reported
   std::map<std::string, std::vector<json>> fetch_waiters_;  // package id -> create requests
 };

@@ -364,6 +364,14 @@ int cmd_status(const parsed& p, const std::string&) {
             << "  capabilities: " << (*r)["capabilities"].dump() << "\n"
             << "  packages: " << (*r)["packages"] << ", workers: " << (*r)["workers"] << ", actors: " << (*r)["actors"]
             << "\n";
+  const json& conv = *r;  // the convention's fields are the status's own
+  if (conv.value("coordination", std::string()) == "etcd") {
+    std::cout << "  convention: etcd at " << text_of(conv["etcd"]) << ", leader " << text_of(conv["leader"])
+              << (conv.value("is_leader", false) ? " (this system)" : "") << "\n";
+    if (conv.value("fenced", false))
+      std::cout << "  FENCED: it could not renew its etcd lease; the convention's actors it hosted were stopped "
+                   "(the convention's leader places them again). It registers again when etcd answers.\n";
+  }
   return cli_ok;
 }
 
@@ -391,18 +399,41 @@ int cmd_systems(const parsed& p, const std::string&) {
   auto r = call(p, cmd::client::systems, json::object(), std::chrono::seconds(3));
   if (!r) return fail(r.err());
   if (p.json_out) return print_json(*r), cli_ok;
+  const bool on_etcd = (*r).value("mode", std::string()) == "etcd";
+  if (on_etcd)
+    std::cout << "coordination: etcd at " << text_of((*r)["etcd"]) << ", convention " << text_of((*r)["convention"])
+              << "; elected leader: " << text_of((*r)["leader"]) << ((*r).value("fenced", false) ? "; FENCED" : "")
+              << "\n";
+  else
+    std::cout << "coordination: built-in leader at " << text_of((*r)["leader"]) << "\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& m : (*r)["systems"]) {
     std::string caps;
     for (const auto& [k, v] : m["capabilities"].items())
       caps += (caps.empty() ? "" : ",") +
               (v.is_boolean() && v.get<bool>() ? k : k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
-    rows.push_back({text_of(m["host"]) + ":" + text_of(m["port"]), text_of(m["system"]),
-                    m.value("leader", false) ? "leader" : "member", text_of(m["state"]), text_of(m["actors"]),
-                    text_of(m["last_heard_ms"]) + " ms", caps.empty() ? "-" : caps});
+    std::vector<std::string> row{text_of(m["host"]) + ":" + text_of(m["port"]), text_of(m["system"]),
+                                 m.value("leader", false) ? "leader" : "member", text_of(m["state"]),
+                                 text_of(m["actors"])};
+    if (on_etcd) {
+      // The lease: held (with what is left of this system's own), or lost.
+      const json lease = m.value("lease", json::object());
+      std::string text = lease.value("state", std::string("-"));
+      if (lease.contains("valid_for_ms") && text == "held")
+        text += " (" + std::to_string(lease["valid_for_ms"].get<long>()) + " ms)";
+      if (lease.value("store_down", false)) text += ", store down";
+      row.push_back(text);
+    } else {
+      row.push_back(text_of(m["last_heard_ms"]) + " ms");
+    }
+    row.push_back(caps.empty() ? "-" : caps);
+    rows.push_back(std::move(row));
   }
-  print_table({"SYSTEM", "ID", "ROLE", "STATE", "ACTORS", "HEARD", "CAPABILITIES"}, rows);
-  if (!(*r).value("joined", true))
+  print_table({"SYSTEM", "ID", "ROLE", "STATE", "ACTORS", on_etcd ? "LEASE" : "HEARD", "CAPABILITIES"}, rows);
+  if ((*r).contains("limits")) std::cout << "limits: " << text_of((*r)["limits"]) << "\n";
+  if (!(*r).value("joined", true) && on_etcd)
+    std::cout << "(not joined: this system holds no etcd lease now; this list may be stale)\n";
+  else if (!(*r).value("joined", true))
     std::cout << "(not joined: the leader at " << text_of((*r)["leader"])
               << " is unreachable; this list may be stale)\n";
   return cli_ok;

@@ -1236,3 +1236,32 @@ TEST_CASE("tells between actors of two systems arrive once and in order, across 
   std::this_thread::sleep_for(300ms);  // anything sent twice would have arrived by now
   CHECK(lead.ask("dst", json{{"tell_count", true}})["count"] == count);
 }
+
+TEST_CASE("capabilities changed by chgcap outlive a restart with the same --caps, not one with other --caps",
+          "[integration][convention]") {
+  test_system home;  // holds the TROUPE_HOME; the system under test shares it
+  const auto caps_of = [](const test_system& s) {
+    return json::parse(s.run({"status", "--json"}).out)["capabilities"];
+  };
+  std::uint16_t port = 0;
+  {
+    test_system s(home, 0, {"--caps", "gpu"});
+    port = s.port();
+    REQUIRE(s.run({"chgcap", std::to_string(port), "+", "morse"}).exit_code == 0);
+    REQUIRE(s.run({"chgcap", std::to_string(port), "-", "gpu"}).exit_code == 0);
+    CHECK(caps_of(s) == json{{"morse", true}});
+  }
+  {
+    test_system s(home, port, {"--caps", "gpu"});
+    CHECK(caps_of(s) == json{{"morse", true}});
+    CHECK(s.log().find("capabilities as chgcap left them") != std::string::npos);
+  }
+  {
+    test_system s(home, port, {"--caps", "fpga"});  // the operator changed them: theirs
+    CHECK(caps_of(s) == json{{"fpga", true}});
+  }
+  {
+    test_system s(home, port, {"--caps", "gpu"});  // and the old changes are gone for good
+    CHECK(caps_of(s) == json{{"gpu", true}});
+  }
+}

@@ -427,6 +427,19 @@ TEST_CASE(
   CHECK(lead.ask("inst", json{{"n", 2}}).is_object());
   const auto fenced = [&] { return a.log().find("fenced: cannot renew its lease") != std::string::npos; };
   CHECK(eventually(fenced, 5s));
+  // Asked from its side of the cut, it says so.
+  const auto status = troupe::testing::run_process(
+      "/usr/sbin/ip", {"netns", "exec", net.ns, troupe::testing::bin("troupe"), "--system", a.where(), "status"},
+      {{"TROUPE_HOME", a.home().string()}}, {}, 10s);
+  INFO(status.out << status.err);
+  CHECK(status.out.find("FENCED: it could not renew its etcd lease") != std::string::npos);
+  const auto listing = troupe::testing::run_process(
+      "/usr/sbin/ip", {"netns", "exec", net.ns, troupe::testing::bin("troupe"), "--system", a.where(), "systems"},
+      {{"TROUPE_HOME", a.home().string()}}, {}, 10s);
+  INFO(listing.out << listing.err);
+  CHECK(listing.out.find("coordination: etcd at") != std::string::npos);
+  CHECK(listing.out.find("; FENCED") != std::string::npos);
+  CHECK(listing.out.find("LEASE") != std::string::npos);
 
   REQUIRE(net.heal());
   REQUIRE(eventually([&] { return settled({&lead, &a, &b}); }, 20s));
