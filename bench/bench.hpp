@@ -351,5 +351,10 @@ struct convention_sizes {
 /// package_dir is the build's bench package; ready_exe troupe-bench-ready.
 void measure_convention(const std::string& troupe_exe, const std::string& package_dir, const std::string& ready_exe,
                         const convention_sizes& z, std::vector<figure>& out);
+/// The same convention on a one-node etcd started here (figures etcd_...);
+/// unavailable when etcd is not installed.
+void measure_convention_on_etcd(const std::string& troupe_exe, const std::string& package_dir,
+                                const std::string& ready_exe, const convention_sizes& z, std::vector<figure>& out,
+                                std::vector<unavailable_figure>& unavailable);
 
 }  // namespace troupe::bench

@@ -189,8 +189,9 @@ void live_system::start(const std::vector<std::string>& start_args) {
   args.insert(args.end(), start_args.begin(), start_args.end());
   // A convention of its own, or its leader's for a member, unless the caller
   // names a leader (the default, 127.0.0.1:1900, may be another test's or an
-  // operator's system).
-  if (std::find(args.begin(), args.end(), "--leader") == args.end())
+  // operator's system) or runs on etcd.
+  if (std::find(args.begin(), args.end(), "--leader") == args.end() &&
+      std::find(args.begin(), args.end(), "--etcd") == args.end())
     args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(leader_port_ != 0 ? leader_port_ : port_)});
   if (auto r = run_cli(args); r.exit_code != 0) {
     std::string command = "troupe";

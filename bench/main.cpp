@@ -500,6 +500,7 @@ int run(int argc, char** argv) {
   // Three systems of one convention and a lone one, after the first system
   // stopped; all stopped before this returns.
   measure_convention(bin + "/troupe", TROUPE_BENCH_PACKAGE, ready_exe, z.convention, figs);
+  measure_convention_on_etcd(bin + "/troupe", TROUPE_BENCH_PACKAGE, ready_exe, z.convention, figs, unavailable);
   print_table(figs, unavailable);
   if (!out_file.empty()) {
     write_json(figs, unavailable, out_file);

@@ -102,6 +102,7 @@ void etcd_convention::start() {
 }
 
 void etcd_convention::stop() {
+  fail_held_spawns("the system is stopping");
   retry_timer_->cancel();
   watch_.reset();
   // The member and leader keys go with the lease: the next leader need not
@@ -312,7 +313,10 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
     log_line(TROUPE_LOG_WARN, {},
              "system " + port_of(id) + " lost its lease: " +
                  (p_.state.leads ? "placing its actors elsewhere" : "its actors are placed elsewhere"));
-    if (p_.state.leads && !taking_over_) system_lost(id, "lost its lease");
+    if (p_.state.leads && !taking_over_) return system_lost(id, "lost its lease");
+    // What this system forwarded to it (a spawn to a dead leader, say) is
+    // answered now, as unknown, rather than after its timeout.
+    p_.calls.system_lost(id, "lost its lease");
     return;
   }
   auto m = member_from_json(json::parse(e.kv.value));
@@ -443,6 +447,7 @@ void etcd_convention::step_down(const std::string& why) {
     for (auto& c : waiters)
       p_.port.answer_error(c, "the convention's leader changed before " + a.to_string() + " was placed",
                            errc::unavailable);
+  fail_held_spawns("the convention's leader changed before the spawn was placed");
   read_all();
 }
 
@@ -513,6 +518,7 @@ void etcd_convention::settle() {
   for (const auto& [system, _] : on_lost) system_lost(system, "lost its lease");
   place_pending();
   log_line(TROUPE_LOG_INFO, {}, "took over " + std::to_string(locations_.size()) + " placements");
+  run_held_spawns();
 }
 
 void etcd_convention::write(std::vector<etcd::operation> ops, std::function<void(std::int64_t)> then) {

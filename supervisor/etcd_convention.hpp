@@ -59,6 +59,7 @@ class etcd_convention final : public placement_convention {
   void describe_systems(json& out) const override;
   [[nodiscard]] std::uint32_t fetch_source(const std::string& package_id) const override;
   [[nodiscard]] bool package_gone(const std::string& package_id) const override;
+  [[nodiscard]] bool taking_over() const override { return taking_over_; }
 
   [[nodiscard]] std::string key(const std::string& tail) const { return prefix_ + tail; }
   /// "HOST:PORT" of the elected leader, or null.

@@ -540,9 +540,28 @@ void placement_convention::cmd_spawn(const client_ref& c, const json& b) {
     if (c.via == 0) forwarded["origin"] = base::hex32(ctx_.id);
     return p_.calls.forward(c, p_.state.leader, std::string(cmd::client::spawn), forwarded, std::chrono::seconds(15));
   }
+  if (taking_over()) {
+    // Bounded by the take-over's own bound (etcd_convention::take_over).
+    constexpr std::size_t held_spawns_limit = 1000;
+    if (held_spawns_.size() >= held_spawns_limit)
+      return p_.port.answer_error(c,
+                                  "the convention's new leader is still loading its packages and " +
+                                      std::to_string(held_spawns_limit) + " spawns already wait",
+                                  errc::unavailable);
+    held_spawns_.emplace_back(c, b);
+    return;
+  }
   auto pkg = p_.package_table.choose(type, b.value("package", std::string()));
   if (!pkg) return p_.port.answer_error(c, pkg.err().message, pkg.err().code);
   spawn_here(c, b, type, *pkg);
+}
+
+void placement_convention::run_held_spawns() {
+  for (auto& [c, b] : std::exchange(held_spawns_, {})) cmd_spawn(c, b);
+}
+
+void placement_convention::fail_held_spawns(const std::string& why) {
+  for (auto& [c, b] : std::exchange(held_spawns_, {})) p_.port.answer_error(c, why, errc::unavailable);
 }
 
 void placement_convention::spawn_here(const client_ref& c, const json& b, const std::string& type,

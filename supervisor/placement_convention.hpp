@@ -90,6 +90,9 @@ class placement_convention : public convention {
     (void)body;
     return {};
   }
+  /// Whether this system was just elected and still reads the convention's
+  /// state (its packages): spawns wait for it rather than fail.
+  [[nodiscard]] virtual bool taking_over() const { return false; }
   /// Where a host fetches a package it lacks: the leader, by default.
   [[nodiscard]] virtual std::uint32_t fetch_source(const std::string& package_id) const {
     (void)package_id;
@@ -138,6 +141,9 @@ class placement_convention : public convention {
   void on_fetch(std::uint32_t from, const json& b);
   void on_package(const json& b, const std::string& blob);
   void cmd_spawn(const client_ref& c, const json& b);
+  /// The spawns that waited for taking_over() to end: run, or failed with why.
+  void run_held_spawns();
+  void fail_held_spawns(const std::string& why);
   void spawn_here(const client_ref& c, const json& b, const std::string& type, const std::string& package_id);
   void cmd_systems(const client_ref& c);
   void cmd_chgcap(const client_ref& c, const json& b);
@@ -151,6 +157,7 @@ class placement_convention : public convention {
   manifests::capabilities started_caps_;                    // the --caps this run started with
   std::set<address> creating_;                              // of those, created and not yet reported
   std::map<std::string, std::vector<json>> fetch_waiters_;  // package id -> create requests
+  std::vector<std::pair<client_ref, json>> held_spawns_;    // asked while taking over
 };
 
 }  // namespace troupe::supervisor

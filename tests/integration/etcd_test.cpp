@@ -267,6 +267,41 @@ TEST_CASE(
   CHECK(a.ask(second, json{{"n", 2}}).is_object());
 }
 
+TEST_CASE("spawns during a change of leader fail only as unavailable, never as an unknown type",
+          "[integration][etcd]") {
+  NEED_ETCD();
+  etcd_cluster etcd;
+  convention conv(etcd);
+  // The package lives on the leader and on a (which hosts "first"); b has
+  // never loaded it, so when b is elected it fetches it from a first and
+  // holds the spawns asked meanwhile.
+  test_system lead(conv.args(""));
+  test_system a(lead, 0, conv.args("instance"));
+  test_system b(lead, 0, conv.args(""));
+  REQUIRE(eventually([&] { return settled({&lead, &a, &b}); }));
+  lead.load(TROUPE_INSTANCES_PKG);
+  (void)lead.spawn({"Instance", "--name", "first"});
+  REQUIRE(eventually([&] { return running_on(b, "first", a.where()); }));
+
+  lead.kill_daemon();
+  std::vector<std::string> errors;
+  bool spawned = false;
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  for (int i = 0; !spawned && i < 1000 && std::chrono::steady_clock::now() < deadline; ++i) {
+    auto r = b.run({"spawn", "Instance", "--name", "probe"});
+    spawned = r.exit_code == 0;
+    if (!spawned) errors.push_back(r.err);
+  }
+  INFO("last error: " << (errors.empty() ? "" : errors.back()) << " after " << errors.size() << " tries");
+  REQUIRE(spawned);
+  for (const auto& e : errors) {
+    INFO(e);
+    CHECK(e.find("unknown actor type") == std::string::npos);
+    CHECK(e.find("is not loaded") == std::string::npos);
+  }
+  CHECK(b.ask("probe", json{{"n", 1}}).is_object());
+}
+
 TEST_CASE("the leader stopped and started again: actors and packages as before, with no refresh",
           "[integration][etcd]") {
   NEED_ETCD();
