@@ -46,6 +46,8 @@ status etcd_convention::setup() {
   p_.link.name_of = [this](std::uint32_t id) { return port_of(id); };
   p_.members.upsert(self_member(), convention_clock::now());
   retry_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
+  campaign_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
+  take_over_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
   register_handlers();
   p_.packages.on_loaded = [this](const package_entry& p) {
     loading_.erase(p.id);
@@ -69,6 +71,13 @@ void etcd_convention::register_handlers() {
   auto from_leader = [this](std::string_view command, peer_link::handler h) {
     p_.link.handle(command, [this, command, h](std::uint32_t from, const json& b, const std::string& blob) {
       if (from != p_.state.leader && from != ctx_.id) {
+        // A leader just elected may send before this system's watch shows
+        // the election: kept a while, handled if the store says it leads.
+        constexpr std::size_t early_limit = 1000;
+        if (early_.size() < early_limit) {
+          early_.push_back({from, std::string(command), b, blob, h, std::chrono::steady_clock::now()});
+          return;
+        }
         log_line(TROUPE_LOG_WARN, {},
                  "dropped '" + std::string(command) + "' from system " + port_of(from) + ", which does not lead");
         return;
@@ -104,6 +113,8 @@ void etcd_convention::start() {
 void etcd_convention::stop() {
   fail_held_spawns("the system is stopping");
   retry_timer_->cancel();
+  campaign_timer_->cancel();
+  take_over_timer_->cancel();
   watch_.reset();
   // The member and leader keys go with the lease: the next leader need not
   // wait for it to expire, this system's actors are placed elsewhere at once.
@@ -196,8 +207,9 @@ void etcd_convention::fence(std::int64_t lease, const std::string& why) {
 std::string etcd_convention::refuses_create(const json& body) const {
   // Placed under an older lease of this system: the leader has placed it
   // again elsewhere since it saw that lease go, or will.
+  if (lease_ == 0) return "this system holds no etcd lease now";
   const auto it = body.find("lease");
-  if (it == body.end() || !it->is_string()) return {};
+  if (it == body.end() || !it->is_string()) return {};  // fenced under the lease it holds now
   if (lease_ != 0 && it->get<std::string>() == std::to_string(lease_)) return {};
   return "placed under lease " + it->get<std::string>() + ", which this system no longer holds";
 }
@@ -232,7 +244,6 @@ void etcd_convention::read_all() {
     if (!p_.state.leads) locations_.clear();
     package_set_.clear();
     holders_.clear();
-    const std::uint32_t old_leader = p_.state.leader;
     p_.state.leader = 0;
     for (const auto& kv : r->kvs) {
       apply(etcd::event{false, kv});
@@ -250,7 +261,6 @@ void etcd_convention::read_all() {
       campaign();
     else
       p_.state.joined = true;
-    (void)old_leader;
   });
 }
 
@@ -287,6 +297,7 @@ void etcd_convention::apply(const etcd::event& e) {
       const std::uint32_t id = base::parse_hex32(e.kv.value);
       p_.state.leader = id;
       p_.state.joined = true;
+      handle_early(id);
       if (id != ctx_.id && p_.state.leads) step_down("another system leads");
       // Its own key, under its live lease: it still leads (it had stepped
       // down while the store could not be written).
@@ -295,6 +306,19 @@ void etcd_convention::apply(const etcd::event& e) {
     }
   } catch (const json::exception& ex) {
     log_line(TROUPE_LOG_WARN, {}, "ignored a malformed etcd record " + e.kv.key + ": " + ex.what());
+  }
+}
+
+void etcd_convention::handle_early(std::uint32_t leader) {
+  const auto too_old = std::chrono::steady_clock::now() - 2 * ctx_.opts.member_timeout;
+  for (auto& m : std::exchange(early_, {})) {
+    if (m.from == leader)
+      m.handler(m.from, m.body, m.blob);
+    else if (m.at < too_old)
+      log_line(TROUPE_LOG_WARN, {},
+               "dropped '" + m.command + "' from system " + port_of(m.from) + ", which does not lead");
+    else
+      early_.push_back(std::move(m));
   }
 }
 
@@ -416,7 +440,14 @@ void etcd_convention::campaign() {
   const std::string k = key("leader");
   client_->txn({etcd::compare::absent(k)}, {etcd::operation::put(k, base::hex32(ctx_.id), lease_)},
                {etcd::operation::get(k)}, [this](result<etcd::txn_result> t) {
-                 if (!t) return;  // the watch or the next renewal tries again
+                 if (!t) {
+                   // The store did not answer: nobody may lead yet, try again.
+                   campaign_timer_->expires_after(retry_delay);
+                   campaign_timer_->async_wait([this](const boost::system::error_code& e) {
+                     if (!e && p_.state.leader == 0 && !p_.state.leads) campaign();
+                   });
+                   return;
+                 }
                  if (t->succeeded) return lead(t->revision);
                  if (!t->ranges.empty() && !t->ranges[0].kvs.empty()) {
                    p_.state.leader = base::parse_hex32(t->ranges[0].kvs[0].value);
@@ -440,6 +471,7 @@ void etcd_convention::step_down(const std::string& why) {
   if (!p_.state.leads) return;
   log_line(TROUPE_LOG_WARN, {}, "no longer leads the convention: " + why);
   p_.state.leads = false;
+  p_.state.leader = 0;  // the store says who leads now (read_all below, or the watch)
   taking_over_ = false;
   leader_revision_ = 0;
   // What waited for this leader's decisions is answered by the next one.
@@ -465,8 +497,8 @@ void etcd_convention::take_over() {
     load_packages();
     if (loading_.empty()) return settle();
     // Bounded: a package that cannot be loaded here leaves its actors pending.
-    retry_timer_->expires_after(std::chrono::seconds(5));
-    retry_timer_->async_wait([this](const boost::system::error_code& e) {
+    take_over_timer_->expires_after(std::chrono::seconds(5));
+    take_over_timer_->async_wait([this](const boost::system::error_code& e) {
       if (!e && taking_over_) settle();
     });
   });
@@ -535,6 +567,11 @@ void etcd_convention::write(std::vector<etcd::operation> ops, std::function<void
 
 void etcd_convention::located(address a, const location& l) {
   write({etcd::operation::put(key("actors/" + a.to_string()), location_json(a, l).dump())});
+}
+
+void etcd_convention::located_then(address a, const location& l, std::function<void()> then) {
+  write({etcd::operation::put(key("actors/" + a.to_string()), location_json(a, l).dump())},
+        [then = std::move(then)](std::int64_t) { then(); });
 }
 
 void etcd_convention::forgotten(address a) { write({etcd::operation::erase(key("actors/" + a.to_string()))}); }

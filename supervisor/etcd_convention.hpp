@@ -48,6 +48,7 @@ class etcd_convention final : public placement_convention {
 
  private:
   void located(address a, const location& l) override;
+  void located_then(address a, const location& l, std::function<void()> then) override;
   void forgotten(address a) override;
   void send_create(std::uint32_t to, address a, const location& l, std::function<void(bool)> then) override;
   void capabilities_changed() override;
@@ -65,6 +66,9 @@ class etcd_convention final : public placement_convention {
   /// "HOST:PORT" of the elected leader, or null.
   [[nodiscard]] json leader_where() const;
   void register_handlers();
+  /// Handles what `leader` sent before the store showed it leads; drops
+  /// what others sent long ago.
+  void handle_early(std::uint32_t leader);
 
   // The lease (from the keeper) and fencing.
   void granted(std::int64_t lease);
@@ -96,7 +100,18 @@ class etcd_convention final : public placement_convention {
   std::unique_ptr<etcd::client> client_;
   std::string prefix_;
   std::unique_ptr<etcd::client::watch> watch_;
-  std::unique_ptr<boost::asio::steady_timer> retry_timer_;
+  struct early_message {
+    std::uint32_t from;
+    std::string command;
+    json body;
+    std::string blob;
+    peer_link::handler handler;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::vector<early_message> early_;                            // from a system not (yet) known to lead
+  std::unique_ptr<boost::asio::steady_timer> retry_timer_;      // reading the store again
+  std::unique_ptr<boost::asio::steady_timer> campaign_timer_;   // an election the store did not answer
+  std::unique_ptr<boost::asio::steady_timer> take_over_timer_;  // the bound of a take-over
   std::unique_ptr<lease_keeper> keeper_;
   std::int64_t lease_ = 0;  // the keeper's lease as this loop knows it (0: lost, none yet)
   bool registered_ = false;

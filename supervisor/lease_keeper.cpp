@@ -52,11 +52,15 @@ void lease_keeper::stop(milliseconds bound) {
     renew_timer_.cancel();
     decide_timer_.cancel();
     retry_timer_.cancel();
+    revoke_timer_.cancel();
     const auto lease = lease_.exchange(0);
     if (lease == 0 || bound.count() == 0) return io_.stop();
     if (page_.is_open()) page_.extend(ipc::steady_now_ms());
-    client_->revoke(lease, [this](result<ok_t>) { io_.stop(); });
-    retry_timer_.expires_after(bound);
+    revoke_timer_.expires_after(fence_grace());
+    revoke_timer_.async_wait([this, lease](const boost::system::error_code&) {
+      client_->revoke(lease, [this](result<ok_t>) { io_.stop(); });
+    });
+    retry_timer_.expires_after(fence_grace() + bound);
     retry_timer_.async_wait([this](const boost::system::error_code&) { io_.stop(); });
   });
   thread_.join();
@@ -182,10 +186,15 @@ void lease_keeper::lose(const std::string& why) {
   renew_timer_.cancel();
   decide_timer_.cancel();
   post_to_owner([this, old, why] { handlers_.lost(old, why); });
-  // Gone from the store now if it can be reached (the leader need not wait
-  // for the expiry), then registered again with a new lease.
-  client_->revoke(old, [](result<ok_t>) {});
-  retry_grant();
+  // Gone from the store once the workers have dropped its actors (the
+  // leader need not wait for the expiry), then registered again with a new
+  // lease.
+  revoke_timer_.expires_after(fence_grace());
+  revoke_timer_.async_wait([this, old](const boost::system::error_code& e) {
+    if (e || stopping_) return;
+    client_->revoke(old, [](result<ok_t>) {});
+    retry_grant();
+  });
 }
 
 }  // namespace troupe::supervisor

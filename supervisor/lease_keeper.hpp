@@ -25,6 +25,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -91,6 +93,15 @@ class lease_keeper {
   boost::asio::steady_timer renew_timer_{io_};
   boost::asio::steady_timer decide_timer_{io_};
   boost::asio::steady_timer retry_timer_{io_};
+  boost::asio::steady_timer revoke_timer_{io_};
+  /// How long after the fence page says "fenced" the workers have certainly
+  /// dropped (or been killed with) the convention's actors: their watchdog
+  /// polls every 50 ms and kills 30 ms after telling. The same margin as an
+  /// expiry gets (15% of the TTL), at least 150 ms. A lease given up is
+  /// revoked only after it, so that no successor starts beside a dying copy.
+  [[nodiscard]] std::chrono::milliseconds fence_grace() const {
+    return std::max(std::chrono::milliseconds(150), std::chrono::milliseconds(ttl()) * 15 / 100);
+  }
   std::thread thread_;
 
   std::atomic<std::int64_t> lease_{0};

@@ -313,9 +313,14 @@ void placement_convention::begin_move(address a, const std::string& reason, std:
   l.target = target;
   l.fresh_worker = fresh_worker;
   l.refused.clear();
-  located(a, l);
-  // Its host unreachable: as good as gone (it is marked down soon anyway).
-  if (!p_.link.send(l.system, cmd::peer::evict, json{{"address", a.to_string()}, {"reason", reason}})) place(a);
+  // Evicted only once the move is recorded: an actor stopped for a move the
+  // store never took would be running nowhere, and recorded as running.
+  located_then(a, l, [this, a, host = l.system, reason] {
+    auto it = locations_.find(a);
+    if (it == locations_.end() || it->second.ph != location::phase::moving || it->second.system != host) return;
+    // Its host unreachable: as good as gone (it is marked down soon anyway).
+    if (!p_.link.send(host, cmd::peer::evict, json{{"address", a.to_string()}, {"reason", reason}})) place(a);
+  });
 }
 
 void placement_convention::system_lost(std::uint32_t id, const std::string& why) {
@@ -535,10 +540,9 @@ void placement_convention::cmd_spawn(const client_ref& c, const json& b) {
   if (type.empty()) return p_.port.answer_error(c, "spawn: no actor type given", errc::invalid_argument);
   if (!p_.state.leads) {
     // The leader holds the packages and places every actor of the convention.
-    if (!p_.state.joined) return p_.port.answer_error(c, leader_unreachable(), errc::unavailable);
     json forwarded = b;
     if (c.via == 0) forwarded["origin"] = base::hex32(ctx_.id);
-    return p_.calls.forward(c, p_.state.leader, std::string(cmd::client::spawn), forwarded, std::chrono::seconds(15));
+    return to_leader(c, cmd::client::spawn, forwarded, std::chrono::seconds(15));
   }
   if (taking_over()) {
     // Bounded by the take-over's own bound (etcd_convention::take_over).
@@ -667,11 +671,20 @@ void placement_convention::cmd_chgcap(const client_ref& c, const json& b) {
   p_.port.answer(c, json{{"capabilities", to_json(ctx_.opts.caps)}});
 }
 
+void placement_convention::to_leader(const client_ref& c, std::string_view command, const json& b,
+                                     std::chrono::milliseconds timeout) {
+  if (!p_.state.joined || p_.state.leader == 0 || p_.state.leader == ctx_.id)
+    return p_.port.answer_error(c, leader_unreachable(), errc::unavailable);
+  // Forwarded once only: two systems that each take the other for the
+  // leader (a change of leader under way) must not pass it back and forth.
+  if (c.via != 0)
+    return p_.port.answer_error(c, "system " + port_of(ctx_.id) + " does not lead the convention (any more)",
+                                errc::unavailable);
+  p_.calls.forward(c, p_.state.leader, std::string(command), b, timeout);
+}
+
 void placement_convention::cmd_move(const client_ref& c, const json& b) {
-  if (!p_.state.leads) {
-    if (!p_.state.joined) return p_.port.answer_error(c, leader_unreachable(), errc::unavailable);
-    return p_.calls.forward(c, p_.state.leader, std::string(cmd::client::move), b, std::chrono::seconds(10));
-  }
+  if (!p_.state.leads) return to_leader(c, cmd::client::move, b, std::chrono::seconds(10));
   const auto target = b.value("target", std::string());
   address a;
   if (auto parsed = address::parse(target))

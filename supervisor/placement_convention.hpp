@@ -68,6 +68,12 @@ class placement_convention : public convention {
   // ---- How decisions travel: the subclass's.
   /// The leader changed a's location (or made it): tell the convention.
   virtual void located(address a, const location& l) = 0;
+  /// As located, then `then` once the convention has recorded it (etcd:
+  /// once the store took it; never when it did not).
+  virtual void located_then(address a, const location& l, std::function<void()> then) {
+    located(a, l);
+    then();
+  }
   /// The leader forgot a (stopped, failed, its package gone).
   virtual void forgotten(address a) = 0;
   /// The leader asks host `to` to create a: true when the request left.
@@ -141,6 +147,8 @@ class placement_convention : public convention {
   void on_fetch(std::uint32_t from, const json& b);
   void on_package(const json& b, const std::string& blob);
   void cmd_spawn(const client_ref& c, const json& b);
+  /// A spawn or move asked of a system that does not lead: to the leader.
+  void to_leader(const client_ref& c, std::string_view command, const json& b, std::chrono::milliseconds timeout);
   /// The spawns that waited for taking_over() to end: run, or failed with why.
   void run_held_spawns();
   void fail_held_spawns(const std::string& why);

@@ -364,6 +364,25 @@ TEST_CASE(
   INFO("logs:\n" << lead.log() << "\n" << a.log() << "\n" << b.log());
   CHECK(all_answered);
   CHECK(running_on(lead, "inst", host));
+  // A move asked meanwhile is refused before the actor is stopped: the store
+  // could not record it, so nothing would create it again.
+  {
+    const auto r = lead.run({"move", "inst"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(lead.ask("inst", json{{"n", 400}}).is_object());
+  }
+  // Spawns fail meanwhile (nothing can be placed), and promptly: a leader
+  // that could not write a placement steps down, and must then neither pass
+  // the request to itself nor take itself for the leader.
+  for (const test_system* s : {&lead, &a, &lead, &b}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = s->run({"spawn", "Instance"});
+    INFO(r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(std::chrono::steady_clock::now() - t0 < 20s);
+  }
+  CHECK(lead.ask("inst", json{{"n", 500}}).is_object());
   for (std::size_t i = 0; i < 3; ++i) etcd.start(i);
   REQUIRE(etcd.wait_ready());
   REQUIRE(eventually([&] { return settled({&lead, &a, &b}); }, 20s));
