@@ -1,6 +1,6 @@
 // ipc/fence_page.hpp — the lease a system's convention actors live under and
 // the instant they must be gone by, in a small shared file every worker of
-// the system maps (docs/PROTOCOL.md §3.6).
+// the system maps (docs/PROTOCOL.md §5.12).
 //
 // A system coordinated by etcd must stop the actors the convention placed on
 // it before its lease can expire, even while its own loop is busy (a 45 MB
