@@ -357,11 +357,25 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
     if (!a) continue;
     const auto epoch = h.value("epoch", std::uint64_t{0});
     if (auto known = locations_.find(*a); known != locations_.end()) {
-      const auto& l = known->second;
+      auto& l = known->second;
       if (l.system != from || (l.epoch != 0 && epoch != l.epoch)) {
         log_line(TROUPE_LOG_WARN, *a,
                  "system " + std::to_string(m->port) + " still runs an instance placed elsewhere since: it stops it");
         stale.push_back(a->to_string());
+      } else if (l.ph == location::phase::pending) {
+        // It went pending when this system was lost (nothing else fitted)
+        // and runs here still, the same placement: running again, here.
+        // Placed anew instead, it would be refused here (it runs already)
+        // and stay pending, or start a second time on another system.
+        log_line(TROUPE_LOG_INFO, *a, "runs again on system " + std::to_string(m->port) + ", which came back with it");
+        l.ph = location::phase::placed;
+        l.created = true;
+        l.reason = l.moves == 0 ? std::string() : l.cause;
+        l.target = 0;
+        l.fresh_worker = false;
+        l.refused.clear();
+        located(*a, l);
+        release_held(*a);
       }
       continue;
     }

@@ -520,6 +520,43 @@ TEST_CASE("a member paused past the timeout stops its stale instance when it rej
   CHECK((*final_view)["address"] == f.morse);
 }
 
+TEST_CASE("a pending actor runs again on its lost system when that system comes back with it",
+          "[integration][convention][fencing][modes]") {
+  // Morse fits its host alone. Before the fix the leader took the host's
+  // rejoin for the same placement but left Morse pending; its next try was
+  // refused there ("an actor already runs"), and once another system fitted
+  // a second instance started beside the first.
+  morse_placed f("morse", "");
+  test_system& lead = f.lead;
+  test_system& host = *f.host;
+  test_system& other = *f.other;
+  check_answers(lead, "Morse", "Morse");
+  host.signal_daemon(SIGSTOP);
+  struct resume {
+    const test_system& s;
+    ~resume() { s.signal_daemon(SIGCONT); }  // whatever happens below
+  } resumes{host};
+  REQUIRE(wait_actor(lead, "Morse", "pending", {}, 20s));
+  host.signal_daemon(SIGCONT);
+  auto back = wait_actor(lead, "Morse", "running", host.where(), 20s);
+  INFO("leader's view: " << (back ? back->dump() : "none") << "\nleader's log:\n" << lead.log());
+  REQUIRE(back);
+  CHECK((*back)["address"] == f.morse);
+  for (const auto* via : {&lead, &host, &other}) check_answers(*via, "Morse", "Morse");
+  CHECK(lead.log().find("an actor already runs") == std::string::npos);
+  // Another system fits now: Morse stays where it runs, once.
+  chgcap(other, other.port(), {"+morse"});
+  wait_caps(lead, other.port(), json{{"morse", true}});
+  check_answers(other, "Morse", "Morse");
+  const auto there = actor_named(other, "Morse");
+  REQUIRE(there);
+  CHECK((*there)["system"] == host.where());
+  CHECK((*there)["worker_pid"].is_null());  // not hosted on the other system
+  auto last = wait_actor(lead, "Morse", "running", host.where());
+  REQUIRE(last);
+  CHECK((*last)["address"] == f.morse);
+}
+
 // ---------------------------------------------------------------- act 6
 
 TEST_CASE("act 6: two versions fetched by a member, one unloaded on the leader", "[integration][convention][modes]") {
