@@ -310,8 +310,8 @@ void leader_convention::send_join() {
 
 void leader_convention::leader_lost() {
   p_.state.joined = false;
-  // Fetches it will not answer: the leader asks again once it is back.
-  fetch_waiters_.clear();
+  // The creates waiting for a fetch are kept: the welcome says which the
+  // leader still waits for (on_welcome_or_members).
   p_.members.mark_down(p_.state.leader);
   log_line(
       TROUPE_LOG_WARN, {},
@@ -442,6 +442,26 @@ void leader_convention::on_welcome_or_members(std::uint32_t from, const json& b,
     for (const auto& t : b.value("stale", json::array()))
       if (const auto a = address::parse(t.is_string() ? t.get<std::string>() : std::string())) stale.push_back(*a);
     stop_stale(stale);
+    // Creates that waited for a fetch while the leader was away (nothing
+    // asks for them again): those its table still waits for here, the same
+    // placement moving to this system, fetch again; the others (placed
+    // elsewhere since, or unknown to a restarted leader) are dropped.
+    for (auto it = fetch_waiters_.begin(); it != fetch_waiters_.end();) {
+      auto& creates = it->second;
+      std::erase_if(creates, [&](const json& c) {
+        const auto a = address::parse(c.value("address", std::string()));
+        const auto l = a ? locations_.find(*a) : locations_.end();
+        return l == locations_.end() || l->second.ph != location::phase::moving || l->second.system != ctx_.id ||
+               l->second.epoch != c.value("epoch", std::uint64_t{0});
+      });
+      if (creates.empty()) {
+        it = fetch_waiters_.erase(it);
+        continue;
+      }
+      log_line(TROUPE_LOG_INFO, {}, "fetching package " + it->first.substr(0, 12) + " from the leader again");
+      p_.link.send(fetch_source(it->first), cmd::peer::fetch, json{{"package_id", it->first}});
+      ++it;
+    }
     // Requests held across the leader's absence: on to where their actor is, or failed.
     std::vector<address> held = p_.calls.held_addresses();
     for (auto a : p_.relay.held_addresses()) held.push_back(a);

@@ -1015,6 +1015,164 @@ TEST_CASE("whatever answers on the leader's address, a member does not crash and
   CHECK(member.run({"status"}).exit_code == 0);
 }
 
+namespace {
+
+/// A leader played by the test, for a member under test: it answers
+/// discovery on a public ROUTER and speaks the peer protocol on a CurveZMQ
+/// ROUTER, sending what the test says and waiting for what the member sends.
+struct fake_leader {
+  zmq::context_t ctx{1};
+  zmq::socket_t pub{ctx, zmq::socket_type::router};
+  zmq::socket_t peer{ctx, zmq::socket_type::router};
+  ipc::curve_keypair keys;
+  std::string id = "0fa4e001";
+  std::string where;  // HOST:PORT of its public port, the member's --leader
+  std::string peer_endpoint;
+  std::string member_rid;  // the member's routing id on the peer socket
+  std::string member_id;   // its system id, 8 hex digits
+  json member_form;        // as it joined
+  bool answering = true;   // answers discovery and sends `members` as heartbeats
+  steady::time_point last_beat{};
+
+  fake_leader() {
+    auto k = ipc::generate_curve_keypair();
+    REQUIRE(k);
+    keys = *k;
+    pub.set(zmq::sockopt::linger, 0);
+    pub.bind("tcp://127.0.0.1:0");
+    const std::string ep = pub.get(zmq::sockopt::last_endpoint);
+    where = ep.substr(ep.find("//") + 2);
+    peer.set(zmq::sockopt::curve_server, true);
+    peer.set(zmq::sockopt::curve_secretkey, keys.secret_key);
+    peer.set(zmq::sockopt::curve_publickey, keys.public_key);
+    peer.set(zmq::sockopt::linger, 0);
+    peer.set(zmq::sockopt::router_handover, 1);  // the member reconnects under its routing id
+    peer.bind("tcp://127.0.0.1:0");
+    peer_endpoint = peer.get(zmq::sockopt::last_endpoint);
+  }
+
+  [[nodiscard]] json leader_form() const {
+    return json{
+        {"system", id},          {"host", "127.0.0.1"},    {"port", std::stoi(where.substr(where.rfind(':') + 1))},
+        {"peer", peer_endpoint}, {"key", keys.public_key}, {"capabilities", json::object()},
+        {"actors", 0},           {"leader", true},         {"state", "up"}};
+  }
+
+  void send(const std::string& command, json body, const std::string& blob = {}) {
+    body["from"] = id;
+    body["to"] = member_id;
+    REQUIRE(ipc::send_control(peer, member_rid, command, body, blob));
+  }
+
+  /// Serves discovery (and heartbeats once welcomed) until the member sends
+  /// `command` or the deadline passes; returns its body.
+  std::optional<json> await(const std::string& command, std::chrono::milliseconds deadline = 10s) {
+    const auto end = steady::now() + deadline;
+    while (steady::now() < end) {
+      zmq::pollitem_t items[] = {{static_cast<void*>(pub), 0, ZMQ_POLLIN, 0},
+                                 {static_cast<void*>(peer), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, std::chrono::milliseconds(20));
+      if (answering && !member_id.empty() && steady::now() - last_beat > 100ms) {
+        last_beat = steady::now();
+        send("members", json{{"members", json::array({leader_form(), member_form})}});
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        auto parts = ipc::recv_multipart(pub);
+        if (answering && !parts.empty())
+          ipc::send_control(pub, parts[0].to_string(), "reply",
+                            json{{"ok", true},
+                                 {"rid", "discover"},
+                                 {"peer", peer_endpoint},
+                                 {"key", keys.public_key},
+                                 {"beacon", nullptr}});
+      }
+      if (items[1].revents & ZMQ_POLLIN) {
+        auto parts = ipc::recv_multipart(peer);
+        if (parts.size() < 2) continue;
+        auto m = ipc::decode_control(parts, 1, ipc::default_max_json_depth, true);
+        if (!m) continue;
+        member_rid = parts[0].to_string();
+        if (m->command == "join") {
+          member_form = m->body["member"];
+          member_id = member_form["system"].get<std::string>();
+        }
+        if (m->command == command) return m->body;
+      }
+    }
+    return std::nullopt;
+  }
+
+  /// A location form (§5.4) for the member's table.
+  [[nodiscard]] static json location(const std::string& address, const std::string& system, const std::string& state,
+                                     const built_package& pkg, std::uint64_t epoch) {
+    return json{{"address", address}, {"system", system}, {"port", system}, {"type", "Morse"}, {"package_id", pkg.id},
+                {"name", ""},         {"state", state},   {"reason", ""},   {"moves", 0},      {"epoch", epoch}};
+  }
+};
+
+std::string read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("a create waiting for a fetch when the leader is lost is fetched again at the rejoin, if still wanted",
+          "[integration][convention]") {
+  // Before: the member dropped it when it lost its leader, and a leader that
+  // had not declared the member lost waited for `created` forever (moving).
+  fake_leader leader;
+  test_system member({"--leader", leader.where, "--caps", "morse", "--member-timeout", "500", "--heartbeat", "100"});
+  REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
+  REQUIRE(leader.await("join"));
+  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
+                              {"locations", json::array()},
+                              {"stale", json::array()}});
+  const built_package pkg = pack_encoders(member, "1.0.0");
+  const std::string morse = "@" + leader.id + ".1040";
+  const std::string other = "@" + leader.id + ".1041";
+  for (const auto& [address, epoch] : {std::pair{morse, 5}, std::pair{other, 6}})
+    leader.send("create",
+                json{{"address", address}, {"type", "Morse"}, {"package_id", pkg.id}, {"name", ""}, {"epoch", epoch}});
+  auto fetch = leader.await("fetch");
+  REQUIRE(fetch);
+  CHECK((*fetch)["package_id"] == pkg.id);
+
+  // The leader goes silent: the member loses it, the fetch unanswered.
+  leader.answering = false;
+  REQUIRE(eventually([&] {
+    (void)leader.await("none", 50ms);
+    return member.log().find("stopped answering") != std::string::npos;
+  }));
+  // It comes back still waiting for Morse there at epoch 5 (the other actor
+  // placed elsewhere meanwhile): the member fetches again for Morse alone.
+  leader.answering = true;
+  auto join = leader.await("join");
+  REQUIRE(join);
+  CHECK((*join)["hosted"].empty());
+  leader.send("welcome",
+              json{{"members", json::array({leader.leader_form(), leader.member_form})},
+                   {"locations", json::array({fake_leader::location(morse, leader.member_id, "moving", pkg, 5),
+                                              fake_leader::location(other, leader.id, "running", pkg, 7)})},
+                   {"stale", json::array()}});
+  fetch = leader.await("fetch", 5s);
+  INFO("member's log:\n" << member.log());
+  REQUIRE(fetch);
+  CHECK((*fetch)["package_id"] == pkg.id);
+  CHECK_THAT(member.log(), Catch::Contains("fetching package " + pkg.id.substr(0, 12) + " from the leader again"));
+  leader.send("package", json{{"package_id", pkg.id}}, read_bytes(pkg.file));
+  auto created = leader.await("created");
+  REQUIRE(created);
+  CHECK((*created)["address"] == morse);
+  CHECK((*created)["epoch"] == 5);
+  // The other one was not created: nothing runs at its address here.
+  CHECK_FALSE(leader.await("created", 500ms));
+  int here = 0;
+  for (const auto& a : member.actors())
+    if (a["worker_pid"].is_number()) ++here;
+  CHECK(here == 1);
+}
+
 TEST_CASE("wrong arguments of the convention's commands are usage errors that change nothing",
           "[integration][convention][errors]") {
   test_system lead(lead_args({"--caps", "morse"}));
