@@ -467,7 +467,12 @@ void placement_convention::create_requested(const json& b) {
 void placement_convention::evict(const json& b) {
   const auto a = address::parse(b.value("address", std::string()));
   if (!a) return;
-  if (auto l = locations_.find(*a); l != locations_.end()) l->second.ph = location::phase::moving;
+  // A host's copy of the location says it is moving once it leaves here; an
+  // evict of a copy left over ("a copy runs elsewhere") leaves the live
+  // instance's location alone, and the leader's table is changed by the
+  // leader's decisions only.
+  if (auto l = locations_.find(*a); l != locations_.end() && !p_.state.leads && l->second.system == ctx_.id)
+    l->second.ph = location::phase::moving;
   auto* rec = p_.dir.find(*a);
   if (rec == nullptr || rec->state == actor_state::failed) {
     if (rec != nullptr) p_.dir.remove(*a);
@@ -510,7 +515,9 @@ void placement_convention::report_gone(address a, bool failed, const std::string
   // convention: they are placed elsewhere (or wait), never forgotten.
   if (ctx_.stopping) return;
   auto it = locations_.find(a);
-  const bool moving = it != locations_.end() && it->second.ph == location::phase::moving;
+  // Moving, or a copy left over that the table places elsewhere (evicted as such).
+  const bool moving =
+      it != locations_.end() && (it->second.ph == location::phase::moving || it->second.system != ctx_.id);
   // Moving on: a failed record left here would answer for the new copy.
   if (moving && p_.dir.find(a) != nullptr) p_.dir.remove(a);
   p_.link.send(p_.state.leader, moving ? cmd::peer::evicted : cmd::peer::gone,

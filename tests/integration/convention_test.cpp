@@ -1173,6 +1173,32 @@ TEST_CASE("a create waiting for a fetch when the leader is lost is fetched again
   CHECK(here == 1);
 }
 
+TEST_CASE("an evict of a copy left over leaves the live instance's location as it is", "[integration][convention]") {
+  // The leader answers a stale `created` with evict "a copy runs elsewhere".
+  // Before: the receiving system marked its own entry for the address
+  // `moving`, and held requests for the live instance from then on (on the
+  // leader, its own table was left `moving`, nothing under way).
+  fake_leader leader;
+  test_system member({"--leader", leader.where, "--caps", "morse"});
+  REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
+  REQUIRE(leader.await("join"));
+  const built_package pkg = pack_encoders(member, "1.0.0");
+  const std::string morse = "@" + leader.id + ".1040";
+  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
+                              {"locations", json::array({fake_leader::location(morse, leader.id, "running", pkg, 7)})},
+                              {"stale", json::array()}});
+  REQUIRE(eventually([&] {
+    (void)leader.await("none", 20ms);
+    return member.run({"actors", "--json"}).out.find(morse) != std::string::npos;
+  }));
+  leader.send("evict", json{{"address", morse}, {"reason", "a copy runs elsewhere"}});
+  REQUIRE(leader.await("evicted"));
+  json state;
+  for (const auto& a : member.actors())
+    if (a["address"] == morse) state = a["state"];
+  CHECK(state == "running");
+}
+
 TEST_CASE("wrong arguments of the convention's commands are usage errors that change nothing",
           "[integration][convention][errors]") {
   test_system lead(lead_args({"--caps", "morse"}));
