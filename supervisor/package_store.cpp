@@ -1,5 +1,6 @@
 #include "supervisor/package_store.hpp"
 
+#include "base/files.hpp"
 #include "manifests/sha256.hpp"
 
 #include <unistd.h>
@@ -43,11 +44,6 @@ std::pair<std::string, std::string> split_file_name(const fs::path& p) {
 bool same_dir(const fs::path& a, const fs::path& b) {
   std::error_code ec;
   return fs::equivalent(a, b, ec);
-}
-
-std::string temp_suffix() {
-  std::random_device rd;
-  return std::to_string(::getpid()) + "." + std::to_string(rd());
 }
 
 available_archive describe(const package_store& store, const fs::path& file) {
@@ -99,21 +95,13 @@ result<manifests::package_archive> verify_and_keep(const package_store& store, c
   // is loaded, so a later change to the operator's file cannot sneak in.
   auto bytes = manifests::read_archive_file(file, store.limits);
   if (!bytes) return bytes.err();
-  const fs::path incoming = store.packages / (".incoming." + temp_suffix() + archive_suffix);
+  // Verified first, from memory: nothing of a file that is not a package
+  // signed by a trusted key is ever written here (a daemon run as root must
+  // not copy a file its client could not read into a place it can).
+  auto archive =
+      manifests::open_archive_bytes(*bytes, file.string(), manifests::read_key_ring(store.keys), store.limits);
+  if (!archive) return archive.err();
   std::error_code ec;
-  fs::create_hard_link(file, incoming, ec);
-  if (ec) {
-    std::ofstream out(incoming, std::ios::binary | std::ios::trunc);
-    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
-    if (!out.flush())
-      return make_error(errc::io, "cannot write " + incoming.string() + " (" + std::strerror(errno) + ")");
-  }
-  auto archive = manifests::open_archive_bytes(std::move(*bytes), file.string(), manifests::read_key_ring(store.keys),
-                                               store.limits);
-  if (!archive) {
-    fs::remove(incoming, ec);
-    return archive.err();
-  }
   const std::string base = archive->m.package + "-" + archive->m.version.text;
   fs::path target = store.packages / (base + archive_suffix);
   if (fs::exists(target, ec)) {
@@ -121,14 +109,10 @@ result<manifests::package_archive> verify_and_keep(const package_store& store, c
     if (!existing || *existing != archive->id)
       target = store.packages / (base + "-" + archive->id.substr(0, 12) + archive_suffix);
   }
-  if (fs::exists(target, ec)) {
-    fs::remove(incoming, ec);  // the same archive is already kept
-  } else {
-    fs::rename(incoming, target, ec);
-    if (ec) {
-      fs::remove(incoming, ec);
-      return make_error(errc::io, "cannot store " + target.string() + ": " + ec.message());
-    }
+  if (!fs::exists(target, ec)) {  // else the same archive is already kept
+    // A private temporary file, synced, renamed: never a partial archive.
+    if (auto s = base::write_file_atomically(target, *bytes, 0600); !s)
+      return make_error(errc::io, "cannot store " + target.string() + ": " + s.err().message);
     if (copied != nullptr) *copied = true;
   }
   archive->source = target.string();

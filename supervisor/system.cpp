@@ -25,6 +25,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -302,7 +303,25 @@ void system::finish_shutdown() {
   io_.stop();
 }
 
+void make_private(const fs::path& home, std::uint16_t port) {
+  // What the daemon creates is its user's alone: directories 0700, files
+  // 0600 (keys and sockets included), whatever umask it was started with.
+  ::umask(077);
+  // Directories an older troupe made with the umask's modes are closed too.
+  const fs::path state = state_dir(home, port);
+  for (const fs::path& d : {home, home / "systems", state, state / "run", home / "packages", home / "keys",
+                            home / "cache", home / "convention", home / "convention" / "trusted"}) {
+    std::error_code ec;
+    if (fs::is_directory(d, ec)) fs::permissions(d, fs::perms::owner_all, fs::perm_options::replace, ec);
+  }
+  std::error_code ec;
+  if (fs::exists(state / "system.log", ec))
+    fs::permissions(state / "system.log", fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace,
+                    ec);
+}
+
 int run_system(const system_options& opts) {
+  make_private(opts.home, opts.port);
   system s(opts);
   return s.run();
 }

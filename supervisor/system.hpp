@@ -44,6 +44,9 @@ struct system_options {
 
 /// Directory holding a system's state: HOME/systems/PORT.
 [[nodiscard]] std::filesystem::path state_dir(const std::filesystem::path& home, std::uint16_t port);
+/// Sets the process's umask to 077 and closes (0700 / 0600) the directories
+/// of TROUPE_HOME a system uses and its log, as they may predate it.
+void make_private(const std::filesystem::path& home, std::uint16_t port);
 
 /// Runs the system until it is told to stop; returns a process exit code.
 int run_system(const system_options& opts);

@@ -250,6 +250,7 @@ int cmd_start(const parsed& p, const std::string& self) {
   }
   std::error_code ec;
   const fs::path dir = supervisor::state_dir(opts.home, opts.port);
+  supervisor::make_private(opts.home, opts.port);  // before anything is created
   fs::create_directories(dir, ec);
   if (ec) return fail(cli_failed, "cannot create " + dir.string() + ": " + ec.message());
   const fs::path log = dir / "system.log";
@@ -273,8 +274,8 @@ int cmd_start(const parsed& p, const std::string& self) {
     ::setsid();
     if (::fork() != 0) _exit(0);
     ::close(pipefd[0]);
-    ::fcntl(pipefd[1], F_SETFD, 0);  // keep the ready fd across exec
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::fcntl(pipefd[1], F_SETFD, 0);                                                  // keep the ready fd across exec
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);  // payloads are logged
     int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (out >= 0) {
       ::dup2(out, 1);

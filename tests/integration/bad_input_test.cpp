@@ -14,9 +14,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -314,4 +316,40 @@ TEST_CASE("malformed data frames in a worker's inbox are dropped", "[integration
   auto v = f.sys.actor(f.actor);
   REQUIRE(v);
   CHECK(v->restarts() == 0);
+}
+
+TEST_CASE(
+    "what a system keeps is its user's alone whatever the umask, and a load of a file that is not a trusted "
+    "package writes nothing",
+    "[integration][robustness][files]") {
+  namespace fs = std::filesystem;
+  const mode_t old = ::umask(0);  // the most open an operator's shell could have
+  test_system s;
+  ::umask(old);
+  auto mode = [](const fs::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : 010000u;
+  };
+  for (const fs::path& d : {s.home(), s.home() / "systems", s.state_dir(), s.state_dir() / "run", s.home() / "packages",
+                            s.home() / "keys", s.home() / "cache"}) {
+    INFO(d);
+    CHECK(mode(d) == 0700);
+  }
+  CHECK(mode(s.state_dir() / "system.log") == 0600);  // it holds payloads
+  int sockets = 0;
+  for (const auto& e : fs::directory_iterator(s.state_dir() / "run")) {
+    if (!e.is_socket()) continue;
+    ++sockets;
+    INFO(e.path());
+    CHECK((mode(e.path()) & 077) == 0);
+  }
+  CHECK(sockets >= 2);  // control and gateway at least
+
+  // A file its client may read but that is no package (as /etc/shadow would
+  // be for a root daemon): refused, and no byte of it lands in packages/.
+  const fs::path secret = s.home() / "secret.tpkg";
+  std::ofstream(secret) << "root:$6$not-a-package$:19000:0:99999:7:::\n";
+  const auto r = s.run({"load", secret.string()});
+  CHECK(r.exit_code != 0);
+  for (const auto& e : fs::directory_iterator(s.home() / "packages")) FAIL_CHECK("left in packages/: " << e.path());
 }
