@@ -63,7 +63,8 @@ std::size_t data_relay::unacknowledged() const {
 }
 
 void data_relay::relay(const ipc::record_view& r) {
-  if (actors_.find(r.to) != nullptr) return deliver(r);
+  // Here, unless the instance here is a copy left over (the convention placed it elsewhere).
+  if (actors_.find(r.to) != nullptr && !convention_->placed_elsewhere(r.to)) return deliver(r);
   const auto* l = convention_->at(r.to);
   if (l != nullptr && l->ph != location::phase::placed) {
     // Moving or pending: kept (bounded) until it runs again.
@@ -193,12 +194,26 @@ void data_relay::flush_acks() {
 
 void data_relay::deliver(const ipc::record_view& r) {
   auto* rec = actors_.find(r.to);
-  if (rec == nullptr) {
+  const auto* l = convention_->at(r.to);
+  // Where the convention has it if not here: on another system, or moving
+  // or pending (held until it runs again), even while this system's entry
+  // still names this system (just evicted, before the leader's next word).
+  const bool placed_here = l == nullptr || (l->ph == location::phase::placed && l->system == ctx_.id);
+  if (rec == nullptr || convention_->placed_elsewhere(r.to)) {
+    if (!placed_here) return relay(r);
     const std::uint32_t host = convention_->host_of(r.to);
     if (host != 0 && host != ctx_.id) return relay(r);  // moved on
     return bounce(r, "no actor at " + r.to.to_string() + " (stopped)");
   }
-  if (rec->state == actor_state::failed) return bounce(r, r.to.to_string() + " has failed: " + rec->last_reason);
+  if (rec->state == actor_state::failed) {
+    if (placed_here) return bounce(r, r.to.to_string() + " has failed: " + rec->last_reason);
+    // Failed on its way out (a move, a copy left over): the next instance takes it.
+    if (l->ph == location::phase::placed) return send_to(l->system, keep(r));
+    if (!held_.hold(r.to, keep(r)))
+      bounce(r, "dead letter: " + r.to.to_string() + " is " + to_string(l->ph) + " and " +
+                    std::to_string(held_.size(r.to)) + " messages already wait for it");
+    return;
+  }
   const auto* w = pool_.find(rec->worker);
   if (rec->state != actor_state::running || w == nullptr || w->st != worker_proc::state::ready) {
     if (!held_.hold(r.to, keep(r)))
@@ -228,7 +243,17 @@ void data_relay::release_held(address a) {
 }
 
 void data_relay::drop_held(address a, const std::string& reason) {
-  for (const auto& h : held_.take(a)) bounce(view(h), reason);
+  // Held for an instance here that stopped or failed while the convention has
+  // the actor elsewhere or moving (a copy left over, one on its way out):
+  // on to the live instance, or held for it; else they bounce.
+  const auto* l = convention_->at(a);
+  const bool elsewhere = l != nullptr && (l->ph != location::phase::placed || l->system != ctx_.id);
+  for (const auto& h : held_.take(a)) {
+    if (elsewhere)
+      relay(view(h));
+    else
+      bounce(view(h), reason);
+  }
 }
 
 void data_relay::on_data(std::uint32_t from, const json& b, const std::string& blob) {

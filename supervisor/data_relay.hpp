@@ -46,7 +46,9 @@ class data_relay {
   void relay(const ipc::record_view& r);
   /// The actor runs again: what was held for it goes.
   void release_held(address a);
-  /// Bounces what waits for a: asks fail, tells come back as dead letters.
+  /// Bounces what waits for a: asks fail, tells come back as dead letters;
+  /// unless the convention has a elsewhere or moving (the instance here was
+  /// a copy left over, or left for a move): then on to it, or held for it.
   void drop_held(address a, const std::string& reason);
   /// Forgets what was held for a without a word (the leader no longer knows it).
   void forget_held(address a) { (void)held_.take(a); }

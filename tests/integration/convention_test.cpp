@@ -15,6 +15,7 @@
 
 #include "ipc/control.hpp"
 #include "ipc/curve.hpp"
+#include "ipc/wire.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -1032,6 +1033,7 @@ struct fake_leader {
   std::string member_id;   // its system id, 8 hex digits
   json member_form;        // as it joined
   bool answering = true;   // answers discovery and sends `members` as heartbeats
+  std::string last_blob;   // frame 4 of the last message from the member
   steady::time_point last_beat{};
 
   fake_leader() {
@@ -1092,6 +1094,7 @@ struct fake_leader {
         auto m = ipc::decode_control(parts, 1, ipc::default_max_json_depth, true);
         if (!m) continue;
         member_rid = parts[0].to_string();
+        last_blob = m->blob;
         if (m->command == "join") {
           member_form = m->body["member"];
           member_id = member_form["system"].get<std::string>();
@@ -1197,6 +1200,52 @@ TEST_CASE("an evict of a copy left over leaves the live instance's location as i
   for (const auto& a : member.actors())
     if (a["address"] == morse) state = a["state"];
   CHECK(state == "running");
+}
+
+TEST_CASE("records for an actor a member just evicted are held for its next place, not bounced",
+          "[integration][convention]") {
+  // Before: a record that reached the member after the actor stopped for a
+  // move, while the member's entry still named itself, bounced `no actor at
+  // @X (stopped)` (an ask failed) where one sent from there would be held.
+  fake_leader leader;
+  test_system member({"--leader", leader.where, "--caps", "morse"});
+  REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
+  REQUIRE(leader.await("join"));
+  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
+                              {"locations", json::array()},
+                              {"stale", json::array()}});
+  const built_package pkg = pack_encoders(member, "1.0.0");
+  const std::string morse = "@" + leader.id + ".1040";
+  leader.send("located", fake_leader::location(morse, leader.member_id, "moving", pkg, 5));
+  leader.send("create", json{{"address", morse}, {"type", "Morse"}, {"package_id", pkg.id}, {"epoch", 5}});
+  REQUIRE(leader.await("fetch"));
+  leader.send("package", json{{"package_id", pkg.id}}, read_bytes(pkg.file));
+  REQUIRE(leader.await("created"));
+  leader.send("located", fake_leader::location(morse, leader.member_id, "running", pkg, 5));
+  leader.send("evict", json{{"address", morse}, {"reason", "moved by the operator"}});
+  REQUIRE(leader.await("evicted"));
+
+  // An ask for it from an actor of the leader's system, as `data`.
+  const auto to = troupe::address::parse(morse);
+  const auto from = troupe::address::parse("@" + leader.id + ".2000");
+  REQUIRE((to && from));
+  std::string frame;
+  ipc::begin_batch(frame);
+  ipc::append_record(frame, ipc::record_view{ipc::record_kind::ask, 0, *to, *from, 9, 0, "json", "\"SOS\""});
+  leader.send("data", json{{"channel", "77"}, {"seq", 1}, {"first", 1}}, frame);
+  const auto kinds = [](const std::string& blob) {
+    json out = json::array();
+    (void)ipc::decode_batch(blob, [&](const ipc::record_view& r) { out.push_back(static_cast<int>(r.kind)); });
+    return out;
+  };
+  // Held: nothing comes back (an ask_failed would)...
+  auto back = leader.await("data", 1s);
+  if (back) FAIL("the member sent back records of kinds " << kinds(leader.last_blob).dump());
+  // ...and sent on once the actor runs on the leader's system.
+  leader.send("located", fake_leader::location(morse, leader.id, "running", pkg, 6));
+  back = leader.await("data", 5s);
+  REQUIRE(back);
+  CHECK(kinds(leader.last_blob) == json::array({static_cast<int>(ipc::record_kind::ask)}));
 }
 
 TEST_CASE("wrong arguments of the convention's commands are usage errors that change nothing",
