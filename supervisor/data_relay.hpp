@@ -50,8 +50,6 @@ class data_relay {
   /// unless the convention has a elsewhere or moving (the instance here was
   /// a copy left over, or left for a move): then on to it, or held for it.
   void drop_held(address a, const std::string& reason);
-  /// Forgets what was held for a without a word (the leader no longer knows it).
-  void forget_held(address a) { (void)held_.take(a); }
   [[nodiscard]] std::vector<address> held_addresses() const { return held_.keys(); }
   /// Records sent to other systems and not yet acknowledged.
   [[nodiscard]] std::size_t unacknowledged() const;

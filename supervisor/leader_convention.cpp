@@ -468,8 +468,11 @@ void leader_convention::on_welcome_or_members(std::uint32_t from, const json& b,
     for (auto a : held) {
       auto it = locations_.find(a);
       if (it == locations_.end()) {
-        p_.calls.fail_held(a, "no actor at " + a.to_string() + " (unknown to the convention's leader)");
-        p_.relay.forget_held(a);
+        // Records held for an actor starting here stay; the others bounce,
+        // as the requests fail (an ask comes back failed, a tell a dead letter).
+        const std::string why = "no actor at " + a.to_string() + " (unknown to the convention's leader)";
+        p_.calls.fail_held(a, why);
+        if (p_.dir.find(a) == nullptr) p_.relay.drop_held(a, why);
       } else if (it->second.ph == location::phase::placed) {
         release_held(a);
       }

@@ -1248,6 +1248,50 @@ TEST_CASE("records for an actor a member just evicted are held for its next plac
   CHECK(kinds(leader.last_blob) == json::array({static_cast<int>(ipc::record_kind::ask)}));
 }
 
+TEST_CASE("records a member held for an actor its rejoined leader does not know come back as bounces",
+          "[integration][convention]") {
+  // Before: dropped without a word at the welcome, so an ask among them
+  // waited for its timeout; the requests held with them failed at once.
+  fake_leader leader;
+  test_system member({"--leader", leader.where, "--member-timeout", "500", "--heartbeat", "100"});
+  REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
+  REQUIRE(leader.await("join"));
+  const built_package pkg = pack_encoders(member, "1.0.0");
+  const std::string morse = "@" + leader.id + ".1040";
+  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
+                              {"locations", json::array({fake_leader::location(morse, leader.id, "moving", pkg, 5)})},
+                              {"stale", json::array()}});
+  // An ask for it, held by the member while it moves.
+  const auto to = troupe::address::parse(morse);
+  const auto from = troupe::address::parse("@" + leader.id + ".2000");
+  REQUIRE((to && from));
+  std::string frame;
+  ipc::begin_batch(frame);
+  ipc::append_record(frame, ipc::record_view{ipc::record_kind::ask, 0, *to, *from, 9, 0, "json", "\"SOS\""});
+  leader.send("data", json{{"channel", "77"}, {"seq", 1}, {"first", 1}}, frame);
+  REQUIRE(leader.await("data_ack"));
+  // The leader goes away and comes back without that actor.
+  leader.answering = false;
+  REQUIRE(eventually([&] {
+    (void)leader.await("none", 50ms);
+    return member.log().find("stopped answering") != std::string::npos;
+  }));
+  leader.answering = true;
+  REQUIRE(leader.await("join"));
+  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
+                              {"locations", json::array()},
+                              {"stale", json::array()}});
+  auto back = leader.await("data", 5s);
+  REQUIRE(back);
+  std::vector<std::pair<int, std::string>> records;
+  (void)ipc::decode_batch(leader.last_blob, [&](const ipc::record_view& r) {
+    records.emplace_back(static_cast<int>(r.kind), std::string(r.payload));
+  });
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].first == static_cast<int>(ipc::record_kind::ask_failed));
+  CHECK_THAT(records[0].second, Catch::Contains("unknown to the convention's leader"));
+}
+
 TEST_CASE("wrong arguments of the convention's commands are usage errors that change nothing",
           "[integration][convention][errors]") {
   test_system lead(lead_args({"--caps", "morse"}));
