@@ -6,6 +6,7 @@
 #include <boost/process/env.hpp>
 #include <boost/process/environment.hpp>
 #include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
 #include <boost/process/io.hpp>
 
 #include <dirent.h>
@@ -84,7 +85,11 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
   bp::environment child_env = env;
   for (const auto& [k, v] : spec.env) child_env[k] = v;
   std::error_code ec;
-  bp::child child(bp::exe = spec.exe, bp::args = spec.args, bp::env = child_env, bp::std_in < bp::null, ec);
+  // A process group of its own: what the package's code starts goes with the
+  // worker (killpg when it has exited, below).
+  bp::child child(
+      bp::exe = spec.exe, bp::args = spec.args, bp::env = child_env, bp::std_in < bp::null,
+      bp::extend::on_exec_setup = [](auto&) { ::setpgid(0, 0); }, ec);
   // Boost.Process can fail without setting ec (at the descriptor limit its
   // error pipe cannot be made) and then reports pid -1: a pid that kill()
   // would take for "every process". Only a positive pid is a child of ours.
@@ -113,6 +118,9 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
       asio::posix::stream_descriptor::wait_read,
       [state, pid, alive = state->alive, on_exit = std::move(on_exit)](const boost::system::error_code& e) {
         if (!*alive || e) return;
+        // Not reaped yet, so the group id cannot name anyone else's group:
+        // whatever the worker left running in its group is killed.
+        ::killpg(pid, SIGKILL);
         int status = 0;
         ::waitpid(pid, &status, 0);
         state->reaped = true;

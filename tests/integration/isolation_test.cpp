@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -109,4 +110,35 @@ TEST_CASE("a dedicated worker goes with its actor; an unload stops every worker 
   CHECK(sys.actors().empty());
   auto status = json::parse(sys.run({"status", "--json"}).out);
   CHECK(status["workers"] == 0);
+}
+
+namespace {
+/// Whether pid runs (a zombie does not), from /proc: nothing is signalled.
+bool process_runs(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+}  // namespace
+
+TEST_CASE("what package code starts goes with its worker: a process it leaves behind is killed when the worker ends",
+          "[integration][isolation]") {
+  test_system sys;
+  const std::string pkg = sys.load(TROUPE_SUPERVISION_PKG);
+  // Killed actor: its dedicated worker exits, and the sleeper with it.
+  const std::string a = sys.spawn({"Loner"});
+  const int first = sys.ask(a, json{{"spawn_sleeper", true}}).get<int>();
+  REQUIRE(first > 0);
+  CHECK(process_runs(first));
+  REQUIRE(sys.run({"kill", a}).exit_code == 0);
+  CHECK(troupe::testing::eventually([&] { return !process_runs(first); }, 10s));
+  // Unloaded package: the same for every worker of it.
+  const std::string b = sys.spawn({"Loner"});
+  const int second = sys.ask(b, json{{"spawn_sleeper", true}}).get<int>();
+  REQUIRE(second > 0);
+  CHECK(process_runs(second));
+  REQUIRE(sys.run({"unload", pkg}).exit_code == 0);
+  CHECK(troupe::testing::eventually([&] { return !process_runs(second); }, 10s));
 }
