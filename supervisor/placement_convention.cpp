@@ -418,7 +418,8 @@ void placement_convention::on_create_request(const json& b) {
   if (p_.state.leads) {
     p_.link.send(ctx_.id, cmd::peer::create_failed,
                  json{{"address", b.value("address", std::string())},
-                      {"reason", "package " + id.substr(0, 12) + " is not loaded"}});
+                      {"reason", "package " + id.substr(0, 12) + " is not loaded"},
+                      {"epoch", b.value("epoch", std::uint64_t{0})}});
     return;
   }
   auto& waiting = fetch_waiters_[id];
@@ -765,7 +766,9 @@ void placement_convention::on_package(const json& b, const std::string& blob) {
     log_line(TROUPE_LOG_WARN, {}, why);
     for (const auto& c : creates)
       p_.link.send(p_.state.leader, cmd::peer::create_failed,
-                   json{{"address", c.value("address", std::string())}, {"reason", why}});
+                   json{{"address", c.value("address", std::string())},
+                        {"reason", why},
+                        {"epoch", c.value("epoch", std::uint64_t{0})}});
   };
   if (blob.empty())
     return fail_all("cannot fetch package " + id.substr(0, 12) + ": " + b.value("reason", std::string("no archive")));

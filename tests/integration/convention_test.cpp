@@ -1292,6 +1292,28 @@ TEST_CASE("records a member held for an actor its rejoined leader does not know 
   CHECK_THAT(records[0].second, Catch::Contains("unknown to the convention's leader"));
 }
 
+TEST_CASE("a create that fails for its package is refused with the create's epoch", "[integration][convention]") {
+  // Before: without `epoch`, so the leader could not tell a refusal of an
+  // older placement from one of the placement its table holds.
+  fake_leader leader;
+  test_system member({"--leader", leader.where, "--caps", "morse"});
+  REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
+  REQUIRE(leader.await("join"));
+  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
+                              {"locations", json::array()},
+                              {"stale", json::array()}});
+  const std::string package_id(64, 'a');
+  const std::string morse = "@" + leader.id + ".1040";
+  leader.send("create", json{{"address", morse}, {"type", "Morse"}, {"package_id", package_id}, {"epoch", 42}});
+  REQUIRE(leader.await("fetch"));
+  leader.send("fetch_failed", json{{"package_id", package_id}, {"reason", "not here"}});
+  auto failed = leader.await("create_failed");
+  REQUIRE(failed);
+  CHECK((*failed)["address"] == morse);
+  CHECK((*failed)["epoch"] == 42);
+  CHECK_THAT((*failed)["reason"].get<std::string>(), Catch::Contains("not here"));
+}
+
 TEST_CASE("wrong arguments of the convention's commands are usage errors that change nothing",
           "[integration][convention][errors]") {
   test_system lead(lead_args({"--caps", "morse"}));
