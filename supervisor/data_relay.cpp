@@ -17,6 +17,8 @@ namespace {
 // either bound a record bounces instead (an ask fails, a tell is a dead letter).
 constexpr std::size_t window_records = 100000;
 constexpr std::size_t window_bytes = std::size_t{512} << 20;
+// What a kept record counts for besides its payload and type.
+constexpr std::size_t record_overhead = 64;
 constexpr auto resend_tick_every = milliseconds(100);
 // How long an acknowledgement waits for data going back to ride on (the reply
 // of an ask, typically) before it goes on its own.
@@ -90,10 +92,11 @@ void data_relay::send_to(std::uint32_t system, held_record rec) {
                                                              std::max(milliseconds(500), ctx_.opts.member_timeout)))
              .first;
   auto& w = it->second;
-  if (w.size() >= window_records || w.bytes() + rec.payload.size() > window_bytes)
+  // Counted as the window counts what it keeps: payload, type and a record's overhead.
+  const std::size_t bytes = rec.payload.size() + rec.type.size() + record_overhead;
+  if (w.size() >= window_records || w.bytes() + bytes > window_bytes)
     return bounce(view(rec), "dead letter: " + std::to_string(w.size()) + " messages for system " +
                                  convention_->port_of(system) + " await its acknowledgement");
-  const std::size_t bytes = rec.payload.size() + rec.type.size() + 64;
   w.push(std::move(rec), bytes, base::seq_clock::now());
   pump(system, w);
   arm_resend();
