@@ -15,6 +15,7 @@ status client_port::bind() {
     zmq::socket_t socket(ctx_.zmq, zmq::socket_type::router);
     socket.set(zmq::sockopt::linger, 500);  // the answer to "shutdown" must leave
     socket.set(zmq::sockopt::router_mandatory, 1);
+    socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(ctx_.opts.max_client_message));
     socket.bind("tcp://" + ctx_.where());
     socket_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(socket), [this] { on_readable(); });
   } catch (const zmq::error_t& e) {

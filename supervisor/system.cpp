@@ -261,6 +261,11 @@ void system::cmd_status(const client_ref& c) {
               {"standby_ready", standby_ready},
               {"standby_target", ctx_.opts.standby_workers},
               {"actors", actors_.size()},
+              {"limits",
+               {{"max_workers", ctx_.opts.max_workers},
+                {"max_json_depth", ctx_.opts.max_json_depth},
+                {"max_client_message", ctx_.opts.max_client_message},
+                {"max_package_size", ctx_.opts.limits.max_archive_bytes}}},
               {"state", ctx_.stopping ? "stopping" : "running"}};
   convention_->describe(status);
   port_.answer(c, std::move(status));

@@ -40,6 +40,9 @@ struct system_options {
   std::size_t held_limit = 1000;                             ///< requests held per moving or pending actor
   std::size_t max_json_depth = ipc::default_max_json_depth;  ///< deepest JSON accepted from clients, workers and peers
   std::uint32_t max_workers = 512;                           ///< worker processes at most (standbys included)
+  /// The largest frame a client may send on the public port: ZeroMQ drops a
+  /// connection announcing more before buffering it (ZMQ_MAXMSGSIZE).
+  std::uint64_t max_client_message = std::uint64_t{64} << 20;
 };
 
 /// Directory holding a system's state: HOME/systems/PORT.

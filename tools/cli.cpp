@@ -191,6 +191,11 @@ int cmd_start(const parsed& p, const std::string& self) {
     opts.standby_workers = v;
   }
   if (p.has("--max-package-size")) opts.limits.max_archive_bytes = parse_size(p.value("--max-package-size"));
+  if (p.has("--max-client-message")) {
+    opts.max_client_message = parse_size(p.value("--max-client-message"));
+    if (opts.max_client_message < (std::uint64_t{64} << 10) || opts.max_client_message > (std::uint64_t{4} << 30))
+      throw usage_error{"--max-client-message takes a size from 64K to 4G"};
+  }
   auto count = [&p](const char* option, unsigned long lo, unsigned long hi) {
     const std::string text = p.value(option);
     unsigned long v = 0;
@@ -263,8 +268,9 @@ int cmd_start(const parsed& p, const std::string& self) {
       self,           "start",      "--foreground",           "--port", std::to_string(opts.port), "--bind",
       opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
   if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
-  for (const char* o : {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat",
-                        "--member-timeout", "--max-workers", "--max-json-depth", "--etcd", "--convention"})
+  for (const char* o :
+       {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat", "--member-timeout",
+        "--max-workers", "--max-json-depth", "--max-client-message", "--etcd", "--convention"})
     if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -534,10 +540,11 @@ const std::map<std::string, command>& commands() {
        {"start [--port P] [--caps LIST] [--leader HOST:PORT] [--bind HOST] [--allow-unsigned]\n"
         "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
         "        [--etcd URL[,URL...] [--convention NAME]] [--heartbeat MS] [--member-timeout MS]\n"
-        "        [--max-workers N] [--max-json-depth N] [--foreground]",
+        "        [--max-workers N] [--max-json-depth N] [--max-client-message N[K|M|G]] [--foreground]",
         "start a system (daemon) and return once it answers",
         {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery", "--leader",
-         "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth", "--etcd", "--convention"},
+         "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth", "--max-client-message", "--etcd",
+         "--convention"},
         {"--foreground", "--allow-unsigned"},
         0,
         0,

@@ -353,3 +353,40 @@ TEST_CASE(
   CHECK(r.exit_code != 0);
   for (const auto& e : fs::directory_iterator(s.home() / "packages")) FAIL_CHECK("left in packages/: " << e.path());
 }
+
+namespace {
+/// The resident memory of a process, KiB (0 when unreadable).
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("a client frame over --max-client-message is dropped before it is buffered; the system serves on",
+          "[integration][robustness]") {
+  test_system sys({"--max-client-message", "1M"});
+  const std::string pkg = sys.load(TROUPE_RELAY_V1_PKG);
+  const std::string actor = sys.spawn({"Relay", "--package", pkg});
+  const auto status = json::parse(sys.run({"status", "--json"}).out);
+  CHECK(status["limits"]["max_client_message"] == 1 << 20);
+  const long before = rss_kib(sys.daemon_pid());
+  REQUIRE(before > 0);
+  {
+    zmq::context_t ctx;
+    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 2000);  // the frames must leave before the socket goes
+    dealer.connect("tcp://" + sys.where());
+    // 100 MB in the last frame: the daemon peaked at 936 MB on these before.
+    const std::string big(100u << 20, 'x');
+    for (int i = 0; i < 3; ++i)
+      send_frames(dealer, {signature, "ask", R"({"rid":1,"target":")" + actor + R"(","payload":")" + big + "\"}"});
+  }
+  check_still_serving(sys, actor);
+  // Refused from its header: far less than one such frame was ever held.
+  CHECK(rss_kib(sys.daemon_pid()) - before < 50 * 1024);
+  // Within the limit, a large ask passes.
+  const std::string fits(100u << 10, 'y');  // within the limit and a command line
+  CHECK(sys.ask(actor, json{{"echo", fits}}) == fits);
+}
