@@ -54,7 +54,8 @@ result<manifests::capabilities> parse_capabilities(std::string_view text) {
 
 nlohmann::json to_json(const manifests::capabilities& caps) {
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [name, value] : caps) std::visit([&](const auto& v) { out[name] = v; }, value);
+  // Not a structured binding: clang 14 cannot capture one in a lambda.
+  for (const auto& entry : caps) std::visit([&](const auto& v) { out[entry.first] = v; }, entry.second);
   return out;
 }
 
