@@ -111,6 +111,26 @@ result<manifest> parse_document(const yaml_reader& r, const YAML::Node& doc) {
   return m;
 }
 
+// Errors quote keys and values of the document, which may hold control
+// characters ("a\nb" as a key): escaped, so that a manifest from a peer keeps
+// its error on one line of the log and cannot forge the next one.
+error one_line(error e) {
+  std::string out;
+  for (const char c : e.message) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out.push_back(c);
+      continue;
+    }
+    static constexpr char digits[] = "0123456789abcdef";
+    out += "\\x";
+    out.push_back(digits[u >> 4]);
+    out.push_back(digits[u & 15]);
+  }
+  e.message = std::move(out);
+  return e;
+}
+
 }  // namespace
 
 const actor_spec* manifest::find_actor(std::string_view type) const {
@@ -127,14 +147,16 @@ result<manifest> parse_manifest(std::string_view yaml_text, std::string_view sou
   // above): nothing escapes this component.
   try {
     const YAML::Node doc = YAML::Load(std::string(yaml_text));
-    return parse_document(yaml_reader(source), doc);
+    auto m = parse_document(yaml_reader(source), doc);
+    if (!m) return one_line(m.err());
+    return m;
   } catch (const YAML::Exception& e) {
     const std::string where = e.mark.is_null() ? std::string()
                                                : "line " + std::to_string(e.mark.line + 1) + ", column " +
                                                      std::to_string(e.mark.column + 1) + ": ";
-    return make_error(errc::invalid_argument, source + ": " + where + e.msg);
+    return one_line(make_error(errc::invalid_argument, source + ": " + where + e.msg));
   } catch (const std::exception& e) {
-    return make_error(errc::internal, source + ": internal error: " + e.what());
+    return one_line(make_error(errc::internal, source + ": internal error: " + e.what()));
   }
 }
 

@@ -146,3 +146,16 @@ TEST_CASE("message values that would not end are refused", "[manifest][errors]")
              Catch::StartsWith("manifest.yaml: actors.Morse.on_load.message[1]") &&
                  Catch::Contains("nested deeper than 64 levels"));
 }
+
+// Found by fuzz/manifest.cpp: a key or value holding a control character
+// (a NUL, or "\n" in a double-quoted scalar) reached the message as is, and a
+// manifest from a peer could write lines of its own into the log.
+TEST_CASE("control characters in keys and values are escaped, not written", "[manifest][errors]") {
+  CHECK(error_of(std::string("package: p\nversi\0n: 1.0.0\nlibrary: l.so\nactors: { A: {} }\n", 58)) ==
+        "manifest.yaml: versi\\x0a: unknown key (expected package, version, library, actors, auto_unload, keep)");
+  CHECK(error_of(top(pkg, ver, lib, "\"x\\nINFO forged\": 1\n")) ==
+        "manifest.yaml: x\\x0aINFO forged: unknown key (expected package, version, library, actors, auto_unload, "
+        "keep)");
+  CHECK(error_of(actor("{ restart: { within: \"1\\r0\\u007f\" } }")) ==
+        "manifest.yaml: actors.Morse.restart.within: \"1\\x0d0\\x7f\" is not a duration (use 250ms, 10s, 2m)");
+}
