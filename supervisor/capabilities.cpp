@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -46,8 +47,13 @@ result<manifests::capabilities> parse_capabilities(std::string_view text) {
     auto name = trim(entry.substr(0, eq));
     if (name.empty())
       return make_error(errc::invalid_argument, "capability entry '" + std::string(entry) + "' has no name");
-    caps[std::string(name)] =
+    auto value =
         eq == std::string_view::npos ? manifests::capability_value(true) : parse_capability_value(entry.substr(eq + 1));
+    // "inf" and "nan" read as doubles, which JSON cannot carry: other systems
+    // would see null and refuse this one's membership (chgcap refuses them too).
+    if (const auto* d = std::get_if<double>(&value); d != nullptr && !std::isfinite(*d))
+      return make_error(errc::invalid_argument, "capability entry '" + std::string(entry) + "' is not a finite number");
+    caps[std::string(name)] = std::move(value);
   }
   return caps;
 }

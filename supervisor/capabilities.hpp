@@ -14,7 +14,8 @@ namespace troupe::supervisor {
 
 /// Comma-separated entries; a bare NAME is `true`, NAME=VALUE takes VALUE as a
 /// bool (true/false), an integer, a float or else a string. Names may contain
-/// spaces (trimmed at both ends). Errors name the offending entry.
+/// spaces (trimmed at both ends). Errors name the offending entry (one without
+/// a name, or a number that is not finite: "inf", "nan").
 result<manifests::capabilities> parse_capabilities(std::string_view text);
 
 /// One capability value from its text, by the rules above.

@@ -26,3 +26,14 @@ TEST_CASE("an empty capability list is empty and an entry without a name is an e
   REQUIRE_FALSE(bad.ok());
   CHECK_THAT(bad.err().message, Catch::Contains("=3"));
 }
+
+// Found by fuzz/capabilities.cpp: "gpu=nan" was taken as a double, which the
+// JSON sent to other systems carries as null, and member_from_json refuses.
+TEST_CASE("a capability that is not a finite number is an error", "[capabilities]") {
+  for (const char* text : {"gpu=nan", "gpu=inf", "morse, gpu = -infinity"}) {
+    auto bad = parse_capabilities(text);
+    REQUIRE_FALSE(bad.ok());
+    CHECK_THAT(bad.err().message, Catch::Contains("gpu") && Catch::Contains("not a finite number"));
+  }
+  CHECK(parse_capabilities("gpu=1e400")->at("gpu") == capability_value(std::string("1e400")));  // out of range: text
+}
