@@ -118,7 +118,26 @@ status supervision::place(address a, const std::string& type, const std::string&
     pool_.send(**w, cmd::supervisor::create, create);
   else
     (*w)->pending_creates.push_back(std::move(create));
+  arm_creation_deadline(a);
   return ok_v;
+}
+
+void supervision::arm_creation_deadline(address a) {
+  // A worker starts and creates an actor in milliseconds; this bound only
+  // catches one that stopped answering, before the spawner's own timeout.
+  static constexpr auto deadline = std::chrono::seconds(10);
+  auto& timer = creation_deadlines_[a];
+  timer = std::make_unique<boost::asio::steady_timer>(ctx_.io, deadline);
+  timer->async_wait([this, a](const boost::system::error_code& e) {
+    if (e) return;
+    creation_deadlines_.erase(a);
+    auto* rec = actors_.find(a);
+    if (rec == nullptr || rec->state != actor_state::starting) return;
+    const auto* w = pool_.find(rec->worker);
+    drop_pending_create(a);
+    on_create_failed(a, "not created within " + std::to_string(deadline.count()) + " s: worker " +
+                            (w != nullptr ? w->identity : std::to_string(rec->worker)) + " does not answer");
+  });
 }
 
 json supervision::create_body(const actor_record& rec, const package_entry& pkg) const {
@@ -190,10 +209,12 @@ void supervision::resolve_for(worker_proc& w, const json& rid, address a) {
 }
 
 void supervision::on_created(const std::string& identity, address a) {
+  creation_deadlines_.erase(a);
   auto* rec = actors_.find(a);
   auto* w = rec ? pool_.find(rec->worker) : nullptr;
-  if (rec == nullptr || w == nullptr || w->identity != identity) {
-    // Killed while its creation was under way: it must not live on unseen.
+  if (rec == nullptr || w == nullptr || w->identity != identity || rec->state == actor_state::failed) {
+    // Killed while its creation was under way, or given up on (too late):
+    // it must not live on unseen.
     pool_.send_to(identity, cmd::supervisor::stop, json{{"address", a.value()}, {"reason", "killed"}});
     return;
   }
@@ -207,6 +228,7 @@ void supervision::on_created(const std::string& identity, address a) {
 }
 
 void supervision::on_create_failed(address a, const std::string& why) {
+  creation_deadlines_.erase(a);
   auto* rec = actors_.find(a);
   if (rec == nullptr) return;
   log_line(TROUPE_LOG_WARN, a, "creation failed: " + why);

@@ -18,6 +18,9 @@
 #include "supervisor/watches.hpp"
 #include "supervisor/worker_pool.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -77,6 +80,9 @@ class supervision {
 
   void resolve_for(worker_proc& w, const json& rid, address a);
   void on_created(const std::string& identity, address a);
+  /// A first creation not confirmed in time (its worker stopped, say):
+  /// failed, so its spawner is answered; a late `created` stops it.
+  void arm_creation_deadline(address a);
   void on_create_failed(address a, const std::string& why);
   void on_watch_request(worker_proc& w, const json& rid, const json& b, bool on);
   void send_exit_notice(address watcher, address target, exit_event event, const std::string& reason);
@@ -93,6 +99,7 @@ class supervision {
   watch_table watches_;
   std::unordered_map<address, std::vector<client_ref>> kill_waiters_;
   std::unordered_map<address, std::vector<std::pair<std::string, json>>> resolve_waiters_;  // worker identity, rid
+  std::unordered_map<address, std::unique_ptr<boost::asio::steady_timer>> creation_deadlines_;
 };
 
 }  // namespace troupe::supervisor

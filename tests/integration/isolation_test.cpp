@@ -142,3 +142,35 @@ TEST_CASE("what package code starts goes with its worker: a process it leaves be
   REQUIRE(sys.run({"unload", pkg}).exit_code == 0);
   CHECK(troupe::testing::eventually([&] { return !process_runs(second); }, 10s));
 }
+
+TEST_CASE(
+    "a spawn on a worker that stopped answering fails within the creation deadline, and the actor never "
+    "appears after",
+    "[integration][isolation]") {
+  test_system sys;
+  const std::string pkg = sys.load(TROUPE_SUPERVISION_PKG);
+  auto list = json::parse(sys.run({"list", "--json"}).out);
+  REQUIRE(list.size() == 1);
+  const int worker = list[0]["worker_pid"].get<int>();
+  REQUIRE(worker > 0);  // the package's shared worker, a child of this test's system
+  REQUIRE(::kill(worker, SIGSTOP) == 0);
+  struct resume {
+    int pid;
+    ~resume() { ::kill(pid, SIGCONT); }  // whatever happens below
+  } resumes{worker};
+  const auto r = sys.run({"spawn", "Watcher", "--name", "late"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("not created within") != std::string::npos);
+  REQUIRE(::kill(worker, SIGCONT) == 0);
+  // The worker creates it once it runs again; the system stops that copy.
+  CHECK(sys.ask(sys.spawn({"Watcher"}), json{{"notices", true}}).is_array());
+  CHECK(troupe::testing::eventually(
+      [&] {
+        for (const auto& a : json::parse(sys.run({"actors", "--json"}).out))
+          if (a["name"].is_string() && a["name"] == "late") return false;
+        return true;
+      },
+      5s));
+  CHECK(sys.run({"ask", "late", "{}"}).exit_code != 0);
+}
