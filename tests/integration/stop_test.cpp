@@ -23,6 +23,13 @@ TEST_CASE("troupe stop ends the daemon and its workers in order", "[integration]
   // Daemon, one worker per loaded package version, one standby worker (its
   // replacement starts a moment after the last load).
   REQUIRE(troupe::testing::eventually([&] { return sys.live_processes() == 5; }, std::chrono::seconds(10)));
+  // ...and connected: a standby stopped before its hello is only signalled
+  // (it exits with code 66), which this test does not look at.
+  REQUIRE(troupe::testing::eventually(
+      [&] {
+        return json::parse(sys.run({"status", "--json"}).out).value("standby_ready", 0) == 1;
+      },
+      std::chrono::seconds(10)));
 
   auto r = sys.stop();
   INFO(r.err);
