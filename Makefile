@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS  ?= 2
 
-.PHONY: all setup configure build test unit integration demo bench clean format format-check
+.PHONY: all setup configure build test unit integration demo bench fuzz clean format format-check
 
 all: build
 
@@ -30,6 +30,11 @@ demo: build
 
 bench: build
 	@$(BUILD)/bin/troupe-bench --out $(BUILD)/bench-results.json
+
+# libFuzzer targets (fuzz/, docs/SECURITY.md): clang 14 in build-fuzz, each
+# target FUZZ_SECONDS (default 30) on a copy of its corpus; fails on a crash.
+fuzz: setup
+	@JOBS=$(JOBS) bash scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -14,6 +14,7 @@ packages=(
   libarchive-dev                         # package archives
   catch2                                 # tests (v2)
   clang-format                           # make format-check (CI)
+  clang-14 libclang-rt-14-dev            # make fuzz (CI): its runtimes are libFuzzer, ASan, UBSan
   etcd-server etcd-client                # conventions on etcd (tests start their own)
 )
 
