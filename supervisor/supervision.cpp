@@ -417,7 +417,8 @@ void supervision::fail_unstarted_worker(std::uint32_t id) {
   if (w == nullptr) return;
   if (w->fatal_grace) w->fatal_grace->cancel();
   auto* pkg = packages_.find(w->package_id);
-  std::string reason = "worker exited before registering (" + w->exit_how + ")";
+  std::string reason = "worker exited before registering (" +
+                       (w->killed_because.empty() ? w->exit_how : w->killed_because + ": " + w->exit_how) + ")";
   if (pkg != nullptr && pkg->phase == package_phase::loading) {
     const std::string package_id = pkg->id;
     pool_.forget(id);

@@ -22,6 +22,8 @@ constexpr std::size_t worker_descriptor_cost = 8;
 constexpr std::size_t descriptor_reserve = 32;
 // A load's replacement standby starts this long after the load is answered.
 constexpr auto standby_delay = std::chrono::milliseconds(10);
+/// A worker registers in milliseconds; only a wedged one takes this long.
+constexpr auto hello_deadline_period = std::chrono::seconds(10);
 
 status replace_link(const fs::path& link, const fs::path& target) {
   // A new link renamed over the old one: the switch is atomic for a worker
@@ -57,6 +59,7 @@ status worker_pool::bind() {
     if (w.st != worker_proc::state::starting) return reply_error(w, rid, "already registered");
     w.hello_rid = rid;
     w.st = worker_proc::state::standby;
+    if (w.hello_deadline) w.hello_deadline->cancel();
     if (!w.package_id.empty()) send_assignment(w);  // else answered once it gets a package
   });
   handle(cmd::worker::lease, [this](worker_proc& w, const json& rid, const json&) {
@@ -354,6 +357,16 @@ status worker_pool::start_process(worker_proc& w) {
   auto child = launch(ctx_.io, spec, [this, id](int st) { on_process_exit(id, st); });
   if (!child) return child.err();
   w.child = std::move(*child);
+  w.killed_because.clear();
+  w.hello_deadline = std::make_unique<asio::steady_timer>(ctx_.io, hello_deadline_period);
+  w.hello_deadline->async_wait([this, id, pid = w.child->pid()](const boost::system::error_code& e) {
+    auto* late = find(id);
+    if (e || late == nullptr || !late->child || late->child->pid() != pid || late->st != worker_proc::state::starting)
+      return;
+    late->killed_because = "it did not register within " + std::to_string(hello_deadline_period.count()) + " s";
+    log_line(TROUPE_LOG_WARN, {}, "worker " + late->identity + ": " + late->killed_because + "; killing it");
+    late->child->signal(SIGKILL);
+  });
   const auto* pkg = packages_.find(w.package_id);
   log_line(TROUPE_LOG_INFO, {},
            "started worker " + w.identity + " (pid " + std::to_string(w.child->pid()) + ")" +

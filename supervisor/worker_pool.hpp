@@ -52,6 +52,11 @@ struct worker_proc {
   // package is failed when it arrives or when this timer runs out.
   std::unique_ptr<boost::asio::steady_timer> fatal_grace;
   std::string exit_how;
+  // A started process that does not say hello in time (its control socket
+  // gone with TROUPE_HOME, say) is killed, so that its actors fail with a
+  // reason instead of staying "starting" for ever.
+  std::unique_ptr<boost::asio::steady_timer> hello_deadline;
+  std::string killed_because;  // set when the system killed it for that
 };
 
 class worker_pool {

@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -173,4 +174,29 @@ TEST_CASE(
       },
       5s));
   CHECK(sys.run({"ask", "late", "{}"}).exit_code != 0);
+}
+
+TEST_CASE("a worker that cannot register (its control socket gone) is killed in time, and its actors fail with why",
+          "[integration][isolation]") {
+  test_system sys({"--standby", "0"});  // no standby to adopt the restart: a new process must register
+  sys.load(TROUPE_SUPERVISION_PKG);
+  const std::string a = sys.spawn({"Loner"});
+  const int pid = sys.actor(a)->worker_pid();
+  // As if TROUPE_HOME had been removed: the socket a new worker connects to
+  // is gone, while the system's bound socket still serves what is connected.
+  REQUIRE(std::filesystem::remove(sys.state_dir() / "run" / "c.sock"));
+  troupe::testing::kill_process(pid);  // its dedicated worker: restarted, and cannot register
+  // The package cannot start a worker any more: it says why, and its actor
+  // is gone rather than "starting" for ever.
+  json list;
+  CHECK(troupe::testing::eventually(
+      [&] {
+        list = json::parse(sys.run({"list", "--json"}).out);
+        return list.size() == 1 && list[0]["error"].is_string();
+      },
+      20s));
+  INFO(list.dump());
+  CHECK_THAT(list[0].value("error", std::string()), Catch::Contains("did not register within"));
+  CHECK_FALSE(sys.actor(a).has_value());
+  CHECK(sys.run({"status"}).exit_code == 0);
 }
