@@ -155,8 +155,8 @@ void data_relay::resend_tick() {
     // Lost: what its actors were sent goes where they are now, on a new
     // channel should it come back (the old one would wait for what left).
     if (convention_->gone(system)) {
-      const bool moved =
-          std::any_of(w.kept().begin(), w.kept().end(), [&](const auto& e) { return goes_elsewhere(system, e.item); });
+      const bool moved = std::any_of(w.kept().begin(), w.kept().end(),
+                                     [&, system = system](const auto& e) { return goes_elsewhere(system, e.item); });
       if (moved) {
         rerouted.push_back(system);
         continue;

@@ -512,7 +512,7 @@ void etcd_convention::load_packages() {
     std::error_code ec;
     const auto hash = fs::exists(mine, ec) ? manifests::sha256_file_hex(mine) : result<std::string>(std::string());
     if (hash && *hash == id) {
-      p_.packages.load_archive(mine, [this, id](const result<json>& r) {
+      p_.packages.load_archive(mine, [id = id](const result<json>& r) {
         if (!r)
           log_line(TROUPE_LOG_WARN, {},
                    "cannot load package " + id.substr(0, 12) + " of the convention: " + r.err().message);
