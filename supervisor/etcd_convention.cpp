@@ -1,6 +1,8 @@
 // A convention coordinated by etcd. See etcd_convention.hpp.
 #include "supervisor/etcd_convention.hpp"
 
+#include "ipc/json_limits.hpp"
+
 #include "base/hex.hpp"
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
@@ -24,6 +26,16 @@ std::string joined_endpoints(const std::vector<etcd::endpoint>& eps) {
 }
 
 constexpr auto retry_delay = milliseconds(250);
+
+/// A value of the store as JSON, within the depth limit every outside input
+/// gets (anyone who reaches etcd can write it); {} when it is not JSON.
+json store_json(const std::string& key, std::string_view text, std::size_t max_depth) {
+  auto j = ipc::parse_json(text, max_depth);
+  if (j && j->is_object()) return std::move(*j);
+  log_line(TROUPE_LOG_WARN, {},
+           "ignored a malformed etcd record " + key + ": " + (j ? std::string("not a JSON object") : j.err().message));
+  return json::object();
+}
 
 }  // namespace
 
@@ -343,7 +355,7 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
     p_.calls.system_lost(id, "lost its lease");
     return;
   }
-  auto m = member_from_json(json::parse(e.kv.value));
+  auto m = member_from_json(store_json(e.kv.key, e.kv.value, ctx_.opts.max_json_depth));
   if (!m || m->system_id != id) return;
   member_leases_[id] = e.kv.lease;
   // A system this one does not trust is no member of its convention: no
@@ -387,7 +399,9 @@ void etcd_convention::actor_changed(const etcd::event& e, const std::string& add
     if (locations_.erase(*a) != 0) fail_held(*a, "no actor at " + a->to_string() + " (stopped)");
     return;
   }
-  const location l = location_from_json(json::parse(e.kv.value));
+  const json record = store_json(e.kv.key, e.kv.value, ctx_.opts.max_json_depth);
+  if (record.empty()) return;
+  const location l = location_from_json(record);
   locations_[*a] = l;
   // This system runs an older instance (it was cut off): stopped now.
   if (auto h = hosted_.find(*a); h != hosted_.end() &&
@@ -407,7 +421,7 @@ void etcd_convention::package_changed(const etcd::event& e, const std::string& t
         p_.packages.begin_unload(id, "unloaded from the convention");
       return;
     }
-    package_set_[id] = json::parse(e.kv.value);
+    package_set_[id] = store_json(e.kv.key, e.kv.value, ctx_.opts.max_json_depth);
     if (p_.state.leads) load_packages();
     return;
   }
@@ -491,8 +505,8 @@ void etcd_convention::take_over() {
     locations_.clear();
     for (const auto& kv : r->kvs) {
       const auto a = address::parse(kv.key.substr(key("actors/").size()));
-      const json record = json::parse(kv.value, nullptr, false);
-      if (a && record.is_object()) locations_[*a] = location_from_json(record);
+      const json record = store_json(kv.key, kv.value, ctx_.opts.max_json_depth);
+      if (a && !record.empty()) locations_[*a] = location_from_json(record);
     }
     load_packages();
     if (loading_.empty()) return settle();
