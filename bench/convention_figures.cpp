@@ -197,7 +197,7 @@ pid_t ask_until_moved(live_system& s, address a, pid_t old, int& stale, int& fai
 
 void measure_cross_system_rtt(convention& c, const std::string& package_id, const convention_sizes& z,
                               std::vector<figure>& out) {
-  say(c.prefix + "cross-system ask round trip (Pinger on M1, Ponger on M2) vs " +
+  say(std::string(c.etcd ? "etcd: " : "") + "cross-system ask round trip (Pinger on M1, Ponger on M2) vs " +
       (c.etcd ? "the built-in mode's of this run" : "raw ZeroMQ tcp round trip"));
   live_system& L = *c.leader;
   raw_zmq_rtt raw(L.home(), payload_bytes, raw_transport::tcp);
@@ -275,7 +275,7 @@ void measure_cross_system_rtt(convention& c, const std::string& package_id, cons
 /// Returns the address of the Where, and in host the member hosting it.
 void measure_chgcap(convention& c, const std::string& package_id, const convention_sizes& z,
                     const std::string& ready_exe, address& where, member*& host, std::vector<figure>& out) {
-  say(c.prefix + "chgcap -" + std::string(cap) +
+  say(std::string(c.etcd ? "etcd: " : "") + "chgcap -" + std::string(cap) +
       " on the member hosting an actor, until it answers from the other member, "
       "vs a bare fork+exec");
   live_system& L = *c.leader;
@@ -356,7 +356,8 @@ void restart_member(convention& c, member& m, const std::string& package_id) {
 
 void measure_member_kill(convention& c, const std::string& package_id, const convention_sizes& z, address where,
                          member* hosting, std::vector<figure>& out) {
-  say(c.prefix + "SIGKILL of the member hosting an actor, until it answers from the other member, vs the " +
+  say(std::string(c.etcd ? "etcd: " : "") +
+      "SIGKILL of the member hosting an actor, until it answers from the other member, vs the " +
       (c.etcd ? "lease's TTL" : "member timeout"));
   live_system& L = *c.leader;
   member* other = hosting == &c.m1 ? &c.m2 : &c.m1;
@@ -599,6 +600,20 @@ void start_convention(convention& c, const std::string& troupe_exe, const std::s
       std::to_string(c.m2.sys->port()) + " (" + cap + ",side_b), home " + c.leader->home());
 }
 
+/// The figures both modes measure, on benchconv 1.0.0 loaded here: its id,
+/// and the address of the Where they moved.
+std::pair<std::string, address> measure_both_modes(convention& c, const bench_packages& pk,
+                                                   const std::string& ready_exe, const convention_sizes& z,
+                                                   std::vector<figure>& out) {
+  const std::string package_id = c.leader->load(pk.convention("1.0.0"));
+  measure_cross_system_rtt(c, package_id, z, out);
+  address where;
+  member* host = nullptr;
+  measure_chgcap(c, package_id, z, ready_exe, where, host, out);
+  measure_member_kill(c, package_id, z, where, host, out);
+  return {package_id, where};
+}
+
 }  // namespace
 
 void measure_convention(const std::string& troupe_exe, const std::string& package_dir, const std::string& ready_exe,
@@ -606,13 +621,7 @@ void measure_convention(const std::string& troupe_exe, const std::string& packag
   convention c;
   start_convention(c, troupe_exe, {});
   const bench_packages pk(c.leader->home(), package_dir);
-  const std::string package_id = c.leader->load(pk.convention("1.0.0"));
-
-  measure_cross_system_rtt(c, package_id, z, out);
-  address where;
-  member* host = nullptr;
-  measure_chgcap(c, package_id, z, ready_exe, where, host, out);
-  measure_member_kill(c, package_id, z, where, host, out);
+  const auto [package_id, where] = measure_both_modes(c, pk, ready_exe, z, out);
   c.leader->unload(package_id);
 
   live_system lone(troupe_exe);
@@ -625,10 +634,6 @@ void measure_convention(const std::string& troupe_exe, const std::string& packag
   measure_package_to_member(c, lone, pk, z, out);
   lone.stop();
 }
-
-}  // namespace troupe::bench
-
-namespace troupe::bench {
 
 void measure_convention_on_etcd(const std::string& troupe_exe, const std::string& package_dir,
                                 const std::string& ready_exe, const convention_sizes& z, std::vector<figure>& out,
@@ -643,12 +648,7 @@ void measure_convention_on_etcd(const std::string& troupe_exe, const std::string
   convention c;
   start_convention(c, troupe_exe, etcd.endpoints());
   const bench_packages pk(c.leader->home(), package_dir);
-  const std::string package_id = c.leader->load(pk.convention("1.0.0"));
-  measure_cross_system_rtt(c, package_id, z, out);
-  address where;
-  member* host = nullptr;
-  measure_chgcap(c, package_id, z, ready_exe, where, host, out);
-  measure_member_kill(c, package_id, z, where, host, out);
+  const auto [package_id, where] = measure_both_modes(c, pk, ready_exe, z, out);
   (void)c.leader->call("kill", json{{"target", where.to_string()}}, 10s);
   measure_leader_kill(c, package_id, z, out);
 }
