@@ -1,7 +1,8 @@
 #include "ipc/handling_marker.hpp"
 
+#include "ipc/shared_page.hpp"
+
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,32 +10,16 @@
 
 namespace troupe::ipc {
 
-namespace {
-constexpr std::size_t page_size = 4096;
-static_assert(sizeof(handling_page) <= page_size);
+static_assert(sizeof(handling_page) <= shared_page_size);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "the page is shared between processes: its atomics must be plain memory");
 
-std::string errno_text(const char* what, const std::filesystem::path& file) {
-  return std::string(what) + " " + file.string() + ": " + std::strerror(errno);
-}
-}  // namespace
-
 status create_handling_file(const std::filesystem::path& file) {
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error(errc::io, errno_text("cannot create", file));
-  // A zeroed page, then the header: a worker that never wrote reads as idle.
-  char zeros[page_size] = {};
+  // A worker that never wrote reads as idle.
   handling_page header{};
   header.magic = handling_page::magic_value;
   header.version = 1;
-  std::memcpy(zeros, &header, sizeof header);
-  const bool ok = ::write(fd, zeros, page_size) == static_cast<ssize_t>(page_size);
-  const int saved = errno;
-  ::close(fd);
-  errno = saved;
-  if (!ok) return make_error(errc::io, errno_text("cannot write", file));
-  return ok_v;
+  return create_page_file(file, &header, sizeof header);
 }
 
 handling_snapshot read_handling_file(const std::filesystem::path& file) {
@@ -57,19 +42,12 @@ handling_snapshot read_handling_file(const std::filesystem::path& file) {
 }
 
 status handling_marker::open(const std::filesystem::path& file) {
-  const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return make_error(errc::io, errno_text("cannot open handling marker", file));
-  void* p = ::mmap(nullptr, page_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  const int saved = errno;
-  ::close(fd);
-  errno = saved;
-  if (p == MAP_FAILED) return make_error(errc::io, errno_text("cannot map handling marker", file));
-  page_ = static_cast<handling_page*>(p);
+  auto p = map_page_file(file, true, "handling marker");
+  if (!p) return p.err();
+  page_ = static_cast<handling_page*>(*p);
   return ok_v;
 }
 
-handling_marker::~handling_marker() {
-  if (page_ != nullptr) ::munmap(page_, page_size);
-}
+handling_marker::~handling_marker() { unmap_page(page_); }
 
 }  // namespace troupe::ipc

@@ -120,7 +120,7 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
         if (!*alive || e) return;
         // Not reaped yet, so the group id cannot name anyone else's group:
         // whatever the worker left running in its group is killed.
-        ::killpg(pid, SIGKILL);
+        if (pid > 1) ::killpg(pid, SIGKILL);  // positive by construction; killpg(0 or 1) must never happen
         int status = 0;
         ::waitpid(pid, &status, 0);
         state->reaped = true;

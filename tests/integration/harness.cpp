@@ -313,21 +313,28 @@ std::uint16_t free_port() {
 
 // ---------------------------------------------------------------- test_system
 
-test_system::test_system(std::vector<std::string> start_args) : test_system(0, std::move(start_args)) {}
-
-test_system::test_system(std::uint16_t port, std::vector<std::string> start_args) {
-  // Short and under /tmp: ipc:// socket paths must stay below 107 bytes.
+namespace {
+/// A fresh TROUPE_HOME that trusts the build's development key. Short and
+/// under /tmp: ipc:// socket paths must stay below 107 bytes.
+fs::path make_home() {
   char tmpl[] = "/tmp/trt.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-  home_ = tmpl;
+  const fs::path home = tmpl;
   try {
-    std::filesystem::create_directories(home_ / "keys");
-    std::filesystem::copy_file(TROUPE_DEV_PUB, home_ / "keys" / "dev.pub");
+    fs::create_directories(home / "keys");
+    fs::copy_file(TROUPE_DEV_PUB, home / "keys" / "dev.pub");
   } catch (const std::exception& e) {
     std::error_code ec;
-    fs::remove_all(home_, ec);
+    fs::remove_all(home, ec);
     throw std::runtime_error(std::string("cannot make a TROUPE_HOME: ") + e.what());
   }
+  return home;
+}
+}  // namespace
+
+test_system::test_system(std::vector<std::string> start_args) : test_system(0, std::move(start_args)) {}
+
+test_system::test_system(std::uint16_t port, std::vector<std::string> start_args) : home_(make_home()) {
   start(port, start_args);
 }
 
@@ -341,18 +348,8 @@ test_system::test_system(const test_system& home_of, std::vector<std::string> st
   start(0, start_args);
 }
 
-test_system::test_system(std::vector<std::string> start_args, host_spec host) : host_(std::move(host)) {
-  char tmpl[] = "/tmp/trt.XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-  home_ = tmpl;
-  try {
-    std::filesystem::create_directories(home_ / "keys");
-    std::filesystem::copy_file(TROUPE_DEV_PUB, home_ / "keys" / "dev.pub");
-  } catch (const std::exception& e) {
-    std::error_code ec;
-    fs::remove_all(home_, ec);
-    throw std::runtime_error(std::string("cannot make a TROUPE_HOME: ") + e.what());
-  }
+test_system::test_system(std::vector<std::string> start_args, host_spec host)
+    : home_(make_home()), host_(std::move(host)) {
   start(0, start_args);
 }
 
