@@ -199,7 +199,9 @@ void live_system::start(const std::vector<std::string>& start_args) {
     throw bench_error("`" + command + "` failed (exit " + std::to_string(r.exit_code) +
                       "): " + r.err.substr(0, r.err.find('\n')));
   }
-  auto c = client::connect("127.0.0.1:" + std::to_string(port_));
+  connect_options how;
+  how.home = home_;
+  auto c = client::connect("127.0.0.1:" + std::to_string(port_), how);
   if (!c) throw bench_error(c.err().message);
   client_ = std::make_unique<client>(std::move(*c));
   auto st = client_->call("status", json::object(), std::chrono::seconds(5));

@@ -2,22 +2,50 @@
 
 #include "ipc/commands.hpp"
 #include "ipc/control.hpp"
+#include "ipc/curve.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <charconv>
+#include <cstring>
+#include <fstream>
+#include <optional>
 
 namespace troupe {
 
 using json = nlohmann::json;
 
+namespace {
+
+std::atomic<std::uint64_t> next_monitor{1};
+
+}  // namespace
+
 struct client::impl {
   std::string endpoint;
+  std::optional<ipc::curve_keypair> keys;  // CURVE over TCP
+  std::string server_key;
+  std::string refused_hint;  // what a refusal of this client's credentials means
   zmq::context_t ctx{1};
   zmq::socket_t socket;
+  zmq::socket_t monitor;  // handshake failures: the system refused us
   std::uint64_t next_rid = 1;
+  int unexplained = 0;  // handshakes that failed without a reason
 
   void open() {
+    unexplained = 0;
     socket = zmq::socket_t(ctx, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
+    if (keys) ipc::make_curve_client(socket, *keys, server_key);
+    const std::string mon = "inproc://troupe-client-monitor-" + std::to_string(next_monitor++);
+    if (zmq_socket_monitor(socket.handle(), mon.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+      throw zmq::error_t();
+    monitor = zmq::socket_t(ctx, zmq::socket_type::pair);
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect(mon);
     // No ZMQ_IMMEDIATE: with it libzmq drops the connection's pipe, and with
     // it an answer received but not yet read, as soon as the peer
     // disconnects, so the answer to "shutdown" (sent just before the system
@@ -26,7 +54,35 @@ struct client::impl {
     // open() after the timeout (linger 0).
     socket.connect(endpoint);
   }
+
+  /// A handshake failure the monitor reported, as the error to return.
+  std::optional<error> refusal() {
+    zmq::message_t event;
+    if (!monitor.recv(event, zmq::recv_flags::dontwait)) return std::nullopt;
+    std::uint16_t id = 0;
+    if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
+    while (event.more() && monitor.recv(event, zmq::recv_flags::dontwait)) {
+    }
+    // A handshake cut short without a reason is what a plain-text client of
+    // a CurveZMQ server sees, sometimes; once could also be a system going
+    // away mid-handshake, so only a few in a row count.
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && ++unexplained < 3) return std::nullopt;
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+      return make_error(errc::refused, "the system at " + endpoint + " refused " + refused_hint);
+    return make_error(errc::refused, "the system at " + endpoint + " ended the handshake: " +
+                                         (keys ? "it does not speak CurveZMQ with this key (is it the system whose "
+                                                 "public key this client was given?)"
+                                               : "it accepts no plain-text clients; on its host run as its user (the "
+                                                 "local socket), elsewhere use a client key (troupe keygen --client) "
+                                                 "and the system's public key in TROUPE_SERVER_KEY"));
+  }
 };
+
+std::filesystem::path default_home() {
+  if (const char* env = std::getenv("TROUPE_HOME"); env && *env) return env;
+  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".troupe";
+  return "/var/lib/troupe";
+}
 
 result<std::string> system_endpoint(std::string_view system) {
   std::string_view host = "127.0.0.1";
@@ -42,11 +98,67 @@ result<std::string> system_endpoint(std::string_view system) {
   return "tcp://" + std::string(host) + ":" + std::to_string(port);
 }
 
-result<client> client::connect(std::string_view system) {
+namespace {
+
+bool loopback_host(std::string_view endpoint) {
+  // endpoint is "tcp://HOST:PORT"
+  const auto host = endpoint.substr(6, endpoint.rfind(':') - 6);
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+// Whether the system of this home on endpoint's port is bound to its host
+// (it writes HOST:PORT in DIR/where while it runs).
+bool bound_here(const std::filesystem::path& system_dir, std::string_view endpoint) {
+  std::ifstream in(system_dir / "where");
+  std::string where;
+  return in && std::getline(in, where) && "tcp://" + where == endpoint;
+}
+
+// A key given as Z85 text, or as the file holding it.
+result<std::string> read_server_key(const std::string& text) {
+  if (ipc::valid_curve_key(text)) return text;
+  std::ifstream in(text);
+  std::string key;
+  if (in && std::getline(in, key) && ipc::valid_curve_key(key)) return key.substr(0, 40);
+  return make_error(errc::invalid_argument,
+                    "the system's public key '" + text + "' is neither 40 Z85 characters nor a file holding them");
+}
+
+}  // namespace
+
+result<client> client::connect(std::string_view system, const connect_options& options) {
   auto ep = system_endpoint(system);
   if (!ep) return ep.err();
+  const std::filesystem::path home = options.home.empty() ? default_home() : options.home;
+  const std::string port = ep->substr(ep->rfind(':') + 1);
+  const std::filesystem::path system_dir = home / "systems" / port;
   auto p = std::make_unique<impl>();
   p->endpoint = *ep;
+  const bool local = loopback_host(*ep) || bound_here(system_dir, *ep);
+  const auto sock = system_dir / "run" / "client.sock";
+  if (local && !options.tcp_only && ::access(sock.c_str(), R_OK | W_OK) == 0) {
+    p->endpoint = "ipc://" + sock.string();
+    p->refused_hint = "this user (uid " + std::to_string(::geteuid()) +
+                      "): only its own user, root and members of its --client-group may use its local socket";
+  } else {
+    std::string key_text = options.server_key;
+    if (key_text.empty())
+      if (const char* env = std::getenv("TROUPE_SERVER_KEY"); env && *env) key_text = env;
+    std::error_code ec;  // an unreadable directory is as good as a missing file here
+    if (key_text.empty() && local && std::filesystem::exists(system_dir / "curve" / "curve.pub", ec))
+      key_text = (system_dir / "curve" / "curve.pub").string();
+    const auto client_dir = home / "client";
+    if (!key_text.empty() && std::filesystem::exists(client_dir / "curve.key", ec)) {
+      auto server_key = read_server_key(key_text);
+      if (!server_key) return server_key.err();
+      auto keys = ipc::load_or_create_keypair(client_dir);
+      if (!keys) return keys.err();
+      p->keys = *keys;
+      p->server_key = *server_key;
+      p->refused_hint = "this client's key " + keys->public_key +
+                        " (its operator allows it: troupe trust-client NAME KEY --role read|admin)";
+    }
+  }
   try {
     p->open();
   } catch (const zmq::error_t& e) {
@@ -73,6 +185,10 @@ result<json> client::call(std::string_view command, const json& body, std::chron
     return make_error(errc::unavailable, "no answer from the system at " + impl_->endpoint + " within " +
                                              std::to_string(timeout.count()) + " ms (is it running?)");
   };
+  auto refused = [&](error e) {
+    impl_->open();  // the refused connection is not retried by libzmq
+    return e;
+  };
   // Wait until the request can be queued (at once: no ZMQ_IMMEDIATE, no HWM reached).
   for (;;) {
     zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLOUT, 0};
@@ -85,9 +201,11 @@ result<json> client::call(std::string_view command, const json& body, std::chron
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return unavailable();
-    zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, left);
-    if (!(item.revents & ZMQ_POLLIN)) continue;
+    zmq::pollitem_t items[] = {{impl_->socket.handle(), 0, ZMQ_POLLIN, 0}, {impl_->monitor.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 2, left);
+    if (items[1].revents & ZMQ_POLLIN)
+      if (auto e = impl_->refusal()) return refused(*e);
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
     auto parts = ipc::recv_multipart(impl_->socket);
     auto msg = ipc::decode_control(parts);
     if (!msg) return make_error(errc::protocol, "malformed answer from the system: " + msg.err().message);

@@ -27,7 +27,6 @@ constexpr std::size_t binary_key_bytes = 32;
 // A key file is one line; anything longer is malformed, so reading stops here.
 constexpr std::size_t max_key_file_bytes = 4096;
 constexpr std::string_view zap_endpoint = "inproc://zeromq.zap.01";
-constexpr std::string_view zap_domain = "troupe";
 // ZMQ_ZAP_ENFORCE_DOMAIN: implemented by libzmq 4.3 but declared in zmq.h only
 // under ZMQ_BUILD_DRAFT_API.
 #ifdef ZMQ_ZAP_ENFORCE_DOMAIN
@@ -240,11 +239,15 @@ status trust_key(const fs::path& dir, std::string_view name, std::string_view pu
   return write_file_atomically(file, key + "\n", 0644);
 }
 
-void make_curve_server(zmq::socket_t& s, const curve_keypair& own) {
+void make_curve_server(zmq::socket_t& s, const curve_keypair& own, std::string_view domain) {
   s.set(zmq::sockopt::curve_server, true);
   s.set(zmq::sockopt::curve_secretkey, own.secret_key);
   s.set(zmq::sockopt::curve_publickey, own.public_key);
-  s.set(zmq::sockopt::zap_domain, zap_domain);
+  require_zap(s, domain);
+}
+
+void require_zap(zmq::socket_t& s, std::string_view domain) {
+  s.set(zmq::sockopt::zap_domain, std::string(domain));
   // Best effort: a libzmq without the option still consults a bound handler,
   // and the handler is bound first (see the header).
   const int enforce = 1;
@@ -257,38 +260,65 @@ void make_curve_client(zmq::socket_t& s, const curve_keypair& own, std::string_v
   s.set(zmq::sockopt::curve_secretkey, own.secret_key);
 }
 
-zap_authenticator::zap_authenticator(zmq::context_t& ctx, trusted_fn trusted, refusal_fn on_refused)
-    : socket_(ctx, zmq::socket_type::rep), trusted_(std::move(trusted)), on_refused_(std::move(on_refused)) {
+zap_authenticator::zap_authenticator(zmq::context_t& ctx) : socket_(ctx, zmq::socket_type::rep) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.bind(std::string(zap_endpoint));
 }
 
+zap_authenticator::zap_authenticator(zmq::context_t& ctx, trusted_fn trusted, refusal_fn on_refused)
+    : zap_authenticator(ctx) {
+  admit(std::string(peer_zap_domain), curve_policy(std::move(trusted)), std::move(on_refused));
+}
+
+void zap_authenticator::admit(std::string domain, policy_fn policy, refusal_fn on_refused) {
+  domains_[std::move(domain)] = domain_entry{std::move(policy), std::move(on_refused)};
+}
+
+zap_authenticator::policy_fn zap_authenticator::curve_policy(trusted_fn trusted) {
+  return [trusted = std::move(trusted)](const request_info& r) -> answer {
+    if (r.mechanism != "CURVE")
+      return {"400", "only CURVE is accepted", "", "mechanism " + r.mechanism + " refused: only CURVE"};
+    trusted_set set;
+    try {
+      set = trusted();
+    } catch (const std::exception& e) {
+      // Fail closed: no trusted set, no admission.
+      return {
+          "500", "trusted set unavailable", "",
+          "trusted set unavailable (" + std::string(e.what()) + "): key " + r.key + " from " + r.address + " refused"};
+    }
+    if (const std::string* name = set.find(r.key)) return {"200", "OK", *name, ""};
+    return {"400", "untrusted key", "", "untrusted key " + r.key + " from " + r.address};
+  };
+}
+
 // RFC 27 request, after the REP socket removed the envelope:
 // [version "1.0"][request id][domain][address][routing id][mechanism][credentials...]
-zap_authenticator::answer zap_authenticator::decide(const std::vector<zmq::message_t>& request) {
-  if (request.size() < 6)
-    return {"500", "malformed ZAP request: too few frames (" + std::to_string(request.size()) + ")", "", ""};
-  if (!frame_is(request[0], "1.0")) return {"500", "unsupported ZAP version " + printable(request[0]), "", ""};
-  const std::string address = printable(request[3]);
-  const auto& mechanism = request[5];
-  if (!frame_is(mechanism, "CURVE")) {
-    const std::string m = printable(mechanism, 16);
-    return {"400", "only CURVE is accepted", "", "mechanism " + m + " refused: only CURVE"};
+zap_authenticator::answer zap_authenticator::decide(const std::vector<zmq::message_t>& frames,
+                                                    const domain_entry*& entry) {
+  entry = nullptr;
+  if (frames.size() < 6)
+    return {"500", "malformed ZAP request: too few frames (" + std::to_string(frames.size()) + ")", "", ""};
+  if (!frame_is(frames[0], "1.0")) return {"500", "unsupported ZAP version " + printable(frames[0]), "", ""};
+  request_info r;
+  r.domain = printable(frames[2]);
+  r.address = printable(frames[3]);
+  r.mechanism = printable(frames[5], 16);
+  if (frame_is(frames[5], "CURVE")) {
+    // CURVE credentials: the client's long-term public key, 32 bytes.
+    if (frames.size() != 7 || frames[6].size() != binary_key_bytes)
+      return {"500", "malformed ZAP request: CURVE credentials are not one 32-byte key", "", ""};
+    r.key = encode_key(static_cast<const std::uint8_t*>(frames[6].data()));
   }
-  // CURVE credentials: the client's long-term public key, 32 bytes.
-  if (request.size() != 7 || request[6].size() != binary_key_bytes)
-    return {"500", "malformed ZAP request: CURVE credentials are not one 32-byte key", "", ""};
-  const std::string key = encode_key(static_cast<const std::uint8_t*>(request[6].data()));
-  trusted_set trusted;
+  const auto it = domains_.find(frames[2].to_string_view());
+  if (it == domains_.end())
+    return {"400", "unknown ZAP domain", "", "connection of unknown ZAP domain '" + r.domain + "' refused"};
+  entry = &it->second;
   try {
-    trusted = trusted_();
+    return it->second.policy(r);
   } catch (const std::exception& e) {
-    // Fail closed: no trusted set, no admission.
-    return {"500", "trusted set unavailable", "",
-            "trusted set unavailable (" + std::string(e.what()) + "): key " + key + " from " + address + " refused"};
+    return {"500", "internal error", "", "policy failed (" + std::string(e.what()) + "): " + r.address + " refused"};
   }
-  if (const std::string* name = trusted.find(key)) return {"200", "OK", *name, ""};
-  return {"400", "untrusted key", "", "untrusted key " + key + " from " + address};
 }
 
 bool zap_authenticator::send_reply(const std::vector<zmq::message_t>& request, const answer& a) {
@@ -324,10 +354,11 @@ void zap_authenticator::handle_pending() {
     } catch (const zmq::error_t&) {
       return;  // ETERM, or EFSM after a reply that could not be sent
     }
-    const answer a = decide(request);
+    const domain_entry* entry = nullptr;
+    const answer a = decide(request, entry);
     if (!send_reply(request, a)) return;
     // After the reply, so a throwing callback leaves no request unanswered.
-    if (!a.refusal.empty() && on_refused_) on_refused_(printable(request[3]), a.refusal);
+    if (!a.refusal.empty() && entry && entry->on_refused) entry->on_refused(printable(request[3]), a.refusal);
   }
 }
 

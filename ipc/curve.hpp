@@ -71,11 +71,18 @@ trusted_set read_trusted(const std::filesystem::path& dir);
 /// Errors: malformed key, name not [A-Za-z0-9_.-]+, I/O.
 status trust_key(const std::filesystem::path& dir, std::string_view name, std::string_view public_key);
 
+/// The ZAP domain of the links between systems.
+inline constexpr std::string_view peer_zap_domain = "troupe";
+
 /// Socket options, set before bind: CURVE server with own keys and ZAP domain
-/// "troupe" (a domain, with ZMQ_ZAP_ENFORCE_DOMAIN, makes a missing handler
+/// `domain` (a domain, with ZMQ_ZAP_ENFORCE_DOMAIN, makes a missing handler
 /// refuse clients instead of admitting them). Throws zmq::error_t on a
 /// malformed key.
-void make_curve_server(zmq::socket_t& s, const curve_keypair& own);
+void make_curve_server(zmq::socket_t& s, const curve_keypair& own, std::string_view domain = peer_zap_domain);
+
+/// Socket option for a NULL-mechanism server whose every connection the ZAP
+/// handler must see (the local client socket: it checks the peer's uid).
+void require_zap(zmq::socket_t& s, std::string_view domain);
 
 /// Socket options, set before connect: CURVE client with own keys, expecting
 /// the server's public key. Throws zmq::error_t on a malformed key.
@@ -107,8 +114,36 @@ class zap_authenticator {
   using trusted_fn = std::function<trusted_set()>;
   using refusal_fn = std::function<void(const std::string& peer_address, const std::string& reason)>;
 
-  /// Binds the handler; throws zmq::error_t when the context already has one.
+  /// One connection's request, decoded.
+  struct request_info {
+    std::string domain;
+    std::string address;    ///< "IP" for TCP; "HOST:UID:GID:PID" for ipc (SO_PEERCRED)
+    std::string mechanism;  ///< "NULL", "PLAIN" or "CURVE"
+    std::string key;        ///< CURVE: the client's public key (Z85); otherwise empty
+  };
+  struct answer {
+    std::string status;  // "200", "400" or "500"
+    std::string text;
+    std::string user_id;
+    std::string refusal;  // passed to on_refused when not empty
+  };
+  /// Decides one request of a domain; may throw (answered "500", refused).
+  using policy_fn = std::function<answer(const request_info&)>;
+
+  /// Binds the handler with no domain: every request is refused until
+  /// admit() names its domain. Throws zmq::error_t when the context already
+  /// has a handler.
+  explicit zap_authenticator(zmq::context_t& ctx);
+  /// Binds the handler for the links between systems: domain "troupe" admits
+  /// CURVE clients whose key is in trusted() (curve_policy).
   zap_authenticator(zmq::context_t& ctx, trusted_fn trusted, refusal_fn on_refused);
+
+  /// Requests of domain go to policy; on_refused hears its refusals.
+  void admit(std::string domain, policy_fn policy, refusal_fn on_refused);
+  /// CURVE clients whose key is in trusted() get through with the key's name
+  /// as user id; NULL and PLAIN are refused; a trusted set that cannot be
+  /// read refuses ("500").
+  static policy_fn curve_policy(trusted_fn trusted);
 
   zmq::socket_t& socket() { return socket_; }
 
@@ -116,18 +151,15 @@ class zap_authenticator {
   void handle_pending();
 
  private:
-  struct answer {
-    std::string status;  // "200", "400" or "500"
-    std::string text;
-    std::string user_id;
-    std::string refusal;  // passed to on_refused when not empty
+  struct domain_entry {
+    policy_fn policy;
+    refusal_fn on_refused;
   };
-  answer decide(const std::vector<zmq::message_t>& request);
+  answer decide(const std::vector<zmq::message_t>& request, const domain_entry*& entry);
   bool send_reply(const std::vector<zmq::message_t>& request, const answer& a);
 
   zmq::socket_t socket_;
-  trusted_fn trusted_;
-  refusal_fn on_refused_;
+  std::map<std::string, domain_entry, std::less<>> domains_;
 };
 
 }  // namespace troupe::ipc

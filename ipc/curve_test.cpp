@@ -474,6 +474,41 @@ TEST_CASE("the ZAP handler answers requests sent by hand, malformed ones with 50
   }
 }
 
+TEST_CASE("each ZAP domain has its own policy; an unknown domain is refused", "[curve]") {
+  zmq::context_t ctx;
+  zap_authenticator auth(ctx);
+  std::vector<std::string> refused;
+  std::vector<zap_authenticator::request_info> seen;
+  auth.admit(
+      "local",
+      [&](const zap_authenticator::request_info& r) -> zap_authenticator::answer {
+        seen.push_back(r);
+        if (r.address == "boom") throw std::runtime_error("policy bug");
+        return {"200", "OK", "admin:" + r.address, ""};
+      },
+      [&](const std::string&, const std::string& reason) { refused.push_back(reason); });
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.connect("inproc://zeromq.zap.01");
+
+  CHECK(ask(req, auth, {"1.0", "1", "local", "localhost:1000:1000:42", "", "NULL"}) ==
+        std::vector<std::string>{"1.0", "1", "200", "OK", "admin:localhost:1000:1000:42", ""});
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].domain == "local");
+  CHECK(seen[0].mechanism == "NULL");
+  CHECK(seen[0].key.empty());
+  // Another domain: no policy, refused (with no callback to call).
+  CHECK(ask(req, auth, {"1.0", "2", "troupe", "127.0.0.1", "", "NULL"}).at(2) == "400");
+  // A policy that throws: 500, refused, the reason heard.
+  CHECK(ask(req, auth, {"1.0", "3", "local", "boom", "", "NULL"}).at(2) == "500");
+  REQUIRE(refused.size() == 1);
+  CHECK_THAT(refused[0], Catch::Contains("policy bug"));
+  // CURVE credentials reach the policy as the Z85 key.
+  const auto keys = must(generate_curve_keypair());
+  CHECK(ask(req, auth, {"1.0", "4", "local", "10.0.0.1", "", "CURVE", binary_key(keys.public_key)}).at(2) == "200");
+  CHECK(seen.back().key == keys.public_key);
+}
+
 TEST_CASE("a context has one ZAP handler: a second authenticator throws", "[curve]") {
   zmq::context_t ctx;
   const auto nobody = [] { return trusted_set{}; };

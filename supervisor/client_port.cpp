@@ -2,30 +2,188 @@
 
 #include "ipc/commands.hpp"
 #include "ipc/control.hpp"
+#include "ipc/curve.hpp"
 #include "ipc/json_limits.hpp"
 #include "ipc/log.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
 
 namespace troupe::supervisor {
 
 using ipc::log_line;
 namespace cmd = ipc::cmd;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view local_domain = "troupe-local";
+constexpr std::string_view tcp_domain = "troupe-client";
+
+// What the read role may do: look, ask and tell. Everything else (load,
+// spawn, kill, chgcap, move, shutdown, …) needs admin.
+bool read_allows(std::string_view command) {
+  for (auto c : {cmd::client::status, cmd::client::ping, cmd::client::list, cmd::client::avail, cmd::client::role,
+                 cmd::client::actors, cmd::client::ask, cmd::client::tell, cmd::client::systems})
+    if (command == c) return true;
+  return false;
+}
+
+bool loopback(std::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+// Whether uid is a member of gid: its primary group or a supplementary one.
+bool uid_in_group(uid_t uid, gid_t gid) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) return false;
+  if (pw.pw_gid == gid) return true;
+  int n = 256;
+  std::vector<gid_t> groups(static_cast<std::size_t>(n));
+  if (::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) return false;
+  return std::find(groups.begin(), groups.begin() + n, gid) != groups.begin() + n;
+}
+
+}  // namespace
+
+std::optional<unsigned long> peer_uid(std::string_view address) {
+  // "HOST:UID:GID:PID" (libzmq appends SO_PEERCRED to an ipc peer's address).
+  std::size_t end = address.size();
+  for (int field = 0; field < 2; ++field) {
+    end = address.rfind(':', end - 1);
+    if (end == std::string_view::npos || end == 0) return std::nullopt;
+  }
+  const auto start = address.rfind(':', end - 1);
+  if (start == std::string_view::npos) return std::nullopt;
+  const auto text = address.substr(start + 1, end - start - 1);
+  unsigned long uid = 0;
+  auto r = std::from_chars(text.data(), text.data() + text.size(), uid);
+  if (text.empty() || r.ec != std::errc{} || r.ptr != text.data() + text.size()) return std::nullopt;
+  return uid;
+}
+
+void client_port::admit_clients() {
+  const auto refused = [](const std::string& peer, const std::string& reason) {
+    log_line(TROUPE_LOG_WARN, {}, "refused a client connecting from " + peer + ": " + reason);
+  };
+  // The local socket: the system's own user, root, or a member of --client-group.
+  ctx_.zap->admit(
+      std::string(local_domain),
+      [gid = ctx_.opts.client_gid](const ipc::zap_authenticator::request_info& r) -> ipc::zap_authenticator::answer {
+        const auto uid = peer_uid(r.address);
+        if (!uid) return {"400", "no peer credentials", "", "no peer credentials in '" + r.address + "'"};
+        const auto u = static_cast<uid_t>(*uid);
+        if (u == ::geteuid() || u == 0 || (gid >= 0 && uid_in_group(u, static_cast<gid_t>(gid))))
+          return {"200", "OK", "admin:uid " + std::to_string(*uid), ""};
+        return {"400", "uid not allowed", "",
+                "uid " + std::to_string(*uid) + " is neither the system's user nor in its --client-group"};
+      },
+      refused);
+  // TCP: CURVE keys of HOME/clients/admin/ and HOME/clients/read/, read at
+  // each connection so a key added or removed counts without a restart.
+  // Systems this one trusts may read too: a member discovers its leader
+  // through the leader's status.
+  const fs::path clients = ctx_.opts.home / "clients";
+  const fs::path systems = ctx_.opts.home / "convention" / "trusted";
+  ctx_.zap->admit(
+      std::string(tcp_domain),
+      [clients, systems](const ipc::zap_authenticator::request_info& r) -> ipc::zap_authenticator::answer {
+        if (r.mechanism != "CURVE")
+          return {"400", "only CURVE is accepted", "", "mechanism " + r.mechanism + " refused: only CURVE"};
+        for (const char* role : {"admin", "read"}) {
+          const auto set = ipc::read_trusted(clients / role);
+          if (const std::string* name = set.find(r.key)) return {"200", "OK", std::string(role) + ":" + *name, ""};
+        }
+        if (const std::string* name = ipc::read_trusted(systems).find(r.key)) return {"200", "OK", "read:" + *name, ""};
+        return {"400", "unknown key", "",
+                "key " + r.key + " is neither a client's (" + clients.string() +
+                    "/admin|read) nor a trusted system's (" + systems.string() + ")"};
+      },
+      refused);
+}
 
 status client_port::bind() {
+  if (ctx_.opts.insecure_tcp && !loopback(ctx_.opts.bind_host))
+    return make_error(errc::invalid_argument, "--insecure-tcp is only allowed on a loopback --bind, not " +
+                                                  ctx_.opts.bind_host + " (clients elsewhere use keys)");
+  admit_clients();
   try {
     zmq::socket_t socket(ctx_.zmq, zmq::socket_type::router);
     socket.set(zmq::sockopt::linger, 500);  // the answer to "shutdown" must leave
     socket.set(zmq::sockopt::router_mandatory, 1);
     socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(ctx_.opts.max_client_message));
+    if (!ctx_.opts.insecure_tcp) {
+      auto keys = ipc::load_or_create_keypair(ctx_.dir / "curve");
+      if (!keys) return keys.err();
+      ipc::make_curve_server(socket, *keys, tcp_domain);
+    }
     socket.bind("tcp://" + ctx_.where());
-    socket_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(socket), [this] { on_readable(); });
+    tcp_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(socket), [this] { on_readable(*tcp_, false); });
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, "cannot listen on " + ctx_.where() + ": " + e.what());
   }
   return ok_v;
 }
 
-void client_port::on_readable() {
-  auto parts = socket_->receive();
+status client_port::bind_local() {
+  const fs::path file = ctx_.run_dir / local_socket_file;
+  try {
+    zmq::socket_t socket(ctx_.zmq, zmq::socket_type::router);
+    socket.set(zmq::sockopt::linger, 500);
+    socket.set(zmq::sockopt::router_mandatory, 1);
+    socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(ctx_.opts.max_client_message));
+    ipc::require_zap(socket, local_domain);
+    socket.bind(local_endpoint());
+    local_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(socket), [this] { on_readable(*local_, true); });
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, "cannot listen on " + file.string() + ": " + e.what());
+  }
+  if (ctx_.opts.client_gid < 0) {
+    // Connecting needs write permission: the system's user only.
+    if (::chmod(file.c_str(), 0600) != 0)
+      return make_error(errc::io, "cannot chmod " + file.string() + ": " + std::strerror(errno));
+  } else {
+    // The group reaches the socket: traverse (not list) every directory down
+    // to it, connect to it. The ZAP check above still applies per uid.
+    const auto gid = static_cast<gid_t>(ctx_.opts.client_gid);
+    for (const fs::path& d : {ctx_.opts.home, ctx_.opts.home / "systems", ctx_.dir, ctx_.run_dir}) {
+      if (::chown(d.c_str(), static_cast<uid_t>(-1), gid) != 0 || ::chmod(d.c_str(), 0710) != 0)
+        return make_error(errc::io, "cannot open " + d.string() + " to --client-group: " + std::strerror(errno));
+    }
+    if (::chown(file.c_str(), static_cast<uid_t>(-1), gid) != 0 || ::chmod(file.c_str(), 0660) != 0)
+      return make_error(errc::io, "cannot open " + file.string() + " to --client-group: " + std::strerror(errno));
+  }
+  return ok_v;
+}
+
+void client_port::start() {
+  tcp_->start();
+  if (local_) local_->start();
+}
+
+void client_port::stop() {
+  tcp_->stop();
+  if (local_) local_->stop();
+}
+
+std::string client_port::role_of(const zmq::message_t& frame, bool local) const {
+  const char* user = zmq_msg_gets(frame.handle(), "User-Id");
+  if (user == nullptr || *user == '\0') return !local && ctx_.opts.insecure_tcp ? "admin" : "";
+  const std::string_view id(user);
+  return std::string(id.substr(0, id.find(':')));
+}
+
+void client_port::on_readable(ipc::watched_socket& socket, bool local) {
+  auto parts = socket.receive();
   if (parts.size() < 2) return;
   const std::string identity = parts[0].to_string();
   auto m = ipc::decode_control(parts, 1, ctx_.opts.max_json_depth);
@@ -38,10 +196,19 @@ void client_port::on_readable() {
     const json rid = ipc::top_level_scalar(parts.back().to_string_view(), "rid");
     auto body = ipc::error_reply(rid, m.err().message);
     body["code"] = to_string(m.err().code == errc::limit ? errc::limit : errc::protocol);
-    socket_->send_control(identity, cmd::reply, body);
+    socket.send_control(identity, cmd::reply, body);
     return;
   }
-  const client_ref c{identity, m->body.value("rid", json())};
+  client_ref c{identity, m->body.value("rid", json())};
+  c.local = local;
+  const std::string role = role_of(parts[1], local);
+  if (role != "admin" && !(role == "read" && read_allows(m->command))) {
+    const char* user = zmq_msg_gets(parts[1].handle(), "User-Id");
+    const std::string who = user && *user ? std::string(user) : "an unauthenticated client";
+    log_line(TROUPE_LOG_WARN, {}, "refused '" + m->command + "' of " + who + ": it needs the admin role");
+    return answer_error(c, "permission denied: '" + m->command + "' needs the admin role (this client: " + who + ")",
+                        errc::refused);
+  }
   if (ctx_.stopping && m->command != cmd::client::status && m->command != cmd::client::ping &&
       m->command != cmd::client::shutdown)
     return answer_error(c, "the system is shutting down", errc::unavailable);
@@ -73,7 +240,8 @@ void client_port::deliver(const client_ref& c, json body) {
     if (reply_elsewhere) reply_elsewhere(c, std::move(body));
     return;
   }
-  socket_->send_control(c.identity, cmd::reply, body);
+  auto& socket = c.local && local_ ? *local_ : *tcp_;
+  socket.send_control(c.identity, cmd::reply, body);
 }
 
 }  // namespace troupe::supervisor

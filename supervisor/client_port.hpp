@@ -1,8 +1,13 @@
-// supervisor/client_port.hpp — the system's public socket (a ROUTER on TCP,
-// docs/PROTOCOL.md §6): decodes client requests, runs them through a table of
-// handlers that the components register, and sends the answers. A request may
-// also come from another system (a forwarded call, §5.8) or from a queue that
-// held it; its answer then goes back the way it came (`reply_elsewhere`).
+// supervisor/client_port.hpp — the system's client sockets (docs/PROTOCOL.md
+// §6): the local socket (a ROUTER on ipc://HOME/systems/PORT/run/client.sock,
+// peers checked by uid through SO_PEERCRED) and the TCP port (a CurveZMQ
+// server admitting the client keys of HOME/clients/{admin,read}/, or plain
+// text with --insecure-tcp on loopback). It authorises each request by the
+// role its connection was admitted with (docs/SECURITY.md §2), decodes it,
+// runs it through a table of handlers that the components register, and
+// sends the answer back on the socket it came from. A request may also come
+// from another system (a forwarded call, §5.8) or from a queue that held it;
+// its answer then goes back the way it came (`reply_elsewhere`).
 // Threading: the loop's thread only.
 #pragma once
 
@@ -15,6 +20,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,8 +37,13 @@ struct client_ref {
   json rid;
   std::uint32_t via = 0;
   std::uint64_t call = 0;
+  bool local = false;  ///< came on the local socket (else on TCP)
   [[nodiscard]] bool nobody() const { return via == 0 && identity.empty(); }
 };
+
+/// The uid in a local peer's address ("HOST:UID:GID:PID", SO_PEERCRED as
+/// libzmq reports it), or nothing when it has none.
+std::optional<unsigned long> peer_uid(std::string_view address);
 
 class client_port {
  public:
@@ -42,8 +53,13 @@ class client_port {
 
   /// Binds tcp://BIND_HOST:PORT. Errors name the address.
   status bind();
-  void start() { socket_->start(); }
-  void stop() { socket_->stop(); }
+  /// Binds the local socket in the run directory (after it was cleared).
+  status bind_local();
+  void start();
+  void stop();
+  /// ipc://…/client.sock
+  [[nodiscard]] std::string local_endpoint() const { return ctx_.endpoint_of(local_socket_file); }
+  static constexpr const char* local_socket_file = "client.sock";
 
   /// The handler of command; a second registration replaces the first.
   void handle(std::string_view command, handler h) { handlers_[std::string(command)] = std::move(h); }
@@ -60,10 +76,15 @@ class client_port {
   std::function<void(const client_ref&, json body)> reply_elsewhere;
 
  private:
-  void on_readable();
+  void on_readable(ipc::watched_socket& socket, bool local);
+  /// The role of the connection a message came on ("admin" or "read"), or
+  /// empty when it has none.
+  [[nodiscard]] std::string role_of(const zmq::message_t& frame, bool local) const;
+  void admit_clients();
 
   system_context& ctx_;
-  std::unique_ptr<ipc::watched_socket> socket_;  // every answer re-checks it
+  std::unique_ptr<ipc::watched_socket> tcp_;    // every answer re-checks it
+  std::unique_ptr<ipc::watched_socket> local_;  // likewise
   std::unordered_map<std::string, handler> handlers_;
 };
 

@@ -13,6 +13,10 @@
 #include <filesystem>
 #include <string>
 
+namespace troupe::ipc {
+class zap_authenticator;
+}
+
 namespace troupe::supervisor {
 
 struct system_context {
@@ -23,6 +27,9 @@ struct system_context {
   std::filesystem::path run_dir;  ///< dir/run: sockets and worker links
   std::uint32_t id = 0;           ///< this run's system id (the first part of its addresses)
   bool stopping = false;          ///< set once by the system; every component then winds down
+  /// The context's ZAP handler (ipc/curve.hpp), bound before any socket that
+  /// authenticates; the client port and the peer link admit their domains.
+  ipc::zap_authenticator* zap = nullptr;
 
   /// "ipc://RUN_DIR/FILE"
   [[nodiscard]] std::string endpoint_of(const std::string& file) const { return "ipc://" + (run_dir / file).string(); }

@@ -27,16 +27,7 @@ status leader_convention::setup() {
   } else {
     auto ep = system_endpoint(ctx_.opts.leader);
     if (!ep) return ep.err();
-    try {
-      discovery_ = zmq::socket_t(ctx_.zmq, zmq::socket_type::dealer);
-      discovery_.set(zmq::sockopt::linger, 0);
-      // No queue of requests while the leader is away: one answer per try.
-      discovery_.set(zmq::sockopt::immediate, 1);
-      discovery_.connect(*ep);
-    } catch (const zmq::error_t& e) {
-      return make_error(errc::io, std::string("cannot open the convention link: ") + e.what());
-    }
-    discovery_watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, discovery_, [this] { on_discovery(); });
+    leader_endpoint_ = *ep;
   }
   p_.members.upsert(self_member(), convention_clock::now());
   heartbeat_timer_ = std::make_unique<boost::asio::steady_timer>(ctx_.io);
@@ -53,7 +44,6 @@ status leader_convention::setup() {
 }
 
 void leader_convention::start() {
-  if (discovery_watch_) discovery_watch_->start();
   beacon_->start();
   heartbeat_tick();
   if (p_.state.leads) p_.packages.reload_after_crash();
@@ -63,7 +53,7 @@ void leader_convention::stop() {
   if (heartbeat_timer_) heartbeat_timer_->cancel();
   // The leader places this system's actors elsewhere at once, not after a timeout.
   if (!p_.state.leads && p_.state.joined) p_.link.send(p_.state.leader, cmd::peer::leaving, json::object());
-  if (discovery_watch_) discovery_watch_->stop();
+  for (auto& [key, link] : discovery_) link->watch->stop();
   beacon_->stop();
 }
 
@@ -242,16 +232,63 @@ void leader_convention::heartbeat_tick() {
 }
 
 void leader_convention::discover_leader() {
-  // The leader's peer socket has a port of its own, and its key: both come
-  // from its public port, and the key must be one this system trusts.
-  ipc::send_control(discovery_, "", cmd::client::status, json{{"rid", "discover"}});
-  discovery_watch_->kick();
+  // The leader's peer socket has a port of its own: it comes from its public
+  // port, a CurveZMQ server with the same key as its peer socket. That key is
+  // one this system trusts, or it would not join; which one is not known, so
+  // each is tried (only the leader's completes a handshake, and its public
+  // port admits the systems it trusts to ask for status).
+  constexpr std::size_t max_candidates = 64;
+  const auto trusted = ipc::read_trusted(p_.link.trusted_dir());
+  const auto now = convention_clock::now();
+  if (discovery_since_ == convention_clock::time_point{}) discovery_since_ = now;
+  for (auto it = discovery_.begin(); it != discovery_.end();)
+    it = trusted.name_by_key.count(it->first) ? std::next(it) : discovery_.erase(it);
+  for (const auto& [key, name] : trusted.name_by_key) {
+    if (key == p_.link.public_key() || discovery_.count(key) || discovery_.size() >= max_candidates) continue;
+    auto link = std::make_unique<discovery_link>();
+    try {
+      link->socket = zmq::socket_t(ctx_.zmq, zmq::socket_type::dealer);
+      link->socket.set(zmq::sockopt::linger, 0);
+      // No queue of requests while the leader is away (or the key is not
+      // the leader's): one answer per try.
+      link->socket.set(zmq::sockopt::immediate, 1);
+      link->socket.set(zmq::sockopt::reconnect_ivl, 200);
+      link->socket.set(zmq::sockopt::reconnect_ivl_max, 2000);  // wrong keys fail at every handshake
+      ipc::make_curve_client(link->socket, p_.link.keys(), key);
+      link->socket.connect(leader_endpoint_);
+    } catch (const zmq::error_t& e) {
+      log_line(TROUPE_LOG_WARN, {}, std::string("cannot open a discovery link: ") + e.what());
+      continue;
+    }
+    link->watch =
+        std::make_unique<ipc::socket_watcher>(ctx_.io, link->socket, [this, key = key] { on_discovery(key); });
+    link->watch->start();
+    discovery_.emplace(key, std::move(link));
+  }
+  for (auto& [key, link] : discovery_) {
+    ipc::send_control(link->socket, "", cmd::client::status, json{{"rid", "discover"}});
+    link->watch->kick();
+  }
+  if (discovery_.empty() && !no_leader_logged_) {
+    no_leader_logged_ = true;
+    log_line(TROUPE_LOG_WARN, {},
+             "not joining the convention: the leader at " + ctx_.opts.leader +
+                 " cannot be reached: " + p_.link.trusted_dir().string() +
+                 " holds no key but this system's own (copy the leader's " + "curve/curve.pub there); still trying");
+  }
+  if (!no_leader_logged_ && now - discovery_since_ > std::chrono::seconds(5)) {
+    no_leader_logged_ = true;
+    log_line(TROUPE_LOG_WARN, {},
+             "no answer yet from the convention leader at " + ctx_.opts.leader +
+                 " (is it running, and is its curve.pub in " + p_.link.trusted_dir().string() + "?); still trying");
+  }
 }
 
-void leader_convention::on_discovery() {
-  auto frames = ipc::recv_multipart(discovery_);
+void leader_convention::on_discovery(const std::string& candidate) {
+  auto it = discovery_.find(candidate);
+  if (it == discovery_.end()) return;
+  auto frames = ipc::recv_multipart(it->second->socket);
   auto m = ipc::decode_control(frames, 0, ctx_.opts.max_json_depth);
-  // The discovery port is not authenticated: anything may answer there.
   // Answers queued while the leader was away are stale once joined.
   if (!m || p_.state.joined || m->command != cmd::reply || !m->body.contains("ok") || m->body["ok"] != true) return;
   // Anything but two strings: not a leader (a --leader naming a member, say).
@@ -266,7 +303,7 @@ void leader_convention::on_discovery() {
   not_a_leader_logged_ = false;
   const auto peer = pj.get<std::string>();
   const auto key = kj.get<std::string>();
-  if (peer.empty() || key.empty()) return;
+  if (peer.empty() || key.empty() || key != candidate) return;
   const auto trusted = ipc::read_trusted(p_.link.trusted_dir());
   if (trusted.find(key) == nullptr) {
     if (key == untrusted_leader_key_) return;  // said once
@@ -287,6 +324,8 @@ void leader_convention::on_discovery() {
   }
   leader_peer_ = peer;
   uplink_since_ = convention_clock::now();
+  discovery_since_ = {};  // a later loss of the leader is timed afresh
+  no_leader_logged_ = false;
   // Its beacon, where it has one: heartbeats that no data delays.
   if (const auto& bj = m->body.contains("beacon") ? m->body["beacon"] : json(); bj.is_string())
     beacon_->beat_to(bj.get<std::string>(), key);

@@ -54,7 +54,7 @@ class leader_convention final : public placement_convention {
   void on_host(std::string_view command, peer_link::handler h);
   void heartbeat_tick();
   void discover_leader();
-  void on_discovery();
+  void on_discovery(const std::string& key);
   void send_join();
   void leader_lost();
   void on_member_join(std::uint32_t from, const json& b);
@@ -63,9 +63,17 @@ class leader_convention final : public placement_convention {
   void on_welcome_or_members(std::uint32_t from, const json& b, bool welcome);
   void broadcast(std::string_view command, const json& body);
 
-  // A member's discovery of its leader (a DEALER to the leader's public port).
-  zmq::socket_t discovery_;
-  std::unique_ptr<ipc::socket_watcher> discovery_watch_;
+  // A member's discovery of its leader: a CURVE DEALER to the leader's
+  // public port per key this system trusts (the leader holds one of them;
+  // only that one completes a handshake).
+  struct discovery_link {
+    zmq::socket_t socket;
+    std::unique_ptr<ipc::socket_watcher> watch;
+  };
+  std::map<std::string, std::unique_ptr<discovery_link>> discovery_;  // by candidate key
+  std::string leader_endpoint_;                                       // tcp://… of --leader
+  convention_clock::time_point discovery_since_{};
+  bool no_leader_logged_ = false;
   std::string leader_peer_;  // the peer endpoint the uplink is connected to
   convention_clock::time_point uplink_since_{};
   convention_clock::time_point leader_heard_{};

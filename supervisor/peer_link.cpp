@@ -20,13 +20,12 @@ status peer_link::bind() {
   // runs them all. A system elsewhere is trusted by copying its key here.
   if (auto s = ipc::trust_key(trusted, "system-" + std::to_string(ctx_.opts.port), keys_.public_key); !s) return s;
   try {
-    // The ZAP handler must be bound before a CURVE server socket is.
-    zap_ = std::make_unique<ipc::zap_authenticator>(
-        ctx_.zmq, [trusted] { return ipc::read_trusted(trusted); },
-        [](const std::string& peer, const std::string& reason) {
-          log_line(TROUPE_LOG_WARN, {}, "refused a system connecting from " + peer + ": " + reason);
-        });
-    zap_watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, zap_->socket(), [this] { zap_->handle_pending(); });
+    // The system bound the context's ZAP handler before any CURVE server.
+    ctx_.zap->admit(std::string(ipc::peer_zap_domain),
+                    ipc::zap_authenticator::curve_policy([trusted] { return ipc::read_trusted(trusted); }),
+                    [](const std::string& peer, const std::string& reason) {
+                      log_line(TROUPE_LOG_WARN, {}, "refused a system connecting from " + peer + ": " + reason);
+                    });
     zmq::socket_t router(ctx_.zmq, zmq::socket_type::router);
     ipc::make_curve_server(router, keys_);
     router.set(zmq::sockopt::linger, 0);
@@ -41,13 +40,9 @@ status peer_link::bind() {
   return ok_v;
 }
 
-void peer_link::start() {
-  zap_watch_->start();
-  router_->start();
-}
+void peer_link::start() { router_->start(); }
 
 void peer_link::stop() {
-  if (zap_watch_) zap_watch_->stop();
   if (router_) router_->stop();
   if (uplink_) uplink_->stop();
 }

@@ -96,8 +96,6 @@ class peer_link {
   const membership& members_;
   const link_state& state_;
   ipc::curve_keypair keys_;
-  std::unique_ptr<ipc::zap_authenticator> zap_;
-  std::unique_ptr<ipc::socket_watcher> zap_watch_;
   std::unique_ptr<ipc::watched_socket> router_;  // every system: CurveZMQ server
   std::string endpoint_;
   std::unique_ptr<ipc::watched_socket> uplink_;  // a member: CurveZMQ client of the leader's router

@@ -6,6 +6,7 @@
 
 #include "base/hex.hpp"
 #include "ipc/commands.hpp"
+#include "ipc/curve.hpp"
 #include "ipc/fence_page.hpp"
 #include "ipc/log.hpp"
 #include "supervisor/capabilities.hpp"
@@ -106,6 +107,8 @@ class system {
   zmq::context_t zmq_{1};
   system_context ctx_;
   asio::signal_set signals_;
+  std::unique_ptr<ipc::zap_authenticator> zap_;  // before every socket; closed after them
+  std::unique_ptr<ipc::socket_watcher> zap_watch_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   event_bus bus_;
   // The tables several components read: actors and packages.
@@ -139,17 +142,27 @@ status system::setup() {
   if (ctx_.endpoint_of("w4294967295-4294967295.sock").size() - 6 > max_ipc_path)
     return make_error(errc::invalid_argument,
                       "TROUPE_HOME path too long for ipc sockets (" + ctx_.run_dir.string() + "); use a shorter one");
+  try {
+    // Before any socket that authenticates binds (ipc/curve.hpp).
+    zap_ = std::make_unique<ipc::zap_authenticator>(zmq_);
+    ctx_.zap = zap_.get();
+    zap_watch_ = std::make_unique<ipc::socket_watcher>(io_, zap_->socket(), [this] { zap_->handle_pending(); });
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::io, std::string("cannot bind the ZAP handler: ") + e.what());
+  }
   if (auto s = port_.bind(); !s) return s;
   // The port is ours: sockets left in run/ belong to a system on this port
   // that died without cleaning up (only now is removing them safe).
   for (const auto& e : fs::directory_iterator(ctx_.run_dir, ec)) fs::remove_all(e.path(), ec);
   fs::create_directories(ctx_.run_dir / "empty", ec);
   if (auto s = ipc::create_fence_file(ctx_.fence_file()); !s) return s;
+  if (auto s = port_.bind_local(); !s) return s;
   if (auto s = pool_.bind(); !s) return s;
   if (auto s = gateway_.bind(); !s) return s;
   if (auto s = peers_.bind(); !s) return s;
   if (auto s = convention_->setup(); !s) return s;
   wire();
+  zap_watch_->start();
   port_.start();
   pool_.start();
   gateway_.start();
@@ -158,6 +171,9 @@ status system::setup() {
     if (!e) begin_shutdown();
   });
   std::ofstream(ctx_.dir / "pid") << ::getpid() << "\n";
+  // Clients of this home find the local socket of a system bound elsewhere
+  // than loopback by its address (troupe/client.hpp).
+  std::ofstream(ctx_.dir / "where") << ctx_.where() << "\n";
   return ok_v;
 }
 
@@ -233,6 +249,7 @@ int system::run() {
   io_.run();
   std::error_code ec;
   fs::remove(ctx_.dir / "pid", ec);
+  fs::remove(ctx_.dir / "where", ec);
   fs::remove(ctx_.dir / "loaded", ec);
   for (const auto& e : fs::directory_iterator(ctx_.run_dir, ec)) fs::remove_all(e.path(), ec);
   log_line(TROUPE_LOG_INFO, {}, "system stopped");
@@ -305,6 +322,7 @@ void system::finish_shutdown() {
   peers_.stop();
   calls_.stop();
   relay_.stop();
+  zap_watch_->stop();
   io_.stop();
 }
 
@@ -315,7 +333,8 @@ void make_private(const fs::path& home, std::uint16_t port) {
   // Directories an older troupe made with the umask's modes are closed too.
   const fs::path state = state_dir(home, port);
   for (const fs::path& d : {home, home / "systems", state, state / "run", home / "packages", home / "keys",
-                            home / "cache", home / "convention", home / "convention" / "trusted"}) {
+                            home / "cache", home / "convention", home / "convention" / "trusted", home / "clients",
+                            home / "clients" / "admin", home / "clients" / "read"}) {
     std::error_code ec;
     if (fs::is_directory(d, ec)) fs::permissions(d, fs::perms::owner_all, fs::perm_options::replace, ec);
   }

@@ -43,6 +43,11 @@ struct system_options {
   /// The largest frame a client may send on the public port: ZeroMQ drops a
   /// connection announcing more before buffering it (ZMQ_MAXMSGSIZE).
   std::uint64_t max_client_message = std::uint64_t{64} << 20;
+  /// Plain-text TCP clients with every right (no keys): loopback only.
+  bool insecure_tcp = false;
+  /// Members of this group may use the local socket too (-1: only the
+  /// system's own user and root).
+  long client_gid = -1;
 };
 
 /// Directory holding a system's state: HOME/systems/PORT.

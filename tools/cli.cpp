@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <grp.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -57,11 +58,7 @@ std::string system_of(const parsed& p) {
   return "127.0.0.1:1900";
 }
 
-fs::path troupe_home() {
-  if (const char* env = std::getenv("TROUPE_HOME"); env && *env) return env;
-  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".troupe";
-  return "/var/lib/troupe";
-}
+fs::path troupe_home() { return default_home(); }
 
 result<json> call(const parsed& p, std::string_view command, const json& body, std::chrono::milliseconds timeout) {
   auto c = client::connect(system_of(p));
@@ -166,6 +163,8 @@ json parse_payload(const std::string& text) {
 
 fs::path sibling(const std::string& self, const char* name) { return fs::path(self).parent_path() / name; }
 
+bool is_loopback(const std::string& host) { return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
+
 int cmd_start(const parsed& p, const std::string& self) {
   supervisor::system_options opts;
   opts.port = parse_port(p.value("--port", "1900"));
@@ -205,6 +204,15 @@ int cmd_start(const parsed& p, const std::string& self) {
                         std::to_string(hi)};
     return v;
   };
+  opts.insecure_tcp = p.has("--insecure-tcp");
+  if (opts.insecure_tcp && !is_loopback(opts.bind_host))
+    throw usage_error{"--insecure-tcp is only allowed with a loopback --bind (clients elsewhere use keys)"};
+  if (p.has("--client-group")) {
+    const std::string g = p.value("--client-group");
+    const group* gr = ::getgrnam(g.c_str());
+    if (gr == nullptr) throw usage_error{"--client-group: no group '" + g + "' on this host"};
+    opts.client_gid = static_cast<long>(gr->gr_gid);
+  }
   if (p.has("--max-workers")) opts.max_workers = static_cast<std::uint32_t>(count("--max-workers", 1, 100000));
   if (p.has("--max-json-depth")) opts.max_json_depth = count("--max-json-depth", 8, 10000);
   if (p.has("--etcd")) {
@@ -267,10 +275,11 @@ int cmd_start(const parsed& p, const std::string& self) {
   std::vector<std::string> argv_s = {
       self,           "start",      "--foreground",           "--port", std::to_string(opts.port), "--bind",
       opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
-  if (p.has("--allow-unsigned")) argv_s.push_back("--allow-unsigned");
+  for (const char* flag : {"--allow-unsigned", "--insecure-tcp"})
+    if (p.has(flag)) argv_s.push_back(flag);
   for (const char* o :
        {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat", "--member-timeout",
-        "--max-workers", "--max-json-depth", "--max-client-message", "--etcd", "--convention"})
+        "--max-workers", "--max-json-depth", "--max-client-message", "--etcd", "--convention", "--client-group"})
     if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -344,7 +353,8 @@ int cmd_stop(const parsed& p, const std::string&) {
     }
     auto r = c->call(cmd::client::shutdown, json::object(), std::chrono::seconds(3));
     if (!r) {
-      worst = fail(r.err().code == errc::unavailable ? cli_unavailable : cli_failed, "no system running on " + where);
+      worst =
+          r.err().code == errc::unavailable ? fail(cli_unavailable, "no system running on " + where) : fail(r.err());
       continue;
     }
     const int pid = r->value("pid", 0);
@@ -540,12 +550,13 @@ const std::map<std::string, command>& commands() {
        {"start [--port P] [--caps LIST] [--leader HOST:PORT] [--bind HOST] [--allow-unsigned]\n"
         "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
         "        [--etcd URL[,URL...] [--convention NAME]] [--heartbeat MS] [--member-timeout MS]\n"
-        "        [--max-workers N] [--max-json-depth N] [--max-client-message N[K|M|G]] [--foreground]",
+        "        [--max-workers N] [--max-json-depth N] [--max-client-message N[K|M|G]]\n"
+        "        [--client-group GROUP] [--insecure-tcp] [--foreground]",
         "start a system (daemon) and return once it answers",
         {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery", "--leader",
          "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth", "--max-client-message", "--etcd",
-         "--convention"},
-        {"--foreground", "--allow-unsigned"},
+         "--convention", "--client-group"},
+        {"--foreground", "--allow-unsigned", "--insecure-tcp"},
         0,
         0,
         cmd_start}},
@@ -559,7 +570,23 @@ const std::map<std::string, command>& commands() {
         cmd_stop}},
       {"status", {"status", "show the system's state, capabilities and counts", {}, {}, 0, 0, cmd_status}},
       {"keygen",
-       {"keygen NAME", "write an Ed25519 signing key NAME.key and its public key NAME.pub", {}, {}, 1, 1, cmd_keygen}},
+       {"keygen NAME | keygen --client",
+        "write an Ed25519 signing key NAME.key and its public key NAME.pub\n"
+        "      (--client: this user's CurveZMQ key for TCP clients, in $TROUPE_HOME/client/)",
+        {},
+        {"--client"},
+        0,
+        1,
+        cmd_keygen}},
+      {"trust-client",
+       {"trust-client NAME KEY|FILE [--role read|admin]",
+        "let the client holding KEY connect over TCP with a role (read: status, list, actors, ask,\n"
+        "      tell; admin: everything); writes $TROUPE_HOME/clients/ROLE/NAME.pub",
+        {"--role"},
+        {},
+        2,
+        2,
+        cmd_trust_client}},
       {"pack",
        {"pack MANIFEST --key KEY [--version X.Y.Z|date] [--deps FILE] [--dep LIB]... [--out FILE|DIR]",
         "build and sign a package archive; prints its id on the last line",

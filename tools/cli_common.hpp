@@ -85,5 +85,6 @@ int cmd_list(const parsed& p, const std::string& self);
 int cmd_avail(const parsed& p, const std::string& self);
 int cmd_refresh(const parsed& p, const std::string& self);
 int cmd_role(const parsed& p, const std::string& self);
+int cmd_trust_client(const parsed& p, const std::string& self);
 
 }  // namespace troupe::tools

@@ -3,8 +3,10 @@
 // load, unload, list, avail, refresh and role ask a running system.
 #include "tools/cli_common.hpp"
 
+#include "ipc/curve.hpp"
 #include "manifests/archive.hpp"
 
+#include <fstream>
 #include <iostream>
 
 namespace troupe::tools {
@@ -23,7 +25,55 @@ std::string signer_text(const json& r) {
 
 }  // namespace
 
+namespace {
+
+// keygen --client: this user's CurveZMQ identity for TCP clients, kept in
+// HOME/client/ and found there by every client (troupe/client.hpp).
+int client_keygen(const parsed& p) {
+  if (!p.positional.empty()) throw usage_error{"keygen --client takes no NAME: the key lives in $TROUPE_HOME/client/"};
+  const fs::path dir = troupe_home() / "client";
+  const bool existed = fs::exists(dir / "curve.key");
+  auto keys = ipc::load_or_create_keypair(dir);
+  if (!keys) return fail(keys.err());
+  if (p.json_out)
+    return print_json(json{{"key", (dir / "curve.key").string()}, {"public_key", keys->public_key}, {"new", !existed}}),
+           cli_ok;
+  std::cout << (existed ? "kept " : "wrote ") << (dir / "curve.key").string() << " (private)\n"
+            << "public key " << keys->public_key << "\n"
+            << "a system admits it once its operator runs: troupe trust-client NAME " << keys->public_key
+            << " --role read|admin\n";
+  return cli_ok;
+}
+
+}  // namespace
+
+int cmd_trust_client(const parsed& p, const std::string&) {
+  const std::string& name = p.positional[0];
+  std::string key = p.positional[1];
+  if (!ipc::valid_curve_key(key)) {
+    std::ifstream in(key);
+    std::string line;
+    if (!(in && std::getline(in, line) && ipc::valid_curve_key(line)))
+      throw usage_error{"KEY must be a client's public key (40 Z85 characters) or a file holding it"};
+    key = line;
+  }
+  const std::string role = p.value("--role", "read");
+  if (role != "read" && role != "admin") throw usage_error{"--role takes read or admin, not '" + role + "'"};
+  const fs::path clients = troupe_home() / "clients";
+  if (auto s = ipc::trust_key(clients / role, name, key); !s) return fail(s.err());
+  // One role per name: the other role's file goes.
+  std::error_code ec;
+  const std::string other = role == "read" ? "admin" : "read";
+  fs::remove(clients / other / (name + ".pub"), ec);
+  if (p.json_out) return print_json(json{{"name", name}, {"role", role}, {"key", key}}), cli_ok;
+  std::cout << "client " << name << " may connect with role " << role << " ("
+            << (clients / role / (name + ".pub")).string() << "; remove the file to revoke it)\n";
+  return cli_ok;
+}
+
 int cmd_keygen(const parsed& p, const std::string&) {
+  if (p.has("--client")) return client_keygen(p);
+  if (p.positional.size() != 1) throw usage_error{"keygen takes one NAME (or --client)"};
   const fs::path base = p.positional[0];
   if (base.filename().empty()) throw usage_error{"NAME must name a file, e.g. keys/release"};
   if (auto s = manifests::generate_key_pair(base); !s) return fail(s.err());

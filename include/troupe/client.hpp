@@ -11,18 +11,39 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
 
 namespace troupe {
 
+/// $TROUPE_HOME, else ~/.troupe, else /var/lib/troupe.
+std::filesystem::path default_home();
+
+/// How a client reaches a system (docs/SECURITY.md §2). By default, in order:
+/// - a system of this home (a loopback HOST, or the HOST:PORT that the
+///   system of HOME/systems/PORT is bound to) whose local socket
+///   HOME/systems/PORT/run/client.sock this user may open: over that socket,
+///   as the system's own user (admin);
+/// - else TCP with CurveZMQ when this user has a client key (HOME/client/,
+///   made by `troupe keygen --client`) and the system's public key is known
+///   (server_key, else $TROUPE_SERVER_KEY, else HOME/systems/PORT/curve/curve.pub
+///   for a loopback HOST): the key's role on that system applies;
+/// - else plain-text TCP, which only a system started --insecure-tcp accepts.
+struct connect_options {
+  std::filesystem::path home;  ///< empty: default_home()
+  std::string server_key;      ///< the system's public key: Z85 text, or a file holding it
+  bool tcp_only = false;       ///< never the local socket
+};
+
 class client {
  public:
   /// Connects to "HOST:PORT" (or a bare port on 127.0.0.1). Connecting itself
   /// does not wait; the first call fails with errc::unavailable when nothing
-  /// answers within its timeout.
-  static result<client> connect(std::string_view system);
+  /// answers within its timeout, or errc::refused when the system refuses
+  /// this client's credentials (the error says what to do).
+  static result<client> connect(std::string_view system, const connect_options& options = {});
 
   client(client&&) noexcept;
   client& operator=(client&&) noexcept;
@@ -43,7 +64,7 @@ class client {
                              std::string_view type = "json");
   status tell(std::string_view target, const nlohmann::json& payload, std::string_view type = "json");
 
-  /// The endpoint this client talks to ("tcp://HOST:PORT").
+  /// The endpoint this client talks to ("tcp://HOST:PORT" or "ipc://PATH").
   [[nodiscard]] const std::string& endpoint() const;
 
  private:

@@ -81,7 +81,7 @@ TEST_CASE("malformed client messages on the public port are answered with an err
   zmq::context_t ctx;
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::linger, 0);
-  dealer.connect("tcp://" + f.sys.where());
+  dealer.connect(f.sys.client_endpoint());
 
   struct bad_message {
     const char* what;
@@ -130,7 +130,7 @@ TEST_CASE("JSON nested 80,000 levels deep in a rid or a payload is refused as a 
   zmq::context_t ctx;
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::linger, 0);
-  dealer.connect("tcp://" + f.sys.where());
+  dealer.connect(f.sys.client_endpoint());
   const std::string deep = std::string(80000, '[') + std::string(80000, ']');
 
   struct deep_message {
@@ -377,7 +377,7 @@ TEST_CASE("a client frame over --max-client-message is dropped before it is buff
     zmq::context_t ctx;
     zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
     dealer.set(zmq::sockopt::linger, 2000);  // the frames must leave before the socket goes
-    dealer.connect("tcp://" + sys.where());
+    dealer.connect(sys.client_endpoint());
     // 100 MB in the last frame: the daemon peaked at 936 MB on these before.
     const std::string big(100u << 20, 'x');
     for (int i = 0; i < 3; ++i)

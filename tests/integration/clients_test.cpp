@@ -25,7 +25,7 @@ std::vector<json> pipeline(const test_system& sys, int total,
   zmq::context_t ctx;
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::linger, 0);
-  dealer.connect("tcp://" + sys.where());
+  dealer.connect(sys.client_endpoint());
   int sent = 0;
   auto send_one = [&] {
     auto [command, body] = make(sent);

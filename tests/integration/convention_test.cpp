@@ -681,7 +681,8 @@ TEST_CASE("a system of another TROUPE_HOME is kept out of the convention", "[int
     test_system stranger(0, {"--leader", lead.where(), "--caps", "morse"});
     fs::create_directories(stranger.home() / "convention" / "trusted");
     fs::copy_file(leader_key_file, stranger.home() / "convention" / "trusted" / "leader.pub");
-    REQUIRE(eventually([&] { return lead.log().find("refused a system connecting from") != std::string::npos; }));
+    // Its discovery reaches the leader's public port, which refuses its key.
+    REQUIRE(eventually([&] { return lead.log().find("refused a client connecting from") != std::string::npos; }));
     // Refused, never listed.
     const json s = systems_of(lead);
     INFO(s.dump());
@@ -979,6 +980,11 @@ TEST_CASE("whatever answers on the leader's address, a member does not crash and
   // A fake "leader": answers every request with a reply of the wrong shapes.
   zmq::context_t ctx(1);
   zmq::socket_t fake(ctx, zmq::socket_type::router);
+  const auto fake_keys = ipc::generate_curve_keypair();
+  REQUIRE(fake_keys);
+  fake.set(zmq::sockopt::curve_server, true);  // as a leader's public port; no ZAP handler: all admitted
+  fake.set(zmq::sockopt::curve_secretkey, fake_keys->secret_key);
+  fake.set(zmq::sockopt::curve_publickey, fake_keys->public_key);
   fake.set(zmq::sockopt::linger, 0);
   fake.bind("tcp://127.0.0.1:0");
   const std::string endpoint = fake.get(zmq::sockopt::last_endpoint);
@@ -1008,6 +1014,7 @@ TEST_CASE("whatever answers on the leader's address, a member does not crash and
   } join_server{server, done};
 
   test_system member({"--leader", fake_address, "--caps", "morse"});
+  REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake", fake_keys->public_key));
   CHECK(eventually([&] { return answered >= 8; }));
   // Alive, alone, answering.
   CHECK((member.daemon_pid() > 0 && ::kill(member.daemon_pid(), 0) == 0));
@@ -1040,6 +1047,11 @@ struct fake_leader {
     auto k = ipc::generate_curve_keypair();
     REQUIRE(k);
     keys = *k;
+    // A leader's public port is a CurveZMQ server with its key (no ZAP
+    // handler here: every client gets through).
+    pub.set(zmq::sockopt::curve_server, true);
+    pub.set(zmq::sockopt::curve_secretkey, keys.secret_key);
+    pub.set(zmq::sockopt::curve_publickey, keys.public_key);
     pub.set(zmq::sockopt::linger, 0);
     pub.bind("tcp://127.0.0.1:0");
     const std::string ep = pub.get(zmq::sockopt::last_endpoint);
@@ -1506,7 +1518,7 @@ TEST_CASE("two concurrent 45 MB asks between systems change no membership", "[in
   std::vector<std::thread> askers;
   for (const auto* through : via)
     askers.emplace_back([&, through] {
-      auto c = troupe::client::connect(through->where());
+      auto c = troupe::client::connect(through->where(), through->connect_options());
       if (!c) return;
       auto r = c->call("ask", json{{"target", "big"}, {"payload", json{{"echo", bulk}}}, {"timeout_ms", 30000}}, 40s);
       if (r && (*r)["payload"].is_string() && (*r)["payload"].get_ref<const std::string&>().size() == bulk.size())

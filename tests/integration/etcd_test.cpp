@@ -166,7 +166,7 @@ TEST_CASE(
   std::map<long, std::string> tell_outcome, ask_outcome;  // n -> "ok", or the error code
   std::map<long, std::string> tell_error;                 // n -> the error's text
   std::thread stream([&] {
-    auto c = troupe::client::connect(lead.where());
+    auto c = troupe::client::connect(lead.where(), lead.connect_options());
     if (!c) return;
     for (long n = 1; !done; ++n) {
       auto t = c->call("tell", json{{"target", "inst"}, {"payload", json{{"n", n}}}, {"timeout_ms", 2000}}, 6s);

@@ -450,7 +450,7 @@ run_result test_system::run_program(const std::string& name, const std::vector<s
 
 troupe::client& test_system::client() {
   if (!client_) {
-    auto c = troupe::client::connect(where());
+    auto c = troupe::client::connect(where(), connect_options());
     if (!c) throw std::runtime_error("client::connect: " + c.err().message);
     client_.emplace(std::move(*c));
   }

@@ -129,6 +129,13 @@ class test_system {
   [[nodiscard]] const std::filesystem::path& home() const { return home_; }
   /// TROUPE_HOME/systems/PORT
   [[nodiscard]] std::filesystem::path state_dir() const;
+  /// How a client of this test reaches the system: through its home (the
+  /// local socket, as the system's user).
+  [[nodiscard]] troupe::connect_options connect_options() const { return {home_, {}, false}; }
+  /// The local client socket's endpoint, for raw ZeroMQ clients.
+  [[nodiscard]] std::string client_endpoint() const {
+    return "ipc://" + (state_dir() / "run" / "client.sock").string();
+  }
   [[nodiscard]] pid_t daemon_pid() const { return daemon_pid_; }
 
   /// `troupe --system 127.0.0.1:PORT ARGS...` with this fixture's TROUPE_HOME.

@@ -53,8 +53,8 @@ bool is_troupe_worker(int pid) {
 /// stage every 200–400 ms until stopped.
 class stage_killer {
  public:
-  explicit stage_killer(const std::string& system) : seed_(std::random_device{}()) {
-    auto c = troupe::client::connect(system);
+  explicit stage_killer(const test_system& sys) : seed_(std::random_device{}()) {
+    auto c = troupe::client::connect(sys.where(), sys.connect_options());
     if (!c) throw std::runtime_error("client::connect: " + c.err().message);
     thread_ = std::thread([this, cl = std::move(*c)]() mutable { run(cl); });
   }
@@ -146,7 +146,7 @@ TEST_CASE("a pipeline whose stages are SIGKILLed at random delivers every item a
   unsigned seed = 0;
   auto stream_started = std::chrono::steady_clock::now();
   {
-    stage_killer killer(sys.where());
+    stage_killer killer(sys);
     seed = killer.seed();
     stream_started = std::chrono::steady_clock::now();
     for (std::uint64_t from = 0; from < total_items; from += range_size) {

@@ -79,7 +79,7 @@ TEST_CASE("two versions bundling conflicting builds of libcodec.so.1 answer side
 
   // Both at the same time, from two clients (Catch2 assertions stay on this thread).
   auto ask = [&](const std::string& target) -> troupe::result<json> {
-    auto c = troupe::client::connect(sys.where());
+    auto c = troupe::client::connect(sys.where(), sys.connect_options());
     if (!c) return c.err();
     return c->ask(target, json{{"text", "abc"}}, std::chrono::seconds(5));
   };
