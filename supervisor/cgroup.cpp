@@ -113,8 +113,8 @@ std::optional<cgroup_tree> cgroup_tree::detect(const fs::path& root, std::string
   for (const char* c : {"memory", "pids"}) {
     const std::string on = std::string("+") + c;
     if (!has_word(read_file(d / "cgroup.subtree_control"), c)) (void)write_file(d / "cgroup.subtree_control", on);
-    const bool enabled = has_word(read_file(t.base_ / "cgroup.controllers"), c) &&
-                         write_file(t.base_ / "cgroup.subtree_control", on);
+    const bool enabled =
+        has_word(read_file(t.base_ / "cgroup.controllers"), c) && write_file(t.base_ / "cgroup.subtree_control", on);
     (std::string_view(c) == "memory" ? t.memory_ : t.pids_) = enabled;
   }
   return t;
