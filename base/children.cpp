@@ -68,7 +68,8 @@ sweep_result kill_children(const std::function<bool(pid_t)>& keep, std::chrono::
     }
     if (clock::now() >= until) {
       r.left = unreaped.size();
-      for (const pid_t pid : own_children()) r.left += pid > 1 && !keep(pid) && !std::count(unreaped.begin(), unreaped.end(), pid);
+      for (const pid_t pid : own_children())
+        r.left += pid > 1 && !keep(pid) && !std::count(unreaped.begin(), unreaped.end(), pid);
       return r;
     }
   }
