@@ -75,6 +75,7 @@ status parse_field(const yaml_reader& r, const std::string& key, const YAML::Nod
     }
     return ok_v;
   }
+  if (key == "limits") return detail::assign(detail::parse_limits(r, value, key), m.limits);
   if (key == "auto_unload") return detail::assign(r.boolean(value, key), m.auto_unload);
   if (key == "keep") {
     auto c = r.count(value, key);
@@ -97,7 +98,7 @@ status parse_field(const yaml_reader& r, const std::string& key, const YAML::Nod
 }
 
 result<manifest> parse_document(const yaml_reader& r, const YAML::Node& doc) {
-  auto entries = r.entries(doc, "", {"package", "version", "library", "actors", "auto_unload", "keep"});
+  auto entries = r.entries(doc, "", {"package", "version", "library", "actors", "auto_unload", "keep", "limits"});
   if (!entries) return entries.err();
   manifest m;
   for (const auto& [key, value] : *entries) {

@@ -65,6 +65,26 @@ struct actor_spec {
   friend bool operator==(const actor_spec&, const actor_spec&) = default;
 };
 
+/// limits: what each worker process of the package version may use (docs/
+/// MANIFEST.md §3.1); an unset field is not limited.
+struct resource_limits {
+  std::optional<std::uint64_t> memory;           ///< bytes of private writable memory (RLIMIT_DATA, memory.max)
+  std::optional<std::chrono::seconds> cpu_time;  ///< CPU time of one process (RLIMIT_CPU)
+  std::optional<std::uint64_t> open_files;       ///< descriptors (RLIMIT_NOFILE)
+  std::optional<std::uint64_t> processes;        ///< tasks of the worker's cgroup (pids.max); cgroup v2 only
+
+  [[nodiscard]] bool empty() const { return !memory && !cpu_time && !open_files && !processes; }
+  friend bool operator==(const resource_limits&, const resource_limits&) = default;
+};
+
+// Bounds of the limits, checked by the parser: below them the worker itself
+// cannot run (it holds about 20 descriptors, 5 threads and tens of MiB).
+inline constexpr std::uint64_t min_memory_limit = 32ULL << 20;
+inline constexpr std::uint64_t min_open_files_limit = 64;
+inline constexpr std::uint64_t max_open_files_limit = 1 << 20;
+inline constexpr std::uint64_t min_processes_limit = 16;
+inline constexpr std::uint64_t max_processes_limit = 4194304;  // the kernel's pid_max ceiling
+
 struct manifest {
   std::string package;  ///< group name, [A-Za-z0-9_.-]{1,64}
   manifests::version version;
@@ -72,6 +92,7 @@ struct manifest {
   std::vector<actor_spec> actors;  ///< at least one, in YAML order
   bool auto_unload = false;
   std::uint32_t keep = 3;  ///< archives of this group kept, >= 1
+  resource_limits limits;
 
   /// The actor type called type, or nullptr.
   [[nodiscard]] const actor_spec* find_actor(std::string_view type) const;

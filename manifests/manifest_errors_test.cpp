@@ -152,10 +152,50 @@ TEST_CASE("message values that would not end are refused", "[manifest][errors]")
 // manifest from a peer could write lines of its own into the log.
 TEST_CASE("control characters in keys and values are escaped, not written", "[manifest][errors]") {
   CHECK(error_of(std::string("package: p\nversi\0n: 1.0.0\nlibrary: l.so\nactors: { A: {} }\n", 58)) ==
-        "manifest.yaml: versi\\x0a: unknown key (expected package, version, library, actors, auto_unload, keep)");
+        "manifest.yaml: versi\\x0a: unknown key (expected package, version, library, actors, auto_unload, keep, "
+        "limits)");
   CHECK(error_of(top(pkg, ver, lib, "\"x\\nINFO forged\": 1\n")) ==
         "manifest.yaml: x\\x0aINFO forged: unknown key (expected package, version, library, actors, auto_unload, "
-        "keep)");
+        "keep, limits)");
   CHECK(error_of(actor("{ restart: { within: \"1\\r0\\u007f\" } }")) ==
         "manifest.yaml: actors.Morse.restart.within: \"1\\x0d0\\x7f\" is not a duration (use 250ms, 10s, 2m)");
+}
+
+TEST_CASE("limits are read and bounded", "[manifest][limits]") {
+  auto m = parse_manifest(
+      top(pkg, ver, lib, "limits: { memory: 256M, cpu_time: 2m, open_files: 128, processes: 32 }\n"), "manifest.yaml");
+  REQUIRE(m.ok());
+  CHECK(m->limits.memory == 256ULL << 20);
+  CHECK(m->limits.cpu_time == std::chrono::seconds(120));
+  CHECK(m->limits.open_files == 128);
+  CHECK(m->limits.processes == 32);
+  auto none = parse_manifest(top(pkg, ver, lib), "manifest.yaml");
+  REQUIRE(none.ok());
+  CHECK(none->limits.empty());
+  auto bytes = parse_manifest(top(pkg, ver, lib, "limits: { memory: 1073741824 }\n"), "manifest.yaml");
+  REQUIRE(bytes.ok());
+  CHECK(bytes->limits.memory == 1ULL << 30);
+}
+
+TEST_CASE("bad limits are one-line errors naming the field", "[manifest][limits]") {
+  auto limits = [](const std::string& body) { return error_of(top(pkg, ver, lib, "limits: " + body + "\n")); };
+  CHECK(limits("{ memory: lots }") == "manifest.yaml: limits.memory: \"lots\" is not a size (use 512M, 2G)");
+  CHECK(limits("{ memory: 1.5G }") == "manifest.yaml: limits.memory: \"1.5G\" is not a size (use 512M, 2G)");
+  CHECK(limits("{ memory: [1] }") == "manifest.yaml: limits.memory: a sequence is not a size (use 512M, 2G)");
+  CHECK(limits("{ memory: 99999999999999999T }") ==
+        "manifest.yaml: limits.memory: \"99999999999999999T\" is not a size (use 512M, 2G)");
+  CHECK(limits("{ memory: 16777216T }") == "manifest.yaml: limits.memory: \"16777216T\" is not a size (use 512M, 2G)");
+  CHECK(limits("{ memory: 1M }") == "manifest.yaml: limits.memory: \"1M\" must be at least 32M");
+  CHECK(limits("{ cpu_time: 10 }") == "manifest.yaml: limits.cpu_time: \"10\" is not a duration (use 250ms, 10s, 2m)");
+  CHECK(limits("{ cpu_time: 500ms }") ==
+        "manifest.yaml: limits.cpu_time: \"500ms\" must be a whole number of seconds, at least 1s");
+  CHECK(limits("{ cpu_time: 1500ms }") ==
+        "manifest.yaml: limits.cpu_time: \"1500ms\" must be a whole number of seconds, at least 1s");
+  CHECK(limits("{ open_files: 10 }") == "manifest.yaml: limits.open_files: \"10\" must be between 64 and 1048576");
+  CHECK(limits("{ open_files: -1 }") == "manifest.yaml: limits.open_files: \"-1\" is not a whole number");
+  CHECK(limits("{ processes: 5000000 }") ==
+        "manifest.yaml: limits.processes: \"5000000\" must be between 16 and 4194304");
+  CHECK(limits("{ threads: 4 }") ==
+        "manifest.yaml: limits.threads: unknown key (expected memory, cpu_time, open_files, processes)");
+  CHECK(limits("64M") == "manifest.yaml: limits: must be a map, got a scalar");
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 namespace troupe::manifests::detail {
 
@@ -168,6 +169,62 @@ result<isolation_mode> parse_isolation(const yaml_reader& r, const YAML::Node& n
   if (*s == "shared") return isolation_mode::shared;
   if (*s == "dedicated") return isolation_mode::dedicated;
   return r.fail(path, quote(*s) + " is not an isolation (use shared or dedicated)");
+}
+
+}  // namespace troupe::manifests::detail
+
+namespace troupe::manifests::detail {
+
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+  int shift = 0;
+  if (!s.empty()) {
+    const auto unit = std::string_view("KMGT").find(s.back());
+    if (unit != std::string_view::npos) {
+      shift = 10 * static_cast<int>(unit + 1);
+      s.remove_suffix(1);
+    }
+  }
+  // At most 15 digits, so that the shift below cannot overflow 64 bits
+  // before the check.
+  if (s.empty() || s.size() > 15 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  std::uint64_t v = 0;
+  for (const char c : s) v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  if (shift > 0 && v > (std::numeric_limits<std::uint64_t>::max() >> shift)) return std::nullopt;
+  return v << shift;
+}
+
+result<resource_limits> parse_limits(const yaml_reader& r, const YAML::Node& n, const std::string& path) {
+  auto entries = r.entries(n, path, {"memory", "cpu_time", "open_files", "processes"});
+  if (!entries) return entries.err();
+  resource_limits out;
+  for (const auto& [key, value] : *entries) {
+    const std::string at = join(path, key);
+    if (key == "memory") {
+      const auto bytes = value.IsScalar() ? parse_size(value.Scalar()) : std::nullopt;
+      if (!bytes) return r.fail(at, describe(value) + " is not a size (use 512M, 2G)");
+      if (*bytes < min_memory_limit) return r.fail(at, quote(value.Scalar()) + " must be at least 32M");
+      out.memory = *bytes;
+    } else if (key == "cpu_time") {
+      auto d = r.duration(value, at);
+      if (!d) return d.err();
+      // RLIMIT_CPU counts whole seconds.
+      if (d->count() < 1000 || d->count() % 1000 != 0)
+        return r.fail(at, quote(value.Scalar()) + " must be a whole number of seconds, at least 1s");
+      out.cpu_time = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    } else {
+      auto c = r.count(value, at);
+      if (!c) return c.err();
+      const bool files = key == "open_files";
+      const std::uint64_t lo = files ? min_open_files_limit : min_processes_limit;
+      const std::uint64_t hi = files ? max_open_files_limit : max_processes_limit;
+      if (*c < lo || *c > hi)
+        return r.fail(at,
+                      quote(value.Scalar()) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+      (files ? out.open_files : out.processes) = *c;
+    }
+  }
+  return out;
 }
 
 }  // namespace troupe::manifests::detail

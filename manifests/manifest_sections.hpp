@@ -31,6 +31,9 @@ template <class T, class U>
 [[nodiscard]] result<isolation_mode> parse_isolation(const yaml_reader& r, const YAML::Node& n,
                                                      const std::string& path);
 [[nodiscard]] result<load_hook> parse_on_load(const yaml_reader& r, const YAML::Node& n, const std::string& path);
+[[nodiscard]] result<resource_limits> parse_limits(const yaml_reader& r, const YAML::Node& n, const std::string& path);
+/// "512M", "2G", "1048576": bytes, K/M/G/T counting 1024; nullopt for anything else.
+[[nodiscard]] std::optional<std::uint64_t> parse_size(std::string_view s);
 [[nodiscard]] result<hook> parse_hook(const yaml_reader& r, const YAML::Node& n, const std::string& path);
 
 }  // namespace troupe::manifests::detail

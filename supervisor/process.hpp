@@ -5,12 +5,16 @@
 // Threading: the loop's thread only.
 #pragma once
 
+#include "manifests/manifest.hpp"
+
 #include <troupe/result.hpp>
 
 #include <boost/asio/io_context.hpp>
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,12 +46,34 @@ struct launch_spec {
   std::string exe;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;  ///< added to (or replacing in) the parent's
+  /// A cgroup v2 directory the child joins before exec (empty: none). At its
+  /// exit the whole cgroup is killed (cgroup.kill).
+  std::filesystem::path cgroup;
 };
 
-/// Starts exe; on_exit(wait_status) runs on the loop once the child is reaped.
-/// The returned watch must outlive the child or be cancelled.
+/// How a child ended: its wait status and the CPU time it used.
+struct child_exit {
+  int wait_status = 0;
+  std::chrono::milliseconds cpu{0};
+};
+
+/// Starts exe; on_exit runs on the loop once the child is reaped and what it
+/// left behind is killed (below). The returned watch must outlive the child
+/// or be cancelled.
+///
+/// Containment: the child leads a process group of its own, this process
+/// becomes a child subreaper at the first launch, and when a child exits its
+/// group (and its cgroup, if any) is killed before it is reaped; then every
+/// child of this process that launch() did not start (orphans of a dead
+/// worker's package, adopted here) is killed and reaped.
 result<std::unique_ptr<child_watch>> launch(boost::asio::io_context& io, const launch_spec& spec,
-                                            std::function<void(int)> on_exit);
+                                            std::function<void(const child_exit&)> on_exit);
+
+/// Applies a package's rlimits to child pid (one that launch() started and
+/// that has not run the package's code yet): memory → RLIMIT_DATA, cpu_time →
+/// RLIMIT_CPU (SIGXCPU at the limit, SIGKILL a second later), open_files →
+/// RLIMIT_NOFILE. A limit is never raised above the child's hard one.
+status apply_rlimits(pid_t pid, const manifests::resource_limits& limits);
 
 class child_watch {
  public:
@@ -58,7 +84,7 @@ class child_watch {
 
  private:
   friend result<std::unique_ptr<child_watch>> launch(boost::asio::io_context&, const launch_spec&,
-                                                     std::function<void(int)>);
+                                                     std::function<void(const child_exit&)>);
   struct impl;
   std::unique_ptr<impl> impl_;
   pid_t pid_ = -1;

@@ -3,7 +3,11 @@
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
 
+#include <sys/wait.h>
+
 #include <csignal>
+#include <fstream>
+#include <sstream>
 
 namespace troupe::supervisor {
 
@@ -55,6 +59,18 @@ status worker_pool::bind() {
         errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() + ": " + e.what());
   }
   watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, control_, [this] { on_control(); });
+  // A cgroup per worker where the host allows it (docs/OPERATIONS.md §6).
+  std::ostringstream own;
+  own << std::ifstream("/proc/self/cgroup").rdbuf();
+  std::string why_not;
+  cgroups_ = cgroup_tree::detect("/sys/fs/cgroup", own.str(), why_not);
+  if (cgroups_)
+    log_line(TROUPE_LOG_INFO, {},
+             "containment: a cgroup per worker under " + cgroups_->base().string() + " (memory.max " +
+                 (cgroups_->has_memory() ? "on" : "off") + ", pids.max " + (cgroups_->has_pids() ? "on" : "off") +
+                 "), and workers are child subreapers");
+  else
+    log_line(TROUPE_LOG_INFO, {}, "containment: workers and the daemon are child subreapers; no cgroup: " + why_not);
   handle(cmd::worker::hello, [this](worker_proc& w, const json& rid, const json&) {
     if (w.st != worker_proc::state::starting) return reply_error(w, rid, "already registered");
     w.hello_rid = rid;
@@ -307,6 +323,9 @@ void worker_pool::send_assignment(worker_proc& w) {
   const fs::path lib = fs::is_directory(pkg.lib_dir, ec) ? pkg.lib_dir : ctx_.run_dir / "empty";
   status linked = replace_link(dir / "lib", lib);
   if (linked) linked = replace_link(dir / "pkg", pkg.root);
+  // Before the worker hears its package: none of the package's code runs
+  // without its limits.
+  if (linked) linked = apply_limits(w, pkg);
   if (!linked) {
     reply_error(w, w.hello_rid, linked.err().message);
     w.st = worker_proc::state::stopping;
@@ -323,6 +342,22 @@ void worker_pool::send_assignment(worker_proc& w) {
              {"package_id", pkg.id},
              {"delivery", ctx_.opts.no_loss ? "no-loss" : "best-effort"}});
   w.st = worker_proc::state::assigned;
+}
+
+status worker_pool::apply_limits(const worker_proc& w, const package_entry& pkg) {
+  const auto& limits = pkg.m.limits;
+  if (limits.empty()) return ok_v;
+  if (!w.child) return make_error(errc::internal, "worker " + w.identity + " has no process to limit");
+  if (auto s = apply_rlimits(w.child->pid(), limits); !s) return s;
+  if (cgroups_ && !w.cgroup.empty())
+    if (auto s = cgroups_->apply(w.cgroup, limits); !s) return s;
+  const bool pids = cgroups_ && cgroups_->has_pids() && !w.cgroup.empty();
+  if (limits.processes && !pids && unenforced_logged_.insert(pkg.id).second)
+    log_line(TROUPE_LOG_WARN, {},
+             pkg.m.package + " " + pkg.m.version.text +
+                 ": limits.processes is not enforced on this host (it needs cgroup v2 with the pids controller "
+                 "delegated)");
+  return ok_v;
 }
 
 void worker_pool::mark_ready(worker_proc& w, const json& rid) {
@@ -352,9 +387,23 @@ status worker_pool::start_process(worker_proc& w) {
   // through links that send_assignment() points at that package (glibc
   // reads LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
   spec.env["LD_LIBRARY_PATH"] = (dir / "lib").string() + ":" + (dir / "pkg").string();
+  if (cgroups_) {
+    // Its own cgroup, so that what its package starts is killed with it
+    // (cgroup.kill) even past setsid(); without one, the subreaper chain.
+    auto cg = cgroups_->make(w.identity + "-" + std::to_string(w.incarnation));
+    if (cg)
+      spec.cgroup = *cg;
+    else
+      log_line(TROUPE_LOG_WARN, {}, "worker " + w.identity + " runs without a cgroup: " + cg.err().message);
+  }
+  w.cgroup = spec.cgroup;
   w.st = worker_proc::state::starting;
   const std::uint32_t id = w.id;
-  auto child = launch(ctx_.io, spec, [this, id](int st) { on_process_exit(id, st); });
+  auto child = launch(ctx_.io, spec, [this, id](const child_exit& how) { on_process_exit(id, how); });
+  if (!child && !w.cgroup.empty()) {
+    cgroup_tree::remove(w.cgroup);
+    w.cgroup.clear();
+  }
   if (!child) return child.err();
   w.child = std::move(*child);
   w.killed_because.clear();
@@ -374,10 +423,25 @@ status worker_pool::start_process(worker_proc& w) {
   return ok_v;
 }
 
-void worker_pool::on_process_exit(std::uint32_t id, int wait_status) {
+void worker_pool::on_process_exit(std::uint32_t id, const child_exit& ended) {
   auto* w = find(id);
   if (w == nullptr) return;
+  const int wait_status = ended.wait_status;
   std::string how = describe_wait_status(wait_status);
+  // Which of its package's limits killed it, when that can be known.
+  if (const auto* pkg = packages_.find(w->package_id); pkg != nullptr && WIFSIGNALED(wait_status)) {
+    const auto& limits = pkg->m.limits;
+    const int sig = WTERMSIG(wait_status);
+    if (limits.cpu_time && (sig == SIGXCPU || (sig == SIGKILL && ended.cpu >= *limits.cpu_time)))
+      how += ": CPU limit of " + std::to_string(limits.cpu_time->count()) + " s (limits.cpu_time)";
+    else if (limits.memory && sig == SIGKILL && !w->cgroup.empty() && cgroup_tree::oom_killed(w->cgroup))
+      how += ": memory limit of " + std::to_string(*limits.memory >> 20) + " MiB (limits.memory)";
+  }
+  if (!w->cgroup.empty()) {
+    if (!cgroup_tree::remove(w->cgroup))
+      log_line(TROUPE_LOG_WARN, {}, "cannot remove cgroup " + w->cgroup.string() + " of worker " + w->identity);
+    w->cgroup.clear();
+  }
   const auto last = ipc::read_handling_file(marker_of(*w));
   if (last.hung)
     how = "killed by its watchdog: a handler of " + last.actor.to_string() + " ran past its max_handle_time (" +

@@ -10,6 +10,7 @@
 #include "ipc/control.hpp"
 #include "ipc/handling_marker.hpp"
 #include "ipc/reactor.hpp"
+#include "supervisor/cgroup.hpp"
 #include "supervisor/context.hpp"
 #include "supervisor/directory.hpp"
 #include "supervisor/packages.hpp"
@@ -20,6 +21,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -56,7 +59,8 @@ struct worker_proc {
   // gone with TROUPE_HOME, say) is killed, so that its actors fail with a
   // reason instead of staying "starting" for ever.
   std::unique_ptr<boost::asio::steady_timer> hello_deadline;
-  std::string killed_because;  // set when the system killed it for that
+  std::string killed_because;    // set when the system killed it for that
+  std::filesystem::path cgroup;  // of this process, when the host has cgroup v2 delegated
 };
 
 class worker_pool {
@@ -134,7 +138,8 @@ class worker_pool {
   status assign(worker_proc& w, package_entry& pkg);
   void send_assignment(worker_proc& w);
   status start_process(worker_proc& w);
-  void on_process_exit(std::uint32_t id, int wait_status);
+  void on_process_exit(std::uint32_t id, const child_exit& how);
+  status apply_limits(const worker_proc& w, const package_entry& pkg);
 
   system_context& ctx_;
   package_set& packages_;
@@ -147,6 +152,8 @@ class worker_pool {
   std::uint32_t next_id_ = 1;
   std::unique_ptr<boost::asio::steady_timer> standby_timer_;
   bool standby_shortage_logged_ = false;
+  std::optional<cgroup_tree> cgroups_;       // none: contained by the subreaper chain alone
+  std::set<std::string> unenforced_logged_;  // package ids told they have a limit not applied here
 };
 
 }  // namespace troupe::supervisor

@@ -1,6 +1,7 @@
 // troupe-worker: hosts the actors of one package version. Started by the
 // supervisor, never by hand, possibly before it knows which package (a
 // standby); see docs/OPERATIONS.md for its command line.
+#include "base/children.hpp"
 #include "ipc/log.hpp"
 #include "worker/runtime.hpp"
 
@@ -48,6 +49,21 @@ int main(int argc, char** argv) {
     return troupe::worker_exit_usage;
   }
   set_log_tag("w" + std::to_string(opts.worker_id));
+  // Orphans of what the package starts (a double fork, setsid()) become this
+  // worker's children instead of init's, and are killed below when it
+  // exits in order. If it dies instead, its children go to the daemon's
+  // subreaper, which kills them (supervisor/process.hpp).
+  if (!troupe::base::become_subreaper())
+    troupe::ipc::log_line(TROUPE_LOG_WARN, {}, "cannot become a child subreaper: orphans of the package escape");
   runtime rt(std::move(opts));
-  return rt.run();
+  const int code = rt.run();
+  // Its actors are gone: nothing the package started may outlive them. Done
+  // before the runtime is destroyed, while its handler still takes the
+  // SIGTERMs a dying daemon sends (one per thread of the daemon's that
+  // exits): once it is gone they would kill this process mid-sweep.
+  const auto left = troupe::base::kill_children([](pid_t) { return false; }, std::chrono::seconds(2));
+  if (left.killed > 0)
+    troupe::ipc::log_line(TROUPE_LOG_INFO, {},
+                          "killed " + std::to_string(left.killed) + " process(es) its package left running");
+  return code;
 }
