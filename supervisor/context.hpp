@@ -23,9 +23,14 @@ struct system_context {
   std::filesystem::path run_dir;  ///< dir/run: sockets and worker links
   std::uint32_t id = 0;           ///< this run's system id (the first part of its addresses)
   bool stopping = false;          ///< set once by the system; every component then winds down
+  /// Drawn at every start, unlike id (kept across a crash): the names of this
+  /// run's sockets, so that a process of an earlier run never reaches them.
+  std::string run_tag{};
 
-  /// "ipc://RUN_DIR/FILE"
-  [[nodiscard]] std::string endpoint_of(const std::string& file) const { return "ipc://" + (run_dir / file).string(); }
+  /// "ipc://RUN_DIR/TAG-FILE"
+  [[nodiscard]] std::string endpoint_of(const std::string& file) const {
+    return "ipc://" + (run_dir / (run_tag + "-" + file)).string();
+  }
   /// The fence page its workers map (ipc/fence_page.hpp).
   [[nodiscard]] std::filesystem::path fence_file() const { return run_dir / "fence"; }
   /// "HOST:PORT" of the public socket.

@@ -129,6 +129,9 @@ class test_system {
   [[nodiscard]] const std::filesystem::path& home() const { return home_; }
   /// TROUPE_HOME/systems/PORT
   [[nodiscard]] std::filesystem::path state_dir() const;
+  /// The socket of the current run named name ("c.sock", "w1-1.sock"): run/TAG-NAME,
+  /// TAG drawn at each start; empty when there is none.
+  [[nodiscard]] std::filesystem::path run_socket(const std::string& name) const;
   [[nodiscard]] pid_t daemon_pid() const { return daemon_pid_; }
 
   /// `troupe --system 127.0.0.1:PORT ARGS...` with this fixture's TROUPE_HOME.
