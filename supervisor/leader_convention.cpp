@@ -175,12 +175,12 @@ void leader_convention::register_handlers() {
 // ---------------------------------------------------------------- how the leader tells its decisions
 
 void leader_convention::located(address a, const location& l) {
-  if (desired_ != nullptr) desired_->changed();
+  if (desired_ != nullptr) desired_->set(a, desired_actor(a, l));
   broadcast(cmd::peer::located, location_json(a, l));
 }
 
 void leader_convention::forgotten(address a) {
-  if (desired_ != nullptr) desired_->changed();
+  if (desired_ != nullptr) desired_->set(a, std::nullopt);
   broadcast(cmd::peer::forget_location, json{{"address", a.to_string()}});
 }
 
@@ -190,7 +190,6 @@ void leader_convention::keep_desired_state(desired_state& state, std::vector<sav
   if (!p_.state.leads) return;
   desired_ = &state;
   recovered_ = std::move(recovered);
-  state.snapshot = [this] { return desired_actors(); };
 }
 
 void leader_convention::when_durable(std::function<void()> f) {
@@ -198,29 +197,24 @@ void leader_convention::when_durable(std::function<void()> f) {
   desired_->when_durable(std::move(f));
 }
 
-std::vector<saved_actor> leader_convention::desired_actors() const {
-  std::vector<saved_actor> out;
-  for (const auto& [a, l] : locations_) {
-    const bool pending = l.ph == location::phase::pending;
-    // Ran here (placed, or moving within this system): not yet answered
-    // spawns are left out, so a spawn is kept exactly when it is answered.
-    if (!pending && !(l.system == ctx_.id && l.created)) continue;
-    saved_actor s;
-    s.addr = a;
-    s.type = l.type;
-    s.package_id = l.package_id;
-    s.name = l.name;
-    s.restarts = l.moves;
-    s.pending = pending;
-    if (const auto* p = p_.package_table.find(l.package_id)) {
-      s.group = p->m.package;
-      s.version = p->m.version.text;
-      if (const auto* spec = p->m.find_actor(l.type)) s.restart = base::to_string(spec->restart.policy);
-    }
-    out.push_back(std::move(s));
+std::optional<saved_actor> leader_convention::desired_actor(address a, const location& l) const {
+  const bool pending = l.ph == location::phase::pending;
+  // Ran here (placed, or moving within this system): spawns not yet
+  // answered are left out, so a spawn is kept exactly when it is answered.
+  if (!pending && !(l.system == ctx_.id && l.created)) return std::nullopt;
+  saved_actor s;
+  s.addr = a;
+  s.type = l.type;
+  s.package_id = l.package_id;
+  s.name = l.name;
+  s.restarts = l.moves;
+  s.pending = pending;
+  if (const auto* p = p_.package_table.find(l.package_id)) {
+    s.group = p->m.package;
+    s.version = p->m.version.text;
+    if (const auto* spec = p->m.find_actor(l.type)) s.restart = base::to_string(spec->restart.policy);
   }
-  std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) { return x.addr < y.addr; });
-  return out;
+  return s;
 }
 
 void leader_convention::restore_actors() {

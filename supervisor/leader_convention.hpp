@@ -48,9 +48,9 @@ class leader_convention final : public placement_convention {
   void describe_systems(json& out) const override;
   void when_durable(std::function<void()> f) override;
 
-  /// What the desired state keeps of the table: the actors that ran here
-  /// and those pending (members' come back with their joins).
-  [[nodiscard]] std::vector<saved_actor> desired_actors() const;
+  /// What the desired state keeps of a's location: an actor that ran here,
+  /// or a pending one (members' come back with their joins); else nothing.
+  [[nodiscard]] std::optional<saved_actor> desired_actor(address a, const location& l) const;
   /// After a crash: the actors the last run kept, here again at their
   /// addresses and names once their packages are loaded again.
   void restore_actors();
