@@ -60,7 +60,7 @@ std::string unique_suffix() {
   return buf;
 }
 
-status write_file_atomically(const fs::path& file, std::string_view bytes, mode_t mode) {
+status write_file_atomically(const fs::path& file, std::string_view bytes, mode_t mode, sync_to_disk sync) {
   const fs::path tmp = file.parent_path() / ("." + file.filename().string() + ".tmp." + unique_suffix());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return make_error(errc::io, tmp.string() + ": cannot create (" + errno_text(errno) + ")");
@@ -73,7 +73,7 @@ status write_file_atomically(const fs::path& file, std::string_view bytes, mode_
   }
   int e = errno;
   // fchmod: the umask must neither open up nor lock out the owner of a key.
-  bool written = done == bytes.size() && ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
+  bool written = done == bytes.size() && ::fchmod(fd, mode) == 0 && (sync == sync_to_disk::no || ::fsync(fd) == 0);
   if (!written) e = errno;
   if (::close(fd) != 0 && written) {
     written = false;
@@ -87,6 +87,7 @@ status write_file_atomically(const fs::path& file, std::string_view bytes, mode_
     ::unlink(tmp.c_str());
     return make_error(errc::io, file.string() + ": cannot write (" + errno_text(e) + ")");
   }
+  if (sync == sync_to_disk::no) return ok_v;
   // The rename reaches the disk with the directory: a file that vanished
   // after a power cut would be worse than an old one.
   const int dfd = ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

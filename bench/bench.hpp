@@ -229,6 +229,8 @@ class live_system {
   json ask(address target, const json& payload, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// An ask whose failure is an answer too (timeouts, ask_failed).
   result<json> try_ask(address target, const json& payload, std::chrono::milliseconds timeout);
+  /// The same to an address text or a global name.
+  result<json> try_ask(const std::string& target, const json& payload, std::chrono::milliseconds timeout);
   /// Asks `question` every interval until done(reply) or timeout.
   json poll(address target, const json& question, const std::function<bool(const json&)>& done,
             std::chrono::milliseconds timeout, std::chrono::milliseconds interval);
@@ -356,5 +358,11 @@ void measure_convention(const std::string& troupe_exe, const std::string& packag
 void measure_convention_on_etcd(const std::string& troupe_exe, const std::string& package_dir,
                                 const std::string& ready_exe, const convention_sizes& z, std::vector<figure>& out,
                                 std::vector<unavailable_figure>& unavailable);
+
+/// crash_restart_answering (bench/crash_figures.cpp): SIGKILL of a lone
+/// system under steady asks until every named actor answers again, beside a
+/// bare restart of an empty system; samples after one warm-up.
+void measure_crash_restart(const std::string& troupe_exe, const std::string& package_dir, int samples, int named_actors,
+                           std::vector<figure>& out);
 
 }  // namespace troupe::bench

@@ -5,6 +5,8 @@
 // leader's TROUPE_HOME (bench/convention_figures.cpp).
 #include "bench/bench.hpp"
 
+#include <fstream>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -90,7 +92,16 @@ extern "C" void on_fatal_signal(int sig) {
   ::raise(sig);
 }
 
-bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+// A zombie is gone: it waits only for its reaper (init here, for workers
+// of a killed system), which may take a second or more to come by.
+bool alive(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
 
 std::uint16_t free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -296,6 +307,10 @@ json live_system::ask(address target, const json& payload, std::chrono::millisec
 
 result<json> live_system::try_ask(address target, const json& payload, std::chrono::milliseconds timeout) {
   return client_->ask(target.to_string(), payload, timeout);
+}
+
+result<json> live_system::try_ask(const std::string& target, const json& payload, std::chrono::milliseconds timeout) {
+  return client_->ask(target, payload, timeout);
 }
 
 void live_system::wait_settled() {

@@ -65,6 +65,8 @@ struct sizes {
   int signature_calls = 3000;
   int archive_samples = 21;
   int restart_kills = 30;
+  int crash_samples = 7;
+  int crash_actors = 20;
   convention_sizes convention;
 };
 
@@ -428,20 +430,24 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 }
 
 int usage() {
-  std::cerr << "usage: troupe-bench [--out FILE] [--quick]\n"
-               "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n";
+  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--crash-only]\n"
+               "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
+               "  --crash-only: crash_restart_answering alone\n";
   return 64;
 }
 
 int run(int argc, char** argv) {
   std::string out_file;
   bool quick = false;
+  bool crash_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
       out_file = argv[++i];
     else if (a == "--quick")
       quick = true;
+    else if (a == "--crash-only")
+      crash_only = true;
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -463,6 +469,7 @@ int run(int argc, char** argv) {
     z.signature_calls = 200;
     z.archive_samples = 3;
     z.restart_kills = 5;
+    z.crash_samples = 2;
     z.convention.rtt_samples = 500;
     z.convention.rtt_reps = 2;
     z.convention.chgcap_samples = 3;
@@ -478,6 +485,12 @@ int run(int argc, char** argv) {
   const auto t_start = now_ns();
   std::vector<figure> figs;
   std::vector<unavailable_figure> unavailable;
+  if (crash_only) {
+    measure_crash_restart(bin + "/troupe", TROUPE_BENCH_PACKAGE, z.crash_samples, z.crash_actors, figs);
+    print_table(figs, unavailable);
+    if (!out_file.empty()) write_json(figs, unavailable, out_file);
+    return 0;
+  }
   {
     live_system sys(bin + "/troupe");
     sys.start();
@@ -497,6 +510,7 @@ int run(int argc, char** argv) {
     measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
     sys.stop();
   }
+  measure_crash_restart(bin + "/troupe", TROUPE_BENCH_PACKAGE, z.crash_samples, z.crash_actors, figs);
   // Three systems of one convention and a lone one, after the first system
   // stopped; all stopped before this returns.
   measure_convention(bin + "/troupe", TROUPE_BENCH_PACKAGE, ready_exe, z.convention, figs);

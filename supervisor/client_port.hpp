@@ -57,8 +57,8 @@ class client_port {
   status bind_local();
   void start();
   void stop();
-  /// ipc://…/client.sock
-  [[nodiscard]] std::string local_endpoint() const { return ctx_.endpoint_of(local_socket_file); }
+  /// ipc://RUN_DIR/client.sock: without the run's tag, since clients find it by name.
+  [[nodiscard]] std::string local_endpoint() const { return "ipc://" + (ctx_.run_dir / local_socket_file).string(); }
   static constexpr const char* local_socket_file = "client.sock";
 
   /// The handler of command; a second registration replaces the first.

@@ -31,8 +31,14 @@ struct system_context {
   /// authenticates; the client port and the peer link admit their domains.
   ipc::zap_authenticator* zap = nullptr;
 
-  /// "ipc://RUN_DIR/FILE"
-  [[nodiscard]] std::string endpoint_of(const std::string& file) const { return "ipc://" + (run_dir / file).string(); }
+  /// Drawn at every start, unlike id (kept across a crash): the names of this
+  /// run's sockets, so that a process of an earlier run never reaches them.
+  std::string run_tag{};
+
+  /// "ipc://RUN_DIR/TAG-FILE"
+  [[nodiscard]] std::string endpoint_of(const std::string& file) const {
+    return "ipc://" + (run_dir / (run_tag + "-" + file)).string();
+  }
   /// The fence page its workers map (ipc/fence_page.hpp).
   [[nodiscard]] std::filesystem::path fence_file() const { return run_dir / "fence"; }
   /// "HOST:PORT" of the public socket.

@@ -26,8 +26,12 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace troupe::supervisor {
+
+class desired_state;
+struct saved_actor;
 
 /// Where the convention has placed an actor (docs/PROTOCOL.md §5.4). The
 /// leader's table is the truth; members keep a copy to route client requests.
@@ -108,6 +112,16 @@ class convention {
   /// live under; the workers stop them when the fence page (ipc/fence_page.hpp)
   /// no longer holds that lease. None for the built-in leader, which cannot fence.
   [[nodiscard]] virtual std::optional<std::int64_t> fence_lease() const { return std::nullopt; }
+
+  /// A system that leads its built-in convention (alone or with members)
+  /// keeps the actors clients created in a desired state of its own and
+  /// re-creates those it hosted after its own crash (recovered: what the
+  /// last run left). Elsewhere the convention places them again (the
+  /// leader's table, etcd), and nothing is kept here.
+  virtual void keep_desired_state(desired_state& state, std::vector<saved_actor> recovered) {
+    (void)state;
+    (void)recovered;
+  }
 
   /// Whether this system runs a for the convention (placed here).
   virtual bool hosts(address a) const = 0;

@@ -28,9 +28,35 @@ bool valid_global_name(std::string_view name) {
 
 directory::directory(std::uint32_t system_id) : system_id_(system_id), next_serial_(ipc::first_actor_serial) {}
 
-address directory::allocate() { return address(system_id_, next_serial_++); }
+namespace {
+std::uint32_t clamp_serial(std::uint64_t s) {
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(s, 0xffffffffu));
+}
+}  // namespace
+
+void directory::skip_serials_below(std::uint32_t below) {
+  next_serial_ = std::max(next_serial_, below);
+  reserved_below_ = std::max(reserved_below_, next_serial_);
+}
+
+std::uint32_t directory::reserve_ahead() {
+  reserved_below_ = clamp_serial(std::uint64_t{next_serial_} + reserve_chunk);
+  return reserved_below_;
+}
+
+void directory::reserve_for(std::uint32_t count) {
+  if (!on_reserve || std::uint64_t{next_serial_} + count <= reserved_below_) return;
+  reserved_below_ = clamp_serial(std::uint64_t{next_serial_} + count + reserve_chunk);
+  on_reserve(reserved_below_);
+}
+
+address directory::allocate() {
+  reserve_for(1);
+  return address(system_id_, next_serial_++);
+}
 
 serial_block directory::allocate_block(std::uint32_t count) {
+  reserve_for(count);
   serial_block b{next_serial_, count};
   next_serial_ += count;
   return b;

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -62,6 +63,17 @@ class directory {
   /// Whether serial was handed out by this system (addresses are never reused).
   [[nodiscard]] bool allocated(address a) const;
 
+  /// A system restarted after a crash: serials below `below` were handed
+  /// out by its earlier run and never are again.
+  void skip_serials_below(std::uint32_t below);
+  /// Reserves serials ahead (the desired state keeps how far): returns the
+  /// bound below which serials may now be handed out without asking.
+  std::uint32_t reserve_ahead();
+  /// When set, called with a new bound before a serial at or past the last
+  /// one reserved is handed out (once per reserve_chunk serials).
+  std::function<void(std::uint32_t below)> on_reserve;
+  static constexpr std::uint32_t reserve_chunk = 1u << 16;
+
   /// Adds an actor. Errors: the address is taken, the name is taken or
   /// malformed.
   status add(actor_record rec);
@@ -89,6 +101,8 @@ class directory {
  private:
   std::uint32_t system_id_;
   std::uint32_t next_serial_;
+  std::uint32_t reserved_below_ = 0;
+  void reserve_for(std::uint32_t count);
   std::unordered_map<address, actor_record> actors_;
   std::unordered_map<std::string, address> names_;
 };

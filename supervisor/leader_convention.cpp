@@ -8,6 +8,8 @@
 #include "ipc/log.hpp"
 #include "supervisor/capabilities.hpp"
 
+#include <algorithm>
+
 #include <troupe/client.hpp>
 
 namespace troupe::supervisor {
@@ -46,7 +48,10 @@ status leader_convention::setup() {
 void leader_convention::start() {
   beacon_->start();
   heartbeat_tick();
-  if (p_.state.leads) p_.packages.reload_after_crash();
+  if (p_.state.leads) {
+    p_.packages.reload_after_crash();
+    restore_actors();
+  }
 }
 
 void leader_convention::stop() {
@@ -159,10 +164,84 @@ void leader_convention::register_handlers() {
 
 // ---------------------------------------------------------------- how the leader tells its decisions
 
-void leader_convention::located(address a, const location& l) { broadcast(cmd::peer::located, location_json(a, l)); }
+void leader_convention::located(address a, const location& l) {
+  if (desired_ != nullptr) desired_->set(a, desired_actor(a, l));
+  broadcast(cmd::peer::located, location_json(a, l));
+}
 
 void leader_convention::forgotten(address a) {
+  if (desired_ != nullptr) desired_->set(a, std::nullopt);
   broadcast(cmd::peer::forget_location, json{{"address", a.to_string()}});
+}
+
+// ---------------------------------------------------------------- the desired state (a crash)
+
+void leader_convention::keep_desired_state(desired_state& state, std::vector<saved_actor> recovered) {
+  if (!p_.state.leads) return;
+  desired_ = &state;
+  recovered_ = std::move(recovered);
+}
+
+void leader_convention::when_durable(std::function<void()> f) {
+  if (desired_ == nullptr) return f();
+  desired_->when_durable(std::move(f));
+}
+
+std::optional<saved_actor> leader_convention::desired_actor(address a, const location& l) const {
+  const bool pending = l.ph == location::phase::pending;
+  // Ran here (placed, or moving within this system): spawns not yet
+  // answered are left out, so a spawn is kept exactly when it is answered.
+  if (!pending && !(l.system == ctx_.id && l.created)) return std::nullopt;
+  saved_actor s;
+  s.addr = a;
+  s.type = l.type;
+  s.package_id = l.package_id;
+  s.name = l.name;
+  s.restarts = l.moves;
+  s.pending = pending;
+  if (const auto* p = p_.package_table.find(l.package_id)) {
+    s.group = p->m.package;
+    s.version = p->m.version.text;
+    if (const auto* spec = p->m.find_actor(l.type)) s.restart = base::to_string(spec->restart.policy);
+  }
+  return s;
+}
+
+void leader_convention::restore_actors() {
+  auto saved = std::exchange(recovered_, {});
+  if (saved.empty()) return;
+  log_line(TROUPE_LOG_WARN, {},
+           "the previous run on this port ended without stopping: re-creating its " + std::to_string(saved.size()) +
+               " actors at their addresses");
+  for (const auto& s : saved) {
+    location l;
+    l.system = ctx_.id;
+    l.type = s.type;
+    l.package_id = s.package_id;
+    l.name = s.name;
+    l.created = true;
+    l.moves = s.restarts + (s.pending ? 0 : 1);  // a re-creation counts as a restart
+    if (s.pending) {
+      // Pending it was: placed when a system fits, once its package is back.
+      l.ph = location::phase::pending;
+      l.reason = "waiting for a system that fits (kept across a crash of the leader)";
+      set_location(s.addr, std::move(l));
+      const address a = s.addr;
+      (void)p_.packages.when_loaded(s.package_id, [this, a](const result<json>& r) {
+        if (auto it = locations_.find(a); r && it != locations_.end() && it->second.ph == location::phase::pending)
+          place(a);
+      });
+      continue;
+    }
+    l.ph = location::phase::moving;
+    l.reason = l.cause = "re-created after its system crashed";
+    l.epoch = next_epoch();
+    set_location(s.addr, l);
+    // Requests for it wait until it runs; its package's load (just begun)
+    // is waited for by the create; a package that cannot be loaded again
+    // makes the create fail, and the actor is forgotten (logged).
+    send_create(ctx_.id, s.addr, l, [](bool) {});
+  }
 }
 
 void leader_convention::send_create(std::uint32_t to, address a, const location& l, std::function<void(bool)> then) {

@@ -17,6 +17,7 @@
 #include "supervisor/placement_convention.hpp"
 
 #include "supervisor/beacon.hpp"
+#include "supervisor/desired_state.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -36,6 +37,7 @@ class leader_convention final : public placement_convention {
   [[nodiscard]] std::string leader_unreachable() const override {
     return "the convention leader at " + ctx_.opts.leader + " is unreachable";
   }
+  void keep_desired_state(desired_state& state, std::vector<saved_actor> recovered) override;
 
  private:
   void located(address a, const location& l) override;
@@ -44,6 +46,14 @@ class leader_convention final : public placement_convention {
   void capabilities_changed() override;
   std::uint64_t next_epoch() override { return ++epoch_; }
   void describe_systems(json& out) const override;
+  void when_durable(std::function<void()> f) override;
+
+  /// What the desired state keeps of a's location: an actor that ran here,
+  /// or a pending one (members' come back with their joins); else nothing.
+  [[nodiscard]] std::optional<saved_actor> desired_actor(address a, const location& l) const;
+  /// After a crash: the actors the last run kept, here again at their
+  /// addresses and names once their packages are loaded again.
+  void restore_actors();
 
   void register_handlers();
   /// Registers a command only the leader takes (from members, or itself).
@@ -82,6 +92,8 @@ class leader_convention final : public placement_convention {
   std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
   // Heartbeats on a thread of their own, so data never delays them.
   std::unique_ptr<beacon> beacon_;
+  desired_state* desired_ = nullptr;
+  std::vector<saved_actor> recovered_;
   // Epochs grow across restarts of the leader: they start at its start time.
   std::uint64_t epoch_ = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())

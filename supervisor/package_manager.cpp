@@ -3,6 +3,7 @@
 // unload, and the package queries. See package_manager.hpp.
 #include "supervisor/package_manager.hpp"
 
+#include "base/files.hpp"
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
 #include "manifests/package_dir.hpp"
@@ -307,15 +308,13 @@ void package_manager::reload_after_crash() {
 }
 
 void package_manager::publish_loaded() const {
-  // Written aside and renamed, so another system never reads half a list.
-  const fs::path tmp = ctx_.dir / "loaded.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    for (const auto* p : packages_.all())
-      if (p->phase != package_phase::unloading && !p->signer.empty()) out << p->source << "\n";
-  }
-  std::error_code ec;
-  fs::rename(tmp, ctx_.dir / "loaded", ec);
+  // Atomically (another system never reads half a list) and on disk before
+  // the load is answered: the actors a crash restores need their packages.
+  std::string list;
+  for (const auto* p : packages_.all())
+    if (p->phase != package_phase::unloading && !p->signer.empty()) list += p->source + "\n";
+  if (auto s = base::write_file_atomically(ctx_.dir / "loaded", list, 0600); !s)
+    log_line(TROUPE_LOG_WARN, {}, "the loaded packages are not kept for a crash: " + s.err().message);
 }
 
 // ---------------------------------------------------------------- versions

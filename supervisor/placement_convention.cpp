@@ -368,8 +368,11 @@ void placement_convention::on_report(std::uint32_t from, std::string_view comman
     l.fresh_worker = false;
     located(*a, l);
     release_held(*a);
-    answer_waiters(*a, [&](const client_ref& c) {
-      p_.port.answer(c, json{{"address", a->to_string()}, {"system", port_of(from)}});
+    // Answered once kept: a client told of an address finds it after a crash.
+    when_durable([this, addr = *a, port = port_of(from)] {
+      answer_waiters(addr, [&](const client_ref& c) {
+        p_.port.answer(c, json{{"address", addr.to_string()}, {"system", port}});
+      });
     });
   } else if (command == cmd::peer::create_failed) {
     const auto why = "system " + port_of(from) + " refused it: " + b.value("reason", std::string());
@@ -602,7 +605,9 @@ void placement_convention::spawn_here(const client_ref& c, const json& b, const 
   }
   place(a);
   if (auto it = locations_.find(a); it != locations_.end() && it->second.ph == location::phase::pending)
-    return p_.port.answer(c, json{{"address", a.to_string()}, {"state", "pending"}, {"reason", it->second.reason}});
+    return when_durable([this, c, a, reason = it->second.reason] {
+      p_.port.answer(c, json{{"address", a.to_string()}, {"state", "pending"}, {"reason", reason}});
+    });
   spawn_waiters_[a].push_back(c);
 }
 

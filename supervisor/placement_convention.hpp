@@ -99,6 +99,9 @@ class placement_convention : public convention {
   /// Whether this system was just elected and still reads the convention's
   /// state (its packages): spawns wait for it rather than fail.
   [[nodiscard]] virtual bool taking_over() const { return false; }
+  /// Runs f once the leader's decisions so far are kept on disk (a spawn is
+  /// answered then): at once where nothing is kept.
+  virtual void when_durable(std::function<void()> f) { f(); }
   /// Where a host fetches a package it lacks: the leader, by default.
   [[nodiscard]] virtual std::uint32_t fetch_source(const std::string& package_id) const {
     (void)package_id;

@@ -13,6 +13,7 @@
 #include "supervisor/client_port.hpp"
 #include "supervisor/context.hpp"
 #include "supervisor/data_relay.hpp"
+#include "supervisor/desired_state.hpp"
 #include "supervisor/etcd_convention.hpp"
 #include "supervisor/events.hpp"
 #include "supervisor/gateway.hpp"
@@ -47,12 +48,26 @@ namespace {
 constexpr auto shutdown_grace = std::chrono::seconds(5);
 constexpr std::size_t max_ipc_path = 107;  // sun_path less its NUL
 
-// A fresh id at every start: serials restart at 16, so an address from an
-// earlier run can never be mistaken for one of this run's actors.
+// A fresh id at every start, except after a crash of a system that keeps
+// its desired state: its addresses then stay valid (the serials go on from
+// where they were). An address of a run that stopped is never one of this
+// run's actors.
 std::uint32_t make_system_id() {
   std::random_device rd;
   std::uniform_int_distribution<std::uint32_t> dist(1, 0xffffffffu);
   return dist(rd);
+}
+
+// The built-in leader of its convention (a lone system included) is the one
+// authority on its actors: it keeps them itself. A member's, or any on etcd,
+// are placed again by the convention when their system is lost.
+bool keeps_desired_state(const system_options& opts) {
+  return opts.etcd.empty() && opts.leader == opts.bind_host + ":" + std::to_string(opts.port);
+}
+
+recovered_state recover(const system_options& opts) {
+  if (!keeps_desired_state(opts)) return {};
+  return read_state_file(state_dir(opts.home, opts.port) / "state.json");
 }
 
 void report_ready(int fd, const std::string& line) {
@@ -66,12 +81,13 @@ void report_ready(int fd, const std::string& line) {
 class system {
  public:
   explicit system(const system_options& opts)
-      : ctx_{opts,
+      : recovered_(recover(opts)),
+        ctx_{opts,
              io_,
              zmq_,
              state_dir(opts.home, opts.port),
              state_dir(opts.home, opts.port) / "run",
-             make_system_id()},
+             recovered_.state ? recovered_.state->system_id : make_system_id()},
         signals_(io_, SIGTERM, SIGINT),
         actors_(ctx_.id),
         data_(io_, zmq_),
@@ -83,7 +99,9 @@ class system {
         peers_(ctx_, members_, link_state_),
         calls_(ctx_, port_, peers_),
         relay_(ctx_, actors_, pool_, data_, peers_),
-        convention_(make_convention()) {}
+        convention_(make_convention()) {
+    ctx_.run_tag = base::hex32(make_system_id());
+  }
 
   int run();
 
@@ -97,6 +115,7 @@ class system {
     return std::make_unique<etcd_convention>(ctx_, parts, endpoints ? *endpoints : std::vector<etcd::endpoint>{});
   }
   status setup();
+  void keep_desired_state();
   void wire();
   void serve();
   void cmd_status(const client_ref& c);
@@ -105,7 +124,9 @@ class system {
 
   asio::io_context io_{1};
   zmq::context_t zmq_{1};
+  recovered_state recovered_;  // read before the id is chosen
   system_context ctx_;
+  desired_state desired_{io_, ctx_.dir / "state.json"};
   asio::signal_set signals_;
   std::unique_ptr<ipc::zap_authenticator> zap_;  // before every socket; closed after them
   std::unique_ptr<ipc::socket_watcher> zap_watch_;
@@ -163,6 +184,7 @@ status system::setup() {
   if (auto s = convention_->setup(); !s) return s;
   wire();
   zap_watch_->start();
+  keep_desired_state();
   port_.start();
   pool_.start();
   gateway_.start();
@@ -175,6 +197,37 @@ status system::setup() {
   // than loopback by its address (troupe/client.hpp).
   std::ofstream(ctx_.dir / "where") << ctx_.where() << "\n";
   return ok_v;
+}
+
+void system::keep_desired_state() {
+  // Only now, with the port bound: a second daemon refused on a busy port
+  // must not touch the running one's file.
+  if (!supervisor::keeps_desired_state(ctx_.opts)) {
+    std::error_code ec;
+    if (fs::remove(desired_.file(), ec))
+      log_line(
+          TROUPE_LOG_INFO, {},
+          "removed " + desired_.file().string() + ": this system does not lead its convention, which keeps its actors");
+    return;
+  }
+  if (!recovered_.problem.empty()) {
+    // Never fatal: the system starts empty, and the file stays for a look.
+    const fs::path aside = desired_.file().string() + ".bad";
+    std::error_code ec;
+    fs::rename(desired_.file(), aside, ec);
+    log_line(TROUPE_LOG_WARN, {},
+             "ignored the desired state " + recovered_.problem + "; moved to " + aside.string() +
+                 (ec ? " (failed: " + ec.message() + ")" : "") + "; no actor restored from it");
+  }
+  std::vector<saved_actor> actors;
+  if (recovered_.state) {
+    actors_.skip_serials_below(recovered_.state->serials_below);
+    actors = std::move(recovered_.state->actors);
+  }
+  actors_.on_reserve = [this](std::uint32_t below) { desired_.reserve(below); };
+  convention_->keep_desired_state(desired_, actors);
+  if (auto s = desired_.begin(ctx_.id, actors_.reserve_ahead(), std::move(actors)); !s)
+    log_line(TROUPE_LOG_ERROR, {}, "cannot keep the desired state: " + s.err().message);
 }
 
 void system::wire() {
@@ -248,6 +301,7 @@ int system::run() {
   serve();
   io_.run();
   std::error_code ec;
+  desired_.forget();  // a clean stop: the next start begins afresh
   fs::remove(ctx_.dir / "pid", ec);
   fs::remove(ctx_.dir / "where", ec);
   fs::remove(ctx_.dir / "loaded", ec);

@@ -143,7 +143,12 @@ status runtime::start() {
   control_watch_->start();
   inbox_watch_->start();
   signals_.async_wait([this](const boost::system::error_code& ec, int) {
-    if (!ec) shutdown(worker_exit_control_lost);
+    if (ec) return;
+    // The daemon died (the parent-death signal): nothing sent now reaches
+    // it, and lingering for a reader that never comes only delays the exit
+    // that a restarted daemon waits for.
+    if (::getppid() != parent_) control_.set(zmq::sockopt::linger, 0);
+    shutdown(worker_exit_control_lost);
   });
 
   // Registration in two steps (docs/PROTOCOL.md §4): "hello" is answered

@@ -10,6 +10,8 @@
 // only ever called from it.
 #pragma once
 
+#include <unistd.h>
+
 #include "base/exit_codes.hpp"
 #include "base/restart.hpp"
 #include "ipc/control.hpp"
@@ -196,6 +198,7 @@ class runtime {
   boost::asio::signal_set signals_;
   package_host package_;
   int exit_code_ = worker_exit_ok;
+  const pid_t parent_ = ::getppid();  // the daemon; another parent means it died
   bool shutting_down_ = false;
 
   // No-loss delivery (docs/PROTOCOL.md §3.4); off with --delivery best-effort.

@@ -224,7 +224,8 @@ TEST_CASE("strangers on the control socket are ignored", "[integration][robustne
   zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::linger, 1000);
   dealer.set(zmq::sockopt::routing_id, "intruder");
-  dealer.connect("ipc://" + (f.sys.state_dir() / "run" / "c.sock").string());
+  REQUIRE(!f.sys.run_socket("c.sock").empty());
+  dealer.connect("ipc://" + f.sys.run_socket("c.sock").string());
 
   SECTION("garbage") {
     send_frames(dealer, {std::string("\x00\x01\x02 not a control message", 25)});
@@ -255,8 +256,9 @@ TEST_CASE("malformed data frames in a worker's inbox are dropped", "[integration
   zmq::context_t ctx;
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.set(zmq::sockopt::linger, 1000);
-  // The first worker's inbox: run/w1-<incarnation>.sock, its first process.
-  push.connect("ipc://" + (f.sys.state_dir() / "run" / "w1-1.sock").string());
+  // The first worker's inbox: run/TAG-w1-<incarnation>.sock, its first process.
+  REQUIRE(!f.sys.run_socket("w1-1.sock").empty());
+  push.connect("ipc://" + f.sys.run_socket("w1-1.sock").string());
 
   auto batch = [](const std::vector<ipc::record_view>& records) {
     std::string frame;

@@ -431,6 +431,15 @@ std::string test_system::where() const { return host_.address + ":" + std::to_st
 
 fs::path test_system::state_dir() const { return home_ / "systems" / std::to_string(port_); }
 
+fs::path test_system::run_socket(const std::string& name) const {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(state_dir() / "run", ec)) {
+    const auto file = e.path().filename().string();
+    if (file.size() == 9 + name.size() && file[8] == '-' && file.substr(9) == name) return e.path();
+  }
+  return {};
+}
+
 run_result test_system::run(std::initializer_list<std::string> args) const {
   return run(std::vector<std::string>(args));
 }

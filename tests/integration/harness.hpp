@@ -136,6 +136,9 @@ class test_system {
   [[nodiscard]] std::string client_endpoint() const {
     return "ipc://" + (state_dir() / "run" / "client.sock").string();
   }
+  /// The socket of the current run named name ("c.sock", "w1-1.sock"): run/TAG-NAME,
+  /// TAG drawn at each start; empty when there is none.
+  [[nodiscard]] std::filesystem::path run_socket(const std::string& name) const;
   [[nodiscard]] pid_t daemon_pid() const { return daemon_pid_; }
 
   /// `troupe --system 127.0.0.1:PORT ARGS...` with this fixture's TROUPE_HOME.

@@ -184,7 +184,7 @@ TEST_CASE("a worker that cannot register (its control socket gone) is killed in 
   const int pid = sys.actor(a)->worker_pid();
   // As if TROUPE_HOME had been removed: the socket a new worker connects to
   // is gone, while the system's bound socket still serves what is connected.
-  REQUIRE(std::filesystem::remove(sys.state_dir() / "run" / "c.sock"));
+  REQUIRE(std::filesystem::remove(sys.run_socket("c.sock")));
   troupe::testing::kill_process(pid);  // its dedicated worker: restarted, and cannot register
   // The package cannot start a worker any more: it says why, and its actor
   // is gone rather than "starting" for ever.
