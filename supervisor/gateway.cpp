@@ -65,6 +65,14 @@ void gateway::cmd_send(const client_ref& c, const json& b, bool is_ask) {
   if (!ipc::record_fits(type.size(), payload.size()))
     return port_.answer_error(c, "message too large (type at most 65535 bytes, record at most 64 MiB)",
                               errc::invalid_argument);
+  // An actor that is not running (starting, restarting, its worker wedged)
+  // holds client messages in memory: only so many, or a client could fill it.
+  if (held_.size(rec->addr) >= ctx_.opts.held_limit)
+    return port_.answer_error(c,
+                              std::to_string(held_.size(rec->addr)) + " messages already wait for " +
+                                  rec->addr.to_string() + ", which is " + to_string(rec->state) +
+                                  ": the most a system holds for one actor (start --max-held)",
+                              errc::limit);
   // A client's own tell is answered when queued (its delivery is this
   // system's no-loss promise). One another system forwarded is answered once
   // handled: its sender knows then it ran, or that it did not, and never

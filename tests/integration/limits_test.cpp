@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 using troupe::testing::json;
 using troupe::testing::test_system;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -114,4 +116,35 @@ TEST_CASE("--max-workers caps the worker processes of a system with a coded refu
   auto usage = sys.run({"start", "--port", "1", "--max-workers", "0"});
   CHECK(usage.exit_code == 2);
   CHECK_THAT(usage.err, Catch::StartsWith("troupe start: --max-workers takes a number from 1 to 100000"));
+}
+
+TEST_CASE("--max-held caps the messages held for an actor that is not running yet", "[integration][limits]") {
+  test_system sys({"--max-held", "3"});
+  sys.load(TROUPE_SUPERVISION_PKG);
+  const auto list = json::parse(sys.run({"list", "--json"}).out);
+  REQUIRE(list.size() == 1);
+  const int worker = list[0]["worker_pid"].get<int>();
+  REQUIRE(worker > 0);  // the package's shared worker, a child of this test's system
+  // Stopped, the worker cannot create the actor: it stays starting, and
+  // what clients send it is held.
+  REQUIRE(::kill(worker, SIGSTOP) == 0);
+  struct resume {
+    int pid;
+    ~resume() { ::kill(pid, SIGCONT); }  // whatever happens below
+  } resumes{worker};
+  troupe::testing::run_result spawned;
+  std::thread spawner([&] { spawned = sys.run({"spawn", "Watcher", "--name", "slow"}); });
+  struct joiner {
+    std::thread& t;
+    ~joiner() { t.join(); }
+  } joins{spawner};
+  REQUIRE(troupe::testing::eventually([&] { return sys.run({"tell", "slow", "1"}).exit_code == 0; }, 5s));
+  CHECK(sys.run({"tell", "slow", "2"}).exit_code == 0);
+  CHECK(sys.run({"tell", "slow", "3"}).exit_code == 0);
+  const auto refused = sys.run({"tell", "slow", "4"});
+  troupe::testing::check_one_line_failure(refused, 1);
+  CHECK_THAT(refused.err, Catch::Contains("3 messages already wait for @"));
+  CHECK_THAT(refused.err, Catch::Contains("(start --max-held)"));
+  CHECK(json::parse(sys.run({"status", "--json"}).out)["limits"]["max_held"] == 3);
+  REQUIRE(::kill(worker, SIGCONT) == 0);
 }
