@@ -284,6 +284,26 @@ void kill_process(pid_t pid) {
   REQUIRE(::kill(pid, SIGKILL) == 0);
 }
 
+stopped_process::stopped_process(pid_t pid) : pid_(pid) {
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  stopped_ = true;
+}
+
+void stopped_process::resume() {
+  if (stopped_) ::kill(pid_, SIGCONT);  // positive and checked above
+  stopped_ = false;
+}
+
+pid_t only_package_worker(const test_system& sys) {
+  const auto list = json::parse(sys.run({"list", "--json"}).out);
+  REQUIRE(list.size() == 1);
+  REQUIRE(list[0]["worker_pid"].is_number_integer());
+  const auto pid = list[0]["worker_pid"].get<pid_t>();
+  REQUIRE(pid > 0);  // the package's worker, a child of the test's system
+  return pid;
+}
+
 void check_one_line_failure(const run_result& r, int code) {
   INFO("stdout: " << r.out << "stderr: " << r.err);
   CHECK(r.exit_code == code);

@@ -68,6 +68,24 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds dea
 /// process group or every process of the user, and REQUIREs the signal sent.
 void kill_process(pid_t pid);
 
+/// SIGSTOPs a process the test found (REQUIREd positive), and SIGCONTs it
+/// when destroyed or resumed, whatever happens in between.
+class stopped_process {
+ public:
+  explicit stopped_process(pid_t pid);
+  ~stopped_process() { resume(); }
+  stopped_process(const stopped_process&) = delete;
+  stopped_process& operator=(const stopped_process&) = delete;
+  void resume();
+
+ private:
+  pid_t pid_;
+  bool stopped_ = false;
+};
+
+/// The worker pid of the only package loaded on sys (REQUIREd: one package, a live worker).
+pid_t only_package_worker(const class test_system& sys);
+
 /// CHECKs that a command failed with exit code `code`, one line on stderr
 /// starting "troupe: " and nothing on stdout.
 void check_one_line_failure(const run_result& r, int code);

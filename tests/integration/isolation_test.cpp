@@ -150,20 +150,12 @@ TEST_CASE(
     "[integration][isolation]") {
   test_system sys;
   const std::string pkg = sys.load(TROUPE_SUPERVISION_PKG);
-  auto list = json::parse(sys.run({"list", "--json"}).out);
-  REQUIRE(list.size() == 1);
-  const int worker = list[0]["worker_pid"].get<int>();
-  REQUIRE(worker > 0);  // the package's shared worker, a child of this test's system
-  REQUIRE(::kill(worker, SIGSTOP) == 0);
-  struct resume {
-    int pid;
-    ~resume() { ::kill(pid, SIGCONT); }  // whatever happens below
-  } resumes{worker};
+  troupe::testing::stopped_process worker(troupe::testing::only_package_worker(sys));
   const auto r = sys.run({"spawn", "Watcher", "--name", "late"});
   INFO(r.out << r.err);
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("not created within") != std::string::npos);
-  REQUIRE(::kill(worker, SIGCONT) == 0);
+  worker.resume();
   // The worker creates it once it runs again; the system stops that copy.
   CHECK(sys.ask(sys.spawn({"Watcher"}), json{{"notices", true}}).is_array());
   CHECK(troupe::testing::eventually(

@@ -121,17 +121,9 @@ TEST_CASE("--max-workers caps the worker processes of a system with a coded refu
 TEST_CASE("--max-held caps the messages held for an actor that is not running yet", "[integration][limits]") {
   test_system sys({"--max-held", "3"});
   sys.load(TROUPE_SUPERVISION_PKG);
-  const auto list = json::parse(sys.run({"list", "--json"}).out);
-  REQUIRE(list.size() == 1);
-  const int worker = list[0]["worker_pid"].get<int>();
-  REQUIRE(worker > 0);  // the package's shared worker, a child of this test's system
   // Stopped, the worker cannot create the actor: it stays starting, and
   // what clients send it is held.
-  REQUIRE(::kill(worker, SIGSTOP) == 0);
-  struct resume {
-    int pid;
-    ~resume() { ::kill(pid, SIGCONT); }  // whatever happens below
-  } resumes{worker};
+  troupe::testing::stopped_process worker(troupe::testing::only_package_worker(sys));
   troupe::testing::run_result spawned;
   std::thread spawner([&] { spawned = sys.run({"spawn", "Watcher", "--name", "slow"}); });
   struct joiner {
@@ -146,5 +138,5 @@ TEST_CASE("--max-held caps the messages held for an actor that is not running ye
   CHECK_THAT(refused.err, Catch::Contains("3 messages already wait for @"));
   CHECK_THAT(refused.err, Catch::Contains("(start --max-held)"));
   CHECK(json::parse(sys.run({"status", "--json"}).out)["limits"]["max_held"] == 3);
-  REQUIRE(::kill(worker, SIGCONT) == 0);
+  worker.resume();
 }
