@@ -73,6 +73,8 @@ status trust_key(const std::filesystem::path& dir, std::string_view name, std::s
 
 /// The ZAP domain of the links between systems.
 inline constexpr std::string_view peer_zap_domain = "troupe";
+/// The ZAP domain of a system's sockets for its workers (control, gateway).
+inline constexpr std::string_view worker_zap_domain = "troupe-worker";
 
 /// Socket options, set before bind: CURVE server with own keys and ZAP domain
 /// `domain` (a domain, with ZMQ_ZAP_ENFORCE_DOMAIN, makes a missing handler

@@ -1,5 +1,6 @@
 #include "supervisor/gateway.hpp"
 
+#include "ipc/curve.hpp"
 #include "ipc/json_limits.hpp"
 #include "ipc/log.hpp"
 
@@ -28,6 +29,7 @@ status gateway::bind() {
   try {
     inbox_ = zmq::socket_t(ctx_.zmq, zmq::socket_type::pull);
     ipc::configure_data_socket(inbox_);
+    ipc::require_zap(inbox_, ipc::worker_zap_domain);  // the system's user only (system.cpp)
     inbox_.bind(ctx_.endpoint_of("g.sock"));
   } catch (const zmq::error_t& e) {
     return make_error(

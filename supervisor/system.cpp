@@ -168,6 +168,22 @@ status system::setup() {
     zap_ = std::make_unique<ipc::zap_authenticator>(zmq_);
     ctx_.zap = zap_.get();
     zap_watch_ = std::make_unique<ipc::socket_watcher>(io_, zap_->socket(), [this] { zap_->handle_pending(); });
+    // The sockets its workers connect to: processes of the system's own user
+    // only, checked by SO_PEERCRED at each connection, whatever the modes of
+    // run/ and its sockets (a umask of 000 once let another user forge a
+    // worker's messages).
+    zap_->admit(
+        std::string(ipc::worker_zap_domain),
+        [](const ipc::zap_authenticator::request_info& r) -> ipc::zap_authenticator::answer {
+          const auto uid = peer_uid(r.address);
+          if (uid && static_cast<uid_t>(*uid) == ::geteuid()) return {"200", "OK", "worker", ""};
+          return {"400", "not the system's user", "",
+                  "a process of uid " + (uid ? std::to_string(*uid) : std::string("?")) +
+                      " tried a worker socket: only the system's own user's processes may"};
+        },
+        [](const std::string& peer, const std::string& reason) {
+          log_line(TROUPE_LOG_WARN, {}, "refused a connection to a worker socket from " + peer + ": " + reason);
+        });
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, std::string("cannot bind the ZAP handler: ") + e.what());
   }

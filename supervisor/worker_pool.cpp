@@ -1,6 +1,7 @@
 #include "supervisor/worker_pool.hpp"
 
 #include "ipc/commands.hpp"
+#include "ipc/curve.hpp"
 #include "ipc/log.hpp"
 
 #include <sys/wait.h>
@@ -53,6 +54,7 @@ status worker_pool::bind() {
     control_.set(zmq::sockopt::router_handover, 1);
     control_.set(zmq::sockopt::router_mandatory, 1);
     ipc::configure_control_socket(control_);
+    ipc::require_zap(control_, ipc::worker_zap_domain);  // the system's user only (system.cpp)
     control_.bind(ctx_.endpoint_of("c.sock"));
   } catch (const zmq::error_t& e) {
     return make_error(

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -182,4 +183,44 @@ TEST_CASE("another local user is kept out unless in --client-group", "[integrati
     CHECK(r.exit_code == 0);
     CHECK(mode_of(sys.state_dir() / "run" / "client.sock") == 0660);
   }
+}
+
+TEST_CASE("a worker socket refuses another uid even with its modes opened", "[integration][auth]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to act as another user: skipped");
+    return;
+  }
+  test_system sys;
+  sys.load(TROUPE_ENCODERS_PKG);
+  sys.spawn({"Morse", "--name", "Morse"});
+  // The umask-000 attack: every directory and socket open to everyone.
+  const fs::path control = sys.run_socket("c.sock");
+  REQUIRE(!control.empty());
+  for (const fs::path& d : {sys.home(), sys.home() / "systems", sys.state_dir(), sys.state_dir() / "run"})
+    fs::permissions(d, fs::perms::all);
+  fs::permissions(control, fs::perms::all);
+  // As nobody: connect and send what a worker would, a forged exit record among it.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    zmq::context_t ctx;
+    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 200);
+    dealer.set(zmq::sockopt::routing_id, "w1");
+    dealer.connect("ipc://" + control.string());
+    for (int i = 0; i < 5; ++i)
+      (void)ipc::send_control(dealer, "", "stopped", json{{"address", "@00000001.16"}, {"reason", "forged"}});
+    zmq::pollitem_t none{nullptr, -1, 0, 0};
+    (void)zmq::poll(&none, 0, 500ms);  // let the connection be tried and refused
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(troupe::testing::eventually(
+      [&] { return sys.log().find("refused a connection to a worker socket from") != std::string::npos; }, 5s));
+  CHECK_THAT(sys.log(), Catch::Contains("a process of uid 65534 tried a worker socket"));
+  CHECK(sys.run({"ask", "Morse", "\"SOS\""}).exit_code == 0);
 }
