@@ -5,7 +5,7 @@
 # worker processes, two versions of one package bundling conflicting builds of
 # one library answering side by side, a worker killed with SIGKILL and
 # restarted under the same address, a pipeline that loses no item when a stage's
-# worker is killed. Everything lives in a temporary
+# worker is killed; clients of another user admitted by key and role. Everything lives in a temporary
 # TROUPE_HOME on free loopback ports and is stopped on exit, even on failure.
 set -euo pipefail
 build=${1:-build}
@@ -30,7 +30,7 @@ cleanup() {
     pgid=$(ps -o pgid= -p "$(cat "$f")" 2>/dev/null | tr -d ' ') || true
     [ -n "$pgid" ] && kill -9 -- "-$pgid" 2>/dev/null || true
   done
-  rm -rf "$TROUPE_HOME"
+  rm -rf "$TROUPE_HOME" "${client_home:-}"
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -136,6 +136,18 @@ kill -9 "$pid"
 wait_running "$SL" "$old_codec" "$pid"
 printf 'it answers again: '; troupe --system "$SL" ask "$old_codec" '{"text": "abc"}'
 troupe --system "$SL" actors | grep -E 'ADDRESS|Codec'
+
+step "Another user or host: no key, no answer; a key with the read role may ask, not spawn"
+client_home=$(mktemp -d /tmp/troupe-demo-client.XXXXXX)
+server_key=$TROUPE_HOME/systems/$L/curve/curve.pub  # what its operator hands out
+as_client() { TROUPE_HOME=$client_home TROUPE_SERVER_KEY=$server_key troupe "$@"; }
+as_client --system "$SL" status || true
+key=$(as_client --json keygen --client | sed -n 's/.*"public_key": "\(.*\)".*/\1/p')
+as_client --system "$SL" status || true
+troupe trust-client demo-reader "$key" --role read
+as_client --system "$SL" ask morse '"SOS"'
+as_client --system "$SL" spawn Morse || true
+rm -rf "$client_home"
 
 step "Clear errors for bad input"
 troupe --system "$SL" ask nobody '"x"' || true
