@@ -198,9 +198,8 @@ void live_system::start(const std::vector<std::string>& start_args) {
   running_ = true;  // from here on stop() has something to clean up
   std::vector<std::string> args{"start", "--port", std::to_string(port_)};
   args.insert(args.end(), start_args.begin(), start_args.end());
-  // A convention of its own, or its leader's for a member, unless the caller
-  // names a leader (the default, 127.0.0.1:1900, may be another test's or an
-  // operator's system) or runs on etcd.
+  // A convention of its own (as without --leader), or its leader's for a
+  // member, unless the caller names a leader or runs on etcd.
   if (std::find(args.begin(), args.end(), "--leader") == args.end() &&
       std::find(args.begin(), args.end(), "--etcd") == args.end())
     args.insert(args.end(), {"--leader", "127.0.0.1:" + std::to_string(leader_port_ != 0 ? leader_port_ : port_)});

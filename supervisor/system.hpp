@@ -26,16 +26,17 @@ struct system_options {
   std::string bind_host = "127.0.0.1";
   std::filesystem::path home;  ///< TROUPE_HOME
   manifests::capabilities caps;
-  std::filesystem::path worker_exe;          ///< troupe-worker
-  bool allow_unsigned = false;               ///< accept `load --unsigned DIR` (development only)
-  std::uint32_t standby_workers = 1;         ///< workers started ahead of the next package load
-  bool no_loss = true;                       ///< acknowledged delivery (start --delivery no-loss)
-  manifests::archive_limits limits;          ///< what a package archive may weigh
-  int ready_fd = -1;                         ///< written "ready PID\n" once serving, then closed
-  std::string leader = "127.0.0.1:1900";     ///< the convention address; this system leads when it is its own
-  std::string etcd;                          ///< etcd endpoints: the convention is coordinated there (not by --leader)
-  std::string convention = "default";        ///< the convention's name on etcd (its keys' prefix)
-  std::chrono::milliseconds heartbeat{200};  ///< members and leader say they live this often
+  std::filesystem::path worker_exe;   ///< troupe-worker
+  bool allow_unsigned = false;        ///< accept `load --unsigned DIR` (development only)
+  std::uint32_t standby_workers = 1;  ///< workers started ahead of the next package load
+  bool no_loss = true;                ///< acknowledged delivery (start --delivery no-loss)
+  manifests::archive_limits limits;   ///< what a package archive may weigh
+  int ready_fd = -1;                  ///< written "ready PID\n" once serving, then closed
+  std::string leader =
+      "127.0.0.1:1900";  ///< the convention address; this system leads when it is its own (the CLI's default)
+  std::string etcd;      ///< etcd endpoints: the convention is coordinated there (not by --leader)
+  std::string convention = "default";                        ///< the convention's name on etcd (its keys' prefix)
+  std::chrono::milliseconds heartbeat{200};                  ///< members and leader say they live this often
   std::chrono::milliseconds member_timeout{1000};            ///< silent this long: down, its actors go elsewhere
   std::size_t held_limit = 1000;                             ///< requests held per moving or pending actor
   std::size_t max_json_depth = ipc::default_max_json_depth;  ///< deepest JSON accepted from clients, workers and peers

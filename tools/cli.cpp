@@ -235,6 +235,11 @@ int cmd_start(const parsed& p, const std::string& self) {
     opts.leader = p.value("--leader");
     if (opts.leader.find(':') == std::string::npos) opts.leader = "127.0.0.1:" + opts.leader;
     if (!system_endpoint(opts.leader)) throw usage_error{"--leader takes HOST:PORT, not '" + p.value("--leader") + "'"};
+  } else {
+    // Without a convention address a system stands alone (it leads a
+    // convention of its own), whatever its port: joining 1900 by default
+    // made a system on another port fail its spawns with no warning.
+    opts.leader = opts.bind_host + ":" + std::to_string(opts.port);
   }
   auto millis = [&p](const char* option, long lo, long hi) {
     const std::string text = p.value(option);

@@ -105,3 +105,25 @@ TEST_CASE("an actor spawned under a global name is asked by that name", "[integr
     CHECK_THAT(dup.err().message, Catch::Contains("already taken"));
   }
 }
+
+TEST_CASE("a system started without --leader stands alone on any port", "[integration][cli]") {
+  test_system sys;  // only for its TROUPE_HOME, which trusts the build's key
+  const std::string port = std::to_string(troupe::testing::free_port());
+  REQUIRE(sys.run({"start", "--port", port, "--caps", "morse"}).exit_code == 0);
+  struct stopper {
+    const test_system& s;
+    std::string port;
+    ~stopper() { (void)s.run({"stop", port}); }
+  } stops{sys, port};
+  const std::string where = "127.0.0.1:" + port;
+  REQUIRE(sys.run({"--system", where, "load", TROUPE_ENCODERS_PKG}).exit_code == 0);
+  const auto spawned = sys.run({"--system", where, "spawn", "Morse", "--name", "alone"});
+  INFO(spawned.err);
+  REQUIRE(spawned.exit_code == 0);
+  const auto asked = sys.run({"--system", where, "ask", "alone", "\"SOS\""});
+  CHECK(asked.exit_code == 0);
+  CHECK(asked.last_line() == "\"... --- ...\"");
+  const auto systems = json::parse(sys.run({"--system", where, "--json", "systems"}).out);
+  CHECK(systems["is_leader"] == true);
+  CHECK(systems["systems"].size() == 1);
+}

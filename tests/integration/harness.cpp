@@ -383,8 +383,8 @@ void test_system::start(std::uint16_t port, const std::vector<std::string>& star
       port_ = port == 0 ? free_port() : port;
       std::vector<std::string> args{"start", "--port", std::to_string(port_)};
       args.insert(args.end(), start_args.begin(), start_args.end());
-      // A convention of its own, unless the caller names a leader (the default,
-      // 127.0.0.1:1900, may be another test's or an operator's system).
+      // A convention of its own (as without --leader, said explicitly), unless
+      // the caller names a leader or runs on etcd.
       if (std::find(args.begin(), args.end(), "--leader") == args.end() &&
           std::find(args.begin(), args.end(), "--etcd") == args.end())
         args.insert(args.end(), {"--leader", where()});
