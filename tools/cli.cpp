@@ -692,6 +692,10 @@ int run_cli(const std::vector<std::string>& args, const std::string& self) {
   std::size_t i = 0;
   for (; i < args.size(); ++i) {
     const auto& a = args[i];
+    if ((a == "--version" || a == "-V") && name.empty()) {
+      std::cout << "troupe " << TROUPE_VERSION << " (wire protocol 1)\n";
+      return cli_ok;
+    }
     if (a == "--help" || a == "-h" || a == "help") {
       if (name.empty()) {
         print_help();

@@ -127,3 +127,9 @@ TEST_CASE("a system started without --leader stands alone on any port", "[integr
   CHECK(systems["is_leader"] == true);
   CHECK(systems["systems"].size() == 1);
 }
+
+TEST_CASE("troupe --version names the release and the wire protocol", "[integration][cli]") {
+  const auto r = troupe::testing::run_process(troupe::testing::bin("troupe"), {"--version"});
+  CHECK(r.exit_code == 0);
+  CHECK(std::regex_match(r.out, std::regex(R"(troupe \d+\.\d+\.\d+ \(wire protocol 1\)\n)")));
+}
