@@ -24,28 +24,7 @@ add_custom_target(troupe_dev_key
   VERBATIM)
 add_dependencies(troupe_dev_key troupe)
 
-# troupe_signed_package(NAME TARGET t GROUP g VERSION v [DIR package_dir]
-#                       [OUT out_dir] [DEPS private_libraries...])
-#   Target NAME (built by default) packs the directory package of target t
-#   (DIR: where troupe_package put manifest.yaml and the library) with
-#   `troupe pack --version v`, bundling DEPS under lib/, signed with the
-#   development key, into OUT (default build/packages)/g-v.tpkg.
-function(troupe_signed_package name)
-  cmake_parse_arguments(arg "" "TARGET;GROUP;VERSION;DIR;OUT" "DEPS" ${ARGN})
-  if(NOT arg_OUT)
-    set(arg_OUT ${TROUPE_PACKAGE_OUT})
-  endif()
-  set(archive ${arg_OUT}/${arg_GROUP}-${arg_VERSION}.tpkg)
-  set(dep_args)
-  foreach(dep ${arg_DEPS})
-    list(APPEND dep_args --dep ${dep})
-  endforeach()
-  add_custom_command(OUTPUT ${archive}
-    COMMAND $<TARGET_FILE:troupe> pack ${arg_DIR}/manifest.yaml --key ${TROUPE_DEV_KEY}
-            --version ${arg_VERSION} ${dep_args} --out ${archive}
-    DEPENDS ${arg_TARGET} troupe ${arg_DIR}/manifest.yaml ${arg_DEPS}
-    COMMENT "Signing ${arg_GROUP}-${arg_VERSION}.tpkg"
-    VERBATIM)
-  add_custom_target(${name} ALL DEPENDS ${archive})
-  add_dependencies(${name} troupe_dev_key)
-endfunction()
+# troupe_signed_package() (cmake/troupePackage.cmake) signs with that key by
+# default, into build/packages unless told OUT.
+set(TROUPE_SIGNING_KEY ${TROUPE_DEV_KEY})
+set(TROUPE_SIGNING_KEY_TARGET troupe_dev_key)

@@ -1,5 +1,8 @@
 # Shared build settings: one INTERFACE target carries the language standard and
 # warnings; troupe_component() declares a folder's library and its unit tests.
+# cmake/troupePackage.cmake (included below, and installed) builds packages.
+
+include(GNUInstallDirs)
 
 add_library(troupe_options INTERFACE)
 target_compile_features(troupe_options INTERFACE cxx_std_20)
@@ -33,33 +36,17 @@ function(troupe_component name)
   endif()
 endfunction()
 
-# troupe_package(TARGET SOURCES ... MANIFEST file [DIR dir] [DEPS ...])
-#   Builds an actor package as a directory package: DIR (default
-#   ${CMAKE_CURRENT_BINARY_DIR}/TARGET) receives lib<TARGET>.so and
-#   manifest.yaml. The library's RUNPATH is $ORIGIN:$ORIGIN/lib, where a
-#   package bundles its private libraries. Hidden visibility keeps everything
-#   but the entry point (marked visible by TROUPE_PACKAGE) out of the dynamic
-#   symbol table, where it could clash with another package's code.
-function(troupe_package target)
-  cmake_parse_arguments(arg "" "MANIFEST;DIR" "SOURCES;DEPS" ${ARGN})
-  if(NOT arg_DIR)
-    set(arg_DIR ${CMAKE_CURRENT_BINARY_DIR}/${target})
-  endif()
-  add_library(${target} MODULE ${arg_SOURCES})
-  target_link_libraries(${target} PRIVATE troupe_options nlohmann_json::nlohmann_json ${arg_DEPS})
-  target_compile_options(${target} PRIVATE -fvisibility=hidden -fvisibility-inlines-hidden)
-  # A package is loaded from wherever it was unpacked, bundling its private
-  # libraries beside it or under lib/: it must find them relative to itself
-  # ($ORIGIN), and never through a build-tree RPATH, which would silently load
-  # the build machine's copy instead of the bundled one (see examples/conflict).
-  # --enable-new-dtags writes RUNPATH, which covers the library's own
-  # dependencies only, rather than RPATH, which would also steer what those
-  # dependencies load.
-  set_target_properties(${target} PROPERTIES PREFIX lib SUFFIX .so
-                        LIBRARY_OUTPUT_DIRECTORY ${arg_DIR}
-                        BUILD_WITH_INSTALL_RPATH ON INSTALL_RPATH "$ORIGIN;$ORIGIN/lib")
-  target_link_options(${target} PRIVATE -Wl,--enable-new-dtags)
-  add_custom_command(TARGET ${target} POST_BUILD
-    COMMAND ${CMAKE_COMMAND} -E copy_if_different ${arg_MANIFEST} ${arg_DIR}/manifest.yaml
-    COMMENT "Assembling package ${arg_DIR}")
-endfunction()
+# The actor SDK (include/troupe/, header-only), as an outside project sees it
+# after find_package(troupe): troupe::sdk. The same target serves this tree.
+add_library(troupe_sdk INTERFACE)
+add_library(troupe::sdk ALIAS troupe_sdk)
+set_target_properties(troupe_sdk PROPERTIES EXPORT_NAME sdk)
+target_compile_features(troupe_sdk INTERFACE cxx_std_20)
+target_include_directories(troupe_sdk INTERFACE $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+                                                $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+target_link_libraries(troupe_sdk INTERFACE nlohmann_json::nlohmann_json)
+
+# troupe_package() and troupe_signed_package(), installed for outside projects
+# too. Packages of this tree also get its warnings and include paths.
+set(TROUPE_PACKAGE_LINK troupe_options)
+include(${CMAKE_CURRENT_LIST_DIR}/troupePackage.cmake)
