@@ -51,7 +51,8 @@ std::vector<zmq::message_t> recv_multipart(zmq::socket_t& socket);
 
 /// Builds the body of a successful reply to rid.
 json ok_reply(const json& rid, json fields = json::object());
-/// Builds the body of a failed reply to rid.
+/// Builds the body of a failed reply to rid; control characters of message
+/// are escaped as \xNN (an error is one line).
 json error_reply(const json& rid, std::string_view message);
 
 }  // namespace troupe::ipc

@@ -228,3 +228,12 @@ TEST_CASE("every error code a reply carries reads back as itself; an unknown nam
   }
   CHECK(troupe::errc_from_string("no_such_code") == troupe::errc::refused);
 }
+
+TEST_CASE("an error reply stays on one line whatever it quotes", "[control]") {
+  // A client's command name or group with a newline came back in its error
+  // as is (found by troupe-attack, class 1).
+  const auto body = troupe::ipc::error_reply(7, "unknown command 'sta\ntus\r\x01\x7f'");
+  CHECK(body["error"] == "unknown command 'sta\\x0atus\\x0d\\x01\\x7f'");
+  CHECK(body["rid"] == 7);
+  CHECK(troupe::ipc::error_reply(nullptr, "caf\xc3\xa9 \t")["error"] == "caf\xc3\xa9 \\x09");
+}
