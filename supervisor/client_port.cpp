@@ -5,6 +5,7 @@
 #include "ipc/curve.hpp"
 #include "ipc/json_limits.hpp"
 #include "ipc/log.hpp"
+#include "supervisor/process.hpp"
 
 #include <grp.h>
 #include <pwd.h>
@@ -26,6 +27,10 @@ namespace {
 
 constexpr std::string_view local_domain = "troupe-local";
 constexpr std::string_view tcp_domain = "troupe-client";
+// Descriptors client connections leave free (files, the other listener);
+// workers are refused earlier, below 40 (worker_pool.cpp).
+constexpr std::size_t client_descriptor_reserve = 16;
+constexpr auto listen_retry = std::chrono::milliseconds(500);
 
 // What the read role may do: look, ask and tell. Everything else (load,
 // spawn, kill, chgcap, move, shutdown, …) needs admin.
@@ -127,6 +132,12 @@ status client_port::bind() {
       ipc::make_curve_server(socket, *keys, tcp_domain);
     }
     socket.bind("tcp://" + ctx_.where());
+    tcp_guard_.name = "TCP";
+    tcp_guard_.endpoint = "tcp://" + ctx_.where();
+    tcp_guard_.max_connections = ctx_.opts.max_tcp_clients;
+    tcp_guard_.limit_option = "--max-tcp-clients";
+    tcp_guard_.socket = &tcp_;
+    guard(tcp_guard_, socket);
     tcp_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(socket), [this] { on_readable(*tcp_, false); });
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, "cannot listen on " + ctx_.where() + ": " + e.what());
@@ -143,6 +154,12 @@ status client_port::bind_local() {
     socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(ctx_.opts.max_client_message));
     ipc::require_zap(socket, local_domain);
     socket.bind(local_endpoint());
+    local_guard_.name = "local";
+    local_guard_.endpoint = local_endpoint();
+    local_guard_.max_connections = ctx_.opts.max_tcp_clients;  // no option of its own: the same bound
+    local_guard_.limit_option = "--max-tcp-clients";
+    local_guard_.socket = &local_;
+    guard(local_guard_, socket);
     local_ = std::make_unique<ipc::watched_socket>(ctx_.io, std::move(socket), [this] { on_readable(*local_, true); });
   } catch (const zmq::error_t& e) {
     return make_error(errc::io, "cannot listen on " + file.string() + ": " + e.what());
@@ -167,12 +184,83 @@ status client_port::bind_local() {
 
 void client_port::start() {
   tcp_->start();
-  if (local_) local_->start();
+  tcp_guard_.watch->start();
+  if (local_) {
+    local_->start();
+    local_guard_.watch->start();
+  }
 }
 
 void client_port::stop() {
   tcp_->stop();
-  if (local_) local_->stop();
+  tcp_guard_.watch->stop();
+  if (local_) {
+    local_->stop();
+    local_guard_.watch->stop();
+  }
+}
+
+void client_port::guard(listener_guard& g, zmq::socket_t& socket) {
+  const std::string monitor = "inproc://troupe-client-port-" + std::to_string(ctx_.opts.port) + "-" + g.name;
+  if (zmq_socket_monitor(socket.handle(), monitor.c_str(), ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0)
+    throw zmq::error_t();
+  g.monitor = zmq::socket_t(ctx_.zmq, zmq::socket_type::pair);
+  g.monitor.set(zmq::sockopt::linger, 0);
+  g.monitor.connect(monitor);
+  g.watch = std::make_unique<ipc::socket_watcher>(ctx_.io, g.monitor, [this, &g] { on_listener_event(g); });
+  g.retry = std::make_unique<boost::asio::steady_timer>(ctx_.io);
+}
+
+void client_port::on_listener_event(listener_guard& g) {
+  zmq::message_t event;
+  while (g.monitor.recv(event, zmq::recv_flags::dontwait)) {
+    std::uint16_t id = 0;
+    if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
+    while (event.more() && g.monitor.recv(event, zmq::recv_flags::dontwait)) {
+    }
+    if (id == ZMQ_EVENT_ACCEPTED) {
+      ++g.connections;
+      if (g.paused) continue;
+      if (g.connections >= g.max_connections)
+        pause(g, std::to_string(g.connections) + " connections, the most it accepts (start " + g.limit_option + ")");
+      else if (const auto fds = descriptors_in_use(); fds.room() < client_descriptor_reserve)
+        pause(g, std::to_string(fds.open) + " of " + std::to_string(fds.limit) + " descriptors in use");
+    } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      if (g.connections > 0) --g.connections;
+    }
+  }
+}
+
+void client_port::pause(listener_guard& g, const std::string& why) {
+  // Closing the listener also ends the connections it accepted; their
+  // clients connect again once it listens again.
+  try {
+    (*g.socket)->raw().unbind(g.endpoint);
+  } catch (const zmq::error_t& e) {
+    log_line(TROUPE_LOG_ERROR, {}, "cannot stop accepting " + g.name + " clients: " + e.what());
+    return;
+  }
+  g.paused = true;
+  log_line(TROUPE_LOG_WARN, {}, "not accepting " + g.name + " clients for now: " + why);
+  resume(g);
+}
+
+void client_port::resume(listener_guard& g) {
+  // Listens again once connections have gone and descriptors are free, tried
+  // every listen_retry (a listener that was closed reports no disconnections).
+  g.retry->expires_after(listen_retry);
+  g.retry->async_wait([this, &g](const boost::system::error_code& e) {
+    if (e || !g.paused || ctx_.stopping) return;
+    if (g.connections >= g.max_connections * 3 / 4 || descriptors_in_use().room() < 2 * client_descriptor_reserve)
+      return resume(g);
+    try {
+      (*g.socket)->raw().bind(g.endpoint);
+    } catch (const zmq::error_t&) {
+      return resume(g);
+    }
+    g.paused = false;
+    log_line(TROUPE_LOG_INFO, {}, "accepting " + g.name + " clients again");
+  });
 }
 
 std::string client_port::role_of(const zmq::message_t& frame, bool local) const {

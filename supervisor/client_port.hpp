@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -81,10 +83,31 @@ class client_port {
   /// empty when it has none.
   [[nodiscard]] std::string role_of(const zmq::message_t& frame, bool local) const;
   void admit_clients();
+  /// Counts one listener's connections (its monitor) and stops and resumes
+  /// listening so that clients never take the daemon's last descriptors:
+  /// past them libzmq spins in a TCP listener and aborts in an ipc one.
+  struct listener_guard {
+    std::string name;  // "TCP" or "local"
+    std::string endpoint;
+    std::size_t max_connections = 0;
+    std::string limit_option;  // the start option that sets max_connections
+    std::unique_ptr<ipc::watched_socket>* socket = nullptr;
+    zmq::socket_t monitor;
+    std::unique_ptr<ipc::socket_watcher> watch;
+    std::size_t connections = 0;
+    bool paused = false;
+    std::unique_ptr<boost::asio::steady_timer> retry;  // while paused: try to listen again
+  };
+  void guard(listener_guard& g, zmq::socket_t& socket);
+  void on_listener_event(listener_guard& g);
+  void pause(listener_guard& g, const std::string& why);
+  void resume(listener_guard& g);
 
   system_context& ctx_;
   std::unique_ptr<ipc::watched_socket> tcp_;    // every answer re-checks it
   std::unique_ptr<ipc::watched_socket> local_;  // likewise
+  listener_guard tcp_guard_;
+  listener_guard local_guard_;
   std::unordered_map<std::string, handler> handlers_;
 };
 

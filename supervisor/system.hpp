@@ -44,6 +44,10 @@ struct system_options {
   /// The largest frame a client may send on the public port: ZeroMQ drops a
   /// connection announcing more before buffering it (ZMQ_MAXMSGSIZE).
   std::uint64_t max_client_message = std::uint64_t{64} << 20;
+  /// TCP connections at most (each costs a descriptor before it is
+  /// authenticated): past it, or with few descriptors left, the port stops
+  /// accepting until connections close.
+  std::uint32_t max_tcp_clients = 1024;
   /// Plain-text TCP clients with every right (no keys): loopback only.
   bool insecure_tcp = false;
   /// Members of this group may use the local socket too (-1: only the

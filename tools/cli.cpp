@@ -216,6 +216,8 @@ int cmd_start(const parsed& p, const std::string& self) {
   if (p.has("--max-workers")) opts.max_workers = static_cast<std::uint32_t>(count("--max-workers", 1, 100000));
   if (p.has("--max-json-depth")) opts.max_json_depth = count("--max-json-depth", 8, 10000);
   if (p.has("--max-held")) opts.held_limit = count("--max-held", 1, 1000000);
+  if (p.has("--max-tcp-clients"))
+    opts.max_tcp_clients = static_cast<std::uint32_t>(count("--max-tcp-clients", 1, 1000000));
   if (p.has("--etcd")) {
     if (p.has("--leader")) throw usage_error{"--etcd and --leader are two ways to coordinate a convention: give one"};
     auto endpoints = etcd::parse_endpoints(p.value("--etcd"));
@@ -285,7 +287,7 @@ int cmd_start(const parsed& p, const std::string& self) {
     if (p.has(flag)) argv_s.push_back(flag);
   for (const char* o : {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat",
                         "--member-timeout", "--max-workers", "--max-json-depth", "--max-client-message", "--max-held",
-                        "--etcd", "--convention", "--client-group"})
+                        "--max-tcp-clients", "--etcd", "--convention", "--client-group"})
     if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -557,11 +559,11 @@ const std::map<std::string, command>& commands() {
         "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
         "        [--etcd URL[,URL...] [--convention NAME]] [--heartbeat MS] [--member-timeout MS]\n"
         "        [--max-workers N] [--max-json-depth N] [--max-client-message N[K|M|G]] [--max-held N]\n"
-        "        [--client-group GROUP] [--insecure-tcp] [--foreground]",
+        "        [--max-tcp-clients N] [--client-group GROUP] [--insecure-tcp] [--foreground]",
         "start a system (daemon) and return once it answers",
         {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery", "--leader",
          "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth", "--max-client-message", "--max-held",
-         "--etcd", "--convention", "--client-group"},
+         "--max-tcp-clients", "--etcd", "--convention", "--client-group"},
         {"--foreground", "--allow-unsigned", "--insecure-tcp"},
         0,
         0,
