@@ -12,6 +12,7 @@ packages=(
   libyaml-cpp-dev                        # manifests
   nlohmann-json3-dev                     # payloads, CLI output
   libarchive-dev                         # package archives
+  libsystemd-dev                         # sd_notify: Type=notify under systemd
   catch2                                 # tests (v2)
   clang-format                           # make format-check (CI)
   clang-14 libclang-rt-14-dev            # make fuzz (CI): its runtimes are libFuzzer, ASan, UBSan
