@@ -159,3 +159,30 @@ TEST_CASE("sd_notify READY and STOPPING", "[notify]") {
   CHECK(WEXITSTATUS(daemon.status) == 0);
 #endif
 }
+
+TEST_CASE("bootstart writes the service options", "[bootstart]") {
+  temp_dir dir("troupe-boot");
+  const std::string d = dir.path.string();
+  const auto boot = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "bootstart");
+    args.insert(args.end(), {"--defaults-dir", d, "--no-enable"});
+    return run_process(bin("troupe"), args, {{"TROUPE_HOME", (dir.path / "home").string()}}, {},
+                       std::chrono::seconds(10));
+  };
+  const auto r = boot({"1977", "--caps", "morse", "--leader", "127.0.0.1:1900", "--allow-unsigned"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(slurp(dir.path / "troupe-1977")
+            .find("\nTROUPE_OPTS=\"--caps morse --leader 127.0.0.1:1900 --allow-unsigned\"\n") != std::string::npos);
+
+  // Checked as start checks them: a usage error, and nothing written.
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"1978", "--port", "1978"},
+                                              {"1978", "--foreground"},
+                                              {"1978", "--standby", "99"},
+                                              {"1978", "--leader", "a b:1"},
+                                              {"0"}}) {
+    INFO(bad[1 % bad.size()]);
+    CHECK(boot(bad).exit_code == 2);
+  }
+  CHECK(!fs::exists(dir.path / "troupe-1978"));
+}
