@@ -3,7 +3,7 @@
 BUILD ?= build
 JOBS  ?= 2
 
-.PHONY: all setup configure build test unit integration demo bench fuzz clean format format-check
+.PHONY: all setup configure build test unit integration demo bench fuzz clean format format-check deb
 
 all: build
 
@@ -24,6 +24,11 @@ unit: build
 
 integration: build
 	cd $(BUILD) && ctest --output-on-failure -L integration
+
+# The Debian package troupe_VERSION_ARCH.deb in $(BUILD)/deb (cmake/debian.cmake).
+deb: build
+	@cd $(BUILD) && cpack -G DEB
+	@ls $(BUILD)/deb/*.deb
 
 demo: build
 	@bash examples/demo.sh $(BUILD)

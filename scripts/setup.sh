@@ -12,7 +12,9 @@ packages=(
   libyaml-cpp-dev                        # manifests
   nlohmann-json3-dev                     # payloads, CLI output
   libarchive-dev                         # package archives
+  libsystemd-dev                         # sd_notify: Type=notify under systemd
   catch2                                 # tests (v2)
+  lintian                                # the .deb test (tests/deb/run.sh)
   clang-format                           # make format-check (CI)
   clang-14 libclang-rt-14-dev            # make fuzz (CI): its runtimes are libFuzzer, ASan, UBSan
   etcd-server etcd-client                # conventions on etcd (tests start their own)

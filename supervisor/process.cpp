@@ -149,6 +149,9 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
   if (!subreaper) ipc::log_line(TROUPE_LOG_WARN, {}, "cannot become a child subreaper: orphans of packages escape");
   auto env = boost::this_process::environment();
   bp::environment child_env = env;
+  // The service manager's notify socket is the daemon's alone (sd_notify(3)):
+  // no worker, nor the package code it runs, may speak for the service.
+  child_env.erase("NOTIFY_SOCKET");
   for (const auto& [k, v] : spec.env) child_env[k] = v;
   std::error_code ec;
   // A process group of its own: what the package's code starts goes with the

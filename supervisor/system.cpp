@@ -24,13 +24,19 @@
 #include "supervisor/supervision.hpp"
 #include "supervisor/worker_pool.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef TROUPE_HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -74,6 +80,18 @@ void report_ready(int fd, const std::string& line) {
   if (fd < 0) return;
   (void)!::write(fd, line.data(), line.size());
   ::close(fd);
+}
+
+// The service manager's readiness protocol (sd_notify(3)), for a daemon that
+// systemd runs in the foreground with Type=notify (packaging/troupe@.service).
+// Does nothing unless NOTIFY_SOCKET is set, or when built without libsystemd.
+void notify_systemd(const std::string& state) {
+#ifdef TROUPE_HAVE_LIBSYSTEMD
+  if (int r = sd_notify(0, state.c_str()); r < 0)
+    log_line(TROUPE_LOG_WARN, {}, "sd_notify failed: " + std::string(std::strerror(-r)));
+#else
+  (void)state;
+#endif
 }
 
 }  // namespace
@@ -305,6 +323,11 @@ void system::serve() {
   convention_->start();
   log_line(TROUPE_LOG_INFO, {}, "system " + base::hex32(ctx_.id) + " serving on " + ctx_.where());
   report_ready(ctx_.opts.ready_fd, "ready " + std::to_string(::getpid()) + "\n");
+  // READY=1 once the loop runs: the first thing it does, so a client that
+  // systemd lets in after this notice is answered (the sockets are bound).
+  asio::post(io_, [this] {
+    notify_systemd("READY=1\nMAINPID=" + std::to_string(::getpid()) + "\nSTATUS=serving on " + ctx_.where());
+  });
 }
 
 int system::run() {
@@ -312,6 +335,7 @@ int system::run() {
   if (auto s = setup(); !s) {
     log_line(TROUPE_LOG_ERROR, {}, s.err().message);
     report_ready(ctx_.opts.ready_fd, "error " + s.err().message + "\n");
+    notify_systemd("STATUS=failed: " + s.err().message);
     return system_exit_setup;
   }
   serve();
@@ -364,6 +388,7 @@ void system::cmd_status(const client_ref& c) {
 void system::begin_shutdown() {
   if (ctx_.stopping) return;
   ctx_.stopping = true;
+  notify_systemd("STOPPING=1\nSTATUS=stopping " + std::to_string(actors_.size()) + " actors");
   convention_->stop();
   log_line(TROUPE_LOG_INFO, {}, "shutting down: exit requests to " + std::to_string(actors_.size()) + " actors");
   packages_manager_.stop();

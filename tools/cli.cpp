@@ -15,11 +15,13 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -165,7 +167,9 @@ fs::path sibling(const std::string& self, const char* name) { return fs::path(se
 
 bool is_loopback(const std::string& host) { return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
 
-int cmd_start(const parsed& p, const std::string& self) {
+/// The options of `troupe start` as the daemon takes them, every value
+/// checked (a usage_error otherwise): what `start` runs and `bootstart` writes.
+supervisor::system_options start_options(const parsed& p) {
   supervisor::system_options opts;
   opts.port = parse_port(p.value("--port", "1900"));
   opts.bind_host = p.value("--bind", "127.0.0.1");
@@ -173,7 +177,6 @@ int cmd_start(const parsed& p, const std::string& self) {
   auto caps = supervisor::parse_capabilities(p.value("--caps"));
   if (!caps) throw usage_error{caps.err().message};
   opts.caps = std::move(*caps);
-  const char* worker_env = std::getenv("TROUPE_WORKER");
   opts.allow_unsigned = p.has("--allow-unsigned");
   if (p.has("--delivery")) {
     const std::string mode = p.value("--delivery");
@@ -256,6 +259,12 @@ int cmd_start(const parsed& p, const std::string& self) {
   if (p.has("--member-timeout")) opts.member_timeout = millis("--member-timeout", 50, 3600000);
   if (opts.member_timeout < 2 * opts.heartbeat)
     throw usage_error{"--member-timeout must be at least twice --heartbeat"};
+  return opts;
+}
+
+int cmd_start(const parsed& p, const std::string& self) {
+  supervisor::system_options opts = start_options(p);
+  const char* worker_env = std::getenv("TROUPE_WORKER");
   opts.worker_exe = worker_env && *worker_env ? fs::path(worker_env) : sibling(self, "troupe-worker");
   if (!fs::exists(opts.worker_exe))
     return fail(cli_failed, "worker executable " + opts.worker_exe.string() + " not found (set TROUPE_WORKER)");
@@ -336,6 +345,111 @@ int cmd_start(const parsed& p, const std::string& self) {
   if (line.rfind("error ", 0) == 0)
     return fail(cli_failed, "system on " + where + " failed to start: " + line.substr(6, line.find('\n') - 6));
   return fail(cli_failed, "system on " + where + " exited during start-up; see " + log.string());
+}
+
+// ---------------------------------------------------------------- bootstart
+
+// The options of `troupe start` (also those of `bootstart`, which passes them on).
+const std::set<std::string> start_value_options = {"--port",
+                                                   "--caps",
+                                                   "--bind",
+                                                   "--ready-fd",
+                                                   "--max-package-size",
+                                                   "--standby",
+                                                   "--delivery",
+                                                   "--leader",
+                                                   "--heartbeat",
+                                                   "--member-timeout",
+                                                   "--max-workers",
+                                                   "--max-json-depth",
+                                                   "--max-client-message",
+                                                   "--max-held",
+                                                   "--max-tcp-clients",
+                                                   "--etcd",
+                                                   "--convention",
+                                                   "--client-group"};
+const std::set<std::string> start_flag_options = {"--foreground", "--allow-unsigned", "--insecure-tcp"};
+
+/// Runs argv (searched in PATH) and waits for it; its exit status, or -1.
+int run_and_wait(std::vector<std::string> argv_s) {
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    ::execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// `troupe bootstart PORT [start options]`: the system on PORT as a service
+// that starts at boot, as Thespian's bootstart. The template troupe@.service
+// (the Debian package's) runs `troupe start --foreground --port PORT
+// $TROUPE_OPTS`; this writes TROUPE_OPTS to /etc/default/troupe-PORT, checked
+// as `start` checks them, then `systemctl enable --now troupe@PORT`.
+int cmd_bootstart(const parsed& p, const std::string&) {
+  const std::uint16_t port = parse_port(p.positional[0]);
+  for (const char* o : {"--port", "--ready-fd"})
+    if (p.has(o)) throw usage_error{std::string(o) + " is not for bootstart: the port is PORT"};
+  if (p.has("--foreground")) throw usage_error{"--foreground is not for bootstart: the service runs in it"};
+  parsed as_start = p;
+  as_start.values["--port"] = std::to_string(port);
+  (void)start_options(as_start);  // a usage error now, not a service failing at every boot
+  std::string opts;
+  for (const auto& [name, value] : p.values) {
+    if (!start_value_options.count(name)) continue;
+    // systemd splits $TROUPE_OPTS at white space and reads quotes, '$' and '\'.
+    const bool plain = !value.empty() && std::all_of(value.begin(), value.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) ||
+             std::string_view("._:,=/@+-").find(ch) != std::string_view::npos;
+    });
+    if (!plain) throw usage_error{name + " '" + value + "': a service option takes letters, digits and ._:,=/@+- only"};
+    opts += (opts.empty() ? "" : " ") + name + " " + value;
+  }
+  for (const auto& flag : p.flags)
+    if (start_flag_options.count(flag)) opts += (opts.empty() ? "" : " ") + flag;
+
+  // Nothing is written for a service that cannot be enabled.
+  std::error_code ec;
+  bool have_template = false;
+  for (const char* d : {"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"})
+    have_template = have_template || fs::exists(fs::path(d) / "troupe@.service", ec);
+  if (!p.has("--no-enable") && !have_template)
+    return fail(cli_failed,
+                "no troupe@.service template in /etc/systemd/system or /usr/lib/systemd/system "
+                "(install the troupe Debian package)");
+  const fs::path dir = p.value("--defaults-dir", "/etc/default");
+  const fs::path file = dir / ("troupe-" + std::to_string(port));
+  const fs::path tmp = dir / (".troupe-" + std::to_string(port) + ".new");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "# troupe@" << port << ".service: options of `troupe start` (written by troupe bootstart)\n"
+        << "TROUPE_OPTS=\"" << opts << "\"\n";
+    if (!out.flush()) return fail(cli_failed, "cannot write " + tmp.string() + " (as root?)");
+  }
+  fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read,
+                  fs::perm_options::replace, ec);
+  fs::rename(tmp, file, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return fail(cli_failed, "cannot write " + file.string() + ": " + ec.message());
+  }
+  std::cout << "wrote " << file.string() << std::endl;  // before systemctl writes
+  const std::string unit = "troupe@" + std::to_string(port) + ".service";
+  if (p.has("--no-enable")) {
+    std::cout << "not enabled: systemctl enable --now " << unit << "\n";
+    return cli_ok;
+  }
+  if (const int rc = run_and_wait({"systemctl", "enable", "--now", unit}); rc != 0)
+    return fail(cli_failed, "systemctl enable --now " + unit + " failed (" +
+                                (rc < 0 ? std::string("did not run") : "exit " + std::to_string(rc)) + ")");
+  std::cout << "enabled and started " << unit << "\n";
+  return cli_ok;
 }
 
 /// Waits until pid is gone, through a pidfd (no polling loop).
@@ -560,14 +674,23 @@ const std::map<std::string, command>& commands() {
         "        [--etcd URL[,URL...] [--convention NAME]] [--heartbeat MS] [--member-timeout MS]\n"
         "        [--max-workers N] [--max-json-depth N] [--max-client-message N[K|M|G]] [--max-held N]\n"
         "        [--max-tcp-clients N] [--client-group GROUP] [--insecure-tcp] [--foreground]",
-        "start a system (daemon) and return once it answers",
-        {"--port", "--caps", "--bind", "--ready-fd", "--max-package-size", "--standby", "--delivery", "--leader",
-         "--heartbeat", "--member-timeout", "--max-workers", "--max-json-depth", "--max-client-message", "--max-held",
-         "--max-tcp-clients", "--etcd", "--convention", "--client-group"},
-        {"--foreground", "--allow-unsigned", "--insecure-tcp"},
-        0,
-        0,
+        "start a system (daemon) and return once it answers", start_value_options, start_flag_options, 0, 0,
         cmd_start}},
+      {"bootstart",
+       {"bootstart PORT [start options] [--defaults-dir DIR] [--no-enable]",
+        "run the system on PORT at boot under systemd: writes the start options to\n"
+        "      /etc/default/troupe-PORT (or DIR) for troupe@.service, then systemctl enable --now",
+        [] {
+          auto o = start_value_options;
+          o.insert("--defaults-dir");
+          return o;
+        }(),
+        [] {
+          auto o = start_flag_options;
+          o.insert("--no-enable");
+          return o;
+        }(),
+        1, 1, cmd_bootstart}},
       {"stop",
        {"stop [PORT|HOST:PORT ...]",
         "stop systems (default 1900) and wait until they are gone",

@@ -1,0 +1,113 @@
+#!/bin/bash
+# The Debian package test (ctest deb_package): builds troupe_VERSION_ARCH.deb
+# from BUILD_DIR (already built: cpack only installs it into its staging tree)
+# and checks it without installing it:
+#   - the control fields: Package, Version, Architecture, Depends (from
+#     dpkg-shlibdeps: libc6, libzmq5, libsystemd0 ...; adduser for postinst);
+#   - the maintainer scripts (postinst, prerm, postrm) and what they do;
+#   - the files: the programs, the client library, the SDK headers and CMake
+#     package, the systemd unit, copyright and changelog;
+#   - the unit, extracted with the programs, with `systemd-analyze verify`
+#     (skipped where systemd-analyze is missing);
+#   - `lintian` reports no error (skipped where lintian is missing).
+#
+#   run.sh BUILD_DIR CPACK EXPECTED_VERSION
+#
+# Everything it makes is under one scratch directory, removed on exit.
+set -u
+
+if [ $# -ne 3 ]; then
+  echo "usage: run.sh BUILD_DIR CPACK EXPECTED_VERSION" >&2
+  exit 2
+fi
+build=$1
+cpack=$2
+version=$3
+
+work=$(mktemp -d /tmp/troupe-deb-test.XXXXXX) || exit 1
+trap 'rm -rf "$work"' EXIT
+say() { echo "deb test: $*"; }
+fail() {
+  echo "deb test: FAILED: $*" >&2
+  exit 1
+}
+
+arch=$(dpkg --print-architecture) || fail "dpkg --print-architecture"
+deb_name=troupe_${version}_${arch}.deb
+
+say "cpack -G DEB"
+timeout 300 "$cpack" -G DEB --config "$build/CPackConfig.cmake" -B "$work/out" >"$work/cpack.log" 2>&1 ||
+  { cat "$work/cpack.log" >&2; fail "cpack failed"; }
+deb=$work/out/$deb_name
+[ -f "$deb" ] || { ls -l "$work/out" >&2; fail "no $deb_name"; }
+
+say "control fields"
+field() { dpkg-deb -f "$deb" "$1"; }
+[ "$(field Package)" = troupe ] || fail "Package: $(field Package)"
+[ "$(field Version)" = "$version" ] || fail "Version: $(field Version), expected $version"
+[ "$(field Architecture)" = "$arch" ] || fail "Architecture: $(field Architecture)"
+depends=$(field Depends)
+say "Depends: $depends"
+for dep in libc6 libstdc++6 libzmq5 libssl3 libyaml-cpp0.7 libarchive13 libsystemd0 adduser; do
+  case ", $depends," in
+    *", $dep "* | *", $dep,"*) ;;
+    *) fail "Depends lacks $dep" ;;
+  esac
+done
+[ -n "$(field Description)" ] || fail "no Description"
+[ -n "$(field Maintainer)" ] || fail "no Maintainer"
+
+say "maintainer scripts"
+dpkg-deb -e "$deb" "$work/control" || fail "dpkg-deb -e"
+grep -qx "activate-noawait ldconfig" "$work/control/triggers" || fail "no ldconfig trigger"
+grep -q "libtroupe-client 0 troupe" "$work/control/shlibs" || fail "no shlibs for libtroupe-client.so.0"
+for s in postinst prerm postrm; do
+  [ -x "$work/control/$s" ] || fail "no executable $s"
+  sh -n "$work/control/$s" || fail "$s: syntax"
+done
+grep -q 'adduser --system .*--home /var/lib/troupe' "$work/control/postinst" || fail "postinst makes no troupe user"
+grep -q 'rm -rf /var/lib/troupe' "$work/control/postrm" || fail "postrm purge keeps /var/lib/troupe"
+
+say "files"
+dpkg-deb -c "$deb" >"$work/files" || fail "dpkg-deb -c"
+for f in ./usr/bin/troupe ./usr/bin/troupe-worker ./usr/lib/systemd/system/troupe@.service \
+  ./usr/include/troupe/actor.hpp ./usr/lib/cmake/troupe/troupeConfig.cmake \
+  ./usr/share/doc/troupe/copyright ./usr/share/doc/troupe/changelog.gz ./usr/share/doc/troupe/OPERATIONS.md; do
+  grep -q " $f\$" "$work/files" || fail "no $f in the package"
+done
+grep -q ' ./usr/lib/libtroupe-client.so' "$work/files" || fail "no libtroupe-client.so in the package"
+if grep -E ' \./(usr/local|home|tmp|var|etc)/' "$work/files"; then fail "files outside /usr"; fi
+
+say "the unit"
+dpkg-deb -x "$deb" "$work/root" || fail "dpkg-deb -x"
+unit=$work/root/usr/lib/systemd/system/troupe@.service
+for line in 'Type=notify' 'User=troupe' 'Environment=TROUPE_HOME=/var/lib/troupe' 'StateDirectory=troupe' \
+  'Restart=on-failure' 'Delegate=yes' 'NoNewPrivileges=yes' 'ProtectSystem=strict'; do
+  grep -qx "$line" "$unit" || fail "troupe@.service lacks $line"
+done
+grep -q '^ExecStart=/usr/bin/troupe start --foreground --port %i' "$unit" || fail "ExecStart"
+if command -v systemd-analyze >/dev/null; then
+  # An instance of the template, its ExecStart pointing at the extracted program.
+  mkdir -p "$work/units"
+  sed "s|/usr/bin/troupe|$work/root/usr/bin/troupe|" "$unit" >"$work/units/troupe@1900.service"
+  SYSTEMD_LOG_LEVEL=warning timeout 60 systemd-analyze verify --man=no "$work/units/troupe@1900.service" \
+    >"$work/verify.log" 2>&1
+  if [ -s "$work/verify.log" ]; then
+    cat "$work/verify.log" >&2
+    fail "systemd-analyze verify"
+  fi
+else
+  say "systemd-analyze not installed: the unit is not verified"
+fi
+
+if command -v lintian >/dev/null; then
+  say "lintian"
+  timeout 300 lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1
+  rc=$?
+  cat "$work/lintian.log"
+  [ $rc -eq 0 ] || fail "lintian reports errors"
+else
+  say "lintian not installed: skipped"
+fi
+
+say "ok: $deb_name"
