@@ -27,9 +27,10 @@ namespace {
 
 constexpr std::string_view local_domain = "troupe-local";
 constexpr std::string_view tcp_domain = "troupe-client";
-// Descriptors client connections leave free (files, the other listener);
-// workers are refused earlier, below 40 (worker_pool.cpp).
-constexpr std::size_t client_descriptor_reserve = 16;
+// Descriptors client connections leave free (files, the other listener).
+// Workers are refused below 40 (worker_pool.cpp), which leaves clients about
+// 30 of them: the guard must not cut those short.
+constexpr std::size_t client_descriptor_reserve = 8;
 constexpr auto listen_retry = std::chrono::milliseconds(500);
 
 // What the read role may do: look, ask and tell. Everything else (load,
