@@ -377,6 +377,7 @@ void system::cmd_status(const client_ref& c) {
                 {"max_json_depth", ctx_.opts.max_json_depth},
                 {"max_client_message", ctx_.opts.max_client_message},
                 {"max_held", ctx_.opts.held_limit},
+                {"max_tcp_clients", ctx_.opts.max_tcp_clients},
                 {"max_package_size", ctx_.opts.limits.max_archive_bytes}}},
               {"state", ctx_.stopping ? "stopping" : "running"}};
   convention_->describe(status);
