@@ -35,4 +35,21 @@ bool is_lower_hex(std::string_view text) {
   return !text.empty() && text.find_first_not_of(digits) == std::string_view::npos;
 }
 
+std::string escape_controls(std::string_view text) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out.push_back(c);
+      continue;
+    }
+    out += "\\x";
+    out.push_back(digits[u >> 4]);
+    out.push_back(digits[u & 15]);
+  }
+  return out;
+}
+
 }  // namespace troupe::base

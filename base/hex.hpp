@@ -16,5 +16,8 @@ namespace troupe::base {
 [[nodiscard]] std::string hex_encode(std::string_view bytes);
 /// Whether text is non-empty and lowercase hex digits only.
 [[nodiscard]] bool is_lower_hex(std::string_view text);
+/// text with each control character (below 0x20, and 0x7f) written \xNN, so
+/// that text quoted from outside stays on one line of an error or a log.
+[[nodiscard]] std::string escape_controls(std::string_view text);
 
 }  // namespace troupe::base

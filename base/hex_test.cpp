@@ -17,3 +17,9 @@ TEST_CASE("system ids are 8 lowercase hex digits both ways", "[hex]") {
   CHECK_FALSE(is_lower_hex("00FF"));
   CHECK_FALSE(is_lower_hex(""));
 }
+
+TEST_CASE("escape_controls keeps text on one line", "[hex]") {
+  CHECK(troupe::base::escape_controls("plain text, \xc3\xa9") == "plain text, \xc3\xa9");
+  CHECK(troupe::base::escape_controls(std::string("a\nb\r\x7f\0", 6)) == "a\\x0ab\\x0d\\x7f\\x00");
+  CHECK(troupe::base::escape_controls("").empty());
+}

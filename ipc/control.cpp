@@ -1,5 +1,7 @@
 #include "ipc/control.hpp"
 
+#include "base/hex.hpp"
+
 #include <cstring>
 
 namespace troupe::ipc {
@@ -87,20 +89,7 @@ json error_reply(const json& rid, std::string_view message) {
   // command name, a group, a path): control characters are escaped as \xNN,
   // so a newline in a request cannot break the answer or the lines a client
   // prints or logs from it.
-  std::string text;
-  text.reserve(message.size());
-  for (const char c : message) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f) {
-      text.push_back(c);
-      continue;
-    }
-    static constexpr char digits[] = "0123456789abcdef";
-    text += "\\x";
-    text.push_back(digits[u >> 4]);
-    text.push_back(digits[u & 15]);
-  }
-  return json{{"rid", rid}, {"ok", false}, {"error", std::move(text)}};
+  return json{{"rid", rid}, {"ok", false}, {"error", base::escape_controls(message)}};
 }
 
 }  // namespace troupe::ipc

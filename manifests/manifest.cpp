@@ -1,5 +1,6 @@
 #include "manifests/manifest.hpp"
 
+#include "base/hex.hpp"
 #include "manifests/manifest_sections.hpp"
 
 #include <algorithm>
@@ -116,19 +117,7 @@ result<manifest> parse_document(const yaml_reader& r, const YAML::Node& doc) {
 // characters ("a\nb" as a key): escaped, so that a manifest from a peer keeps
 // its error on one line of the log and cannot forge the next one.
 error one_line(error e) {
-  std::string out;
-  for (const char c : e.message) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f) {
-      out.push_back(c);
-      continue;
-    }
-    static constexpr char digits[] = "0123456789abcdef";
-    out += "\\x";
-    out.push_back(digits[u >> 4]);
-    out.push_back(digits[u & 15]);
-  }
-  e.message = std::move(out);
+  e.message = base::escape_controls(e.message);
   return e;
 }
 
