@@ -189,13 +189,8 @@ TEST_CASE("peers that do not speak ZMTP on the public port are dropped", "[integ
   SECTION("raw bytes over a plain TCP connection") {
     for (const std::string& garbage : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
                                        std::string("\xff\0\0\0\0\0\0\0\x01\x00junk", 14), std::string(70000, '\xAB')}) {
-      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const int fd = troupe::testing::connect_loopback(f.sys.port());
       REQUIRE(fd >= 0);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      sa.sin_port = htons(f.sys.port());
-      REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
       (void)::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL);
       ::shutdown(fd, SHUT_WR);
       // Read what the daemon says (its ZMTP greeting) until it hangs up or 2 s pass.

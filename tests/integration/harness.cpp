@@ -279,6 +279,25 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds dea
   }
 }
 
+int connect_loopback(std::uint16_t port, std::chrono::milliseconds send_timeout) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (send_timeout.count() > 0) {
+    const timeval bound{static_cast<time_t>(send_timeout.count() / 1000),
+                        static_cast<suseconds_t>(send_timeout.count() % 1000 * 1000)};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
+  }
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 void kill_process(pid_t pid) {
   REQUIRE(pid > 0);
   REQUIRE(::kill(pid, SIGKILL) == 0);

@@ -96,6 +96,10 @@ void check_one_line_failure(const run_result& r, int code);
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, read, closed).
 [[nodiscard]] std::uint16_t free_port();
 
+/// A TCP connection to 127.0.0.1:port (connect() waits at most send_timeout
+/// when given, as on a full backlog): its descriptor, or -1 (nothing left open).
+[[nodiscard]] int connect_loopback(std::uint16_t port, std::chrono::milliseconds send_timeout = {});
+
 /// The state of one actor as `troupe actors --json` shows it.
 struct actor_view {
   json raw;
