@@ -1076,6 +1076,13 @@ struct fake_leader {
     peer_endpoint = peer.get(zmq::sockopt::last_endpoint);
   }
 
+  /// Welcomes the member that joined: both as members, locations as given, nothing stale.
+  void welcome(json locations = json::array()) {
+    send("welcome", json{{"members", json::array({leader_form(), member_form})},
+                         {"locations", std::move(locations)},
+                         {"stale", json::array()}});
+  }
+
   [[nodiscard]] json leader_form() const {
     return json{
         {"system", id},          {"host", "127.0.0.1"},    {"port", std::stoi(where.substr(where.rfind(':') + 1))},
@@ -1151,9 +1158,7 @@ TEST_CASE("a create waiting for a fetch when the leader is lost is fetched again
   test_system member({"--leader", leader.where, "--caps", "morse", "--member-timeout", "500", "--heartbeat", "100"});
   REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
   REQUIRE(leader.await("join"));
-  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
-                              {"locations", json::array()},
-                              {"stale", json::array()}});
+  leader.welcome();
   const built_package pkg = pack_encoders(member, "1.0.0");
   const std::string morse = "@" + leader.id + ".1040";
   const std::string other = "@" + leader.id + ".1041";
@@ -1210,9 +1215,7 @@ TEST_CASE("an evict of a copy left over leaves the live instance's location as i
   REQUIRE(leader.await("join"));
   const built_package pkg = pack_encoders(member, "1.0.0");
   const std::string morse = "@" + leader.id + ".1040";
-  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
-                              {"locations", json::array({fake_leader::location(morse, leader.id, "running", pkg, 7)})},
-                              {"stale", json::array()}});
+  leader.welcome(json::array({fake_leader::location(morse, leader.id, "running", pkg, 7)}));
   REQUIRE(eventually([&] {
     (void)leader.await("none", 20ms);
     return member.run({"actors", "--json"}).out.find(morse) != std::string::npos;
@@ -1234,9 +1237,7 @@ TEST_CASE("records for an actor a member just evicted are held for its next plac
   test_system member({"--leader", leader.where, "--caps", "morse"});
   REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
   REQUIRE(leader.await("join"));
-  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
-                              {"locations", json::array()},
-                              {"stale", json::array()}});
+  leader.welcome();
   const built_package pkg = pack_encoders(member, "1.0.0");
   const std::string morse = "@" + leader.id + ".1040";
   leader.send("located", fake_leader::location(morse, leader.member_id, "moving", pkg, 5));
@@ -1281,9 +1282,7 @@ TEST_CASE("records a member held for an actor its rejoined leader does not know 
   REQUIRE(leader.await("join"));
   const built_package pkg = pack_encoders(member, "1.0.0");
   const std::string morse = "@" + leader.id + ".1040";
-  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
-                              {"locations", json::array({fake_leader::location(morse, leader.id, "moving", pkg, 5)})},
-                              {"stale", json::array()}});
+  leader.welcome(json::array({fake_leader::location(morse, leader.id, "moving", pkg, 5)}));
   // An ask for it, held by the member while it moves.
   const auto to = troupe::address::parse(morse);
   const auto from = troupe::address::parse("@" + leader.id + ".2000");
@@ -1301,9 +1300,7 @@ TEST_CASE("records a member held for an actor its rejoined leader does not know 
   }));
   leader.answering = true;
   REQUIRE(leader.await("join"));
-  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
-                              {"locations", json::array()},
-                              {"stale", json::array()}});
+  leader.welcome();
   auto back = leader.await("data", 5s);
   REQUIRE(back);
   std::vector<std::pair<int, std::string>> records;
@@ -1322,9 +1319,7 @@ TEST_CASE("a create that fails for its package is refused with the create's epoc
   test_system member({"--leader", leader.where, "--caps", "morse"});
   REQUIRE(ipc::trust_key(member.home() / "convention" / "trusted", "fake-leader", leader.keys.public_key));
   REQUIRE(leader.await("join"));
-  leader.send("welcome", json{{"members", json::array({leader.leader_form(), leader.member_form})},
-                              {"locations", json::array()},
-                              {"stale", json::array()}});
+  leader.welcome();
   const std::string package_id(64, 'a');
   const std::string morse = "@" + leader.id + ".1040";
   leader.send("create", json{{"address", morse}, {"type", "Morse"}, {"package_id", package_id}, {"epoch", 42}});
