@@ -32,16 +32,20 @@ struct client::impl {
   zmq::socket_t monitor;  // handshake failures: the system refused us
   std::uint64_t next_rid = 1;
   int unexplained = 0;  // handshakes that failed without a reason
+  bool fail_fast = false;
+  bool connected = false;  // this socket's connection was up once
 
   void open() {
     unexplained = 0;
+    connected = false;
     socket = zmq::socket_t(ctx, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
     if (keys) ipc::make_curve_client(socket, *keys, server_key);
     const std::string mon = "inproc://troupe-client-monitor-" + std::to_string(next_monitor++);
     if (zmq_socket_monitor(socket.handle(), mon.c_str(),
                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               (fail_fast ? ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED : 0)) != 0)
       throw zmq::error_t();
     monitor = zmq::socket_t(ctx, zmq::socket_type::pair);
     monitor.set(zmq::sockopt::linger, 0);
@@ -63,6 +67,14 @@ struct client::impl {
     if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
     while (event.more() && monitor.recv(event, zmq::recv_flags::dontwait)) {
     }
+    // libzmq schedules a retry after a connect that failed (refused, or no
+    // socket file: at once on a local address), and after a connection that
+    // ended: only a retry before any connection means nothing listens.
+    if (id == ZMQ_EVENT_CONNECTED) connected = true;
+    if (id == ZMQ_EVENT_CONNECTED || (id == ZMQ_EVENT_CONNECT_RETRIED && connected)) return std::nullopt;
+    if (id == ZMQ_EVENT_CONNECT_RETRIED)
+      return make_error(errc::unavailable,
+                        "nothing listens at " + endpoint + " (connection refused: is the system running?)");
     // A handshake cut short without a reason is what a plain-text client of
     // a CurveZMQ server sees, sometimes; once could also be a system going
     // away mid-handshake, so only a few in a row count.
@@ -134,6 +146,7 @@ result<client> client::connect(std::string_view system, const connect_options& o
   const std::filesystem::path system_dir = home / "systems" / port;
   auto p = std::make_unique<impl>();
   p->endpoint = *ep;
+  p->fail_fast = options.fail_fast;
   const bool local = loopback_host(*ep) || bound_here(system_dir, *ep);
   const auto sock = system_dir / "run" / "client.sock";
   if (local && !options.tcp_only && ::access(sock.c_str(), R_OK | W_OK) == 0) {

@@ -63,7 +63,9 @@ std::string system_of(const parsed& p) {
 fs::path troupe_home() { return default_home(); }
 
 result<json> call(const parsed& p, std::string_view command, const json& body, std::chrono::milliseconds timeout) {
-  auto c = client::connect(system_of(p));
+  connect_options o;
+  o.fail_fast = true;  // a person waiting: "connection refused" at once, not after the timeout
+  auto c = client::connect(system_of(p), o);
   if (!c) return c.err();
   return c->call(command, body, timeout);
 }
@@ -335,11 +337,15 @@ int cmd_start(const parsed& p, const std::string& self) {
   }
   ::close(pipefd[0]);
   if (line.rfind("ready ", 0) == 0) {
-    const std::string daemon_pid = line.substr(6, line.find('\n') - 6);
+    // "ready PID ROLE"
+    const std::string rest = line.substr(6, line.find('\n') - 6);
+    const std::string daemon_pid = rest.substr(0, rest.find(' '));
+    const std::string role = rest.find(' ') == std::string::npos ? "" : rest.substr(rest.find(' ') + 1);
     if (p.json_out)
-      print_json(json{{"system", where}, {"pid", std::stoi(daemon_pid)}, {"log", log.string()}});
+      print_json(json{{"system", where}, {"pid", std::stoi(daemon_pid)}, {"log", log.string()}, {"role", role}});
     else
-      std::cout << "system running on " << where << " (pid " << daemon_pid << ", log " << log.string() << ")\n";
+      std::cout << "system running on " << where << " (pid " << daemon_pid << ", log " << log.string() << ")\n"
+                << "role: " << role << "\n";
     return cli_ok;
   }
   if (line.rfind("error ", 0) == 0)

@@ -35,6 +35,11 @@ struct connect_options {
   std::filesystem::path home;  ///< empty: default_home()
   std::string server_key;      ///< the system's public key: Z85 text, or a file holding it
   bool tcp_only = false;       ///< never the local socket
+  /// A refused connection (nothing listens at the address) fails the call at
+  /// once with errc::unavailable instead of retrying until its timeout: for
+  /// commands typed by a person. Off, a call made while a system is starting
+  /// waits for it.
+  bool fail_fast = false;
 };
 
 class client {
