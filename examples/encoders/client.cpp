@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <iterator>
@@ -127,6 +128,18 @@ int main(int argc, char** argv) {
 
   std::array<encoding, 3> encs{
       {{"Morse", "Morse", "morse", {}}, {"Base64", "Base64", "base64", {}}, {"Rot13", "Rot13", "rot13", {}}}};
+  // The actors this run spawned are stopped however it ends: a client that
+  // left three anonymous actors behind on every run filled the system.
+  struct stop_spawned {
+    troupe::client& c;
+    const std::array<encoding, 3>& encs;
+    bool named;
+    ~stop_spawned() {
+      if (named) return;
+      for (const auto& e : encs)
+        if (!e.target.empty()) (void)c.call("kill", nlohmann::json{{"target", e.target}}, std::chrono::seconds(2));
+    }
+  } cleanup{*c, encs, opts->use_names};
   if (auto st = prepare(*c, encs, opts->use_names); !st) return fail(st.err().message);
 
   for (const auto& line : lines) {

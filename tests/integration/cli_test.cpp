@@ -73,6 +73,7 @@ TEST_CASE("the encoders client prints the three encodings of each input line", "
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out == "Morse: " + morse + "\nBase64: " + base64 + "\nRot13: " + rot13 + "\n");
+  CHECK(sys.actors().empty());  // the actors it spawned are gone with it
 }
 
 TEST_CASE("an actor spawned under a global name is asked by that name", "[integration][names]") {
@@ -109,7 +110,9 @@ TEST_CASE("an actor spawned under a global name is asked by that name", "[integr
 TEST_CASE("a system started without --leader stands alone on any port", "[integration][cli]") {
   test_system sys;  // only for its TROUPE_HOME, which trusts the build's key
   const std::string port = std::to_string(troupe::testing::free_port());
-  REQUIRE(sys.run({"start", "--port", port, "--caps", "morse"}).exit_code == 0);
+  const auto started = sys.run({"start", "--port", port, "--caps", "morse"});
+  REQUIRE(started.exit_code == 0);
+  CHECK_THAT(started.out, Catch::Contains("role: standalone"));
   struct stopper {
     const test_system& s;
     std::string port;
@@ -126,6 +129,21 @@ TEST_CASE("a system started without --leader stands alone on any port", "[integr
   const auto systems = json::parse(sys.run({"--system", where, "--json", "systems"}).out);
   CHECK(systems["is_leader"] == true);
   CHECK(systems["systems"].size() == 1);
+}
+
+TEST_CASE("a command to a port where nothing listens says so at once", "[integration][cli]") {
+  test_system sys;  // for its TROUPE_HOME
+  const std::string where = "127.0.0.1:" + std::to_string(troupe::testing::free_port());
+  // Refused at once, not after the command's timeout: the message says
+  // "connection refused", which only the connect failure reports.
+  for (const std::vector<std::string>& cmd : {std::vector<std::string>{"status"}, {"actors"}, {"list"}}) {
+    std::vector<std::string> args = {"--system", where};
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    const auto r = sys.run(args);
+    CHECK(r.exit_code == 3);
+    CHECK(r.err_lines() == 1);
+    CHECK_THAT(r.err, Catch::Contains("connection refused"));
+  }
 }
 
 TEST_CASE("troupe --version names the release and the wire protocol", "[integration][cli]") {
