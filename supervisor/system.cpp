@@ -136,6 +136,10 @@ class system {
   void keep_desired_state();
   void wire();
   void serve();
+  void announce_ready(std::chrono::steady_clock::time_point deadline);
+  /// "standalone (...)", "leader of the convention", "member of ... led by HOST:PORT": what `start` prints.
+  [[nodiscard]] std::string role_text() const;
+  static constexpr auto join_wait = std::chrono::seconds(3);
   void cmd_status(const client_ref& c);
   void begin_shutdown();
   void finish_shutdown();
@@ -167,6 +171,7 @@ class system {
   data_relay relay_;
   std::unique_ptr<convention> convention_;
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
+  asio::steady_timer ready_timer_{io_};
   bool finished_ = false;
 };
 
@@ -322,12 +327,43 @@ void system::serve() {
   pool_.replenish_standby();
   convention_->start();
   log_line(TROUPE_LOG_INFO, {}, "system " + base::hex32(ctx_.id) + " serving on " + ctx_.where());
-  report_ready(ctx_.opts.ready_fd, "ready " + std::to_string(::getpid()) + "\n");
-  // READY=1 once the loop runs: the first thing it does, so a client that
-  // systemd lets in after this notice is answered (the sockets are bound).
-  asio::post(io_, [this] {
-    notify_systemd("READY=1\nMAINPID=" + std::to_string(::getpid()) + "\nSTATUS=serving on " + ctx_.where());
-  });
+  // Ready once the loop runs (a client let in after the notice is answered:
+  // the sockets are bound) and, for a member, once its leader has welcomed
+  // it: a `start` that returned before the join left the next command
+  // (`systems`, an ask through it) racing the join. A leader that does not
+  // answer within join_wait does not hold the start up: the role says so.
+  asio::post(io_, [this] { announce_ready(std::chrono::steady_clock::now() + join_wait); });
+}
+
+void system::announce_ready(std::chrono::steady_clock::time_point deadline) {
+  if (!convention_->joined() && std::chrono::steady_clock::now() < deadline) {
+    ready_timer_.expires_after(std::chrono::milliseconds(10));
+    ready_timer_.async_wait([this, deadline](const boost::system::error_code& ec) {
+      if (!ec) announce_ready(deadline);
+    });
+    return;
+  }
+  const std::string role = role_text();
+  log_line(TROUPE_LOG_INFO, {}, "ready: " + role);
+  report_ready(ctx_.opts.ready_fd, "ready " + std::to_string(::getpid()) + " " + role + "\n");
+  notify_systemd("READY=1\nMAINPID=" + std::to_string(::getpid()) + "\nSTATUS=serving on " + ctx_.where() + ", " +
+                 role);
+}
+
+std::string system::role_text() const {
+  const std::string store = ctx_.opts.etcd.empty() ? "" : " on etcd (convention '" + ctx_.opts.convention + "')";
+  if (convention_->leads()) {
+    if (ctx_.opts.etcd.empty() && ctx_.opts.leader == ctx_.where())
+      return "standalone (systems join it with --leader " + ctx_.where() + ")";
+    return "leader of the convention" + store;
+  }
+  if (!convention_->joined())
+    return "member, not joined yet: the leader" + store + " at " +
+           (ctx_.opts.etcd.empty() ? ctx_.opts.leader : std::string("(none elected)")) +
+           " has not answered; it joins when it does";
+  const std::string leader =
+      ctx_.opts.etcd.empty() ? ctx_.opts.leader : "the system on port " + convention_->port_of(convention_->leader());
+  return "member of the convention" + store + " led by " + leader;
 }
 
 int system::run() {
