@@ -493,6 +493,7 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
         l.fresh_worker = false;
         l.refused.clear();
         located(*a, l);
+        retry_moves(*a);
         release_held(*a);
       }
       continue;

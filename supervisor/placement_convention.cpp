@@ -10,6 +10,8 @@
 #include "manifests/sha256.hpp"
 #include "supervisor/capabilities.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -122,7 +124,19 @@ void placement_convention::set_location(address a, location l) {
   located(a, locations_[a]);
 }
 
+void placement_convention::retry_moves(address a) {
+  if (!deferred_moves_.count(a)) return;
+  boost::asio::post(ctx_.io, [this, a] {
+    auto it = deferred_moves_.find(a);
+    if (it == deferred_moves_.end()) return;
+    auto moves = std::move(it->second);
+    deferred_moves_.erase(it);
+    for (auto& [c, b] : moves) cmd_move(c, b);  // moving again: deferred again
+  });
+}
+
 void placement_convention::forget_location(address a) {
+  retry_moves(a);  // answered "unknown address"
   if (locations_.erase(a) == 0) return;
   forgotten(a);
   fail_held(a, "no actor at " + a.to_string() + " (stopped)");
@@ -226,6 +240,7 @@ void placement_convention::place(address a) {
       l.ph = location::phase::pending;
       l.reason = "package " + l.package_id.substr(0, 12) + " is not loaded on the leader yet";
       located(a, l);
+      retry_moves(a);
       return;
     }
     const std::string why = "package " + l.package_id.substr(0, 12) + " is no longer loaded on the leader";
@@ -258,6 +273,7 @@ void placement_convention::place(address a) {
     l.ph = location::phase::pending;
     l.reason = why;
     log_line(TROUPE_LOG_WARN, a, "pending: " + why);
+    retry_moves(a);
     located(a, l);
     return;
   }
@@ -368,6 +384,7 @@ void placement_convention::on_report(std::uint32_t from, std::string_view comman
     l.fresh_worker = false;
     located(*a, l);
     release_held(*a);
+    retry_moves(*a);
     // Answered once kept: a client told of an address finds it after a crash.
     when_durable([this, addr = *a, port = port_of(from)] {
       answer_waiters(addr, [&](const client_ref& c) {
@@ -708,6 +725,18 @@ void placement_convention::cmd_move(const client_ref& c, const json& b) {
   auto it = locations_.find(a);
   if (!a || it == locations_.end())
     return p_.port.answer_error(c, "unknown address or name '" + target + "'", errc::not_found);
+  if (it->second.ph == location::phase::moving) {
+    // Being re-placed already (say by the chgcap just before): this move
+    // follows once it lands, rather than failing with the reason of a
+    // placement that is under way.
+    auto& q = deferred_moves_[a];
+    if (q.size() >= max_deferred_moves)
+      return p_.port.answer_error(
+          c, a.to_string() + " is moving, and " + std::to_string(q.size()) + " moves of it already wait",
+          errc::unavailable);
+    q.emplace_back(c, b);
+    return;
+  }
   if (it->second.ph != location::phase::placed)
     return p_.port.answer_error(c, a.to_string() + " is " + to_string(it->second.ph) + ": " + it->second.reason,
                                 errc::unavailable);

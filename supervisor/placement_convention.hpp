@@ -159,11 +159,18 @@ class placement_convention : public convention {
   void cmd_systems(const client_ref& c);
   void cmd_chgcap(const client_ref& c, const json& b);
   void cmd_move(const client_ref& c, const json& b);
+  /// Runs again the moves that came while a was moving, once it is placed,
+  /// pending or gone (posted: never in the middle of a transition).
+  void retry_moves(address a);
 
   system_context& ctx_;
   parts p_;
   std::unordered_map<address, location> locations_;
   std::unordered_map<address, std::vector<client_ref>> spawn_waiters_;  // spawns and moves, answered once placed
+  // Moves asked while their actor was moving (a chgcap's re-placement under
+  // way): run once it lands, at most max_deferred_moves per actor.
+  std::unordered_map<address, std::vector<std::pair<client_ref, json>>> deferred_moves_;
+  static constexpr std::size_t max_deferred_moves = 16;
   std::map<address, std::uint64_t> hosted_;                 // actors here placed by the leader, with their epoch
   manifests::capabilities started_caps_;                    // the --caps this run started with
   std::set<address> creating_;                              // of those, created and not yet reported

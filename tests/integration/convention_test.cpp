@@ -421,6 +421,19 @@ TEST_CASE("act 5: three systems place the encoders by capability and follow chgc
   }
   everyone_answers({"Base64"});
   CHECK(actor_field(lead, "Base64", "worker_pid").is_number());  // now local to the leader
+  {
+    // A move asked while its actor is being re-placed (by the chgcap just
+    // before it) follows once it lands, instead of failing with the reason of
+    // the placement under way (README's convention session does this).
+    chgcap(lead, p_lead, {"-", "64bit encoder"});  // pending: 64 lacks it too
+    chgcap(lead, p_64, {"+", "64bit encoder"});    // placed on 64
+    chgcap(lead, p_lead, {"+", "64bit encoder"});
+    const auto r = lead.run({"move", "Base64", "--to", std::to_string(p_lead)});
+    INFO("move: " << r.err);
+    CHECK(r.exit_code == 0);
+    REQUIRE(wait_actor(lead, "Base64", "running", host_of(p_lead)));
+    chgcap(lead, p_64, {"-", "64bit encoder"});  // as before: nothing moves
+  }
 
   // stop the morse system: Morse and Rot13 have nowhere to go.
   {
