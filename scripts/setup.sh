@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ccache
+  python3 iproute2 util-linux             # the README test: its blocks run in namespaces (unshare, ip)
   libboost-dev libboost-filesystem-dev   # Asio, Process (Process needs filesystem in 1.74)
   libzmq3-dev cppzmq-dev                 # ZeroMQ and its C++ binding
   libssl-dev                             # OpenSSL 3: Ed25519, SHA-256
