@@ -9,23 +9,38 @@
 #     package, the systemd unit, copyright and changelog;
 #   - the unit, extracted with the programs, with `systemd-analyze verify`
 #     (skipped where systemd-analyze is missing);
-#   - `lintian` reports no error (skipped where lintian is missing).
+#   - `lintian` reports no error (skipped where lintian is missing);
+#   - as root, on a machine where no troupe package is installed: `dpkg -i`,
+#     then the maintainer script's work (the troupe user, /var/lib/troupe
+#     0700), the installed unit verified, and the install test's outside
+#     project (tests/install/run.sh --installed /usr) built, packed, loaded
+#     and asked with the installed tree; `dpkg --purge` on exit, failed or
+#     not. TROUPE_TEST_NO_DPKG=1 skips this part.
 #
-#   run.sh BUILD_DIR CPACK EXPECTED_VERSION
+#   run.sh BUILD_DIR CPACK EXPECTED_VERSION [OUTSIDE_SOURCE_DIR CXX_COMPILER CMAKE]
 #
 # Everything it makes is under one scratch directory, removed on exit.
 set -u
 
-if [ $# -ne 3 ]; then
-  echo "usage: run.sh BUILD_DIR CPACK EXPECTED_VERSION" >&2
+if [ $# -ne 3 ] && [ $# -ne 6 ]; then
+  echo "usage: run.sh BUILD_DIR CPACK EXPECTED_VERSION [OUTSIDE_SOURCE_DIR CXX_COMPILER CMAKE]" >&2
   exit 2
 fi
 build=$1
 cpack=$2
 version=$3
+outside=("${@:4}")
 
 work=$(mktemp -d /tmp/troupe-deb-test.XXXXXX) || exit 1
-trap 'rm -rf "$work"' EXIT
+installed_by_us=
+cleanup() {
+  if [ -n "$installed_by_us" ]; then
+    dpkg --purge troupe > "$work/purge.log" 2>&1 || { cat "$work/purge.log" >&2; echo "deb test: dpkg --purge troupe failed" >&2; }
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 say() { echo "deb test: $*"; }
 fail() {
   echo "deb test: FAILED: $*" >&2
@@ -108,6 +123,27 @@ if command -v lintian >/dev/null; then
   [ $rc -eq 0 ] || fail "lintian reports errors"
 else
   say "lintian not installed: skipped"
+fi
+
+if [ "$(id -u)" -ne 0 ] || [ "${TROUPE_TEST_NO_DPKG:-}" = 1 ] || [ ${#outside[@]} -ne 3 ]; then
+  say "not root (or TROUPE_TEST_NO_DPKG=1): the package is not installed"
+elif dpkg-query -W -f='${Status}' troupe 2> /dev/null | grep -q "installed"; then
+  say "a troupe package is installed on this machine already: not replaced"
+else
+  say "dpkg -i"
+  installed_by_us=1
+  timeout 300 dpkg -i "$deb" > "$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -i"; }
+  getent passwd troupe | grep -q ':/var/lib/troupe:' || fail "no troupe user with home /var/lib/troupe"
+  [ "$(stat -c '%U %a' /var/lib/troupe)" = "troupe 700" ] || fail "/var/lib/troupe is $(stat -c '%U %a' /var/lib/troupe)"
+  /usr/bin/troupe --version | grep -q "^troupe $version " || fail "installed troupe --version: $(/usr/bin/troupe --version)"
+  if command -v systemd-analyze > /dev/null; then
+    cp /usr/lib/systemd/system/troupe@.service "$work/units/troupe@1901.service"
+    SYSTEMD_LOG_LEVEL=warning timeout 60 systemd-analyze verify --man=no "$work/units/troupe@1901.service" \
+      > "$work/verify2.log" 2>&1
+    [ -s "$work/verify2.log" ] && { cat "$work/verify2.log" >&2; fail "systemd-analyze verify of the installed unit"; }
+  fi
+  say "the installed tree builds, packs, loads and asks an outside project"
+  bash "$(dirname "$0")/../install/run.sh" --installed /usr "$build" "${outside[@]}" || fail "outside project on the installed tree"
 fi
 
 say "ok: $deb_name"

@@ -3,6 +3,11 @@
 # `cmake --install`, with nothing of the source tree but what is installed.
 #
 #   run.sh BUILD_DIR OUTSIDE_SOURCE_DIR CXX_COMPILER CMAKE
+#   run.sh --installed PREFIX BUILD_DIR OUTSIDE_SOURCE_DIR CXX_COMPILER CMAKE
+#
+# (--installed: troupe is already installed in PREFIX, by the .deb of
+# tests/deb/run.sh: step 1 only checks the files; BUILD_DIR is only what the
+# outside project must not use.)
 #
 # 1. installs BUILD_DIR (already built: nothing is rebuilt) into a scratch prefix;
 # 2. makes a signing key with the installed `troupe keygen`;
@@ -19,8 +24,13 @@
 # Every step is bounded by `timeout`, the whole run by 200 s (ctest's TIMEOUT is 300).
 set -u
 
+installed=
+if [ "${1:-}" = --installed ]; then
+  installed=$2
+  shift 2
+fi
 if [ $# -ne 4 ]; then
-  echo "usage: run.sh BUILD_DIR OUTSIDE_SOURCE_DIR CXX_COMPILER CMAKE" >&2
+  echo "usage: run.sh [--installed PREFIX] BUILD_DIR OUTSIDE_SOURCE_DIR CXX_COMPILER CMAKE" >&2
   exit 2
 fi
 build=$1
@@ -29,7 +39,7 @@ cxx=$3
 cmake=$4
 
 work=$(mktemp -d /tmp/troupe-install-test.XXXXXX) || exit 1
-prefix=$work/prefix
+prefix=${installed:-$work/prefix}
 home=$work/home
 port=
 daemon_pid=
@@ -82,17 +92,21 @@ bound() {
 }
 elapsed() { echo "$(date +%s.%N) $start_time" | awk '{ printf "%.1f s", $1 - $2 }'; }
 
-# 1. Install what the build made.
-timeout "$(bound 60)" "$cmake" --install "$build" --prefix "$prefix" > "$work/install.log" 2>&1 ||
-  fail "cmake --install: $(tail -5 "$work/install.log")"
+# 1. Install what the build made (or check what is installed).
+if [ -z "$installed" ]; then
+  timeout "$(bound 60)" "$cmake" --install "$build" --prefix "$prefix" > "$work/install.log" 2>&1 ||
+    fail "cmake --install: $(tail -5 "$work/install.log")"
+fi
 for f in bin/troupe bin/troupe-worker include/troupe/actor.hpp include/troupe/client.hpp \
   lib/cmake/troupe/troupeConfig.cmake lib/cmake/troupe/troupeConfigVersion.cmake \
   lib/cmake/troupe/troupePackage.cmake share/doc/troupe/README.md share/doc/troupe/examples/encoders/package.cpp; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
 ls "$prefix"/lib/libtroupe-client.so.* > /dev/null 2>&1 || fail "not installed: lib/libtroupe-client.so.*"
-bins=$(cd "$prefix/bin" && echo *)
-[ "$bins" = "troupe troupe-worker" ] || fail "bin/ holds '$bins', not the two programs alone (tests installed?)"
+if [ -z "$installed" ]; then
+  bins=$(cd "$prefix/bin" && echo *)
+  [ "$bins" = "troupe troupe-worker" ] || fail "bin/ holds '$bins', not the two programs alone (tests installed?)"
+fi
 say "installed into $prefix ($(elapsed))"
 
 # 2. A signing key, made by the installed tool.
