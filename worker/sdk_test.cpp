@@ -99,28 +99,52 @@ struct asker final : troupe::actor {
   }
 };
 
+// Selective receive: closed, it stashes work; "open" switches handler and
+// takes the stash back; "close" returns to receive().
+struct gate final : troupe::actor {
+  std::vector<std::string> done;
+  void receive(troupe::context&, const troupe::message& m) override {
+    if (m.type() == "open") {
+      become([this](troupe::context& ctx, const troupe::message& w) { open(ctx, w); });
+      unstash_all();
+    } else {
+      stash(m);
+    }
+  }
+  void open(troupe::context& ctx, const troupe::message& m) {
+    if (m.type() == "close") return unbecome();
+    if (m.type() == "boom") throw std::runtime_error("boom while open");
+    done.push_back(std::string(m.payload()));
+    if (m.is_ask()) ctx.reply("done", m.payload());
+  }
+  std::size_t waiting() const { return stash_size(); }
+};
+
 }  // namespace
 
-TROUPE_PACKAGE(troupe::actor_type<asker>("Asker"))
+TROUPE_PACKAGE(troupe::actor_type<asker>("Asker"), troupe::actor_type<gate>("Gate"))
 
 namespace {
 
-/// One Asker created through the package entry, as a worker would.
+/// One actor (an Asker, or the type at index type) created through the
+/// package entry, as a worker would.
 struct one_actor {
   host_state hs;
   troupe_package_v1 pkg{};
   troupe_error err{};
   void* a = nullptr;
+  std::size_t type = 0;
 
-  one_actor() {
+  explicit one_actor(std::size_t type_index = 0) : type(type_index) {
     state = &hs;
     REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
-    a = pkg.types[0].create(nullptr, &err);
+    a = pkg.types[type].create(nullptr, &err);
     REQUIRE(a != nullptr);
   }
-  ~one_actor() { pkg.types[0].destroy(a); }
-  int handle(const troupe_message& m) { return pkg.types[0].handle(a, nullptr, &m, &err); }
+  ~one_actor() { pkg.types[type].destroy(a); }
+  int handle(const troupe_message& m) { return pkg.types[type].handle(a, nullptr, &m, &err); }
   asker& actor() { return *static_cast<asker*>(a); }
+  gate& the_gate() { return *static_cast<gate*>(a); }
 };
 
 }  // namespace
@@ -132,8 +156,9 @@ TEST_CASE("the package entry refuses another ABI version and lists its types", "
   CHECK_THAT(std::string(err.text), Catch::Contains("ABI"));
   REQUIRE(troupe_package_entry_v1(TROUPE_ABI_VERSION, &host, &pkg, &err) == 0);
   CHECK(pkg.abi_version == TROUPE_ABI_VERSION);
-  REQUIRE(pkg.type_count == 1);
+  REQUIRE(pkg.type_count == 2);
   CHECK(std::string(pkg.types[0].name) == "Asker");
+  CHECK(std::string(pkg.types[1].name) == "Gate");
 }
 
 TEST_CASE("a reply reaches the continuation of the ask that caused it, once", "[sdk]") {
@@ -205,4 +230,42 @@ TEST_CASE("watch and unwatch reach the host; an exit notice names the watched ac
   CHECK(t.hs.watches == std::vector<std::string>{"watch @00000000.7", "unwatch @00000000.7"});
   REQUIRE(t.handle(make(TROUPE_MSG_EXITED, "restarted", "", 0, "worker killed by SIGKILL")) == 0);
   CHECK(t.actor().outcome == "@00000002.16 restarted: worker killed by SIGKILL");
+}
+
+TEST_CASE("stashed messages come back in order once the actor becomes able to handle them", "[sdk][stash]") {
+  one_actor t(1);
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "work", "1")) == 0);
+  REQUIRE(t.handle(make(TROUPE_MSG_ASK, "work", "2", 90)) == 0);
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "work", "3")) == 0);
+  CHECK(t.the_gate().done.empty());
+  CHECK(t.the_gate().waiting() == 3);
+  CHECK(t.hs.replies.empty());
+
+  // "open": the stash is handled after the handler, oldest first, by the new
+  // handler; the stashed ask is answered to its asker.
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "open", "")) == 0);
+  CHECK(t.the_gate().done == std::vector<std::string>{"1", "2", "3"});
+  CHECK(t.the_gate().waiting() == 0);
+  REQUIRE(t.hs.replies.size() == 1);
+  CHECK(t.hs.replies[0].type == "done#90");  // reply_to the stashed ask's asker and id
+  CHECK(t.hs.replies[0].payload == "2");
+
+  // Open, a new ask is answered the usual way.
+  REQUIRE(t.handle(make(TROUPE_MSG_ASK, "work", "4", 91)) == 0);
+  REQUIRE(t.hs.replies.size() == 2);
+  CHECK(t.hs.replies[1].type == "done");
+
+  // "close" returns to receive(): stashing again.
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "close", "")) == 0);
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "work", "5")) == 0);
+  CHECK(t.the_gate().waiting() == 1);
+  CHECK(t.the_gate().done.size() == 4);
+}
+
+TEST_CASE("a handler that throws while the stash is replayed fails the actor like any handler", "[sdk][stash]") {
+  one_actor t(1);
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "boom", "")) == 0);
+  REQUIRE(t.handle(make(TROUPE_MSG_TELL, "work", "after")) == 0);
+  CHECK(t.handle(make(TROUPE_MSG_TELL, "open", "")) == 1);
+  CHECK(std::string(t.err.text) == "boom while open");
 }

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <stdexcept>
@@ -30,6 +31,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace troupe {
 
@@ -118,8 +120,9 @@ class context {
   void ask(address to, std::string_view type, std::string_view payload, std::chrono::milliseconds timeout,
            ask_callback then);
 
-  /// Answers the ask being handled.
+  /// Answers the ask being handled (an ask taken back from the stash too).
   void reply(std::string_view type, std::string_view payload) {
+    if (replayed_ask_ != nullptr) return reply_later(*replayed_ask_, type, payload);
     check(host_->reply(raw_, type.data(), type.size(), bytes(payload), payload.size()));
   }
 
@@ -173,9 +176,11 @@ class context {
     if (rc != 0) throw host_error(host_->last_error());
   }
 
+  friend class actor;
   const troupe_host_v1* host_;
   troupe_context* raw_;
   actor* self_actor_;
+  const reply_handle* replayed_ask_ = nullptr;  // handling an ask that was stashed: reply() answers it
 };
 
 /// Base class of actor types. One instance per actor; handlers of one actor
@@ -198,9 +203,51 @@ class actor {
   /// Called on an exit request; the actor is destroyed afterwards.
   virtual void on_exit(context&) {}
 
+  /// A handler in place of receive(), for selective receive.
+  using behavior = std::function<void(context&, const message&)>;
+
+ protected:
+  // Selective receive (DESIGN.md §4), as Akka's become/stash and Erlang's
+  // receive with patterns: an actor in a state where some messages cannot be
+  // handled yet stashes them, and takes them back when its state changes.
+  //
+  //   void receive(context& ctx, const message& m) override {   // closed
+  //     if (m.type() == "open") { become(open_handler()); unstash_all(); }
+  //     else stash(m);
+  //   }
+  //
+  // The stash belongs to this instance: a restart (an exception in a
+  // handler) or an exit drops it, and an ask in it is then answered by its
+  // timeout. Replies, acks and exit requests never reach the stash.
+
+  /// The next messages go to b instead of receive(), until become() again or unbecome().
+  void become(behavior b) {
+    retired_.push_back(std::move(behavior_));  // it may be the one running: freed after it returns
+    behavior_ = std::move(b);
+  }
+  /// Back to receive().
+  void unbecome() { become(nullptr); }
+  /// Keeps a copy of m to handle it later; an ask in it is answered by
+  /// ctx.reply() in the handler that takes it back.
+  void stash(const message& m) {
+    const troupe_message& r = m.raw();
+    stash_.push_back(stashed{r.kind, r.from, r.correlation, std::string(m.type()), std::string(m.payload()),
+                             std::string(m.reason())});
+  }
+  /// The stashed messages come back, oldest first, before any newer message:
+  /// once the current handler has returned.
+  void unstash_all() {
+    replay_.insert(replay_.begin(), std::make_move_iterator(stash_.begin()), std::make_move_iterator(stash_.end()));
+    stash_.clear();
+  }
+  /// How many messages wait in the stash.
+  [[nodiscard]] std::size_t stash_size() const { return stash_.size(); }
+
+ public:
   /// Entry from the C boundary: routes replies to pending asks, exits to
   /// on_exit, the rest to receive.
   void dispatch(context& ctx, const message& msg) {
+    retired_.clear();
     switch (msg.kind()) {
       case TROUPE_MSG_REPLY:
       case TROUPE_MSG_ASK_FAILED: {
@@ -215,13 +262,48 @@ class actor {
         on_exit(ctx);
         return;
       default:
-        receive(ctx, msg);
+        deliver(ctx, msg);
+    }
+    // What unstash_all() gave back, before the next message.
+    while (!replay_.empty()) {
+      const stashed s = std::move(replay_.front());
+      replay_.pop_front();
+      const troupe_message raw{
+          s.kind,           s.from,          s.correlation,
+          s.type.data(),    s.type.size(),   reinterpret_cast<const std::uint8_t*>(s.payload.data()),
+          s.payload.size(), s.reason.data(), s.reason.size()};
+      const message m(raw);
+      const reply_handle h = m.reply_handle_of();
+      ctx.replayed_ask_ = m.is_ask() ? &h : nullptr;
+      try {
+        deliver(ctx, m);
+      } catch (...) {
+        ctx.replayed_ask_ = nullptr;
+        throw;
+      }
+      ctx.replayed_ask_ = nullptr;
     }
   }
 
  private:
   friend class context;
+  struct stashed {
+    std::uint32_t kind;
+    troupe_address from;
+    std::uint64_t correlation;
+    std::string type, payload, reason;
+  };
+  void deliver(context& ctx, const message& m) {
+    if (behavior_)
+      behavior_(ctx, m);
+    else
+      receive(ctx, m);
+  }
   std::unordered_map<std::uint64_t, context::ask_callback> pending_asks_;
+  behavior behavior_;
+  std::vector<behavior> retired_;
+  std::deque<stashed> stash_;
+  std::deque<stashed> replay_;
 };
 
 inline void context::ask(address to, std::string_view type, std::string_view payload, std::chrono::milliseconds timeout,

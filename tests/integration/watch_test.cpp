@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -193,4 +194,23 @@ TEST_CASE("a watch outlives the watcher's own restart: the new instance is told"
   REQUIRE(got.size() == 1);
   CHECK(text(got[0], "event") == "restarted");
   CHECK_THAT(text(got[0], "reason"), Catch::Contains("SIGKILL"));
+}
+
+TEST_CASE("a Gate stashes an ask while closed and answers it once it opens", "[integration][stash]") {
+  test_system sys;
+  sys.load(TROUPE_SUPERVISION_PKG);
+  const std::string gate = sys.spawn({"Gate", "--name", "gate"});
+  auto tell = [&](const std::string& what) { REQUIRE(sys.run({"tell", gate, "\"" + what + "\""}).exit_code == 0); };
+  tell("one");  // stashed
+  auto asked = std::async(std::launch::async, [&] { return sys.run({"ask", gate, "\"two\"", "--timeout", "20000"}); });
+  // Both wait in the stash: the ask has reached the actor, unanswered.
+  REQUIRE(troupe::testing::eventually([&] { return sys.ask(gate, "count") == 2; }));
+  tell("open");
+  const auto r = asked.get();
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(r.out) == json{{"done", "two"}});
+  CHECK(sys.ask(gate, "three") == json{{"done", "three"}});  // open: answered at once
+  tell("close");
+  CHECK(sys.ask(gate, "count") == 0);  // closed again; the stash was emptied by the opening
 }
