@@ -106,7 +106,7 @@ class convention {
   /// placed here, and answers the spawns and moves that wait for them.
   virtual void running_here(address a) = 0;
   virtual void failed_here(address a, const std::string& reason) = 0;
-  virtual void gone_here(address a, bool failed, const std::string& reason) = 0;
+  virtual void gone_here(address a, bool failed, const std::string& reason, bool fenced) = 0;
 
   /// When the convention fences (etcd): the lease the actors it placed here
   /// live under; the workers stop them when the fence page (ipc/fence_page.hpp)

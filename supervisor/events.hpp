@@ -21,6 +21,9 @@ struct actor_gone {
   std::string package_id;
   bool failed = false;
   std::string reason;
+  /// Stopped by its worker because this system lost its etcd lease: still
+  /// the convention's, placed again by the leader (not a stop to report).
+  bool fenced = false;
 };
 
 /// A worker process ended.

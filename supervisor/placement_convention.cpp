@@ -526,12 +526,17 @@ void placement_convention::report_created(address a) {
     p_.link.send(p_.state.leader, cmd::peer::created, json{{"address", a.to_string()}, {"epoch", hosted_[a]}});
 }
 
-void placement_convention::report_gone(address a, bool failed, const std::string& reason) {
+void placement_convention::report_gone(address a, bool failed, const std::string& reason, bool fenced) {
   creating_.erase(a);
   auto h = hosted_.find(a);
   if (h == hosted_.end()) return;
   const auto epoch = h->second;
   hosted_.erase(h);
+  // Stopped by its worker when this system lost its lease (before this loop
+  // saw the loss): a stale instance, as fence() stops them, reported to
+  // nobody. Reported "gone", the leader took it for stopped on purpose and
+  // forgot it: it was never placed again (the etcd rejoin flake).
+  if (fenced) return;
   // A system that stops takes its actors out of service, not out of the
   // convention: they are placed elsewhere (or wait), never forgotten.
   if (ctx_.stopping) return;

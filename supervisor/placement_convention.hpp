@@ -60,7 +60,9 @@ class placement_convention : public convention {
   void forget(address a) override { forget_location(a); }
   void running_here(address a) override { report_created(a); }
   void failed_here(address a, const std::string& reason) override;
-  void gone_here(address a, bool failed, const std::string& reason) override { report_gone(a, failed, reason); }
+  void gone_here(address a, bool failed, const std::string& reason, bool fenced) override {
+    report_gone(a, failed, reason, fenced);
+  }
   bool hosts(address a) const override { return hosted_.count(a) != 0; }
   bool create_failed_here(address a, const std::string& why) override;
 
@@ -143,7 +145,7 @@ class placement_convention : public convention {
   void create_requested(const json& b);
   void evict(const json& b);
   void report_created(address a);
-  void report_gone(address a, bool failed, const std::string& reason);
+  void report_gone(address a, bool failed, const std::string& reason, bool fenced = false);
   /// Stops instances here that the convention placed elsewhere meanwhile
   /// (they are stale), without a report: before anything is served for them.
   void stop_stale(const std::vector<address>& stale);

@@ -82,7 +82,8 @@ void supervision::register_handlers() {
     }
   });
   pool_.handle(cmd::worker::stopped, [this](worker_proc&, const json&, const json& b) {
-    stopped(address(b.value("address", std::uint64_t{0})), b.value("failed", false), b.value("reason", std::string()));
+    stopped(address(b.value("address", std::uint64_t{0})), b.value("failed", false), b.value("reason", std::string()),
+            b.value("fenced", false));
   });
   pool_.handle(cmd::worker::watch,
                [this](worker_proc& w, const json& rid, const json& b) { on_watch_request(w, rid, b, true); });
@@ -263,7 +264,7 @@ void supervision::fail_actor(actor_record& rec, const std::string& reason) {
   bus_.failed(a, reason);
 }
 
-void supervision::stopped(address a, bool failed, const std::string& reason) {
+void supervision::stopped(address a, bool failed, const std::string& reason, bool fenced) {
   auto* rec = actors_.find(a);
   if (rec == nullptr) return;
   const std::string package_id = rec->package_id;
@@ -287,7 +288,7 @@ void supervision::stopped(address a, bool failed, const std::string& reason) {
   }
   retire_dedicated_worker(worker);
   manager_->maybe_finish_unload(package_id);
-  bus_.gone(actor_gone{a, package_id, failed, reason});
+  bus_.gone(actor_gone{a, package_id, failed, reason, fenced});
 }
 
 // ---------------------------------------------------------------- a worker's death

@@ -52,7 +52,7 @@ class supervision {
   /// Gives up on an actor: it stays listed, failed, so look-ups say why.
   void fail_actor(actor_record& rec, const std::string& reason);
   /// The actor stopped (or, with failed, failed for good).
-  void stopped(address a, bool failed, const std::string& reason);
+  void stopped(address a, bool failed, const std::string& reason, bool fenced = false);
   /// Forgets a creation not yet sent to a starting worker.
   void drop_pending_create(address a);
   /// A package whose worker cannot start any more is failed at once, with

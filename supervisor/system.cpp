@@ -305,7 +305,7 @@ void system::wire() {
       if (!(convention_->hosts(e.addr) && convention_->leaving(e.addr)))
         relay_.drop_held(e.addr, why);  // a moving one's follow it
     }
-    convention_->gone_here(e.addr, e.failed, e.reason);
+    convention_->gone_here(e.addr, e.failed, e.reason, e.fenced);
   });
 
   port_.handle(cmd::client::status, [this](const client_ref& c, const json&) { cmd_status(c); });

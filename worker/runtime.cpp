@@ -292,7 +292,8 @@ void runtime::fence_now() {
   log_line(TROUPE_LOG_WARN, {},
            "fenced: stopping " + std::to_string(fenced.size()) +
                " actors of the convention: their system no longer holds the lease they were placed under");
-  for (address a : fenced) finish_exit(a, "fenced: its system no longer holds the lease it was placed under");
+  for (address a : fenced)
+    finish_exit(a, "fenced: its system no longer holds the lease it was placed under", false, /*fenced=*/true);
 }
 
 void runtime::on_shutdown(const json& b) {
@@ -419,7 +420,7 @@ void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {
              json{{"address", slot.addr.value()}, {"reason", std::string(reason)}, {"restarts", slot.restarts}});
 }
 
-void runtime::finish_exit(address a, std::string_view reason, bool failed) {
+void runtime::finish_exit(address a, std::string_view reason, bool failed, bool fenced) {
   auto it = actors_.find(a);
   if (it == actors_.end()) return;
   if (it->second.fenced) --fenced_actors_;
@@ -433,7 +434,9 @@ void runtime::finish_exit(address a, std::string_view reason, bool failed) {
       ++t;
     }
   }
-  send_event(cmd::worker::stopped, json{{"address", a.value()}, {"failed", failed}, {"reason", std::string(reason)}});
+  json body{{"address", a.value()}, {"failed", failed}, {"reason", std::string(reason)}};
+  if (fenced) body["fenced"] = true;
+  send_event(cmd::worker::stopped, body);
 }
 
 void runtime::shutdown(int code, const std::string& reason) {

@@ -181,7 +181,8 @@ class runtime {
   // Lifecycle of actors.
   void create_actor(const ipc::json& body);
   void restart_in_place(actor_slot& slot, std::string_view reason);
-  void finish_exit(address a, std::string_view reason, bool failed = false);
+  /// fenced: stopped because its system lost the lease it was placed under.
+  void finish_exit(address a, std::string_view reason, bool failed = false, bool fenced = false);
   void shutdown(int code, const std::string& reason = "system shutdown");
   /// dlopens the package the supervisor assigned and reports its types.
   void load_package();

@@ -553,18 +553,9 @@ TEST_CASE("a pending actor runs again on its lost system when that system comes 
   REQUIRE(wait_actor(lead, "Morse", "pending", {}, 20s));
   host.signal_daemon(SIGCONT);
   auto back = wait_actor(lead, "Morse", "running", host.where(), 20s);
-  INFO("leader's view: " << (back ? back->dump() : "none") << "\nleader's log:\n" << lead.log());
-  if (!back && on_etcd()) {
-    // Known, not understood yet: on etcd, under a loaded machine, about one
-    // full-suite run in three, the leader sends the create at the host's
-    // rejoin and hears nothing back (no created, no create_failed). Kept
-    // visible (a warning with the logs) without failing the suite; the
-    // built-in mode stays strict.
-    WARN("KNOWN INTERMITTENT (etcd): Morse not running again on its host within 20 s\nhost's log:\n"
-         << host.log() << "\nleader's log:\n"
-         << lead.log());
-    return;
-  }
+  INFO("leader's view: " << (back ? back->dump() : "none") << "\nleader's log:\n"
+                         << lead.log() << "\nhost's log:\n"
+                         << host.log());
   REQUIRE(back);
   CHECK((*back)["address"] == f.morse);
   for (const auto* via : {&lead, &host, &other}) check_answers(*via, "Morse", "Morse");
