@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <unordered_map>
@@ -205,6 +207,38 @@ raw_zmq_rtt::raw_zmq_rtt(const std::string& dir, std::size_t payload_bytes, raw_
   }
   impl_->payload.assign(payload_bytes, 'x');
   (void)run(500);  // warm-up: connections, caches, frequency
+}
+
+pid_t raw_zmq_rtt::child_pid() const { return impl_->child ? impl_->child->pid() : -1; }
+
+const char* suffix(placement p) { return p == placement::same_cpu ? "_same_cpu" : "_split_cpu"; }
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+bool pin_process(pid_t pid, int cpu, const std::vector<int>& cpus) {
+  if (pid <= 0) return false;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu >= 0)
+    CPU_SET(cpu, &set);
+  else
+    for (int c : cpus) CPU_SET(c, &set);
+  // Every thread: ZeroMQ's I/O thread carries the messages.
+  std::error_code ec;
+  bool any = false;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    const pid_t tid = static_cast<pid_t>(std::atoi(t.path().filename().c_str()));
+    if (tid > 0 && ::sched_setaffinity(tid, sizeof set, &set) == 0) any = true;
+  }
+  return any;
 }
 
 raw_zmq_rtt::~raw_zmq_rtt() {

@@ -44,7 +44,23 @@ struct figure {
   std::string target;       // the target of the issue, as text
   std::optional<bool> met;  // against the target, when there is one
   [[nodiscard]] double ratio() const { return baseline != 0 ? value / baseline : 0; }
+  std::vector<double> samples = {};           // every repetition's value (in the JSON)
+  std::vector<double> baseline_samples = {};  // and the baseline's, interleaved with them
 };
+
+// ---------------------------------------------------------------- placement
+
+/// Where the two endpoints of a latency figure run: on one CPU (everything
+/// pinned to the first allowed CPU), or on two (each endpoint pinned to its
+/// own CPU). The same placement for troupe and its baseline, so that a ratio
+/// measures troupe, not the scheduler's choice (docs/PERFORMANCE.md §2).
+enum class placement { same_cpu, split_cpu };
+const char* suffix(placement p);
+/// The CPUs this process may use, in order (sched_getaffinity).
+std::vector<int> allowed_cpus();
+/// Pins every thread of process pid (an own process or a descendant) to cpu,
+/// or lets them use cpus when cpu < 0. False when the process is gone.
+bool pin_process(pid_t pid, int cpu, const std::vector<int>& cpus);
 
 /// A figure this run could not measure (an option of a troupe without it,
 /// say): listed under the table, and in the JSON with null values.
@@ -132,6 +148,8 @@ class raw_zmq_rtt {
   ~raw_zmq_rtt();
   /// n timed round trips of one payload.
   rtt_stats run(std::size_t n);
+  /// The echoing child (for pinning).
+  [[nodiscard]] pid_t child_pid() const;
 
  private:
   struct impl;

@@ -13,6 +13,7 @@
 #include "bench/bench.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -79,13 +80,14 @@ struct cross_worker {
   std::string pkg_a, pkg_b;
 };
 
-void measure_rtt(live_system& sys, const cross_worker& pk, const sizes& z, std::vector<figure>& out) {
-  say("cross-worker ask round trip vs raw ZeroMQ ipc round trip");
+void measure_rtt(live_system& sys, const cross_worker& pk, const sizes& z, std::vector<figure>& out,
+                 std::vector<unavailable_figure>& unavailable) {
+  say("cross-worker ask round trip vs raw ZeroMQ ipc round trip: unpinned, on one CPU, on two");
   raw_zmq_rtt raw(sys.home(), payload_bytes);
   const address pinger = sys.spawn("Pinger", pk.pkg_a);
   const address ponger = sys.spawn("Ponger", pk.pkg_b);
-  (void)sys.worker_pid(pk.pkg_a);
-  (void)sys.worker_pid(pk.pkg_b);
+  const pid_t pinger_pid = sys.worker_pid(pk.pkg_a);
+  const pid_t ponger_pid = sys.worker_pid(pk.pkg_b);
   // Polls are asks into the pinger's worker and would disturb the samples:
   // the driver sleeps through most of a run, guessing its length from the last.
   double us_per_ask = 100;
@@ -99,21 +101,61 @@ void measure_rtt(live_system& sys, const cross_worker& pk, const sizes& z, std::
     if (r.value("failures", 0) != 0) throw bench_error("cross-worker asks failed: " + r.dump());
     return rtt_stats{r.value("p50_us", 0.0), r.value("p99_us", 0.0)};
   };
+  // Each endpoint pinned (placement) or all free (nullopt): troupe's two
+  // workers, the system and this driver; the raw pair: this process and its
+  // echo child. Same CPU: all on the first; split: initiator and its side on
+  // the first, the answering side on the second.
+  const std::vector<int> cpus = allowed_cpus();
+  auto place = [&](std::optional<placement> p) {
+    const int first = p ? cpus[0] : -1;
+    const int second = !p ? -1 : *p == placement::same_cpu ? cpus[0] : cpus[1];
+    pin_process(::getpid(), first, cpus);
+    pin_process(sys.system_pid(), first, cpus);
+    pin_process(pinger_pid, first, cpus);
+    pin_process(ponger_pid, second, cpus);
+    pin_process(raw.child_pid(), second, cpus);
+  };
+  std::vector<std::optional<placement>> placements{std::nullopt};
+  if (!cpus.empty()) placements.push_back(placement::same_cpu);
+  if (cpus.size() >= 2)
+    placements.push_back(placement::split_cpu);
+  else
+    for (const char* n : {"cross_worker_ask_rtt_p50_split_cpu", "cross_worker_ask_rtt_p99_split_cpu"})
+      unavailable.push_back({n, "us", "this process may use one CPU only"});
   (void)run(500);  // warm-up: route resolution, connections
-  std::vector<double> t50, t99, b50, b99;
-  for (int i = 0; i < z.reps; ++i) {
-    auto b = raw.run(z.rtt_samples);
-    auto t = run(z.rtt_samples);
-    b50.push_back(b.p50_us);
-    b99.push_back(b.p99_us);
-    t50.push_back(t.p50_us);
-    t99.push_back(t.p99_us);
+  struct series {
+    std::vector<double> t50, t99, b50, b99;
+  };
+  std::vector<series> got(placements.size());
+  // Repetitions interleaved across placements: the machine's load weighs on all alike.
+  for (int i = 0; i < z.reps; ++i)
+    for (std::size_t k = 0; k < placements.size(); ++k) {
+      place(placements[k]);
+      auto b = raw.run(z.rtt_samples);
+      auto t = run(z.rtt_samples);
+      got[k].b50.push_back(b.p50_us);
+      got[k].b99.push_back(b.p99_us);
+      got[k].t50.push_back(t.p50_us);
+      got[k].t99.push_back(t.p99_us);
+    }
+  place(std::nullopt);
+  for (std::size_t k = 0; k < placements.size(); ++k) {
+    const std::string sfx = placements[k] ? suffix(*placements[k]) : "";
+    const std::string where = !placements[k]                          ? "unpinned"
+                              : *placements[k] == placement::same_cpu ? "all on one CPU"
+                                                                      : "the two ends on two CPUs";
+    const std::string base = "raw ZeroMQ ipc PUSH/PULL round trip, 2 processes, 64 B, " + where;
+    const auto& g = got[k];
+    figure p50{"cross_worker_ask_rtt_p50" + sfx, median(g.t50), "us", median(g.b50), base, "<= 1.5x baseline", {}};
+    p50.met = p50.ratio() <= 1.5;
+    p50.samples = g.t50;
+    p50.baseline_samples = g.b50;
+    out.push_back(p50);
+    figure p99{"cross_worker_ask_rtt_p99" + sfx, median(g.t99), "us", median(g.b99), base, "-", {}};
+    p99.samples = g.t99;
+    p99.baseline_samples = g.b99;
+    out.push_back(p99);
   }
-  const std::string base = "raw ZeroMQ ipc PUSH/PULL round trip, 2 processes, 64 B";
-  figure p50{"cross_worker_ask_rtt_p50", median(t50), "us", median(b50), base, "<= 1.5x baseline", {}};
-  p50.met = p50.ratio() <= 1.5;
-  out.push_back(p50);
-  out.push_back({"cross_worker_ask_rtt_p99", median(t99), "us", median(b99), base, "-", {}});
 }
 
 /// N tells from blaster to sink, timed from the first send (in the blaster)
@@ -396,27 +438,30 @@ void measure_spawn_and_memory(live_system& sys, const bench_packages& pk, const 
 // ---------------------------------------------------------------- output
 
 void print_table(const std::vector<figure>& figs, const std::vector<unavailable_figure>& unavailable) {
-  std::printf("\n%-30s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio", "target", "");
+  std::printf("\n%-36s %12s %-6s %12s %9s  %-18s %s\n", "name", "value", "unit", "baseline", "ratio", "target", "");
   for (const auto& f : figs) {
     const bool based = f.baseline != 0;
-    std::printf("%-30s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(), f.unit.c_str(),
+    std::printf("%-36s %12s %-6s %12s %9s  %-18s %s\n", f.name.c_str(), fmt(f.value).c_str(), f.unit.c_str(),
                 based ? fmt(f.baseline).c_str() : "-", based ? fmt(f.ratio()).c_str() : "-", f.target.c_str(),
                 !f.met   ? ""
                 : *f.met ? "met"
                          : "MISSED");
   }
-  for (const auto& u : unavailable) std::printf("%-30s unavailable: %s\n", u.name.c_str(), u.why.c_str());
+  for (const auto& u : unavailable) std::printf("%-36s unavailable: %s\n", u.name.c_str(), u.why.c_str());
   std::printf("\nbaselines (measured in this run):\n");
-  for (const auto& f : figs) std::printf("  %-30s %s\n", f.name.c_str(), f.baseline_is.c_str());
+  for (const auto& f : figs) std::printf("  %-36s %s\n", f.name.c_str(), f.baseline_is.c_str());
   std::fflush(stdout);
 }
 
 void write_json(const std::vector<figure>& figs, const std::vector<unavailable_figure>& unavailable,
                 const std::string& file) {
   json out = json::array();
-  for (const auto& f : figs)
-    out.push_back(
-        json{{"name", f.name}, {"value", f.value}, {"unit", f.unit}, {"baseline", f.baseline}, {"ratio", f.ratio()}});
+  for (const auto& f : figs) {
+    json j{{"name", f.name}, {"value", f.value}, {"unit", f.unit}, {"baseline", f.baseline}, {"ratio", f.ratio()}};
+    if (!f.samples.empty()) j["samples"] = f.samples;
+    if (!f.baseline_samples.empty()) j["baseline_samples"] = f.baseline_samples;
+    out.push_back(j);
+  }
   for (const auto& u : unavailable)
     out.push_back(json{{"name", u.name},
                        {"value", nullptr},
@@ -497,7 +542,7 @@ int run(int argc, char** argv) {
     say("system up (pid " + std::to_string(sys.system_pid()) + ", home " + sys.home() + ")");
     const bench_packages packages(sys.home(), TROUPE_BENCH_PACKAGE);
     cross_worker pk{sys.load(packages.bench("1.0.0")), sys.load(packages.bench("2.0.0"))};
-    measure_rtt(sys, pk, z, figs);
+    measure_rtt(sys, pk, z, figs, unavailable);
     {
       best_effort_system be = start_best_effort(bin + "/troupe");
       measure_throughput(sys, pk, be, z, figs, unavailable);
