@@ -2,6 +2,7 @@
 
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
+#include "supervisor/actor_query.hpp"
 #include "supervisor/package_manager.hpp"
 
 namespace troupe::supervisor {
@@ -89,7 +90,7 @@ void supervision::register_handlers() {
                [this](worker_proc& w, const json& rid, const json& b) { on_watch_request(w, rid, b, true); });
   pool_.handle(cmd::worker::unwatch,
                [this](worker_proc& w, const json& rid, const json& b) { on_watch_request(w, rid, b, false); });
-  port_.handle(cmd::client::actors, [this](const client_ref& c, const json&) { cmd_actors(c); });
+  port_.handle(cmd::client::actors, [this](const client_ref& c, const json& b) { cmd_actors(c, b); });
 }
 
 // ---------------------------------------------------------------- placing actors
@@ -451,26 +452,32 @@ void supervision::drop_waiting_workers() {
 
 // ---------------------------------------------------------------- client commands
 
-void supervision::cmd_actors(const client_ref& c) {
-  json out = json::array();
+void supervision::cmd_actors(const client_ref& c, const json& body) {
+  auto q = actor_query::from_json(body);
+  if (!q) return port_.answer_error(c, q.err().message, q.err().code);
+  std::vector<json> rows;
+  rows.reserve(actors_.all().size());
   for (const auto* rec : actors_.all()) {
     const auto* pkg = packages_.find(rec->package_id);
     const int pid = pool_.pid_of(rec->worker);
-    out.push_back(json{{"address", rec->addr.to_string()},
-                       {"name", rec->name.empty() ? json() : json(rec->name)},
-                       {"type", rec->type},
-                       {"package", pkg ? json(pkg->m.package) : json()},
-                       {"version", pkg ? json(pkg->m.version.text) : json()},
-                       {"package_id", rec->package_id},
-                       {"system", ctx_.where()},
-                       {"worker_pid", pid > 0 ? json(pid) : json()},
-                       {"state", to_string(rec->state)},
-                       {"restarts", rec->restarts},
-                       {"last_reason", rec->last_reason.empty() ? json() : json(rec->last_reason)}});
+    json row{{"address", rec->addr.to_string()},
+             {"name", rec->name.empty() ? json() : json(rec->name)},
+             {"type", rec->type},
+             {"package", pkg ? json(pkg->m.package) : json()},
+             {"version", pkg ? json(pkg->m.version.text) : json()},
+             {"package_id", rec->package_id},
+             {"system", ctx_.where()},
+             {"worker_pid", pid > 0 ? json(pid) : json()},
+             {"state", to_string(rec->state)},
+             {"restarts", rec->restarts},
+             {"last_reason", rec->last_reason.empty() ? json() : json(rec->last_reason)}};
+    if (q->matches(row)) rows.push_back(std::move(row));  // filtered here: most rows of a big system are local
   }
   // Actors of the convention hosted elsewhere, or waiting for a system.
-  convention_->list_elsewhere(out, actors_);
-  port_.answer(c, json{{"actors", out}});
+  json elsewhere = json::array();
+  convention_->list_elsewhere(elsewhere, actors_);
+  for (auto& row : elsewhere) rows.push_back(std::move(row));
+  port_.answer(c, q->page(std::move(rows)));
 }
 
 bool supervision::kill_here(const client_ref& c, const std::string& target) {

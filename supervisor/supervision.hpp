@@ -62,7 +62,7 @@ class supervision {
   /// end the watches of target and those target held.
   void notify_watchers(address target, exit_event event, const std::string& reason);
 
-  void cmd_actors(const client_ref& c);
+  void cmd_actors(const client_ref& c, const nlohmann::json& body);
   /// `kill` of an actor of this system; false when the target is not here.
   bool kill_here(const client_ref& c, const std::string& target);
 
