@@ -17,6 +17,23 @@ enum cli_exit : int {
   cli_unknown = 6,      ///< the outcome is unknown (a system stopped answering after it took the request)
 };
 
+/// What each `troupe` exit code means, in one line: printed by the CLI's
+/// --help and documented in docs/OPERATIONS.md §2.2.
+struct cli_exit_doc {
+  int code;
+  const char* name;
+  const char* meaning;
+};
+inline constexpr cli_exit_doc cli_exit_docs[] = {
+    {cli_ok, "ok", "success"},
+    {cli_failed, "failed", "the operation failed or the system refused it; the reason on stderr"},
+    {cli_usage, "usage", "wrong arguments: unknown option, missing or extra argument, bad value"},
+    {cli_unavailable, "unavailable", "no system answers at the address, or the convention cannot serve it now"},
+    {cli_timeout, "timeout", "an ask or a wait ran out of time"},
+    {cli_not_found, "not found", "unknown actor, name, type, role or package; a file that does not exist"},
+    {cli_unknown, "unknown", "the outcome is unknown: a system stopped answering after it took the request"},
+};
+
 /// `troupe-worker` (64-66: sysexits' range).
 enum worker_exit : int {
   worker_exit_ok = 0,

@@ -8,6 +8,8 @@
 #                                            file, the exported targets,
 #                                            troupePackage.cmake (the functions)
 #   share/doc/troupe/                        README, docs/*.md, examples/
+#   share/man/man1/troupe.1.gz               the man page (when help2man is found)
+#   share/bash-completion/completions/troupe the bash completion
 # Tests, benchmarks and fuzz targets are never installed.
 
 include(CMakePackageConfigHelpers)
@@ -34,3 +36,9 @@ install(FILES ${PROJECT_BINARY_DIR}/troupeConfig.cmake ${PROJECT_BINARY_DIR}/tro
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+if(TROUPE_MAN_PAGE)
+  install(FILES ${TROUPE_MAN_PAGE}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+endif()
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/troupe.bash-completion
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME troupe)

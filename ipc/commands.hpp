@@ -31,6 +31,8 @@ inline constexpr std::string_view systems = "systems";
 inline constexpr std::string_view chgcap = "chgcap";
 inline constexpr std::string_view move = "move";
 inline constexpr std::string_view shutdown = "shutdown";
+/// The options the system was started with, and where each came from.
+inline constexpr std::string_view config = "config";
 }  // namespace client
 
 /// A worker → its supervisor's control socket (§4.2).

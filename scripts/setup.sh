@@ -12,10 +12,12 @@ packages=(
   libssl-dev                             # OpenSSL 3: Ed25519, SHA-256
   libyaml-cpp-dev                        # manifests
   nlohmann-json3-dev                     # payloads, CLI output
+  libcli11-dev                           # the CLI: arguments, environment, configuration file
   libarchive-dev                         # package archives
   libsystemd-dev                         # sd_notify: Type=notify under systemd
   catch2                                 # tests (v2)
   lintian                                # the .deb test (tests/deb/run.sh)
+  help2man mandoc                        # the man page troupe.1 (generated from --help) and its lint test
   clang-format                           # make format-check (CI)
   clang-14 libclang-rt-14-dev            # make fuzz (CI): its runtimes are libFuzzer, ASan, UBSan
   etcd-server etcd-client                # conventions on etcd (tests start their own)

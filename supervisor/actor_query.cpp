@@ -51,9 +51,9 @@ bool actor_query::matches(const json& row) const {
   if (!system.empty()) {
     const std::string s = text("system");
     const bool bare_port = system.find(':') == std::string::npos;
-    if (bare_port ? s.size() <= system.size() || s.compare(s.size() - system.size() - 1, std::string::npos,
-                                                           ":" + system) != 0
-                  : s != system)
+    if (bare_port
+            ? s.size() <= system.size() || s.compare(s.size() - system.size() - 1, std::string::npos, ":" + system) != 0
+            : s != system)
       return false;
   }
   return true;
@@ -62,8 +62,7 @@ bool actor_query::matches(const json& row) const {
 json actor_query::page(std::vector<json> rows) const {
   std::erase_if(rows, [this](const json& r) { return !matches(r); });
   const std::size_t total = rows.size();
-  std::sort(rows.begin(), rows.end(),
-            [](const json& a, const json& b) { return address_value(a) < address_value(b); });
+  std::sort(rows.begin(), rows.end(), [](const json& a, const json& b) { return address_value(a) < address_value(b); });
   auto first = rows.begin();
   if (after)
     first = std::upper_bound(rows.begin(), rows.end(), after->value(),

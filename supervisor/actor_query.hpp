@@ -17,11 +17,11 @@
 namespace troupe::supervisor {
 
 struct actor_query {
-  std::size_t limit = 0;          ///< rows in the page; 0: every row
-  std::optional<address> after;   ///< only rows of addresses above it (the last of the previous page)
-  std::string package;            ///< group name, or a prefix of the package id
-  std::string state;              ///< "running", "failed", "pending", ...
-  std::string system;             ///< "HOST:PORT" or a bare port
+  std::size_t limit = 0;         ///< rows in the page; 0: every row
+  std::optional<address> after;  ///< only rows of addresses above it (the last of the previous page)
+  std::string package;           ///< group name, or a prefix of the package id
+  std::string state;             ///< "running", "failed", "pending", ...
+  std::string system;            ///< "HOST:PORT" or a bare port
 
   static constexpr std::size_t max_limit = 100000;
 

@@ -8,8 +8,8 @@ using json = nlohmann::json;
 namespace {
 
 json row(const std::string& addr, const std::string& package, const std::string& state, const std::string& system) {
-  return json{{"address", addr}, {"package", package}, {"package_id", "ab12" + package}, {"state", state},
-              {"system", system}};
+  return json{
+      {"address", addr}, {"package", package}, {"package_id", "ab12" + package}, {"state", state}, {"system", system}};
 }
 
 std::vector<json> rows() {
@@ -57,9 +57,9 @@ TEST_CASE("actors filters by package, state and system", "[actors]") {
 }
 
 TEST_CASE("actors refuses a malformed query with one line", "[actors]") {
-  for (const auto& body : {json{{"limit", -1}}, json{{"limit", "10"}}, json{{"limit", 100001}},
-                           json{{"after", "nowhere"}}, json{{"after", 7}}, json{{"state", 3}},
-                           json{{"package", std::string(300, 'x')}}}) {
+  for (const auto& body :
+       {json{{"limit", -1}}, json{{"limit", "10"}}, json{{"limit", 100001}}, json{{"after", "nowhere"}},
+        json{{"after", 7}}, json{{"state", 3}}, json{{"package", std::string(300, 'x')}}}) {
     auto q = actor_query::from_json(body);
     INFO(body.dump());
     REQUIRE_FALSE(q);

@@ -310,6 +310,12 @@ void system::wire() {
 
   port_.handle(cmd::client::status, [this](const client_ref& c, const json&) { cmd_status(c); });
   port_.handle(cmd::client::ping, [this](const client_ref& c, const json&) { cmd_status(c); });
+  port_.handle(cmd::client::config, [this](const client_ref& c, const json&) {
+    json options = json::object();
+    for (const auto& [name, v] : ctx_.opts.configuration)
+      options[name] = json{{"value", v.value}, {"source", v.source}};
+    port_.answer(c, json{{"options", options}});
+  });
   port_.handle(cmd::client::shutdown, [this](const client_ref& c, const json&) {
     port_.answer(c, json{{"pid", ::getpid()}});
     begin_shutdown();

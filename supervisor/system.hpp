@@ -17,9 +17,18 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 
 namespace troupe::supervisor {
+
+/// One option of `troupe start` as the system was started with it: its value
+/// as text and where it came from ("default", "flag", "env TROUPE_X",
+/// "file PATH"); answered by the client command `config`.
+struct configured_option {
+  std::string value;
+  std::string source;
+};
 
 struct system_options {
   std::uint16_t port = 1900;
@@ -53,6 +62,10 @@ struct system_options {
   /// Members of this group may use the local socket too (-1: only the
   /// system's own user and root).
   long client_gid = -1;
+  /// Every option of `troupe start` by name (port, caps, ...), as resolved
+  /// by the CLI from its flags, environment, configuration file and
+  /// defaults; empty when the system was not started by the CLI.
+  std::map<std::string, configured_option> configuration;
 };
 
 /// Directory holding a system's state: HOME/systems/PORT.

@@ -6,7 +6,8 @@
 #     dpkg-shlibdeps: libc6, libzmq5, libsystemd0 ...; adduser for postinst);
 #   - the maintainer scripts (postinst, prerm, postrm) and what they do;
 #   - the files: the programs, the client library, the SDK headers and CMake
-#     package, the systemd unit, copyright and changelog;
+#     package, the systemd unit, copyright and changelog, the bash completion
+#     and (where help2man is installed) the man page;
 #   - the unit, extracted with the programs, with `systemd-analyze verify`
 #     (skipped where systemd-analyze is missing);
 #   - `lintian` reports no error (skipped where lintian is missing);
@@ -87,10 +88,15 @@ say "files"
 dpkg-deb -c "$deb" >"$work/files" || fail "dpkg-deb -c"
 for f in ./usr/bin/troupe ./usr/bin/troupe-worker ./usr/lib/systemd/system/troupe@.service \
   ./usr/include/troupe/actor.hpp ./usr/lib/cmake/troupe/troupeConfig.cmake \
-  ./usr/share/doc/troupe/copyright ./usr/share/doc/troupe/changelog.gz ./usr/share/doc/troupe/OPERATIONS.md; do
+  ./usr/share/doc/troupe/copyright ./usr/share/doc/troupe/changelog.gz ./usr/share/doc/troupe/OPERATIONS.md \
+  ./usr/share/bash-completion/completions/troupe; do
   grep -q " $f\$" "$work/files" || fail "no $f in the package"
 done
 grep -q ' ./usr/lib/libtroupe-client.so' "$work/files" || fail "no libtroupe-client.so in the package"
+# The man page, where the build had help2man to make it.
+if command -v help2man >/dev/null; then
+  grep -q ' ./usr/share/man/man1/troupe.1.gz$' "$work/files" || fail "no troupe.1.gz in the package"
+fi
 if grep -E ' \./(usr/local|home|tmp|var|etc)/' "$work/files"; then fail "files outside /usr"; fi
 
 say "the unit"
