@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev                     # payloads, CLI output
   libarchive-dev                         # package archives
   libsystemd-dev                         # sd_notify: Type=notify under systemd
+  libspdlog-dev                          # the log: levels, sinks, rotation (ipc/log.cpp)
   catch2                                 # tests (v2)
   lintian                                # the .deb test (tests/deb/run.sh)
   clang-format                           # make format-check (CI)

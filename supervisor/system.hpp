@@ -11,12 +11,14 @@
 
 #include "base/exit_codes.hpp"
 #include "ipc/json_limits.hpp"
+#include "ipc/log.hpp"
 #include "manifests/archive.hpp"
 #include "manifests/requirement.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace troupe::supervisor {
@@ -53,6 +55,15 @@ struct system_options {
   /// Members of this group may use the local socket too (-1: only the
   /// system's own user and root).
   long client_gid = -1;
+  // The log (docs/OPERATIONS.md, "Logs"); workers get the level too.
+  int log_level = TROUPE_LOG_INFO;
+  ipc::log_format log_format = ipc::log_format::text;
+  /// file, stderr_stream or journal; unset: the journal when stderr is
+  /// systemd's journal stream, else the file.
+  std::optional<ipc::log_target> log_target;
+  std::filesystem::path log_file;  ///< empty: HOME/systems/PORT/system.log
+  std::uint64_t log_max_size = 0;  ///< rotate the file past this size (0: never; SIGHUP reopens)
+  unsigned log_files = 5;          ///< rotated files kept: system.log.1 .. .N
 };
 
 /// Directory holding a system's state: HOME/systems/PORT.
@@ -60,6 +71,10 @@ struct system_options {
 /// Sets the process's umask to 077 and closes (0700 / 0600) the directories
 /// of TROUPE_HOME a system uses and its log, as they may predate it.
 void make_private(const std::filesystem::path& home, std::uint16_t port);
+
+/// The log file of a system started with opts (its --log-file, or
+/// HOME/systems/PORT/system.log).
+[[nodiscard]] std::filesystem::path log_file_of(const system_options& opts);
 
 /// Runs the system until it is told to stop; returns a process exit code.
 int run_system(const system_options& opts);

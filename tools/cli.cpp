@@ -1,4 +1,5 @@
 #include "tools/cli_common.hpp"
+#include "tools/log_command.hpp"
 
 #include "etcd/client.hpp"
 #include "supervisor/capabilities.hpp"
@@ -259,6 +260,8 @@ supervisor::system_options start_options(const parsed& p) {
   if (p.has("--member-timeout")) opts.member_timeout = millis("--member-timeout", 50, 3600000);
   if (opts.member_timeout < 2 * opts.heartbeat)
     throw usage_error{"--member-timeout must be at least twice --heartbeat"};
+  for (const auto& o : log_start_options)
+    if (auto e = p.has(o) ? set_log_option(opts, o, p.value(o)) : std::nullopt) throw usage_error{*e};
   return opts;
 }
 
@@ -283,7 +286,7 @@ int cmd_start(const parsed& p, const std::string& self) {
   supervisor::make_private(opts.home, opts.port);  // before anything is created
   fs::create_directories(dir, ec);
   if (ec) return fail(cli_failed, "cannot create " + dir.string() + ": " + ec.message());
-  const fs::path log = dir / "system.log";
+  const fs::path log = supervisor::log_file_of(opts);
 
   // The daemon is this program re-executed in the foreground, detached in its
   // own session, reporting readiness through a pipe (no polling).
@@ -297,6 +300,8 @@ int cmd_start(const parsed& p, const std::string& self) {
   for (const char* o : {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat",
                         "--member-timeout", "--max-workers", "--max-json-depth", "--max-client-message", "--max-held",
                         "--max-tcp-clients", "--etcd", "--convention", "--client-group"})
+    if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
+  for (const auto& o : log_start_options)
     if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -367,7 +372,13 @@ const std::set<std::string> start_value_options = {"--port",
                                                    "--max-tcp-clients",
                                                    "--etcd",
                                                    "--convention",
-                                                   "--client-group"};
+                                                   "--client-group",
+                                                   "--log-level",
+                                                   "--log-format",
+                                                   "--log-target",
+                                                   "--log-file",
+                                                   "--log-max-size",
+                                                   "--log-files"};
 const std::set<std::string> start_flag_options = {"--foreground", "--allow-unsigned", "--insecure-tcp"};
 
 /// Runs argv (searched in PATH) and waits for it; its exit status, or -1.
@@ -673,7 +684,9 @@ const std::map<std::string, command>& commands() {
         "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
         "        [--etcd URL[,URL...] [--convention NAME]] [--heartbeat MS] [--member-timeout MS]\n"
         "        [--max-workers N] [--max-json-depth N] [--max-client-message N[K|M|G]] [--max-held N]\n"
-        "        [--max-tcp-clients N] [--client-group GROUP] [--insecure-tcp] [--foreground]",
+        "        [--max-tcp-clients N] [--client-group GROUP] [--insecure-tcp] [--foreground]\n"
+        "        [--log-level debug|info|warn|error] [--log-format text|json] [--log-target file|stderr|journal]\n"
+        "        [--log-file PATH] [--log-max-size N[K|M|G]] [--log-files N]",
         "start a system (daemon) and return once it answers", start_value_options, start_flag_options, 0, 0,
         cmd_start}},
       {"bootstart",
@@ -700,6 +713,17 @@ const std::map<std::string, command>& commands() {
         64,
         cmd_stop}},
       {"status", {"status", "show the system's state, capabilities and counts", {}, {}, 0, 0, cmd_status}},
+      {"logs",
+       {"logs [--follow] [--actor ADDR|NAME] [--level debug|info|warn|error] [--port P] [--file PATH]",
+        "print the system's log, rotated files first (--follow: then what comes, until Ctrl-C)",
+        {"--actor", "--level", "--port", "--file"},
+        {"--follow"},
+        0,
+        0,
+        [](const parsed& p, const std::string&) {
+          return show_logs({system_of(p), troupe_home(), p.value("--port"), p.value("--file"), p.has("--follow"),
+                            p.value("--actor"), p.value("--level", "debug"), p.json_out});
+        }}},
       {"keygen",
        {"keygen NAME | keygen --client",
         "write an Ed25519 signing key NAME.key and its public key NAME.pub\n"
