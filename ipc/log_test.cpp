@@ -241,3 +241,35 @@ TEST_CASE("the relay reads sockets on its thread until their end", "[log]") {
   CHECK_THAT(log, Catch::Contains(" INFO  [w9] hello\n"));
   CHECK_THAT(log, Catch::Contains(" ERROR [w9] bad\n"));
 }
+
+TEST_CASE("a worker's logger waits at most 100 ms for a daemon that does not read, none for a dead one", "[log]") {
+  // stderr becomes a socket whose reader never reads, as a SIGSTOPped daemon.
+  const int saved = ::dup(STDERR_FILENO);
+  REQUIRE(saved >= 0);
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  REQUIRE(::dup2(sv[1], STDERR_FILENO) == STDERR_FILENO);
+  log_config c;
+  c.target = log_target::relay;
+  REQUIRE(configure_log(c));
+  // Fill the socket to the brim.
+  const std::string chunk(4096, 'x');
+  for (int i = 0; i < 100000; ++i)
+    if (::send(sv[1], chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL) <= 0) break;
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  log_line(TROUPE_LOG_INFO, {}, "cannot be written");
+  const auto full = clock::now() - t0;
+  // The daemon is gone: no SIGPIPE (it would end this test binary), no wait.
+  ::close(sv[0]);
+  t0 = clock::now();
+  log_line(TROUPE_LOG_INFO, {}, "nobody reads this");
+  const auto gone = clock::now() - t0;
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(sv[1]);
+  (void)configure_log(log_config{});
+  CHECK(full >= std::chrono::milliseconds(90));
+  CHECK(full < std::chrono::seconds(2));
+  CHECK(gone < std::chrono::milliseconds(50));
+}
