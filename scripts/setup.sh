@@ -15,6 +15,7 @@ packages=(
   libcli11-dev                           # the CLI: arguments, environment, configuration file
   libarchive-dev                         # package archives
   libsystemd-dev                         # sd_notify: Type=notify under systemd
+  libspdlog-dev                          # the log: levels, sinks, rotation (ipc/log.cpp)
   catch2                                 # tests (v2)
   lintian                                # the .deb test (tests/deb/run.sh)
   help2man mandoc                        # the man page troupe.1 (generated from --help) and its lint test

@@ -301,6 +301,12 @@ void client_port::on_readable(ipc::watched_socket& socket, bool local) {
   if (ctx_.stopping && m->command != cmd::client::status && m->command != cmd::client::ping &&
       m->command != cmd::client::shutdown)
     return answer_error(c, "the system is shutting down", errc::unavailable);
+  // A request's body holds the client's payloads (ask, tell): only at debug
+  // level, which an operator turns on knowingly (docs/SECURITY.md).
+  if (ipc::log_enabled(TROUPE_LOG_DEBUG))
+    log_line(TROUPE_LOG_DEBUG, {},
+             "client request '" + m->command + "' (" + (local ? "local" : "tcp") +
+                 "): " + m->body.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 4096));
   dispatch(c, m->command, m->body);
 }
 

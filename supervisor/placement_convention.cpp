@@ -419,7 +419,11 @@ void placement_convention::on_create_request(const json& b) {
                            (!b.contains("moves") || b["moves"].is_number_unsigned()) &&
                            (!b.contains("epoch") || b["epoch"].is_number_unsigned());
   if (!well_formed) {
-    log_line(TROUPE_LOG_WARN, {}, "dropped a malformed 'create': " + b.dump().substr(0, 200));
+    // Its body only at debug level: the log holds no request body otherwise.
+    log_line(TROUPE_LOG_WARN, {}, "dropped a malformed 'create' from the convention's leader");
+    if (ipc::log_enabled(TROUPE_LOG_DEBUG))
+      log_line(TROUPE_LOG_DEBUG, {},
+               "the malformed 'create': " + b.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 200));
     return;
   }
   const auto fail = [this, &b](const std::string& why) {

@@ -161,8 +161,11 @@ result<std::unique_ptr<child_watch>> launch(asio::io_context& io, const launch_s
   bp::child child(
       bp::exe = spec.exe, bp::args = spec.args, bp::env = child_env, bp::std_in < bp::null,
       bp::extend::on_exec_setup =
-          [&cgroup_procs](auto&) {
+          [&cgroup_procs, out = spec.stdout_fd, err = spec.stderr_fd](auto&) {
             ::setpgid(0, 0);
+            // dup2 clears close-on-exec on the copy: only 1 and 2 pass exec.
+            if (out >= 0) ::dup2(out, STDOUT_FILENO);
+            if (err >= 0) ::dup2(err, STDERR_FILENO);
             if (!cgroup_procs.empty()) {  // async-signal-safe calls only, between fork and exec
               const int fd = ::open(cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
               if (fd >= 0) {

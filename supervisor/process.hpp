@@ -49,6 +49,10 @@ struct launch_spec {
   /// A cgroup v2 directory the child joins before exec (empty: none). At its
   /// exit the whole cgroup is killed (cgroup.kill).
   std::filesystem::path cgroup;
+  /// Descriptors that become the child's stdout and stderr (-1: this
+  /// process's own); the caller closes its copies.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
 };
 
 /// How a child ended: its wait status and the CPU time it used.

@@ -36,6 +36,7 @@
 #endif
 
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -94,6 +95,17 @@ void notify_systemd(const std::string& state) {
 #endif
 }
 
+const char* log_target_word(ipc::log_target t) {
+  switch (t) {
+    case ipc::log_target::file:
+      return "file";
+    case ipc::log_target::journal:
+      return "journal";
+    default:
+      return "stderr";
+  }
+}
+
 }  // namespace
 
 class system {
@@ -107,6 +119,7 @@ class system {
              state_dir(opts.home, opts.port) / "run",
              recovered_.state ? recovered_.state->system_id : make_system_id()},
         signals_(io_, SIGTERM, SIGINT),
+        hangup_(io_, SIGHUP),
         actors_(ctx_.id),
         data_(io_, zmq_),
         port_(ctx_),
@@ -122,6 +135,8 @@ class system {
   }
 
   int run();
+  /// Why run() failed to start the system.
+  [[nodiscard]] const std::string& failure() const { return failure_; }
 
  private:
   /// The built-in leader, or etcd when the system was started --etcd.
@@ -143,6 +158,7 @@ class system {
   void cmd_status(const client_ref& c);
   void begin_shutdown();
   void finish_shutdown();
+  void on_hangup();
 
   asio::io_context io_{1};
   zmq::context_t zmq_{1};
@@ -150,6 +166,7 @@ class system {
   system_context ctx_;
   desired_state desired_{io_, ctx_.dir / "state.json"};
   asio::signal_set signals_;
+  asio::signal_set hangup_;                      // SIGHUP: the log file is opened again (logrotate)
   std::unique_ptr<ipc::zap_authenticator> zap_;  // before every socket; closed after them
   std::unique_ptr<ipc::socket_watcher> zap_watch_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -173,6 +190,7 @@ class system {
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
   asio::steady_timer ready_timer_{io_};
   bool finished_ = false;
+  std::string failure_;
 };
 
 // ---------------------------------------------------------------- start
@@ -231,6 +249,7 @@ status system::setup() {
   signals_.async_wait([this](const boost::system::error_code& e, int) {
     if (!e) begin_shutdown();
   });
+  on_hangup();
   std::ofstream(ctx_.dir / "pid") << ::getpid() << "\n";
   // Clients of this home find the local socket of a system bound elsewhere
   // than loopback by its address (troupe/client.hpp).
@@ -376,6 +395,7 @@ int system::run() {
   ipc::set_log_tag("system:" + std::to_string(ctx_.opts.port));
   if (auto s = setup(); !s) {
     log_line(TROUPE_LOG_ERROR, {}, s.err().message);
+    failure_ = s.err().message;
     report_ready(ctx_.opts.ready_fd, "error " + s.err().message + "\n");
     notify_systemd("STATUS=failed: " + s.err().message);
     return system_exit_setup;
@@ -390,6 +410,19 @@ int system::run() {
   for (const auto& e : fs::directory_iterator(ctx_.run_dir, ec)) fs::remove_all(e.path(), ec);
   log_line(TROUPE_LOG_INFO, {}, "system stopped");
   return system_exit_ok;
+}
+
+void system::on_hangup() {
+  hangup_.async_wait([this](const boost::system::error_code& e, int) {
+    if (e) return;
+    // The workers' lines come through the daemon (ipc/log_relay.hpp): they
+    // follow the new file with it.
+    if (auto s = ipc::reopen_log(); !s)
+      log_line(TROUPE_LOG_ERROR, {}, s.err().message + "; logging on to the old file");
+    else
+      log_line(TROUPE_LOG_INFO, {}, "log reopened (SIGHUP)");
+    on_hangup();
+  });
 }
 
 // ---------------------------------------------------------------- status
@@ -421,6 +454,10 @@ void system::cmd_status(const client_ref& c) {
                 {"max_held", ctx_.opts.held_limit},
                 {"max_tcp_clients", ctx_.opts.max_tcp_clients},
                 {"max_package_size", ctx_.opts.limits.max_archive_bytes}}},
+              {"log",
+               {{"target", log_target_word(*ctx_.opts.log_target)},
+                {"file", log_file_of(ctx_.opts).string()},
+                {"level", ipc::log_level_word(ctx_.opts.log_level)}}},
               {"state", ctx_.stopping ? "stopping" : "running"}};
   convention_->describe(status);
   port_.answer(c, std::move(status));
@@ -455,6 +492,7 @@ void system::finish_shutdown() {
   finished_ = true;
   if (shutdown_timer_) shutdown_timer_->cancel();
   signals_.cancel();
+  hangup_.cancel();
   port_.stop();
   pool_.stop();
   gateway_.stop();
@@ -483,10 +521,34 @@ void make_private(const fs::path& home, std::uint16_t port) {
                     ec);
 }
 
-int run_system(const system_options& opts) {
-  make_private(opts.home, opts.port);
+fs::path log_file_of(const system_options& opts) {
+  return opts.log_file.empty() ? state_dir(opts.home, opts.port) / "system.log" : opts.log_file;
+}
+
+int run_system(const system_options& given) {
+  make_private(given.home, given.port);
+  system_options opts = given;
+  if (!opts.log_target) opts.log_target = ipc::stderr_is_journal() ? ipc::log_target::journal : ipc::log_target::file;
+  ipc::log_config log{opts.log_level,    opts.log_format,   *opts.log_target,
+                      log_file_of(opts), opts.log_max_size, opts.log_files};
+  // Whether stderr is somewhere else than the log (a terminal, a test's
+  // pipe): a failure to start is told there too.
+  bool stderr_elsewhere = log.target == ipc::log_target::file;
+  struct stat err {};
+  struct stat file {};
+  if (stderr_elsewhere && ::fstat(STDERR_FILENO, &err) == 0 && ::stat(log.file.c_str(), &file) == 0)
+    stderr_elsewhere = err.st_dev != file.st_dev || err.st_ino != file.st_ino;
+  std::error_code ec;
+  if (log.target == ipc::log_target::file) fs::create_directories(log.file.parent_path(), ec);
+  if (auto st = ipc::configure_log(log); !st) {
+    std::fprintf(stderr, "troupe: %s\n", st.err().message.c_str());
+    report_ready(opts.ready_fd, "error " + st.err().message + "\n");
+    return system_exit_setup;
+  }
   system s(opts);
-  return s.run();
+  const int code = s.run();
+  if (code != system_exit_ok && stderr_elsewhere) std::fprintf(stderr, "troupe: %s\n", s.failure().c_str());
+  return code;
 }
 
 }  // namespace troupe::supervisor

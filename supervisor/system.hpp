@@ -11,6 +11,7 @@
 
 #include "base/exit_codes.hpp"
 #include "ipc/json_limits.hpp"
+#include "ipc/log.hpp"
 #include "manifests/archive.hpp"
 #include "manifests/requirement.hpp"
 
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace troupe::supervisor {
@@ -66,6 +68,15 @@ struct system_options {
   /// by the CLI from its flags, environment, configuration file and
   /// defaults; empty when the system was not started by the CLI.
   std::map<std::string, configured_option> configuration;
+  // The log (docs/OPERATIONS.md, "Logs"); workers get the level too.
+  int log_level = TROUPE_LOG_INFO;
+  ipc::log_format log_format = ipc::log_format::text;
+  /// file, stderr_stream or journal; unset: the journal when stderr is
+  /// systemd's journal stream, else the file.
+  std::optional<ipc::log_target> log_target;
+  std::filesystem::path log_file;  ///< empty: HOME/systems/PORT/system.log
+  std::uint64_t log_max_size = 0;  ///< rotate the file past this size (0: never; SIGHUP reopens)
+  unsigned log_files = 5;          ///< rotated files kept: system.log.1 .. .N
 };
 
 /// Directory holding a system's state: HOME/systems/PORT.
@@ -73,6 +84,10 @@ struct system_options {
 /// Sets the process's umask to 077 and closes (0700 / 0600) the directories
 /// of TROUPE_HOME a system uses and its log, as they may predate it.
 void make_private(const std::filesystem::path& home, std::uint16_t port);
+
+/// The log file of a system started with opts (its --log-file, or
+/// HOME/systems/PORT/system.log).
+[[nodiscard]] std::filesystem::path log_file_of(const system_options& opts);
 
 /// Runs the system until it is told to stop; returns a process exit code.
 int run_system(const system_options& opts);

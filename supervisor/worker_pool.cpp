@@ -3,10 +3,15 @@
 #include "ipc/commands.hpp"
 #include "ipc/curve.hpp"
 #include "ipc/log.hpp"
+#include "ipc/log_relay.hpp"
 
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -21,8 +26,9 @@ namespace {
 
 // Descriptors one worker costs the daemon (its pidfd, its control and
 // gateway connections, the data socket to its inbox and that socket's
-// mailbox), with room for the launch's own pipe.
-constexpr std::size_t worker_descriptor_cost = 8;
+// mailbox, its stdout and stderr read by the log relay), with room for the
+// launch's own pipe.
+constexpr std::size_t worker_descriptor_cost = 10;
 // Kept free for clients, package files and ZeroMQ's own needs.
 constexpr std::size_t descriptor_reserve = 32;
 // A load's replacement standby starts this long after the load is answered.
@@ -61,6 +67,7 @@ status worker_pool::bind() {
         errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() + ": " + e.what());
   }
   watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, control_, [this] { on_control(); });
+  logs_ = std::make_unique<ipc::log_relay>();
   // A cgroup per worker where the host allows it (docs/OPERATIONS.md §6).
   std::ostringstream own;
   own << std::ifstream("/proc/self/cgroup").rdbuf();
@@ -91,6 +98,7 @@ status worker_pool::bind() {
 void worker_pool::stop() {
   if (standby_timer_) standby_timer_->cancel();
   if (watch_) watch_->stop();
+  if (logs_) logs_->stop();  // once the workers are gone: their last lines are read
 }
 
 // ---------------------------------------------------------------- control messages
@@ -382,9 +390,28 @@ status worker_pool::start_process(worker_proc& w) {
   w.inbox = ctx_.endpoint_of(w.identity + "-" + std::to_string(++w.incarnation) + ".sock");
   launch_spec spec;
   spec.exe = ctx_.opts.worker_exe.string();
-  spec.args = {"--control",   ctx_.endpoint_of("c.sock"), "--inbox",  w.inbox,
-               "--worker-id", std::to_string(w.id),       "--marker", marker_of(w).string(),
-               "--fence",     ctx_.fence_file().string()};
+  spec.args = {"--control",   ctx_.endpoint_of("c.sock"), "--inbox",     w.inbox,
+               "--worker-id", std::to_string(w.id),       "--marker",    marker_of(w).string(),
+               "--fence",     ctx_.fence_file().string(), "--log-level", ipc::log_level_word(ctx_.opts.log_level)};
+  // Its stdout and stderr are sockets the log relay reads (ipc/log_relay.hpp):
+  // its records and whatever its package prints reach the system's log,
+  // rotated or reopened, under its tag. Sockets, not pipes: the worker's
+  // logger sends with MSG_NOSIGNAL, so a dead daemon costs it no SIGPIPE.
+  int out[2] = {-1, -1};
+  int err[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out) != 0 ||
+      ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, err) != 0) {
+    const int e = errno;
+    for (int fd : {out[0], out[1], err[0], err[1]})
+      if (fd >= 0) ::close(fd);
+    return make_error(errc::io, "cannot make the output sockets of worker " + w.identity + ": " + std::strerror(e));
+  }
+  // The daemon only reads: a worker blocked writing waits for the relay,
+  // never for this loop.
+  ::shutdown(out[0], SHUT_WR);
+  ::shutdown(err[0], SHUT_WR);
+  spec.stdout_fd = out[1];
+  spec.stderr_fd = err[1];
   // Its package's private libraries, and nothing of another package's,
   // through links that send_assignment() points at that package (glibc
   // reads LD_LIBRARY_PATH once, at exec, but follows the links at each dlopen).
@@ -402,6 +429,15 @@ status worker_pool::start_process(worker_proc& w) {
   w.st = worker_proc::state::starting;
   const std::uint32_t id = w.id;
   auto child = launch(ctx_.io, spec, [this, id](const child_exit& how) { on_process_exit(id, how); });
+  ::close(out[1]);
+  ::close(err[1]);
+  if (child) {
+    logs_->add(out[0], w.identity, TROUPE_LOG_INFO);  // what a package prints
+    logs_->add(err[0], w.identity, TROUPE_LOG_WARN);  // its errors, and the worker's records
+  } else {
+    ::close(out[0]);
+    ::close(err[0]);
+  }
   if (!child && !w.cgroup.empty()) {
     cgroup_tree::remove(w.cgroup);
     w.cgroup.clear();

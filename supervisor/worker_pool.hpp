@@ -9,6 +9,7 @@
 
 #include "ipc/control.hpp"
 #include "ipc/handling_marker.hpp"
+#include "ipc/log_relay.hpp"
 #include "ipc/reactor.hpp"
 #include "supervisor/cgroup.hpp"
 #include "supervisor/context.hpp"
@@ -147,6 +148,7 @@ class worker_pool {
   ipc::data_link& link_;
   zmq::socket_t control_;
   std::unique_ptr<ipc::socket_watcher> watch_;
+  std::unique_ptr<ipc::log_relay> logs_;  ///< reads the workers' stdout and stderr
   std::unordered_map<std::string, handler> handlers_;
   std::map<std::uint32_t, worker_proc> workers_;
   std::uint32_t next_id_ = 1;

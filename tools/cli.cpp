@@ -3,6 +3,7 @@
 // and the actor commands below), the help they print, and the one place
 // where wrong arguments become exit code 2.
 #include "tools/cli_common.hpp"
+#include "tools/log_command.hpp"
 
 #include <troupe/client.hpp>
 
@@ -473,10 +474,30 @@ void add_actor_commands(command_set& cs) {
   cs.add("status", "show the system's state, capabilities and counts", "", {"troupe status", "troupe --json status"},
          [&g] { return cmd_status(g); });
 
+  auto logs = std::make_shared<logs_request>();
+  CLI::App* c = cs.add(
+      "logs", "print the system's log, rotated files first (--follow: then what comes, until Ctrl-C)",
+      "Reads the log file of the system on this host (the one of --system, or --port);\n"
+      "a name given to --actor is resolved through the system when it answers.",
+      {"troupe logs --level warn", "troupe logs --actor morse --follow", "troupe logs --json --port 1901"}, [&g, logs] {
+        logs_request r = *logs;
+        r.system = system_of(g);
+        r.home = troupe_home();
+        r.json = g.json_out;
+        return show_logs(r);
+      });
+  c->add_flag("--follow", logs->follow, "keep printing what comes, across rotations, until Ctrl-C");
+  c->add_option("--actor", logs->actor, "only the lines of this actor")->type_name("ADDR|NAME");
+  c->add_option("--level", logs->level, "only lines of this level and above")
+      ->type_name("debug|info|warn|error")
+      ->capture_default_str();
+  c->add_option("--port", logs->port, "the system's port, when not the one of --system")->type_name("PORT");
+  c->add_option("--file", logs->file, "read this log file instead of the system's")->type_name("PATH");
+
   auto spawn = std::make_shared<spawn_options>();
-  CLI::App* c = cs.add("spawn", "create an actor on a system that fits; prints its address on the last line", "",
-                       {"troupe spawn Morse --name morse", "troupe spawn Relay --package relay --wait"},
-                       [&g, spawn] { return cmd_spawn(g, *spawn); });
+  c = cs.add("spawn", "create an actor on a system that fits; prints its address on the last line", "",
+             {"troupe spawn Morse --name morse", "troupe spawn Relay --package relay --wait"},
+             [&g, spawn] { return cmd_spawn(g, *spawn); });
   c->add_option("TYPE", spawn->type, "actor type of a loaded package")->required();
   c->add_option("--package", spawn->package,
                 "the package: a group (its active version), a package id or a\n"

@@ -11,6 +11,7 @@
 // configuration file before the environment and does not record where a
 // value came from.
 #include "tools/cli_common.hpp"
+#include "tools/log_command.hpp"
 
 #include "etcd/client.hpp"
 #include "supervisor/capabilities.hpp"
@@ -79,6 +80,13 @@ const std::vector<start_option> start_table = {
     {"client-group", "GROUP", "", "members of GROUP may use the local socket too"},
     {"allow-unsigned", nullptr, "false", "accept `load --unsigned DIR` (development only)"},
     {"insecure-tcp", nullptr, "false", "plain-text TCP clients with every right (loopback --bind only)"},
+    {"log-level", "debug|info|warn|error", "info", "the least severe lines logged (payloads only at debug)"},
+    {"log-format", "text|json", "text", "one text line or one JSON object per record"},
+    {"log-target", "file|stderr|journal", "",
+     "where the log goes (default: the journal when stderr is systemd's\njournal stream, else the file)"},
+    {"log-file", "PATH", "", "the log file (default HOME/systems/PORT/system.log; 0600)"},
+    {"log-max-size", "N[K|M|G]", "", "rotate the file past this size (default: never; SIGHUP reopens)"},
+    {"log-files", "N", "5", "rotated files kept: system.log.1 .. .N"},
 };
 
 std::string env_name(const start_option& o) {
@@ -320,6 +328,13 @@ supervisor::system_options start_options(const start_settings& s) {
   if (has("member-timeout")) opts.member_timeout = millis("member-timeout", 50, 3600000);
   if (opts.member_timeout < 2 * opts.heartbeat)
     throw usage_error{"--member-timeout must be at least twice --heartbeat"};
+  for (const auto& o : log_start_options) {
+    const std::string name = o.substr(2);
+    if (has(name.c_str()))
+      read(name.c_str(), [&] {
+        if (auto e = set_log_option(opts, o, text(name.c_str()))) throw usage_error{*e};
+      });
+  }
   for (const auto& [name, v] : s) opts.configuration[name] = {v.value, v.source};
   // No leader given: its own address (it stands alone).
   if (!has("leader") && !has("etcd")) opts.configuration["leader"].value = opts.leader;
@@ -395,7 +410,7 @@ int cmd_start(const globals& g, const start_cmd& c) {
   supervisor::make_private(opts.home, opts.port);  // before anything is created
   fs::create_directories(dir, ec);
   if (ec) return fail(cli_failed, "cannot create " + dir.string() + ": " + ec.message());
-  const fs::path log = dir / "system.log";
+  const fs::path log = supervisor::log_file_of(opts);
 
   // The daemon is this program re-executed in the foreground, detached in its
   // own session, reporting readiness through a pipe (no polling).

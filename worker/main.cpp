@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   if (getppid() != parent) return troupe::worker_exit_control_lost;
 
   options opts;
+  std::optional<int> log_level;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view flag = argv[i];
     const std::string value = argv[i + 1];
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
       opts.marker_file = value;
     else if (flag == "--fence")
       opts.fence_file = value;
+    else if (flag == "--log-level")
+      log_level = troupe::ipc::parse_log_level(value);
     else if (flag == "--worker-id")
       opts.worker_id = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     else {
@@ -45,10 +49,20 @@ int main(int argc, char** argv) {
   if (argc % 2 == 0 || opts.control_endpoint.empty() || opts.inbox_endpoint.empty() || opts.worker_id == 0) {
     std::fprintf(stderr,
                  "usage: troupe-worker --control EP --inbox EP --worker-id N [--marker FILE] [--fence FILE]\n"
+                 "       [--log-level debug|info|warn|error]\n"
                  "(started by the supervisor, not by hand; it names the package in its answer to hello)\n");
     return troupe::worker_exit_usage;
   }
   set_log_tag("w" + std::to_string(opts.worker_id));
+  // Started by a daemon: its stderr is a socket the daemon reads
+  // (ipc/log_relay.hpp), which takes records with their level, time and
+  // actor. Without --log-level, text lines on stderr.
+  if (log_level) {
+    troupe::ipc::log_config log;
+    log.level = *log_level;
+    log.target = troupe::ipc::log_target::relay;
+    (void)troupe::ipc::configure_log(log);
+  }
   // Orphans of what the package starts (a double fork, setsid()) become this
   // worker's children instead of init's, and are killed below when it
   // exits in order. If it dies instead, its children go to the daemon's

@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -147,7 +148,17 @@ status runtime::start() {
     // The daemon died (the parent-death signal): nothing sent now reaches
     // it, and lingering for a reader that never comes only delays the exit
     // that a restarted daemon waits for.
-    if (::getppid() != parent_) control_.set(zmq::sockopt::linger, 0);
+    if (::getppid() != parent_) {
+      control_.set(zmq::sockopt::linger, 0);
+      // Nobody reads its stdout and stderr any more: what the package prints
+      // on its way out must not kill it with SIGPIPE before its orderly exit
+      // (and the sweep of what its package started, main.cpp).
+      if (const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
+        ::dup2(null, STDOUT_FILENO);
+        ::dup2(null, STDERR_FILENO);
+        ::close(null);
+      }
+    }
     shutdown(worker_exit_control_lost);
   });
 

@@ -30,7 +30,10 @@ class encoder_actor : public troupe::actor {
         answer(ctx, msg);
         return;
       case TROUPE_MSG_TELL:
-        ctx.log_info("ignoring tell '" + std::string(msg.type()) + "': " + std::string(msg.payload()));
+        // The payload is the client's: in the log at debug level only.
+        ctx.log_info("ignoring tell '" + std::string(msg.type()) + "' (" + std::to_string(msg.payload().size()) +
+                     " bytes)");
+        ctx.log_debug("ignored tell's payload: " + std::string(msg.payload()));
         return;
       default:
         return;  // no timers are scheduled and no tells are sent: nothing to do

@@ -162,7 +162,11 @@ class context {
   /// The address under a global name, or an invalid address when unknown.
   [[nodiscard]] address lookup(std::string_view name) { return address(host_->lookup(raw_, name.data(), name.size())); }
 
+  /// A line of the system's log under this actor's address; below the
+  /// system's --log-level it is dropped. Keep payloads to log_debug: the
+  /// operator turns debug on knowingly (docs/SECURITY.md).
   void log(troupe_log_level level, std::string_view text) { host_->log(raw_, level, text.data(), text.size()); }
+  void log_debug(std::string_view text) { log(TROUPE_LOG_DEBUG, text); }
   void log_info(std::string_view text) { log(TROUPE_LOG_INFO, text); }
   void log_warn(std::string_view text) { log(TROUPE_LOG_WARN, text); }
   void log_error(std::string_view text) { log(TROUPE_LOG_ERROR, text); }
