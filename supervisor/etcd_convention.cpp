@@ -58,6 +58,7 @@ status etcd_convention::setup() {
   p_.link.name_of = [this](std::uint32_t id) { return port_of(id); };
   p_.members.upsert(self_member(), convention_clock::now());
   retry_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
+  trust_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
   campaign_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
   take_over_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
   register_handlers();
@@ -125,6 +126,7 @@ void etcd_convention::start() {
 void etcd_convention::stop() {
   fail_held_spawns("the system is stopping");
   retry_timer_->cancel();
+  trust_timer_->cancel();
   campaign_timer_->cancel();
   take_over_timer_->cancel();
   watch_.reset();
@@ -338,6 +340,7 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
   const std::uint32_t id = base::parse_hex32(id_text);
   if (id == 0) return;
   if (e.deleted) {
+    untrusted_records_.erase(id);
     if (id == ctx_.id) {
       if (!ctx_.stopping && lease_ != 0) keeper_->give_up(lease_, "its registration expired");
       return;
@@ -361,6 +364,8 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
   // A system this one does not trust is no member of its convention: no
   // link to it would be admitted, nothing is placed on it.
   if (id != ctx_.id && ipc::read_trusted(p_.link.trusted_dir()).find(m->public_key) == nullptr) {
+    untrusted_records_[id] = {e, id_text};
+    if (!trust_timer_running_) recheck_untrusted();
     if (untrusted_.insert(id).second)
       log_line(TROUPE_LOG_WARN, {},
                "system " + m->host + ":" + std::to_string(m->port) + " registered on etcd with key " + m->public_key +
@@ -390,6 +395,33 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
   if (!p_.state.leads || taking_over_) return;
   if (caps_changed) check_fit(id);
   if (fresh || caps_changed) place_pending();
+}
+
+void etcd_convention::recheck_untrusted() {
+  trust_timer_running_ = true;
+  trust_timer_->expires_after(std::chrono::seconds(1));
+  trust_timer_->async_wait([this](const boost::system::error_code& ec) {
+    trust_timer_running_ = false;
+    if (ec || ctx_.stopping || untrusted_records_.empty()) return;
+    const auto trusted = ipc::read_trusted(p_.link.trusted_dir());
+    std::vector<std::pair<etcd::event, std::string>> now;
+    for (auto it = untrusted_records_.begin(); it != untrusted_records_.end();) {
+      const auto m =
+          member_from_json(store_json(it->second.first.kv.key, it->second.first.kv.value, ctx_.opts.max_json_depth));
+      if (m && trusted.find(m->public_key) != nullptr) {
+        now.push_back(std::move(it->second));
+        untrusted_.erase(it->first);
+        it = untrusted_records_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const auto& [e, id_text] : now) {
+      log_line(TROUPE_LOG_INFO, {}, "system " + id_text + " is trusted now: taken as a member");
+      member_changed(e, id_text);
+    }
+    if (!untrusted_records_.empty()) recheck_untrusted();
+  });
 }
 
 void etcd_convention::actor_changed(const etcd::event& e, const std::string& addr_text) {

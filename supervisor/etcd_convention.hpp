@@ -124,6 +124,13 @@ class etcd_convention final : public placement_convention {
   std::map<std::string, std::set<std::uint32_t>> holders_;  // id -> systems that have it
   std::set<std::string> loading_;                           // packages this leader is loading
   std::set<std::uint32_t> untrusted_;                       // registered systems whose key is not trusted (logged once)
+  // Their registrations, looked at again every second while any is left: a
+  // key trusted after the system registered (its operator copies it now)
+  // makes it a member without waiting for it to register again.
+  std::map<std::uint32_t, std::pair<etcd::event, std::string>> untrusted_records_;
+  std::unique_ptr<boost::asio::steady_timer> trust_timer_;
+  bool trust_timer_running_ = false;
+  void recheck_untrusted();
 };
 
 }  // namespace troupe::supervisor
