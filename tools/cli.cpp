@@ -9,9 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -19,9 +22,11 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace troupe::tools {
 
@@ -64,6 +69,42 @@ result<json> call(const globals& g, std::string_view command, const json& body, 
 }
 
 void print_json(const json& j) { std::cout << j.dump(2) << "\n"; }
+
+struct progress::impl {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  bool shown = false;
+  std::thread t;
+};
+
+progress::progress(std::string what) {
+  if (::isatty(STDERR_FILENO) != 1) return;
+  impl_ = std::make_unique<impl>();
+  impl_->t = std::thread([p = impl_.get(), what = std::move(what)] {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(p->m);
+    if (p->cv.wait_for(lock, std::chrono::milliseconds(300), [p] { return p->done; })) return;
+    do {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      char line[64];
+      std::snprintf(line, sizeof line, "… %.1f s", s);
+      std::cerr << "\r" << what << line << std::flush;
+      p->shown = true;
+    } while (!p->cv.wait_for(lock, std::chrono::milliseconds(200), [p] { return p->done; }));
+    std::cerr << "\r\033[K" << std::flush;  // erase the line
+  });
+}
+
+progress::~progress() {
+  if (!impl_) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->m);
+    impl_->done = true;
+  }
+  impl_->cv.notify_one();
+  impl_->t.join();
+}
 
 std::string text_of(const json& j) {
   if (j.is_null()) return "-";

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,21 @@ void print_table(const std::vector<std::string>& headers, const std::vector<std:
                  std::vector<std::size_t>& width);
 /// A port number 1-65535 (usage_error otherwise).
 std::uint16_t parse_port(const std::string& text);
+/// While a long call runs: after 300 ms, when stderr is a terminal, one line
+/// on stderr "WHAT… N.N s" kept up to date every 200 ms, erased when it ends.
+/// Nothing otherwise (scripts, logs, tests see no difference).
+class progress {
+ public:
+  explicit progress(std::string what);
+  ~progress();
+  progress(const progress&) = delete;
+  progress& operator=(const progress&) = delete;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
 /// Thrown where a command fails below its function: `troupe: message` on
 /// stderr, exit code.
 struct cli_error {

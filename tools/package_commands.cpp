@@ -202,7 +202,10 @@ int cmd_load(const globals& g, const load_options& o) {
     body["group"] = arg;  // the newest archive of this group in the system's package directory
   }
   // Loading starts the package's worker and waits for it to register.
-  auto r = call(g, cmd::client::load, body, std::chrono::seconds(30));
+  auto r = [&] {
+    progress shown("loading " + arg);
+    return call(g, cmd::client::load, body, std::chrono::seconds(30));
+  }();
   if (!r) return fail(r.err());
   if (g.json_out) return print_json(*r), cli_ok;
   std::cout << ((*r)["already_loaded"].get<bool>() ? "already loaded " : "loaded ") << text_of((*r)["group"]) << " "

@@ -588,7 +588,9 @@ int cmd_stop(const globals& g, const std::vector<std::string>& systems) {
   int worst = cli_ok;
   for (const auto& t : targets) {
     std::string where = t.find(':') == std::string::npos ? "127.0.0.1:" + std::to_string(parse_port(t)) : t;
-    auto c = client::connect(where);
+    connect_options fast;
+    fast.fail_fast = true;  // nothing there: said at once
+    auto c = client::connect(where, fast);
     if (!c) {
       worst = fail(c.err());
       continue;
@@ -600,7 +602,11 @@ int cmd_stop(const globals& g, const std::vector<std::string>& systems) {
       continue;
     }
     const int pid = r->value("pid", 0);
-    if (!wait_gone(pid, 20000)) {
+    const bool gone = [&] {
+      progress shown("stopping the system on " + where + " (its actors get their exit requests)");
+      return wait_gone(pid, 20000);
+    }();
+    if (!gone) {
       worst = fail(cli_timeout, "system on " + where + " (pid " + std::to_string(pid) + ") did not stop within 20 s");
       continue;
     }
