@@ -40,7 +40,8 @@ struct bridge {
   py::object create, handle, format_exception;
 };
 
-bridge* g = nullptr;  // one per process, made by load_package, never freed
+bridge* g = nullptr;                  // one per process, made by load_package, never freed
+PyObject* host_error_type = nullptr;  // troupe.HostError
 
 /// Makes c the context of Python calls while it lives; nested calls restore the outer one.
 class call_scope {
@@ -136,16 +137,60 @@ constexpr auto creators = create_table(std::make_index_sequence<max_types>{});
 
 int handle(void* state, troupe_context* c, const troupe_message* m, troupe_error* err) {
   call_scope scope(c);
-  try {
-    g->handle(py::handle(static_cast<PyObject*>(state)), g->call, m->kind, m->from, m->correlation,
-              text(m->type, m->type_len), py::bytes(reinterpret_cast<const char*>(m->payload), m->payload_len),
-              text(m->reason, m->reason_len));
+  // The hot path: a vectorcall with objects made by the C API, not pybind11's casts.
+  PyObject* args[8] = {
+      static_cast<PyObject*>(state),
+      PyLong_FromUnsignedLongLong(g->call),
+      PyLong_FromUnsignedLong(m->kind),
+      PyLong_FromUnsignedLongLong(m->from),
+      PyLong_FromUnsignedLongLong(m->correlation),
+      text(m->type, m->type_len).release().ptr(),
+      PyBytes_FromStringAndSize(reinterpret_cast<const char*>(m->payload), static_cast<Py_ssize_t>(m->payload_len)),
+      text(m->reason, m->reason_len).release().ptr()};
+  PyObject* result = nullptr;
+  bool made = true;
+  for (std::size_t i = 1; i < 8; ++i) made = made && args[i] != nullptr;
+  if (made) result = PyObject_Vectorcall(g->handle.ptr(), args, 8, nullptr);
+  for (std::size_t i = 1; i < 8; ++i) Py_XDECREF(args[i]);
+  if (result != nullptr) {
+    Py_DECREF(result);
     return 0;
-  } catch (py::error_already_set& e) {
-    report(c, e, err, "");
-    return 1;
   }
+  py::error_already_set e;
+  report(c, e, err, "");
+  return 1;
 }
+
+// _troupe.tell(call, to, type, payload), the SDK's hot call, without pybind11's
+// overload dispatch: METH_FASTCALL, arguments read with the C API.
+PyObject* fast_tell(PyObject*, PyObject* const* args, Py_ssize_t n) {
+  if (n != 4 || !PyUnicode_Check(args[2]) || !PyBytes_Check(args[3])) {
+    PyErr_SetString(PyExc_TypeError, "tell(call, to, type: str, payload: bytes)");
+    return nullptr;
+  }
+  const unsigned long long call = PyLong_AsUnsignedLongLong(args[0]);
+  const unsigned long long to = PyLong_AsUnsignedLongLong(args[1]);
+  if (PyErr_Occurred() != nullptr) return nullptr;
+  Py_ssize_t type_len = 0;
+  const char* type = PyUnicode_AsUTF8AndSize(args[2], &type_len);
+  if (type == nullptr) return nullptr;
+  if (call == 0 || call != g->call || g->current == nullptr) {
+    PyErr_SetString(host_error_type, "context used outside the call it was passed to (keep msg.reply_handle, not ctx)");
+    return nullptr;
+  }
+  const int rc = g->host->tell(g->current, to, type, static_cast<std::size_t>(type_len),
+                               reinterpret_cast<const std::uint8_t*>(PyBytes_AS_STRING(args[3])),
+                               static_cast<std::size_t>(PyBytes_GET_SIZE(args[3])));
+  if (rc != 0) {
+    PyErr_SetString(host_error_type, g->host->last_error());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef fast_methods[] = {{"tell", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_tell)),
+                               METH_FASTCALL, "tell(call, to, type, payload): one-way message"},
+                              {nullptr, nullptr, 0, nullptr}};
 
 void destroy(void* state) {
   // The interpreter is never finalized, so it is alive here.
@@ -188,13 +233,9 @@ std::string last_line(py::error_already_set& e) {
 
 PYBIND11_EMBEDDED_MODULE(_troupe, m) {
   m.doc() = "the host functions of troupe-worker-python, for the troupe module";
-  py::register_exception<host_error>(m, "HostError", PyExc_RuntimeError);
+  host_error_type = py::register_exception<host_error>(m, "HostError", PyExc_RuntimeError).ptr();
   m.def("self_address", [](std::uint64_t call) { return g->host->self(ctx_of(call)); });
-  m.def("tell", [](std::uint64_t call, std::uint64_t to, std::string_view type, const py::bytes& payload) {
-    auto* c = ctx_of(call);
-    const auto p = bytes_of(payload);
-    check(g->host->tell(c, to, type.data(), type.size(), u8(p), p.size()));
-  });
+  if (PyModule_AddFunctions(m.ptr(), fast_methods) != 0) throw py::error_already_set();
   m.def("ask", [](std::uint64_t call, std::uint64_t to, std::string_view type, const py::bytes& payload,
                   std::uint32_t timeout_ms) {
     auto* c = ctx_of(call);

@@ -34,6 +34,7 @@ KIND_NAMES = {TELL: "tell", ASK: "ask", REPLY: "reply", ASK_FAILED: "ask_failed"
 DEBUG, INFO, WARN, ERROR = range(4)
 
 HostError = _troupe.HostError
+_tell = _troupe.tell
 """Raised by a Context operation the host refused (unknown package, invalid address, ...)."""
 
 
@@ -117,15 +118,19 @@ class Message:
     """A message being handled. kind is one of TELL, ASK, ...; payload is the
     raw bytes; json() parses them; text decodes them as UTF-8."""
 
-    __slots__ = ("kind", "sender", "correlation", "type", "payload", "reason")
+    __slots__ = ("kind", "_sender", "correlation", "type", "payload", "reason")
 
     def __init__(self, kind, sender, correlation, type, payload, reason=""):
         self.kind = kind
-        self.sender = Address(sender)
+        self._sender = sender  # an int; an Address only when asked for (the hot path skips it)
         self.correlation = correlation
         self.type = type
         self.payload = payload
         self.reason = reason
+
+    @property
+    def sender(self):
+        return Address(self._sender)
 
     def json(self):
         """The payload parsed as JSON (ValueError when it is not JSON)."""
@@ -146,7 +151,7 @@ class Message:
     @property
     def reply_handle(self):
         """For an ask: what Context.reply_later needs to answer it later."""
-        return ReplyHandle(self.sender, self.correlation)
+        return ReplyHandle(self._sender, self.correlation)
 
     def __repr__(self):
         return "Message(%s, from=%s, type=%r, payload=%r)" % (
@@ -189,7 +194,9 @@ class Context:
     def tell(self, to, type, payload=b""):
         """One-way message; payload: bytes, str (UTF-8) or a JSON value. An
         undeliverable one comes back as a DEAD_LETTER."""
-        _troupe.tell(self._call, _address(to), type, _bytes(payload))
+        if payload.__class__ is not bytes:
+            payload = _bytes(payload)
+        _tell(self._call, to if to.__class__ is Address else _address(to), type, payload)
 
     def tell_json(self, to, value, type="json"):
         _troupe.tell(self._call, _address(to), type, to_json(value))
