@@ -347,20 +347,24 @@ def _handle(actor, call, kind, sender, correlation, type, payload, reason):
     """Called by the worker for each message to actor (the dispatch of the C++ SDK)."""
     ctx = Context(call, actor)
     try:
-        if kind == REPLY or kind == ASK_FAILED:
+        if kind <= ASK or kind == TIMER or kind > EXIT:  # tell, ask, timer, dead letter, poison, exited
+            msg = Message(kind, sender, correlation, type, payload, reason)
+            behavior = actor._troupe_behavior
+            if behavior is None:
+                actor.receive(ctx, msg)
+            else:
+                behavior(ctx, msg)
+            replay = actor.__dict__.get("_troupe_replay")
+            while replay:
+                msg = replay.pop(0)
+                ctx._replayed = msg.reply_handle if msg.kind == ASK else None
+                _deliver(actor, ctx, msg)
+                ctx._replayed = None
+        elif kind == EXIT:
+            actor.on_exit(ctx)
+        else:  # a reply or failure of this actor's ask
             then = actor._troupe_asks.pop(correlation, None)
             if then is not None:  # else a late reply after a timeout
                 then(ctx, AskResult(Message(kind, sender, correlation, type, payload, reason)))
-            return
-        if kind == EXIT:
-            actor.on_exit(ctx)
-            return
-        _deliver(actor, ctx, Message(kind, sender, correlation, type, payload, reason))
-        replay = actor.__dict__.get("_troupe_replay")
-        while replay:
-            msg = replay.pop(0)
-            ctx._replayed = msg.reply_handle if msg.kind == ASK else None
-            _deliver(actor, ctx, msg)
-            ctx._replayed = None
     finally:
         ctx._call = 0
