@@ -88,3 +88,20 @@ def test_system_endpoint():
     assert troupe_client.system_endpoint("10.0.0.2:7") == "tcp://10.0.0.2:7"
     with pytest.raises(ValueError):
         troupe_client.system_endpoint("host:port")
+
+
+def test_curve_over_tcp_with_a_client_key_and_roles(system):
+    key = system.troupe("keygen", "--client", "--json")
+    assert key.returncode == 0, key.stderr
+    public = __import__("json").loads(key.stdout)["public_key"]
+    assert system.troupe("trust-client", "py", public, "--role", "read").returncode == 0
+    with troupe_client.connect(system.where, home=system.home, tcp_only=True) as c:
+        assert c.endpoint == "tcp://" + system.where
+        assert c.status()["port"] == system.port  # read may ask status
+        with pytest.raises(TroupeError) as e:
+            c.chgcap("add", "gpu")  # but not change anything
+        assert e.value.code == "refused"
+        assert "admin role" in str(e.value)
+    assert system.troupe("trust-client", "py", public, "--role", "admin").returncode == 0
+    with troupe_client.connect(system.where, home=system.home, tcp_only=True) as c:
+        assert c.chgcap("add", "gpu")["gpu"] is True
