@@ -2,6 +2,7 @@
 # Debian package can reuse it as is; docs/SDK.md):
 #   bin/troupe, bin/troupe-worker            the CLI and daemon, and the worker
 #                                            it starts (found beside it)
+#   bin/troupe-worker-python                 the worker of packages of runtime python
 #   lib/libtroupe-client.so*                 troupe::client
 #   include/troupe/                          the public headers (troupe::sdk)
 #   lib/cmake/troupe/                        troupeConfig.cmake and its version
@@ -20,6 +21,7 @@ install(TARGETS troupe troupe-worker troupe_client troupe_sdk
   EXPORT troupeTargets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS troupe-worker-python RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/troupe DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 install(EXPORT troupeTargets NAMESPACE troupe:: DESTINATION ${TROUPE_CMAKE_DIR})

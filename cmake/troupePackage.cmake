@@ -52,6 +52,49 @@ function(troupe_package target)
     COMMENT "Assembling package ${arg_DIR}")
 endfunction()
 
+# troupe_python_package(TARGET MANIFEST file [MODULES paths...]
+#                       [SITE_PACKAGES dirs...] [DEPENDS files-or-targets...] [DIR dir])
+#   Assembles a package of runtime python (docs/MANIFEST.md §3.2) as a
+#   directory package: DIR (default ${CMAKE_CURRENT_BINARY_DIR}/TARGET)
+#   receives manifest.yaml, each of MODULES (a .py file or a package
+#   directory) and the contents of each SITE_PACKAGES directory under
+#   site-packages/ (pure-Python dependencies, unpacked). Target TARGET is
+#   built by default; troupe_signed_package(... TARGET TARGET) packs it.
+function(troupe_python_package target)
+  cmake_parse_arguments(arg "" "MANIFEST;DIR" "MODULES;SITE_PACKAGES;DEPENDS" ${ARGN})
+  if(NOT arg_MANIFEST)
+    message(FATAL_ERROR "troupe_python_package(${target}): MANIFEST is required (a manifest.yaml, docs/MANIFEST.md)")
+  endif()
+  if(NOT arg_DIR)
+    set(arg_DIR ${CMAKE_CURRENT_BINARY_DIR}/${target})
+  endif()
+  get_filename_component(manifest ${arg_MANIFEST} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+  set(commands COMMAND ${CMAKE_COMMAND} -E rm -rf ${arg_DIR} COMMAND ${CMAKE_COMMAND} -E make_directory ${arg_DIR})
+  set(depends ${manifest})
+  foreach(module ${arg_MODULES})
+    get_filename_component(module ${module} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    get_filename_component(name ${module} NAME)
+    if(IS_DIRECTORY ${module})
+      file(GLOB_RECURSE files CONFIGURE_DEPENDS ${module}/*.py)
+      list(APPEND depends ${files})
+      list(APPEND commands COMMAND ${CMAKE_COMMAND} -E copy_directory ${module} ${arg_DIR}/${name})
+    else()
+      list(APPEND depends ${module})
+      list(APPEND commands COMMAND ${CMAKE_COMMAND} -E copy ${module} ${arg_DIR}/${name})
+    endif()
+  endforeach()
+  foreach(site ${arg_SITE_PACKAGES})
+    get_filename_component(site ${site} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_BINARY_DIR})
+    list(APPEND commands COMMAND ${CMAKE_COMMAND} -E copy_directory ${site} ${arg_DIR}/site-packages)
+  endforeach()
+  # The manifest last: troupe_signed_package re-packs when it is newer.
+  list(APPEND commands COMMAND ${CMAKE_COMMAND} -E copy ${manifest} ${arg_DIR}/manifest.yaml)
+  add_custom_command(OUTPUT ${arg_DIR}/manifest.yaml ${commands} DEPENDS ${depends} ${arg_DEPENDS}
+                     COMMENT "Assembling python package ${arg_DIR}" VERBATIM)
+  add_custom_target(${target} ALL DEPENDS ${arg_DIR}/manifest.yaml)
+  set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${arg_DIR})
+endfunction()
+
 # troupe_signed_package(NAME TARGET t GROUP g VERSION v [KEY private_key]
 #                       [DIR package_dir] [OUT out_dir] [DEPS private_libraries...])
 #   Target NAME (built by default) packs the directory package of target t

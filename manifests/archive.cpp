@@ -397,6 +397,14 @@ status check_contents(package_archive& a) {
   auto m = parse_manifest(*text, a.source + ":manifest.yaml");
   if (!m) return m.err();
   a.m = std::move(*m);
+  if (a.m.runtime == runtime_kind::python) {
+    const auto files = module_files(a.m.module);
+    for (const auto& file : files)
+      if (find_file(a.entries, index, file)) return ok_v;
+    return prefixed(a.source, make_error(errc::refused, "module " + show(a.m.module) +
+                                                            " named by the manifest is not in the archive (no " +
+                                                            files[0] + " or " + files[1] + ")"));
+  }
   if (!find_file(a.entries, index, a.m.library))
     return prefixed(a.source, make_error(errc::refused, "library " + show(a.m.library) +
                                                             " named by the manifest is not in "
@@ -768,6 +776,92 @@ std::string sign_payload(std::string payload, const signing_key& key) {
   return payload;
 }
 
+namespace {
+
+// A native package's files: its library, and its private libraries under lib/.
+status add_native_files(const pack_request& request, const fs::path& manifest_file, const manifest& m,
+                        std::vector<pack_entry>& entries) {
+  std::string library_path;
+  if (normalise(m.library, library_path) != path_check::ok)
+    return make_error(errc::invalid_argument,
+                      manifest_file.string() + ": library: " + show(m.library) + " is not a plain relative path");
+  const fs::path library_file = manifest_file.parent_path() / m.library;
+  auto library = read_whole_file(library_file, no_limit);
+  if (!library) return library.err();
+  entries.push_back({library_path, entry_kind::file, std::move(library->bytes), "", library->executable});
+
+  for (const auto& lib : request.private_libraries) {
+    if (lib.filename().empty()) return make_error(errc::invalid_argument, lib.string() + ": not a file name");
+    const std::string stored = "lib/" + lib.filename().string();
+    for (std::size_t i = 1; i < entries.size(); ++i) {
+      if (entries[i].path != stored) continue;
+      return make_error(errc::refused,
+                        lib.string() + ": would be stored as " + show(stored) + ", which is " +
+                            (i == 1 ? std::string("the package's library")
+                                    : "also where " + request.private_libraries[i - 2].string() + " goes"));
+    }
+    auto bytes = read_whole_file(lib, no_limit);
+    if (!bytes) return bytes.err();
+    entries.push_back({stored, entry_kind::file, std::move(bytes->bytes), "", bytes->executable});
+  }
+  return ok_v;
+}
+
+// A python package's files: the module's top-level package (or file) and
+// site-packages/, as they are beside the manifest; no byte code.
+status add_python_files(const fs::path& manifest_file, const manifest& m, std::vector<pack_entry>& entries) {
+  const fs::path root = manifest_file.parent_path().empty() ? fs::path(".") : manifest_file.parent_path();
+  const std::string top = m.module.substr(0, m.module.find('.'));
+  const auto candidates = module_files(m.module);
+  bool found = false;
+  for (const auto& file : candidates) found = found || fs::is_regular_file(root / file);
+  if (!found)
+    return make_error(errc::not_found, manifest_file.string() + ": module: " + show(m.module) + " not found (no " +
+                                           (root / candidates[0]).string() + " or " + (root / candidates[1]).string() +
+                                           ")");
+  auto add_file = [&](const fs::path& file, const std::string& stored) -> status {
+    auto bytes = read_whole_file(file, no_limit);
+    if (!bytes) return bytes.err();
+    entries.push_back({stored, entry_kind::file, std::move(bytes->bytes), "", false});
+    return ok_v;
+  };
+  auto add_tree = [&](const std::string& name) -> status {
+    std::error_code ec;
+    std::vector<fs::path> found_paths;
+    for (auto it = fs::recursive_directory_iterator(root / name, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      const auto fname = it->path().filename().string();
+      if (fname == "__pycache__" || fname.ends_with(".pyc")) {
+        if (it->is_directory()) it.disable_recursion_pending();
+        continue;
+      }
+      found_paths.push_back(it->path());
+    }
+    if (ec) return make_error(errc::io, (root / name).string() + ": cannot list (" + ec.message() + ")");
+    std::sort(found_paths.begin(), found_paths.end());  // equal trees give equal archives
+    entries.push_back({name, entry_kind::directory, "", "", false});
+    for (const auto& f : found_paths) {
+      const std::string stored = name + "/" + fs::relative(f, root / name).generic_string();
+      if (fs::is_directory(f))
+        entries.push_back({stored, entry_kind::directory, "", "", false});
+      else if (auto s = add_file(f, stored); !s)
+        return s;
+    }
+    return ok_v;
+  };
+  std::error_code ec;
+  if (fs::is_directory(root / top, ec)) {
+    if (auto s = add_tree(top); !s) return s;
+  } else if (auto s = add_file(root / (top + ".py"), top + ".py"); !s) {
+    return s;
+  }
+  if (fs::is_directory(root / "site-packages", ec))
+    if (auto s = add_tree("site-packages"); !s) return s;
+  return ok_v;
+}
+
+}  // namespace
+
 result<pack_result> pack_package(const pack_request& request, const signing_key& key) {
   const fs::path& manifest_file = request.manifest;
   auto source = read_whole_file(manifest_file, max_manifest_bytes);
@@ -787,28 +881,14 @@ result<pack_result> pack_package(const pack_request& request, const signing_key&
 
   std::vector<pack_entry> entries;
   entries.push_back({"manifest.yaml", entry_kind::file, text, "", false});
-  std::string library_path;
-  if (normalise(m->library, library_path) != path_check::ok)
-    return make_error(errc::invalid_argument,
-                      manifest_file.string() + ": library: " + show(m->library) + " is not a plain relative path");
-  const fs::path library_file = manifest_file.parent_path() / m->library;
-  auto library = read_whole_file(library_file, no_limit);
-  if (!library) return library.err();
-  entries.push_back({library_path, entry_kind::file, std::move(library->bytes), "", library->executable});
-
-  for (const auto& lib : request.private_libraries) {
-    if (lib.filename().empty()) return make_error(errc::invalid_argument, lib.string() + ": not a file name");
-    const std::string stored = "lib/" + lib.filename().string();
-    for (std::size_t i = 1; i < entries.size(); ++i) {
-      if (entries[i].path != stored) continue;
-      return make_error(errc::refused,
-                        lib.string() + ": would be stored as " + show(stored) + ", which is " +
-                            (i == 1 ? std::string("the package's library")
-                                    : "also where " + request.private_libraries[i - 2].string() + " goes"));
-    }
-    auto bytes = read_whole_file(lib, no_limit);
-    if (!bytes) return bytes.err();
-    entries.push_back({stored, entry_kind::file, std::move(bytes->bytes), "", bytes->executable});
+  if (m->runtime == runtime_kind::python) {
+    if (!request.private_libraries.empty())
+      return make_error(errc::invalid_argument, manifest_file.string() +
+                                                    ": private libraries (--dep, --deps) are for native packages; a "
+                                                    "python package vendors its dependencies in site-packages/");
+    if (auto s = add_python_files(manifest_file, *m, entries); !s) return s.err();
+  } else if (auto s = add_native_files(request, manifest_file, *m, entries); !s) {
+    return s.err();
   }
 
   fs::path out = request.output;

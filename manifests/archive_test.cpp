@@ -609,3 +609,46 @@ TEST_CASE("extraction checks the payload again and writes nothing when it is bad
   a.id = "../../x";
   CHECK(extract_archive(a, cache).err().code == errc::internal);
 }
+
+TEST_CASE("a python package packs its module and site-packages, without byte code", "[archive][python]") {
+  fixture f;
+  const fs::path py = f.t.path / "py";
+  write(py / "manifest.yaml",
+        "package: greeter\nversion: 1.0.0\nruntime: python\nmodule: greeter\nactors: { Greeter: {} }\n");
+  write(py / "greeter" / "__init__.py", "import dep\n");
+  write(py / "greeter" / "__pycache__" / "x.cpython-311.pyc", "byte code");
+  write(py / "site-packages" / "dep" / "__init__.py", "VERSION = '1'\n");
+  write(py / "unrelated.txt", "not packed");
+  auto r = pack_package(pack_request{py / "manifest.yaml", "2.0.0", {}, f.t.path / "out.tpkg"}, *f.key);
+  REQUIRE(r.ok());
+  auto a = open_archive(r->file, f.ring);
+  REQUIRE(a.ok());
+  CHECK(a->m.runtime == runtime_kind::python);
+  std::vector<std::string> files;
+  for (const auto& e : a->entries)
+    if (e.kind == entry_kind::file) files.push_back(e.path);
+  CHECK(files == std::vector<std::string>{"manifest.yaml", "greeter/__init__.py", "site-packages/dep/__init__.py"});
+  auto dir = extract_archive(*a, f.t.path / "cache");
+  REQUIRE(dir.ok());
+  CHECK(slurp(*dir / "site-packages" / "dep" / "__init__.py") == "VERSION = '1'\n");
+
+  SECTION("private libraries are refused") {
+    auto refused = pack_package(
+        pack_request{py / "manifest.yaml", "2.0.0", {f.t.path / "deps" / "libcodec.so.1"}, f.t.path / "o.tpkg"},
+        *f.key);
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(refused.err().message, Catch::Contains("are for native packages"));
+  }
+  SECTION("a missing module is named") {
+    fs::remove_all(py / "greeter");
+    auto missing = pack_package(pack_request{py / "manifest.yaml", "2.0.0", {}, f.t.path / "o.tpkg"}, *f.key);
+    REQUIRE_FALSE(missing.ok());
+    CHECK_THAT(missing.err().message, Catch::Contains("module: \"greeter\" not found"));
+  }
+  SECTION("an archive without its module is refused") {
+    const std::string text =
+        "package: greeter\nversion: 1.0.0\nruntime: python\nmodule: greeter\nactors: { Greeter: {} }\n";
+    auto bad = f.refusal(f.crafted({{"manifest.yaml", entry_kind::file, text, "", false}}));
+    CHECK_THAT(bad.message, Catch::Contains("module \"greeter\" named by the manifest is not in the archive"));
+  }
+}

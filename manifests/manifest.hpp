@@ -35,6 +35,10 @@ using base::restart_spec;
 /// worker process per instance.
 enum class isolation_mode { shared, dedicated };
 
+/// What runs a package's actors: a C++ shared library (native) in
+/// troupe-worker, or Python modules in troupe-worker-python (docs/MANIFEST.md §3.2).
+enum class runtime_kind { native, python };
+
 /// on_load: what the supervisor does for this type when the package is
 /// loaded: an optional role and global name, and an optional message.
 struct load_hook {
@@ -61,6 +65,12 @@ struct actor_spec {
   std::optional<load_hook> on_load;
   std::optional<hook> on_deactivate;
   std::optional<hook> on_reactivate;
+  /// runtime python: the class of the module that implements this type
+  /// (empty: a class named like the type).
+  std::string python_class;
+
+  /// The Python class: python_class, or the type's name.
+  [[nodiscard]] const std::string& class_name() const { return python_class.empty() ? type : python_class; }
 
   friend bool operator==(const actor_spec&, const actor_spec&) = default;
 };
@@ -88,7 +98,10 @@ inline constexpr std::uint64_t max_processes_limit = 4194304;  // the kernel's p
 struct manifest {
   std::string package;  ///< group name, [A-Za-z0-9_.-]{1,64}
   manifests::version version;
-  std::string library;             ///< relative path inside the package
+  runtime_kind runtime = runtime_kind::native;
+  std::string library;             ///< native: relative path inside the package
+  std::string module;              ///< python: the module imported from the package root (dotted name)
+  bool system_packages = false;    ///< python: the host's dist-packages on sys.path too
   std::vector<actor_spec> actors;  ///< at least one, in YAML order
   bool auto_unload = false;
   std::uint32_t keep = 3;  ///< archives of this group kept, >= 1
@@ -99,6 +112,11 @@ struct manifest {
 
   friend bool operator==(const manifest&, const manifest&) = default;
 };
+
+/// "module.py" or "module/__init__.py" of a dotted module name, relative to
+/// the package root, for whichever exists: the files a python package must
+/// hold. The first candidate is the plain file.
+[[nodiscard]] std::vector<std::string> module_files(std::string_view module);
 
 /// Larger manifests are refused without parsing.
 inline constexpr std::size_t max_manifest_bytes = 1 << 20;

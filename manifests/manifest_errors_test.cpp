@@ -152,10 +152,12 @@ TEST_CASE("message values that would not end are refused", "[manifest][errors]")
 // manifest from a peer could write lines of its own into the log.
 TEST_CASE("control characters in keys and values are escaped, not written", "[manifest][errors]") {
   CHECK(error_of(std::string("package: p\nversi\0n: 1.0.0\nlibrary: l.so\nactors: { A: {} }\n", 58)) ==
-        "manifest.yaml: versi\\x0a: unknown key (expected package, version, library, actors, auto_unload, keep, "
+        "manifest.yaml: versi\\x0a: unknown key (expected package, version, runtime, library, module, "
+        "system_packages, actors, auto_unload, keep, "
         "limits)");
   CHECK(error_of(top(pkg, ver, lib, "\"x\\nINFO forged\": 1\n")) ==
-        "manifest.yaml: x\\x0aINFO forged: unknown key (expected package, version, library, actors, auto_unload, "
+        "manifest.yaml: x\\x0aINFO forged: unknown key (expected package, version, runtime, library, module, "
+        "system_packages, actors, auto_unload, "
         "keep, limits)");
   CHECK(error_of(actor("{ restart: { within: \"1\\r0\\u007f\" } }")) ==
         "manifest.yaml: actors.Morse.restart.within: \"1\\x0d0\\x7f\" is not a duration (use 250ms, 10s, 2m)");
@@ -198,4 +200,44 @@ TEST_CASE("bad limits are one-line errors naming the field", "[manifest][limits]
   CHECK(limits("{ threads: 4 }") ==
         "manifest.yaml: limits.threads: unknown key (expected memory, cpu_time, open_files, processes)");
   CHECK(limits("64M") == "manifest.yaml: limits: must be a map, got a scalar");
+}
+
+TEST_CASE("runtime python: module instead of library, class per actor", "[manifest][errors]") {
+  const std::string py = "runtime: python\n";
+  CHECK(error_of(pkg + ver + "runtime: java\nlibrary: l.so\nactors: { A: {} }\n") ==
+        "manifest.yaml: runtime: \"java\" is not a runtime (use native or python)");
+  CHECK(error_of(pkg + ver + py + "actors: { A: {} }\n") ==
+        "manifest.yaml: module: missing (required for runtime: python)");
+  CHECK(error_of(pkg + ver + py + lib + "module: m\nactors: { A: {} }\n") ==
+        "manifest.yaml: library: not for runtime: python (a python package names its module instead)");
+  CHECK(error_of(pkg + ver + py + "module: 9lives\nactors: { A: {} }\n") ==
+        "manifest.yaml: module: \"9lives\" is not a Python module name (e.g. encoders or app.actors)");
+  CHECK(error_of(pkg + ver + py + "module: a..b\nactors: { A: {} }\n") ==
+        "manifest.yaml: module: \"a..b\" is not a Python module name (e.g. encoders or app.actors)");
+  CHECK(error_of(pkg + ver + lib + "module: m\nactors: { A: {} }\n") ==
+        "manifest.yaml: module: only for runtime: python");
+  CHECK(error_of(pkg + ver + lib + "system_packages: true\nactors: { A: {} }\n") ==
+        "manifest.yaml: system_packages: only for runtime: python");
+  CHECK(error_of(pkg + ver + lib + "actors: { A: { class: Foo } }\n") ==
+        "manifest.yaml: actors.A.class: only for runtime: python");
+  CHECK(error_of(pkg + ver + py + "module: m\nactors: { A: { class: a-b } }\n") ==
+        "manifest.yaml: actors.A.class: \"a-b\" is not a Python class name (letters, digits and _)");
+}
+
+TEST_CASE("a python manifest reads its module, classes and system_packages", "[manifest]") {
+  auto m = parse_manifest(pkg + ver +
+                              "runtime: python\nmodule: app.actors\nsystem_packages: true\n"
+                              "actors: { A: { class: Alpha }, B: {} }\n",
+                          "manifest.yaml");
+  REQUIRE(m.ok());
+  CHECK(m->runtime == runtime_kind::python);
+  CHECK(m->module == "app.actors");
+  CHECK(m->system_packages);
+  CHECK(m->library.empty());
+  CHECK(m->actors[0].class_name() == "Alpha");
+  CHECK(m->actors[1].class_name() == "B");
+  CHECK(module_files("app.actors") == std::vector<std::string>{"app/actors.py", "app/actors/__init__.py"});
+  auto native = parse_manifest(pkg + ver + lib + "actors: { A: {} }\n", "manifest.yaml");
+  REQUIRE(native.ok());
+  CHECK(native->runtime == runtime_kind::native);
 }

@@ -41,6 +41,41 @@ result<fs::path> resolve_library(const fs::path& root, const std::string& librar
   return real;
 }
 
+// A python package directory: its module must be there; its id covers
+// every file of the directory (by path, in order), since any may be imported.
+result<package_info> open_python_dir(const fs::path& root, manifest m, const std::string& manifest_bytes) {
+  fs::path module_file;
+  for (const auto& file : module_files(m.module)) {
+    std::error_code ec;
+    if (module_file.empty() && fs::is_regular_file(root / file, ec)) module_file = root / file;
+  }
+  if (module_file.empty())
+    return make_error(errc::not_found, (root / module_files(m.module)[0]).string() + ": module " + m.module +
+                                           " named in manifest.yaml not found");
+  sha256 id;
+  id.update(manifest_bytes);
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (name == "__pycache__") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file() && it->path() != root / "manifest.yaml" && !name.ends_with(".pyc"))
+      files.push_back(it->path());
+  }
+  if (ec) return make_error(errc::io, root.string() + ": cannot list (" + ec.message() + ")");
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    id.update(fs::relative(f, root).generic_string());
+    id.update(std::string_view("\0", 1));
+    if (auto s = id.update_file(f); !s) return s.err();
+  }
+  return package_info{id.finish_hex(), std::move(m), root, module_file, root / "lib"};
+}
+
 }  // namespace
 
 result<package_info> open_package_dir(const fs::path& dir) {
@@ -53,6 +88,7 @@ result<package_info> open_package_dir(const fs::path& dir) {
   if (!bytes) return bytes.err();
   auto m = parse_manifest(*bytes, manifest_file.string());
   if (!m) return m.err();
+  if (m->runtime == runtime_kind::python) return open_python_dir(root, std::move(*m), *bytes);
   auto library = resolve_library(root, m->library);
   if (!library) return library.err();
 

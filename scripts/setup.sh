@@ -22,6 +22,8 @@ packages=(
   clang-format                           # make format-check (CI)
   clang-14 libclang-rt-14-dev            # make fuzz (CI): its runtimes are libFuzzer, ASan, UBSan
   etcd-server etcd-client                # conventions on etcd (tests start their own)
+  libpython3-dev pybind11-dev            # troupe-worker-python embeds CPython (runtime: python)
+  python3-zmq python3-pytest             # the Python client (clients/python) and its tests
 )
 
 missing=()

@@ -37,7 +37,10 @@ struct system_options {
   std::string bind_host = "127.0.0.1";
   std::filesystem::path home;  ///< TROUPE_HOME
   manifests::capabilities caps;
-  std::filesystem::path worker_exe;   ///< troupe-worker
+  std::filesystem::path worker_exe;  ///< troupe-worker
+  /// troupe-worker-python, for packages of runtime python; empty: $TROUPE_WORKER_PYTHON, else
+  /// troupe-worker-python beside worker_exe
+  std::filesystem::path worker_python_exe;
   bool allow_unsigned = false;        ///< accept `load --unsigned DIR` (development only)
   std::uint32_t standby_workers = 1;  ///< workers started ahead of the next package load
   bool no_loss = true;                ///< acknowledged delivery (start --delivery no-loss)

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -194,15 +195,16 @@ result<worker_proc*> worker_pool::worker_for(const std::string& package_id, bool
     if (auto it = workers_.find(pkg.worker); it != workers_.end()) return &it->second;
   // A standby worker has already paid for exec, dynamic linking and its
   // sockets: the package only waits for its own dlopen.
+  const bool python = pkg.m.runtime == manifests::runtime_kind::python;
   worker_proc* w = nullptr;
   for (auto& [_, candidate] : workers_)
-    if (candidate.package_id.empty() &&
+    if (!python && candidate.package_id.empty() &&
         (candidate.st == worker_proc::state::starting || candidate.st == worker_proc::state::standby)) {
       w = &candidate;
       break;
     }
   if (w == nullptr) {
-    auto launched = launch_worker();
+    auto launched = launch_worker(python);
     if (!launched) return launched.err();
     w = *launched;
   }
@@ -215,7 +217,15 @@ result<worker_proc*> worker_pool::worker_for(const std::string& package_id, bool
   return w;
 }
 
-result<worker_proc*> worker_pool::launch_worker() {
+fs::path worker_pool::executable(bool python) const {
+  if (!python) return ctx_.opts.worker_exe;
+  if (!ctx_.opts.worker_python_exe.empty()) return ctx_.opts.worker_python_exe;
+  const char* env = std::getenv("TROUPE_WORKER_PYTHON");
+  if (env != nullptr && *env != '\0') return env;
+  return ctx_.opts.worker_exe.parent_path() / "troupe-worker-python";
+}
+
+result<worker_proc*> worker_pool::launch_worker(bool python) {
   // Refused before the process exists: past its descriptor limit the daemon
   // could not accept the worker's connections (ZeroMQ aborts on EMFILE in an
   // ipc listener, and spins on it in a TCP one).
@@ -231,6 +241,7 @@ result<worker_proc*> worker_pool::launch_worker() {
   worker_proc& w = workers_[id];
   w.id = id;
   w.identity = "w" + std::to_string(id);
+  w.python = python;
   if (auto s = start_process(w); !s) {
     forget(id);
     return s.err();
@@ -275,7 +286,7 @@ worker_proc* worker_pool::adopt_standby(std::uint32_t dead_id) {
     if (candidate.st == worker_proc::state::starting && standby == nullptr) standby = &candidate;
   }
   auto* pkg = packages_.find(dead->package_id);
-  if (standby == nullptr || pkg == nullptr) return nullptr;
+  if (standby == nullptr || pkg == nullptr || dead->python) return nullptr;  // standbys are native
   standby->dedicated = dead->dedicated;
   standby->pending_creates = std::move(dead->pending_creates);
   const bool shared = pkg->worker == dead_id;
@@ -350,8 +361,20 @@ void worker_pool::send_assignment(worker_proc& w) {
              {"gateway", ctx_.endpoint_of("g.sock")},
              {"library", pkg.library.string()},
              {"package_id", pkg.id},
+             {"runtime", pkg.m.runtime == manifests::runtime_kind::python ? "python" : "native"},
+             {"python", python_assignment(pkg)},
              {"delivery", ctx_.opts.no_loss ? "no-loss" : "best-effort"}});
   w.st = worker_proc::state::assigned;
+}
+
+json worker_pool::python_assignment(const package_entry& pkg) {
+  if (pkg.m.runtime != manifests::runtime_kind::python) return nullptr;
+  json classes = json::object();
+  for (const auto& a : pkg.m.actors) classes[a.type] = a.class_name();
+  return json{{"root", pkg.root.string()},
+              {"module", pkg.m.module},
+              {"classes", classes},
+              {"system_packages", pkg.m.system_packages}};
 }
 
 status worker_pool::apply_limits(const worker_proc& w, const package_entry& pkg) {
@@ -389,7 +412,7 @@ status worker_pool::start_process(worker_proc& w) {
   if (auto s = ipc::create_handling_file(marker_of(w)); !s) return s;
   w.inbox = ctx_.endpoint_of(w.identity + "-" + std::to_string(++w.incarnation) + ".sock");
   launch_spec spec;
-  spec.exe = ctx_.opts.worker_exe.string();
+  spec.exe = executable(w.python).string();
   spec.args = {"--control",   ctx_.endpoint_of("c.sock"), "--inbox",     w.inbox,
                "--worker-id", std::to_string(w.id),       "--marker",    marker_of(w).string(),
                "--fence",     ctx_.fence_file().string(), "--log-level", ipc::log_level_word(ctx_.opts.log_level)};

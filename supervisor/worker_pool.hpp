@@ -39,6 +39,9 @@ struct worker_proc {
   // Hosts the one actor of an `isolation: dedicated` type, and goes with it;
   // else the package's shared worker (package_entry::worker) or a standby.
   bool dedicated = false;
+  // Runs troupe-worker-python (a package of runtime python), else troupe-worker.
+  // Standbys are native: a python package's worker is always started for it.
+  bool python = false;
   std::string identity;  // ROUTER routing id: "w<id>"
   // A new inbox for each process (w<id>-<incarnation>.sock): what senders
   // still queued for a dead one can never reach its successor.
@@ -135,9 +138,13 @@ class worker_pool {
 
  private:
   void on_control();
-  result<worker_proc*> launch_worker();
+  result<worker_proc*> launch_worker(bool python = false);
+  /// The executable of a worker of the given runtime.
+  [[nodiscard]] std::filesystem::path executable(bool python) const;
   status assign(worker_proc& w, package_entry& pkg);
   void send_assignment(worker_proc& w);
+  /// What a python worker needs of its package (null for a native one).
+  static json python_assignment(const package_entry& pkg);
   status start_process(worker_proc& w);
   void on_process_exit(std::uint32_t id, const child_exit& how);
   status apply_limits(const worker_proc& w, const package_entry& pkg);

@@ -22,6 +22,15 @@ status package_host::load(const std::string& library, const troupe_host_v1* host
   troupe_error err{};
   if (entry(TROUPE_ABI_VERSION, host, &package_, &err) != 0)
     return make_error(errc::refused, "package library " + library + " refused to load: " + std::string(err.text));
+  return check(library);
+}
+
+status package_host::adopt(const std::string& name, const troupe_package_v1& package) {
+  package_ = package;
+  return check(name);
+}
+
+status package_host::check(const std::string& library) {
   if (package_.abi_version != TROUPE_ABI_VERSION)
     return make_error(errc::refused, "package library " + library + " was built for ABI version " +
                                          std::to_string(package_.abi_version) + ", this worker speaks " +

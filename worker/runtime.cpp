@@ -185,13 +185,24 @@ status runtime::start() {
             lease_end_ = lease_next_ + body.value("count", 0u);
             opts_.library = body.value("library", std::string());
             opts_.package_id = body.value("package_id", std::string());
-            load_package();
+            load_package(body);
           });
   return ok_v;
 }
 
-void runtime::load_package() {
-  if (auto s = package_.load(opts_.library, &host_table); !s) {
+void runtime::load_package(const json& assignment) {
+  const auto runtime_name = assignment.value("runtime", std::string("native"));
+  status s = ok_v;
+  if (opts_.loader) {
+    troupe_package_v1 pkg{};
+    s = opts_.loader(assignment, &host_table, pkg);
+    if (s) s = package_.adopt(assignment.value("package_id", std::string()), pkg);
+  } else if (runtime_name != "native") {
+    s = make_error(errc::refused, "this worker runs native packages only, not runtime " + runtime_name);
+  } else {
+    s = package_.load(opts_.library, &host_table);
+  }
+  if (!s) {
     log_line(TROUPE_LOG_ERROR, {}, s.err().message);
     // Tell the supervisor why, so it refuses the package at once instead of
     // respawning a worker that can never start.

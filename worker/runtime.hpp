@@ -44,6 +44,12 @@
 
 namespace troupe::worker {
 
+/// Loads a package that is not a shared library (runtime python): fills out
+/// from the supervisor's assignment (its answer to hello), with the host
+/// table the package's actors call. Runs once, on the loop's thread.
+using package_loader =
+    std::function<status(const ipc::json& assignment, const troupe_host_v1* host, troupe_package_v1& out)>;
+
 struct options {
   std::string control_endpoint;  ///< supervisor's control socket (ipc://)
   std::string inbox_endpoint;    ///< this worker's data-plane inbox to bind (ipc://)
@@ -54,6 +60,10 @@ struct options {
   // supervisor's answer to "hello" names the library and package id.
   std::string library;  ///< the package library to dlopen
   std::string package_id;
+  /// Set by a worker of another runtime (troupe-worker-python): loads the
+  /// package instead of dlopen; the runtime's data plane, acks, watchdog and
+  /// control protocol are the same.
+  package_loader loader;
 };
 
 /// A message queued for delivery inside this worker (owns its bytes).
@@ -185,7 +195,7 @@ class runtime {
   void finish_exit(address a, std::string_view reason, bool failed = false, bool fenced = false);
   void shutdown(int code, const std::string& reason = "system shutdown");
   /// dlopens the package the supervisor assigned and reports its types.
-  void load_package();
+  void load_package(const ipc::json& assignment);
   address next_address();
 
   options opts_;

@@ -86,7 +86,7 @@ grep -q 'rm -rf /var/lib/troupe' "$work/control/postrm" || fail "postrm purge ke
 
 say "files"
 dpkg-deb -c "$deb" >"$work/files" || fail "dpkg-deb -c"
-for f in ./usr/bin/troupe ./usr/bin/troupe-worker ./usr/lib/systemd/system/troupe@.service \
+for f in ./usr/bin/troupe ./usr/bin/troupe-worker ./usr/bin/troupe-worker-python ./usr/lib/systemd/system/troupe@.service \
   ./usr/include/troupe/actor.hpp ./usr/lib/cmake/troupe/troupeConfig.cmake \
   ./usr/share/doc/troupe/copyright ./usr/share/doc/troupe/changelog.gz ./usr/share/doc/troupe/OPERATIONS.md \
   ./usr/share/bash-completion/completions/troupe; do

@@ -97,7 +97,7 @@ if [ -z "$installed" ]; then
   timeout "$(bound 60)" "$cmake" --install "$build" --prefix "$prefix" > "$work/install.log" 2>&1 ||
     fail "cmake --install: $(tail -5 "$work/install.log")"
 fi
-for f in bin/troupe bin/troupe-worker include/troupe/actor.hpp include/troupe/client.hpp \
+for f in bin/troupe bin/troupe-worker bin/troupe-worker-python include/troupe/actor.hpp include/troupe/client.hpp \
   lib/cmake/troupe/troupeConfig.cmake lib/cmake/troupe/troupeConfigVersion.cmake \
   lib/cmake/troupe/troupePackage.cmake share/doc/troupe/README.md share/doc/troupe/examples/encoders/package.cpp; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
@@ -105,7 +105,8 @@ done
 ls "$prefix"/lib/libtroupe-client.so.* > /dev/null 2>&1 || fail "not installed: lib/libtroupe-client.so.*"
 if [ -z "$installed" ]; then
   bins=$(cd "$prefix/bin" && echo *)
-  [ "$bins" = "troupe troupe-worker" ] || fail "bin/ holds '$bins', not the two programs alone (tests installed?)"
+  [ "$bins" = "troupe troupe-worker troupe-worker-python" ] ||
+    fail "bin/ holds '$bins', not the three programs alone (tests installed?)"
 fi
 say "installed into $prefix ($(elapsed))"
 

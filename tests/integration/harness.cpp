@@ -568,6 +568,7 @@ std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port, b
   const fs::path dir = fs::canonical(TROUPE_BIN_DIR, ec);
   const std::string troupe_exe = (dir / "troupe").string();
   const std::string worker_exe = (dir / "troupe-worker").string();
+  const std::string python_worker_exe = (dir / "troupe-worker-python").string();
   const std::string home_env = "TROUPE_HOME=" + home.string();
   const std::string port_text = std::to_string(port);
   const std::string port_dir = (home / "systems" / port_text).string() + "/";
@@ -581,7 +582,7 @@ std::vector<pid_t> fixture_processes(const fs::path& home, std::uint16_t port, b
     std::string exe = fs::read_symlink(e.path() / "exe", lec).string();  // fails for zombies
     if (lec) continue;
     if (const auto del = exe.rfind(" (deleted)"); del != std::string::npos) exe.erase(del);
-    if (exe != troupe_exe && exe != worker_exe) continue;
+    if (exe != troupe_exe && exe != worker_exe && exe != python_worker_exe) continue;
     const auto cmdline = nul_fields(read_file(e.path() / "cmdline"));
     const auto environ_fields = nul_fields(read_file(e.path() / "environ"));
     bool ours = false;
