@@ -31,6 +31,8 @@ inline constexpr std::string_view systems = "systems";
 inline constexpr std::string_view chgcap = "chgcap";
 inline constexpr std::string_view move = "move";
 inline constexpr std::string_view shutdown = "shutdown";
+/// The event ring, once or followed (§6.5).
+inline constexpr std::string_view events = "events";
 }  // namespace client
 
 /// A worker → its supervisor's control socket (§4.2).

@@ -19,6 +19,8 @@ packages=(
   clang-format                           # make format-check (CI)
   clang-14 libclang-rt-14-dev            # make fuzz (CI): its runtimes are libFuzzer, ASan, UBSan
   etcd-server etcd-client                # conventions on etcd (tests start their own)
+  prometheus-cpp-dev                     # --metrics: registry, metric types, text format (core library)
+  prometheus                             # tests: a real Prometheus scrapes a system; promtool checks the output
 )
 
 missing=()

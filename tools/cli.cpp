@@ -1,7 +1,9 @@
 #include "tools/cli_common.hpp"
+#include "tools/event_command.hpp"
 
 #include "etcd/client.hpp"
 #include "supervisor/capabilities.hpp"
+#include "supervisor/http_server.hpp"
 #include "supervisor/system.hpp"
 
 #include <troupe/client.hpp>
@@ -261,6 +263,13 @@ supervisor::system_options start_options(const parsed& p) {
   if (p.has("--member-timeout")) opts.member_timeout = millis("--member-timeout", 50, 3600000);
   if (opts.member_timeout < 2 * opts.heartbeat)
     throw usage_error{"--member-timeout must be at least twice --heartbeat"};
+  if (p.has("--max-event-subscribers"))
+    opts.max_event_subscribers = static_cast<std::uint32_t>(count("--max-event-subscribers", 1, 1024));
+  if (p.has("--metrics")) {
+    auto hp = supervisor::http_server::parse_where(p.value("--metrics"));
+    if (!hp || hp->second == 0) throw usage_error{"--metrics takes HOST:PORT or a port (on 127.0.0.1)"};
+    opts.metrics = hp->first + ":" + std::to_string(hp->second);
+  }
   return opts;
 }
 
@@ -296,9 +305,10 @@ int cmd_start(const parsed& p, const std::string& self) {
       opts.bind_host, "--ready-fd", std::to_string(pipefd[1])};
   for (const char* flag : {"--allow-unsigned", "--insecure-tcp"})
     if (p.has(flag)) argv_s.push_back(flag);
-  for (const char* o : {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat",
-                        "--member-timeout", "--max-workers", "--max-json-depth", "--max-client-message", "--max-held",
-                        "--max-tcp-clients", "--etcd", "--convention", "--client-group"})
+  for (const char* o :
+       {"--caps", "--standby", "--delivery", "--max-package-size", "--leader", "--heartbeat", "--member-timeout",
+        "--max-workers", "--max-json-depth", "--max-client-message", "--max-held", "--max-tcp-clients", "--etcd",
+        "--convention", "--client-group", "--metrics", "--max-event-subscribers"})
     if (p.has(o)) argv_s.insert(argv_s.end(), {o, p.value(o)});
   const pid_t pid = ::fork();
   if (pid < 0) return fail(cli_failed, "fork failed");
@@ -373,7 +383,9 @@ const std::set<std::string> start_value_options = {"--port",
                                                    "--max-tcp-clients",
                                                    "--etcd",
                                                    "--convention",
-                                                   "--client-group"};
+                                                   "--client-group",
+                                                   "--metrics",
+                                                   "--max-event-subscribers"};
 const std::set<std::string> start_flag_options = {"--foreground", "--allow-unsigned", "--insecure-tcp"};
 
 /// Runs argv (searched in PATH) and waits for it; its exit status, or -1.
@@ -679,7 +691,8 @@ const std::map<std::string, command>& commands() {
         "        [--max-package-size N[K|M|G]] [--standby N] [--delivery no-loss|best-effort]\n"
         "        [--etcd URL[,URL...] [--convention NAME]] [--heartbeat MS] [--member-timeout MS]\n"
         "        [--max-workers N] [--max-json-depth N] [--max-client-message N[K|M|G]] [--max-held N]\n"
-        "        [--max-tcp-clients N] [--client-group GROUP] [--insecure-tcp] [--foreground]",
+        "        [--max-tcp-clients N] [--client-group GROUP] [--insecure-tcp] [--metrics [HOST:]PORT]\n"
+        "        [--max-event-subscribers N] [--foreground]",
         "start a system (daemon) and return once it answers", start_value_options, start_flag_options, 0, 0,
         cmd_start}},
       {"bootstart",
@@ -706,6 +719,21 @@ const std::map<std::string, command>& commands() {
         64,
         cmd_stop}},
       {"status", {"status", "show the system's state, capabilities and counts", {}, {}, 0, 0, cmd_status}},
+      {"events",
+       {"events [--follow] [--since SEQ] [--json]",
+        "print the system's recent events (restarts, exits, moves, loads, members), one a line;\n"
+        "      --follow: and every new one until interrupted",
+        {"--since"},
+        {"--follow"},
+        0,
+        0,
+        [](const parsed& p, const std::string&) {
+          events_request r{system_of(p), 0, p.has("--follow"), p.json_out};
+          const std::string since = p.value("--since", "0");
+          if (std::from_chars(since.data(), since.data() + since.size(), r.since).ptr != since.data() + since.size())
+            throw usage_error{"--since takes an event number"};
+          return show_events(r);
+        }}},
       {"keygen",
        {"keygen NAME | keygen --client",
         "write an Ed25519 signing key NAME.key and its public key NAME.pub\n"
