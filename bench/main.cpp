@@ -12,15 +12,22 @@
 //   troupe-bench --plain-actors N
 #include "bench/bench.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -268,6 +275,164 @@ void measure_throughput(live_system& sys, const cross_worker& pk, best_effort_sy
   out.push_back(g);
 }
 
+/// A thread that GETs http://127.0.0.1:PORT/metrics every period, as a
+/// Prometheus would (more often than its usual 15 s), until destroyed.
+class scraper {
+ public:
+  scraper(std::uint16_t port, std::chrono::milliseconds period)
+      : thread_([this, port, period] {
+          std::unique_lock lock(mutex_);
+          while (!stop_) {
+            lock.unlock();
+            if (scrape_once(port)) ++scrapes_;
+            lock.lock();
+            wake_.wait_for(lock, period, [this] { return stop_; });
+          }
+        }) {}
+  ~scraper() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  [[nodiscard]] int scrapes() const { return scrapes_.load(); }
+
+ private:
+  static bool scrape_once(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    const timeval bound{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(port);
+    bool ok = false;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+      const std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
+      if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+        char buf[65536];
+        std::string head;
+        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+          if (head.size() < 16) head.append(buf, static_cast<std::size_t>(n));
+        ok = head.rfind("HTTP/1.1 200", 0) == 0;
+      }
+    }
+    ::close(fd);
+    return ok;
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::atomic<int> scrapes_{0};
+  std::thread thread_;
+};
+
+std::uint16_t unused_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw bench_error("cannot find a free TCP port");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// metrics_on_*: the cross-worker figures of a system started --metrics and
+/// scraped every second, beside the same on a system started alike without
+/// it, interleaved run by run so that the machine's load weighs on both
+/// alike. TROUPE_BENCH_AA=1 starts neither with --metrics: the spread between
+/// two systems of one configuration, to read the figures against.
+void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::vector<figure>& out,
+                          std::vector<unavailable_figure>& unavailable) {
+  say("cross-worker ask round trip and throughput with --metrics (scraped every 1 s) vs without");
+  live_system off(troupe_exe);
+  live_system on(troupe_exe);
+  const std::uint16_t metrics_port = unused_port();
+  const bool aa = std::getenv("TROUPE_BENCH_AA") != nullptr;
+  try {
+    off.start();
+    if (aa)
+      on.start();
+    else
+      on.start({"--metrics", std::to_string(metrics_port)});
+  } catch (const bench_error& e) {
+    unavailable.push_back({"metrics_on_ask_rtt_p50", "us", e.what()});
+    unavailable.push_back({"metrics_on_throughput", "msg/s", e.what()});
+    say(std::string("  unavailable: ") + e.what());
+    return;
+  }
+  const bench_packages packages(on.home(), TROUPE_BENCH_PACKAGE);
+  const cross_worker pk_on{on.load(packages.bench("1.0.0")), on.load(packages.bench("2.0.0"))};
+  const bench_packages packages_off(off.home(), TROUPE_BENCH_PACKAGE);
+  const cross_worker pk_off{off.load(packages_off.bench("1.0.0")), off.load(packages_off.bench("2.0.0"))};
+  struct side {
+    live_system& sys;
+    address pinger, ponger, blaster, sink;
+    double us_per_ask = 100;
+    std::vector<double> p50 = {}, tput = {};
+  };
+  auto make_side = [](live_system& sys, const cross_worker& pk) {
+    return side{sys, sys.spawn("Pinger", pk.pkg_a), sys.spawn("Ponger", pk.pkg_b), sys.spawn("Blaster", pk.pkg_a),
+                sys.spawn("Ponger", pk.pkg_b)};
+  };
+  side sides[2] = {make_side(off, pk_off), make_side(on, pk_on)};
+  auto rtt = [&z](side& s, std::size_t n) {
+    const auto t0 = now_ns();
+    s.sys.ask(s.pinger, json{{"op", "run"}, {"target", s.ponger.value()}, {"n", n}, {"payload_bytes", payload_bytes}});
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(0.9 * s.us_per_ask * n)));
+    json r = s.sys.poll(
+        s.pinger, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); }, 60s, 10ms);
+    s.us_per_ask = static_cast<double>(now_ns() - t0) / 1000.0 / static_cast<double>(n);
+    if (r.value("failures", 0) != 0) throw bench_error("cross-worker asks failed: " + r.dump());
+    (void)z;
+    return r.value("p50_us", 0.0);
+  };
+  for (auto& s : sides) {
+    (void)rtt(s, 500);  // warm-up
+    (void)blast(s.sys, s.blaster, s.sink, 20000);
+  }
+  scraper scrape(metrics_port, std::chrono::seconds(1));
+  for (int i = 0; i < z.reps; ++i)
+    for (int k = 0; k < 2; ++k) {
+      side& s = sides[(i + k) % 2];  // each goes first every other time
+      s.p50.push_back(rtt(s, z.rtt_samples));
+      s.tput.push_back(blast(s.sys, s.blaster, s.sink, z.cross_msgs));
+    }
+  say("  " + std::to_string(scrape.scrapes()) + " scrapes of /metrics during the runs");
+  if (scrape.scrapes() == 0 && !aa) throw bench_error("the metrics system was never scraped");
+  figure p50{"metrics_on_ask_rtt_p50",
+             median(sides[1].p50),
+             "us",
+             median(sides[0].p50),
+             "cross_worker_ask_rtt_p50 without --metrics, interleaved",
+             "<= 1.03x baseline",
+             {}};
+  p50.met = p50.ratio() <= 1.03;
+  out.push_back(p50);
+  figure tp{"metrics_on_throughput",
+            median(sides[1].tput),
+            "msg/s",
+            median(sides[0].tput),
+            "cross_worker_throughput without --metrics, interleaved",
+            ">= 0.97x baseline",
+            {}};
+  tp.met = tp.ratio() >= 0.97;
+  out.push_back(tp);
+  std::string ratios;
+  for (std::size_t i = 0; i < sides[0].tput.size(); ++i) ratios += " " + fmt(sides[1].tput[i] / sides[0].tput[i]);
+  say("  throughput on / off by repetition:" + ratios);
+  on.stop();
+  off.stop();
+}
+
 /// restart_after_sigkill: SIGKILL of the worker of an actor whose policy
 /// restarts it at once, until the actor answers an ask again, beside a bare
 /// parent noticing its child's SIGKILL and starting a new one
@@ -475,9 +640,10 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 }
 
 int usage() {
-  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--crash-only]\n"
+  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only]\n"
                "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
-               "  --crash-only: crash_restart_answering alone\n";
+               "  --crash-only: crash_restart_answering alone\n"
+               "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n";
   return 64;
 }
 
@@ -485,6 +651,7 @@ int run(int argc, char** argv) {
   std::string out_file;
   bool quick = false;
   bool crash_only = false;
+  bool metrics_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
@@ -493,6 +660,8 @@ int run(int argc, char** argv) {
       quick = true;
     else if (a == "--crash-only")
       crash_only = true;
+    else if (a == "--metrics-only")
+      metrics_only = true;
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -530,6 +699,12 @@ int run(int argc, char** argv) {
   const auto t_start = now_ns();
   std::vector<figure> figs;
   std::vector<unavailable_figure> unavailable;
+  if (metrics_only) {
+    measure_metrics_cost(bin + "/troupe", z, figs, unavailable);
+    print_table(figs, unavailable);
+    if (!out_file.empty()) write_json(figs, unavailable, out_file);
+    return 0;
+  }
   if (crash_only) {
     measure_crash_restart(bin + "/troupe", TROUPE_BENCH_PACKAGE, z.crash_samples, z.crash_actors, figs);
     print_table(figs, unavailable);
@@ -555,6 +730,7 @@ int run(int argc, char** argv) {
     measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
     sys.stop();
   }
+  measure_metrics_cost(bin + "/troupe", z, figs, unavailable);  // two systems of its own
   measure_crash_restart(bin + "/troupe", TROUPE_BENCH_PACKAGE, z.crash_samples, z.crash_actors, figs);
   // Three systems of one convention and a lone one, after the first system
   // stopped; all stopped before this returns.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -34,6 +35,10 @@ struct client::impl {
   int unexplained = 0;  // handshakes that failed without a reason
   bool fail_fast = false;
   bool connected = false;  // this socket's connection was up once
+  // The event subscription (events with follow): its rid, 0 when none.
+  std::uint64_t events_rid = 0;
+  std::chrono::milliseconds events_heartbeat{1000};
+  std::chrono::steady_clock::time_point events_heard;
 
   void open() {
     unexplained = 0;
@@ -232,6 +237,67 @@ result<json> client::call(std::string_view command, const json& body, std::chron
     msg->body.erase("ok");
     return std::move(msg->body);
   }
+}
+
+result<json> client::events(std::uint64_t since, bool follow) {
+  const std::uint64_t rid = impl_->next_rid;  // the one call() takes
+  auto r = call(ipc::cmd::client::events, json{{"since", since}, {"follow", follow}});
+  if (!r) return r;
+  if (follow) {
+    impl_->events_rid = rid;
+    impl_->events_heartbeat = std::chrono::milliseconds(r->value("heartbeat_ms", std::int64_t{1000}));
+    impl_->events_heard = std::chrono::steady_clock::now();
+  }
+  return r;
+}
+
+result<json> client::next_events(std::chrono::milliseconds timeout) {
+  if (impl_->events_rid == 0) return make_error(errc::invalid_argument, "no event subscription is open");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - impl_->events_heard > 5 * impl_->events_heartbeat) {
+      impl_->events_rid = 0;
+      return make_error(errc::unavailable, "the system at " + impl_->endpoint + " stopped sending its events (" +
+                                               std::to_string(5 * impl_->events_heartbeat.count()) +
+                                               " ms without a heartbeat): it went away");
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    if (left.count() <= 0)
+      return make_error(errc::timeout, "no event within " + std::to_string(timeout.count()) + " ms");
+    left = std::min(left, impl_->events_heartbeat);
+    zmq::pollitem_t items[] = {{impl_->socket.handle(), 0, ZMQ_POLLIN, 0}, {impl_->monitor.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 2, left);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      return make_error(errc::timeout, "interrupted");  // a signal: the caller decides
+    }
+    if (items[1].revents & ZMQ_POLLIN)
+      if (auto e = impl_->refusal()) return *e;
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
+    auto parts = ipc::recv_multipart(impl_->socket);
+    auto msg = ipc::decode_control(parts);
+    if (!msg) return make_error(errc::protocol, "malformed message from the system: " + msg.err().message);
+    if (msg->command != ipc::cmd::reply || msg->body.value("rid", json()) != json(impl_->events_rid)) continue;
+    impl_->events_heard = std::chrono::steady_clock::now();
+    if (!msg->body.value("ok", false)) {
+      impl_->events_rid = 0;
+      return make_error(errc_from_string(msg->body.value("code", std::string())),
+                        msg->body.value("error", std::string("the system ended the subscription")));
+    }
+    if (msg->body.contains("end")) impl_->events_rid = 0;
+    msg->body.erase("rid");
+    msg->body.erase("ok");
+    return std::move(msg->body);
+  }
+}
+
+status client::unsubscribe_events(std::chrono::milliseconds timeout) {
+  auto r = call(ipc::cmd::client::events, json{{"unsubscribe", true}}, timeout);
+  impl_->events_rid = 0;
+  if (!r) return r.err();
+  return ok_v;
 }
 
 result<address> client::spawn(std::string_view type, std::string_view package, std::string_view name) {

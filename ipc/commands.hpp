@@ -33,6 +33,8 @@ inline constexpr std::string_view move = "move";
 inline constexpr std::string_view shutdown = "shutdown";
 /// The options the system was started with, and where each came from.
 inline constexpr std::string_view config = "config";
+/// The event ring, once or followed (§6.5).
+inline constexpr std::string_view events = "events";
 }  // namespace client
 
 /// A worker → its supervisor's control socket (§4.2).

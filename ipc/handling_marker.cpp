@@ -32,7 +32,10 @@ handling_snapshot read_handling_file(const std::filesystem::path& file) {
   if (!ok) return out;
   const auto* page = reinterpret_cast<const handling_page*>(buf);
   if (page->magic != handling_page::magic_value || page->version != 1) return out;
-  out.handling = page->generation.load() % 2 == 1;
+  const std::uint64_t generation = page->generation.load();
+  out.handled = (generation + 1) / 2;
+  out.sent = page->sent.load();
+  out.handling = generation % 2 == 1;
   if (!out.handling) return out;
   out.origin = {page->channel_id.load(), page->seq.load()};
   out.actor = address(page->actor.load());

@@ -33,6 +33,9 @@ struct handling_page {
   std::atomic<std::uint64_t> actor;     ///< the actor handling it
   std::atomic<std::uint32_t> limit_ms;  ///< its max_handle_time (0: none)
   std::atomic<std::uint32_t> hung;      ///< set by the watchdog before it kills the worker
+  /// Messages its actors sent (the worker's thread alone writes it; the
+  /// supervisor reads it for metrics). Messages handled are generation / 2.
+  std::atomic<std::uint64_t> sent;
 };
 
 /// What the supervisor reads after a worker died.
@@ -41,7 +44,9 @@ struct handling_snapshot {
   record_origin origin;   ///< the record it handled (channel 0: none, e.g. a timer)
   address actor;
   std::uint32_t limit_ms = 0;
-  bool hung = false;  ///< killed by its watchdog: it ran past limit_ms
+  bool hung = false;          ///< killed by its watchdog: it ran past limit_ms
+  std::uint64_t handled = 0;  ///< messages its handlers took (finished or running)
+  std::uint64_t sent = 0;     ///< messages its actors sent
 };
 
 /// Creates (or empties) the marker file of a worker about to start.
@@ -73,6 +78,10 @@ class handling_marker {
   }
   void end() {
     if (page_ != nullptr) page_->generation.fetch_add(1, std::memory_order_release);
+  }
+  /// One message sent by an actor: a plain store (one writer), for metrics.
+  void count_sent() {
+    if (page_ != nullptr) page_->sent.store(page_->sent.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   /// For the watchdog thread.

@@ -244,6 +244,7 @@ void data_link::keep(peer& p, std::shared_ptr<const std::string> frame) {
   b.first_seq = p.batch_first_seq;
   b.causes = std::move(p.batch_causes);
   b.acked.assign(b.causes.size(), false);
+  b.sent_at = std::chrono::steady_clock::now();
   p.unacked.push_back(std::move(b));
   p.batch_causes.clear();
   p.batch_first_seq = 0;
@@ -287,6 +288,19 @@ std::size_t data_link::unacknowledged_batches() const {
   std::size_t n = 0;
   for (const auto& [_, p] : peers_) n += p->unacked.size();
   return n;
+}
+
+data_link::backlog data_link::backlog_of(const std::string& endpoint) const {
+  backlog out;
+  auto it = peers_.find(endpoint);
+  if (it == peers_.end()) return out;
+  const peer& p = *it->second;
+  for (const auto& b : p.unacked) {
+    out.unacked_records += b.causes.size() - b.acked_count;
+    if (!out.oldest && b.acked_count < b.causes.size()) out.oldest = b.sent_at;
+  }
+  out.queued_batches = p.stalled.size() + (p.batch.empty() ? 0 : 1);
+  return out;
 }
 
 std::size_t data_link::pending_batches() const {

@@ -22,9 +22,11 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <zmq.hpp>
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -140,6 +142,7 @@ class data_link {
     std::vector<cause> causes;  ///< by seq - first_seq (none: channel 0)
     std::vector<bool> acked;    ///< by seq - first_seq
     std::size_t acked_count = 0;
+    std::chrono::steady_clock::time_point sent_at;  ///< when it was handed to ZeroMQ
 
     [[nodiscard]] bool holds(std::uint64_t seq) const { return seq >= first_seq && seq - first_seq < causes.size(); }
     [[nodiscard]] bool is_acked(std::uint64_t seq) const { return holds(seq) && acked[seq - first_seq]; }
@@ -170,6 +173,15 @@ class data_link {
 
   /// Records queued but not yet handed to ZeroMQ (for tests and metrics).
   [[nodiscard]] std::size_t pending_batches() const;
+
+  /// What one peer has not taken yet (metrics: a worker's mailbox as its
+  /// senders here see it).
+  struct backlog {
+    std::size_t unacked_records = 0;  ///< sent, not acknowledged
+    std::size_t queued_batches = 0;   ///< not handed to ZeroMQ yet (its pipe full, or this turn's)
+    std::optional<std::chrono::steady_clock::time_point> oldest;  ///< the oldest unacknowledged batch's send time
+  };
+  [[nodiscard]] backlog backlog_of(const std::string& endpoint) const;
 
  private:
   void flush_peer(peer& p);

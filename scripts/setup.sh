@@ -24,6 +24,8 @@ packages=(
   etcd-server etcd-client                # conventions on etcd (tests start their own)
   libpython3-dev pybind11-dev            # troupe-worker-python embeds CPython (runtime: python)
   python3-zmq python3-pytest             # the Python client (clients/python) and its tests
+  prometheus-cpp-dev                     # --metrics: registry, metric types, text format (core library)
+  prometheus                             # tests: a real Prometheus scrapes a system; promtool checks the output
 )
 
 missing=()

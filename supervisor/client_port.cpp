@@ -37,7 +37,8 @@ constexpr auto listen_retry = std::chrono::milliseconds(500);
 // spawn, kill, chgcap, move, shutdown, …) needs admin.
 bool read_allows(std::string_view command) {
   for (auto c : {cmd::client::status, cmd::client::ping, cmd::client::list, cmd::client::avail, cmd::client::role,
-                 cmd::client::actors, cmd::client::ask, cmd::client::tell, cmd::client::systems, cmd::client::config})
+                 cmd::client::actors, cmd::client::ask, cmd::client::tell, cmd::client::systems, cmd::client::config,
+                 cmd::client::events})
     if (command == c) return true;
   return false;
 }
@@ -319,6 +320,15 @@ void client_port::dispatch(const client_ref& c, const std::string& command, cons
     // A field of the wrong JSON type: the client's mistake, not ours.
     answer_error(c, "malformed '" + command + "' request: " + e.what(), errc::invalid_argument);
   }
+}
+
+client_port::push_result client_port::push(const client_ref& c, const json& body) {
+  if (c.via != 0 || c.identity.empty()) return push_result::gone;
+  auto* socket = c.local ? local_.get() : tcp_.get();
+  if (socket == nullptr) return push_result::gone;
+  if (socket->send_control(c.identity, cmd::reply, body)) return push_result::sent;
+  // EAGAIN: its pipe is full; EHOSTUNREACH (ROUTER_MANDATORY): it left.
+  return zmq_errno() == EAGAIN ? push_result::full : push_result::gone;
 }
 
 void client_port::answer(const client_ref& c, json fields) { deliver(c, ipc::ok_reply(c.rid, std::move(fields))); }

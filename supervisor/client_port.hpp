@@ -73,6 +73,12 @@ class client_port {
   void answer_error(const client_ref& c, std::string_view text, errc code = errc::refused);
   /// Sends a whole reply body to whoever waits for it.
   void deliver(const client_ref& c, json body);
+  /// Sends one more message to a client of this system that waits for
+  /// several under one rid (a stream, `events`), never waiting: full when
+  /// its connection holds as much as ZeroMQ queues (HWM), gone when it is
+  /// no longer connected (or the request came from another system).
+  enum class push_result { sent, full, gone };
+  push_result push(const client_ref& c, const json& body);
   /// Where the answer to another system's request goes (the peer link's
   /// "result"); set by the component that forwards calls.
   std::function<void(const client_ref&, json body)> reply_elsewhere;

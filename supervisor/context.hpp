@@ -4,6 +4,7 @@
 // which outlives every component; read on the loop's thread only.
 #pragma once
 
+#include "supervisor/event_ring.hpp"
 #include "supervisor/system.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -30,6 +31,13 @@ struct system_context {
   /// The context's ZAP handler (ipc/curve.hpp), bound before any socket that
   /// authenticates; the client port and the peer link admit their domains.
   ipc::zap_authenticator* zap = nullptr;
+  /// What happened, for `events` and metrics (event_ring.hpp); set by the
+  /// system before any component runs.
+  event_ring* events = nullptr;
+  /// Records e in the ring (a component's one line where it logs an event).
+  void note(event e) const {
+    if (events != nullptr) events->record(std::move(e));
+  }
 
   /// Drawn at every start, unlike id (kept across a crash): the names of this
   /// run's sockets, so that a process of an earlier run never reaches them.

@@ -51,6 +51,8 @@ class data_relay {
   /// a copy left over, or left for a move): then on to it, or held for it.
   void drop_held(address a, const std::string& reason);
   [[nodiscard]] std::vector<address> held_addresses() const { return held_.keys(); }
+  /// Everything held now (metrics).
+  [[nodiscard]] std::size_t held_total() const { return held_.total(); }
   /// Records sent to other systems and not yet acknowledged.
   [[nodiscard]] std::size_t unacknowledged() const;
 

@@ -210,6 +210,7 @@ void etcd_convention::fence(std::int64_t lease, const std::string& why) {
   for (const auto& [a, _] : hosted_) mine.push_back(a);
   log_line(TROUPE_LOG_WARN, {},
            "fenced: " + why + ": stopping the " + std::to_string(mine.size()) + " actors the convention placed here");
+  note_system(event_kind::system_fenced, ctx_.id, why);
   stop_stale(mine);
   if (p_.state.leads) step_down("fenced");
   p_.state.joined = false;
@@ -311,6 +312,7 @@ void etcd_convention::apply(const etcd::event& e) {
       const std::uint32_t id = base::parse_hex32(e.kv.value);
       p_.state.leader = id;
       p_.state.joined = true;
+      note_leader(id, "elected on etcd");
       handle_early(id);
       if (id != ctx_.id && p_.state.leads) step_down("another system leads");
       // Its own key, under its live lease: it still leads (it had stepped
@@ -391,7 +393,10 @@ void etcd_convention::member_changed(const etcd::event& e, const std::string& id
       replaced.push_back(old->system_id);
   for (auto old : replaced) p_.members.remove(old);
   p_.members.upsert(std::move(*m), convention_clock::now());
-  if (fresh) log_line(TROUPE_LOG_INFO, {}, "system joined: " + port_of(id));
+  if (fresh) {
+    log_line(TROUPE_LOG_INFO, {}, "system joined: " + port_of(id));
+    note_system(event_kind::system_joined, id, "registered on etcd");
+  }
   if (!p_.state.leads || taking_over_) return;
   if (caps_changed) check_fit(id);
   if (fresh || caps_changed) place_pending();
@@ -510,12 +515,14 @@ void etcd_convention::lead(std::int64_t revision) {
   p_.state.leader = ctx_.id;
   p_.state.joined = true;
   log_line(TROUPE_LOG_INFO, {}, "leads the convention (elected on etcd)");
+  note_leader(ctx_.id, "elected on etcd");
   take_over();
 }
 
 void etcd_convention::step_down(const std::string& why) {
   if (!p_.state.leads) return;
   log_line(TROUPE_LOG_WARN, {}, "no longer leads the convention: " + why);
+  note_leader(0, why);
   p_.state.leads = false;
   p_.state.leader = 0;  // the store says who leads now (read_all below, or the watch)
   taking_over_ = false;

@@ -21,6 +21,8 @@ struct actor_gone {
   std::string package_id;
   bool failed = false;
   std::string reason;
+  std::string type;  ///< its actor type
+  std::string name;  ///< its global name, may be empty
   /// Stopped by its worker because this system lost its etcd lease: still
   /// the convention's, placed again by the leader (not a stop to report).
   bool fenced = false;
@@ -29,9 +31,14 @@ struct actor_gone {
 /// A worker process ended.
 struct worker_exited {
   std::uint32_t worker = 0;
-  std::string package_id;  ///< empty for a standby
-  std::string how;         ///< "killed by SIGKILL", "exit code 3", a watchdog's verdict
-  bool expected = false;   ///< told to stop (shutdown, unload, its actor gone)
+  std::string package_id;     ///< empty for a standby
+  std::string how;            ///< "killed by SIGKILL", "exit code 3", a watchdog's verdict
+  bool expected = false;      ///< told to stop (shutdown, unload, its actor gone)
+  int pid = 0;                ///< the process that ended
+  int signal = 0;             ///< the signal that ended it, 0 when it exited
+  int exit_code = -1;         ///< its exit code, -1 when a signal ended it
+  std::uint64_t handled = 0;  ///< messages its handlers took in its life (handling marker)
+  std::uint64_t sent = 0;     ///< messages its actors sent
 };
 
 class event_bus {

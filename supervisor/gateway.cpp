@@ -4,6 +4,8 @@
 #include "ipc/json_limits.hpp"
 #include "ipc/log.hpp"
 
+#include <prometheus/histogram.h>
+
 namespace troupe::supervisor {
 
 namespace asio = boost::asio;
@@ -69,12 +71,14 @@ void gateway::cmd_send(const client_ref& c, const json& b, bool is_ask) {
                               errc::invalid_argument);
   // An actor that is not running (starting, restarting, its worker wedged)
   // holds client messages in memory: only so many, or a client could fill it.
-  if (held_.size(rec->addr) >= ctx_.opts.held_limit)
+  if (held_.size(rec->addr) >= ctx_.opts.held_limit) {
+    ++counts_.held_refused;
     return port_.answer_error(c,
                               std::to_string(held_.size(rec->addr)) + " messages already wait for " +
                                   rec->addr.to_string() + ", which is " + to_string(rec->state) +
                                   ": the most a system holds for one actor (start --max-held)",
                               errc::limit);
+  }
   // A client's own tell is answered when queued (its delivery is this
   // system's no-loss promise). One another system forwarded is answered once
   // handled: its sender knows then it ran, or that it did not, and never
@@ -97,7 +101,9 @@ void gateway::cmd_send(const client_ref& c, const json& b, bool is_ask) {
     answer_ask(corr, "ask to " + a.to_string() + " timed out after " + std::to_string(timeout.count()) + " ms",
                errc::timeout);
   });
-  asks_.emplace(corr, pending_ask{c, std::move(timer), forwarded_tell, rec->addr});
+  asks_.emplace(corr, pending_ask{c, std::move(timer), forwarded_tell, rec->addr,
+                                  ask_latency != nullptr ? std::chrono::steady_clock::now()
+                                                         : std::chrono::steady_clock::time_point{}});
   if (forwarded_tell)
     send(*rec, ipc::record_kind::tell, corr, type, payload, ipc::cause{forwarded_tells, corr});
   else
@@ -119,6 +125,7 @@ void gateway::send(actor_record& rec, ipc::record_kind kind, std::uint64_t corr,
     held_.hold(rec.addr, held_record{kind, corr, type, payload, c});
     return;
   }
+  ++counts_.out;
   link_.send(link_.connect(w->inbox), ipc::record_view{kind, 0, rec.addr, self(), corr, 0, type, payload}, c);
 }
 
@@ -197,7 +204,9 @@ void gateway::deliver(const ipc::record_view& r) {
     if (relay) relay(r);
     return;
   }
+  ++counts_.in;
   if (r.kind == ipc::record_kind::dead_letter) {
+    ++counts_.dead_letters;
     if (auto it = asks_.find(r.correlation); it != asks_.end() && it->second.tell)
       return tell_not_delivered(r.correlation, std::string(r.payload));
     log_line(TROUPE_LOG_WARN, {},
@@ -205,6 +214,7 @@ void gateway::deliver(const ipc::record_view& r) {
     return;
   }
   if (r.kind == ipc::record_kind::poison) {
+    ++counts_.poison;
     auto parts = ipc::decode_poison(r.payload);
     log_line(TROUPE_LOG_WARN, {},
              "client message to " + r.from.to_string() +
@@ -214,6 +224,8 @@ void gateway::deliver(const ipc::record_view& r) {
   if (r.kind != ipc::record_kind::reply && r.kind != ipc::record_kind::ask_failed) return;
   auto it = asks_.find(r.correlation);
   if (it == asks_.end()) return;  // answered after its timeout
+  if (ask_latency != nullptr && it->second.started != std::chrono::steady_clock::time_point{})
+    ask_latency->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.started).count());
   if (r.kind == ipc::record_kind::reply) {
     if (auto payload = payload_as_json(r.payload, ctx_.opts.max_json_depth))
       port_.answer(it->second.client,
@@ -247,9 +259,10 @@ void gateway::resend(std::vector<ipc::data_link::kept_batch> kept, const ipc::ha
       const bool poisoned = last.handling && channel_id == last.origin.channel_id && r.seq == last.origin.seq;
       auto* rec = actors_.find(r.to);
       std::string failure;
-      if (poisoned)
+      if (poisoned) {
         failure = "poison: " + r.to.to_string() + " died (" + how + ") while handling this message";
-      else if (rec == nullptr)
+        ++counts_.poison;
+      } else if (rec == nullptr)
         failure = "no actor at " + r.to.to_string() + " (stopped)";
       else if (rec->state == actor_state::failed)
         failure = r.to.to_string() + " has failed: " + rec->last_reason;

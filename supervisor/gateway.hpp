@@ -19,11 +19,17 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+namespace prometheus {
+class Histogram;
+}
 
 namespace troupe::supervisor {
 
@@ -71,6 +77,20 @@ class gateway {
   std::vector<ipc::data_link::kept_batch> take_unacked(const std::string& inbox);
   void resend(std::vector<ipc::data_link::kept_batch> kept, const ipc::handling_snapshot& last, const std::string& how);
 
+  /// What went through, for metrics: plain counts on the loop's thread.
+  struct counters {
+    std::uint64_t out = 0;           ///< records sent to workers (client messages, lifecycle, exits)
+    std::uint64_t in = 0;            ///< records workers sent the gateway (replies, bounces)
+    std::uint64_t poison = 0;        ///< client messages returned or failed as poison
+    std::uint64_t dead_letters = 0;  ///< client tells that found no actor
+    std::uint64_t held_refused = 0;  ///< client messages refused: --max-held reached
+  };
+  [[nodiscard]] const counters& counts() const { return counts_; }
+  /// Client messages held now for actors not running.
+  [[nodiscard]] std::size_t held_total() const { return held_.total(); }
+  /// Set by metrics (--metrics): the time from a client's ask to its answer.
+  prometheus::Histogram* ask_latency = nullptr;
+
  private:
   struct held_record {
     ipc::record_kind kind;
@@ -82,8 +102,9 @@ class gateway {
   struct pending_ask {
     client_ref client;
     std::unique_ptr<boost::asio::steady_timer> timer;
-    bool tell = false;  ///< a tell another system forwarded: answered once handled
-    address to;         ///< its actor
+    bool tell = false;                                ///< a tell another system forwarded: answered once handled
+    address to;                                       ///< its actor
+    std::chrono::steady_clock::time_point started{};  ///< set only with metrics on
   };
   /// The cause a forwarded tell's record carries: released (acknowledged by
   /// the worker once handled) it answers the tell; channel is no ledger's.
@@ -109,6 +130,7 @@ class gateway {
   base::held_queue<address, held_record> held_;
   std::unordered_map<std::uint64_t, pending_ask> asks_;
   std::uint64_t next_correlation_ = 1;
+  counters counts_;
 };
 
 }  // namespace troupe::supervisor

@@ -436,6 +436,7 @@ void leader_convention::leader_lost() {
       "the convention leader at " + ctx_.opts.leader + " stopped answering; serving on, rejoining when it returns");
   // Requests forwarded through it will not be answered.
   p_.calls.system_lost(p_.state.leader, "stopped answering");
+  note_system(event_kind::system_lost, p_.state.leader, "the convention leader stopped answering");
 }
 
 // ---------------------------------------------------------------- membership
@@ -465,6 +466,7 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
   log_line(TROUPE_LOG_INFO, {},
            std::string(was_up ? "system rejoined: " : "system joined: ") + m->host + ":" + std::to_string(m->port) +
                " with " + to_json(m->caps).dump());
+  note_system(event_kind::system_joined, from, was_up ? "rejoined" : "joined");
   // What it hosts is where it is, unless its actors were placed elsewhere
   // meanwhile (it was declared lost): those instances are stale, and it
   // stops them before it serves them (the welcome names them). What the
@@ -550,6 +552,7 @@ void leader_convention::on_welcome_or_members(std::uint32_t from, const json& b,
     p_.state.joined = true;
     p_.state.leader = from;
     log_line(TROUPE_LOG_INFO, {}, "joined the convention led by " + ctx_.opts.leader);
+    note_system(event_kind::system_joined, ctx_.id, "joined the convention led by " + ctx_.opts.leader);
     locations_.clear();
     for (const auto& j : b.value("locations", json::array())) {
       const auto a = address::parse(j.value("address", std::string()));

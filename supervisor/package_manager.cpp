@@ -130,6 +130,7 @@ void package_manager::load_archive(const fs::path& file, load_done done) {
   auto archive = verify_and_keep(store_, file, &copied);
   if (!archive) {
     log_line(TROUPE_LOG_WARN, {}, "refused package: " + archive.err().message);
+    ctx_.note(package_event(event_kind::package_refused, "", "", "", archive.err().message));
     return done(archive.err());
   }
   if (join_existing(archive->id, done)) return;
@@ -226,6 +227,7 @@ void package_manager::finish_load(const std::string& id) {
   p->phase = package_phase::loaded;
   log_line(TROUPE_LOG_INFO, {},
            "loaded package " + describe(*p) + (p->signer.empty() ? ", unsigned" : ", signed by " + p->signer));
+  ctx_.note(package_event(event_kind::package_loaded, p->m.package, p->m.version.text, p->id));
   const std::string group = p->m.package;
   const auto change = packages_.update_active(group);
   run_on_load(*p);
@@ -249,6 +251,7 @@ void package_manager::fail_load(const std::string& id, const std::string& reason
   const std::string message =
       "cannot load " + p->m.package + " " + p->m.version.text + " (" + p->source + "): " + reason;
   log_line(TROUPE_LOG_ERROR, {}, message);
+  ctx_.note(package_event(event_kind::package_refused, p->m.package, p->m.version.text, p->id, reason));
   if (auto* w = pool_.find(p->worker)) {
     // Whatever it is doing, the package is refused: it goes now.
     w->st = worker_proc::state::stopping;
@@ -504,6 +507,7 @@ void package_manager::maybe_finish_unload(const std::string& id) {
   for (auto wid : crashed) pool_.forget(wid);
   if (stopping) return;  // on_worker_exit comes back here once each is gone
   log_line(TROUPE_LOG_INFO, {}, "unloaded " + describe(*p));
+  ctx_.note(package_event(event_kind::package_unloaded, p->m.package, p->m.version.text, p->id));
   const json body{{"id", p->id}, {"group", p->m.package}, {"version", p->m.version.text}};
   timers_.erase(id);
   packages_.erase(id);

@@ -57,6 +57,26 @@ std::string placement_convention::port_of(std::uint32_t id) const {
   return base::hex32(id);
 }
 
+void placement_convention::note_system(event_kind kind, std::uint32_t id, const std::string& reason) {
+  event e;
+  e.kind = kind;
+  if (const auto* m = p_.members.find(id)) e.port = m->port;
+  if (id == ctx_.id) e.port = ctx_.opts.port;
+  e.reason = reason;
+  ctx_.note(std::move(e));
+}
+
+void placement_convention::note_leader(std::uint32_t id, const std::string& reason) {
+  if (id == noted_leader_) return;
+  noted_leader_ = id;
+  event e;
+  e.kind = event_kind::leader_changed;
+  if (const auto* m = p_.members.find(id)) e.port = m->port;
+  if (id == ctx_.id) e.port = ctx_.opts.port;
+  e.reason = reason;
+  ctx_.note(std::move(e));
+}
+
 bool placement_convention::gone(std::uint32_t system) const {
   const auto* m = p_.members.find(system);
   return m == nullptr || m->state == member_state::down;
@@ -273,6 +293,10 @@ void placement_convention::place(address a) {
     l.ph = location::phase::pending;
     l.reason = why;
     log_line(TROUPE_LOG_WARN, a, "pending: " + why);
+    auto pending = actor_event(event_kind::actor_pending, a, why);
+    pending.name = l.name;
+    pending.type = l.type;
+    ctx_.note(std::move(pending));
     retry_moves(a);
     located(a, l);
     return;
@@ -323,6 +347,9 @@ void placement_convention::check_fit(std::uint32_t id) {
 void placement_convention::begin_move(address a, const std::string& reason, std::uint32_t target, bool fresh_worker) {
   auto& l = locations_[a];
   log_line(TROUPE_LOG_INFO, a, "moving: " + reason);
+  auto moved = actor_event(event_kind::actor_moved, a, reason);
+  if (const auto* m = p_.members.find(target)) moved.port = m->port;
+  ctx_.note(std::move(moved));
   l.ph = location::phase::moving;
   l.reason = reason;
   l.cause = reason;
@@ -341,6 +368,7 @@ void placement_convention::begin_move(address a, const std::string& reason, std:
 
 void placement_convention::system_lost(std::uint32_t id, const std::string& why) {
   const std::string name = port_of(id);
+  note_system(event_kind::system_lost, id, why);
   for (auto& [a, l] : locations_)
     if (l.system == id && l.ph != location::phase::pending) {
       l.ph = location::phase::moving;

@@ -111,6 +111,14 @@ class placement_convention : public convention {
   }
 
   // ---- Shared.
+  /// Records a system event (joined, lost, fenced) of system id in the
+  /// event ring (event_ring.hpp), with its public port when known.
+  void note_system(event_kind kind, std::uint32_t id, const std::string& reason);
+  /// Records leader_changed when the leader is not the one last recorded
+  /// (0: none now).
+  void note_leader(std::uint32_t id, const std::string& reason);
+  std::uint32_t noted_leader_ = 0;
+
   /// Registers the host-side peer commands (create, package, fetch_failed,
   /// evict, fetch) through `guard`, and the client commands.
   /// Capabilities as chgcap left them in the last run (systems/PORT/

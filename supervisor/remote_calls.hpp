@@ -51,6 +51,8 @@ class remote_calls {
   void system_lost(std::uint32_t system, const std::string& why);
   /// Addresses with requests held (the leader came back: each goes on or fails).
   [[nodiscard]] std::vector<address> held_addresses() const { return held_.keys(); }
+  /// Everything held now (metrics).
+  [[nodiscard]] std::size_t held_total() const { return held_.total(); }
 
  private:
   struct held_call {

@@ -5,6 +5,8 @@
 #include "supervisor/actor_query.hpp"
 #include "supervisor/package_manager.hpp"
 
+#include <sys/wait.h>
+
 namespace troupe::supervisor {
 
 namespace asio = boost::asio;
@@ -269,6 +271,8 @@ void supervision::stopped(address a, bool failed, const std::string& reason, boo
   auto* rec = actors_.find(a);
   if (rec == nullptr) return;
   const std::string package_id = rec->package_id;
+  const std::string type = rec->type;
+  const std::string name = rec->name;
   const std::uint32_t worker = rec->worker;
   const auto* pkg = packages_.find(package_id);
   if (pkg != nullptr && pkg->phase == package_phase::unloading) failed = false;  // nothing to keep
@@ -289,7 +293,7 @@ void supervision::stopped(address a, bool failed, const std::string& reason, boo
   }
   retire_dedicated_worker(worker);
   manager_->maybe_finish_unload(package_id);
-  bus_.gone(actor_gone{a, package_id, failed, reason, fenced});
+  bus_.gone(actor_gone{a, package_id, failed, reason, type, name, fenced});
 }
 
 // ---------------------------------------------------------------- a worker's death
@@ -297,20 +301,26 @@ void supervision::stopped(address a, bool failed, const std::string& reason, boo
 void supervision::on_worker_exit(worker_proc& w, const std::string& how, const ipc::handling_snapshot& last) {
   const std::uint32_t id = w.id;
   const std::string inbox = w.inbox;
-  const worker_exited event{id, w.package_id, how, ctx_.stopping || w.st == worker_proc::state::stopping};
+  worker_exited ended{id, w.package_id, how, ctx_.stopping || w.st == worker_proc::state::stopping};
+  ended.pid = w.last_pid;
+  ended.handled = last.handled;
+  ended.sent = last.sent;
+  if (WIFSIGNALED(w.last_wait_status)) ended.signal = WTERMSIG(w.last_wait_status);
+  if (WIFEXITED(w.last_wait_status)) ended.exit_code = WEXITSTATUS(w.last_wait_status);
   if (ctx_.stopping) {
     for (auto* rec : actors_.on_worker(id)) actors_.remove(rec->addr);  // nothing may route to it now
-    bus_.exited(event);
+    bus_.exited(ended);
     pool_.forget(id);
     return;
   }
+  // Told first: what it causes (restarts, failures) comes after it.
+  bus_.exited(ended);
   pool_.announce_death(id, inbox, last, how);
   auto kept = gateway_.take_unacked(inbox);
   settle_worker_exit(id, how);
   // After the restart decisions: what goes again is held until its actor
   // runs, or fails at once if it will not come back.
   gateway_.resend(std::move(kept), last, how);
-  bus_.exited(event);
 }
 
 void supervision::settle_worker_exit(std::uint32_t id, const std::string& how) {
@@ -433,9 +443,11 @@ void supervision::fail_unstarted_worker(std::uint32_t id) {
   for (auto* rec : actors_.on_worker(id)) {
     const address a = rec->addr;
     const std::string package_id = rec->package_id;
+    const std::string type = rec->type;
+    const std::string name = rec->name;
     fail_actor(*rec, reason);
     actors_.remove(a);
-    bus_.gone(actor_gone{a, package_id, true, reason});
+    bus_.gone(actor_gone{a, package_id, true, reason, type, name});
   }
   pool_.forget(id);
 }

@@ -15,9 +15,12 @@
 #include "supervisor/data_relay.hpp"
 #include "supervisor/desired_state.hpp"
 #include "supervisor/etcd_convention.hpp"
+#include "supervisor/event_stream.hpp"
 #include "supervisor/events.hpp"
 #include "supervisor/gateway.hpp"
+#include "supervisor/http_server.hpp"
 #include "supervisor/leader_convention.hpp"
+#include "supervisor/metrics.hpp"
 #include "supervisor/package_manager.hpp"
 #include "supervisor/peer_link.hpp"
 #include "supervisor/remote_calls.hpp"
@@ -123,6 +126,7 @@ class system {
         actors_(ctx_.id),
         data_(io_, zmq_),
         port_(ctx_),
+        events_(ctx_, port_, actors_, packages_),
         pool_(ctx_, packages_, actors_, data_),
         gateway_(ctx_, port_, data_, pool_, actors_),
         supervision_(ctx_, bus_, port_, pool_, gateway_, actors_, packages_),
@@ -132,6 +136,7 @@ class system {
         relay_(ctx_, actors_, pool_, data_, peers_),
         convention_(make_convention()) {
     ctx_.run_tag = base::hex32(make_system_id());
+    ctx_.events = &events_.ring();
   }
 
   int run();
@@ -179,6 +184,7 @@ class system {
   link_state link_state_;
   // The components, in dependency order.
   client_port port_;
+  event_stream events_;  // the ring every component records in (ctx_.events)
   worker_pool pool_;
   gateway gateway_;
   supervision supervision_;
@@ -187,6 +193,10 @@ class system {
   remote_calls calls_;
   data_relay relay_;
   std::unique_ptr<convention> convention_;
+  // --metrics: the registry and the HTTP server on this loop (none when off).
+  std::unique_ptr<metrics> metrics_;
+  std::unique_ptr<http_server> http_;
+  status serve_metrics();
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
   asio::steady_timer ready_timer_{io_};
   bool finished_ = false;
@@ -239,6 +249,7 @@ status system::setup() {
   if (auto s = gateway_.bind(); !s) return s;
   if (auto s = peers_.bind(); !s) return s;
   if (auto s = convention_->setup(); !s) return s;
+  if (auto s = serve_metrics(); !s) return s;
   wire();
   zap_watch_->start();
   keep_desired_state();
@@ -254,6 +265,26 @@ status system::setup() {
   // Clients of this home find the local socket of a system bound elsewhere
   // than loopback by its address (troupe/client.hpp).
   std::ofstream(ctx_.dir / "where") << ctx_.where() << "\n";
+  return ok_v;
+}
+
+status system::serve_metrics() {
+  if (ctx_.opts.metrics.empty()) return ok_v;
+  metrics_ = std::make_unique<metrics>(ctx_);
+  metrics_->observe(events_.ring());
+  gateway_.ask_latency = metrics_->ask_latency();
+  metrics_->on_scrape([this](std::vector<prometheus::MetricFamily>& out) {
+    add_system_families(out,
+                        scrape_sources{actors_, packages_, pool_, gateway_, data_, members_, events_, relay_, calls_,
+                                       *convention_, started_},
+                        *metrics_);
+  });
+  http_ = std::make_unique<http_server>(io_);
+  http_->route("/metrics", [this](const std::string&) {
+    return http_server::response{200, "text/plain; version=0.0.4; charset=utf-8", metrics_->scrape()};
+  });
+  if (auto s = http_->listen(ctx_.opts.metrics); !s) return s;
+  log_line(TROUPE_LOG_INFO, {}, "metrics on http://" + ctx_.opts.metrics + "/metrics");
   return ok_v;
 }
 
@@ -301,6 +332,24 @@ void system::wire() {
   };
   gateway_.relay = [this](const ipc::record_view& r) { relay_.relay(r); };
   pool_.on_drained = [this] { finish_shutdown(); };
+
+  // The event ring hears first: what a subscriber reads is in the order it
+  // happened, before what it causes.
+  events_.register_handlers();
+  bus_.on_running([this](address a) { events_.actor_event(event_kind::actor_started, a, ""); });
+  bus_.on_restarted(
+      [this](address a, const std::string& reason) { events_.actor_event(event_kind::actor_restarted, a, reason); });
+  bus_.on_failed(
+      [this](address a, const std::string& reason) { events_.actor_event(event_kind::actor_failed, a, reason); });
+  bus_.on_gone([this](const actor_gone& e) { events_.actor_gone(e); });
+  bus_.on_worker_exited([this](const worker_exited& e) {
+    events_.worker_exited(e);
+    if (metrics_) {
+      // Its counts, gone with its marker file's next use, stay in its version's.
+      const auto* p = packages_.find(e.package_id);
+      metrics_->retire_worker(p ? p->m.package : "", p ? p->m.version.text : "", e.handled, e.sent);
+    }
+  });
 
   // What waits for an actor goes when it runs, in this order: client
   // messages, records from other systems, the convention's report, and an
@@ -453,12 +502,15 @@ void system::cmd_status(const client_ref& c) {
                 {"max_client_message", ctx_.opts.max_client_message},
                 {"max_held", ctx_.opts.held_limit},
                 {"max_tcp_clients", ctx_.opts.max_tcp_clients},
+                {"max_event_subscribers", ctx_.opts.max_event_subscribers},
+                {"event_ring", event_stream::ring_size},
                 {"max_package_size", ctx_.opts.limits.max_archive_bytes}}},
               {"log",
                {{"target", log_target_word(*ctx_.opts.log_target)},
                 {"file", log_file_of(ctx_.opts).string()},
                 {"level", ipc::log_level_word(ctx_.opts.log_level)}}},
-              {"state", ctx_.stopping ? "stopping" : "running"}};
+              {"state", ctx_.stopping ? "stopping" : "running"},
+              {"metrics", ctx_.opts.metrics.empty() ? json(nullptr) : json(ctx_.opts.metrics)}};
   convention_->describe(status);
   port_.answer(c, std::move(status));
 }
@@ -493,6 +545,8 @@ void system::finish_shutdown() {
   if (shutdown_timer_) shutdown_timer_->cancel();
   signals_.cancel();
   hangup_.cancel();
+  events_.stop();
+  if (http_) http_->stop();
   port_.stop();
   pool_.stop();
   gateway_.stop();

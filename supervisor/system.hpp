@@ -62,6 +62,10 @@ struct system_options {
   /// authenticated): past it, or with few descriptors left, the port stops
   /// accepting until connections close.
   std::uint32_t max_tcp_clients = 1024;
+  /// Clients following the event stream at most (`events` with follow).
+  std::uint32_t max_event_subscribers = 16;
+  /// Serve Prometheus metrics over HTTP here ("HOST:PORT"); empty: off.
+  std::string metrics;
   /// Plain-text TCP clients with every right (no keys): loopback only.
   bool insecure_tcp = false;
   /// Members of this group may use the local socket too (-1: only the

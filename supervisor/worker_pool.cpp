@@ -511,6 +511,8 @@ void worker_pool::on_process_exit(std::uint32_t id, const child_exit& ended) {
     log_line(TROUPE_LOG_INFO, {}, "worker " + w->identity + " exited (" + how + ")");
   else
     log_line(TROUPE_LOG_WARN, {}, "worker " + w->identity + " died (" + how + ")");
+  w->last_pid = w->child->pid();
+  w->last_wait_status = wait_status;
   w->child.reset();
   std::error_code ec;
   fs::remove(w->inbox.substr(6), ec);  // a killed process leaves its ipc socket file

@@ -59,6 +59,9 @@ struct worker_proc {
   // package is failed when it arrives or when this timer runs out.
   std::unique_ptr<boost::asio::steady_timer> fatal_grace;
   std::string exit_how;
+  // The last process's pid and wait status, kept past its exit (events).
+  int last_pid = 0;
+  int last_wait_status = 0;
   // A started process that does not say hello in time (its control socket
   // gone with TROUPE_HOME, say) is killed, so that its actors fail with a
   // reason instead of staying "starting" for ever.

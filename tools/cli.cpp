@@ -3,6 +3,7 @@
 // and the actor commands below), the help they print, and the one place
 // where wrong arguments become exit code 2.
 #include "tools/cli_common.hpp"
+#include "tools/event_command.hpp"
 #include "tools/log_command.hpp"
 
 #include <troupe/client.hpp>
@@ -534,6 +535,21 @@ void add_actor_commands(command_set& cs) {
       ->capture_default_str();
   c->add_option("--port", logs->port, "the system's port, when not the one of --system")->type_name("PORT");
   c->add_option("--file", logs->file, "read this log file instead of the system's")->type_name("PATH");
+
+  auto ev = std::make_shared<events_request>();
+  c = cs.add("events",
+             "print the system's recent events (restarts, exits, moves, loads, members), one a line;\n"
+             "--follow: and every new one until interrupted",
+             "The system keeps its last 4096 events; a follower that falls behind is told how\n"
+             "many it missed. Exit 3 when the system is not there or goes away while followed.",
+             {"troupe events", "troupe events --follow", "troupe --json events --since 120"}, [&g, ev] {
+               events_request r = *ev;
+               r.system = system_of(g);
+               r.json_out = g.json_out;
+               return show_events(r);
+             });
+  c->add_flag("--follow", ev->follow, "keep printing new events until Ctrl-C");
+  c->add_option("--since", ev->since, "only events numbered after SEQ")->type_name("SEQ");
 
   auto spawn = std::make_shared<spawn_options>();
   c = cs.add("spawn", "create an actor on a system that fits; prints its address on the last line", "",

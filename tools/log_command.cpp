@@ -255,7 +255,7 @@ namespace {
 
 volatile std::sig_atomic_t stop_following = 0;
 
-extern "C" void on_stop_signal(int) { stop_following = 1; }
+extern "C" void on_logs_stop_signal(int) { stop_following = 1; }
 
 }  // namespace
 
@@ -325,7 +325,7 @@ int show_logs(const logs_request& req) {
 
   // Until Ctrl-C or SIGTERM: a poll every 200 ms, each reading what is new.
   struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
+  sa.sa_handler = on_logs_stop_signal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);

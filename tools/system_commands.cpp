@@ -15,6 +15,7 @@
 
 #include "etcd/client.hpp"
 #include "supervisor/capabilities.hpp"
+#include "supervisor/http_server.hpp"
 #include "supervisor/system.hpp"
 
 #include <troupe/client.hpp>
@@ -87,6 +88,8 @@ const std::vector<start_option> start_table = {
     {"log-file", "PATH", "", "the log file (default HOME/systems/PORT/system.log; 0600)"},
     {"log-max-size", "N[K|M|G]", "", "rotate the file past this size (default: never; SIGHUP reopens)"},
     {"log-files", "N", "5", "rotated files kept: system.log.1 .. .N"},
+    {"metrics", "[HOST:]PORT", "", "serve Prometheus metrics at http://HOST:PORT/metrics (a bare port: 127.0.0.1)"},
+    {"max-event-subscribers", "N", "16", "clients following the event stream at most (1-1024)"},
 };
 
 std::string env_name(const start_option& o) {
@@ -328,6 +331,15 @@ supervisor::system_options start_options(const start_settings& s) {
   if (has("member-timeout")) opts.member_timeout = millis("member-timeout", 50, 3600000);
   if (opts.member_timeout < 2 * opts.heartbeat)
     throw usage_error{"--member-timeout must be at least twice --heartbeat"};
+  if (has("max-event-subscribers"))
+    read("max-event-subscribers",
+         [&] { opts.max_event_subscribers = static_cast<std::uint32_t>(count("max-event-subscribers", 1, 1024)); });
+  if (has("metrics"))
+    read("metrics", [&] {
+      auto hp = supervisor::http_server::parse_where(text("metrics"));
+      if (!hp || hp->second == 0) throw usage_error{"--metrics takes HOST:PORT or a port (on 127.0.0.1)"};
+      opts.metrics = hp->first + ":" + std::to_string(hp->second);
+    });
   for (const auto& o : log_start_options) {
     const std::string name = o.substr(2);
     if (has(name.c_str()))

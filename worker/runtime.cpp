@@ -641,6 +641,7 @@ ipc::record_view record_of(const envelope& env, std::string& poison_payload) {
 }  // namespace
 
 void runtime::route(envelope env) {
+  marker_.count_sent();
   if (actors_.count(env.to) || env.kind == TROUPE_MSG_EXIT) {
     enqueue_local(std::move(env));
     return;

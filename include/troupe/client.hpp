@@ -69,6 +69,21 @@ class client {
                              std::string_view type = "json");
   status tell(std::string_view target, const nlohmann::json& payload, std::string_view type = "json");
 
+  /// The system's events numbered after `since` (docs/PROTOCOL.md §6.5), as
+  /// the answer's body: {"events": [...], "missed", "first_seq", "last_seq",
+  /// "system", "following", "more" or "heartbeat_ms"}. With follow the
+  /// subscription begins: read what follows with next_events().
+  result<nlohmann::json> events(std::uint64_t since = 0, bool follow = false);
+  /// The next message of the subscription: {"events": [...], "missed": N},
+  /// with "heartbeat": true when it carries none, or "end": WHY when the
+  /// system ended it. errc::timeout when nothing came within timeout;
+  /// errc::unavailable when the system was not heard for 5 heartbeats (it
+  /// went away); errc::invalid_argument when no subscription is open.
+  result<nlohmann::json> next_events(std::chrono::milliseconds timeout);
+  /// Ends this client's subscriptions (the system answers, then sends each
+  /// its "end").
+  status unsubscribe_events(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
   /// The endpoint this client talks to ("tcp://HOST:PORT" or "ipc://PATH").
   [[nodiscard]] const std::string& endpoint() const;
 

@@ -6,6 +6,8 @@
 //   2 nested JSON bombs             6 load of hostile paths and archives
 //   3 oversized frames              7 the worker plane from another uid
 //   4 unauthenticated TCP clients   8 descriptor and worker exhaustion
+//   9 the HTTP listener of --metrics: hostile, mutated, pipelined and
+//     half-sent requests, more connections than it takes (runs before 8)
 //
 // After each class the daemon must be the same live process, answer `status`
 // within 2 s (else a hang), get back to its descriptor count and within
@@ -253,6 +255,7 @@ struct target {
   std::size_t log_seen = 0;   ///< bytes of the log already scanned
   pid_t canary_process = -1;  ///< a child of ours that a stray kill(-1) would reach
   bool dead = false;
+  std::uint16_t metrics_port = 0;  ///< --metrics (class 9)
 
   explicit target(test_system& s) : sys(s) {}
   [[nodiscard]] std::string local() const { return sys.client_endpoint(); }
@@ -1368,6 +1371,115 @@ void class_other_uid(target& t, tally& r) {
   if (log.find("unknown peer") != std::string::npos) r.fail("a forged message reached the daemon");
 }
 
+// ---------------------------------------------------------------- class 9: the metrics port
+
+/// One raw exchange with the HTTP listener of --metrics: connect, send bytes,
+/// read what comes within wait (the listener may answer, close, or wait for
+/// more), close. The answer's first bytes, empty when none.
+std::string http_exchange(std::uint16_t port, const std::string& bytes, std::chrono::milliseconds wait) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const auto until = steady::now() + wait;
+    char buf[4096];
+    while (steady::now() < until && got.size() < 64) {
+      pollfd p{fd, POLLIN, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
+      if (::poll(&p, 1, static_cast<int>(std::max<long>(1, left.count()))) <= 0) break;
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return got;
+}
+
+void class_metrics_http(target& t, tally& r) {
+  std::mt19937 rng(cfg.seed + 9);
+  const std::uint16_t port = t.metrics_port;
+  const std::vector<std::string> seeds{
+      "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /metrics HTTP/1.0\r\n\r\n",
+      "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n",
+      "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+      "GET http://127.0.0.1/metrics?" + std::string(3000, 'q') + " HTTP/1.1\r\n\r\n",
+      "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n",
+      "GET /metrics HTTP/1.1\r\nX: " + std::string(20000, 'x') + "\r\n\r\n",
+      "GET /metrics\r\n\r\n",
+      std::string("GET /metr\0ics HTTP/1.1\r\n\r\n", 27),
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  // a TLS hello
+      "SSH-2.0-OpenSSH_9.2\r\n",
+  };
+  auto check_answer = [&r](const std::string& what, const std::string& got) {
+    if (!got.empty() && got.rfind("HTTP/1.1 ", 0) != 0) r.fail(what + ": not an HTTP answer: " + got.substr(0, 40));
+  };
+  for (const auto& s : seeds) {
+    ++r.inputs;
+    check_answer("seed", http_exchange(port, s, 300ms));
+  }
+  // Mutations of the seeds: flipped, cut and duplicated bytes.
+  const int mutations = cfg.full ? 3000 : 300;
+  for (int i = 0; i < mutations; ++i) {
+    std::string m = seeds[rng() % 4];
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !m.empty(); ++e) {
+      const std::size_t at = rng() % m.size();
+      switch (rng() % 3) {
+        case 0:
+          m[at] = static_cast<char>(rng() % 256);
+          break;
+        case 1:
+          m.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          m.insert(at, std::string(1 + rng() % 64, static_cast<char>(rng() % 256)));
+      }
+    }
+    ++r.inputs;
+    check_answer("mutation", http_exchange(port, m, 100ms));
+  }
+  // Pipelined requests on one connection, and more connections than it takes.
+  {
+    std::string many;
+    for (int i = 0; i < 200; ++i) many += "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    ++r.inputs;
+    check_answer("pipelined", http_exchange(port, many, 500ms));
+  }
+  {
+    std::vector<int> held;
+    for (int i = 0; i < (cfg.full ? 200 : 64); ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) break;
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sa.sin_port = htons(port);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
+        (void)::send(fd, "GET /met", 8, MSG_NOSIGNAL);
+      held.push_back(fd);
+      ++r.inputs;
+    }
+    for (int fd : held) ::close(fd);
+  }
+  // Still serving: a plain scrape is answered 200 (once the held connections are gone).
+  const auto until = steady::now() + 5s;
+  std::string ok;
+  while (steady::now() < until && ok.rfind("HTTP/1.1 200", 0) != 0) {
+    ok = http_exchange(port, "GET /metrics HTTP/1.0\r\n\r\n", 1s);
+    if (ok.rfind("HTTP/1.1 200", 0) != 0) std::this_thread::sleep_for(50ms);
+  }
+  if (ok.rfind("HTTP/1.1 200", 0) != 0) r.fail("/metrics not answered 200 after the attack: " + ok.substr(0, 40));
+}
+
 // ---------------------------------------------------------------- class 8
 
 /// Local clients connected at once, each sending status; returns how many
@@ -1545,8 +1657,10 @@ int run_attack() {
   // The worst of issue 13's findings: a system's files open to everyone.
   const mode_t old_umask = ::umask(0);
   std::optional<test_system> sys_holder;
+  const std::uint16_t metrics_port = troupe::testing::free_port();
   try {
-    sys_holder.emplace(std::vector<std::string>{"--max-client-message", "4M", "--max-workers", cfg.full ? "48" : "12"});
+    sys_holder.emplace(std::vector<std::string>{"--max-client-message", "4M", "--max-workers", cfg.full ? "48" : "12",
+                                                "--metrics", std::to_string(metrics_port)});
   } catch (const std::exception& e) {
     ::umask(old_umask);
     std::cerr << "troupe-attack: " << e.what() << "\n";
@@ -1556,6 +1670,7 @@ int run_attack() {
   test_system& sys = *sys_holder;
   target t(sys);
   t.pid = sys.daemon_pid();
+  t.metrics_port = metrics_port;
   for (const char* pkg : {TROUPE_RELAY_V1_PKG, TROUPE_SUPERVISION_PKG, TROUPE_ENCODERS_PKG}) {
     auto l = sys.run({"load", pkg});
     if (l.exit_code != 0) {
@@ -1616,6 +1731,7 @@ int run_attack() {
       {6, "hostile load paths", class_load, ""},
       {7, "worker plane, other uid", class_other_uid,
        root && fs::exists("/usr/bin/setpriv") ? "" : "needs root and setpriv to act as another user"},
+      {9, "metrics HTTP port", class_metrics_http, ""},  // before exhaustion, which may leave no descriptor
       {8, "exhaustion", class_exhaustion, in_pid_namespace ? "" : "not the init of a pid namespace"},
   };
   std::vector<tally> results;
