@@ -31,6 +31,9 @@
 
 namespace troupe::tools {
 
+/// The source tree's commit at build time (cmake/git_commit.cmake).
+extern const char* const git_commit;
+
 int fail(int code, const std::string& message) {
   std::cerr << "troupe: " << message << "\n";
   return code;
@@ -702,8 +705,9 @@ int run_cli(const std::vector<std::string>& args_in, const std::string& self) {
   app.require_subcommand(1);
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_help_flag("-h,--help", "print this help and exit (COMMAND --help: the command's)");
-  app.set_version_flag("-V,--version", std::string("troupe ") + TROUPE_VERSION + " (wire protocol 1)",
-                       "print the version and the wire protocol, and exit");
+  app.set_version_flag("-V,--version",
+                       std::string("troupe ") + TROUPE_VERSION + " (commit " + git_commit + ", wire protocol 1)",
+                       "print the version, the commit and the wire protocol, and exit");
   app.add_option("--system", g.system,
                  "the system to talk to: HOST:PORT, or PORT on 127.0.0.1\n"
                  "(default $TROUPE_SYSTEM, else 127.0.0.1:1900)")

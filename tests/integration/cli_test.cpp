@@ -156,7 +156,8 @@ TEST_CASE("a command to a port where nothing listens says so at once", "[integra
 TEST_CASE("troupe --version names the release and the wire protocol", "[integration][cli]") {
   const auto r = troupe::testing::run_process(troupe::testing::bin("troupe"), {"--version"});
   CHECK(r.exit_code == 0);
-  CHECK(std::regex_match(r.out, std::regex(R"(troupe \d+\.\d+\.\d+ \(wire protocol 1\)\n)")));
+  CHECK(std::regex_match(r.out,
+                         std::regex(R"(troupe \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}|unknown), wire protocol 1\)\n)")));
 }
 
 namespace {
