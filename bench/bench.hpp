@@ -70,6 +70,9 @@ struct unavailable_figure {
   std::string why;
 };
 
+/// A TCP port on 127.0.0.1 free at the time of the call.
+std::uint16_t free_port();
+
 /// Progress on stderr ("troupe-bench: text").
 void say(const std::string& text);
 /// A number with 3–4 significant digits.

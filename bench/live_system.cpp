@@ -103,6 +103,8 @@ bool alive(pid_t pid) {
   return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
 }
 
+}  // namespace
+
 std::uint16_t free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -118,8 +120,6 @@ std::uint16_t free_port() {
   ::close(fd);
   return ntohs(a.sin_port);
 }
-
-}  // namespace
 
 live_system::live_system(std::string troupe_exe) : troupe_exe_(std::move(troupe_exe)) {
   struct sigaction sa {};

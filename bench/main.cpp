@@ -330,21 +330,6 @@ class scraper {
   std::thread thread_;
 };
 
-std::uint16_t unused_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw bench_error("cannot find a free TCP port");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 /// metrics_on_*: the cross-worker figures of a system started --metrics and
 /// scraped every second, beside the same on a system started alike without
 /// it, interleaved run by run so that the machine's load weighs on both
@@ -355,7 +340,7 @@ void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::ve
   say("cross-worker ask round trip and throughput with --metrics (scraped every 1 s) vs without");
   live_system off(troupe_exe);
   live_system on(troupe_exe);
-  const std::uint16_t metrics_port = unused_port();
+  const std::uint16_t metrics_port = free_port();
   const bool aa = std::getenv("TROUPE_BENCH_AA") != nullptr;
   try {
     off.start();
