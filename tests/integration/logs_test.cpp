@@ -4,6 +4,7 @@
 // lines, and `troupe logs` filtering by level and actor. Signals go only to
 // the daemon this test started (test_system::signal_daemon).
 #include "tests/integration/harness.hpp"
+#include "tests/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -18,16 +19,12 @@
 
 using troupe::testing::eventually;
 using troupe::testing::json;
+using troupe::testing::slurp;
 using troupe::testing::test_system;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 unsigned mode_of(const fs::path& p) {
   struct stat st {};

@@ -69,11 +69,18 @@ class System:
                 break
             time.sleep(0.05)
         else:
-            if self.pid > 0:
-                try:
-                    os.killpg(os.getpgid(self.pid), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            # Only the daemon this fixture started: still our troupe binary
+            # (not a reused pid), and its group only when it leads it
+            # (troupe start puts the daemon in a session of its own).
+            try:
+                ours = self.pid > 0 and os.path.realpath("/proc/%d/exe" % self.pid) == os.path.realpath(
+                    os.path.join(BIN, "troupe"))
+                if ours and os.getpgid(self.pid) == self.pid:
+                    os.killpg(self.pid, signal.SIGKILL)
+                elif ours:
+                    os.kill(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
         shutil.rmtree(self.home, ignore_errors=True)
 
 
