@@ -625,9 +625,10 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 }
 
 int usage() {
-  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only]\n"
+  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only | --load-only]\n"
                "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
                "  --crash-only: crash_restart_answering alone\n"
+               "  --load-only: package_load_5mib and the verification figures alone\n"
                "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n";
   return 64;
 }
@@ -637,6 +638,7 @@ int run(int argc, char** argv) {
   bool quick = false;
   bool crash_only = false;
   bool metrics_only = false;
+  bool load_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
@@ -647,6 +649,8 @@ int run(int argc, char** argv) {
       crash_only = true;
     else if (a == "--metrics-only")
       metrics_only = true;
+    else if (a == "--load-only")
+      load_only = true;
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -692,6 +696,18 @@ int run(int argc, char** argv) {
   }
   if (crash_only) {
     measure_crash_restart(bin + "/troupe", TROUPE_BENCH_PACKAGE, z.crash_samples, z.crash_actors, figs);
+    print_table(figs, unavailable);
+    if (!out_file.empty()) write_json(figs, unavailable, out_file);
+    return 0;
+  }
+  if (load_only) {
+    live_system sys(bin + "/troupe");
+    sys.start();
+    const bench_packages packages(sys.home(), TROUPE_BENCH_PACKAGE);
+    std::string big_archive;
+    measure_package_load(sys, packages, z.load_samples, dlopen_exe, big_archive, figs);
+    measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
+    sys.stop();
     print_table(figs, unavailable);
     if (!out_file.empty()) write_json(figs, unavailable, out_file);
     return 0;

@@ -653,6 +653,7 @@ result<package_archive> open_archive_bytes(std::string bytes, std::string source
   a.id = std::move(id);
   a.source = std::move(source);
   a.signer = *signer;
+  a.trailer = std::string(trailer);
   bytes.resize(payload_size);
   a.payload = std::move(bytes);
   auto entries = list_entries(a.payload, limits);

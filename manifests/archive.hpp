@@ -69,6 +69,7 @@ struct package_archive {
   manifest m;
   std::vector<archive_entry_info> entries;  ///< in archive order
   std::string payload;                      ///< the tar bytes, trailer stripped
+  std::string trailer;                      ///< the signature trailer (payload + trailer = the file)
 };
 
 /// Reads and verifies an archive. Checks, in order, each failure a one-line

@@ -54,6 +54,7 @@ void package_manager::register_handlers() {
 void package_manager::stop() {
   // Loads and unloads under way end with the system; their clients learn why.
   timers_.clear();
+  read_buffer_timer_.reset();
   const auto going = make_error(errc::unavailable, "the system is shutting down");
   for (auto& [_, waiters] : std::exchange(load_waiters_, {}))
     for (auto& done : waiters) done(going);
@@ -127,7 +128,7 @@ void package_manager::cmd_load(const client_ref& c, const json& b) {
 
 void package_manager::load_archive(const fs::path& file, load_done done) {
   bool copied = false;
-  auto archive = verify_and_keep(store_, file, &copied);
+  auto archive = verify_and_keep(store_, file, &copied, &read_buffer_);
   if (!archive) {
     log_line(TROUPE_LOG_WARN, {}, "refused package: " + archive.err().message);
     ctx_.note(package_event(event_kind::package_refused, "", "", "", archive.err().message));
@@ -141,6 +142,7 @@ void package_manager::load_archive(const fs::path& file, load_done done) {
     if (copied) fs::remove(archive->source, ec);  // not loaded: not kept either
     return done(root.err());
   }
+  keep_read_buffer(std::move(archive->payload));
   package_entry e;
   e.id = archive->id;
   e.m = std::move(archive->m);
@@ -151,6 +153,18 @@ void package_manager::load_archive(const fs::path& file, load_done done) {
   e.signer = archive->signer.name;
   e.adopted = copied;
   begin_load(std::move(e), std::move(done));
+}
+
+void package_manager::keep_read_buffer(std::string bytes) {
+  constexpr std::size_t max_kept = std::size_t{64} << 20;
+  constexpr auto kept_for = std::chrono::seconds(30);
+  if (bytes.capacity() > max_kept) return;
+  read_buffer_ = std::move(bytes);
+  if (!read_buffer_timer_) read_buffer_timer_ = std::make_unique<asio::steady_timer>(ctx_.io);
+  read_buffer_timer_->expires_after(kept_for);
+  read_buffer_timer_->async_wait([this](const boost::system::error_code& e) {
+    if (!e) std::string().swap(read_buffer_);
+  });
 }
 
 void package_manager::load_directory(const fs::path& dir, load_done done) {

@@ -101,6 +101,9 @@ class package_manager {
   /// system of the same TROUPE_HOME: keep never deletes them.
   [[nodiscard]] std::set<std::filesystem::path> loaded_archives() const;
   void publish_loaded() const;
+  /// Keeps an archive's memory for the next load (bounded), released when
+  /// no load came for a while.
+  void keep_read_buffer(std::string bytes);
 
   system_context& ctx_;
   client_port& port_;
@@ -114,6 +117,10 @@ class package_manager {
   std::map<std::string, std::vector<client_ref>> unload_waiters_;             // by package id
   std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;  // load / unload deadlines
   std::set<std::string> fetched_;
+  // What the last archive was read into: a load of a similar size reuses its
+  // pages instead of faulting in fresh ones (docs/PERFORMANCE.md §3.3).
+  std::string read_buffer_;
+  std::unique_ptr<boost::asio::steady_timer> read_buffer_timer_;
 };
 
 }  // namespace troupe::supervisor

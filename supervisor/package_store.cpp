@@ -3,6 +3,8 @@
 #include "base/files.hpp"
 #include "manifests/sha256.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,20 +88,77 @@ result<manifests::package_archive> verify(const package_store& store, const fs::
   return manifests::open_archive(file, manifests::read_key_ring(store.keys), store.limits);
 }
 
-result<manifests::package_archive> verify_and_keep(const package_store& store, const fs::path& file, bool* copied) {
+namespace {
+
+// The archive file, open, checked and read whole into buffer (its capacity
+// reused); the descriptor stays open so that the inode read is the one kept.
+struct opened_archive {
+  int fd = -1;
+  ~opened_archive() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+status read_archive_into(const fs::path& file, std::uint64_t max_bytes, opened_archive& f, std::string& buffer) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+  f.fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (f.fd < 0) {
+    const int e = errno;
+    return make_error(e == ENOENT ? errc::not_found : errc::io,
+                      file.string() + ": cannot open (" + base::errno_text(e) + ")");
+  }
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0)
+    return make_error(errc::io, file.string() + ": cannot stat (" + base::errno_text(errno) + ")");
+  if (!S_ISREG(st.st_mode)) return make_error(errc::refused, file.string() + ": not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
+    return make_error(errc::refused, file.string() + ": is " + std::to_string(st.st_size) +
+                                         " bytes, over the limit of " + std::to_string(max_bytes));
+  buffer.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < buffer.size()) {  // one read in practice; loops only if interrupted
+    const ssize_t n = ::pread(f.fd, buffer.data() + got, buffer.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got != buffer.size()) return make_error(errc::io, file.string() + ": read failed (changed while reading?)");
+  return ok_v;
+}
+
+// A hard link to the inode open as fd, made under a temporary name and
+// renamed to target: metadata only, where a copy writes (and syncs) every
+// byte again. False when the file system or the kernel's link protections
+// refuse it (another file system, a file another user owns).
+bool link_open_file(int fd, const fs::path& target) {
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".link." + base::unique_suffix());
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) return false;
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+result<manifests::package_archive> verify_and_keep(const package_store& store, const fs::path& file, bool* copied,
+                                                   std::string* buffer) {
   if (copied != nullptr) *copied = false;
   if (same_dir(file.parent_path(), store.packages)) return verify(store, file);
-  // Kept by a hard link where the file system allows (nothing to write),
-  // else by a copy of the bytes read. Either way what is loaded is the bytes
-  // verified here, from memory; a kept archive is verified again whenever it
-  // is loaded, so a later change to the operator's file cannot sneak in.
-  auto bytes = manifests::read_archive_file(file, store.limits);
-  if (!bytes) return bytes.err();
+  // What is loaded is the bytes verified here, from memory; a kept archive is
+  // verified again whenever it is loaded, so a later change to the
+  // operator's file (the kept one may be the same inode) cannot sneak in.
+  std::string local;
+  std::string& bytes = buffer != nullptr ? *buffer : local;
+  opened_archive f;
+  if (auto s = read_archive_into(file, store.limits.max_archive_bytes, f, bytes); !s) return s.err();
   // Verified first, from memory: nothing of a file that is not a package
-  // signed by a trusted key is ever written here (a daemon run as root must
+  // signed by a trusted key is ever kept here (a daemon run as root must
   // not copy a file its client could not read into a place it can).
-  auto archive =
-      manifests::open_archive_bytes(*bytes, file.string(), manifests::read_key_ring(store.keys), store.limits);
+  auto archive = manifests::open_archive_bytes(std::move(bytes), file.string(), manifests::read_key_ring(store.keys),
+                                               store.limits);
   if (!archive) return archive.err();
   std::error_code ec;
   const std::string base = archive->m.package + "-" + archive->m.version.text;
@@ -110,9 +169,13 @@ result<manifests::package_archive> verify_and_keep(const package_store& store, c
       target = store.packages / (base + "-" + archive->id.substr(0, 12) + archive_suffix);
   }
   if (!fs::exists(target, ec)) {  // else the same archive is already kept
-    // A private temporary file, synced, renamed: never a partial archive.
-    if (auto s = base::write_file_atomically(target, *bytes, 0600); !s)
-      return make_error(errc::io, "cannot store " + target.string() + ": " + s.err().message);
+    // Never a partial archive: a link of the file read, or a private
+    // temporary copy of the bytes verified, synced and renamed.
+    if (!link_open_file(f.fd, target)) {
+      const std::string whole = archive->payload + archive->trailer;
+      if (auto s = base::write_file_atomically(target, whole, 0600); !s)
+        return make_error(errc::io, "cannot store " + target.string() + ": " + s.err().message);
+    }
     if (copied != nullptr) *copied = true;
   }
   archive->source = target.string();

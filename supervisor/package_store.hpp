@@ -32,14 +32,19 @@ struct package_store {
 [[nodiscard]] result<manifests::package_archive> verify(const package_store& store, const std::filesystem::path& file);
 
 /// Verifies file and makes sure the package directory holds it: a file
-/// elsewhere is copied in first and the copy is what gets verified, so the
-/// bytes loaded are the bytes kept. It is stored as <group>-<version>.tpkg
+/// elsewhere is read once and verified from memory, and those bytes are what
+/// is loaded; it is kept only once verified. It is stored as <group>-<version>.tpkg
 /// (<group>-<version>-<id prefix>.tpkg when that name holds another
 /// archive). archive.source is the stored path.
 /// copied (optional) tells whether a new file was added to the directory.
+/// The file is kept by a hard link to the inode read where the file system
+/// allows, else by a synced copy of the bytes verified. buffer (optional):
+/// memory to read into, its capacity reused (touching megabytes of fresh
+/// memory costs more than the read, docs/PERFORMANCE.md §3.3); it is moved
+/// into the archive's payload, and the caller may move that back.
 [[nodiscard]] result<manifests::package_archive> verify_and_keep(const package_store& store,
                                                                  const std::filesystem::path& file,
-                                                                 bool* copied = nullptr);
+                                                                 bool* copied = nullptr, std::string* buffer = nullptr);
 
 /// One archive of the package directory, as `troupe avail` shows it.
 struct available_archive {
