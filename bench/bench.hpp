@@ -310,6 +310,10 @@ class bench_packages {
   /// lib/ballast.bin, random bytes sized so that the archive is about
   /// big_archive_bytes.
   [[nodiscard]] std::string big(int i) const;
+  /// Version MAJOR.0.i of group "benchbig" with a ballast of its own: about
+  /// archive_bytes, random bytes drawn for this version (nothing of it is in
+  /// an earlier version's tree), or (same_bytes) the same for every i.
+  [[nodiscard]] std::string big(int major, int i, std::uint64_t archive_bytes, bool same_bytes) const;
 
   /// Group "benchphoenix" 1.0.0 (Idle), whose restart policy never gives up
   /// within a run and never waits: restarted at once, max_restarts 1000
@@ -350,6 +354,11 @@ double store_scan_ms(const std::string& home, std::size_t& archives);
 /// package_load_5mib: `load` of a fresh ~5 MiB archive + spawn + first ask,
 /// beside fork+exec+dlopen of the library (dlopen_exe). Leaves the path of
 /// the last archive loaded in last_archive (for the verification figures).
+/// package_load_5mib_new_bytes and package_load_50mib: the same steps, each
+/// version with a ballast of new bytes (what a load writes), beside the same
+/// baseline; the 50 MiB one states its ratio to the 5 MiB new-bytes figure.
+void measure_package_load_sizes(live_system& sys, const bench_packages& pk, int samples, const std::string& dlopen_exe,
+                                std::vector<figure>& out);
 void measure_package_load(live_system& sys, const bench_packages& pk, int samples, const std::string& dlopen_exe,
                           std::string& last_archive, std::vector<figure>& out);
 

@@ -706,6 +706,7 @@ int run(int argc, char** argv) {
     const bench_packages packages(sys.home(), TROUPE_BENCH_PACKAGE);
     std::string big_archive;
     measure_package_load(sys, packages, z.load_samples, dlopen_exe, big_archive, figs);
+    measure_package_load_sizes(sys, packages, z.load_samples, dlopen_exe, figs);
     measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
     sys.stop();
     print_table(figs, unavailable);
@@ -728,6 +729,7 @@ int run(int argc, char** argv) {
     measure_spawn_and_memory(sys, packages, z, ready_exe, figs);
     std::string big_archive;
     measure_package_load(sys, packages, z.load_samples, dlopen_exe, big_archive, figs);
+    measure_package_load_sizes(sys, packages, z.load_samples, dlopen_exe, figs);
     measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
     sys.stop();
   }

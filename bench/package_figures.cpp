@@ -139,6 +139,60 @@ void measure_package_load(live_system& sys, const bench_packages& pk, int sample
   out.push_back(f);
 }
 
+void measure_package_load_sizes(live_system& sys, const bench_packages& pk, int samples, const std::string& dlopen_exe,
+                                std::vector<figure>& out) {
+  say("loads whose bytes are all new (nothing to reuse from an earlier version): 5 MiB and 50 MiB");
+  struct series {
+    const char* name;
+    int major;
+    std::uint64_t bytes;
+    int samples;
+    std::vector<double> total, bare;
+  };
+  std::vector<series> all{{"package_load_5mib_new_bytes", 2, 5ull << 20, samples, {}, {}},
+                          {"package_load_50mib", 3, 50ull << 20, std::max(3, samples / 3), {}, {}}};
+  (void)bare_fork_exec_ms(dlopen_exe, {pk.library()});  // warm-up
+  for (auto& z : all) {
+    for (int i = 0; i <= z.samples; ++i) {  // sample 0 is a warm-up
+      const std::string file = pk.big(z.major, i, z.bytes, false);
+      const double b = bare_fork_exec_ms(dlopen_exe, {pk.library()});
+      sys.wait_settled();
+      const auto t0 = now_ns();
+      const std::string id = sys.load(file);
+      const address a = sys.spawn("Spawner", id);
+      sys.ask(a, json{{"op", "ping"}});
+      const auto t1 = now_ns();
+      if (i > 0) {
+        z.total.push_back(ms_between(t0, t1));
+        z.bare.push_back(b);
+      }
+      sys.unload(id);
+      std::error_code ec;
+      fs::remove(file, ec);  // 50 MiB each: the outbox need not keep them
+    }
+  }
+  figure five{all[0].name,
+              median(all[0].total),
+              "ms",
+              median(all[0].bare),
+              "fork+exec of troupe-bench-dlopen: dlopen of the package library (RTLD_NOW), 'ready' on a pipe",
+              "-",
+              {}};
+  five.samples = all[0].total;
+  five.baseline_samples = all[0].bare;
+  out.push_back(five);
+  figure fifty{all[1].name,
+               median(all[1].total),
+               "ms",
+               median(all[0].total) * 10,
+               "10 x package_load_5mib_new_bytes of this run (linear scaling)",
+               "<= 1x baseline",
+               {}};
+  fifty.samples = all[1].total;
+  fifty.met = fifty.value <= fifty.baseline;
+  out.push_back(fifty);
+}
+
 void measure_verification(const std::string& home, const std::string& archive, int signature_calls, int archive_samples,
                           std::vector<figure>& out) {
   const std::string bytes = read_file(archive);

@@ -6,6 +6,7 @@
 #include "manifests/archive.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -109,6 +110,30 @@ std::string bench_packages::phoenix() const { return pack((fs::path(home_) / "in
 
 std::string bench_packages::convention(const std::string& version) const {
   return pack((fs::path(home_) / "in-conv").string(), version, {});
+}
+
+std::string bench_packages::big(int major, int i, std::uint64_t archive_bytes, bool same_bytes) const {
+  constexpr std::uint64_t tar_margin = 24 * 1024;
+  const std::uint64_t library_bytes = fs::file_size(library_);
+  if (library_bytes + tar_margin >= archive_bytes) throw bench_error("archive size too small for " + library_);
+  const fs::path dir = fs::path(home_) / "big-ballast" /
+                       (std::to_string(archive_bytes) + "-" + (same_bytes ? std::string("same") : std::to_string(i)));
+  const fs::path file = dir / "ballast.bin";
+  if (!fs::exists(file)) {
+    std::string bytes(archive_bytes - library_bytes - tar_margin, '\0');
+    std::mt19937_64 rng(same_bytes ? 7 : 1000 + static_cast<std::uint64_t>(major) * 100000 + i);
+    for (std::size_t b = 0; b + 8 <= bytes.size(); b += 8) {
+      const std::uint64_t r = rng();
+      std::memcpy(bytes.data() + b, &r, 8);
+    }
+    fs::create_directories(dir);
+    std::ofstream(file, std::ios::binary) << bytes;
+    if (fs::file_size(file) != bytes.size()) throw bench_error("cannot write " + file.string());
+  }
+  std::string archive =
+      pack((fs::path(home_) / "in-big").string(), std::to_string(major) + ".0." + std::to_string(i), {file.string()});
+  if (!same_bytes) fs::remove_all(dir);  // packed: its bytes live on in the archive
+  return archive;
 }
 
 std::string bench_packages::big(int i) const {

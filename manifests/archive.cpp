@@ -12,9 +12,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -24,6 +28,7 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <set>
 #include <system_error>
 #include <unordered_map>
 
@@ -429,19 +434,181 @@ result<file_bytes> read_whole_file(const fs::path& file, std::uint64_t max_bytes
 
 // ---------------------------------------------------------------- extraction
 
+// A directory beneath the extraction root, never through a symlink or out
+// of the root (openat2 RESOLVE_BENEATH; before Linux 5.6, O_NOFOLLOW on the
+// last component only, which list_entries' checks make enough: no entry
+// lies under a symlink). An O_PATH descriptor, for the *at calls.
+int open_dir_beneath(int root, const std::string& rel) {
+  const char* path = rel.empty() ? "." : rel.c_str();
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const long fd = ::syscall(SYS_openat2, root, path, &how, sizeof how);
+  if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
+  return ::openat(root, path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+struct fd_closer {
+  int fd;
+  ~fd_closer() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string base_name(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 // Writes the entries of payload, as listed (and checked) by list_entries,
-// under tmp. Paths and link targets come from that list.
-status write_tree(const std::string& payload, const std::vector<archive_entry_info>& entries, const fs::path& tmp) {
-  writer w(archive_write_disk_new());
-  if (!w) internal_failure("libarchive archive_write_disk_new");
-  // Second layer behind open_archive's checks. Not SECURE_NOABSOLUTEPATHS:
-  // every path handed over is tmp/<entry>, absolute by construction, since a
-  // relative one would need a process-wide chdir().
-  archive_write_disk_set_options(
-      w.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_PERM);
+// under the fresh private directory tmp, with their final modes (directories
+// stay 0700 until finish_tree). libarchive reads the tar; the tree is written
+// here with openat and O_EXCL, since every path was validated already
+// (relative, no "..", nothing under a symlink, no duplicates) and the
+// directory is new: libarchive's writer re-checks every component of every
+// path with lstat, which cost more than the writing for small trees.
+// A file of at least reuse_min_bytes equal to the same path in one of
+// reuse_from (trees of earlier versions, already verified) is hard-linked
+// from there instead of written: consecutive versions mostly carry the same
+// private libraries, and writing megabytes into fresh page-cache pages is
+// the slowest part of a load (docs/PERFORMANCE.md §3.3).
+class tree_writer {
+ public:
+  tree_writer(const fs::path& tmp, const std::vector<fs::path>& reuse_from) : tmp_(tmp), reuse_from_(reuse_from) {}
+  ~tree_writer() {
+    if (root_ >= 0) ::close(root_);
+  }
+
+  status open() {
+    root_ = ::open(tmp_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (root_ < 0) return fail(tmp_.string(), "cannot open");
+    return ok_v;
+  }
+
+  status directory(const std::string& path) { return make_dir(path); }
+
+  status symlink(const std::string& path, const std::string& target) {
+    if (auto s = make_dir(parent_of(path)); !s) return s;
+    fd_closer parent{open_dir_beneath(root_, parent_of(path))};
+    if (parent.fd < 0 || ::symlinkat(target.c_str(), parent.fd, base_name(path).c_str()) != 0)
+      return fail(path, "cannot create the symlink");
+    return ok_v;
+  }
+
+  struct chunk {
+    std::string_view data;
+    std::uint64_t offset;
+  };
+
+  status file(const archive_entry_info& info, const std::vector<chunk>& chunks) {
+    if (auto s = make_dir(parent_of(info.path)); !s) return s;
+    fd_closer parent{open_dir_beneath(root_, parent_of(info.path))};
+    if (parent.fd < 0) return fail(info.path, "cannot open its directory");
+    const std::string name = base_name(info.path);
+    if (info.size >= reuse_min_bytes && link_same(info, chunks, parent.fd, name)) return ok_v;
+    fd_closer out{::openat(parent.fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                           info.executable ? 0555 : 0444)};
+    if (out.fd < 0) return fail(info.path, "cannot create");
+    for (const auto& c : chunks) {
+      std::size_t done = 0;
+      while (done < c.data.size()) {
+        const ssize_t n =
+            ::pwrite(out.fd, c.data.data() + done, c.data.size() - done, static_cast<off_t>(c.offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return fail(info.path, "cannot write");
+        done += static_cast<std::size_t>(n);
+      }
+    }
+    // A sparse tail (offsets past the last block) still has the size the header says.
+    if (::ftruncate(out.fd, static_cast<off_t>(info.size)) != 0) return fail(info.path, "cannot size");
+    // Exactly these modes, whatever the umask.
+    if (::fchmod(out.fd, info.executable ? 0555 : 0444) != 0) return fail(info.path, "cannot chmod");
+    return ok_v;
+  }
+
+  // Directories read-only, deepest first (a parent made 0555 first would refuse its children's chmod).
+  status finish() {
+    std::vector<std::string> dirs(made_.begin(), made_.end());
+    std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    for (const auto& d : dirs) {
+      const fs::path p = tmp_ / d;
+      if (::chmod(p.c_str(), 0555) != 0) return fail(d, "cannot chmod");
+    }
+    if (::chmod(tmp_.c_str(), 0555) != 0) return fail(tmp_.string(), "cannot chmod");
+    return ok_v;
+  }
+
+  [[nodiscard]] std::size_t linked() const { return linked_; }
+
+ private:
+  static constexpr std::uint64_t reuse_min_bytes = 64 * 1024;
+
+  static error fail(const std::string& path, const char* what) {
+    return make_error(errc::io, "cannot extract " + show(path) + ": " + what + " (" + errno_text(errno) + ")");
+  }
+
+  status make_dir(const std::string& path) {
+    if (path.empty() || made_.count(path)) return ok_v;
+    if (auto s = make_dir(parent_of(path)); !s) return s;
+    fd_closer parent{open_dir_beneath(root_, parent_of(path))};
+    if (parent.fd < 0 || ::mkdirat(parent.fd, base_name(path).c_str(), 0700) != 0)
+      return fail(path, "cannot create the directory");
+    made_.insert(path);
+    return ok_v;
+  }
+
+  // Links the file of an earlier tree whose bytes equal chunks, if any.
+  bool link_same(const archive_entry_info& info, const std::vector<chunk>& chunks, int parent,
+                 const std::string& name) {
+    for (const auto& root : reuse_from_) {
+      const fs::path candidate = root / info.path;
+      fd_closer in{::open(candidate.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)};
+      if (in.fd < 0) continue;
+      struct stat st {};
+      if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) != info.size ||
+          ((st.st_mode & 0100) != 0) != info.executable || (st.st_mode & 0222) != 0)
+        continue;
+      void* map = ::mmap(nullptr, info.size, PROT_READ, MAP_PRIVATE, in.fd, 0);
+      if (map == MAP_FAILED) continue;
+      const auto* bytes = static_cast<const char*>(map);
+      std::uint64_t covered = 0;
+      bool same = true;
+      for (const auto& c : chunks) {
+        // Holes between blocks read as zeros.
+        for (; covered < c.offset && same; ++covered) same = bytes[covered] == '\0';
+        same = same && c.offset + c.data.size() <= info.size &&
+               std::memcmp(bytes + c.offset, c.data.data(), c.data.size()) == 0;
+        covered = c.offset + c.data.size();
+        if (!same) break;
+      }
+      for (; covered < info.size && same; ++covered) same = bytes[covered] == '\0';
+      ::munmap(map, info.size);
+      if (!same) continue;
+      const std::string proc = "/proc/self/fd/" + std::to_string(in.fd);
+      if (::linkat(AT_FDCWD, proc.c_str(), parent, name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        ++linked_;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  fs::path tmp_;
+  const std::vector<fs::path>& reuse_from_;
+  int root_ = -1;
+  std::set<std::string> made_;
+  std::size_t linked_ = 0;
+};
+
+status write_tree(const std::string& payload, const std::vector<archive_entry_info>& entries, const fs::path& tmp,
+                  const std::vector<fs::path>& reuse_from) {
+  tree_writer out(tmp, reuse_from);
+  if (auto s = out.open(); !s) return s;
   auto opened = open_reader(payload);
   if (!opened) return opened.err();
   reader r = std::move(*opened);
+  std::vector<tree_writer::chunk> chunks;
+  std::vector<std::string> copies;  // blocks libarchive did not hand out from the payload itself
   for (std::size_t i = 0;; ++i) {
     archive_entry* e = nullptr;
     const int rc = archive_read_next_header(r.get(), &e);
@@ -449,33 +616,41 @@ status write_tree(const std::string& payload, const std::vector<archive_entry_in
     if (!header_read(rc)) return corrupt(r.get());
     if (i >= entries.size()) return make_error(errc::internal, "internal error: the archive reads differently twice");
     const archive_entry_info& info = entries[i];
-    const fs::path dest = tmp / info.path;
-    archive_entry_set_pathname(e, dest.c_str());
-    if (info.kind == entry_kind::file) archive_entry_set_perm(e, info.executable ? 0755 : 0644);
-    if (info.kind == entry_kind::directory) archive_entry_set_perm(e, 0755);
-    if (info.kind == entry_kind::symlink) archive_entry_set_symlink(e, info.link_target.c_str());
-    auto fail = [&] {
-      const char* why = archive_error_string(w.get());
-      return make_error(errc::io,
-                        "cannot extract " + show(info.path) + ": " + (why != nullptr ? why : "unknown error"));
-    };
-    if (archive_write_header(w.get(), e) < ARCHIVE_WARN) return fail();
-    if (info.kind == entry_kind::file) {
-      const void* buf = nullptr;
-      std::size_t size = 0;
-      la_int64_t offset = 0;
-      int data_rc;
-      while ((data_rc = archive_read_data_block(r.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
-        if (archive_write_data_block(w.get(), buf, size, offset) < ARCHIVE_WARN) return fail();
+    status s = ok_v;
+    switch (info.kind) {
+      case entry_kind::directory:
+        s = out.directory(info.path);
+        break;
+      case entry_kind::symlink:
+        s = out.symlink(info.path, info.link_target);
+        break;
+      case entry_kind::file: {
+        chunks.clear();
+        copies.clear();
+        const void* buf = nullptr;
+        std::size_t size = 0;
+        la_int64_t offset = 0;
+        int data_rc;
+        while ((data_rc = archive_read_data_block(r.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
+          if (offset < 0 || static_cast<std::uint64_t>(offset) + size > info.size)
+            return make_error(errc::invalid_argument, "corrupt archive: " + show(info.path) + " runs past its size");
+          std::string_view data(static_cast<const char*>(buf), size);
+          // From a memory reader the blocks point into the payload; anything
+          // else is copied, since libarchive may reuse its own buffer.
+          if (data.data() < payload.data() || data.data() + data.size() > payload.data() + payload.size())
+            data = copies.emplace_back(data);
+          chunks.push_back({data, static_cast<std::uint64_t>(offset)});
+        }
+        if (data_rc != ARCHIVE_EOF) return corrupt(r.get());
+        s = out.file(info, chunks);
+        break;
       }
-      if (data_rc != ARCHIVE_EOF) return corrupt(r.get());
+      default:
+        return make_error(errc::internal, "internal error: entry " + show(info.path) + " of an unexpected kind");
     }
-    if (archive_write_finish_entry(w.get()) < ARCHIVE_WARN) return fail();
+    if (!s) return s;
   }
-  if (archive_write_close(w.get()) < ARCHIVE_WARN)
-    return make_error(errc::io,
-                      std::string("cannot extract: ") + first_of(archive_error_string(w.get()), "unknown error"));
-  return ok_v;
+  return out.finish();
 }
 
 // Makes every file and directory of an extracted tree read-only (or, when
@@ -671,7 +846,8 @@ result<std::string> read_entry(const package_archive& archive, std::string_view 
   return data;
 }
 
-result<fs::path> extract_archive(const package_archive& archive, const fs::path& cache_root) {
+result<fs::path> extract_archive(const package_archive& archive, const fs::path& cache_root,
+                                 const std::vector<fs::path>& reuse_from) {
   if (!is_hex_id(archive.id)) return make_error(errc::internal, "internal error: bad package id " + show(archive.id));
   std::error_code ec;
   fs::create_directories(cache_root, ec);
@@ -689,8 +865,7 @@ result<fs::path> extract_archive(const package_archive& archive, const fs::path&
   const fs::path tmp = root / ("." + archive.id + ".tmp." + base::unique_suffix());
   if (::mkdir(tmp.c_str(), 0700) != 0)
     return make_error(errc::io, tmp.string() + ": cannot create (" + errno_text(errno) + ")");
-  status s = write_tree(archive.payload, *entries, tmp);
-  if (s) s = set_tree_modes(tmp, false);
+  status s = write_tree(archive.payload, *entries, tmp, reuse_from);
   if (!s) {
     (void)remove_extracted(tmp);
     return prefixed(archive.source, s.err());

@@ -108,9 +108,12 @@ struct package_archive {
 /// directories 0555. Extraction goes to a temporary sibling renamed into
 /// place, so concurrent extractions of one id by several systems are safe and
 /// a crash never leaves a half-written package under its id. An existing
-/// cache_root/ID/ is reused as is.
+/// cache_root/ID/ is reused as is. reuse_from: extracted trees of other
+/// versions (trusted: written by this function); a large file whose bytes
+/// equal the same path's there is hard-linked instead of written again.
 [[nodiscard]] result<std::filesystem::path> extract_archive(const package_archive& archive,
-                                                            const std::filesystem::path& cache_root);
+                                                            const std::filesystem::path& cache_root,
+                                                            const std::vector<std::filesystem::path>& reuse_from = {});
 
 /// Removes a tree written by extract_archive (making it writable first).
 [[nodiscard]] status remove_extracted(const std::filesystem::path& dir);

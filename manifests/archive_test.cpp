@@ -591,6 +591,47 @@ TEST_CASE("extraction keeps symlinks and reuses an existing directory as is", "[
   CHECK_FALSE(fs::exists(*reused / "manifest.yaml"));
 }
 
+TEST_CASE("extraction links a large file equal to an earlier version's, and writes one that differs",
+          "[archive][extract]") {
+  fixture f;
+  const std::string big(200 * 1024, 'b');
+  std::string changed = big;
+  changed[150 * 1024] = 'c';  // the same size, one byte apart
+  auto version = [&](const std::string& manifest_text, const std::string& data, const std::string& other) {
+    auto a = open_archive_bytes(f.crafted({file_entry("manifest.yaml", manifest_text),
+                                           {"lib/libencoder.so", entry_kind::file, "lib", "", true},
+                                           {"lib/data.bin", entry_kind::file, data, "", false},
+                                           {"lib/other.bin", entry_kind::file, other, "", false}}),
+                                "pkg.tpkg", f.ring);
+    REQUIRE(a.ok());
+    return std::move(*a);
+  };
+  auto ino = [](const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_ino;
+  };
+  const fs::path cache = f.t.path / "cache";
+  const auto v1 = version(valid_manifest, big, big);
+  auto d1 = extract_archive(v1, cache);
+  REQUIRE(d1.ok());
+  const auto v2 = version(valid_manifest + "# two\n", big, changed);
+  auto d2 = extract_archive(v2, cache, {*d1, f.t.path / "no-such-tree"});
+  INFO((d2 ? std::string() : d2.err().message));
+  REQUIRE(d2.ok());
+  CHECK(*d2 != *d1);
+  CHECK(ino(*d2 / "lib" / "data.bin") == ino(*d1 / "lib" / "data.bin"));    // equal: linked
+  CHECK(ino(*d2 / "lib" / "other.bin") != ino(*d1 / "lib" / "other.bin"));  // one byte apart: written
+  CHECK(slurp(*d2 / "lib" / "other.bin") == changed);
+  CHECK(slurp(*d2 / "lib" / "data.bin") == big);
+  CHECK(ino(*d2 / "manifest.yaml") != ino(*d1 / "manifest.yaml"));  // small files are always written
+  CHECK(mode_of(*d2 / "lib" / "data.bin") == 0444);
+  CHECK(mode_of(*d2 / "lib") == 0555);
+  // Removing the first tree leaves the second whole.
+  REQUIRE(remove_extracted(*d1).ok());
+  CHECK(slurp(*d2 / "lib" / "data.bin") == big);
+}
+
 TEST_CASE("extraction checks the payload again and writes nothing when it is bad", "[archive][extract]") {
   temp_dir t;
   package_archive a;  // filled in by hand, not by open_archive

@@ -135,7 +135,7 @@ void package_manager::load_archive(const fs::path& file, load_done done) {
     return done(archive.err());
   }
   if (join_existing(archive->id, done)) return;
-  auto root = manifests::extract_archive(*archive, store_.cache);
+  auto root = manifests::extract_archive(*archive, store_.cache, trees_of(archive->m.package));
   if (!root) {
     log_line(TROUPE_LOG_ERROR, {}, "cannot extract " + archive->source + ": " + root.err().message);
     std::error_code ec;
@@ -143,6 +143,9 @@ void package_manager::load_archive(const fs::path& file, load_done done) {
     return done(root.err());
   }
   keep_read_buffer(std::move(archive->payload));
+  auto& recent = recent_trees_[archive->m.package];
+  if (std::find(recent.begin(), recent.end(), *root) == recent.end()) recent.push_front(*root);
+  if (recent.size() > 3) recent.pop_back();
   package_entry e;
   e.id = archive->id;
   e.m = std::move(archive->m);
@@ -153,6 +156,18 @@ void package_manager::load_archive(const fs::path& file, load_done done) {
   e.signer = archive->signer.name;
   e.adopted = copied;
   begin_load(std::move(e), std::move(done));
+}
+
+std::vector<fs::path> package_manager::trees_of(const std::string& group) const {
+  // The group's loaded versions, then the trees extracted last (an unloaded
+  // version's tree stays in the cache).
+  std::vector<fs::path> out;
+  for (const auto* p : packages_.all())
+    if (p->m.package == group && !p->root.empty() && p->source != p->root.string()) out.push_back(p->root);
+  if (auto it = recent_trees_.find(group); it != recent_trees_.end())
+    for (const auto& t : it->second)
+      if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  return out;
 }
 
 void package_manager::keep_read_buffer(std::string bytes) {

@@ -18,6 +18,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -104,6 +105,9 @@ class package_manager {
   /// Keeps an archive's memory for the next load (bounded), released when
   /// no load came for a while.
   void keep_read_buffer(std::string bytes);
+  /// Extracted trees of group's versions, where a new version may find its
+  /// unchanged files (manifests::extract_archive).
+  [[nodiscard]] std::vector<std::filesystem::path> trees_of(const std::string& group) const;
 
   system_context& ctx_;
   client_port& port_;
@@ -120,6 +124,7 @@ class package_manager {
   // What the last archive was read into: a load of a similar size reuses its
   // pages instead of faulting in fresh ones (docs/PERFORMANCE.md §3.3).
   std::string read_buffer_;
+  std::map<std::string, std::deque<std::filesystem::path>> recent_trees_;  // by group, the last 3 extracted
   std::unique_ptr<boost::asio::steady_timer> read_buffer_timer_;
 };
 
