@@ -264,6 +264,9 @@ class live_system {
   /// SIGKILLs a worker of this system and forgets its pid: once dead, the
   /// pid may be reused by another process, which clean-up must not kill.
   void kill_worker(pid_t pid);
+  /// Makes this home's client key (HOME/client) and has the system trust it
+  /// (read role): a client over TCP then connects as a remote one would.
+  void trust_own_client_key();
 
  private:
   struct cli_result {

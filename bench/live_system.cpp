@@ -4,6 +4,7 @@
 // process and no directory behind. Members of a convention share their
 // leader's TROUPE_HOME (bench/convention_figures.cpp).
 #include "bench/bench.hpp"
+#include "ipc/curve.hpp"
 
 #include <fstream>
 
@@ -333,6 +334,13 @@ json live_system::poll(address target, const json& question, const std::function
       throw bench_error("no result from " + target.to_string() + " in time, last: " + r.dump());
     std::this_thread::sleep_for(interval);
   }
+}
+
+void live_system::trust_own_client_key() {
+  auto keys = ipc::load_or_create_keypair(fs::path(home_) / "client");
+  if (!keys) throw bench_error("client key: " + keys.err().message);
+  if (auto r = run_cli({"trust-client", "bench", keys->public_key}); r.exit_code != 0)
+    throw bench_error("troupe trust-client failed: " + r.err.substr(0, r.err.find('\n')));
 }
 
 pid_t live_system::worker_pid(const std::string& package_id) {

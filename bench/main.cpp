@@ -165,6 +165,81 @@ void measure_rtt(live_system& sys, const cross_worker& pk, const sizes& z, std::
   }
 }
 
+/// A client's ask through the gateway: this process, a C++ client over TCP
+/// (CurveZMQ, as a remote client), asks the Ponger in its worker; the path
+/// is two round trips, client-system over tcp and system-worker over ipc,
+/// so the baseline is the raw tcp and raw ipc round trips of the same run
+/// and placement added up.
+void measure_client_ask(live_system& sys, const cross_worker& pk, const sizes& z, std::vector<figure>& out,
+                        std::vector<unavailable_figure>& unavailable) {
+  say("client ask through the gateway (C++ client over tcp) vs raw tcp + raw ipc round trips");
+  raw_zmq_rtt raw_ipc(sys.home(), payload_bytes);
+  raw_zmq_rtt raw_tcp(sys.home(), payload_bytes, raw_transport::tcp);
+  sys.trust_own_client_key();
+  connect_options how;
+  how.home = sys.home();
+  how.tcp_only = true;
+  auto c = client::connect("127.0.0.1:" + std::to_string(sys.port()), how);
+  if (!c) throw bench_error("client over tcp: " + c.err().message);
+  const address ponger = sys.spawn("Ponger", pk.pkg_b);
+  const pid_t ponger_pid = sys.worker_pid(pk.pkg_b);
+  const json payload = std::string(payload_bytes - 2, 'x');  // 64 bytes of JSON text
+  auto run = [&](std::size_t n) {
+    std::vector<double> us;
+    us.reserve(n);
+    const std::string target = ponger.to_string();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto t0 = now_ns();
+      auto r = c->ask(target, payload, std::chrono::seconds(5), "p");
+      const auto t1 = now_ns();
+      if (!r) throw bench_error("client ask failed: " + r.err().message);
+      us.push_back(static_cast<double>(t1 - t0) / 1000.0);
+    }
+    return median(us);
+  };
+  const std::vector<int> cpus = allowed_cpus();
+  std::vector<placement> placements;
+  if (!cpus.empty()) placements.push_back(placement::same_cpu);
+  if (cpus.size() >= 2)
+    placements.push_back(placement::split_cpu);
+  else
+    unavailable.push_back({"client_ask_rtt_p50_split_cpu", "us", "this process may use one CPU only"});
+  // Same CPU: everything on the first. Split: the client (this process) on
+  // the first, the system, its worker and the raw echo children on the second.
+  auto place = [&](std::optional<placement> p) {
+    const int first = p ? cpus[0] : -1;
+    const int second = !p ? -1 : *p == placement::same_cpu ? cpus[0] : cpus[1];
+    pin_process(::getpid(), first, cpus);
+    pin_process(sys.system_pid(), second, cpus);
+    pin_process(ponger_pid, second, cpus);
+    pin_process(raw_ipc.child_pid(), second, cpus);
+    pin_process(raw_tcp.child_pid(), second, cpus);
+  };
+  (void)run(200);  // warm-up: connection, route
+  struct series {
+    std::vector<double> t, b;
+  };
+  std::vector<series> got(placements.size());
+  for (int i = 0; i < z.reps; ++i)
+    for (std::size_t k = 0; k < placements.size(); ++k) {
+      place(placements[k]);
+      const double b = raw_tcp.run(z.rtt_samples).p50_us + raw_ipc.run(z.rtt_samples).p50_us;
+      got[k].b.push_back(b);
+      got[k].t.push_back(run(z.rtt_samples));
+    }
+  place(std::nullopt);
+  for (std::size_t k = 0; k < placements.size(); ++k) {
+    const std::string where = placements[k] == placement::same_cpu ? "all on one CPU" : "client and system on two CPUs";
+    figure f{
+        std::string("client_ask_rtt_p50") + suffix(placements[k]),        median(got[k].t),   "us", median(got[k].b),
+        "raw ZeroMQ tcp + raw ipc PUSH/PULL round trips, 64 B, " + where, "<= 1.3x baseline", {}};
+    f.met = f.ratio() <= 1.3;
+    f.samples = got[k].t;
+    f.baseline_samples = got[k].b;
+    out.push_back(f);
+  }
+}
+
 /// N tells from blaster to sink, timed from the first send (in the blaster)
 /// to the arrival of the N-th (in the sink); msg/s.
 double blast(live_system& sys, address blaster, address sink, std::uint64_t n) {
@@ -625,11 +700,13 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 }
 
 int usage() {
-  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only | --load-only]\n"
-               "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
-               "  --crash-only: crash_restart_answering alone\n"
-               "  --load-only: package_load_5mib and the verification figures alone\n"
-               "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n";
+  std::cerr
+      << "usage: troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only | --load-only | --client-only]\n"
+         "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
+         "  --crash-only: crash_restart_answering alone\n"
+         "  --load-only: package_load_5mib and the verification figures alone\n"
+         "  --client-only: client_ask_rtt_p50 alone\n"
+         "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n";
   return 64;
 }
 
@@ -639,6 +716,7 @@ int run(int argc, char** argv) {
   bool crash_only = false;
   bool metrics_only = false;
   bool load_only = false;
+  bool client_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
@@ -651,6 +729,8 @@ int run(int argc, char** argv) {
       metrics_only = true;
     else if (a == "--load-only")
       load_only = true;
+    else if (a == "--client-only")
+      client_only = true;
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -700,6 +780,17 @@ int run(int argc, char** argv) {
     if (!out_file.empty()) write_json(figs, unavailable, out_file);
     return 0;
   }
+  if (client_only) {
+    live_system sys(bin + "/troupe");
+    sys.start();
+    const bench_packages packages(sys.home(), TROUPE_BENCH_PACKAGE);
+    cross_worker pk{sys.load(packages.bench("1.0.0")), sys.load(packages.bench("2.0.0"))};
+    measure_client_ask(sys, pk, z, figs, unavailable);
+    sys.stop();
+    print_table(figs, unavailable);
+    if (!out_file.empty()) write_json(figs, unavailable, out_file);
+    return 0;
+  }
   if (load_only) {
     live_system sys(bin + "/troupe");
     sys.start();
@@ -720,6 +811,7 @@ int run(int argc, char** argv) {
     const bench_packages packages(sys.home(), TROUPE_BENCH_PACKAGE);
     cross_worker pk{sys.load(packages.bench("1.0.0")), sys.load(packages.bench("2.0.0"))};
     measure_rtt(sys, pk, z, figs, unavailable);
+    measure_client_ask(sys, pk, z, figs, unavailable);
     {
       best_effort_system be = start_best_effort(bin + "/troupe");
       measure_throughput(sys, pk, be, z, figs, unavailable);
