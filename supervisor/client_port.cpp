@@ -194,6 +194,7 @@ void client_port::start() {
 }
 
 void client_port::stop() {
+  if (backlog_timer_) backlog_timer_->cancel();
   tcp_->stop();
   tcp_guard_.watch->stop();
   if (local_) {
@@ -324,11 +325,84 @@ void client_port::dispatch(const client_ref& c, const std::string& command, cons
 
 client_port::push_result client_port::push(const client_ref& c, const json& body) {
   if (c.via != 0 || c.identity.empty()) return push_result::gone;
-  auto* socket = c.local ? local_.get() : tcp_.get();
-  if (socket == nullptr) return push_result::gone;
-  if (socket->send_control(c.identity, cmd::reply, body)) return push_result::sent;
+  if (backlog_.count({c.local, c.identity})) return push_result::full;  // answers wait ahead of it
+  switch (send_reply(c.local, c.identity, body.dump(-1, ' ', false, json::error_handler_t::replace))) {
+    case sent::yes:
+      return push_result::sent;
+    case sent::full:
+      return push_result::full;
+    case sent::gone:
+      break;
+  }
+  return push_result::gone;
+}
+
+client_port::sent client_port::send_reply(bool local, const std::string& identity, const std::string& text) {
+  auto* socket = local ? local_.get() : tcp_.get();
+  if (socket == nullptr) return sent::gone;
+  const bool ok = socket->send_with([&](zmq::socket_t& s) {
+    return ipc::send_parts(s, {identity, std::string_view(ipc::control_signature.data(), ipc::control_signature.size()),
+                               cmd::reply, text});
+  });
+  if (ok) return sent::yes;
   // EAGAIN: its pipe is full; EHOSTUNREACH (ROUTER_MANDATORY): it left.
-  return zmq_errno() == EAGAIN ? push_result::full : push_result::gone;
+  return zmq_errno() == EAGAIN ? sent::full : sent::gone;
+}
+
+namespace {
+// What one client may have waiting: far more than any reasonable pipeline
+// (a window of thousands of requests), far less than the daemon's memory.
+constexpr std::size_t backlog_answers = 100000;
+constexpr std::size_t backlog_bytes = std::size_t{64} << 20;
+constexpr auto backlog_wait_max = std::chrono::milliseconds(50);
+}  // namespace
+
+void client_port::keep_answer(bool local, const std::string& identity, std::string text) {
+  auto& b = backlog_[{local, identity}];
+  if (b.answers.size() >= backlog_answers || b.bytes + text.size() > backlog_bytes) {
+    if (b.dropped++ == 0)
+      log_line(TROUPE_LOG_WARN, {},
+               std::string("a ") + (local ? "local" : "TCP") + " client does not read its answers: " +
+                   std::to_string(b.answers.size()) + " wait for it; further answers to it are dropped");
+    return;
+  }
+  b.bytes += text.size();
+  b.answers.push_back(std::move(text));
+  arm_backlog();
+}
+
+void client_port::arm_backlog() {
+  if (backlog_armed_ || backlog_.empty()) return;
+  if (!backlog_timer_) backlog_timer_ = std::make_unique<boost::asio::steady_timer>(ctx_.io);
+  backlog_armed_ = true;
+  backlog_timer_->expires_after(backlog_wait_);
+  backlog_timer_->async_wait([this](const boost::system::error_code& e) {
+    backlog_armed_ = false;
+    if (!e) flush_backlog();
+  });
+}
+
+void client_port::flush_backlog() {
+  bool progress = false;
+  for (auto it = backlog_.begin(); it != backlog_.end();) {
+    auto& b = it->second;
+    sent r = sent::yes;
+    while (!b.answers.empty() && (r = send_reply(it->first.first, it->first.second, b.answers.front())) == sent::yes) {
+      b.bytes -= b.answers.front().size();
+      b.answers.pop_front();
+      progress = true;
+    }
+    if (r == sent::gone || b.answers.empty()) {
+      if (b.dropped > 0)
+        log_line(TROUPE_LOG_WARN, {}, "a client that did not read its answers lost " + std::to_string(b.dropped));
+      it = backlog_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Quick while the client keeps reading, slower while it does not.
+  backlog_wait_ = progress ? std::chrono::milliseconds(1) : std::min(backlog_wait_ * 2, backlog_wait_max);
+  arm_backlog();
 }
 
 void client_port::answer(const client_ref& c, json fields) { deliver(c, ipc::ok_reply(c.rid, std::move(fields))); }
@@ -345,8 +419,11 @@ void client_port::deliver(const client_ref& c, json body) {
     if (reply_elsewhere) reply_elsewhere(c, std::move(body));
     return;
   }
-  auto& socket = c.local && local_ ? *local_ : *tcp_;
-  socket.send_control(c.identity, cmd::reply, body);
+  std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  const bool local = c.local && local_;
+  // Behind answers that wait already, in order; else now, or kept when its pipe is full.
+  if (backlog_.count({local, c.identity})) return keep_answer(local, c.identity, std::move(text));
+  if (send_reply(local, c.identity, text) == sent::full) keep_answer(local, c.identity, std::move(text));
 }
 
 }  // namespace troupe::supervisor

@@ -20,7 +20,10 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,6 +108,20 @@ class client_port {
     std::unique_ptr<boost::asio::steady_timer> retry;  // while paused: try to listen again
   };
   void guard(listener_guard& g, zmq::socket_t& socket);
+  // Answers a client's connection could not take yet (its ZeroMQ pipe is
+  // full: it pipelines more requests than the pipe holds answers). Kept in
+  // order and sent as it reads, never dropped while within the bounds; a
+  // client past them is not reading, and loses answers (one WARN).
+  struct backlog {
+    std::deque<std::string> answers;  // reply bodies, as sent
+    std::size_t bytes = 0;
+    std::uint64_t dropped = 0;
+  };
+  enum class sent { yes, full, gone };
+  sent send_reply(bool local, const std::string& identity, const std::string& text);
+  void keep_answer(bool local, const std::string& identity, std::string text);
+  void flush_backlog();
+  void arm_backlog();
   void on_listener_event(listener_guard& g);
   void pause(listener_guard& g, const std::string& why);
   void resume(listener_guard& g);
@@ -115,6 +132,10 @@ class client_port {
   listener_guard tcp_guard_;
   listener_guard local_guard_;
   std::unordered_map<std::string, handler> handlers_;
+  std::map<std::pair<bool, std::string>, backlog> backlog_;  // by (local, identity)
+  std::unique_ptr<boost::asio::steady_timer> backlog_timer_;
+  bool backlog_armed_ = false;
+  std::chrono::milliseconds backlog_wait_{1};  // grows while nobody reads
 };
 
 }  // namespace troupe::supervisor
