@@ -24,7 +24,9 @@ restart_history::restart_history(const std::vector<milliseconds>& ages, restart_
 }
 
 void restart_history::forget_older(milliseconds within, restart_clock::time_point now) {
-  while (!times_.empty() && now - times_.front() > within) times_.pop_front();
+  auto keep = times_.begin();
+  while (keep != times_.end() && now - *keep > within) ++keep;
+  times_.erase(times_.begin(), keep);
 }
 
 restart_decision restart_history::on_exit(const restart_spec& spec, exit_kind kind, std::string_view what,

@@ -28,7 +28,9 @@ struct store_fixture {
     REQUIRE(manifests::generate_key_pair(t.path / "dev").ok());
     fs::copy_file(t.path / "dev.pub", store.keys / "dev.pub");
     write(t.path / "pkg" / "manifest.yaml", "package: enc\nversion: 1.0.0\nlibrary: lib/libenc.so\nactors:\n  A: {}\n");
-    write(t.path / "pkg" / "lib" / "libenc.so", "\x7f" "ELF enc");
+    write(t.path / "pkg" / "lib" / "libenc.so",
+          "\x7f"
+          "ELF enc");
   }
 
   fs::path pack(const std::string& version) {
