@@ -185,7 +185,7 @@ echo "$stats" | grep -q "\"distinct\":$items,.*\"missing_below\":0}" ||
 
 step "Python and C++ actors ask each other: encoders_py is the encoders in Python (runtime: python)"
 echo "   a Python package version runs in its own troupe-worker-python (embedded CPython, its own sys.path)"
-troupe --system "$SL" load "$packages/encoders_py-1.0.0.tpkg" | tail -1
+troupe --system "$SL" load "$packages/encoders_py-1.0.0.tpkg" | head -1
 troupe --system "$SL" spawn Morse --package encoders_py --name py.morse >/dev/null
 troupe --system "$SL" spawn Relay --package encoders_py --name py.relay >/dev/null
 troupe --system "$SL" spawn Relay --package encoders --name cpp.relay >/dev/null  # the C++ Relay
