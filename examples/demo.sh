@@ -188,17 +188,17 @@ echo "   a Python package version runs in its own troupe-worker-python (embedded
 troupe --system "$SL" load "$packages/encoders_py-1.0.0.tpkg" | head -1
 troupe --system "$SL" spawn Morse --package encoders_py --name py.morse >/dev/null
 troupe --system "$SL" spawn Relay --package encoders_py --name py.relay >/dev/null
-troupe --system "$SL" spawn Relay --package encoders --name cpp.relay >/dev/null  # the C++ Relay
-printf 'C++ relay asks the Python morse:   '
-troupe --system "$SL" ask cpp.relay '{"via": "py.morse", "payload": "SOS"}'
+troupe --system "$SL" spawn Asker --package encoders --name cpp.asker >/dev/null  # the C++ one
+printf 'C++ asker asks the Python morse:   '
+troupe --system "$SL" ask cpp.asker '{"via": "py.morse", "payload": "SOS"}'
 printf 'Python relay asks the C++ morse:   '
 troupe --system "$SL" ask py.relay '{"via": "morse", "payload": "SOS"}'
-printf 'C++ relay -> Python relay -> C++ rot13: '
-troupe --system "$SL" ask cpp.relay '{"via": "py.relay", "payload": {"via": "rot13", "payload": "Hello"}}'
+printf 'C++ asker -> Python relay -> C++ rot13: '
+troupe --system "$SL" ask cpp.asker '{"via": "py.relay", "payload": {"via": "rot13", "payload": "Hello"}}'
 printf 'the Python and the C++ morse agree: '
 [ "$(troupe --system "$SL" ask py.morse '"Hello, troupe"')" = "$(troupe --system "$SL" ask morse '"Hello, troupe"')" ] &&
   echo yes || { echo "they differ" >&2; exit 1; }
-troupe --system "$SL" actors | grep -E 'ADDRESS|relay|py\.'
+troupe --system "$SL" actors | grep -E 'ADDRESS|relay|asker|py\.'
 
 step "Stop the systems (actors get exit requests, workers exit)"
 troupe stop "$B" "$L"

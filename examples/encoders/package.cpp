@@ -9,10 +9,12 @@
 // A tell is logged and otherwise ignored. The actors keep no state, so a
 // restart of the worker loses nothing.
 //
-// Relay asks another actor of any runtime (examples/encoders-py has the same
-// in Python; the demo has each ask the other's encoders):
+// Asker asks another actor of any runtime and answers with its reply, as the
+// Relay of examples/encoders-py does in Python (the demo has each ask the
+// other's encoders; not named Relay: tests load this package beside the relay
+// fixture and spawn its Relay by type):
 //
-//   ask  Relay  {"via": "@3fa9c012.17" or "morse", "payload": "SOS"}
+//   ask  Asker  {"via": "@3fa9c012.17" or "morse", "payload": "SOS"}
 //               → {"answer": <the reply>, "from_version": "cpp"}
 //                 or {"error": <why the ask failed>, "from_version": "cpp"}
 #include "encoders.hpp"
@@ -61,7 +63,7 @@ class encoder_actor : public troupe::actor {
   }
 };
 
-class relay_actor final : public troupe::actor {
+class asker_actor final : public troupe::actor {
  public:
   void receive(troupe::context& ctx, const troupe::message& msg) override {
     if (!msg.is_ask()) return;
@@ -102,4 +104,4 @@ class rot13_actor final : public encoder_actor<&encoders::to_rot13> {};
 }  // namespace
 
 TROUPE_PACKAGE(troupe::actor_type<morse_actor>("Morse"), troupe::actor_type<base64_actor>("Base64"),
-               troupe::actor_type<rot13_actor>("Rot13"), troupe::actor_type<relay_actor>("Relay"))
+               troupe::actor_type<rot13_actor>("Rot13"), troupe::actor_type<asker_actor>("Asker"))

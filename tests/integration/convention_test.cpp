@@ -502,15 +502,17 @@ TEST_CASE("a Python package in a convention: placed by capability, moved by chgc
   test_system b(lead, 0, member_args(lead, ""));
   REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
   CHECK(lead.load(pack_encoders_py(lead).file.string()).size() == 64);  // on the leader; members fetch it
-  lead.load(TROUPE_ENCODERS_PKG);                                       // the C++ encoders, with their Relay
+  lead.load(TROUPE_ENCODERS_PKG);                                       // the C++ encoders, with their Asker
   const std::string morse = lead.spawn({"Morse", "--package", "encoders_py", "--name", "PyMorse"});
   auto placed = wait_actor(lead, "PyMorse", "running", a.where());
   REQUIRE(placed);
-  const std::string cpp_relay = lead.spawn({"Relay", "--package", "encoders", "--name", "CppRelay"});
-  REQUIRE(wait_actor(lead, "CppRelay", "running"));
+  const std::string cpp_asker = lead.spawn({"Asker", "--package", "encoders", "--name", "CppAsker"});
+  auto asker = wait_actor(lead, "CppAsker", "running");
+  REQUIRE(asker);
+  CHECK((*asker)["address"] == cpp_asker);
   auto relayed = [&](const test_system& through) {
-    auto r = through.run({"ask", "CppRelay", R"({"via": "PyMorse", "payload": "SOS"})", "--timeout", "5000"});
-    INFO("ask CppRelay through " << through.where() << ": " << r.err);
+    auto r = through.run({"ask", "CppAsker", R"({"via": "PyMorse", "payload": "SOS"})", "--timeout", "5000"});
+    INFO("ask CppAsker through " << through.where() << ": " << r.err);
     REQUIRE(r.exit_code == 0);
     return json::parse(r.out);
   };

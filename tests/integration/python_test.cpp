@@ -89,8 +89,8 @@ TEST_CASE("Python and C++ actors ask each other by address and by name", "[integ
   // Through both: C++ relay asks the Python relay, which asks C++ Morse.
   CHECK(sys.ask(cpp_relay, json{{"via", "py-relay"}, {"payload", {{"via", "cpp-morse"}, {"payload", "E"}}}}) ==
         json{{"answer", {{"answer", "."}, {"from_version", "py"}}}, {"from_version", "1.0.0"}});
-  // The C++ encoders' Relay (the demo's) and the Python one, each asking the other's Morse.
-  const std::string cpp_encoders_relay = sys.spawn({"Relay", "--package", "encoders"});
+  // The C++ encoders' Asker (the demo's) and the Python Relay, each asking the other's Morse.
+  const std::string cpp_encoders_relay = sys.spawn({"Asker", "--package", "encoders"});
   CHECK(sys.ask(cpp_encoders_relay, json{{"via", "py-morse"}, {"payload", "SOS"}}) ==
         json{{"answer", "... --- ..."}, {"from_version", "cpp"}});
   CHECK(sys.ask(cpp_encoders_relay, json{{"via", "py-relay"}, {"payload", {{"via", "cpp-morse"}, {"payload", "E"}}}}) ==
