@@ -398,4 +398,13 @@ void measure_convention_on_etcd(const std::string& troupe_exe, const std::string
 void measure_crash_restart(const std::string& troupe_exe, const std::string& package_dir, int samples, int named_actors,
                            std::vector<figure>& out);
 
+// ---------------------------------------------------------------- python figures
+
+/// The Python runtime's figures (python_ask_rtt_p50_*, python_in_worker_tell,
+/// python_version_serving, python_actor_memory): bench/python_bench.py run as
+/// a child against build_dir (its own system), its rows merged into out;
+/// unavailable when the script fails or the Python worker is not built.
+void measure_python(const std::string& build_dir, bool quick, std::vector<figure>& out,
+                    std::vector<unavailable_figure>& unavailable);
+
 }  // namespace troupe::bench

@@ -3,7 +3,7 @@
 // --out FILE as JSON: [{name, value, unit, baseline, ratio}, ...].
 // What each figure means: docs/PERFORMANCE.md.
 //
-//   troupe-bench [--out FILE] [--quick]
+//   troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only | --python-only]
 //
 // Hidden sub-commands (processes of baselines, run by the bench itself):
 //   troupe-bench --zmq-echo PULL_EP PUSH_EP
@@ -700,13 +700,14 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 }
 
 int usage() {
-  std::cerr
-      << "usage: troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only | --load-only | --client-only]\n"
-         "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
-         "  --crash-only: crash_restart_answering alone\n"
-         "  --load-only: package_load_5mib and the verification figures alone\n"
-         "  --client-only: client_ask_rtt_p50 alone\n"
-         "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n";
+  std::cerr << "usage: troupe-bench [--out FILE] [--quick]\n"
+               "                    [--crash-only | --metrics-only | --load-only | --client-only | --python-only]\n"
+               "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
+               "  --crash-only: crash_restart_answering alone\n"
+               "  --load-only: the package_load_* and verification figures alone\n"
+               "  --client-only: client_ask_rtt_p50 alone\n"
+               "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n"
+               "  --python-only: the python_* figures alone (bench/python_bench.py)\n";
   return 64;
 }
 
@@ -717,6 +718,7 @@ int run(int argc, char** argv) {
   bool metrics_only = false;
   bool load_only = false;
   bool client_only = false;
+  bool python_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
@@ -731,6 +733,8 @@ int run(int argc, char** argv) {
       load_only = true;
     else if (a == "--client-only")
       client_only = true;
+    else if (a == "--python-only")
+      python_only = true;
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -770,6 +774,13 @@ int run(int argc, char** argv) {
   std::vector<unavailable_figure> unavailable;
   if (metrics_only) {
     measure_metrics_cost(bin + "/troupe", z, figs, unavailable);
+    print_table(figs, unavailable);
+    if (!out_file.empty()) write_json(figs, unavailable, out_file);
+    return 0;
+  }
+  const std::string build_dir = fs::path(bin).parent_path().string();
+  if (python_only) {
+    measure_python(build_dir, quick, figs, unavailable);
     print_table(figs, unavailable);
     if (!out_file.empty()) write_json(figs, unavailable, out_file);
     return 0;
@@ -825,6 +836,7 @@ int run(int argc, char** argv) {
     measure_verification(sys.home(), big_archive, z.signature_calls, z.archive_samples, figs);
     sys.stop();
   }
+  measure_python(build_dir, quick, figs, unavailable);          // a system of its own
   measure_metrics_cost(bin + "/troupe", z, figs, unavailable);  // two systems of its own
   measure_crash_restart(bin + "/troupe", TROUPE_BENCH_PACKAGE, z.crash_samples, z.crash_actors, figs);
   // Three systems of one convention and a lone one, after the first system

@@ -5,7 +5,8 @@
 # worker processes, two versions of one package bundling conflicting builds of
 # one library answering side by side, a worker killed with SIGKILL and
 # restarted under the same address, a pipeline that loses no item when a stage's
-# worker is killed; clients of another user admitted by key and role. Everything lives in a temporary
+# worker is killed; clients of another user admitted by key and role; Python
+# actors (runtime python) and C++ actors asking each other in both directions. Everything lives in a temporary
 # TROUPE_HOME on free loopback ports and is stopped on exit, even on failure.
 set -euo pipefail
 build=${1:-build}
@@ -181,6 +182,23 @@ echo "$stats"
 troupe --system "$SL" actors | grep -E 'ADDRESS|pipeline'
 echo "$stats" | grep -q "\"distinct\":$items,.*\"missing_below\":0}" ||
   { echo "the sink is missing items" >&2; exit 1; }
+
+step "Python and C++ actors ask each other: encoders_py is the encoders in Python (runtime: python)"
+echo "   a Python package version runs in its own troupe-worker-python (embedded CPython, its own sys.path)"
+troupe --system "$SL" load "$packages/encoders_py-1.0.0.tpkg" | head -1
+troupe --system "$SL" spawn Morse --package encoders_py --name py.morse >/dev/null
+troupe --system "$SL" spawn Relay --package encoders_py --name py.relay >/dev/null
+troupe --system "$SL" spawn Asker --package encoders --name cpp.asker >/dev/null  # the C++ one
+printf 'C++ asker asks the Python morse:   '
+troupe --system "$SL" ask cpp.asker '{"via": "py.morse", "payload": "SOS"}'
+printf 'Python relay asks the C++ morse:   '
+troupe --system "$SL" ask py.relay '{"via": "morse", "payload": "SOS"}'
+printf 'C++ asker -> Python relay -> C++ rot13: '
+troupe --system "$SL" ask cpp.asker '{"via": "py.relay", "payload": {"via": "rot13", "payload": "Hello"}}'
+printf 'the Python and the C++ morse agree: '
+[ "$(troupe --system "$SL" ask py.morse '"Hello, troupe"')" = "$(troupe --system "$SL" ask morse '"Hello, troupe"')" ] &&
+  echo yes || { echo "they differ" >&2; exit 1; }
+troupe --system "$SL" actors | grep -E 'ADDRESS|relay|asker|py\.'
 
 step "Stop the systems (actors get exit requests, workers exit)"
 troupe stop "$B" "$L"

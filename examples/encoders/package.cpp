@@ -8,11 +8,21 @@
 //
 // A tell is logged and otherwise ignored. The actors keep no state, so a
 // restart of the worker loses nothing.
+//
+// Asker asks another actor of any runtime and answers with its reply, as the
+// Relay of examples/encoders-py does in Python (the demo has each ask the
+// other's encoders; not named Relay: tests load this package beside the relay
+// fixture and spawn its Relay by type):
+//
+//   ask  Asker  {"via": "@3fa9c012.17" or "morse", "payload": "SOS"}
+//               → {"answer": <the reply>, "from_version": "cpp"}
+//                 or {"error": <why the ask failed>, "from_version": "cpp"}
 #include "encoders.hpp"
 
 #include <troupe/actor.hpp>
 #include <troupe/json.hpp>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -53,6 +63,40 @@ class encoder_actor : public troupe::actor {
   }
 };
 
+class asker_actor final : public troupe::actor {
+ public:
+  void receive(troupe::context& ctx, const troupe::message& msg) override {
+    if (!msg.is_ask()) return;
+    auto in = troupe::parse_json(msg.payload());
+    if (!in || !in->is_object() || !in->contains("via") || !(*in)["via"].is_string()) {
+      troupe::reply_json(ctx, troupe::json{{"error", R"(expected {"via": address or name, "payload": value})"}});
+      return;
+    }
+    const auto via = (*in)["via"].get<std::string>();
+    troupe::address to;
+    if (auto a = troupe::address::parse(via))
+      to = *a;
+    else
+      to = ctx.lookup(via);
+    if (!to.valid()) {
+      troupe::reply_json(ctx, troupe::json{{"error", "no actor is named " + via}, {"from_version", "cpp"}});
+      return;
+    }
+    // Answered from the continuation, once the other actor has replied.
+    ctx.ask(to, troupe::json_type, troupe::to_payload(in->value("payload", troupe::json())), std::chrono::seconds(5),
+            [h = msg.reply_handle_of()](troupe::context& c, const troupe::ask_result& r) {
+              troupe::json out{{"from_version", "cpp"}};
+              if (r.ok()) {
+                auto answer = troupe::parse_json(r.reply().payload());
+                out["answer"] = answer ? *answer : troupe::json(std::string(r.reply().payload()));
+              } else {
+                out["error"] = std::string(r.error());
+              }
+              troupe::reply_later_json(c, h, out);
+            });
+  }
+};
+
 class morse_actor final : public encoder_actor<&encoders::to_morse> {};
 class base64_actor final : public encoder_actor<&encoders::to_base64> {};
 class rot13_actor final : public encoder_actor<&encoders::to_rot13> {};
@@ -60,4 +104,4 @@ class rot13_actor final : public encoder_actor<&encoders::to_rot13> {};
 }  // namespace
 
 TROUPE_PACKAGE(troupe::actor_type<morse_actor>("Morse"), troupe::actor_type<base64_actor>("Base64"),
-               troupe::actor_type<rot13_actor>("Rot13"))
+               troupe::actor_type<rot13_actor>("Rot13"), troupe::actor_type<asker_actor>("Asker"))

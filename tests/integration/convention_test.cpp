@@ -473,6 +473,68 @@ TEST_CASE("act 5: three systems place the encoders by capability and follow chgc
 
 // ---------------------------------------------------------------- failover
 
+/// A signed encoders_py (runtime python) whose Morse requires {pymorse: true};
+/// Relay requires nothing.
+built_package pack_encoders_py(const test_system& s) {
+  const fs::path work = s.home() / "work" / "py";
+  const fs::path dir = work / "encoders_py";
+  fs::create_directories(dir);
+  fs::create_directories(work / "out");
+  const fs::path built = fs::path(TROUPE_ENCODERS_DIR).parent_path().parent_path() / "encoders-py" / "package";
+  fs::copy_file(built / "encoders_py.py", dir / "encoders_py.py", fs::copy_options::overwrite_existing);
+  {
+    std::ofstream m(dir / "manifest.yaml", std::ios::trunc);
+    m << "package: encoders_py\nversion: 1.0.0\nruntime: python\nmodule: encoders_py\nactors:\n"
+         "  Morse: { requires: { pymorse: true } }\n  Relay: {}\n";
+  }
+  auto r = s.run({"pack", (dir / "manifest.yaml").string(), "--key", TROUPE_DEV_KEY, "--out", (work / "out").string()});
+  INFO("troupe pack: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  built_package p{r.last_line(), work / "out" / "encoders_py-1.0.0.tpkg"};
+  REQUIRE(fs::exists(p.file));
+  return p;
+}
+
+TEST_CASE("a Python package in a convention: placed by capability, moved by chgcap, asked by C++ across systems",
+          "[integration][convention][python]") {
+  test_system lead;
+  test_system a(lead, 0, member_args(lead, "pymorse"));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  CHECK(lead.load(pack_encoders_py(lead).file.string()).size() == 64);  // on the leader; members fetch it
+  lead.load(TROUPE_ENCODERS_PKG);                                       // the C++ encoders, with their Asker
+  const std::string morse = lead.spawn({"Morse", "--package", "encoders_py", "--name", "PyMorse"});
+  auto placed = wait_actor(lead, "PyMorse", "running", a.where());
+  REQUIRE(placed);
+  const std::string cpp_asker = lead.spawn({"Asker", "--package", "encoders", "--name", "CppAsker"});
+  auto asker = wait_actor(lead, "CppAsker", "running");
+  REQUIRE(asker);
+  CHECK((*asker)["address"] == cpp_asker);
+  auto relayed = [&](const test_system& through) {
+    auto r = through.run({"ask", "CppAsker", R"({"via": "PyMorse", "payload": "SOS"})", "--timeout", "5000"});
+    INFO("ask CppAsker through " << through.where() << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+  };
+  const json sos{{"answer", "... --- ..."}, {"from_version", "cpp"}};
+  for (const auto* s : {&lead, &a, &b}) CHECK(relayed(*s) == sos);
+  // Only b can host it after these: it moves there, same address, and answers.
+  chgcap(lead, b.port(), {"+", "pymorse"});
+  wait_caps(lead, b.port(), json{{"pymorse", true}});
+  chgcap(lead, a.port(), {"-", "pymorse"});
+  auto moved = wait_actor(lead, "PyMorse", "running", b.where());
+  REQUIRE(moved);
+  CHECK((*moved)["address"] == morse);
+  CHECK(eventually([&] { return relayed(b) == sos; }));
+  CHECK(relayed(lead) == sos);
+  // Nowhere to go: pending, and a clear failure for the asker.
+  chgcap(lead, b.port(), {"-", "pymorse"});
+  REQUIRE(wait_actor(lead, "PyMorse", "pending"));
+  chgcap(lead, a.port(), {"+", "pymorse"});
+  REQUIRE(wait_actor(lead, "PyMorse", "running", a.where()));
+  CHECK(eventually([&] { return relayed(lead) == sos; }));
+}
+
 TEST_CASE("overlapping capabilities: a SIGKILLed system's actor answers again from the other",
           "[integration][convention][modes]") {
   morse_placed f("morse,Caesar cipher", "64bit encoder,morse,Caesar cipher");

@@ -89,6 +89,14 @@ TEST_CASE("Python and C++ actors ask each other by address and by name", "[integ
   // Through both: C++ relay asks the Python relay, which asks C++ Morse.
   CHECK(sys.ask(cpp_relay, json{{"via", "py-relay"}, {"payload", {{"via", "cpp-morse"}, {"payload", "E"}}}}) ==
         json{{"answer", {{"answer", "."}, {"from_version", "py"}}}, {"from_version", "1.0.0"}});
+  // The C++ encoders' Asker (the demo's) and the Python Relay, each asking the other's Morse.
+  const std::string cpp_encoders_relay = sys.spawn({"Asker", "--package", "encoders"});
+  CHECK(sys.ask(cpp_encoders_relay, json{{"via", "py-morse"}, {"payload", "SOS"}}) ==
+        json{{"answer", "... --- ..."}, {"from_version", "cpp"}});
+  CHECK(sys.ask(cpp_encoders_relay, json{{"via", "py-relay"}, {"payload", {{"via", "cpp-morse"}, {"payload", "E"}}}}) ==
+        json{{"answer", {{"answer", "."}, {"from_version", "py"}}}, {"from_version", "cpp"}});
+  CHECK(sys.ask(cpp_encoders_relay, json{{"via", "nobody"}}) ==
+        json{{"error", "no actor is named nobody"}, {"from_version", "cpp"}});
   // A failed ask from Python comes back with its reason.
   const json failed = sys.ask(py_relay, json{{"via", "@00000001.99"}, {"payload", 1}});
   REQUIRE(failed.contains("error"));
@@ -199,6 +207,20 @@ TEST_CASE("the Python SDK: become/stash, timers, stale contexts, an isolated sys
     const std::string p = sys.spawn({"Probe"});
     CHECK_THAT(sys.ask(p, json{{"stale_ctx", true}}).get<std::string>(),
                Catch::Contains("context used outside the call"));
+  }
+
+  SECTION("a payload is copied at the tell: what the sender changes later is not seen") {
+    const std::string p = sys.spawn({"Probe"});
+    REQUIRE(sys.ask(p, json{{"copy", true}}) == "sent");
+    CHECK(eventually([&] { return sys.ask(p, json{{"kept", true}}) == json{"before", {{"v", 1}}}; }));
+  }
+
+  SECTION("ctx.tell and Message used wrongly raise a clear error in the handler, which goes on") {
+    const std::string p = sys.spawn({"Probe"});
+    CHECK(sys.ask(p, json{{"misuse", true}}) == json{"TypeError", "TypeError", "TypeError", "TypeError", "TypeError",
+                                                     "ValueError", "OverflowError", "HostError", "TypeError",
+                                                     "AttributeError"});
+    CHECK(sys.ask(p, json{{"echo", 1}}) == 1);
   }
 
   SECTION("sys.path: the package, its site-packages, the standard library; nothing of the host") {

@@ -3,6 +3,7 @@
 #include "ipc/log.hpp"
 
 #include <pybind11/embed.h>
+#include <structmember.h>
 
 #include <array>
 #include <cstring>
@@ -37,7 +38,9 @@ struct bridge {
   std::vector<std::string> names;
   std::vector<py::object> classes;
   std::vector<troupe_actor_type_v1> types;
-  py::object create, handle, format_exception;
+  py::object create, handle_other, replay, address, bytes, format_exception;
+  PyTypeObject* context_class = nullptr;  // troupe.Context (a subclass of context_type)
+  PyTypeObject* message_class = nullptr;  // troupe.Message (a subclass of message_type)
 };
 
 bridge* g = nullptr;                  // one per process, made by load_package, never freed
@@ -113,15 +116,320 @@ void report(troupe_context* c, py::error_already_set& e, troupe_error* err, std:
   err->text[TROUPE_ERROR_TEXT - 1] = '\0';
 }
 
+// ---------------------------------------------------------------- the C types of the hot path
+//
+// troupe.Context and troupe.Message are Python subclasses (methods,
+// properties) of these two C types, so that the worker makes one per message
+// without running Python code (tp_alloc and a few stores), and Context.tell,
+// the hot call, is C. Both are static types: PyType_Ready in the module's init.
+
+struct context_object {
+  PyObject_HEAD unsigned long long call;  // the call this context belongs to; 0 once it returned
+  PyObject* actor;
+  PyObject* replayed;  // handling an ask taken back from the stash: its ReplyHandle
+};
+
+struct message_object {
+  PyObject_HEAD PyObject* kind;
+  PyObject* sender;  // an int; troupe.Message.sender makes the Address
+  PyObject* correlation;
+  PyObject* type;
+  PyObject* payload;
+  PyObject* reason;
+};
+
+// Filled by ready_types() (C++ has no designated initializers for this many fields).
+PyTypeObject context_type{};
+PyTypeObject message_type{};
+
+// Interned names of what the hot path looks up.
+PyObject* s_receive = nullptr;
+PyObject* s_behavior = nullptr;
+PyObject* s_replay = nullptr;
+PyObject* s_to = nullptr;
+PyObject* s_type = nullptr;
+PyObject* s_payload = nullptr;
+PyObject* empty_str = nullptr;
+PyObject* empty_bytes = nullptr;
+
+int context_traverse(PyObject* self, visitproc visit, void* arg) {
+  auto* c = reinterpret_cast<context_object*>(self);
+  Py_VISIT(c->actor);
+  Py_VISIT(c->replayed);
+  return 0;
+}
+
+int context_clear(PyObject* self) {
+  auto* c = reinterpret_cast<context_object*>(self);
+  Py_CLEAR(c->actor);
+  Py_CLEAR(c->replayed);
+  return 0;
+}
+
+void context_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);
+  context_clear(self);
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* make_context(PyTypeObject* type, unsigned long long call, PyObject* actor) {
+  PyObject* o = type->tp_alloc(type, 0);
+  if (o == nullptr) return nullptr;
+  auto* c = reinterpret_cast<context_object*>(o);
+  c->call = call;
+  c->actor = Py_XNewRef(actor == Py_None ? nullptr : actor);
+  return o;
+}
+
+// Context(call, actor): for troupe._create and tests; the worker makes them in C.
+PyObject* context_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  unsigned long long call = 0;
+  PyObject* actor = Py_None;
+  static const char* names[] = {"call", "actor", nullptr};
+  if (PyArg_ParseTupleAndKeywords(args, kwargs, "KO:Context", const_cast<char**>(names), &call, &actor) == 0)
+    return nullptr;
+  return make_context(type, call, actor);
+}
+
+/// The address an actor gave: an int (an Address is one) as it is, else troupe._address(to).
+bool address_arg(PyObject* to, unsigned long long& out) {
+  if (PyLong_Check(to)) {
+    out = PyLong_AsUnsignedLongLong(to);
+    return !(out == static_cast<unsigned long long>(-1) && PyErr_Occurred() != nullptr);
+  }
+  PyObject* a = PyObject_CallOneArg(g->address.ptr(), to);
+  if (a == nullptr) return false;
+  out = PyLong_AsUnsignedLongLong(a);
+  Py_DECREF(a);
+  return !(out == static_cast<unsigned long long>(-1) && PyErr_Occurred() != nullptr);
+}
+
+// Context.tell(to, type, payload=b""). A payload that is not bytes goes
+// through troupe._bytes (str: UTF-8, else JSON): the message carries bytes
+// copied now, so what the sender does with its objects later is not seen.
+PyObject* context_tell(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  PyObject* slots[3] = {nullptr, nullptr, nullptr};  // to, type, payload
+  if (nargs > 3) {
+    PyErr_SetString(PyExc_TypeError, "tell(to, type, payload=b'') takes at most 3 arguments");
+    return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < nargs; ++i) slots[i] = args[i];
+  if (kwnames != nullptr) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+      PyObject* name = PyTuple_GET_ITEM(kwnames, i);
+      int at = -1;
+      if (PyUnicode_Compare(name, s_to) == 0)
+        at = 0;
+      else if (PyUnicode_Compare(name, s_type) == 0)
+        at = 1;
+      else if (PyUnicode_Compare(name, s_payload) == 0)
+        at = 2;
+      if (at < 0 || slots[at] != nullptr) {
+        PyErr_Format(PyExc_TypeError, "tell() got an unexpected or repeated argument '%U'", name);
+        return nullptr;
+      }
+      slots[at] = args[nargs + i];
+    }
+  }
+  if (slots[0] == nullptr || slots[1] == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "tell(to, type, payload=b'') needs to and type");
+    return nullptr;
+  }
+  if (!PyUnicode_Check(slots[1])) {
+    PyErr_Format(PyExc_TypeError, "tell: type must be a str, not %.100s", Py_TYPE(slots[1])->tp_name);
+    return nullptr;
+  }
+  unsigned long long to = 0;
+  if (!address_arg(slots[0], to)) return nullptr;
+  Py_ssize_t type_len = 0;
+  const char* type = PyUnicode_AsUTF8AndSize(slots[1], &type_len);
+  if (type == nullptr) return nullptr;
+  PyObject* payload = slots[2] == nullptr            ? Py_NewRef(empty_bytes)
+                      : PyBytes_CheckExact(slots[2]) ? Py_NewRef(slots[2])
+                                                     : PyObject_CallOneArg(g->bytes.ptr(), slots[2]);
+  if (payload == nullptr) return nullptr;
+  if (!PyBytes_Check(payload)) {
+    Py_DECREF(payload);
+    PyErr_SetString(PyExc_TypeError, "tell: the payload did not become bytes");
+    return nullptr;
+  }
+  const auto* c = reinterpret_cast<context_object*>(self);
+  if (c->call == 0 || c->call != g->call || g->current == nullptr) {
+    Py_DECREF(payload);
+    PyErr_SetString(host_error_type, "context used outside the call it was passed to (keep msg.reply_handle, not ctx)");
+    return nullptr;
+  }
+  const int rc = g->host->tell(g->current, to, type, static_cast<std::size_t>(type_len),
+                               reinterpret_cast<const std::uint8_t*>(PyBytes_AS_STRING(payload)),
+                               static_cast<std::size_t>(PyBytes_GET_SIZE(payload)));
+  Py_DECREF(payload);
+  if (rc != 0) {
+    PyErr_SetString(host_error_type, g->host->last_error());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef context_methods[] = {
+    {"tell", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&context_tell)), METH_FASTCALL | METH_KEYWORDS,
+     "tell(to, type, payload=b''): a one-way message (payload: bytes, str as UTF-8, else JSON)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyMemberDef context_members[] = {
+    {"_call", T_ULONGLONG, offsetof(context_object, call), 0, "the call id; 0 once the call returned"},
+    {"_actor", T_OBJECT, offsetof(context_object, actor), 0, "the actor of the call"},
+    {"_replayed", T_OBJECT, offsetof(context_object, replayed), 0, "the ReplyHandle of a replayed ask"},
+    {nullptr, 0, 0, 0, nullptr}};
+
+void message_dealloc(PyObject* self) {
+  auto* m = reinterpret_cast<message_object*>(self);
+  Py_XDECREF(m->kind);
+  Py_XDECREF(m->sender);
+  Py_XDECREF(m->correlation);
+  Py_XDECREF(m->type);
+  Py_XDECREF(m->payload);
+  Py_XDECREF(m->reason);
+  Py_TYPE(self)->tp_free(self);
+}
+
+// Message(kind, sender, correlation, type, payload, reason=""): AskResult and tests.
+PyObject* message_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  PyObject *kind = nullptr, *sender = nullptr, *corr = nullptr, *mtype = nullptr, *payload = nullptr;
+  PyObject* reason = empty_str;
+  static const char* names[] = {"kind", "sender", "correlation", "type", "payload", "reason", nullptr};
+  if (PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|O:Message", const_cast<char**>(names), &kind, &sender, &corr,
+                                  &mtype, &payload, &reason) == 0)
+    return nullptr;
+  PyObject* o = type->tp_alloc(type, 0);
+  if (o == nullptr) return nullptr;
+  auto* m = reinterpret_cast<message_object*>(o);
+  m->kind = Py_NewRef(kind);
+  m->sender = Py_NewRef(sender);
+  m->correlation = Py_NewRef(corr);
+  m->type = Py_NewRef(mtype);
+  m->payload = Py_NewRef(payload);
+  m->reason = Py_NewRef(reason);
+  return o;
+}
+
+PyMemberDef message_members[] = {
+    {"kind", T_OBJECT, offsetof(message_object, kind), READONLY, "TELL, ASK, ... (troupe/abi.h)"},
+    {"_sender", T_OBJECT, offsetof(message_object, sender), READONLY, "the sender's address as an int"},
+    {"correlation", T_OBJECT, offsetof(message_object, correlation), READONLY, "of an ask, a reply"},
+    {"type", T_OBJECT, offsetof(message_object, type), READONLY, "the message type (str)"},
+    {"payload", T_OBJECT, offsetof(message_object, payload), READONLY, "the payload (bytes)"},
+    {"reason", T_OBJECT, offsetof(message_object, reason), READONLY, "why (poison, exited; str)"},
+    {nullptr, 0, 0, 0, nullptr}};
+
+int ready_types() {
+  // As PyVarObject_HEAD_INIT: a static type holds one reference to itself.
+  Py_SET_REFCNT(reinterpret_cast<PyObject*>(&context_type), 1);
+  Py_SET_REFCNT(reinterpret_cast<PyObject*>(&message_type), 1);
+  context_type.tp_name = "_troupe.Context";
+  context_type.tp_basicsize = sizeof(context_object);
+  context_type.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+  context_type.tp_doc = "the C part of troupe.Context";
+  context_type.tp_new = &context_new;
+  context_type.tp_dealloc = &context_dealloc;
+  context_type.tp_traverse = &context_traverse;
+  context_type.tp_clear = &context_clear;
+  context_type.tp_methods = context_methods;
+  context_type.tp_members = context_members;
+  message_type.tp_name = "_troupe.Message";
+  message_type.tp_basicsize = sizeof(message_object);
+  message_type.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE;
+  message_type.tp_doc = "the C part of troupe.Message";
+  message_type.tp_new = &message_new;
+  message_type.tp_dealloc = &message_dealloc;
+  message_type.tp_members = message_members;
+  if (PyType_Ready(&context_type) < 0 || PyType_Ready(&message_type) < 0) return -1;
+  for (auto [slot, text] : {std::pair{&s_receive, "receive"},
+                            {&s_behavior, "_troupe_behavior"},
+                            {&s_replay, "_troupe_replay"},
+                            {&s_to, "to"},
+                            {&s_type, "type"},
+                            {&s_payload, "payload"}}) {
+    *slot = PyUnicode_InternFromString(text);
+    if (*slot == nullptr) return -1;
+  }
+  empty_str = PyUnicode_FromStringAndSize("", 0);
+  empty_bytes = PyBytes_FromStringAndSize("", 0);
+  return empty_str != nullptr && empty_bytes != nullptr ? 0 : -1;
+}
+
+// Message types repeat ("json", a protocol's few names): one str each,
+// interned, from a small direct-mapped cache, instead of a new str per message.
+constexpr std::size_t type_cache_slots = 256;
+constexpr std::size_t type_cache_longest = 64;
+std::array<PyObject*, type_cache_slots> type_cache{};
+
+PyObject* type_str(const char* p, std::size_t n) {
+  if (p == nullptr || n == 0) return Py_NewRef(empty_str);
+  if (n > type_cache_longest) return PyUnicode_DecodeUTF8(p, static_cast<Py_ssize_t>(n), "replace");
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 16777619u;
+  PyObject*& slot = type_cache[h % type_cache_slots];
+  if (slot != nullptr && static_cast<std::size_t>(PyUnicode_GET_LENGTH(slot)) == n &&
+      std::memcmp(PyUnicode_DATA(slot), p, n) == 0)
+    return Py_NewRef(slot);
+  PyObject* made = PyUnicode_DecodeUTF8(p, static_cast<Py_ssize_t>(n), "replace");
+  if (made != nullptr && PyUnicode_IS_COMPACT_ASCII(made)) {  // ASCII: its data are the bytes compared above
+    PyUnicode_InternInPlace(&made);
+    Py_XSETREF(slot, Py_NewRef(made));
+  }
+  return made;
+}
+
+// The sender of a flood is the same actor message after message.
+unsigned long long last_sender = 0;
+PyObject* last_sender_int = nullptr;
+
+PyObject* sender_int(unsigned long long from) {
+  if (from != last_sender || last_sender_int == nullptr) {
+    PyObject* made = PyLong_FromUnsignedLongLong(from);
+    if (made == nullptr) return nullptr;
+    Py_XSETREF(last_sender_int, made);
+    last_sender = from;
+  }
+  return Py_NewRef(last_sender_int);
+}
+
+PyObject* make_message(const troupe_message* m) {
+  PyObject* o = g->message_class->tp_alloc(g->message_class, 0);
+  if (o == nullptr) return nullptr;
+  auto* msg = reinterpret_cast<message_object*>(o);
+  msg->kind = PyLong_FromUnsignedLong(m->kind);
+  msg->sender = sender_int(m->from);
+  msg->correlation = PyLong_FromUnsignedLongLong(m->correlation);
+  msg->type = type_str(m->type, m->type_len);
+  msg->payload = m->payload_len == 0 ? Py_NewRef(empty_bytes)
+                                     : PyBytes_FromStringAndSize(reinterpret_cast<const char*>(m->payload),
+                                                                 static_cast<Py_ssize_t>(m->payload_len));
+  msg->reason = m->reason_len == 0 ? Py_NewRef(empty_str) : text(m->reason, m->reason_len).release().ptr();
+  if (msg->kind == nullptr || msg->sender == nullptr || msg->correlation == nullptr || msg->type == nullptr ||
+      msg->payload == nullptr || msg->reason == nullptr) {
+    Py_DECREF(o);
+    return nullptr;
+  }
+  return o;
+}
+
 void* create_at(std::size_t i, troupe_context* c, troupe_error* err) {
   call_scope scope(c);
-  try {
-    py::object actor = g->create(g->classes[i], g->call);
-    return actor.release().ptr();
-  } catch (py::error_already_set& e) {
+  PyObject* ctx = make_context(g->context_class, g->call, nullptr);
+  if (ctx == nullptr) {
+    py::error_already_set e;
     report(c, e, err, "");
     return nullptr;
   }
+  PyObject* actor = PyObject_CallFunctionObjArgs(g->create.ptr(), g->classes[i].ptr(), ctx, nullptr);
+  reinterpret_cast<context_object*>(ctx)->call = 0;
+  Py_DECREF(ctx);
+  if (actor == nullptr) {
+    py::error_already_set e;
+    report(c, e, err, "");
+  }
+  return actor;
 }
 
 template <std::size_t I>
@@ -135,23 +443,71 @@ constexpr std::array<void* (*)(troupe_context*, troupe_error*), sizeof...(I)> cr
 }
 constexpr auto creators = create_table(std::make_index_sequence<max_types>{});
 
+/// The kinds that go to receive() (or the behavior of become()).
+bool to_receive(std::uint32_t kind) {
+  return kind == TROUPE_MSG_TELL || kind == TROUPE_MSG_ASK || kind == TROUPE_MSG_TIMER ||
+         kind == TROUPE_MSG_DEAD_LETTER || kind == TROUPE_MSG_POISON || kind == TROUPE_MSG_EXITED;
+}
+
+// The dispatch of troupe._handle (troupe.py), in C for the common kinds: the
+// hot path runs no Python of the SDK, only the actor's handler.
+PyObject* dispatch(PyObject* actor, PyObject* ctx, const troupe_message* m) {
+  if (!to_receive(m->kind)) {
+    // The exit request and the answers to this actor's asks: troupe._handle_other.
+    PyObject* args[8] = {
+        actor,
+        ctx,
+        PyLong_FromUnsignedLong(m->kind),
+        PyLong_FromUnsignedLongLong(m->from),
+        PyLong_FromUnsignedLongLong(m->correlation),
+        type_str(m->type, m->type_len),
+        PyBytes_FromStringAndSize(reinterpret_cast<const char*>(m->payload), static_cast<Py_ssize_t>(m->payload_len)),
+        text(m->reason, m->reason_len).release().ptr()};
+    PyObject* result = nullptr;
+    bool made = true;
+    for (std::size_t i = 2; i < 8; ++i) made = made && args[i] != nullptr;
+    if (made) result = PyObject_Vectorcall(g->handle_other.ptr(), args, 8, nullptr);
+    for (std::size_t i = 2; i < 8; ++i) Py_XDECREF(args[i]);
+    return result;
+  }
+  PyObject* msg = make_message(m);
+  if (msg == nullptr) return nullptr;
+  PyObject* result = nullptr;
+  PyObject* behavior = PyObject_GetAttr(actor, s_behavior);
+  if (behavior != nullptr) {
+    // args[0] is free for the callee (PY_VECTORCALL_ARGUMENTS_OFFSET).
+    PyObject* args[4] = {nullptr, actor, ctx, msg};
+    result = behavior == Py_None
+                 ? PyObject_VectorcallMethod(s_receive, args + 1, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr)
+                 : PyObject_Vectorcall(behavior, args + 2, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+    Py_DECREF(behavior);
+  }
+  Py_DECREF(msg);
+  if (result == nullptr) return nullptr;
+  // Messages unstash_all() gave back are handled now, before anything newer.
+  PyObject* replay = PyObject_GetAttr(actor, s_replay);
+  if (replay == nullptr) {
+    Py_DECREF(result);
+    return nullptr;
+  }
+  const int pending = PyObject_IsTrue(replay);
+  Py_DECREF(replay);
+  if (pending != 0) {
+    Py_DECREF(result);
+    result = pending < 0 ? nullptr : PyObject_CallFunctionObjArgs(g->replay.ptr(), actor, ctx, nullptr);
+  }
+  return result;
+}
+
 int handle(void* state, troupe_context* c, const troupe_message* m, troupe_error* err) {
   call_scope scope(c);
-  // The hot path: a vectorcall with objects made by the C API, not pybind11's casts.
-  PyObject* args[8] = {
-      static_cast<PyObject*>(state),
-      PyLong_FromUnsignedLongLong(g->call),
-      PyLong_FromUnsignedLong(m->kind),
-      PyLong_FromUnsignedLongLong(m->from),
-      PyLong_FromUnsignedLongLong(m->correlation),
-      text(m->type, m->type_len).release().ptr(),
-      PyBytes_FromStringAndSize(reinterpret_cast<const char*>(m->payload), static_cast<Py_ssize_t>(m->payload_len)),
-      text(m->reason, m->reason_len).release().ptr()};
-  PyObject* result = nullptr;
-  bool made = true;
-  for (std::size_t i = 1; i < 8; ++i) made = made && args[i] != nullptr;
-  if (made) result = PyObject_Vectorcall(g->handle.ptr(), args, 8, nullptr);
-  for (std::size_t i = 1; i < 8; ++i) Py_XDECREF(args[i]);
+  auto* actor = static_cast<PyObject*>(state);
+  PyObject* ctx = make_context(g->context_class, g->call, actor);
+  PyObject* result = ctx != nullptr ? dispatch(actor, ctx, m) : nullptr;
+  if (ctx != nullptr) {
+    reinterpret_cast<context_object*>(ctx)->call = 0;  // a context kept past its call is refused
+    Py_DECREF(ctx);
+  }
   if (result != nullptr) {
     Py_DECREF(result);
     return 0;
@@ -234,6 +590,9 @@ std::string last_line(py::error_already_set& e) {
 PYBIND11_EMBEDDED_MODULE(_troupe, m) {
   m.doc() = "the host functions of troupe-worker-python, for the troupe module";
   host_error_type = py::register_exception<host_error>(m, "HostError", PyExc_RuntimeError).ptr();
+  if (ready_types() < 0) throw py::error_already_set();
+  m.add_object("Context", py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(&context_type)));
+  m.add_object("Message", py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(&message_type)));
   m.def("self_address", [](std::uint64_t call) { return g->host->self(ctx_of(call)); });
   if (PyModule_AddFunctions(m.ptr(), fast_methods) != 0) throw py::error_already_set();
   m.def("ask", [](std::uint64_t call, std::uint64_t to, std::string_view type, const py::bytes& payload,
@@ -319,7 +678,19 @@ status load_package(const ipc::json& assignment, const troupe_host_v1* host, tro
     builtins.attr("exec")(code, sdk.attr("__dict__"));
     sys.attr("modules")["troupe"] = sdk;
     g->create = sdk.attr("_create");
-    g->handle = sdk.attr("_handle");
+    g->handle_other = sdk.attr("_handle_other");
+    g->replay = sdk.attr("_replay");
+    g->address = sdk.attr("_address");
+    g->bytes = sdk.attr("_bytes");
+    // Held for the life of the process (g is never freed), whatever a package does to the module.
+    py::object context_class = sdk.attr("Context"), message_class = sdk.attr("Message");
+    if (!PyType_Check(context_class.ptr()) ||
+        !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(context_class.ptr()), &context_type) ||
+        !PyType_Check(message_class.ptr()) ||
+        !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(message_class.ptr()), &message_type))
+      return make_error(errc::internal, "the troupe SDK's Context or Message is not the worker's type");
+    g->context_class = reinterpret_cast<PyTypeObject*>(context_class.release().ptr());
+    g->message_class = reinterpret_cast<PyTypeObject*>(message_class.release().ptr());
     g->format_exception = py::module_::import("traceback").attr("format_exception");
     py::object actor_base = sdk.attr("Actor");
 

@@ -114,19 +114,43 @@ class ReplyHandle(tuple):
     correlation = property(lambda self: self[1])
 
 
-class Message:
-    """A message being handled. kind is one of TELL, ASK, ...; payload is the
-    raw bytes; json() parses them; text decodes them as UTF-8."""
+try:
+    # The worker's C types (worker/python/python_runtime.cpp): the hot path
+    # makes them without a Python call. Message's fields are read-only.
+    _MessageBase = _troupe.Message
+    _ContextBase = _troupe.Context
+except AttributeError:  # a host without them (worker/python/sdk_test.py's fake): the same in Python
+    class _MessageBase:
+        __slots__ = ("kind", "_sender", "correlation", "type", "payload", "reason")
 
-    __slots__ = ("kind", "_sender", "correlation", "type", "payload", "reason")
+        def __new__(cls, kind, sender, correlation, type, payload, reason=""):
+            self = object.__new__(cls)
+            self.kind, self._sender, self.correlation = kind, sender, correlation
+            self.type, self.payload, self.reason = type, payload, reason
+            return self
 
-    def __init__(self, kind, sender, correlation, type, payload, reason=""):
-        self.kind = kind
-        self._sender = sender  # an int; an Address only when asked for (the hot path skips it)
-        self.correlation = correlation
-        self.type = type
-        self.payload = payload
-        self.reason = reason
+    class _ContextBase:
+        __slots__ = ("_call", "_actor", "_replayed")
+
+        def __init__(self, call, actor):
+            self._call = call
+            self._actor = actor
+            self._replayed = None
+
+        def tell(self, to, type, payload=b""):
+            """One-way message; payload: bytes, str (UTF-8) or a JSON value. An
+            undeliverable one comes back as a DEAD_LETTER."""
+            if payload.__class__ is not bytes:
+                payload = _bytes(payload)
+            _tell(self._call, to if to.__class__ is Address else _address(to), type, payload)
+
+
+class Message(_MessageBase):
+    """A message being handled (read-only). kind is one of TELL, ASK, ...;
+    type a str; payload the raw bytes; json() parses them; text decodes them
+    as UTF-8; sender an Address; reason a str (why, for POISON and EXITED)."""
+
+    __slots__ = ()
 
     @property
     def sender(self):
@@ -175,28 +199,21 @@ class AskResult:
         return self.reply.json()
 
 
-class Context:
+class Context(_ContextBase):
     """What an actor can do. Valid only during the call it was passed to:
-    using it later raises HostError."""
+    using it later raises HostError.
 
-    __slots__ = ("_call", "_actor", "_replayed")
+    tell(to, type, payload=b"") sends a one-way message; payload: bytes, str
+    (UTF-8) or a JSON value (encoded now: what the sender changes later is not
+    seen by the receiver). An undeliverable one comes back as a DEAD_LETTER.
+    (Written in C in the worker: the hot call.)"""
 
-    def __init__(self, call, actor):
-        self._call = call
-        self._actor = actor
-        self._replayed = None  # handling an ask taken back from the stash: reply() answers it
+    __slots__ = ()
 
     @property
     def self(self):
         """This actor's address."""
         return Address(_troupe.self_address(self._call))
-
-    def tell(self, to, type, payload=b""):
-        """One-way message; payload: bytes, str (UTF-8) or a JSON value. An
-        undeliverable one comes back as a DEAD_LETTER."""
-        if payload.__class__ is not bytes:
-            payload = _bytes(payload)
-        _tell(self._call, to if to.__class__ is Address else _address(to), type, payload)
 
     def tell_json(self, to, value, type="json"):
         _troupe.tell(self._call, _address(to), type, to_json(value))
@@ -205,7 +222,7 @@ class Context:
         """Request; then(ctx, result) runs on this actor with an AskResult
         once the reply comes or the ask fails (timeout in seconds)."""
         ask_id = _troupe.ask(self._call, _address(to), type, _bytes(payload), int(timeout * 1000))
-        self._actor._troupe_asks[ask_id] = then
+        self._actor.__dict__.setdefault("_troupe_asks", {})[ask_id] = then
         return ask_id
 
     def reply(self, payload, type="json"):
@@ -286,6 +303,9 @@ class Actor:
     # ask in it is then answered by its timeout). Replies and exit requests
     # never reach it.
 
+    _troupe_behavior = None  # the handler of become(); None: receive()
+    _troupe_replay = ()  # messages unstash_all() gave back, to handle next
+
     def become(self, handler):
         """The next messages go to handler(ctx, msg) instead of receive(), until
         become() again or unbecome()."""
@@ -298,44 +318,31 @@ class Actor:
     def stash(self, msg):
         """Keeps msg to handle it later; an ask in it is answered by
         ctx.reply() in the handler that takes it back."""
-        self._troupe_stash.append(msg)
+        self.__dict__.setdefault("_troupe_stash", []).append(msg)
 
     def unstash_all(self):
         """The stashed messages come back, oldest first, before any newer
         message: once the current handler has returned."""
-        self._troupe_replay[0:0] = self._troupe_stash
-        self._troupe_stash = []
+        stash = self.__dict__.pop("_troupe_stash", None)
+        if stash:
+            stash.extend(self._troupe_replay)
+            self._troupe_replay = stash
 
     @property
     def stash_size(self):
-        return len(self._troupe_stash)
+        return len(self.__dict__.get("_troupe_stash", ()))
 
-    # Internal state, made on first use so subclasses need not call __init__.
-    def __getattr__(self, name):
-        if name == "_troupe_asks":
-            value = {}
-        elif name in ("_troupe_stash", "_troupe_replay"):
-            value = []
-        elif name == "_troupe_behavior":
-            value = None
-        else:
-            raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
-        object.__setattr__(self, name, value)
-        return value
+    # The internal state lives in the instance's __dict__ under _troupe_*
+    # names (made on first use, so subclasses need not call __init__).
 
 
-def _deliver(actor, ctx, msg):
-    behavior = actor._troupe_behavior
-    if behavior is not None:
-        behavior(ctx, msg)
-    else:
-        actor.receive(ctx, msg)
-
-
-def _create(cls, call):
-    """Called by the worker: a new instance of cls, started."""
+def _create(cls, ctx):
+    """Called by the worker: a new instance of cls, started. ctx: the Context
+    of this call (or its call id)."""
+    if ctx.__class__ is not Context:
+        ctx = Context(ctx, None)
     actor = cls()
-    ctx = Context(call, actor)
+    ctx._actor = actor
     try:
         actor.on_start(ctx)
     finally:
@@ -343,8 +350,36 @@ def _create(cls, call):
     return actor
 
 
+def _replay(actor, ctx):
+    """Handles the messages unstash_all() gave back (called once a handler returned with some)."""
+    replay = actor._troupe_replay
+    while replay:
+        msg = replay.pop(0)
+        ctx._replayed = msg.reply_handle if msg.kind == ASK else None
+        try:
+            behavior = actor._troupe_behavior
+            if behavior is None:
+                actor.receive(ctx, msg)
+            else:
+                behavior(ctx, msg)
+        finally:
+            ctx._replayed = None
+        replay = actor._troupe_replay  # a handler may have unstashed again
+
+
+def _handle_other(actor, ctx, kind, sender, correlation, type, payload, reason):
+    """The exit request and the answers to this actor's asks."""
+    if kind == EXIT:
+        actor.on_exit(ctx)
+    else:  # a reply or failure of this actor's ask
+        then = actor.__dict__.get("_troupe_asks", {}).pop(correlation, None)
+        if then is not None:  # else a late reply after a timeout
+            then(ctx, AskResult(Message(kind, sender, correlation, type, payload, reason)))
+
+
 def _handle(actor, call, kind, sender, correlation, type, payload, reason):
-    """Called by the worker for each message to actor (the dispatch of the C++ SDK)."""
+    """The dispatch of one message to actor, as the worker does it in C
+    (python_runtime.cpp handle()): for hosts without the C path and the tests."""
     ctx = Context(call, actor)
     try:
         if kind <= ASK or kind == TIMER or kind > EXIT:  # tell, ask, timer, dead letter, poison, exited
@@ -354,17 +389,9 @@ def _handle(actor, call, kind, sender, correlation, type, payload, reason):
                 actor.receive(ctx, msg)
             else:
                 behavior(ctx, msg)
-            replay = actor.__dict__.get("_troupe_replay")
-            while replay:
-                msg = replay.pop(0)
-                ctx._replayed = msg.reply_handle if msg.kind == ASK else None
-                _deliver(actor, ctx, msg)
-                ctx._replayed = None
-        elif kind == EXIT:
-            actor.on_exit(ctx)
-        else:  # a reply or failure of this actor's ask
-            then = actor._troupe_asks.pop(correlation, None)
-            if then is not None:  # else a late reply after a timeout
-                then(ctx, AskResult(Message(kind, sender, correlation, type, payload, reason)))
+            if actor._troupe_replay:
+                _replay(actor, ctx)
+        else:
+            _handle_other(actor, ctx, kind, sender, correlation, type, payload, reason)
     finally:
         ctx._call = 0

@@ -27,7 +27,7 @@ def free_port():
 
 
 class System:
-    def __init__(self):
+    def __init__(self, *start_args):
         if not BIN or not PACKAGES:
             pytest.skip("TROUPE_BIN_DIR and TROUPE_PACKAGES_DIR are not set (run through ctest)")
         self.home = tempfile.mkdtemp(prefix="troupe-pytest-")
@@ -39,7 +39,7 @@ class System:
         why = ""
         for _ in range(5):  # a free port may be taken before the daemon binds it
             self.port = free_port()
-            r = self.troupe("start", "--port", str(self.port), "--leader", self.where)
+            r = self.troupe("start", "--port", str(self.port), "--leader", self.where, *start_args)
             if r.returncode == 0:
                 with open(os.path.join(self.home, "systems", str(self.port), "pid")) as f:
                     self.pid = int(f.read().strip())
@@ -91,3 +91,19 @@ def system():
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture
+def make_system():
+    """System(*start_args) for a test that needs its own options; each stopped at the end."""
+    made = []
+
+    def make(*start_args):
+        made.append(System(*start_args))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for s in made:
+            s.stop()

@@ -26,7 +26,7 @@ import time
 
 import zmq
 
-__all__ = ["Client", "TroupeError", "connect", "default_home", "system_endpoint"]
+__all__ = ["Client", "Subscription", "TroupeError", "connect", "default_home", "system_endpoint"]
 __version__ = "0.1.0"
 
 SIGNATURE = b"TRC\x01"  # control message signature, version 1 (PROTOCOL.md §4.1)
@@ -88,11 +88,15 @@ class Client:
         self._ctx = context or zmq.Context.instance()
         self._rid = itertools.count(1)
         self._socket = None
+        self._subs = {}  # rid → the live Subscription of events (follow) under it
         self._open()
 
     def _open(self):
         if self._socket is not None:
             self._socket.close(linger=0)
+        # A new connection is a new peer to the system: its subscriptions are gone.
+        for sub in list(self._subs.values()):
+            sub._finish("the connection was reopened (a call had no answer in time)")
         s = self._ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         if self._curve:
@@ -104,6 +108,8 @@ class Client:
         self._socket = s
 
     def close(self):
+        for sub in list(self._subs.values()):
+            sub._finish("the client was closed")
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -119,7 +125,11 @@ class Client:
     def call(self, command, body=None, timeout=10.0):
         """Sends one command with a JSON object body; returns the answer's body
         without rid and ok. Raises TroupeError with the protocol's code."""
-        rid = next(self._rid)
+        return self._call(next(self._rid), command, body, timeout)
+
+    def _call(self, rid, command, body, timeout):
+        if self._socket is None:
+            raise TroupeError("this client is closed", "invalid_argument")
         request = dict(body or {})
         request["rid"] = rid
         self._socket.send_multipart([SIGNATURE, command.encode("ascii"), json.dumps(request).encode("utf-8")])
@@ -139,6 +149,9 @@ class Client:
                 answer = json.loads(frames[2])
             except ValueError as e:
                 raise TroupeError("malformed answer from the system: %s" % e, "protocol")
+            if frames[1] == b"reply" and answer.get("rid") in self._subs:
+                self._subs[answer["rid"]]._take(answer)  # a followed stream's message: kept for it
+                continue
             if frames[1] != b"reply" or answer.get("rid") != rid:
                 continue  # a stale answer to an earlier, timed-out call
             if not answer.get("ok", False):
@@ -200,6 +213,160 @@ class Client:
 
     def systems(self):
         return self.call("systems")
+
+    def events(self, since=0, max=None):
+        """The events numbered after since that the system still keeps, oldest
+        first (PROTOCOL.md §6.5): one answer, at most max (1–1000, default 1000)
+        events. Its fields: events (a list of dicts with seq, time_ms, kind, ...),
+        missed, first_seq, last_seq, system, more (ask again with since the last
+        seq). See all_events() for every one."""
+        body = {"since": int(since)}
+        if max is not None:
+            body["max"] = int(max)
+        return self.call("events", body)
+
+    def all_events(self, since=0):
+        """Every event numbered after since that the system keeps (asks while more)."""
+        out = []
+        while True:
+            answer = self.events(since)
+            out.extend(answer["events"])
+            if answer["events"]:
+                since = answer["events"][-1]["seq"]
+            if not answer.get("more") or not answer["events"]:
+                return out
+
+    def follow(self, since=None, heartbeats=5):
+        """Subscribes this connection to the system's events: a Subscription
+        whose iteration yields every event after since (default: from now on)
+        as it happens, ending when the system ends the stream (its reason in
+        .ended). A system silent for `heartbeats` heartbeat periods is gone:
+        TroupeError with code "unavailable". Other calls on this client may be
+        made meanwhile. Close it (or leave its with block) to unsubscribe."""
+        if since is None:
+            since = self.events(0, max=1)["last_seq"]
+        rid = next(self._rid)  # the stream's messages come under the request's rid
+        first = self._call(rid, "events", {"since": int(since), "follow": True}, 10.0)
+        sub = Subscription(self, rid, first, heartbeats)
+        self._subs[rid] = sub
+        return sub
+
+    def unsubscribe(self, timeout=10.0):
+        """Ends every subscription of this connection; how many there were."""
+        n = self.call("events", {"unsubscribe": True}, timeout=timeout).get("unsubscribed", 0)
+        for sub in list(self._subs.values()):
+            sub._finish("unsubscribed")
+        return n
+
+    def _next_stream_message(self, sub, timeout):
+        """Reads the socket until sub has a message queued or timeout (seconds) passes."""
+        deadline = time.monotonic() + timeout
+        while not sub._queue:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._socket is None:
+                return
+            if not self._socket.poll(max(1, int(left * 1000)), zmq.POLLIN):
+                continue
+            frames = self._socket.recv_multipart()
+            if len(frames) != 3 or frames[0] != SIGNATURE or frames[1] != b"reply":
+                raise TroupeError("malformed message from the system", "protocol")
+            try:
+                answer = json.loads(frames[2])
+            except ValueError as e:
+                raise TroupeError("malformed message from the system: %s" % e, "protocol")
+            target = self._subs.get(answer.get("rid"))
+            if target is not None:
+                target._take(answer)
+            # else a stale answer to an earlier, timed-out call
+
+
+class Subscription:
+    """The events a Client follows (Client.follow). Iterating yields each event
+    (a dict: seq, time_ms, kind, ...); next_batch() gives the system's
+    messages one at a time. missed counts the events this subscription did not
+    get (not kept by the system, or this client fell behind); ended is None
+    while the stream lives, else why it ended."""
+
+    def __init__(self, client, rid, first, heartbeats):
+        self._client = client
+        self.rid = rid
+        self.heartbeat = first.get("heartbeat_ms", 1000) / 1000.0
+        self._silence = heartbeats * self.heartbeat  # then the system is gone
+        self._heard = time.monotonic()
+        self._queue = [dict(first, ok=True)]  # call() took ok off
+        self.system = first.get("system")
+        self.missed = 0
+        self.last_seq = 0
+        self.ended = None
+
+    def _take(self, answer):
+        self._heard = time.monotonic()
+        self._queue.append(answer)
+
+    def _finish(self, why):
+        if self.ended is None:
+            self.ended = why
+        self._client._subs.pop(self.rid, None)
+
+    def next_batch(self, timeout=1.0):
+        """The next message of the stream that carries events or ends it, as a
+        dict (events, missed; end: why, when it is the last); None when none
+        came within timeout seconds (heartbeats are read, not returned). After
+        the end, None at once. Raises TroupeError "unavailable" when the system
+        stopped sending (no heartbeat for the subscription's silence), or with
+        the system's code when it ended the stream with an error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._queue:
+                body = self._queue.pop(0)
+                if not body.get("ok", False):
+                    self._finish(body.get("error", "the system ended the subscription"))
+                    raise TroupeError(self.ended, body.get("code", "refused"), body)
+                self.missed += body.get("missed", 0)
+                events = body.get("events", [])
+                if events:
+                    self.last_seq = max(self.last_seq, events[-1].get("seq", 0))
+                if "end" in body:
+                    self._finish(body["end"])
+                    return body
+                if events:
+                    return body
+                continue  # a heartbeat
+            if self.ended is not None:
+                return None
+            now = time.monotonic()
+            if now - self._heard > self._silence:
+                self._finish("the system stopped sending its events")
+                raise TroupeError("the system at %s stopped sending its events (%d ms without a heartbeat): "
+                                  "it went away" % (self._client.endpoint, self._silence * 1000), "unavailable")
+            left = deadline - now
+            if left <= 0:
+                return None
+            self._client._next_stream_message(self, min(left, self.heartbeat))
+
+    def __iter__(self):
+        while True:
+            body = self.next_batch(self.heartbeat)
+            if body is None:
+                if self.ended is not None:
+                    return
+                continue
+            for e in body.get("events", []):
+                yield e
+            if "end" in body:
+                return
+
+    def close(self):
+        """Unsubscribes (every subscription of the client's connection ends)."""
+        if self.ended is None and self._client._socket is not None:
+            self._client.unsubscribe()
+        self._finish("unsubscribed")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def connect(system="127.0.0.1:1900", home=None, tcp_only=False, server_key=None, context=None):
