@@ -23,7 +23,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <stdexcept>
@@ -241,7 +240,8 @@ class actor {
   /// The stashed messages come back, oldest first, before any newer message:
   /// once the current handler has returned.
   void unstash_all() {
-    replay_.insert(replay_.begin(), std::make_move_iterator(stash_.begin()), std::make_move_iterator(stash_.end()));
+    replay_.insert(replay_.begin() + static_cast<std::ptrdiff_t>(replay_next_), std::make_move_iterator(stash_.begin()),
+                   std::make_move_iterator(stash_.end()));
     stash_.clear();
   }
   /// How many messages wait in the stash.
@@ -269,9 +269,12 @@ class actor {
         deliver(ctx, msg);
     }
     // What unstash_all() gave back, before the next message.
-    while (!replay_.empty()) {
-      const stashed s = std::move(replay_.front());
-      replay_.pop_front();
+    while (replay_next_ < replay_.size()) {
+      const stashed s = std::move(replay_[replay_next_++]);
+      if (replay_next_ == replay_.size()) {
+        replay_.clear();
+        replay_next_ = 0;
+      }
       const troupe_message raw{
           s.kind,           s.from,          s.correlation,
           s.type.data(),    s.type.size(),   reinterpret_cast<const std::uint8_t*>(s.payload.data()),
@@ -306,8 +309,11 @@ class actor {
   std::unordered_map<std::uint64_t, context::ask_callback> pending_asks_;
   behavior behavior_;
   std::vector<behavior> retired_;
-  std::deque<stashed> stash_;
-  std::deque<stashed> replay_;
+  // Vectors, not deques: libstdc++'s deque allocates about 600 bytes when
+  // constructed, and every actor has these, nearly always empty.
+  std::vector<stashed> stash_;
+  std::vector<stashed> replay_;  // consumed from replay_next_ on
+  std::size_t replay_next_ = 0;
 };
 
 inline void context::ask(address to, std::string_view type, std::string_view payload, std::chrono::milliseconds timeout,
