@@ -304,6 +304,8 @@ raw_zmq_oneway::~raw_zmq_oneway() {
   if (impl_->child && impl_->reps_left == 0) impl_->child->wait(std::chrono::seconds(5));
 }
 
+pid_t raw_zmq_oneway::child_pid() const { return impl_->child ? impl_->child->pid() : -1; }
+
 double raw_zmq_oneway::run() {
   if (impl_->reps_left-- <= 0) throw bench_error("raw zmq sink: no repetition left");
   zmq::message_t m;

@@ -170,6 +170,8 @@ class raw_zmq_oneway {
   /// One repetition (at most `reps`); msg/s from the first send to the n-th
   /// arrival.
   double run();
+  /// The sink child (for pinning).
+  [[nodiscard]] pid_t child_pid() const;
 
  private:
   struct impl;

@@ -218,25 +218,51 @@ void measure_cross_system_throughput(convention& c, const std::string& package_i
   live_system& L = *c.leader;
   const spawned blaster = spawn_via(L, "Blaster", package_id);
   const spawned sink = spawn_via(L, "Ponger", package_id);
-  raw_zmq_oneway raw(L.home(), z.blast_msgs, z.rtt_reps, payload_bytes, raw_transport::tcp);
+  // Unpinned, all on one CPU, the two sides on two CPUs (as the round trip),
+  // repetitions interleaved across the three.
+  const std::vector<int> cpus = allowed_cpus();
+  std::vector<std::optional<placement>> placements{std::nullopt};
+  if (!cpus.empty()) placements.push_back(placement::same_cpu);
+  if (cpus.size() >= 2) placements.push_back(placement::split_cpu);
+  const int reps = z.rtt_reps * static_cast<int>(placements.size());
+  raw_zmq_oneway raw(L.home(), z.blast_msgs, reps, payload_bytes, raw_transport::tcp);
   (void)blast_rate(L, blaster.addr, sink.addr, 20000);  // warm-up: routes, links
-  std::vector<double> t, b;
-  for (int i = 0; i < z.rtt_reps; ++i) {
-    b.push_back(raw.run());
-    t.push_back(blast_rate(L, blaster.addr, sink.addr, z.blast_msgs));
+  const pid_t sender_pid = worker_of(*c.m1.sys, package_id);
+  const pid_t sink_pid = worker_of(*c.m2.sys, package_id);
+  auto place = [&](std::optional<placement> p) {
+    const int first = p ? cpus[0] : -1;
+    const int second = !p ? -1 : *p == placement::same_cpu ? cpus[0] : cpus[1];
+    for (pid_t pid : {::getpid(), L.system_pid(), c.m1.sys->system_pid(), sender_pid}) pin_process(pid, first, cpus);
+    for (pid_t pid : {c.m2.sys->system_pid(), sink_pid, raw.child_pid()}) pin_process(pid, second, cpus);
+  };
+  std::vector<std::vector<double>> t(placements.size()), b(placements.size());
+  for (int i = 0; i < z.rtt_reps; ++i)
+    for (std::size_t k = 0; k < placements.size(); ++k) {
+      place(placements[k]);
+      b[k].push_back(raw.run());
+      t[k].push_back(blast_rate(L, blaster.addr, sink.addr, z.blast_msgs));
+    }
+  place(std::nullopt);
+  for (std::size_t k = 0; k < placements.size(); ++k) {
+    std::string reps_text;
+    for (std::size_t i = 0; i < t[k].size(); ++i) reps_text += " " + fmt(t[k][i] / b[k][i]);
+    const std::string sfx = placements[k] ? suffix(*placements[k]) : "";
+    say("  ratio by repetition" + sfx + ":" + reps_text);
+    figure f{"cross_system_throughput" + sfx,
+             median(t[k]),
+             "msg/s",
+             median(b[k]),
+             "raw ZeroMQ tcp://127.0.0.1 PUSH/PULL one-way, 2 processes, 64 B" +
+                 std::string(!placements[k]                          ? ""
+                             : *placements[k] == placement::same_cpu ? ", all on one CPU"
+                                                                     : ", the two sides on two CPUs"),
+             ">= 0.5x baseline",
+             {}};
+    f.met = f.ratio() >= 0.5;
+    f.samples = t[k];
+    f.baseline_samples = b[k];
+    out.push_back(f);
   }
-  std::string reps;
-  for (std::size_t i = 0; i < t.size(); ++i) reps += " " + fmt(t[i] / b[i]);
-  say("  ratio by repetition:" + reps);
-  figure f{"cross_system_throughput",
-           median(t),
-           "msg/s",
-           median(b),
-           "raw ZeroMQ tcp://127.0.0.1 PUSH/PULL one-way, 2 processes, 64 B",
-           ">= 0.5x baseline",
-           {}};
-  f.met = f.ratio() >= 0.5;
-  out.push_back(f);
   (void)L.call("kill", json{{"target", blaster.addr.to_string()}}, 10s);
   (void)L.call("kill", json{{"target", sink.addr.to_string()}}, 10s);
 }
