@@ -1810,3 +1810,36 @@ TEST_CASE("with --direct-links off, records between systems go through the super
   CHECK(data_status(a).value("relayed", 0) >= 100);
   CHECK(data_status(a).value("linked", -1) == 0);
 }
+
+TEST_CASE("a sending worker SIGKILLed: the other system forgets its links, and its successor links anew",
+          "[integration][convention][direct]") {
+  test_system lead(lead_args());
+  test_system a(lead, 0, member_args(lead, ""));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_RELAY_V1_PKG);
+  place_on(lead, "Relay", pkg, "src", a);
+  place_on(lead, "Relay", pkg, "dst", b);
+  // An ask across and back: dst's worker links to src's worker for the answer.
+  CHECK(lead.ask("src", json{{"via", "dst"}, {"payload", {{"echo", 1}}}})["answer"] == 1);
+  REQUIRE(lead.run({"ask", "src", json{{"burst", 1000}, {"to", "dst"}}.dump()}).exit_code == 0);
+  REQUIRE(eventually([&] { return lead.ask("dst", json{{"tell_count", true}})["count"] == 1000; }));
+  const auto linked_before = data_status(b).value("hosted", 0);
+  CHECK(linked_before >= 1);
+
+  (void)lead.run({"ask", "src", json{{"crash", "segv"}}.dump(), "--timeout", "2000"});  // its worker dies
+  REQUIRE(wait_actor(lead, "src", "running", a.where()));
+  // The answer comes back to the new process: dst's worker dropped its route
+  // to the dead one's tcp inbox when b learnt of the death.
+  json answer;
+  CHECK(eventually([&] {
+    auto r = lead.run({"ask", "src", json{{"via", "dst"}, {"payload", {{"echo", 2}}}}.dump(), "--timeout", "3000"});
+    answer = json::parse(r.out, nullptr, false);
+    return answer.is_object() && answer.value("answer", json()) == 2;
+  }));
+  INFO(answer.dump());
+  REQUIRE(lead.run({"ask", "src", json{{"burst", 1000}, {"to", "dst"}}.dump()}).exit_code == 0);
+  CHECK(eventually([&] { return lead.ask("dst", json{{"tell_count", true}})["count"] == 2000; }));
+  CHECK(data_status(b).value("hosted", 0) > linked_before);  // linked again, to the new process
+  CHECK(data_status(a).value("relayed", -1) == 0);
+}
