@@ -161,9 +161,10 @@ int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep, bool c
   }
 }
 
-int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n, int reps) {
+int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n, int reps,
+                  bool connect_pull) {
   zmq::context_t ctx{1};
-  auto [in, out] = child_sockets(ctx, pull_ep, push_ep);
+  auto [in, out] = child_sockets(ctx, pull_ep, push_ep, connect_pull);
   zmq::message_t m;
   (void)in.recv(m);  // hello: both connections are up
   out.send(zmq::buffer("hello", 5), zmq::send_flags::none);
@@ -270,16 +271,27 @@ struct raw_zmq_oneway::impl {
   std::unique_ptr<child_process> child;
 };
 
-raw_zmq_oneway::raw_zmq_oneway(const std::string& dir, std::uint64_t n, int reps, std::size_t payload_bytes)
+raw_zmq_oneway::raw_zmq_oneway(const std::string& dir, std::uint64_t n, int reps, std::size_t payload_bytes,
+                               raw_transport transport)
     : impl_(std::make_unique<impl>()) {
-  const std::string fwd = "ipc://" + dir + "/raw-sink-in.sock";
-  const std::string back = "ipc://" + dir + "/raw-sink-out.sock";
   data_socket_options(impl_->out);
   data_socket_options(impl_->in);
-  impl_->in.bind(back);
-  impl_->child = std::make_unique<child_process>(
-      std::vector<std::string>{self_exe(), "--zmq-sink", fwd, back, std::to_string(n), std::to_string(reps)});
-  impl_->out.connect(fwd);
+  if (transport == raw_transport::tcp) {
+    // As raw_zmq_rtt: both ends bound here on ephemeral ports, the child connects.
+    impl_->in.bind("tcp://127.0.0.1:*");
+    impl_->out.bind("tcp://127.0.0.1:*");
+    const std::string back = impl_->in.get(zmq::sockopt::last_endpoint);
+    const std::string fwd = impl_->out.get(zmq::sockopt::last_endpoint);
+    impl_->child = std::make_unique<child_process>(
+        std::vector<std::string>{self_exe(), "--zmq-sink-connect", fwd, back, std::to_string(n), std::to_string(reps)});
+  } else {
+    const std::string fwd = "ipc://" + dir + "/raw-sink-in.sock";
+    const std::string back = "ipc://" + dir + "/raw-sink-out.sock";
+    impl_->in.bind(back);
+    impl_->child = std::make_unique<child_process>(
+        std::vector<std::string>{self_exe(), "--zmq-sink", fwd, back, std::to_string(n), std::to_string(reps)});
+    impl_->out.connect(fwd);
+  }
   zmq::message_t m;
   impl_->out.send(zmq::buffer("hello", 5), zmq::send_flags::none);
   if (!impl_->in.recv(m)) throw bench_error("raw zmq sink: no hello");
@@ -291,6 +303,8 @@ raw_zmq_oneway::raw_zmq_oneway(const std::string& dir, std::uint64_t n, int reps
 raw_zmq_oneway::~raw_zmq_oneway() {
   if (impl_->child && impl_->reps_left == 0) impl_->child->wait(std::chrono::seconds(5));
 }
+
+pid_t raw_zmq_oneway::child_pid() const { return impl_->child ? impl_->child->pid() : -1; }
 
 double raw_zmq_oneway::run() {
   if (impl_->reps_left-- <= 0) throw bench_error("raw zmq sink: no repetition left");

@@ -127,7 +127,8 @@ class process_watch {
 /// its PULL at pull_ep, or connects it there when connect_pull (tcp: the
 /// parent bound both ends on ephemeral ports).
 int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep, bool connect_pull = false);
-int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n, int reps);
+int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n, int reps,
+                  bool connect_pull = false);
 
 // ---------------------------------------------------------------- baselines
 
@@ -163,11 +164,14 @@ class raw_zmq_rtt {
 /// to a PULL child, which stamps the arrival of the n-th (blocking calls).
 class raw_zmq_oneway {
  public:
-  raw_zmq_oneway(const std::string& dir, std::uint64_t n, int reps, std::size_t payload_bytes);
+  raw_zmq_oneway(const std::string& dir, std::uint64_t n, int reps, std::size_t payload_bytes,
+                 raw_transport transport = raw_transport::ipc);
   ~raw_zmq_oneway();
   /// One repetition (at most `reps`); msg/s from the first send to the n-th
   /// arrival.
   double run();
+  /// The sink child (for pinning).
+  [[nodiscard]] pid_t child_pid() const;
 
  private:
   struct impl;
@@ -376,7 +380,8 @@ void measure_verification(const std::string& home, const std::string& archive, i
 struct convention_sizes {
   std::size_t rtt_samples = 3000;  // per repetition
   int rtt_reps = 7;
-  int chgcap_samples = 15;  // after 1 warm-up
+  std::uint64_t blast_msgs = 200000;  // per repetition of cross_system_throughput
+  int chgcap_samples = 15;            // after 1 warm-up
   int kill_samples = 5;
   int load_samples = 10;  // after 1 warm-up
 };

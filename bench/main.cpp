@@ -3,7 +3,8 @@
 // --out FILE as JSON: [{name, value, unit, baseline, ratio}, ...].
 // What each figure means: docs/PERFORMANCE.md.
 //
-//   troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only | --python-only]
+//   troupe-bench [--out FILE] [--quick]
+//                [--crash-only | --metrics-only | --load-only | --client-only | --python-only | --convention-only]
 //
 // Hidden sub-commands (processes of baselines, run by the bench itself):
 //   troupe-bench --zmq-echo PULL_EP PUSH_EP
@@ -701,13 +702,15 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 
 int usage() {
   std::cerr << "usage: troupe-bench [--out FILE] [--quick]\n"
-               "                    [--crash-only | --metrics-only | --load-only | --client-only | --python-only]\n"
+               "                    [--crash-only | --metrics-only | --load-only | --client-only | --python-only |\n"
+               "                     --convention-only]\n"
                "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
                "  --crash-only: crash_restart_answering alone\n"
                "  --load-only: the package_load_* and verification figures alone\n"
                "  --client-only: client_ask_rtt_p50 alone\n"
                "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n"
-               "  --python-only: the python_* figures alone (bench/python_bench.py)\n";
+               "  --python-only: the python_* figures alone (bench/python_bench.py)\n"
+               "  --convention-only: the built-in convention's figures alone (cross_system_...)\n";
   return 64;
 }
 
@@ -719,6 +722,7 @@ int run(int argc, char** argv) {
   bool load_only = false;
   bool client_only = false;
   bool python_only = false;
+  bool convention_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
@@ -735,6 +739,8 @@ int run(int argc, char** argv) {
       client_only = true;
     else if (a == "--python-only")
       python_only = true;
+    else if (a == "--convention-only")
+      convention_only = true;
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -762,6 +768,7 @@ int run(int argc, char** argv) {
     z.convention.chgcap_samples = 3;
     z.convention.kill_samples = 2;
     z.convention.load_samples = 2;
+    z.convention.blast_msgs = 50000;
   }
   const std::string bin = self_dir();
   const std::string ready_exe = bin + "/troupe-bench-ready";
@@ -774,6 +781,12 @@ int run(int argc, char** argv) {
   std::vector<unavailable_figure> unavailable;
   if (metrics_only) {
     measure_metrics_cost(bin + "/troupe", z, figs, unavailable);
+    print_table(figs, unavailable);
+    if (!out_file.empty()) write_json(figs, unavailable, out_file);
+    return 0;
+  }
+  if (convention_only) {  // the built-in mode's convention figures alone (cross-system path)
+    measure_convention(bin + "/troupe", TROUPE_BENCH_PACKAGE, ready_exe, z.convention, figs);
     print_table(figs, unavailable);
     if (!out_file.empty()) write_json(figs, unavailable, out_file);
     return 0;
@@ -862,6 +875,8 @@ int main(int argc, char** argv) {
     if (argc >= 3 && std::strcmp(argv[1], "--plain-actors") == 0) return plain_actors_main(std::stoul(argv[2]));
     if (argc >= 6 && std::strcmp(argv[1], "--zmq-sink") == 0)
       return zmq_sink_main(argv[2], argv[3], std::stoull(argv[4]), std::stoi(argv[5]));
+    if (argc >= 6 && std::strcmp(argv[1], "--zmq-sink-connect") == 0)
+      return zmq_sink_main(argv[2], argv[3], std::stoull(argv[4]), std::stoi(argv[5]), true);
     return run(argc, argv);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench: " << e.what() << std::endl;

@@ -65,6 +65,7 @@ bench_packages::bench_packages(const std::string& home, const std::string& packa
              small_manifest("benchconv",
                             "  Where: { requires: { bench_cap: true } }\n"
                             "  Pinger: { requires: { side_a: true } }\n"
+                            "  Blaster: { requires: { side_a: true } }\n"
                             "  Ponger: { requires: { side_b: true } }\n"
                             "  Idle: {}\n"));
   fs::create_directories(h / "outbox");

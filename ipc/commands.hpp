@@ -54,6 +54,8 @@ inline constexpr std::string_view stopped = "stopped";
 inline constexpr std::string_view watch = "watch";
 inline constexpr std::string_view unwatch = "unwatch";
 inline constexpr std::string_view bye = "bye";
+/// A direct link's key was admitted (answers supervisor::admit).
+inline constexpr std::string_view admitted = "admitted";
 }  // namespace worker
 
 /// The supervisor → a worker (§4.3).
@@ -61,6 +63,9 @@ namespace supervisor {
 inline constexpr std::string_view create = "create";
 inline constexpr std::string_view stop = "stop";
 inline constexpr std::string_view peer_died = "peer_died";
+/// A worker of another system may connect to this worker's tcp inbox (its
+/// key), and this worker reaches that one's tcp inbox with that key.
+inline constexpr std::string_view admit = "admit";
 /// Drop the cached route to an address (wire name "forget").
 inline constexpr std::string_view forget_route = "forget";
 inline constexpr std::string_view forget_name = "forget_name";
@@ -93,6 +98,11 @@ inline constexpr std::string_view result = "result";
 inline constexpr std::string_view data = "data";
 /// The receiver of `data` took every record of a channel up to a number.
 inline constexpr std::string_view data_ack = "data_ack";
+// Direct links between workers of two systems (docs/PROTOCOL.md §5.13).
+inline constexpr std::string_view link = "link";
+inline constexpr std::string_view linked = "linked";
+inline constexpr std::string_view link_refused = "link_refused";
+inline constexpr std::string_view worker_died = "worker_died";
 }  // namespace peer
 
 }  // namespace troupe::ipc::cmd

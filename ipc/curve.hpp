@@ -73,6 +73,9 @@ status trust_key(const std::filesystem::path& dir, std::string_view name, std::s
 
 /// The ZAP domain of the links between systems.
 inline constexpr std::string_view peer_zap_domain = "troupe";
+/// The ZAP domain of a worker's tcp inbox for workers of other systems
+/// (direct links, docs/PROTOCOL.md §5.13): the keys its supervisor admitted.
+inline constexpr std::string_view direct_zap_domain = "troupe-direct";
 /// The ZAP domain of a system's sockets for its workers (control, gateway).
 inline constexpr std::string_view worker_zap_domain = "troupe-worker";
 

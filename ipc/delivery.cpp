@@ -20,6 +20,36 @@ inbound_ledger::channel_state* inbound_ledger::find(cause c) {
   return &ch;
 }
 
+inbound_ledger::arrival inbound_ledger::arrive(std::uint32_t channel, std::uint64_t seq) {
+  auto& ch = channels_[channel - 1];
+  if (ch.forgotten) return arrival::take;  // nothing is acknowledged any more: as it comes
+  if (seq == ch.next_seq) {
+    ++ch.next_seq;
+    return arrival::take;
+  }
+  if (seq > ch.next_seq) return arrival::gap;
+  // A copy. Still being handled: its ack comes when it is done. Done: its
+  // ack may have been lost with a connection, so it goes again.
+  for (const auto& e : ch.pending)
+    if (e.seq == seq) {
+      if (e.holds != 0) return arrival::duplicate;
+      break;
+    }
+  mark_done(ch, channel, seq);
+  return arrival::duplicate;
+}
+
+void inbound_ledger::mark_done(channel_state& ch, std::uint32_t index, std::uint64_t seq) {
+  if (!ch.done.empty() && ch.done.back().second + 1 == seq)
+    ch.done.back().second = seq;
+  else
+    ch.done.emplace_back(seq, seq);
+  if (!ch.dirty) {
+    ch.dirty = true;
+    dirty_.push_back(index);
+  }
+}
+
 cause inbound_ledger::begin(std::uint32_t channel, std::uint64_t seq) {
   auto& ch = channels_[channel - 1];
   if (ch.forgotten) return {};
@@ -36,14 +66,7 @@ void inbound_ledger::release(cause c) {
   if (ch == nullptr) return;
   auto& e = ch->pending[c.entry - ch->first_entry];
   if (e.holds == 0 || --e.holds != 0) return;
-  if (!ch->done.empty() && ch->done.back().second + 1 == e.seq)
-    ch->done.back().second = e.seq;
-  else
-    ch->done.emplace_back(e.seq, e.seq);
-  if (!ch->dirty) {
-    ch->dirty = true;
-    dirty_.push_back(c.channel);
-  }
+  mark_done(*ch, c.channel, e.seq);
   // Done entries leave once no earlier one is pending (entry numbers stay put).
   while (!ch->pending.empty() && ch->pending.front().holds == 0) {
     ch->pending.pop_front();
@@ -56,6 +79,11 @@ record_origin inbound_ledger::origin(cause c) const {
   const auto& ch = channels_[c.channel - 1];
   if (c.entry < ch.first_entry || c.entry - ch.first_entry >= ch.pending.size()) return {ch.id, 0};
   return {ch.id, ch.pending[c.entry - ch.first_entry].seq};
+}
+
+std::string_view inbound_ledger::ack_endpoint_of(cause c) const {
+  if (c.channel == 0 || c.channel > channels_.size()) return {};
+  return channels_[c.channel - 1].ack_endpoint;
 }
 
 void inbound_ledger::forget_endpoint(std::string_view ack_endpoint) {

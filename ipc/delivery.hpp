@@ -43,6 +43,18 @@ class inbound_ledger {
   /// The channel a batch opens with (its channel record): returns its index.
   std::uint32_t open(std::uint64_t channel_id, std::string_view ack_endpoint);
 
+  /// What to do with numbered record seq of channel arriving. A channel's
+  /// records are taken once and in order (1, 2, 3, ...): over ipc nothing is
+  /// lost or repeated, but over tcp a sender sends again what it has not seen
+  /// acknowledged in time (a connection that dropped loses what was in
+  /// flight), so a receiver meets copies and, after a loss, gaps.
+  enum class arrival {
+    take,       ///< the next one: begin() it and deliver it
+    duplicate,  ///< taken already: dropped; if done, acknowledged again (its ack may be what was lost)
+    gap,        ///< past the next one (an earlier one was lost): dropped, it comes again in order
+  };
+  arrival arrive(std::uint32_t channel, std::uint64_t seq);
+
   /// A sequenced record of channel is about to be handled. The cause holds
   /// one count for the handling itself: release it when the handler returns.
   cause begin(std::uint32_t channel, std::uint64_t seq);
@@ -54,6 +66,8 @@ class inbound_ledger {
 
   /// The channel id and sequence number of the record c stands for.
   [[nodiscard]] record_origin origin(cause c) const;
+  /// Where the channel of c sends its acks (its sender's inbox); empty when unknown.
+  [[nodiscard]] std::string_view ack_endpoint_of(cause c) const;
 
   /// Calls f(ack_endpoint, channel_id, first, last) for every run of
   /// consecutive records done since the last call.
@@ -79,7 +93,9 @@ class inbound_ledger {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> done;  // runs of seqs to acknowledge
     bool dirty = false;                                         // done is not empty
     bool forgotten = false;
+    std::uint64_t next_seq = 1;  // the next record to take
   };
+  void mark_done(channel_state& ch, std::uint32_t index, std::uint64_t seq);
 
   channel_state* find(cause c);
 

@@ -214,3 +214,117 @@ TEST_CASE("without acks a link numbers and keeps nothing", "[delivery]") {
   CHECK(link.unacknowledged_batches() == 0);
   CHECK(peer->channel_id == 0);
 }
+
+TEST_CASE("a channel's records are taken once and in order; a copy of a done one is acknowledged again", "[delivery]") {
+  inbound_ledger ledger;
+  const auto ch = ledger.open(77, "tcp://127.0.0.1:5000");
+  using arrival = inbound_ledger::arrival;
+  REQUIRE(ledger.arrive(ch, 1) == arrival::take);
+  auto c1 = ledger.begin(ch, 1);
+  CHECK(ledger.arrive(ch, 1) == arrival::duplicate);  // still being handled: no ack yet
+  CHECK(acks_of(ledger).empty());
+  CHECK(ledger.arrive(ch, 3) == arrival::gap);  // 2 was lost with a connection: 3 waits for it
+  ledger.release(c1);
+  auto acks = acks_of(ledger);
+  REQUIRE(acks.size() == 1);
+  CHECK((acks[0].first == 1 && acks[0].seq == 1));
+  CHECK(acks[0].endpoint == "tcp://127.0.0.1:5000");
+  // Its ack was lost: the sender sends it again, and gets the ack again.
+  CHECK(ledger.arrive(ch, 1) == arrival::duplicate);
+  acks = acks_of(ledger);
+  REQUIRE(acks.size() == 1);
+  CHECK((acks[0].first == 1 && acks[0].seq == 1));
+  CHECK(ledger.arrive(ch, 2) == arrival::take);
+  CHECK(ledger.arrive(ch, 3) == arrival::take);
+}
+
+TEST_CASE("frames received twice (a go-back over tcp) deliver each record once, in order", "[delivery]") {
+  boost::asio::io_context io;
+  zmq::context_t zmq;
+  data_link sender(io, zmq);
+  sender.enable_acks("ipc://sender");
+  auto* peer = sender.connect("inproc://nowhere6");
+  const std::string payload = "p";
+  for (std::uint64_t n = 1; n <= 3; ++n) sender.send(peer, tell(n, payload));
+  sender.flush();
+  sender.send(peer, tell(4, payload));
+  sender.flush();
+  auto kept = sender.take_unacked("inproc://nowhere6");
+  REQUIRE(kept.size() == 2);
+
+  data_link receiver_link(io, zmq);
+  inbound_ledger ledger;
+  std::vector<std::uint64_t> delivered;
+  auto receive = [&](const std::string& frame) {
+    auto s = receive_frame(
+        frame, true, receiver_link, ledger,
+        [&](const record_view& r, cause c) {
+          delivered.push_back(r.seq);
+          ledger.release(c);
+        },
+        [](cause) {});
+    REQUIRE(s);
+  };
+  receive(*kept[1].frame);  // the first frame was lost: 4 is past a gap
+  CHECK(delivered.empty());
+  receive(*kept[0].frame);
+  receive(*kept[0].frame);  // sent again: copies
+  receive(*kept[1].frame);
+  CHECK(delivered == std::vector<std::uint64_t>{1, 2, 3, 4});
+}
+
+TEST_CASE("a direct (tcp) peer gets what it has not acknowledged again after the timeout, backing off", "[delivery]") {
+  boost::asio::io_context io;
+  zmq::context_t zmq;
+  data_link link(io, zmq);
+  link.enable_acks("ipc://me");
+  auto own = generate_curve_keypair();
+  auto server = generate_curve_keypair();
+  REQUIRE((own && server));
+  link.enable_direct("tcp://127.0.0.1:5999", *own, std::chrono::milliseconds(500));
+  auto t = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  link.clock = [&] { return t; };
+  // Nothing listens there: ZeroMQ keeps the frames, as a dropped connection would lose them.
+  auto* peer = link.connect("tcp://127.0.0.1:1", server->public_key);
+  REQUIRE(peer->direct);
+  const std::string payload = "q";
+  link.send(peer, tell(1, payload), cause{2, 1});
+  link.flush();
+  link.send(peer, tell(2, payload), cause{2, 2});
+  link.flush();
+  std::vector<std::string> frames;
+  CHECK(decode_all(*peer->unacked.front().frame, frames)[0].payload == "tcp://127.0.0.1:5999");  // acks go there
+
+  using std::chrono::milliseconds;
+  link.resend_due(t + milliseconds(499));
+  CHECK(link.resent_frames() == 0);
+  t += milliseconds(500);
+  link.resend_due(t);
+  CHECK(link.resent_frames() == 2);  // everything unacknowledged, from the oldest
+  t += milliseconds(999);
+  link.resend_due(t);
+  CHECK(link.resent_frames() == 2);  // the timeout doubled
+  t += milliseconds(1);
+  link.resend_due(t);
+  CHECK(link.resent_frames() == 4);
+  // Progress resets the timeout; a fully acknowledged peer gets nothing again.
+  std::vector<cause> released;
+  t += milliseconds(10);
+  link.on_ack(peer->channel_id, 1, 1, [&](cause c) { released.push_back(c); });
+  CHECK(released.size() == 1);
+  link.resend_due(t + milliseconds(499));
+  CHECK(link.resent_frames() == 4);
+  link.resend_due(t + milliseconds(500));
+  CHECK(link.resent_frames() == 5);
+  link.on_ack(peer->channel_id, 2, 2, [&](cause c) { released.push_back(c); });
+  link.resend_due(t + std::chrono::hours(1));
+  CHECK(link.resent_frames() == 5);
+  CHECK(link.direct_peers() == 1);
+  CHECK(link.idle_direct_peers(t + std::chrono::seconds(59), std::chrono::seconds(60)).empty());
+  CHECK(link.idle_direct_peers(t + std::chrono::seconds(61), std::chrono::seconds(60)).size() == 1);
+  // An ipc peer never needs that: nothing is lost on ipc.
+  CHECK_FALSE(link.connect("inproc://nowhere7")->direct);
+  CHECK(link.reachable("ipc://x"));
+  CHECK_FALSE(link.reachable("tcp://127.0.0.1:2"));
+  CHECK(link.reachable("tcp://127.0.0.1:1"));
+}

@@ -26,7 +26,8 @@ enum class record_kind : std::uint8_t {
   poison = 8,    ///< a tell returned by a handler that failed on it; payload: reason, then the tell's
   exited = 9,    ///< exit notice of a watched actor; honoured only from the system's gateway
   channel = 16,  ///< opens every batch of a reliable sender: channel id, ack endpoint
-  ack = 17,      ///< cumulative acknowledgement of a channel's records
+  ack = 17,      ///< selective acknowledgement of a channel's records
+  moved = 18,    ///< on a direct link: `from` is not hosted at the inbox it was sent to; drop the route
 };
 
 /// Fixed part of a record after its length field (docs/PROTOCOL.md §3.2).

@@ -105,6 +105,25 @@ data_link::data_link(asio::io_context& io, zmq::context_t& zmq) : io_(io), zmq_(
 
 data_link::~data_link() { *alive_ = false; }
 
+data_link::peer* data_link::connect(const std::string& endpoint, const std::string& server_key) {
+  learn_server_key(endpoint, server_key);
+  return connect(endpoint);
+}
+
+void data_link::learn_server_key(const std::string& endpoint, const std::string& key) {
+  if (endpoint.starts_with("tcp://") && valid_curve_key(key)) server_keys_[endpoint] = key;
+}
+
+bool data_link::reachable(std::string_view endpoint) const {
+  return !endpoint.starts_with("tcp://") || server_keys_.count(std::string(endpoint)) != 0;
+}
+
+void data_link::enable_direct(std::string tcp_ack_endpoint, curve_keypair own, std::chrono::milliseconds resend_after) {
+  direct_ack_endpoint_ = std::move(tcp_ack_endpoint);
+  identity_ = std::move(own);
+  resend_after_ = resend_after;
+}
+
 data_link::peer* data_link::connect(const std::string& endpoint) {
   auto it = peers_.find(endpoint);
   if (it != peers_.end()) return it->second.get();
@@ -112,6 +131,12 @@ data_link::peer* data_link::connect(const std::string& endpoint) {
   p->endpoint = endpoint;
   p->socket = zmq::socket_t(zmq_, zmq::socket_type::push);
   configure_data_socket(p->socket);
+  if (auto key = server_keys_.find(endpoint); key != server_keys_.end() && direct_enabled()) {
+    // A worker of another system: authenticated both ways by CurveZMQ.
+    make_curve_client(p->socket, identity_, key->second);
+    p->direct = true;
+    p->last_used = clock();
+  }
   p->socket.connect(endpoint);
   auto* raw = p.get();
   peers_.emplace(endpoint, std::move(p));
@@ -160,7 +185,11 @@ void data_link::send(peer* p, const record_view& r, cause c) {
         p->channel_id = next_channel_id_++;
         channels_.emplace(p->channel_id, p);
       }
-      append_record(p->batch, record_view{record_kind::channel, 0, {}, {}, p->channel_id, 0, {}, ack_endpoint_});
+      // A tcp peer acknowledges to this process's tcp inbox.
+      append_record(
+          p->batch,
+          record_view{
+              record_kind::channel, 0, {}, {}, p->channel_id, 0, {}, p->direct ? direct_ack_endpoint_ : ack_endpoint_});
     }
   }
   if (acks_enabled() && sequenced(r.kind)) {
@@ -172,6 +201,7 @@ void data_link::send(peer* p, const record_view& r, cause c) {
   } else {
     append_record(p->batch, r);
   }
+  if (p->direct) p->last_used = clock();
   if (p->batch.size() >= batch_flush_bytes) {
     flush_peer(*p);
     return;
@@ -244,7 +274,11 @@ void data_link::keep(peer& p, std::shared_ptr<const std::string> frame) {
   b.first_seq = p.batch_first_seq;
   b.causes = std::move(p.batch_causes);
   b.acked.assign(b.causes.size(), false);
-  b.sent_at = std::chrono::steady_clock::now();
+  b.sent_at = clock();
+  if (p.direct) {
+    if (p.unacked.empty()) p.last_progress = b.sent_at;  // the timeout runs from the oldest
+    arm_resend();
+  }
   p.unacked.push_back(std::move(b));
   p.batch_causes.clear();
   p.batch_first_seq = 0;
@@ -254,7 +288,9 @@ void data_link::on_ack(std::uint64_t channel_id, std::uint64_t first, std::uint6
                        const std::function<void(cause)>& on_release) {
   auto it = channels_.find(channel_id);
   if (it == channels_.end() || first == 0 || last < first) return;
-  auto& unacked = it->second->unacked;
+  peer& p = *it->second;
+  auto& unacked = p.unacked;
+  bool progress = false;
   // Frames are in seq order: find the first that may hold `first`.
   auto b = std::lower_bound(unacked.begin(), unacked.end(), first, [](const kept_batch& k, std::uint64_t seq) {
     return k.first_seq + k.causes.size() <= seq;
@@ -266,10 +302,62 @@ void data_link::on_ack(std::uint64_t channel_id, std::uint64_t first, std::uint6
       if (b->acked[i]) continue;
       b->acked[i] = true;
       ++b->acked_count;
+      progress = true;
       if (b->causes[i]) on_release(b->causes[i]);
     }
   }
   while (!unacked.empty() && unacked.front().acked_count == unacked.front().causes.size()) unacked.pop_front();
+  if (progress && p.direct) {
+    p.last_progress = p.last_used = clock();
+    p.backoff = 0;
+  }
+}
+
+void data_link::arm_resend() {
+  if (resend_armed_) return;
+  if (!resend_timer_) resend_timer_ = std::make_unique<asio::steady_timer>(io_);
+  resend_armed_ = true;
+  resend_timer_->expires_after(std::chrono::milliseconds(100));
+  resend_timer_->async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (!*alive || ec) return;
+    resend_armed_ = false;
+    resend_due(clock());
+  });
+}
+
+void data_link::resend_due(std::chrono::steady_clock::time_point now) {
+  bool waiting = false;
+  for (auto& [_, owned] : peers_) {
+    peer& p = *owned;
+    if (!p.direct || p.unacked.empty()) continue;
+    waiting = true;
+    // Frames ZeroMQ has not taken yet are not lost: wait for them to leave.
+    if (!p.stalled.empty() || now - p.last_progress < resend_after_ * (1 << p.backoff)) continue;
+    // Go back: everything not acknowledged, in order. The receiver drops
+    // the copies of what it took (acknowledging again those it had done)
+    // and takes the rest in order.
+    for (const auto& b : p.unacked) p.stalled.push_back(b.frame);
+    resent_frames_ += p.unacked.size();
+    p.last_progress = now;
+    if (p.backoff < 3) ++p.backoff;
+    flush_peer(p);
+  }
+  if (waiting) arm_resend();
+}
+
+std::vector<std::string> data_link::idle_direct_peers(std::chrono::steady_clock::time_point now,
+                                                      std::chrono::milliseconds idle) const {
+  std::vector<std::string> out;
+  for (const auto& [endpoint, p] : peers_)
+    if (p->direct && p->unacked.empty() && p->stalled.empty() && p->batch.empty() && now - p->last_used >= idle)
+      out.push_back(endpoint);
+  return out;
+}
+
+std::size_t data_link::direct_peers() const {
+  std::size_t n = 0;
+  for (const auto& [_, p] : peers_) n += p->direct;
+  return n;
 }
 
 std::vector<data_link::kept_batch> data_link::take_unacked(const std::string& endpoint) {
@@ -311,6 +399,10 @@ std::size_t data_link::pending_batches() const {
 
 void send_acks(inbound_ledger& ledger, data_link& link) {
   ledger.take_acks([&link](std::string_view endpoint, std::uint64_t channel, std::uint64_t first, std::uint64_t last) {
+    // A tcp inbox whose key this process was not given cannot be reached
+    // (its CurveZMQ server would refuse the connection): the sender sends
+    // again, and the supervisors' word on it (admit, peer_died) settles it.
+    if (!link.reachable(endpoint)) return;
     const std::string from = encode_ack_first(first);
     link.send(link.connect(std::string(endpoint)), record_view{record_kind::ack, 0, {}, {}, channel, last, {}, from});
   });

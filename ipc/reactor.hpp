@@ -15,11 +15,13 @@
 #pragma once
 
 #include "ipc/control.hpp"
+#include "ipc/curve.hpp"
 #include "ipc/delivery.hpp"
 #include "ipc/wire.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <zmq.hpp>
 
 #include <chrono>
@@ -117,9 +119,43 @@ class data_link {
   struct peer;
 
   /// The peer at endpoint (ipc://... or tcp://...), connecting on first use.
-  /// The pointer stays valid until disconnect(endpoint) or destruction.
+  /// A tcp endpoint whose server key is known (learn_server_key) is a
+  /// CurveZMQ server: the connection is a CURVE client with this process's
+  /// own key pair (enable_direct). The pointer stays valid until
+  /// disconnect(endpoint) or destruction.
   peer* connect(const std::string& endpoint);
+  /// connect(endpoint), expecting server_key at a tcp endpoint.
+  peer* connect(const std::string& endpoint, const std::string& server_key);
   void disconnect(const std::string& endpoint);
+  [[nodiscard]] bool connected(const std::string& endpoint) const { return peers_.count(endpoint) != 0; }
+
+  /// Direct links between systems (docs/PROTOCOL.md §5.13): this process's
+  /// CurveZMQ identity, its tcp inbox (the ack endpoint its tcp peers are
+  /// told), and how long a frame sent to a tcp peer waits for its ack before
+  /// everything not acknowledged goes again (tcp loses what was in flight
+  /// when a connection drops; ipc does not).
+  void enable_direct(std::string tcp_ack_endpoint, curve_keypair own, std::chrono::milliseconds resend_after);
+  [[nodiscard]] bool direct_enabled() const { return !direct_ack_endpoint_.empty(); }
+  /// The server key of the tcp inbox at endpoint (from the supervisor).
+  void learn_server_key(const std::string& endpoint, const std::string& key);
+  void forget_server_key(const std::string& endpoint) { server_keys_.erase(endpoint); }
+  /// Whether acks for endpoint can be sent: an ipc endpoint, or a tcp one whose key is known.
+  [[nodiscard]] bool reachable(std::string_view endpoint) const;
+  /// Sends again, from the oldest, the frames of each tcp peer on which
+  /// nothing was acknowledged for its timeout (go-back; each go-back doubles
+  /// that peer's timeout, up to 8 times, until an ack makes progress). Runs
+  /// every 100 ms from the loop while something waits; tests call it with
+  /// their own clock.
+  void resend_due(std::chrono::steady_clock::time_point now);
+  /// The clock of sent_at and of resends (tests inject theirs).
+  std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
+  /// tcp peers that carried nothing since idle before now and keep nothing.
+  [[nodiscard]] std::vector<std::string> idle_direct_peers(std::chrono::steady_clock::time_point now,
+                                                           std::chrono::milliseconds idle) const;
+  /// Connected tcp peers.
+  [[nodiscard]] std::size_t direct_peers() const;
+  /// Frames sent again by resend_due (tests, metrics).
+  [[nodiscard]] std::uint64_t resent_frames() const { return resent_frames_; }
 
   /// Turns on no-loss delivery (docs/PROTOCOL.md §3.4): tells, asks, replies
   /// and bounces get a sequence number per peer and are kept until the peer
@@ -188,10 +224,18 @@ class data_link {
   /// Moves the numbered records of p's batch (sent as frame) to p.unacked.
   void keep(peer& p, std::shared_ptr<const std::string> frame);
   void schedule_flush();
+  void arm_resend();
 
   boost::asio::io_context& io_;
   zmq::context_t& zmq_;
   std::string ack_endpoint_;
+  std::string direct_ack_endpoint_;
+  curve_keypair identity_;
+  std::chrono::milliseconds resend_after_{500};
+  std::unordered_map<std::string, std::string> server_keys_;  // tcp endpoint -> its CurveZMQ key
+  std::unique_ptr<boost::asio::steady_timer> resend_timer_;
+  bool resend_armed_ = false;
+  std::uint64_t resent_frames_ = 0;
   std::uint64_t next_channel_id_ = 0;
   std::unordered_map<std::uint64_t, peer*> channels_;  // by channel id
   std::unordered_map<std::string, std::unique_ptr<peer>> peers_;
@@ -213,6 +257,11 @@ struct data_link::peer {
   std::uint64_t batch_first_seq = 0;  // first seq in batch (0: none numbered)
   std::vector<cause> batch_causes;    // one per numbered record of batch
   std::deque<kept_batch> unacked;
+  // Direct links (tcp, CurveZMQ): frames may be lost with a connection.
+  bool direct = false;
+  std::chrono::steady_clock::time_point last_used{};      // a record sent or acknowledged
+  std::chrono::steady_clock::time_point last_progress{};  // an ack made progress (or the first frame left)
+  int backoff = 0;                                        // go-backs since the last progress (timeout << backoff)
 };
 
 /// The receiving half of the data plane, one for workers and the gateway:
@@ -238,7 +287,11 @@ status receive_frame(std::string_view frame, bool no_loss, data_link& link, inbo
       default:
         break;
     }
-    deliver(r, channel != 0 && r.seq != 0 ? ledger.begin(channel, r.seq) : cause{});
+    if (channel == 0 || r.seq == 0) return deliver(r, cause{});
+    // Once and in order per channel: a copy sent again over tcp is dropped
+    // (and acknowledged again if done), a record past a loss waits for it.
+    if (ledger.arrive(channel, r.seq) != inbound_ledger::arrival::take) return;
+    deliver(r, ledger.begin(channel, r.seq));
   });
 }
 

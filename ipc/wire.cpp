@@ -36,6 +36,7 @@ bool known_kind(std::uint8_t k) {
     case record_kind::exited:
     case record_kind::channel:
     case record_kind::ack:
+    case record_kind::moved:
       return true;
   }
   return false;

@@ -201,6 +201,7 @@ void gateway::on_readable() {
 void gateway::deliver(const ipc::record_view& r) {
   // For an actor of another system (resolve sent the worker here).
   if (r.to != self()) {
+    ++counts_.relayed;
     if (relay) relay(r);
     return;
   }

@@ -84,6 +84,7 @@ class gateway {
     std::uint64_t poison = 0;        ///< client messages returned or failed as poison
     std::uint64_t dead_letters = 0;  ///< client tells that found no actor
     std::uint64_t held_refused = 0;  ///< client messages refused: --max-held reached
+    std::uint64_t relayed = 0;       ///< records workers sent for actors of other systems (§5.9)
   };
   [[nodiscard]] const counters& counts() const { return counts_; }
   /// Client messages held now for actors not running.

@@ -3,6 +3,7 @@
 #include "ipc/commands.hpp"
 #include "ipc/log.hpp"
 #include "supervisor/actor_query.hpp"
+#include "supervisor/direct_links.hpp"
 #include "supervisor/package_manager.hpp"
 
 #include <sys/wait.h>
@@ -199,7 +200,12 @@ void supervision::resolve_for(worker_proc& w, const json& rid, address a) {
   // An actor on another system: reached through this system's gateway.
   if (rec == nullptr) {
     const std::uint32_t host = convention_->host_of(a);
-    if (host != 0 && host != ctx_.id) return pool_.reply(w, rid, json{{"endpoint", gateway_endpoint}});
+    if (host != 0 && host != ctx_.id) {
+      // Straight to its worker when both systems can (a direct link), else
+      // through this system's gateway.
+      if (direct_ != nullptr) return direct_->resolve(w, rid, a, host);
+      return pool_.reply(w, rid, json{{"endpoint", gateway_endpoint}});
+    }
     return pool_.reply_error(w, rid, "no actor at " + a.to_string());
   }
   if (rec->state == actor_state::failed)
@@ -316,6 +322,7 @@ void supervision::on_worker_exit(worker_proc& w, const std::string& how, const i
   // Told first: what it causes (restarts, failures) comes after it.
   bus_.exited(ended);
   pool_.announce_death(id, inbox, last, how);
+  if (direct_ != nullptr) direct_->worker_exited(w, last, how);  // and to the systems it was linked with
   auto kept = gateway_.take_unacked(inbox);
   settle_worker_exit(id, how);
   // After the restart decisions: what goes again is held until its actor

@@ -29,6 +29,7 @@
 namespace troupe::supervisor {
 
 class package_manager;
+class direct_links;
 
 class supervision {
  public:
@@ -38,6 +39,8 @@ class supervision {
 
   /// The components it asks in turn (they are built after it).
   void attach(package_manager& manager, convention& conv);
+  /// Resolves of other systems' actors go through it (docs/PROTOCOL.md §5.13).
+  void attach(direct_links& links) { direct_ = &links; }
   /// Registers its worker commands and client commands.
   void register_handlers();
 
@@ -96,6 +99,7 @@ class supervision {
   package_set& packages_;
   package_manager* manager_ = nullptr;
   convention* convention_ = nullptr;
+  direct_links* direct_ = nullptr;
   watch_table watches_;
   std::unordered_map<address, std::vector<client_ref>> kill_waiters_;
   std::unordered_map<address, std::vector<std::pair<std::string, json>>> resolve_waiters_;  // worker identity, rid

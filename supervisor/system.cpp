@@ -14,6 +14,7 @@
 #include "supervisor/context.hpp"
 #include "supervisor/data_relay.hpp"
 #include "supervisor/desired_state.hpp"
+#include "supervisor/direct_links.hpp"
 #include "supervisor/etcd_convention.hpp"
 #include "supervisor/event_stream.hpp"
 #include "supervisor/events.hpp"
@@ -134,6 +135,7 @@ class system {
         peers_(ctx_, members_, link_state_),
         calls_(ctx_, port_, peers_),
         relay_(ctx_, actors_, pool_, data_, peers_),
+        direct_(ctx_, pool_, actors_, peers_),
         convention_(make_convention()) {
     ctx_.run_tag = base::hex32(make_system_id());
     ctx_.events = &events_.ring();
@@ -192,6 +194,7 @@ class system {
   peer_link peers_;
   remote_calls calls_;
   data_relay relay_;
+  direct_links direct_;
   std::unique_ptr<convention> convention_;
   // --metrics: the registry and the HTTP server on this loop (none when off).
   std::unique_ptr<metrics> metrics_;
@@ -325,6 +328,8 @@ void system::wire() {
   packages_manager_.register_handlers();
   calls_.attach(*convention_);
   relay_.attach(*convention_);
+  direct_.attach(*convention_);
+  supervision_.attach(direct_);
   gateway_.route_elsewhere = [this](const client_ref& c, const std::string& command, const json& b,
                                     const std::string& target) { return calls_.route(c, command, b, target); };
   gateway_.elsewhere = [this](address a, bool stopping) {
@@ -359,12 +364,14 @@ void system::wire() {
     relay_.release_held(a);
     convention_->running_here(a);
     packages_manager_.on_running(a);
+    direct_.running(a);
   });
   bus_.on_failed([this](address a, const std::string& reason) {
     const std::string why = a.to_string() + " has failed: " + reason;
     gateway_.fail_held(a, why);
     relay_.drop_held(a, why);
     convention_->failed_here(a, reason);
+    direct_.not_here(a);
   });
   bus_.on_gone([this](const actor_gone& e) {
     if (!e.failed) {  // a failure told them already
@@ -374,6 +381,7 @@ void system::wire() {
         relay_.drop_held(e.addr, why);  // a moving one's follow it
     }
     convention_->gone_here(e.addr, e.failed, e.reason, e.fenced);
+    direct_.not_here(e.addr);
   });
 
   port_.handle(cmd::client::status, [this](const client_ref& c, const json&) { cmd_status(c); });
@@ -510,7 +518,16 @@ void system::cmd_status(const client_ref& c) {
                 {"file", log_file_of(ctx_.opts).string()},
                 {"level", ipc::log_level_word(ctx_.opts.log_level)}}},
               {"state", ctx_.stopping ? "stopping" : "running"},
-              {"metrics", ctx_.opts.metrics.empty() ? json(nullptr) : json(ctx_.opts.metrics)}};
+              {"metrics", ctx_.opts.metrics.empty() ? json(nullptr) : json(ctx_.opts.metrics)},
+              // Records of other systems' actors: how many the gateway relayed
+              // (the supervisors' way, §5.9) and how many links went direct (§5.13).
+              {"data",
+               {{"relayed", gateway_.counts().relayed},
+                {"direct_links", direct_.enabled()},
+                {"linked", direct_.counts().linked},
+                {"fallbacks", direct_.counts().fallbacks},
+                {"hosted", direct_.counts().hosted},
+                {"remote_inboxes", direct_.remote_inboxes()}}}};
   convention_->describe(status);
   port_.answer(c, std::move(status));
 }
@@ -553,6 +570,7 @@ void system::finish_shutdown() {
   peers_.stop();
   calls_.stop();
   relay_.stop();
+  direct_.stop();
   zap_watch_->stop();
   io_.stop();
 }

@@ -44,8 +44,11 @@ struct system_options {
   bool allow_unsigned = false;        ///< accept `load --unsigned DIR` (development only)
   std::uint32_t standby_workers = 1;  ///< workers started ahead of the next package load
   bool no_loss = true;                ///< acknowledged delivery (start --delivery no-loss)
-  manifests::archive_limits limits;   ///< what a package archive may weigh
-  int ready_fd = -1;                  ///< written "ready PID\n" once serving, then closed
+  /// Workers of two systems exchange records over direct CurveZMQ links
+  /// (start --direct-links on; docs/PROTOCOL.md §5.13), else through their supervisors.
+  bool direct_links = true;
+  manifests::archive_limits limits;  ///< what a package archive may weigh
+  int ready_fd = -1;                 ///< written "ready PID\n" once serving, then closed
   std::string leader =
       "127.0.0.1:1900";  ///< the convention address; this system leads when it is its own (the CLI's default)
   std::string etcd;      ///< etcd endpoints: the convention is coordinated there (not by --leader)

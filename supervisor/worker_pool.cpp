@@ -125,6 +125,19 @@ void worker_pool::on_control() {
     log_line(TROUPE_LOG_WARN, {}, "unknown control command '" + m->command + "' from " + identity);
     return;
   }
+  if (m->command == cmd::worker::ready) {
+    // Its tcp inbox for direct links, whoever handles the rest of `ready`.
+    w->direct_inbox.clear();
+    w->direct_key.clear();
+    if (const auto d = m->body.find("direct"); d != m->body.end() && d->is_object()) {
+      const auto endpoint = d->value("endpoint", std::string());
+      const auto key = d->value("key", std::string());
+      if (endpoint.starts_with("tcp://") && ipc::valid_curve_key(key)) {
+        w->direct_inbox = endpoint;
+        w->direct_key = key;
+      }
+    }
+  }
   try {
     h->second(*w, m->body.value("rid", json()), m->body);
   } catch (const json::exception& e) {
@@ -363,7 +376,8 @@ void worker_pool::send_assignment(worker_proc& w) {
              {"package_id", pkg.id},
              {"runtime", pkg.m.runtime == manifests::runtime_kind::python ? "python" : "native"},
              {"python", python_assignment(pkg)},
-             {"delivery", ctx_.opts.no_loss ? "no-loss" : "best-effort"}});
+             {"delivery", ctx_.opts.no_loss ? "no-loss" : "best-effort"},
+             {"direct", direct_spec ? direct_spec() : json()}});
   w.st = worker_proc::state::assigned;
 }
 

@@ -68,6 +68,11 @@ struct worker_proc {
   std::unique_ptr<boost::asio::steady_timer> hello_deadline;
   std::string killed_because;    // set when the system killed it for that
   std::filesystem::path cgroup;  // of this process, when the host has cgroup v2 delegated
+  // Its tcp inbox for workers of other systems and that inbox's CurveZMQ
+  // public key (direct links, docs/PROTOCOL.md §5.13), from its `ready`;
+  // empty without direct links, and from its exit until its next `ready`.
+  std::string direct_inbox;
+  std::string direct_key;
 };
 
 class worker_pool {
@@ -89,6 +94,8 @@ class worker_pool {
   exit_handler on_exit;
   /// Set by the system: called when the last worker is forgotten while stopping.
   std::function<void()> on_drained;
+  /// Set by direct_links: the "direct" part of the answer to hello (null: none).
+  std::function<json()> direct_spec;
   /// Set by packages: a worker could not be given its package (links).
   std::function<void(const std::string& package_id, const std::string& why)> on_assignment_failed;
 

@@ -71,6 +71,9 @@ const std::vector<start_option> start_table = {
     {"delivery", "no-loss|best-effort", "no-loss",
      "no-loss: messages acknowledged and sent again after a worker's\n"
      "crash; best-effort: no acks, lost with a dead worker"},
+    {"direct-links", "on|off", "on",
+     "on: workers of two systems send each other records over direct\n"
+     "CurveZMQ links; off: through their supervisors (no-loss only)"},
     {"standby", "N", "1", "workers started ahead of the next load (0-16)"},
     {"max-workers", "N", "512", "worker processes at most, standbys included (1-100000)"},
     {"max-package-size", "N[K|M|G]", "256M", "the largest package archive accepted (bytes, or K, M, G)"},
@@ -244,6 +247,11 @@ supervisor::system_options start_options(const start_settings& s) {
     if (mode != "no-loss" && mode != "best-effort")
       throw usage_error{"--delivery takes no-loss or best-effort, not '" + mode + "'"};
     opts.no_loss = mode == "no-loss";
+  });
+  read("direct-links", [&] {
+    const std::string mode = text("direct-links");
+    if (mode != "on" && mode != "off") throw usage_error{"--direct-links takes on or off, not '" + mode + "'"};
+    opts.direct_links = mode == "on";
   });
   read("standby", [&] {
     const std::string n = text("standby");

@@ -179,8 +179,17 @@ status runtime::start() {
             if (no_loss_) link_.enable_acks(opts_.inbox_endpoint);
             // The gateway answers every client ask: connect to it now rather
             // than resolve it on the first reply.
-            if (auto gw = body.value("gateway", std::string()); !gw.empty())
+            if (auto gw = body.value("gateway", std::string()); !gw.empty()) {
+              gateway_endpoint_ = gw;
               routes_[address(system_id_, ipc::gateway_serial)] = link_.connect(gw);
+            }
+            // Direct links to workers of other systems (no-loss only: what
+            // tcp loses in flight is sent again until acknowledged).
+            if (auto d = body.find("direct");
+                no_loss_ && d != body.end() && d->is_object() && !gateway_endpoint_.empty())
+              if (auto s = start_direct(*d); !s)
+                log_line(TROUPE_LOG_WARN, {},
+                         "no direct links to other systems (their records go through the system): " + s.err().message);
             lease_next_ = body.value("first", 0u);
             lease_end_ = lease_next_ + body.value("count", 0u);
             opts_.library = body.value("library", std::string());
@@ -213,13 +222,94 @@ void runtime::load_package(const json& assignment) {
   json types = json::array();
   for (std::size_t i = 0; i < package_.descriptor().type_count; ++i)
     types.push_back(package_.descriptor().types[i].name);
-  request(cmd::worker::ready, json{{"package", opts_.package_id}, {"types", types}, {"abi", TROUPE_ABI_VERSION}},
-          [this](const json& body) {
-            if (body.value("ok", false)) return;
-            log_line(TROUPE_LOG_ERROR, {},
-                     "supervisor refused the package: " + body.value("error", std::string("no reason")));
-            shutdown(worker_exit_package);
-          });
+  json ready{{"package", opts_.package_id}, {"types", types}, {"abi", TROUPE_ABI_VERSION}};
+  if (!direct_endpoint_.empty()) ready["direct"] = json{{"endpoint", direct_endpoint_}, {"key", direct_key_}};
+  request(cmd::worker::ready, ready, [this](const json& body) {
+    if (body.value("ok", false)) return;
+    log_line(TROUPE_LOG_ERROR, {}, "supervisor refused the package: " + body.value("error", std::string("no reason")));
+    shutdown(worker_exit_package);
+  });
+}
+
+// ---------------------------------------------------------------- direct links
+
+status runtime::start_direct(const json& spec) {
+  const auto host = spec.value("host", std::string());
+  if (host.empty()) return make_error(errc::invalid_argument, "no host to bind a tcp inbox on");
+  // A key pair of this process: the worker runs package code, so it never
+  // holds the system's own key.
+  auto keys = ipc::generate_curve_keypair();
+  if (!keys) return keys.err();
+  try {
+    // Bound before the CURVE server (ipc/curve.hpp): without a handler,
+    // libzmq would admit every client.
+    zap_ = std::make_unique<ipc::zap_authenticator>(zmq_);
+    zap_->admit(
+        std::string(ipc::direct_zap_domain),
+        [this](const ipc::zap_authenticator::request_info& r) -> ipc::zap_authenticator::answer {
+          if (r.mechanism == "CURVE" && admitted_keys_.count(r.key) != 0) return {"200", "OK", "worker", ""};
+          // Logged once per key: a peer refused is not reconnected by libzmq,
+          // but a stranger may keep trying.
+          const bool first = refused_keys_.size() < 1024 && refused_keys_.insert(r.key).second;
+          return {"400", "not admitted", "",
+                  first ? (r.mechanism == "CURVE" ? "key " + r.key + " not admitted" : "mechanism " + r.mechanism)
+                        : std::string()};
+        },
+        [](const std::string& peer, const std::string& reason) {
+          log_line(TROUPE_LOG_WARN, {}, "refused a direct link from " + peer + ": " + reason);
+        });
+    zap_watch_ = std::make_unique<ipc::socket_watcher>(io_, zap_->socket(), [this] { zap_->handle_pending(); });
+    zap_watch_->start();
+    direct_inbox_ = zmq::socket_t(zmq_, zmq::socket_type::pull);
+    ipc::configure_data_socket(direct_inbox_);
+    ipc::make_curve_server(direct_inbox_, *keys, ipc::direct_zap_domain);
+    direct_inbox_.bind("tcp://" + host + ":0");
+    direct_endpoint_ = direct_inbox_.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    if (zap_watch_) zap_watch_->stop();
+    zap_watch_.reset();
+    zap_.reset();
+    direct_inbox_.close();
+    direct_endpoint_.clear();
+    return make_error(errc::io, std::string("cannot bind a tcp inbox on ") + host + ": " + e.what());
+  }
+  direct_key_ = keys->public_key;
+  link_.enable_direct(direct_endpoint_, *keys, std::chrono::milliseconds(spec.value("resend_ms", 500u)));
+  max_direct_peers_ = spec.value("max_peers", std::size_t{256});
+  direct_idle_ = std::chrono::milliseconds(spec.value("idle_ms", std::uint64_t{60000}));
+  direct_watch_ = std::make_unique<ipc::socket_watcher>(io_, direct_inbox_, [this] {
+    zmq::message_t frame;
+    if (direct_inbox_.recv(frame, zmq::recv_flags::dontwait)) on_frame(frame.to_string_view(), true);
+  });
+  direct_watch_->start();
+  idle_timer_ = std::make_unique<asio::steady_timer>(io_);
+  sweep_idle_links();
+  return ok_v;
+}
+
+void runtime::on_admit(const json& b) {
+  const auto endpoint = b.value("endpoint", std::string());
+  const auto key = b.value("key", std::string());
+  if (direct_endpoint_.empty() || !endpoint.starts_with("tcp://") || !ipc::valid_curve_key(key)) {
+    log_line(TROUPE_LOG_WARN, {}, "ignored 'admit': no direct links here, or not a tcp endpoint and a key");
+    return;
+  }
+  admitted_keys_.insert(key);
+  refused_keys_.erase(key);
+  link_.learn_server_key(endpoint, key);  // where this worker sends acks and its own records
+  send_event(cmd::worker::admitted, json{{"ref", b.value("ref", json())}});
+}
+
+void runtime::sweep_idle_links() {
+  const auto every = std::max(std::chrono::milliseconds(50), direct_idle_ / 4);
+  for (const auto& endpoint : link_.idle_direct_peers(link_.clock(), direct_idle_)) {
+    std::erase_if(routes_, [&](const auto& r) { return r.second->endpoint == endpoint; });
+    link_.disconnect(endpoint);
+  }
+  idle_timer_->expires_after(every);
+  idle_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !shutting_down_) sweep_idle_links();
+  });
 }
 
 // ---------------------------------------------------------------- control plane
@@ -270,6 +360,7 @@ void runtime::handle_control(const ipc::control_message& m) {
       {cmd::supervisor::create, &runtime::create_actor},
       {cmd::supervisor::stop, &runtime::on_stop},
       {cmd::supervisor::peer_died, &runtime::on_peer_died},
+      {cmd::supervisor::admit, &runtime::on_admit},
       {cmd::supervisor::forget_route, &runtime::on_forget_route},
       {cmd::supervisor::forget_name, &runtime::on_forget_name},
       {cmd::supervisor::shutdown, &runtime::on_shutdown},
@@ -482,6 +573,9 @@ void runtime::shutdown(int code, const std::string& reason) {
   signals_.cancel();
   control_watch_->stop();
   inbox_watch_->stop();
+  if (direct_watch_) direct_watch_->stop();
+  if (zap_watch_) zap_watch_->stop();
+  if (idle_timer_) idle_timer_->cancel();
   io_.stop();
 }
 
@@ -684,7 +778,17 @@ void runtime::on_resolved(address target, const json& body) {
     for (auto& env : waiting) enqueue_local(std::move(env));
     return;
   }
-  auto* peer = link_.connect(endpoint);
+  ipc::data_link::peer* peer = nullptr;
+  if (const auto key = body.value("server_key", std::string()); !key.empty()) {
+    // A worker of another system, over a direct link; past the bound on
+    // them, through this system's gateway as before.
+    if (link_.direct_enabled() && (link_.connected(endpoint) || link_.direct_peers() < max_direct_peers_))
+      peer = link_.connect(endpoint, key);
+    else
+      peer = link_.connect(gateway_endpoint_);
+  } else {
+    peer = link_.connect(endpoint);
+  }
   routes_[target] = peer;
   std::string scratch;
   for (auto& env : waiting) link_.send(peer, record_of(env, scratch), env.cause);
@@ -693,11 +797,15 @@ void runtime::on_resolved(address target, const json& body) {
 void runtime::on_inbox() {
   zmq::message_t frame;
   if (!inbox_.recv(frame, zmq::recv_flags::dontwait)) return;
+  on_frame(frame.to_string_view(), false);
+}
+
+void runtime::on_frame(std::string_view frame, bool direct) {
   auto s = ipc::receive_frame(
-      frame.to_string_view(), no_loss_, link_, ledger_,
-      [this](const ipc::record_view& r, ipc::cause c) {
+      frame, no_loss_, link_, ledger_,
+      [this, direct](const ipc::record_view& r, ipc::cause c) {
         current_cause_ = c;
-        deliver_remote(r, c);
+        deliver_remote(r, c, direct);
         current_cause_ = {};
       },
       [this](ipc::cause c) { release(c); });
@@ -707,9 +815,14 @@ void runtime::on_inbox() {
 
 void runtime::send_acks() { ipc::send_acks(ledger_, link_); }
 
-void runtime::deliver_remote(const ipc::record_view& r, ipc::cause c) {
+void runtime::deliver_remote(const ipc::record_view& r, ipc::cause c, bool direct) {
   // c holds one count for this record: released here, or by whoever takes
   // the record over (a local envelope).
+  if (r.kind == ipc::record_kind::moved) {
+    // A worker of another system no longer hosts `from`: ask again where it is.
+    if (direct) routes_.erase(r.from);
+    return release(c);
+  }
   const auto kind = static_cast<troupe_message_kind>(r.kind);
   if (kind == TROUPE_MSG_REPLY || kind == TROUPE_MSG_ASK_FAILED || kind == TROUPE_MSG_DEAD_LETTER) {
     if (r.flags & flag_stale_route) routes_.erase(r.from);
@@ -730,6 +843,21 @@ void runtime::deliver_remote(const ipc::record_view& r, ipc::cause c) {
     return release(c);
   }
   auto it = actors_.find(r.to);
+  if (it == actors_.end() && direct) {
+    // Sent straight here by another system's worker, but the actor has left
+    // (moved, stopped, restarting elsewhere): this system's gateway takes
+    // it over, as if it had come the supervisors' way (it holds it for a
+    // moving actor, relays it on or bounces it, docs/PROTOCOL.md §5.9), and
+    // the sender is told to resolve the address again.
+    if (auto gw = routes_.find(address(system_id_, ipc::gateway_serial)); gw != routes_.end()) {
+      ledger_.hold(c);
+      link_.send(gw->second, ipc::record_view{r.kind, r.flags, r.to, r.from, r.correlation, 0, r.type, r.payload}, c);
+      if (const auto back = ledger_.ack_endpoint_of(c); !back.empty() && link_.reachable(back))
+        link_.send(link_.connect(std::string(back)),
+                   ipc::record_view{ipc::record_kind::moved, 0, {}, r.to, 0, 0, {}, {}});
+      return release(c);
+    }
+  }
   if (it == actors_.end()) {
     bounce(kind, r.from, r.to, r.correlation, r.type, "no actor at " + r.to.to_string() + " (stopped)");
     return release(c);
@@ -751,8 +879,10 @@ void runtime::on_peer_died(const json& body) {
   const auto inbox = body.value("inbox", std::string());
   const ipc::record_origin poisoned{body.value("channel", std::uint64_t{0}), body.value("seq", std::uint64_t{0})};
   const auto reason = body.value("reason", std::string("its worker died"));
-  if (inbox.empty() || inbox == opts_.inbox_endpoint) return;
+  if (inbox.empty() || inbox == opts_.inbox_endpoint || inbox == direct_endpoint_) return;
   ledger_.forget_endpoint(inbox);  // nobody left to acknowledge to
+  // A worker of another system: its key opens nothing here any more.
+  if (auto key = body.value("key", std::string()); !key.empty()) admitted_keys_.erase(key);
   for (auto r = routes_.begin(); r != routes_.end();) {
     if (r->second->endpoint == inbox)
       r = routes_.erase(r);
@@ -784,6 +914,7 @@ void runtime::on_peer_died(const json& body) {
     });
     if (!s) log_line(TROUPE_LOG_ERROR, {}, "kept frame unreadable (a bug): " + s.err().message);
   }
+  link_.forget_server_key(inbox);
   for (address target : order) {
     auto& waiting = unresolved_[target];
     const bool idle = waiting.empty();

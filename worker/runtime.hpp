@@ -15,6 +15,7 @@
 #include "base/exit_codes.hpp"
 #include "base/restart.hpp"
 #include "ipc/control.hpp"
+#include "ipc/curve.hpp"
 #include "ipc/delivery.hpp"
 #include "ipc/fence_page.hpp"
 #include "ipc/handling_marker.hpp"
@@ -37,6 +38,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -141,7 +143,15 @@ class runtime {
   void on_control();
   void drain_deferred_control();
   void on_inbox();
+  /// A frame from either inbox; direct: the tcp inbox of direct links.
+  void on_frame(std::string_view frame, bool direct);
   void handle_control(const ipc::control_message& m);
+  /// Direct links (docs/PROTOCOL.md §5.13): the tcp inbox, its key pair and
+  /// its ZAP handler, from the "direct" part of the answer to hello.
+  status start_direct(const ipc::json& spec);
+  void on_admit(const ipc::json& body);
+  /// Closes the direct links idle for a while (their routes are resolved again).
+  void sweep_idle_links();
   // The supervisor's commands (docs/PROTOCOL.md §4.3), by handle_control's table.
   void on_reply(const ipc::json& body);
   void on_stop(const ipc::json& body);
@@ -164,7 +174,7 @@ class runtime {
   void route(envelope env);
   void enqueue_local(envelope env);
   void drain_run_queue();
-  void deliver_remote(const ipc::record_view& r, ipc::cause c);
+  void deliver_remote(const ipc::record_view& r, ipc::cause c, bool direct = false);
   /// An exit notice of a watched actor (record kind exited) to its watcher.
   void deliver_exit_notice(const ipc::record_view& r);
   void invoke(actor_slot& slot, troupe_message_kind kind, address from, std::uint64_t corr, std::string_view type,
@@ -234,6 +244,22 @@ class runtime {
   std::unordered_map<address, actor_slot> actors_;
   std::deque<envelope> run_queue_;
   bool drain_scheduled_ = false;
+
+  // Direct links: a PULL on tcp (CurveZMQ server with a key pair of this
+  // process, never the system's), admitting only the keys the supervisor
+  // names (admit); its ZAP handler runs on this loop.
+  zmq::socket_t direct_inbox_;
+  std::unique_ptr<ipc::socket_watcher> direct_watch_;
+  std::string direct_endpoint_;
+  std::string direct_key_;  // its public key (Z85)
+  std::unique_ptr<ipc::zap_authenticator> zap_;
+  std::unique_ptr<ipc::socket_watcher> zap_watch_;
+  std::set<std::string> admitted_keys_;
+  std::set<std::string> refused_keys_;  // logged once each
+  std::size_t max_direct_peers_ = 256;
+  std::chrono::milliseconds direct_idle_{60000};
+  std::unique_ptr<boost::asio::steady_timer> idle_timer_;
+  std::string gateway_endpoint_;
 
   std::unordered_map<address, ipc::data_link::peer*> routes_;
   std::unordered_map<address, std::vector<envelope>> unresolved_;

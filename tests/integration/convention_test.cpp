@@ -34,6 +34,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -1684,4 +1685,223 @@ TEST_CASE("capabilities changed by chgcap outlive a restart with the same --caps
     test_system s(home, port, {"--caps", "gpu"});  // and the old changes are gone for good
     CHECK(caps_of(s) == json{{"gpu", true}});
   }
+}
+
+// ---------------------------------------------------------------- direct links (PROTOCOL §5.13)
+
+namespace {
+
+/// The "data" part of s's status: relayed, linked, fallbacks, hosted.
+json data_status(const test_system& s) {
+  auto r = s.run({"status", "--json"});
+  json j = json::parse(r.out, nullptr, false);
+  return j.is_object() ? j.value("data", json::object()) : json::object();
+}
+
+/// Spawns type of pkg through lead as name and moves it to system to (unless there already).
+std::string place_on(test_system& lead, const std::string& type, const std::string& pkg, const std::string& name,
+                     const test_system& to) {
+  lead.spawn({type, "--package", pkg, "--name", name});
+  auto a = wait_actor(lead, name, "running");
+  REQUIRE(a);
+  if ((*a)["system"] != to.where()) REQUIRE(lead.run({"move", name, "--to", std::to_string(to.port())}).exit_code == 0);
+  a = wait_actor(lead, name, "running", to.where());
+  REQUIRE(a);
+  return (*a)["address"].get<std::string>();
+}
+
+/// The numbers a Loner logged, whichever system answers.
+json seen_by(const test_system& via, const std::string& loner) { return via.ask(loner, json{{"seen", true}}); }
+
+}  // namespace
+
+TEST_CASE("tells and asks between workers of two systems go worker to worker, not through the supervisors",
+          "[integration][convention][modes][direct]") {
+  test_system lead(lead_args());
+  test_system a(lead, 0, member_args(lead, ""));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_RELAY_V1_PKG);
+  place_on(lead, "Relay", pkg, "src", a);
+  place_on(lead, "Relay", pkg, "dst", b);
+
+  constexpr int count = 5000;
+  REQUIRE(lead.run({"ask", "src", json{{"burst", count}, {"to", "dst"}}.dump(), "--timeout", "30000"}).exit_code == 0);
+  json counted;
+  CHECK(eventually(
+      [&] {
+        counted = lead.ask("dst", json{{"tell_count", true}});
+        return counted["count"] == count;
+      },
+      20s));
+  INFO(counted.dump());
+  CHECK(counted["out_of_order"] == 0);
+  const json da = data_status(a), db = data_status(b);
+  INFO("a: " << da.dump() << " b: " << db.dump());
+  CHECK(da.value("linked", 0) >= 1);  // src's worker got dst's tcp inbox
+  CHECK(db.value("hosted", 0) >= 1);
+  CHECK(da.value("relayed", -1) == 0);  // nothing went through a's gateway
+  CHECK(db.value("relayed", -1) == 0);
+}
+
+TEST_CASE("a receiving worker SIGKILLed mid-stream across systems loses nothing; the tell in hand is poison",
+          "[integration][convention][modes][direct]") {
+  test_system lead(lead_args());
+  test_system a(lead, 0, member_args(lead, ""));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_SUPERVISION_PKG);
+  const std::string watcher = place_on(lead, "Watcher", pkg, "watcher", a);
+  const std::string loner = place_on(lead, "Loner", pkg, "loner", b);
+  const int pid = lead.ask(loner, json{{"pid", true}}).get<int>();
+  REQUIRE(pid > 0);
+
+  const json block{{"block_ms", 20000}};
+  REQUIRE(lead.ask(watcher, json{{"tell", loner}, {"payload", block}}) == "told");
+  constexpr int count = 40;
+  for (int i = 0; i < count; ++i)
+    REQUIRE(lead.ask(watcher, json{{"tell", loner}, {"payload", {{"log", i}}}}) == "told");
+  const auto blocking = a.home() / ("blocking-" + loner.substr(1));
+  REQUIRE(eventually([&] { return fs::exists(blocking); }));
+  CHECK(data_status(a).value("linked", 0) >= 1);
+  troupe::testing::kill_process(pid);
+
+  json seen;
+  CHECK(eventually(
+      [&] {
+        auto r = lead.run({"ask", loner, json{{"seen", true}}.dump(), "--timeout", "2000"});
+        seen = json::parse(r.out, nullptr, false);
+        return seen.is_array() && seen.size() >= count;
+      },
+      20s));
+  INFO(seen.dump());
+  std::vector<int> got, want;
+  for (const auto& n : seen) got.push_back(n.get<int>());
+  for (int i = 0; i < count; ++i) want.push_back(i);
+  CHECK(got == want);  // every one, in order, once
+  CHECK(lead.ask(loner, json{{"pid", true}}).get<int>() != pid);
+  json notices;
+  CHECK(eventually([&] {
+    notices = lead.ask(watcher, json{{"notices", true}});
+    return !notices.empty();
+  }));
+  INFO(notices.dump());
+  REQUIRE(notices.size() == 1);
+  CHECK(notices[0]["event"] == "poison");
+  CHECK(notices[0]["payload"] == block);
+  CHECK_THAT(notices[0].value("reason", std::string()), Catch::Contains("killed by SIGKILL"));
+}
+
+TEST_CASE("an actor moved to another system mid-stream gets every tell sent over a direct link",
+          "[integration][convention][direct]") {
+  test_system lead(lead_args());
+  test_system a(lead, 0, member_args(lead, ""));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_SUPERVISION_PKG);
+  const std::string watcher = place_on(lead, "Watcher", pkg, "watcher", a);
+  const std::string loner = place_on(lead, "Loner", pkg, "loner", b);
+  // Busy a moment, so that what follows waits in its worker when it moves.
+  REQUIRE(lead.ask(watcher, json{{"tell", loner}, {"payload", {{"block_ms", 500}}}}) == "told");
+  constexpr int count = 60;
+  for (int i = 0; i < count / 2; ++i)
+    REQUIRE(lead.ask(watcher, json{{"tell", loner}, {"payload", {{"log", i}}}}) == "told");
+  background_run move(lead, {"move", "loner", "--to", std::to_string(lead.port())});
+  for (int i = count / 2; i < count; ++i)
+    REQUIRE(lead.ask(watcher, json{{"tell", loner}, {"payload", {{"log", i}}}}) == "told");
+  CHECK(move.get().exit_code == 0);
+  json seen;
+  CHECK(eventually(
+      [&] {
+        auto r = lead.run({"ask", loner, json{{"seen", true}}.dump(), "--timeout", "2000"});
+        seen = json::parse(r.out, nullptr, false);
+        return seen.is_array() && seen.size() >= count;
+      },
+      20s));
+  INFO(seen.dump());
+  std::set<int> got;
+  for (const auto& n : seen) got.insert(n.get<int>());
+  CHECK(got.size() == count);  // none lost
+  const json notices = lead.ask(watcher, json{{"notices", true}});
+  INFO(notices.dump());
+  CHECK(notices.empty());  // nothing bounced
+}
+
+TEST_CASE("a member system SIGKILLed: the actor placed again gets the tells sent to it since",
+          "[integration][convention][direct]") {
+  test_system lead(lead_args());
+  test_system a(lead, 0, member_args(lead, ""));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_SUPERVISION_PKG);
+  const std::string watcher = place_on(lead, "Watcher", pkg, "watcher", a);
+  const std::string loner = place_on(lead, "Loner", pkg, "loner", b);
+  for (int i = 0; i < 10; ++i) REQUIRE(lead.ask(watcher, json{{"tell", loner}, {"payload", {{"log", i}}}}) == "told");
+  REQUIRE(eventually([&] { return seen_by(lead, loner).size() == 10; }));
+  CHECK(data_status(a).value("linked", 0) >= 1);
+  b.kill_daemon();
+  for (int i = 10; i < 20; ++i) REQUIRE(lead.ask(watcher, json{{"tell", loner}, {"payload", {{"log", i}}}}) == "told");
+  REQUIRE(wait_actor(lead, "loner", "running", {}, 15s));
+  json seen;
+  CHECK(eventually(
+      [&] {
+        auto r = lead.run({"ask", loner, json{{"seen", true}}.dump(), "--timeout", "2000"});
+        seen = json::parse(r.out, nullptr, false);
+        return seen.is_array() && seen.size() >= 20;
+      },
+      20s));
+  INFO(seen.dump());
+  std::set<int> got;
+  for (const auto& n : seen) got.insert(n.get<int>());
+  CHECK(got.size() == 20);
+}
+
+TEST_CASE("with --direct-links off, records between systems go through the supervisors",
+          "[integration][convention][direct]") {
+  test_system lead(lead_args({"--direct-links", "off"}));
+  auto args = member_args(lead, "");
+  args.insert(args.end(), {"--direct-links", "off"});
+  test_system a(lead, 0, args);
+  test_system b(lead, 0, args);
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_RELAY_V1_PKG);
+  place_on(lead, "Relay", pkg, "src", a);
+  place_on(lead, "Relay", pkg, "dst", b);
+  REQUIRE(lead.run({"ask", "src", json{{"burst", 100}, {"to", "dst"}}.dump(), "--timeout", "30000"}).exit_code == 0);
+  CHECK(eventually([&] { return lead.ask("dst", json{{"tell_count", true}})["count"] == 100; }));
+  CHECK(data_status(a).value("relayed", 0) >= 100);
+  CHECK(data_status(a).value("linked", -1) == 0);
+}
+
+TEST_CASE("a sending worker SIGKILLed: the other system forgets its links, and its successor links anew",
+          "[integration][convention][direct]") {
+  test_system lead(lead_args());
+  test_system a(lead, 0, member_args(lead, ""));
+  test_system b(lead, 0, member_args(lead, ""));
+  REQUIRE(eventually([&] { return convention_up(lead, {&a, &b}); }));
+  const std::string pkg = lead.load(TROUPE_RELAY_V1_PKG);
+  place_on(lead, "Relay", pkg, "src", a);
+  place_on(lead, "Relay", pkg, "dst", b);
+  // An ask across and back: dst's worker links to src's worker for the answer.
+  CHECK(lead.ask("src", json{{"via", "dst"}, {"payload", {{"echo", 1}}}})["answer"] == 1);
+  REQUIRE(lead.run({"ask", "src", json{{"burst", 1000}, {"to", "dst"}}.dump()}).exit_code == 0);
+  REQUIRE(eventually([&] { return lead.ask("dst", json{{"tell_count", true}})["count"] == 1000; }));
+  const auto linked_before = data_status(b).value("hosted", 0);
+  CHECK(linked_before >= 1);
+
+  (void)lead.run({"ask", "src", json{{"crash", "segv"}}.dump(), "--timeout", "2000"});  // its worker dies
+  REQUIRE(wait_actor(lead, "src", "running", a.where()));
+  // The answer comes back to the new process: dst's worker dropped its route
+  // to the dead one's tcp inbox when b learnt of the death.
+  json answer;
+  CHECK(eventually([&] {
+    auto r = lead.run({"ask", "src", json{{"via", "dst"}, {"payload", {{"echo", 2}}}}.dump(), "--timeout", "3000"});
+    answer = json::parse(r.out, nullptr, false);
+    return answer.is_object() && answer.value("answer", json()) == 2;
+  }));
+  INFO(answer.dump());
+  REQUIRE(lead.run({"ask", "src", json{{"burst", 1000}, {"to", "dst"}}.dump()}).exit_code == 0);
+  CHECK(eventually([&] { return lead.ask("dst", json{{"tell_count", true}})["count"] == 2000; }));
+  CHECK(data_status(b).value("hosted", 0) > linked_before);  // linked again, to the new process
+  CHECK(data_status(a).value("relayed", -1) == 0);
 }
