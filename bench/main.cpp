@@ -436,6 +436,12 @@ void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::ve
   for (int i = 0; i < z.reps; ++i)
     for (std::size_t k = 0; k < placements.size(); ++k) {
       place(placements[k]);
+      // After a move to other CPUs the first run is slower (caches, wake-up
+      // paths): both systems warm up there before either is measured.
+      for (auto& s : sides) {
+        (void)rtt(s, 200);
+        (void)blast(s.sys, s.blaster, s.sink, 20000);
+      }
       for (int j = 0; j < 2; ++j) {
         const int which = (i + j) % 2;  // each goes first every other time
         side& s = sides[which];
@@ -695,10 +701,11 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 }
 
 int usage() {
-  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--crash-only | --metrics-only]\n"
+  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--reps N] [--crash-only | --metrics-only]\n"
                "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
                "  --crash-only: crash_restart_answering alone\n"
-               "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n";
+               "  --reps N: repetitions of the throughput and round-trip figures (default 7, --quick 2)\n"
+               "  --metrics-only: the metrics_on_* rows alone (both placements)\n";
   return 64;
 }
 
@@ -707,6 +714,7 @@ int run(int argc, char** argv) {
   bool quick = false;
   bool crash_only = false;
   bool metrics_only = false;
+  int reps = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
@@ -717,6 +725,8 @@ int run(int argc, char** argv) {
       crash_only = true;
     else if (a == "--metrics-only")
       metrics_only = true;
+    else if (a == "--reps" && i + 1 < argc && std::atoi(argv[i + 1]) > 0 && std::atoi(argv[i + 1]) <= 1000)
+      reps = std::atoi(argv[++i]);
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -745,6 +755,7 @@ int run(int argc, char** argv) {
     z.convention.kill_samples = 2;
     z.convention.load_samples = 2;
   }
+  if (reps > 0) z.reps = reps;
   const std::string bin = self_dir();
   const std::string ready_exe = bin + "/troupe-bench-ready";
   if (!fs::exists(ready_exe)) throw bench_error(ready_exe + " not found (build target troupe-bench-ready)");
