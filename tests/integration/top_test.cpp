@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -340,4 +341,42 @@ TEST_CASE("without --metrics-actors there is no per-actor series; the option nee
                                      {{"TROUPE_HOME", s.sys.home().string()}}, {}, std::chrono::seconds(30));
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Catch::Contains("--metrics-actors takes globs"));
+}
+
+TEST_CASE("a worker stuck in a handler does not hold top up: its row says it did not answer", "[integration][top]") {
+  test_system sys;
+  sys.load(TROUPE_SUPERVISION_PKG);
+  const std::string loner = sys.spawn({"Loner"});  // a worker of its own
+  const std::string watcher = sys.spawn({"Watcher"});
+  const int pid = sys.ask(loner, json{{"pid", true}}).get<int>();
+  REQUIRE(pid > 0);
+  REQUIRE(sys.run({"tell", loner, json{{"block_ms", 20000}}.dump()}).exit_code == 0);
+  const auto blocking = sys.home() / ("blocking-" + loner.substr(1));
+  REQUIRE(eventually([&] { return std::filesystem::exists(blocking); }));
+
+  auto t = sys.client().call("top", json::object());
+  REQUIRE(t);
+  bool stuck_seen = false, other_answered = false;
+  for (const auto& w : (*t)["workers"]) {
+    if (w["pid"] == pid) {
+      stuck_seen = true;
+      CHECK(w["answered"] == false);
+      CHECK(w["queued"].is_null());
+    } else if (w["package"] == "supervision") {
+      other_answered = other_answered || w["answered"] == true;
+    }
+  }
+  CHECK(stuck_seen);
+  CHECK(other_answered);  // the Watcher's worker
+  // Its actor is missing from the busiest (its worker could not say); the watcher is there.
+  bool watcher_listed = false;
+  for (const auto& a : (*t)["busiest"]) {
+    CHECK(a["address"] != loner);
+    watcher_listed = watcher_listed || a["address"] == watcher;
+  }
+  CHECK(watcher_listed);
+  auto text = sys.run({"top", "--once", "--interval", "100"});
+  CHECK(text.exit_code == 0);
+  CHECK_THAT(text.out, Catch::Contains("busy"));
+  CHECK(sys.run({"status"}).exit_code == 0);
 }
