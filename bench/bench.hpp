@@ -250,7 +250,7 @@ class live_system {
   std::string load(const std::string& archive);
   /// Unloads a package by id; returns once its worker is gone.
   void unload(const std::string& package_id);
-  address spawn(const std::string& type, const std::string& package_id);
+  address spawn(const std::string& type, const std::string& package_id, const std::string& name = {});
   json ask(address target, const json& payload, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// An ask whose failure is an answer too (timeouts, ask_failed).
   result<json> try_ask(address target, const json& payload, std::chrono::milliseconds timeout);

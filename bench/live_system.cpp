@@ -291,8 +291,8 @@ void live_system::unload(const std::string& package_id) {
   if (!r) throw bench_error("unload " + package_id.substr(0, 12) + ": " + r.err().message);
 }
 
-address live_system::spawn(const std::string& type, const std::string& package_id) {
-  auto a = client_->spawn(type, package_id);
+address live_system::spawn(const std::string& type, const std::string& package_id, const std::string& name) {
+  auto a = client_->spawn(type, package_id, name);
   if (!a) throw bench_error("spawn " + type + ": " + a.err().message);
   return *a;
 }

@@ -3,7 +3,7 @@
 // --out FILE as JSON: [{name, value, unit, baseline, ratio}, ...].
 // What each figure means: docs/PERFORMANCE.md.
 //
-//   troupe-bench [--out FILE] [--quick]
+//   troupe-bench [--out FILE] [--quick] [--reps N]
 //                [--crash-only | --metrics-only | --load-only | --client-only | --python-only | --convention-only]
 //
 // Hidden sub-commands (processes of baselines, run by the bench itself):
@@ -351,17 +351,21 @@ void measure_throughput(live_system& sys, const cross_worker& pk, best_effort_sy
   out.push_back(g);
 }
 
-/// A thread that GETs http://127.0.0.1:PORT/metrics every period, as a
-/// Prometheus would (more often than its usual 15 s), until destroyed.
+/// A thread that GETs http://127.0.0.1:PORT/metrics every period while
+/// active, as a Prometheus would (more often than its usual 15 s), until
+/// destroyed. Inactive, it scrapes nothing: the system without metrics is
+/// measured without another system's scrapes beside it.
 class scraper {
  public:
   scraper(std::uint16_t port, std::chrono::milliseconds period)
       : thread_([this, port, period] {
           std::unique_lock lock(mutex_);
           while (!stop_) {
-            lock.unlock();
-            if (scrape_once(port)) ++scrapes_;
-            lock.lock();
+            if (active_) {
+              lock.unlock();
+              if (scrape_once(port)) ++scrapes_;
+              lock.lock();
+            }
             wake_.wait_for(lock, period, [this] { return stop_; });
           }
         }) {}
@@ -372,6 +376,14 @@ class scraper {
     }
     wake_.notify_one();
     thread_.join();
+  }
+  /// Scrapes (at once, then every period) or stops scraping.
+  void active(bool on) {
+    {
+      std::lock_guard lock(mutex_);
+      active_ = on;
+    }
+    if (on) wake_.notify_one();
   }
   [[nodiscard]] int scrapes() const { return scrapes_.load(); }
 
@@ -402,18 +414,32 @@ class scraper {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
+  bool active_ = false;
   std::atomic<int> scrapes_{0};
   std::thread thread_;
 };
 
-/// metrics_on_*: the cross-worker figures of a system started --metrics and
-/// scraped every second, beside the same on a system started alike without
-/// it, interleaved run by run so that the machine's load weighs on both
-/// alike. TROUPE_BENCH_AA=1 starts neither with --metrics: the spread between
-/// two systems of one configuration, to read the figures against.
+/// metrics_on_*: the cross-worker figures of a system started --metrics
+/// (and --metrics-actors for the actors measured) and scraped every second,
+/// beside the same on a system started alike without it, in both placements
+/// of measure_rtt (all on one CPU; the two ends on two CPUs), repetitions
+/// interleaved (placement by placement, the two systems taking turns to go
+/// first) so that the machine's load weighs on both alike. TROUPE_BENCH_AA=1
+/// starts neither with --metrics: the spread between two systems of one
+/// configuration, to read the figures against.
 void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::vector<figure>& out,
                           std::vector<unavailable_figure>& unavailable) {
-  say("cross-worker ask round trip and throughput with --metrics (scraped every 1 s) vs without");
+  say("cross-worker ask round trip and throughput with --metrics (scraped every 1 s) vs without, on one CPU and on "
+      "two");
+  const std::vector<int> cpus = allowed_cpus();
+  std::vector<std::optional<placement>> placements;
+  if (!cpus.empty()) placements.push_back(placement::same_cpu);
+  if (cpus.size() >= 2) placements.push_back(placement::split_cpu);
+  if (placements.empty()) placements.push_back(std::nullopt);
+  auto names = [](const std::optional<placement>& p) {
+    const std::string sfx = p ? suffix(*p) : "";
+    return std::pair<std::string, std::string>{"metrics_on_ask_rtt_p50" + sfx, "metrics_on_throughput" + sfx};
+  };
   live_system off(troupe_exe);
   live_system on(troupe_exe);
   const std::uint16_t metrics_port = free_port();
@@ -423,10 +449,12 @@ void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::ve
     if (aa)
       on.start();
     else
-      on.start({"--metrics", std::to_string(metrics_port)});
+      on.start({"--metrics", std::to_string(metrics_port), "--metrics-actors", "bench-*"});
   } catch (const bench_error& e) {
-    unavailable.push_back({"metrics_on_ask_rtt_p50", "us", e.what()});
-    unavailable.push_back({"metrics_on_throughput", "msg/s", e.what()});
+    for (const auto& p : placements) {
+      unavailable.push_back({names(p).first, "us", e.what()});
+      unavailable.push_back({names(p).second, "msg/s", e.what()});
+    }
     say(std::string("  unavailable: ") + e.what());
     return;
   }
@@ -437,15 +465,36 @@ void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::ve
   struct side {
     live_system& sys;
     address pinger, ponger, blaster, sink;
+    pid_t pid_a = -1, pid_b = -1;
     double us_per_ask = 100;
-    std::vector<double> p50 = {}, tput = {};
+    std::vector<std::vector<double>> p50 = {}, tput = {};  // by placement
   };
-  auto make_side = [](live_system& sys, const cross_worker& pk) {
-    return side{sys, sys.spawn("Pinger", pk.pkg_a), sys.spawn("Ponger", pk.pkg_b), sys.spawn("Blaster", pk.pkg_a),
-                sys.spawn("Ponger", pk.pkg_b)};
+  auto make_side = [&placements](live_system& sys, const cross_worker& pk) {
+    // Global names on both systems: on the metrics one they have per-actor
+    // series (--metrics-actors bench-*, read from their workers every second).
+    side s{sys, sys.spawn("Pinger", pk.pkg_a, "bench-pinger"), sys.spawn("Ponger", pk.pkg_b, "bench-ponger"),
+           sys.spawn("Blaster", pk.pkg_a, "bench-blaster"), sys.spawn("Ponger", pk.pkg_b, "bench-sink")};
+    s.pid_a = sys.worker_pid(pk.pkg_a);
+    s.pid_b = sys.worker_pid(pk.pkg_b);
+    s.p50.resize(placements.size());
+    s.tput.resize(placements.size());
+    return s;
   };
   side sides[2] = {make_side(off, pk_off), make_side(on, pk_on)};
-  auto rtt = [&z](side& s, std::size_t n) {
+  // Both systems' processes and this driver (with the scraper thread), as
+  // measure_rtt places them: the initiating side on the first CPU, the
+  // answering side on the first (same_cpu) or the second (split_cpu).
+  auto place = [&](const std::optional<placement>& p) {
+    const int first = p ? cpus[0] : -1;
+    const int second = !p ? -1 : *p == placement::same_cpu ? cpus[0] : cpus[1];
+    pin_process(::getpid(), first, cpus);
+    for (auto& s : sides) {
+      pin_process(s.sys.system_pid(), first, cpus);
+      pin_process(s.pid_a, first, cpus);
+      pin_process(s.pid_b, second, cpus);
+    }
+  };
+  auto rtt = [](side& s, std::size_t n) {
     const auto t0 = now_ns();
     s.sys.ask(s.pinger, json{{"op", "run"}, {"target", s.ponger.value()}, {"n", n}, {"payload_bytes", payload_bytes}});
     std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(0.9 * s.us_per_ask * n)));
@@ -453,7 +502,6 @@ void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::ve
         s.pinger, json{{"op", "result"}}, [](const json& j) { return j.value("done", false); }, 60s, 10ms);
     s.us_per_ask = static_cast<double>(now_ns() - t0) / 1000.0 / static_cast<double>(n);
     if (r.value("failures", 0) != 0) throw bench_error("cross-worker asks failed: " + r.dump());
-    (void)z;
     return r.value("p50_us", 0.0);
   };
   for (auto& s : sides) {
@@ -462,34 +510,62 @@ void measure_metrics_cost(const std::string& troupe_exe, const sizes& z, std::ve
   }
   scraper scrape(metrics_port, std::chrono::seconds(1));
   for (int i = 0; i < z.reps; ++i)
-    for (int k = 0; k < 2; ++k) {
-      side& s = sides[(i + k) % 2];  // each goes first every other time
-      s.p50.push_back(rtt(s, z.rtt_samples));
-      s.tput.push_back(blast(s.sys, s.blaster, s.sink, z.cross_msgs));
+    for (std::size_t k = 0; k < placements.size(); ++k) {
+      place(placements[k]);
+      // After a move to other CPUs the first run is slower (caches, wake-up
+      // paths): both systems warm up there before either is measured.
+      for (auto& s : sides) {
+        (void)rtt(s, 200);
+        (void)blast(s.sys, s.blaster, s.sink, 20000);
+      }
+      for (int j = 0; j < 2; ++j) {
+        const int which = (i + j) % 2;  // each goes first every other time
+        side& s = sides[which];
+        scrape.active(which == 1 && !aa);
+        s.p50[k].push_back(rtt(s, z.rtt_samples));
+        s.tput[k].push_back(blast(s.sys, s.blaster, s.sink, z.cross_msgs));
+      }
+      scrape.active(false);
     }
+  place(std::nullopt);
   say("  " + std::to_string(scrape.scrapes()) + " scrapes of /metrics during the runs");
   if (scrape.scrapes() == 0 && !aa) throw bench_error("the metrics system was never scraped");
-  figure p50{"metrics_on_ask_rtt_p50",
-             median(sides[1].p50),
-             "us",
-             median(sides[0].p50),
-             "cross_worker_ask_rtt_p50 without --metrics, interleaved",
-             "<= 1.03x baseline",
-             {}};
-  p50.met = p50.ratio() <= 1.03;
-  out.push_back(p50);
-  figure tp{"metrics_on_throughput",
-            median(sides[1].tput),
-            "msg/s",
-            median(sides[0].tput),
-            "cross_worker_throughput without --metrics, interleaved",
-            ">= 0.97x baseline",
-            {}};
-  tp.met = tp.ratio() >= 0.97;
-  out.push_back(tp);
-  std::string ratios;
-  for (std::size_t i = 0; i < sides[0].tput.size(); ++i) ratios += " " + fmt(sides[1].tput[i] / sides[0].tput[i]);
-  say("  throughput on / off by repetition:" + ratios);
+  for (std::size_t k = 0; k < placements.size(); ++k) {
+    const auto [p50_name, tp_name] = names(placements[k]);
+    const std::string where = !placements[k]                          ? "unpinned"
+                              : *placements[k] == placement::same_cpu ? "all on one CPU"
+                                                                      : "the two ends on two CPUs";
+    figure p50{p50_name,
+               median(sides[1].p50[k]),
+               "us",
+               median(sides[0].p50[k]),
+               "cross_worker_ask_rtt_p50 without --metrics, " + where + ", interleaved",
+               "<= 1.03x baseline",
+               {}};
+    p50.met = p50.ratio() <= 1.03;
+    p50.samples = sides[1].p50[k];
+    p50.baseline_samples = sides[0].p50[k];
+    out.push_back(p50);
+    figure tp{tp_name,
+              median(sides[1].tput[k]),
+              "msg/s",
+              median(sides[0].tput[k]),
+              "cross_worker_throughput without --metrics, " + where + ", interleaved",
+              ">= 0.97x baseline",
+              {}};
+    tp.met = tp.ratio() >= 0.97;
+    tp.samples = sides[1].tput[k];
+    tp.baseline_samples = sides[0].tput[k];
+    out.push_back(tp);
+    std::string ask_ratios, tp_ratios;
+    for (std::size_t i = 0; i < sides[0].tput[k].size(); ++i) {
+      ask_ratios += " " + fmt(sides[1].p50[k][i] / sides[0].p50[k][i]);
+      tp_ratios += " " + fmt(sides[1].tput[k][i] / sides[0].tput[k][i]);
+    }
+    say("  " + where + ": ask p50 on/off by repetition:" + ask_ratios + "; throughput on/off:" + tp_ratios);
+    say("  " + where + ": ask p50 ratio " + fmt(p50.ratio()) + " (target <= 1.03), throughput ratio " +
+        fmt(tp.ratio()) + " (target >= 0.97)");
+  }
   on.stop();
   off.stop();
 }
@@ -701,14 +777,15 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 }
 
 int usage() {
-  std::cerr << "usage: troupe-bench [--out FILE] [--quick]\n"
+  std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--reps N]\n"
                "                    [--crash-only | --metrics-only | --load-only | --client-only | --python-only |\n"
                "                     --convention-only]\n"
                "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
+               "  --reps N: repetitions of the throughput and round-trip figures (default 7, --quick 2)\n"
                "  --crash-only: crash_restart_answering alone\n"
                "  --load-only: the package_load_* and verification figures alone\n"
                "  --client-only: client_ask_rtt_p50 alone\n"
-               "  --metrics-only: metrics_on_ask_rtt_p50 and metrics_on_throughput alone\n"
+               "  --metrics-only: the metrics_on_* rows alone (both placements)\n"
                "  --python-only: the python_* figures alone (bench/python_bench.py)\n"
                "  --convention-only: the built-in convention's figures alone (cross_system_...)\n";
   return 64;
@@ -723,6 +800,7 @@ int run(int argc, char** argv) {
   bool client_only = false;
   bool python_only = false;
   bool convention_only = false;
+  int reps = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--out" && i + 1 < argc)
@@ -741,6 +819,8 @@ int run(int argc, char** argv) {
       python_only = true;
     else if (a == "--convention-only")
       convention_only = true;
+    else if (a == "--reps" && i + 1 < argc && std::atoi(argv[i + 1]) > 0 && std::atoi(argv[i + 1]) <= 1000)
+      reps = std::atoi(argv[++i]);
     else if (a == "--help" || a == "-h")
       return usage(), 0;
     else
@@ -770,6 +850,7 @@ int run(int argc, char** argv) {
     z.convention.load_samples = 2;
     z.convention.blast_msgs = 50000;
   }
+  if (reps > 0) z.reps = reps;
   const std::string bin = self_dir();
   const std::string ready_exe = bin + "/troupe-bench-ready";
   if (!fs::exists(ready_exe)) throw bench_error(ready_exe + " not found (build target troupe-bench-ready)");

@@ -35,6 +35,8 @@ inline constexpr std::string_view shutdown = "shutdown";
 inline constexpr std::string_view config = "config";
 /// The event ring, once or followed (§6.5).
 inline constexpr std::string_view events = "events";
+/// Workers, busiest actors and recent restarts: what `troupe top` shows (§6.6).
+inline constexpr std::string_view top = "top";
 }  // namespace client
 
 /// A worker → its supervisor's control socket (§4.2).
@@ -56,6 +58,8 @@ inline constexpr std::string_view unwatch = "unwatch";
 inline constexpr std::string_view bye = "bye";
 /// A direct link's key was admitted (answers supervisor::admit).
 inline constexpr std::string_view admitted = "admitted";
+/// The answer to the supervisor's `stats` (an event carrying its rid).
+inline constexpr std::string_view stats = "stats";
 }  // namespace worker
 
 /// The supervisor → a worker (§4.3).
@@ -70,6 +74,8 @@ inline constexpr std::string_view admit = "admit";
 inline constexpr std::string_view forget_route = "forget";
 inline constexpr std::string_view forget_name = "forget_name";
 inline constexpr std::string_view shutdown = "shutdown";
+/// Asks a worker for its busiest actors; answered with the worker's `stats`.
+inline constexpr std::string_view stats = "stats";
 }  // namespace supervisor
 
 /// Between systems of a convention, over the peer link (§5.5).

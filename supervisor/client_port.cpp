@@ -38,7 +38,7 @@ constexpr auto listen_retry = std::chrono::milliseconds(500);
 bool read_allows(std::string_view command) {
   for (auto c : {cmd::client::status, cmd::client::ping, cmd::client::list, cmd::client::avail, cmd::client::role,
                  cmd::client::actors, cmd::client::ask, cmd::client::tell, cmd::client::systems, cmd::client::config,
-                 cmd::client::events})
+                 cmd::client::events, cmd::client::top})
     if (command == c) return true;
   return false;
 }

@@ -27,6 +27,7 @@
 #include "supervisor/remote_calls.hpp"
 #include "supervisor/supervision.hpp"
 #include "supervisor/worker_pool.hpp"
+#include "supervisor/worker_stats.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -136,7 +137,8 @@ class system {
         calls_(ctx_, port_, peers_),
         relay_(ctx_, actors_, pool_, data_, peers_),
         direct_(ctx_, pool_, actors_, peers_),
-        convention_(make_convention()) {
+        convention_(make_convention()),
+        stats_(ctx_, port_, pool_, actors_, packages_, data_, gateway_, started_) {
     ctx_.run_tag = base::hex32(make_system_id());
     ctx_.events = &events_.ring();
   }
@@ -196,6 +198,7 @@ class system {
   data_relay relay_;
   direct_links direct_;
   std::unique_ptr<convention> convention_;
+  worker_stats stats_;  // `top`, and the series of --metrics-actors
   // --metrics: the registry and the HTTP server on this loop (none when off).
   std::unique_ptr<metrics> metrics_;
   std::unique_ptr<http_server> http_;
@@ -281,6 +284,7 @@ status system::serve_metrics() {
                         scrape_sources{actors_, packages_, pool_, gateway_, data_, members_, events_, relay_, calls_,
                                        *convention_, started_},
                         *metrics_);
+    stats_.add_named_families(out);
   });
   http_ = std::make_unique<http_server>(io_);
   http_->route("/metrics", [this](const std::string&) {
@@ -341,6 +345,7 @@ void system::wire() {
   // The event ring hears first: what a subscriber reads is in the order it
   // happened, before what it causes.
   events_.register_handlers();
+  stats_.register_handlers();
   bus_.on_running([this](address a) { events_.actor_event(event_kind::actor_started, a, ""); });
   bus_.on_restarted(
       [this](address a, const std::string& reason) { events_.actor_event(event_kind::actor_restarted, a, reason); });
@@ -408,6 +413,7 @@ void system::wire() {
 void system::serve() {
   pool_.replenish_standby();
   convention_->start();
+  stats_.start_named();
   log_line(TROUPE_LOG_INFO, {}, "system " + base::hex32(ctx_.id) + " serving on " + ctx_.where());
   // Ready once the loop runs (a client let in after the notice is answered:
   // the sockets are bound) and, for a member, once its leader has welcomed
@@ -539,6 +545,7 @@ void system::begin_shutdown() {
   ctx_.stopping = true;
   notify_systemd("STOPPING=1\nSTATUS=stopping " + std::to_string(actors_.size()) + " actors");
   convention_->stop();
+  stats_.stop();
   log_line(TROUPE_LOG_INFO, {}, "shutting down: exit requests to " + std::to_string(actors_.size()) + " actors");
   packages_manager_.stop();
   for (auto& [_, w] : pool_.all())

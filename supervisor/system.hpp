@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace troupe::supervisor {
 
@@ -69,6 +70,10 @@ struct system_options {
   std::uint32_t max_event_subscribers = 16;
   /// Serve Prometheus metrics over HTTP here ("HOST:PORT"); empty: off.
   std::string metrics;
+  /// Actors with series of their own on /metrics: globs on global names
+  /// (--metrics-actors); at most metrics_actors_max of them, by name order.
+  std::vector<std::string> metrics_actors;
+  std::size_t metrics_actors_max = 20;
   /// Plain-text TCP clients with every right (no keys): loopback only.
   bool insecure_tcp = false;
   /// Members of this group may use the local socket too (-1: only the

@@ -5,6 +5,7 @@
 #include "tools/cli_common.hpp"
 #include "tools/event_command.hpp"
 #include "tools/log_command.hpp"
+#include "tools/top_command.hpp"
 
 #include <troupe/client.hpp>
 
@@ -553,6 +554,43 @@ void add_actor_commands(command_set& cs) {
              });
   c->add_flag("--follow", ev->follow, "keep printing new events until Ctrl-C");
   c->add_option("--since", ev->since, "only events numbered after SEQ")->type_name("SEQ");
+
+  struct top_options {
+    long interval = 1000;
+    long actors = 10;
+    bool once = false;
+    unsigned batch = 0;
+  };
+  auto top = std::make_shared<top_options>();
+  c = cs.add("top",
+             "a refreshing view of the system: its convention's systems, its workers (CPU, memory,\n"
+             "queues, messages in and out), its busiest actors and its restarts; q or Ctrl-C quits",
+             "On a terminal the view refreshes every --interval until q, Ctrl-C, or the system\n"
+             "stops answering (a line saying so on stderr, exit 3). Without a terminal, or with\n"
+             "--once or --batch, it prints plain snapshots (each after one interval, so that its\n"
+             "rates cover one); with --json one JSON object a snapshot. Needs the read role.",
+             {"troupe top", "troupe top --interval 2000", "troupe top --once",
+              "troupe --system 10.0.0.5:1900 top --batch 5 --interval 500"},
+             [&g, top] {
+               if (top->interval < 100 || top->interval > 3600000)
+                 throw usage_error{"--interval takes milliseconds from 100 to 3600000"};
+               if (top->actors < 0 || top->actors > 100) throw usage_error{"--actors takes a number from 0 to 100"};
+               if (top->once && top->batch > 0) throw usage_error{"--once and --batch: give one"};
+               top_request r;
+               r.system = system_of(g);
+               r.interval = std::chrono::milliseconds(top->interval);
+               r.actors = static_cast<std::size_t>(top->actors);
+               r.once = top->once;
+               r.batch = top->batch;
+               r.json_out = g.json_out;
+               return run_top(r);
+             });
+  c->add_option("--interval", top->interval, "milliseconds between refreshes (100-3600000)")
+      ->type_name("MS")
+      ->capture_default_str();
+  c->add_option("--actors", top->actors, "busiest actors shown (0-100)")->type_name("N")->capture_default_str();
+  c->add_flag("--once", top->once, "print one plain snapshot and exit");
+  c->add_option("--batch", top->batch, "print N plain snapshots, one every interval, and exit")->type_name("N");
 
   auto spawn = std::make_shared<spawn_options>();
   c = cs.add("spawn", "create an actor on a system that fits; prints its address on the last line", "",

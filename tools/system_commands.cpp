@@ -28,6 +28,7 @@
 
 #include <fcntl.h>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -93,6 +94,11 @@ const std::vector<start_option> start_table = {
     {"log-files", "N", "5", "rotated files kept: system.log.1 .. .N"},
     {"metrics", "[HOST:]PORT", "", "serve Prometheus metrics at http://HOST:PORT/metrics (a bare port: 127.0.0.1)"},
     {"max-event-subscribers", "N", "16", "clients following the event stream at most (1-1024)"},
+    {"metrics-actors", "GLOB[,GLOB...]", "",
+     "actors whose global name matches get series of their own on\n"
+     "/metrics (label actor; e.g. \"counter,job-*\"; needs --metrics)",
+     true},
+    {"metrics-actors-max", "N", "20", "actors with series of their own at most (1-1000)"},
 };
 
 std::string env_name(const start_option& o) {
@@ -348,6 +354,24 @@ supervisor::system_options start_options(const start_settings& s) {
       if (!hp || hp->second == 0) throw usage_error{"--metrics takes HOST:PORT or a port (on 127.0.0.1)"};
       opts.metrics = hp->first + ":" + std::to_string(hp->second);
     });
+  if (has("metrics-actors"))
+    read("metrics-actors", [&] {
+      if (!has("metrics")) throw usage_error{"--metrics-actors names actors for /metrics: give --metrics too"};
+      const std::string all = text("metrics-actors");
+      std::size_t from = 0;
+      for (;;) {
+        const auto comma = all.find(',', from);
+        const std::string glob = all.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+        const bool bad = glob.empty() || glob.size() > 128 || std::any_of(glob.begin(), glob.end(), [](char ch) {
+                           return std::iscntrl(static_cast<unsigned char>(ch)) != 0;
+                         });
+        if (bad) throw usage_error{"--metrics-actors takes globs of 1 to 128 printable characters, comma-separated"};
+        opts.metrics_actors.push_back(glob);
+        if (comma == std::string::npos) break;
+        from = comma + 1;
+      }
+    });
+  if (has("metrics-actors-max")) opts.metrics_actors_max = count("metrics-actors-max", 1, 1000);
   for (const auto& o : log_start_options) {
     const std::string name = o.substr(2);
     if (has(name.c_str()))

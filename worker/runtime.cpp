@@ -139,6 +139,7 @@ status runtime::start() {
     if (auto s = marker_.open(opts_.marker_file); !s) return s;
   if (!opts_.fence_file.empty())
     if (auto s = fence_.open(opts_.fence_file, false); !s) return s;
+  window_start_ms_ = ipc::steady_now_ms();
   control_watch_ = std::make_unique<ipc::socket_watcher>(io_, control_, [this] { on_control(); });
   inbox_watch_ = std::make_unique<ipc::socket_watcher>(io_, inbox_, [this] { on_inbox(); });
   control_watch_->start();
@@ -364,6 +365,7 @@ void runtime::handle_control(const ipc::control_message& m) {
       {cmd::supervisor::forget_route, &runtime::on_forget_route},
       {cmd::supervisor::forget_name, &runtime::on_forget_name},
       {cmd::supervisor::shutdown, &runtime::on_shutdown},
+      {cmd::supervisor::stats, &runtime::on_stats},
   };
   auto it = table.find(m.command);
   if (it == table.end()) {
@@ -407,6 +409,69 @@ void runtime::fence_now() {
                " actors of the convention: their system no longer holds the lease they were placed under");
   for (address a : fenced)
     finish_exit(a, "fenced: its system no longer holds the lease it was placed under", false, /*fenced=*/true);
+}
+
+void runtime::on_stats(const json& b) {
+  // docs/PROTOCOL.md §4.3: the window rolls only when the asker says how
+  // long it should at least be (troupe top), so a mere reader (metrics of
+  // named actors) never shortens another's window.
+  const auto now = steady_now_ms();
+  if (window_start_ms_ == 0) window_start_ms_ = now;
+  const auto window = b.find("window_ms");
+  if (window != b.end() && window->is_number_unsigned() && window->get<std::uint64_t>() > 0 &&
+      now - window_start_ms_ >= static_cast<std::int64_t>(window->get<std::uint64_t>())) {
+    for (auto& [a, slot] : actors_) {
+      slot.last_window = slot.handled - slot.window_base;
+      slot.window_base = slot.handled;
+    }
+    last_window_ms_ = now - window_start_ms_;
+    window_start_ms_ = now;
+  }
+  // No completed window yet: the one under way (new actors count from their creation).
+  const bool partial = last_window_ms_ == 0;
+  auto recent = [partial](const actor_slot& s) { return partial ? s.handled - s.window_base : s.last_window; };
+  std::size_t top = 0;
+  if (auto t = b.find("top"); t != b.end() && t->is_number_unsigned())
+    top = static_cast<std::size_t>(std::min<std::uint64_t>(t->get<std::uint64_t>(), 100));
+  std::vector<const actor_slot*> busiest;
+  if (top > 0) {
+    busiest.reserve(actors_.size());
+    for (const auto& [a, slot] : actors_) busiest.push_back(&slot);
+    const auto n = std::min(top, busiest.size());
+    std::partial_sort(busiest.begin(), busiest.begin() + static_cast<std::ptrdiff_t>(n), busiest.end(),
+                      [&recent](const actor_slot* x, const actor_slot* y) {
+                        const auto rx = recent(*x), ry = recent(*y);
+                        if (rx != ry) return rx > ry;
+                        if (x->handled != y->handled) return x->handled > y->handled;
+                        return x->addr.value() < y->addr.value();
+                      });
+    busiest.resize(n);
+  }
+  json rows = json::array();
+  for (const auto* s : busiest)
+    rows.push_back(json{{"address", s->addr.value()}, {"handled", s->handled}, {"recent", recent(*s)}});
+  json tracked = json::array();
+  if (auto t = b.find("addresses"); t != b.end() && t->is_array() && !t->empty()) {
+    // Their messages waiting in this worker's queue: one pass over it.
+    std::unordered_map<address, std::uint64_t> queued;
+    std::size_t n = 0;
+    for (const auto& v : *t) {
+      if (++n > 1000) break;
+      if (v.is_number_unsigned() && actors_.count(address(v.get<std::uint64_t>())))
+        queued.emplace(address(v.get<std::uint64_t>()), 0);
+    }
+    if (!queued.empty())
+      for (const auto& env : run_queue_)
+        if (auto q = queued.find(env.to); q != queued.end()) ++q->second;
+    for (const auto& [a, waiting] : queued)
+      tracked.push_back(json{{"address", a.value()}, {"handled", actors_.at(a).handled}, {"queued", waiting}});
+  }
+  send_event(cmd::worker::stats, json{{"rid", b.value("rid", json())},
+                                      {"actors", actors_.size()},
+                                      {"queued", run_queue_.size()},
+                                      {"window_ms", partial ? now - window_start_ms_ : last_window_ms_},
+                                      {"busiest", std::move(rows)},
+                                      {"tracked", std::move(tracked)}});
 }
 
 void runtime::on_shutdown(const json& b) {
@@ -665,6 +730,7 @@ void runtime::invoke(actor_slot& slot, troupe_message_kind kind, address from, s
                      reason.data(),
                      reason.size()};
   troupe_error err{};
+  ++slot.handled;
   marker_.begin(slot.addr, ledger_.origin(current_cause_), slot.max_handle_ms);
   const int rc = slot.type->handle(slot.state, &ctx, &msg, &err);
   marker_.end();

@@ -105,6 +105,11 @@ struct actor_slot {
   std::uint32_t max_handle_ms = 0;  ///< manifest max_handle_time (0: none)
   bool fenced = false;              ///< placed by a convention that fences: lives while the fence page holds
   std::int64_t lease = 0;           ///< the lease it was created under (fenced)
+  // Messages its handler took (every kind, as the handling marker counts),
+  // for `stats` (docs/PROTOCOL.md §4.3): plain integers of the loop's thread.
+  std::uint64_t handled = 0;
+  std::uint64_t window_base = 0;  ///< handled when the current window began
+  std::uint64_t last_window = 0;  ///< handled within the last completed window
 };
 
 class runtime {
@@ -158,6 +163,8 @@ class runtime {
   void on_forget_route(const ipc::json& body);
   void on_forget_name(const ipc::json& body);
   void on_shutdown(const ipc::json& body);
+  /// The supervisor's `stats`: this worker's busiest actors (troupe top, metrics).
+  void on_stats(const ipc::json& body);
   /// Destroys every fenced actor the fence page no longer holds: their
   /// system could not renew its lease, and they may run elsewhere any moment.
   void fence_now();
@@ -242,6 +249,10 @@ class runtime {
   std::atomic<std::int64_t> fenced_lease_{0};
 
   std::unordered_map<address, actor_slot> actors_;
+  // The window of `stats` (messages handled per actor): when the current one
+  // began and how long the last completed one lasted (0: none completed).
+  std::int64_t window_start_ms_ = 0;
+  std::int64_t last_window_ms_ = 0;
   std::deque<envelope> run_queue_;
   bool drain_scheduled_ = false;
 

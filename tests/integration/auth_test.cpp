@@ -115,6 +115,11 @@ TEST_CASE("client keys get the role they were given, on new connections", "[inte
     REQUIRE(sys.run({"trust-client", "bob", key}).exit_code == 0);
     CHECK(remote.run(sys, {"status"}).exit_code == 0);
     CHECK(remote.run(sys, {"actors"}).exit_code == 0);
+    // troupe top over CurveZMQ with a read key (a snapshot: no terminal here).
+    const auto top = remote.run(sys, {"top", "--once", "--interval", "100"});
+    INFO(top.err);
+    CHECK(top.exit_code == 0);
+    CHECK_THAT(top.out, Catch::Contains("Morse") && Catch::Contains("encoders 1.0.0"));
     const auto asked = remote.run(sys, {"ask", "Morse", "\"SOS\""});
     CHECK(asked.exit_code == 0);
     CHECK_THAT(asked.out, Catch::Contains("..."));
