@@ -5,8 +5,10 @@
 # worker processes, two versions of one package bundling conflicting builds of
 # one library answering side by side, a worker killed with SIGKILL and
 # restarted under the same address, a pipeline that loses no item when a stage's
-# worker is killed; clients of another user admitted by key and role. Everything lives in a temporary
-# TROUPE_HOME on free loopback ports and is stopped on exit, even on failure.
+# worker is killed; clients of another user admitted by key and role. It ends by printing the web
+# dashboard and metrics URLs of the systems still running (on a terminal, they run until Enter).
+# Everything lives in a temporary TROUPE_HOME on free loopback ports and is stopped on exit, even on
+# failure.
 set -euo pipefail
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
@@ -55,11 +57,16 @@ wait_systems() {  # wait_systems SYSTEM N: until the convention lists N systems 
 
 L=$(free_port); ports+=("$L"); A=$(free_port); ports+=("$A"); B=$(free_port); ports+=("$B")
 SL=127.0.0.1:$L; SA=127.0.0.1:$A; SB=127.0.0.1:$B
+# Each system's dashboard (--http) and Prometheus metrics (--metrics), on ports of their own.
+declare -A web metrics
+for p in "$L" "$A" "$B"; do web[$p]=$(free_port); metrics[$p]=$(free_port); done
+observed() { echo --http "${web[$1]}" --metrics "${metrics[$1]}"; }
 
 step "A convention of three systems on one host: the leader on $L, members on $A and $B"
-troupe start --port "$L" --leader "$SL"
-troupe start --port "$A" --caps "morse,Caesar cipher" --leader "$SL"
-troupe start --port "$B" --caps "64bit encoder" --leader "$SL"
+troupe start --port "$L" --leader "$SL" $(observed "$L") | grep -v '^dashboard:'
+troupe start --port "$A" --caps "morse,Caesar cipher" --leader "$SL" $(observed "$A") | grep -v '^dashboard:'
+troupe start --port "$B" --caps "64bit encoder" --leader "$SL" $(observed "$B") | grep -v '^dashboard:'
+echo "(each serves its dashboard and /metrics: their URLs come at the end)"
 wait_systems "$SL" 3
 troupe --system "$SL" systems
 echo "(they share TROUPE_HOME, so each trusts the others' CurveZMQ keys: convention/trusted/)"
@@ -182,6 +189,15 @@ troupe --system "$SL" actors | grep -E 'ADDRESS|pipeline'
 echo "$stats" | grep -q "\"distinct\":$items,.*\"missing_below\":0}" ||
   { echo "the sink is missing items" >&2; exit 1; }
 
-step "Stop the systems (actors get exit requests, workers exit)"
-troupe stop "$B" "$L"
-ports=()
+step "The dashboards and metrics of the systems still running ($A was killed above)"
+for p in "$L" "$B"; do
+  echo "system $p: dashboard $(troupe --system "127.0.0.1:$p" dashboard)"
+  echo "             metrics   http://127.0.0.1:${metrics[$p]}/metrics"
+done
+if [ -t 0 ] && [ -t 1 ]; then
+  read -r -p "(open them in a browser; press Enter to stop the systems) " _
+  troupe stop "$B" "$L" >/dev/null
+  ports=()
+else
+  echo "(the systems stop as the demo ends; run it on a terminal to keep them until Enter)"
+fi

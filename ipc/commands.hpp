@@ -35,6 +35,8 @@ inline constexpr std::string_view shutdown = "shutdown";
 inline constexpr std::string_view config = "config";
 /// The event ring, once or followed (§6.5).
 inline constexpr std::string_view events = "events";
+/// The dashboard's URL and token (admin only, §6.6).
+inline constexpr std::string_view dashboard = "dashboard";
 }  // namespace client
 
 /// A worker → its supervisor's control socket (§4.2).

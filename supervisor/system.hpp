@@ -66,6 +66,9 @@ struct system_options {
   std::uint32_t max_event_subscribers = 16;
   /// Serve Prometheus metrics over HTTP here ("HOST:PORT"); empty: off.
   std::string metrics;
+  /// Serve the web dashboard over HTTP here ("HOST:PORT"; the same as
+  /// metrics: one listener for both); empty: off.
+  std::string http;
   /// Plain-text TCP clients with every right (no keys): loopback only.
   bool insecure_tcp = false;
   /// Members of this group may use the local socket too (-1: only the
