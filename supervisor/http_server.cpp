@@ -140,7 +140,7 @@ class http_server::session : public std::enable_shared_from_this<session> {
     r.content_type = field(http::field::content_type);
     r.last_event_id = std::string(req["Last-Event-ID"]);
     r.body = req.body();
-    auto ex = std::make_shared<exchange>(weak_from_this(), std::move(r));
+    auto ex = std::make_shared<exchange>(shared_from_this(), std::move(r));
     try {
       it->second.h(ex);
     } catch (const std::exception& e) {
@@ -222,15 +222,16 @@ http_server::exchange::~exchange() {
 void http_server::exchange::reply(response r) {
   if (done_) return;
   done_ = true;
-  if (auto s = session_.lock()) s->answer(std::move(r));
+  auto s = std::move(session_);
+  s->answer(std::move(r));
 }
 
 std::shared_ptr<http_server::stream> http_server::exchange::open_stream(const response& head) {
   if (done_) return nullptr;
   done_ = true;
-  auto s = session_.lock();
-  if (!s || !s->begin_stream(head)) return nullptr;
-  return std::make_shared<stream>(session_);
+  auto s = std::move(session_);
+  if (!s->begin_stream(head)) return nullptr;
+  return std::make_shared<stream>(s);
 }
 
 bool http_server::stream::write(std::string bytes) {

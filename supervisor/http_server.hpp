@@ -85,7 +85,7 @@ class http_server {
   /// open_stream(), or with 500 when dropped unanswered.
   class exchange {
    public:
-    exchange(std::weak_ptr<session> s, request r) : session_(std::move(s)), req_(std::move(r)) {}
+    exchange(std::shared_ptr<session> s, request r) : session_(std::move(s)), req_(std::move(r)) {}
     ~exchange();
     exchange(const exchange&) = delete;
     exchange& operator=(const exchange&) = delete;
@@ -94,11 +94,11 @@ class http_server {
     /// Sends head's status and header fields (its body is ignored) and keeps
     /// the connection for a stream; nullptr when the connection is gone.
     std::shared_ptr<stream> open_stream(const response& head);
-    /// Whether the client is still connected, as far as is known.
-    [[nodiscard]] bool connected() const { return !session_.expired(); }
 
    private:
-    std::weak_ptr<session> session_;
+    // Keeps its connection while the answer is awaited (no read or write
+    // is pending on it meanwhile); released once answered.
+    std::shared_ptr<session> session_;
     request req_;
     bool done_ = false;
   };

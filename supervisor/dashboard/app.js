@@ -5,7 +5,8 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const WINDOW_MS = 10 * 60 * 1000;  // the timeline's span
+  // The timeline's span: the shortest of these that holds the events it shows.
+  const SPANS = [15e3, 30e3, 60e3, 120e3, 300e3, 600e3, 1800e3, 3600e3];
   const MAX_EVENTS = 400;            // events kept on the page
   const REFRESH_MS = 4000;           // tables re-read this often (other systems' changes have no event here)
 
@@ -278,28 +279,33 @@
     if (e.kind !== 'actor_started' || fresh) scheduleRefresh();
   }
 
+  function fmtSpan(ms) {
+    return ms < 60000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60000)} min`;
+  }
+
   function renderTimeline() {
     const box = $('timeline');
     const now = Date.now();
-    const from = now - WINDOW_MS;
+    const shown = state.events.filter((e) => (KIND[e.kind] || [])[1] && !(e.kind === 'worker_exited' && e.expected));
+    const oldest = shown.length ? Math.min(...shown.map((e) => e.time_ms)) : now;
+    const span = SPANS.find((s) => s >= (now - oldest) * 1.1) || SPANS[SPANS.length - 1];
+    const from = now - span;
+    $('timeline-span').textContent = `the last ${fmtSpan(span)}, as this system saw them`;
     for (const m of box.querySelectorAll('.mark')) m.remove();
     const lanes = { restarted: 6, failed: 6, exited: 22, moved: 14, system: 30 };
-    for (const e of state.events) {
-      const [, cls] = KIND[e.kind] || ['', ''];
-      if (!cls || e.time_ms < from) continue;
-      if (e.kind === 'worker_exited' && e.expected) continue;
+    for (const e of shown) {
+      if (e.time_ms < from) continue;
+      const [, cls] = KIND[e.kind];
       const m = el('div', { class: 'mark ' + cls, 'data-kind': e.kind, title: `${fmtTime(e.time_ms)} ${e.kind}: ${describe(e)}` });
-      m.style.left = `${((e.time_ms - from) / WINDOW_MS) * 100}%`;
+      m.style.left = `${1.5 + ((e.time_ms - from) / span) * 97}%`;  // whole marks at both ends
       m.style.top = `${lanes[cls]}px`;
       box.append(m);
     }
     const axis = $('timeline-axis');
     const ticks = [];
     for (let i = 0; i <= 5; i++) {
-      const t = el('span', { class: 'tick', text: i === 5 ? 'now' : `−${10 - 2 * i} min` });
-      t.style.left = `${i * 20}%`;
-      if (i === 0) t.style.transform = 'none';
-      if (i === 5) t.style.transform = 'translateX(-100%)';
+      const t = el('span', { class: 'tick', text: i === 5 ? 'now' : `−${fmtSpan((span * (5 - i)) / 5)}` });
+      t.style.left = `${1.5 + i * 19.4}%`;
       ticks.push(t);
     }
     axis.replaceChildren(...ticks);

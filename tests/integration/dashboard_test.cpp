@@ -341,7 +341,7 @@ TEST_CASE("the dashboard's API answers with the token and refuses everything els
     REQUIRE(at != std::string::npos);
     const auto id_at = all->got.rfind("id: ", at);
     const std::uint64_t started = std::stoull(all->got.substr(id_at + 4));
-    auto resumed = open_stream("Last-Event-ID: " + std::to_string(started - 1));
+    auto resumed = open_stream("Last-Event-ID: " + std::to_string(started - 1) + "\r\n");
     resumed->read_until([](const std::string& s) { return s.find("\"kind\":\"actor_started\"") != std::string::npos; },
                         5s);
     CHECK_THAT(resumed->got, Catch::Contains("id: " + std::to_string(started) + "\n"));
@@ -405,8 +405,8 @@ TEST_CASE("the dashboard in a real headless Chromium", "[browser]") {
   CHECK(fs::exists(out / "dashboard.png"));
 
   // What the page showed is what the CLI sees.
-  auto morse = lead.run({"--json", "actors"});
-  const json actors = json::parse(morse.out)["actors"];
+  const json actors = lead.actors();
+  INFO(actors.dump());
   bool moved = false;
   bool restarted = false;
   for (const auto& a : actors) {
