@@ -16,11 +16,13 @@ packages=$(cd "$build/packages" && pwd)  # signed by the build's development key
 export TROUPE_HOME=$(mktemp -d /tmp/troupe-demo.XXXXXX)
 troupe() { "$bin/troupe" "$@"; }
 
-free_port() {  # a port nothing listens on
+taken=" "
+free_port() {  # a port nothing listens on, not given before (call it in this shell, not in $(...))
   local p
   while :; do
     p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    [[ $taken == *" $p "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { taken+="$p "; port=$p; return; }
   done
 }
 ports=()
@@ -55,11 +57,11 @@ wait_systems() {  # wait_systems SYSTEM N: until the convention lists N systems 
   echo "the convention did not gather $2 systems" >&2; return 1
 }
 
-L=$(free_port); ports+=("$L"); A=$(free_port); ports+=("$A"); B=$(free_port); ports+=("$B")
+free_port; L=$port; free_port; A=$port; free_port; B=$port; ports+=("$L" "$A" "$B")
 SL=127.0.0.1:$L; SA=127.0.0.1:$A; SB=127.0.0.1:$B
 # Each system's dashboard (--http) and Prometheus metrics (--metrics), on ports of their own.
 declare -A web metrics
-for p in "$L" "$A" "$B"; do web[$p]=$(free_port); metrics[$p]=$(free_port); done
+for p in "$L" "$A" "$B"; do free_port; web[$p]=$port; free_port; metrics[$p]=$port; done
 observed() { echo --http "${web[$1]}" --metrics "${metrics[$1]}"; }
 
 step "A convention of three systems on one host: the leader on $L, members on $A and $B"
