@@ -5,9 +5,11 @@
 # worker processes, two versions of one package bundling conflicting builds of
 # one library answering side by side, a worker killed with SIGKILL and
 # restarted under the same address, a pipeline that loses no item when a stage's
-# worker is killed; clients of another user admitted by key and role; Python
-# actors (runtime python) and C++ actors asking each other in both directions. Everything lives in a temporary
-# TROUPE_HOME on free loopback ports and is stopped on exit, even on failure.
+# worker is killed; clients of another user admitted by key and role; Python actors (runtime
+# python) and C++ actors asking each other in both directions. It ends by printing the web
+# dashboard and metrics URLs of the systems still running (on a terminal, they run until Enter).
+# Everything lives in a temporary TROUPE_HOME on free loopback ports and is stopped on exit, even on
+# failure.
 set -euo pipefail
 build=${1:-build}
 bin=$(cd "$build/bin" && pwd)
@@ -15,11 +17,13 @@ packages=$(cd "$build/packages" && pwd)  # signed by the build's development key
 export TROUPE_HOME=$(mktemp -d /tmp/troupe-demo.XXXXXX)
 troupe() { "$bin/troupe" "$@"; }
 
-free_port() {  # a port nothing listens on
+taken=" "
+free_port() {  # a port nothing listens on, not given before (call it in this shell, not in $(...))
   local p
   while :; do
     p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    [[ $taken == *" $p "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { taken+="$p "; port=$p; return; }
   done
 }
 ports=()
@@ -54,13 +58,18 @@ wait_systems() {  # wait_systems SYSTEM N: until the convention lists N systems 
   echo "the convention did not gather $2 systems" >&2; return 1
 }
 
-L=$(free_port); ports+=("$L"); A=$(free_port); ports+=("$A"); B=$(free_port); ports+=("$B")
+free_port; L=$port; free_port; A=$port; free_port; B=$port; ports+=("$L" "$A" "$B")
 SL=127.0.0.1:$L; SA=127.0.0.1:$A; SB=127.0.0.1:$B
+# Each system's dashboard (--http) and Prometheus metrics (--metrics), on ports of their own.
+declare -A web metrics
+for p in "$L" "$A" "$B"; do free_port; web[$p]=$port; free_port; metrics[$p]=$port; done
+observed() { echo --http "${web[$1]}" --metrics "${metrics[$1]}"; }
 
 step "A convention of three systems on one host: the leader on $L, members on $A and $B"
-troupe start --port "$L" --leader "$SL"
-troupe start --port "$A" --caps "morse,Caesar cipher" --leader "$SL"
-troupe start --port "$B" --caps "64bit encoder" --leader "$SL"
+troupe start --port "$L" --leader "$SL" $(observed "$L") | grep -v '^dashboard:'
+troupe start --port "$A" --caps "morse,Caesar cipher" --leader "$SL" $(observed "$A") | grep -v '^dashboard:'
+troupe start --port "$B" --caps "64bit encoder" --leader "$SL" $(observed "$B") | grep -v '^dashboard:'
+echo "(each serves its dashboard and /metrics: their URLs come at the end)"
 wait_systems "$SL" 3
 troupe --system "$SL" systems
 echo "(they share TROUPE_HOME, so each trusts the others' CurveZMQ keys: convention/trusted/)"
@@ -200,6 +209,15 @@ printf 'the Python and the C++ morse agree: '
   echo yes || { echo "they differ" >&2; exit 1; }
 troupe --system "$SL" actors | grep -E 'ADDRESS|relay|asker|py\.'
 
-step "Stop the systems (actors get exit requests, workers exit)"
-troupe stop "$B" "$L"
-ports=()
+step "The dashboards and metrics of the systems still running ($A was killed above)"
+for p in "$L" "$B"; do
+  echo "system $p: dashboard $(troupe --system "127.0.0.1:$p" dashboard)"
+  echo "             metrics   http://127.0.0.1:${metrics[$p]}/metrics"
+done
+if [ -t 0 ] && [ -t 1 ]; then
+  read -r -p "(open them in a browser; press Enter to stop the systems) " _
+  troupe stop "$B" "$L" >/dev/null
+  ports=()
+else
+  echo "(the systems stop as the demo ends; run it on a terminal to keep them until Enter)"
+fi

@@ -37,6 +37,8 @@ inline constexpr std::string_view config = "config";
 inline constexpr std::string_view events = "events";
 /// Workers, busiest actors and recent restarts: what `troupe top` shows (§6.6).
 inline constexpr std::string_view top = "top";
+/// The dashboard's URL and token (admin only, §6.6).
+inline constexpr std::string_view dashboard = "dashboard";
 }  // namespace client
 
 /// A worker → its supervisor's control socket (§4.2).

@@ -26,13 +26,30 @@ packages=(
   python3-zmq python3-pytest             # the Python client (clients/python) and its tests
   prometheus-cpp-dev                     # --metrics: registry, metric types, text format (core library)
   prometheus                             # tests: a real Prometheus scrapes a system; promtool checks the output
+  chromium                               # tests: the dashboard in a real headless browser (tests/browser)
+  nodejs                                 # tests: node and npm run puppeteer-core, pinned in tests/browser
 )
+
+# The browser test's npm packages (puppeteer-core, which downloads no
+# browser: the test drives Debian's /usr/bin/chromium), as pinned by
+# tests/browser/package-lock.json; only when they are not there yet.
+npm_packages() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  [ -d "$dir/node_modules" ] && return 0
+  command -v npm >/dev/null || return 0
+  echo "setup: npm ci in $dir"
+  (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+}
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  npm_packages
+  exit 0
+fi
 
 echo "setup: installing ${missing[*]}"
 sudo_cmd=()
@@ -40,3 +57,4 @@ sudo_cmd=()
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -q
 "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+npm_packages

@@ -323,8 +323,26 @@ void client_port::dispatch(const client_ref& c, const std::string& command, cons
   }
 }
 
+client_ref client_port::expect(std::function<void(json)> done) {
+  client_ref c;
+  c.internal = ++next_internal_;
+  internal_.emplace(c.internal, std::move(done));
+  return c;
+}
+
+void client_port::call(const std::string& command, const json& body, std::function<void(json)> done) {
+  const client_ref c = expect(std::move(done));
+  if (ctx_.stopping && command != cmd::client::status && command != cmd::client::ping)
+    return answer_error(c, "the system is shutting down", errc::unavailable);
+  if (ipc::log_enabled(TROUPE_LOG_DEBUG))
+    log_line(TROUPE_LOG_DEBUG, {},
+             "dashboard request '" + command +
+                 "': " + body.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 4096));
+  dispatch(c, command, body);
+}
+
 client_port::push_result client_port::push(const client_ref& c, const json& body) {
-  if (c.via != 0 || c.identity.empty()) return push_result::gone;
+  if (c.via != 0 || c.internal != 0 || c.identity.empty()) return push_result::gone;
   if (backlog_.count({c.local, c.identity})) return push_result::full;  // answers wait ahead of it
   switch (send_reply(c.local, c.identity, body.dump(-1, ' ', false, json::error_handler_t::replace))) {
     case sent::yes:
@@ -415,6 +433,15 @@ void client_port::answer_error(const client_ref& c, std::string_view text, errc 
 
 void client_port::deliver(const client_ref& c, json body) {
   if (c.nobody()) return;  // a held tell: its client had its answer
+  if (c.internal != 0) {
+    auto it = internal_.find(c.internal);
+    if (it == internal_.end()) return;  // answered already
+    auto done = std::move(it->second);
+    internal_.erase(it);
+    body.erase("rid");
+    done(std::move(body));
+    return;
+  }
   if (c.via != 0) {
     if (reply_elsewhere) reply_elsewhere(c, std::move(body));
     return;

@@ -43,7 +43,10 @@ struct client_ref {
   std::uint32_t via = 0;
   std::uint64_t call = 0;
   bool local = false;  ///< came on the local socket (else on TCP)
-  [[nodiscard]] bool nobody() const { return via == 0 && identity.empty(); }
+  /// A request of the system itself (the dashboard's, client_port::call):
+  /// its answer goes to the callback registered under this number.
+  std::uint64_t internal = 0;
+  [[nodiscard]] bool nobody() const { return via == 0 && identity.empty() && internal == 0; }
 };
 
 /// The uid in a local peer's address ("HOST:UID:GID:PID", SO_PEERCRED as
@@ -82,6 +85,16 @@ class client_port {
   /// no longer connected (or the request came from another system).
   enum class push_result { sent, full, gone };
   push_result push(const client_ref& c, const json& body);
+  /// Runs a request on behalf of the system itself (the dashboard, which
+  /// authenticated it as admin): through the same handlers as a client's,
+  /// with done called with the whole answer (`ok`, fields or `error` and
+  /// `code`; no `rid`) once there is one, maybe before call returns.
+  void call(const std::string& command, const json& body, std::function<void(json)> done);
+  /// A client_ref whose answer goes to done (to hand to what answers a
+  /// request: remote_calls::forward).
+  client_ref expect(std::function<void(json)> done);
+  /// Requests of call() and expect() not answered yet.
+  [[nodiscard]] std::size_t calls_waiting() const { return internal_.size(); }
   /// Where the answer to another system's request goes (the peer link's
   /// "result"); set by the component that forwards calls.
   std::function<void(const client_ref&, json body)> reply_elsewhere;
@@ -135,7 +148,9 @@ class client_port {
   std::map<std::pair<bool, std::string>, backlog> backlog_;  // by (local, identity)
   std::unique_ptr<boost::asio::steady_timer> backlog_timer_;
   bool backlog_armed_ = false;
-  std::chrono::milliseconds backlog_wait_{1};  // grows while nobody reads
+  std::chrono::milliseconds backlog_wait_{1};                              // grows while nobody reads
+  std::unordered_map<std::uint64_t, std::function<void(json)>> internal_;  // call()s waiting for their answer
+  std::uint64_t next_internal_ = 0;
 };
 
 }  // namespace troupe::supervisor

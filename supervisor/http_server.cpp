@@ -3,6 +3,7 @@
 #include "ipc/log.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -11,7 +12,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <array>
 #include <charconv>
+#include <deque>
 #include <optional>
 
 namespace troupe::supervisor {
@@ -29,29 +32,76 @@ class http_server::session : public std::enable_shared_from_this<session> {
 
   void start() { read(); }
   void close() {
+    if (closed_) return;
+    closed_ = true;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+    out_.clear();
+    out_bytes_ = 0;
   }
+  [[nodiscard]] bool closed() const { return closed_ || !*alive_; }
   ~session() {
     if (!*alive_) return;
     --server_.connections_;
     server_.sessions_.erase(this);
   }
 
+  // ---- answers (an exchange's)
+  void answer(response r) {
+    if (closed()) return;
+    reply(r.status, std::move(r.body), r.content_type, keep_, head_, r.headers);
+  }
+
+  // ---- a streamed response
+  bool begin_stream(const response& head) {
+    if (closed()) return false;
+    streaming_ = true;
+    // No Content-Length: the body ends when the connection does.
+    std::string h = "HTTP/1.1 " + std::to_string(head.status) + " " +
+                    std::string(http::obsolete_reason(static_cast<http::status>(head.status))) +
+                    "\r\nServer: troupe\r\nContent-Type: " + head.content_type + "\r\nConnection: close\r\n";
+    for (const auto& [k, v] : head.headers) h += k + ": " + v + "\r\n";
+    h += "\r\n";
+    stream_.expires_never();
+    watch_peer();
+    const bool ok = stream_write(std::move(h));
+    finish_after_drain_ = head_;  // HEAD: the header alone
+    return ok && !head_;
+  }
+  bool stream_write(std::string bytes) {
+    if (closed() || finish_after_drain_) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (out_bytes_ + bytes.size() > server_.limits_.max_stream_queue ||
+        (writing_ && now - write_started_ > server_.limits_.io_timeout)) {
+      log_line(TROUPE_LOG_INFO, {}, "HTTP: cut off a stream whose reader does not keep up");
+      close();
+      return false;
+    }
+    out_bytes_ += bytes.size();
+    out_.push_back(std::move(bytes));
+    if (!writing_) write_next();
+    return true;
+  }
+  [[nodiscard]] std::size_t queued() const { return out_bytes_; }
+  void end_stream() {
+    finish_after_drain_ = true;
+    if (!writing_) close();
+  }
+  std::function<void()> on_drain;
+
  private:
   void read() {
     parser_.emplace();
-    // One bound for the whole request: header and body.
     parser_->header_limit(static_cast<std::uint32_t>(server_.limits_.max_request_bytes));
-    parser_->body_limit(server_.limits_.max_request_bytes);
+    parser_->body_limit(server_.limits_.max_body_bytes);
     stream_.expires_after(server_.limits_.io_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
-    if (!*alive_) return;
+    if (closed()) return;
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::eof)
       return close();
@@ -64,42 +114,83 @@ class http_server::session : public std::enable_shared_from_this<session> {
     }
     ++requests_;
     const auto& req = parser_->get();
-    if (req.method() != http::verb::get && req.method() != http::verb::head)
-      return reply(405, "only GET and HEAD\n", "text/plain", false, false);
     const std::string target(req.target());
     const auto q = target.find('?');
     const std::string path = target.substr(0, q);
-    const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
-    const bool keep = req.keep_alive() && requests_ < server_.limits_.max_requests_per_connection;
-    const bool head = req.method() == http::verb::head;
+    keep_ = req.keep_alive() && requests_ < server_.limits_.max_requests_per_connection;
+    head_ = req.method() == http::verb::head;
     auto it = server_.routes_.find(path);
-    if (it == server_.routes_.end()) return reply(404, "not found\n", "text/plain", keep, head);
-    response r;
+    if (it == server_.routes_.end()) return reply(404, "not found\n", "text/plain", keep_, head_);
+    std::string method(req.method_string());
+    if (head_ && it->second.methods.count("GET") != 0) method = "GET";  // HEAD: a GET without its body
+    if (it->second.methods.count(method) == 0) {
+      std::string allow;
+      for (const auto& m : it->second.methods) allow += (allow.empty() ? "" : ", ") + m;
+      if (it->second.methods.count("GET") != 0) allow += ", HEAD";
+      return reply(405, "method not allowed: " + allow + "\n", "text/plain", false, head_, {{"Allow", allow}});
+    }
+    request r;
+    r.method = method;
+    r.path = path;
+    r.query = q == std::string::npos ? "" : target.substr(q + 1);
+    auto field = [&req](http::field f) { return std::string(req[f]); };
+    r.host = field(http::field::host);
+    r.origin = field(http::field::origin);
+    r.authorization = field(http::field::authorization);
+    r.content_type = field(http::field::content_type);
+    r.last_event_id = std::string(req["Last-Event-ID"]);
+    r.body = req.body();
+    auto ex = std::make_shared<exchange>(shared_from_this(), std::move(r));
     try {
-      r = it->second(query);
+      it->second.h(ex);
     } catch (const std::exception& e) {
       log_line(TROUPE_LOG_ERROR, {}, "HTTP " + path + ": " + e.what());
-      return reply(500, "internal error\n", "text/plain", false, head);
+      ex->reply({500, "text/plain", "internal error\n", {}});
     }
-    reply(r.status, std::move(r.body), r.content_type, keep, head);
   }
 
-  void reply(unsigned status, std::string body, const std::string& type, bool keep, bool head) {
+  void reply(unsigned status, std::string body, const std::string& type, bool keep, bool head,
+             const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     res_ = {};
     res_.result(status);
     res_.version(11);
     res_.set(http::field::server, "troupe");
     res_.set(http::field::content_type, type);
+    for (const auto& [k, v] : headers) res_.set(k, v);
     res_.keep_alive(keep);
     const auto size = body.size();
     if (!head) res_.body() = std::move(body);
     res_.content_length(size);
     stream_.expires_after(server_.limits_.io_timeout);
     http::async_write(stream_, res_, [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
-      if (!*self->alive_) return;
+      if (self->closed()) return;
       if (ec || !keep) return self->close();
       self->read();
     });
+  }
+
+  // A stream's reader sends nothing more: anything it does (data, its
+  // close, an error) ends the stream at once, freeing its place.
+  void watch_peer() {
+    stream_.socket().async_read_some(asio::buffer(peek_),
+                                     [self = shared_from_this()](beast::error_code, std::size_t) { self->close(); });
+  }
+
+  void write_next() {
+    if (closed() || out_.empty()) return;
+    writing_ = true;
+    write_started_ = std::chrono::steady_clock::now();
+    asio::async_write(stream_.socket(), asio::buffer(out_.front()),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        if (self->closed()) return;
+                        self->writing_ = false;
+                        if (ec) return self->close();
+                        self->out_bytes_ -= self->out_.front().size();
+                        self->out_.pop_front();
+                        if (!self->out_.empty()) return self->write_next();
+                        if (self->finish_after_drain_) return self->close();
+                        if (self->on_drain) self->on_drain();
+                      });
   }
 
   http_server& server_;
@@ -109,7 +200,76 @@ class http_server::session : public std::enable_shared_from_this<session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   std::size_t requests_ = 0;
+  bool keep_ = false;
+  bool head_ = false;
+  bool closed_ = false;
+  // A streamed response.
+  bool streaming_ = false;
+  bool writing_ = false;
+  bool finish_after_drain_ = false;
+  std::chrono::steady_clock::time_point write_started_;
+  std::deque<std::string> out_;
+  std::size_t out_bytes_ = 0;
+  std::array<char, 64> peek_{};
 };
+
+// ---------------------------------------------------------------- exchange, stream
+
+http_server::exchange::~exchange() {
+  if (!done_) reply({500, "text/plain; charset=utf-8", "no answer\n", {}});
+}
+
+void http_server::exchange::reply(response r) {
+  if (done_) return;
+  done_ = true;
+  auto s = std::move(session_);
+  s->answer(std::move(r));
+}
+
+std::shared_ptr<http_server::stream> http_server::exchange::open_stream(const response& head) {
+  if (done_) return nullptr;
+  done_ = true;
+  auto s = std::move(session_);
+  if (!s->begin_stream(head)) return nullptr;
+  return std::make_shared<stream>(s);
+}
+
+bool http_server::stream::write(std::string bytes) {
+  auto s = session_.lock();
+  return s && s->stream_write(std::move(bytes));
+}
+
+void http_server::stream::close() {
+  if (auto s = session_.lock()) s->close();
+}
+
+void http_server::stream::end() {
+  if (auto s = session_.lock()) s->end_stream();
+}
+
+bool http_server::stream::open() const {
+  auto s = session_.lock();
+  return s && !s->closed();
+}
+
+void http_server::stream::on_drain(std::function<void()> f) {
+  if (auto s = session_.lock()) s->on_drain = std::move(f);
+}
+
+std::size_t http_server::stream::queued() const {
+  auto s = session_.lock();
+  return s ? s->queued() : 0;
+}
+
+// ---------------------------------------------------------------- server
+
+void http_server::route(const std::string& path, handler h) {
+  route(path, {"GET"}, [h = std::move(h)](const std::shared_ptr<exchange>& ex) { ex->reply(h(ex->req().query)); });
+}
+
+void http_server::route(const std::string& path, std::set<std::string> methods, async_handler h) {
+  routes_[path] = {std::move(methods), std::move(h)};
+}
 
 http_server::http_server(asio::io_context& io, limits l) : io_(io), limits_(l), acceptor_(io), retry_(io) {}
 

@@ -14,9 +14,10 @@ namespace {
 constexpr auto default_ask_timeout = std::chrono::milliseconds(5000);
 
 // Requests another system may forward here; anything else is refused.
+// chgcap: the dashboard of one system changes another's capabilities.
 bool forwardable(const std::string& command) {
   return command == cmd::client::ask || command == cmd::client::tell || command == cmd::client::kill ||
-         command == cmd::client::spawn || command == cmd::client::move;
+         command == cmd::client::spawn || command == cmd::client::move || command == cmd::client::chgcap;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "supervisor/capabilities.hpp"
 #include "supervisor/client_port.hpp"
 #include "supervisor/context.hpp"
+#include "supervisor/dashboard.hpp"
 #include "supervisor/data_relay.hpp"
 #include "supervisor/desired_state.hpp"
 #include "supervisor/direct_links.hpp"
@@ -98,6 +99,14 @@ void notify_systemd(const std::string& state) {
 #else
   (void)state;
 #endif
+}
+
+// The HTTP listener of the dashboard (and of /metrics when they share it):
+// bodies up to the dashboard's, streams for its events.
+http_server::limits dashboard_limits() {
+  http_server::limits l;
+  l.max_body_bytes = dashboard::max_body;
+  return l;
 }
 
 const char* log_target_word(ipc::log_target t) {
@@ -203,6 +212,11 @@ class system {
   std::unique_ptr<metrics> metrics_;
   std::unique_ptr<http_server> http_;
   status serve_metrics();
+  // --http: the dashboard, on http_ when --metrics names the same address,
+  // else on a listener of its own (none when off).
+  std::unique_ptr<http_server> dashboard_http_;
+  std::unique_ptr<dashboard> dashboard_;
+  status serve_dashboard();
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
   asio::steady_timer ready_timer_{io_};
   bool finished_ = false;
@@ -256,6 +270,7 @@ status system::setup() {
   if (auto s = peers_.bind(); !s) return s;
   if (auto s = convention_->setup(); !s) return s;
   if (auto s = serve_metrics(); !s) return s;
+  if (auto s = serve_dashboard(); !s) return s;
   wire();
   zap_watch_->start();
   keep_desired_state();
@@ -286,12 +301,34 @@ status system::serve_metrics() {
                         *metrics_);
     stats_.add_named_families(out);
   });
-  http_ = std::make_unique<http_server>(io_);
+  http_ = std::make_unique<http_server>(
+      io_, ctx_.opts.http == ctx_.opts.metrics ? dashboard_limits() : http_server::limits{});
   http_->route("/metrics", [this](const std::string&) {
-    return http_server::response{200, "text/plain; version=0.0.4; charset=utf-8", metrics_->scrape()};
+    return http_server::response{200, "text/plain; version=0.0.4; charset=utf-8", metrics_->scrape(), {}};
   });
   if (auto s = http_->listen(ctx_.opts.metrics); !s) return s;
   log_line(TROUPE_LOG_INFO, {}, "metrics on http://" + ctx_.opts.metrics + "/metrics");
+  return ok_v;
+}
+
+status system::serve_dashboard() {
+  if (ctx_.opts.http.empty()) return ok_v;
+  http_server* on = http_.get();
+  if (ctx_.opts.http != ctx_.opts.metrics) {
+    dashboard_http_ = std::make_unique<http_server>(io_, dashboard_limits());
+    if (auto s = dashboard_http_->listen(ctx_.opts.http); !s) return s;
+    on = dashboard_http_.get();
+  }
+  dashboard::reach reach{[this](std::uint16_t port) -> std::uint32_t {
+                           const auto* m = members_.find_port(port);
+                           return m != nullptr ? m->system_id : 0;
+                         },
+                         [this](const client_ref& c, std::uint32_t to, const std::string& command, const json& body,
+                                std::chrono::milliseconds timeout) { calls_.forward(c, to, command, body, timeout); }};
+  dashboard_ = std::make_unique<dashboard>(ctx_, *on, port_, events_.ring(), std::move(reach));
+  if (auto s = dashboard_->setup(); !s) return s;
+  // The URL only: its token is for those who may read it (troupe dashboard).
+  log_line(TROUPE_LOG_INFO, {}, "dashboard on " + dashboard_->url() + " (its token: troupe dashboard)");
   return ok_v;
 }
 
@@ -396,6 +433,11 @@ void system::wire() {
     for (const auto& [name, v] : ctx_.opts.configuration)
       options[name] = json{{"value", v.value}, {"source", v.source}};
     port_.answer(c, json{{"options", options}});
+  });
+  port_.handle(cmd::client::dashboard, [this](const client_ref& c, const json&) {
+    if (!dashboard_)
+      return port_.answer_error(c, "this system serves no dashboard (start it with --http HOST:PORT)", errc::not_found);
+    port_.answer(c, json{{"url", dashboard_->url()}, {"token", dashboard_->token()}});
   });
   port_.handle(cmd::client::shutdown, [this](const client_ref& c, const json&) {
     port_.answer(c, json{{"pid", ::getpid()}});
@@ -533,7 +575,8 @@ void system::cmd_status(const client_ref& c) {
                 {"linked", direct_.counts().linked},
                 {"fallbacks", direct_.counts().fallbacks},
                 {"hosted", direct_.counts().hosted},
-                {"remote_inboxes", direct_.remote_inboxes()}}}};
+                {"remote_inboxes", direct_.remote_inboxes()}}},
+              {"dashboard", dashboard_ ? json(dashboard_->url()) : json(nullptr)}};
   convention_->describe(status);
   port_.answer(c, std::move(status));
 }
@@ -570,6 +613,8 @@ void system::finish_shutdown() {
   signals_.cancel();
   hangup_.cancel();
   events_.stop();
+  if (dashboard_) dashboard_->stop();
+  if (dashboard_http_) dashboard_http_->stop();
   if (http_) http_->stop();
   port_.stop();
   pool_.stop();

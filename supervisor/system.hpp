@@ -74,6 +74,9 @@ struct system_options {
   /// (--metrics-actors); at most metrics_actors_max of them, by name order.
   std::vector<std::string> metrics_actors;
   std::size_t metrics_actors_max = 20;
+  /// Serve the web dashboard over HTTP here ("HOST:PORT"; the same as
+  /// metrics: one listener for both); empty: off.
+  std::string http;
   /// Plain-text TCP clients with every right (no keys): loopback only.
   bool insecure_tcp = false;
   /// Members of this group may use the local socket too (-1: only the

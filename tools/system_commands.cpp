@@ -15,6 +15,7 @@
 
 #include "etcd/client.hpp"
 #include "supervisor/capabilities.hpp"
+#include "supervisor/dashboard.hpp"
 #include "supervisor/http_server.hpp"
 #include "supervisor/system.hpp"
 
@@ -99,6 +100,9 @@ const std::vector<start_option> start_table = {
      "/metrics (label actor; e.g. \"counter,job-*\"; needs --metrics)",
      true},
     {"metrics-actors-max", "N", "20", "actors with series of their own at most (1-1000)"},
+    {"http", "[HOST:]PORT", "",
+     "serve the web dashboard at http://HOST:PORT/ (a bare port: 127.0.0.1;\n"
+     "the same address as --metrics: one listener for both)"},
 };
 
 std::string env_name(const start_option& o) {
@@ -372,6 +376,12 @@ supervisor::system_options start_options(const start_settings& s) {
       }
     });
   if (has("metrics-actors-max")) opts.metrics_actors_max = count("metrics-actors-max", 1, 1000);
+  if (has("http"))
+    read("http", [&] {
+      auto hp = supervisor::http_server::parse_where(text("http"));
+      if (!hp || hp->second == 0) throw usage_error{"--http takes HOST:PORT or a port (on 127.0.0.1)"};
+      opts.http = hp->first + ":" + std::to_string(hp->second);
+    });
   for (const auto& o : log_start_options) {
     const std::string name = o.substr(2);
     if (has(name.c_str()))
@@ -503,11 +513,25 @@ int cmd_start(const globals& g, const start_cmd& c) {
     const std::string rest = line.substr(6, line.find('\n') - 6);
     const std::string daemon_pid = rest.substr(0, rest.find(' '));
     const std::string role = rest.find(' ') == std::string::npos ? "" : rest.substr(rest.find(' ') + 1);
-    if (g.json_out)
-      print_json(json{{"system", where}, {"pid", std::stoi(daemon_pid)}, {"log", log.string()}, {"role", role}});
-    else
+    // The dashboard's URL with its token after '#', which a browser keeps
+    // to itself (never sent, never in a log); the daemon wrote the token
+    // for its user, who started it.
+    std::string dashboard;
+    if (!opts.http.empty()) {
+      std::ifstream in(supervisor::dashboard::token_file(dir));
+      std::string token;
+      std::getline(in, token);
+      dashboard = supervisor::dashboard::url_of(opts.http) + (token.empty() ? "" : "#token=" + token);
+    }
+    if (g.json_out) {
+      json out{{"system", where}, {"pid", std::stoi(daemon_pid)}, {"log", log.string()}, {"role", role}};
+      if (!dashboard.empty()) out["dashboard"] = dashboard;
+      print_json(out);
+    } else {
       std::cout << "system running on " << where << " (pid " << daemon_pid << ", log " << log.string() << ")\n"
                 << "role: " << role << "\n";
+      if (!dashboard.empty()) std::cout << "dashboard: " << dashboard << "\n";
+    }
     return cli_ok;
   }
   if (line.rfind("error ", 0) == 0)
@@ -691,6 +715,19 @@ int cmd_config(const globals& g, const config_cmd& c) {
   return cli_ok;
 }
 
+// ---------------------------------------------------------------- dashboard
+
+// `troupe dashboard`: the URL of the system's dashboard with its token, for
+// an operator of the admin role (the token changes at every start).
+int cmd_dashboard(const globals& g) {
+  auto r = call(g, cmd::client::dashboard, json::object(), std::chrono::seconds(3));
+  if (!r) return fail(r.err());
+  const std::string url = (*r).value("url", std::string()) + "#token=" + (*r).value("token", std::string());
+  if (g.json_out) return print_json(json{{"url", url}}), cli_ok;
+  std::cout << url << "\n";
+  return cli_ok;
+}
+
 }  // namespace
 
 void add_system_commands(command_set& cs) {
@@ -726,6 +763,12 @@ void add_system_commands(command_set& cs) {
   c = cs.add("stop", "stop systems (default: the --system one) and wait until they are gone", "",
              {"troupe stop", "troupe stop 1901 1902"}, [&g, stop] { return cmd_stop(g, *stop); });
   c->add_option("SYSTEM", *stop, "PORT (on 127.0.0.1) or HOST:PORT; several are stopped in turn")->expected(0, 64);
+
+  cs.add("dashboard", "print the URL of the system's web dashboard, with its token",
+         "Needs the admin role. The token follows '#' in the URL: the browser keeps it\n"
+         "(never sent in a request line, never logged) and sends it as\n"
+         "Authorization: Bearer. It changes at every start of the system.",
+         {"troupe dashboard", "troupe --system 127.0.0.1:1901 dashboard"}, [&g] { return cmd_dashboard(g); });
 
   auto config = std::make_shared<config_cmd>();
   c = cs.add("config", "print a system's effective configuration and where each value came from",

@@ -8,6 +8,10 @@
 //   4 unauthenticated TCP clients   8 descriptor and worker exhaustion
 //   9 the HTTP listener of --metrics: hostile, mutated, pipelined and
 //     half-sent requests, more connections than it takes (runs before 8)
+//  10 the dashboard's API on the same listener (--http): no, wrong or cut
+//     tokens, other Hosts and Origins, mutated and oversized JSON bodies, more
+//     event streams than it serves, streams that never read; the system's
+//     capabilities and actors must not change (runs before 8)
 //
 // After each class the daemon must be the same live process, answer `status`
 // within 2 s (else a hang), get back to its descriptor count and within
@@ -1480,6 +1484,104 @@ void class_metrics_http(target& t, tally& r) {
   if (ok.rfind("HTTP/1.1 200", 0) != 0) r.fail("/metrics not answered 200 after the attack: " + ok.substr(0, 40));
 }
 
+// ---------------------------------------------------------------- class 10: the dashboard
+
+void class_dashboard_http(target& t, tally& r) {
+  std::mt19937 rng(cfg.seed + 10);
+  const std::uint16_t port = t.metrics_port;  // --http on the same address
+  std::string token;
+  std::ifstream(t.sys.state_dir() / "dashboard.token") >> token;
+  if (token.size() != 64) return r.fail("no dashboard token in " + (t.sys.state_dir() / "dashboard.token").string());
+  const auto caps_before = t.call("status", json::object());
+  const auto actors_before = t.call("actors", json::object());
+  const std::string host = "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  const std::string auth = "Authorization: Bearer " + token + "\r\n";
+  auto post = [&](const std::string& path, const std::string& headers, const std::string& body) {
+    return "POST " + path + " HTTP/1.1\r\n" + headers +
+           "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nConnection: close\r\n\r\n" + body;
+  };
+  const std::string change = R"({"op": "add", "name": "owned"})";
+  // Each must be refused with its status, and change nothing.
+  const std::vector<std::pair<std::string, std::string>> refused{
+      {post("/api/chgcap", host, change), "HTTP/1.1 401"},
+      {post("/api/chgcap", host + "Authorization: Bearer " + std::string(64, 'f') + "\r\n", change), "HTTP/1.1 401"},
+      {post("/api/chgcap", host + "Authorization: Bearer " + token.substr(0, 63) + "\r\n", change), "HTTP/1.1 401"},
+      {post("/api/chgcap", host + "Authorization: Bearer " + token + "0\r\n", change), "HTTP/1.1 401"},
+      {post("/api/chgcap", "Host: evil.example:" + std::to_string(port) + "\r\n" + auth, change), "HTTP/1.1 421"},
+      {post("/api/chgcap", auth, change), "HTTP/1.1 421"},  // no Host at all
+      {post("/api/chgcap", host + auth + "Origin: http://evil.example\r\n", change), "HTTP/1.1 403"},
+      {post("/api/chgcap", host + auth, "{\"op\": "), "HTTP/1.1 400"},
+      {post("/api/chgcap", host + auth, std::string(20000, '[')), "HTTP/1.1 400"},
+      {post("/api/ask", host + auth, R"({"target": "nobody", "payload": 1, "timeout_ms": -5})"), "HTTP/1.1 400"},
+      {post("/api/chgcap", host + auth, std::string(100000, '{')).substr(0, 2000), "HTTP/1.1 413"},  // announced
+      {"GET /api/actors?limit=99999999999999999999 HTTP/1.1\r\n" + host + auth + "\r\n", "HTTP/1.1 400"},
+      {"GET /api/actors?after=%zz HTTP/1.1\r\n" + host + auth + "\r\n", "HTTP/1.1 400"},
+      {"GET /api/events?since=-1 HTTP/1.1\r\n" + host + auth + "\r\n", "HTTP/1.1 400"},
+      {"OPTIONS /api/chgcap HTTP/1.1\r\n" + host + "Origin: http://evil.example\r\n\r\n", "HTTP/1.1 405"},
+  };
+  for (const auto& [req, want] : refused) {
+    ++r.inputs;
+    const auto got = http_exchange(port, req, 2s);
+    if (got.rfind(want, 0) != 0)
+      r.fail("dashboard: '" + req.substr(0, 60) + "…' got '" + got.substr(0, 20) + "', not " + want);
+  }
+  // Mutated requests, with the right token and without: anything but a crash.
+  // No chgcap among them: a mutation that still parsed would be a real change.
+  const std::vector<std::string> seeds{post("/api/tell", host + auth, R"({"target": "@0.2", "payload": "x"})"),
+                                       post("/api/ask", host + auth, R"({"target": "@0.1", "payload": [1, {"a": 2}]})"),
+                                       "GET /api/actors?limit=5&state=running HTTP/1.1\r\n" + host + auth + "\r\n"};
+  const int mutations = cfg.full ? 2000 : 200;
+  for (int i = 0; i < mutations; ++i) {
+    std::string m = seeds[rng() % seeds.size()];
+    // The token's bytes stay whole (a valid change would be a real chgcap):
+    // mutate the request line, the other fields and the body.
+    const std::size_t keep_from = m.find("Authorization"), keep_to = keep_from + 22 + 64;
+    for (int e = 0, edits = 1 + static_cast<int>(rng() % 4); e < edits; ++e) {
+      std::size_t at = rng() % m.size();
+      if (at >= keep_from && at < keep_to) at = keep_to;
+      if (at >= m.size()) continue;
+      if (rng() % 2 == 0)
+        m[at] = static_cast<char>(rng() % 256);
+      else
+        m.insert(at, std::string(1 + rng() % 32, static_cast<char>(rng() % 256)));
+    }
+    ++r.inputs;
+    const auto got = http_exchange(port, m, 200ms);
+    if (!got.empty() && got.rfind("HTTP/1.1 ", 0) != 0)
+      r.fail("dashboard mutation: not an HTTP answer: " + got.substr(0, 40));
+  }
+  // More event streams than it serves, none of them reading.
+  std::vector<int> streams;
+  int limited = 0;
+  for (int i = 0; i < 12; ++i) {
+    const int fd = troupe::testing::connect_loopback(port, 2s);
+    if (fd < 0) break;
+    const std::string req = "GET /api/events HTTP/1.1\r\n" + host + auth + "\r\n";
+    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[64] = {};
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 2000) > 0 && ::recv(fd, buf, sizeof buf - 1, 0) > 0 &&
+        std::string(buf).rfind("HTTP/1.1 503", 0) == 0)
+      ++limited;
+    streams.push_back(fd);
+    ++r.inputs;
+  }
+  if (limited != 4) r.fail("dashboard: " + std::to_string(limited) + " of 12 event streams refused, not 4 (8 at most)");
+  for (int fd : streams) ::close(fd);
+  // Nothing changed: capabilities and actors as before.
+  const auto caps_after = t.call("status", json::object());
+  if (!caps_before || !caps_after || (*caps_before)["capabilities"] != (*caps_after)["capabilities"])
+    r.fail("dashboard: the capabilities changed");
+  const auto actors_after = t.call("actors", json::object());
+  if (!actors_before || !actors_after || (*actors_before)["total"] != (*actors_after)["total"])
+    r.fail("dashboard: the actors changed");
+  // Still serving: the token is accepted.
+  const auto ok = http_exchange(port, "GET /api/status HTTP/1.1\r\n" + host + auth + "Connection: close\r\n\r\n", 2s);
+  if (ok.rfind("HTTP/1.1 200", 0) != 0)
+    r.fail("dashboard: /api/status not answered 200 after the attack: " + ok.substr(0, 40));
+}
+
 // ---------------------------------------------------------------- class 8
 
 /// Local clients connected at once, each sending status; returns how many
@@ -1660,7 +1762,8 @@ int run_attack() {
   const std::uint16_t metrics_port = troupe::testing::free_port();
   try {
     sys_holder.emplace(std::vector<std::string>{"--max-client-message", "4M", "--max-workers", cfg.full ? "48" : "12",
-                                                "--metrics", std::to_string(metrics_port)});
+                                                "--metrics", std::to_string(metrics_port), "--http",
+                                                std::to_string(metrics_port), "--caps", "attack=1"});
   } catch (const std::exception& e) {
     ::umask(old_umask);
     std::cerr << "troupe-attack: " << e.what() << "\n";
@@ -1732,6 +1835,7 @@ int run_attack() {
       {7, "worker plane, other uid", class_other_uid,
        root && fs::exists("/usr/bin/setpriv") ? "" : "needs root and setpriv to act as another user"},
       {9, "metrics HTTP port", class_metrics_http, ""},  // before exhaustion, which may leave no descriptor
+      {10, "dashboard HTTP API", class_dashboard_http, ""},
       {8, "exhaustion", class_exhaustion, in_pid_namespace ? "" : "not the init of a pid namespace"},
   };
   std::vector<tally> results;
