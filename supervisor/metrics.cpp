@@ -318,22 +318,7 @@ void add_system_families(std::vector<prometheus::MetricFamily>& out, const scrap
     sent.add({{"package", pv.first}, {"version", pv.second}}, static_cast<double>(counts.second));
   }
   for (const auto& [id, w] : s.pool.all()) {
-    workers.add({{"state",
-                  [&w = w] {
-                    switch (w.st) {
-                      case worker_proc::state::starting:
-                        return "starting";
-                      case worker_proc::state::standby:
-                        return "standby";
-                      case worker_proc::state::assigned:
-                        return "assigned";
-                      case worker_proc::state::ready:
-                        return "ready";
-                      case worker_proc::state::stopping:
-                        return "stopping";
-                    }
-                    return "starting";
-                  }()}},
+    workers.add({{"state", to_string(w.st)}},
                 1);
     auto [pkg, ver] = version_of(w.package_id);
     const labels_t pv{{"package", pkg}, {"version", ver}};

@@ -52,6 +52,22 @@ status replace_link(const fs::path& link, const fs::path& target) {
 
 }  // namespace
 
+const char* to_string(worker_proc::state s) {
+  switch (s) {
+    case worker_proc::state::starting:
+      return "starting";
+    case worker_proc::state::standby:
+      return "standby";
+    case worker_proc::state::assigned:
+      return "assigned";
+    case worker_proc::state::ready:
+      return "ready";
+    case worker_proc::state::stopping:
+      return "stopping";
+  }
+  return "starting";
+}
+
 status worker_pool::bind() {
   try {
     control_ = zmq::socket_t(ctx_.zmq, zmq::socket_type::router);

@@ -75,6 +75,9 @@ struct worker_proc {
   std::string direct_key;
 };
 
+/// The state's name, as `top` and the metrics label show it.
+[[nodiscard]] const char* to_string(worker_proc::state s);
+
 class worker_pool {
  public:
   /// A control message from worker w; rid is its request id (null for events).

@@ -37,21 +37,6 @@ void named_counter::update(address a, std::uint64_t raw) {
 
 namespace {
 
-const char* worker_state(worker_proc::state s) {
-  switch (s) {
-    case worker_proc::state::starting:
-      return "starting";
-    case worker_proc::state::standby:
-      return "standby";
-    case worker_proc::state::assigned:
-      return "assigned";
-    case worker_proc::state::ready:
-      return "ready";
-    case worker_proc::state::stopping:
-      return "stopping";
-  }
-  return "starting";
-}
 
 /// An unsigned field of a worker's answer, 0 when absent or of another type
 /// (a worker is trusted to be ours, not to be right).
@@ -197,7 +182,7 @@ json worker_stats::top_answer(const answers& got, std::size_t rows) const {
   };
   std::vector<busy> busiest;
   for (const auto& [id, w] : pool_.all()) {
-    json row{{"worker", id}, {"state", worker_state(w.st)}, {"dedicated", w.dedicated}, {"python", w.python}};
+    json row{{"worker", id}, {"state", to_string(w.st)}, {"dedicated", w.dedicated}, {"python", w.python}};
     const auto* p = w.package_id.empty() ? nullptr : packages_.find(w.package_id);
     row["package"] = p ? json(p->m.package) : json(nullptr);
     row["version"] = p ? json(p->m.version.text) : json(nullptr);
