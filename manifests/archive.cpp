@@ -1094,6 +1094,9 @@ status add_wheels(const fs::path& manifest_file, const std::vector<fs::path>& wh
     }
     total += contents->bytes;
   }
+  if (entries.size() + added.size() > defaults.max_entries)
+    return make_error(errc::refused, manifest_file.string() + ": with its wheels the package holds more than " +
+                                         std::to_string(defaults.max_entries) + " entries (the limit)");
   for (auto& [path, entry] : added) entries.push_back(std::move(entry));
   return ok_v;
 }

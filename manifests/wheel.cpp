@@ -83,12 +83,17 @@ bool py3_tag(std::string_view t) {
   return std::all_of(t.begin() + 3, t.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// "PY-ABI-PLATFORM" with no ABI and any platform: pure Python of some version.
+bool none_any(std::string_view tag) {
+  const auto parts = split(tag, '-');
+  return parts.size() == 3 && parts[1] == "none" && parts[2] == "any";
+}
+
 // "PY-ABI-PLATFORM" (each possibly a compressed set) names pure Python 3.
 bool pure_tag(std::string_view tag) {
-  const auto parts = split(tag, '-');
-  if (parts.size() != 3) return false;
-  const auto pys = split(parts[0], '.');
-  return parts[1] == "none" && parts[2] == "any" && std::any_of(pys.begin(), pys.end(), py3_tag);
+  if (!none_any(tag)) return false;
+  const auto pys = split(split(tag, '-')[0], '.');
+  return std::any_of(pys.begin(), pys.end(), py3_tag);
 }
 
 std::string base64url(std::string_view raw) {
@@ -299,6 +304,7 @@ result<wheel_contents> read_wheel(const fs::path& wheel, const archive_limits& l
   const std::string& wheel_meta = find(dist_info + "/WHEEL")->bytes;
   if (wheel_meta.size() > max_metadata_bytes) return refuse(dist_info + "/WHEEL is over 16 MiB");
   std::optional<std::string> wheel_version, purelib;
+  bool tags = false, py3 = false;  // a py2.py3 wheel lists Tag: py2-none-any and Tag: py3-none-any
   for (const auto line : split(wheel_meta, '\n')) {
     const auto colon = line.find(':');
     if (colon == std::string_view::npos) continue;
@@ -306,9 +312,13 @@ result<wheel_contents> read_wheel(const fs::path& wheel, const archive_limits& l
     const std::string value(trim(line.substr(colon + 1)));
     if (key == "wheel-version") wheel_version = value;
     if (key == "root-is-purelib") purelib = lower(value);
-    if (key == "tag" && !pure_tag(value))
-      return refuse(dist_info + "/WHEEL has Tag: " + value + ", which is not pure Python 3 (py3-none-any)");
+    if (key != "tag") continue;
+    if (!none_any(value))
+      return refuse(dist_info + "/WHEEL has Tag: " + value + ", which is not pure Python (PY-none-any)");
+    tags = true;
+    py3 = py3 || pure_tag(value);
   }
+  if (tags && !py3) return refuse(dist_info + "/WHEEL has no Tag for Python 3 (py3-none-any)");
   if (!wheel_version || !wheel_version->starts_with("1."))
     return refuse(dist_info + "/WHEEL: Wheel-Version " + (wheel_version ? *wheel_version : "missing") +
                   " (troupe reads wheel format 1.x)");
@@ -331,7 +341,8 @@ result<wheel_contents> read_wheel(const fs::path& wheel, const archive_limits& l
     if (f.path == record_path || f.path == record_path + ".jws" || f.path == record_path + ".p7s") continue;
     const auto it = rows.find(f.path);
     if (it == rows.end() || it->second.first.empty()) return refuse(show(f.path) + " is not hashed in " + record_path);
-    const std::string& want = it->second.first;
+    std::string want = it->second.first;
+    while (want.ends_with('=')) want.pop_back();  // PEP 376 says unpadded; some tools pad
     const auto eq = want.find('=');
     const auto got = hash_with(want.substr(0, eq == std::string::npos ? 0 : eq), f.bytes);
     if (!got)

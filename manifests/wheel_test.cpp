@@ -83,6 +83,7 @@ TEST_CASE("a pure-Python wheel is read with its dist-info", "[wheel]") {
   CHECK(w->files[3].content == "VERSION = '1.0'\n");
 
   SECTION("py2.py3-none-any and a build tag are pure too") {
+    m.wheel_meta = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n";
     CHECK(read_wheel(m.write_to(t.path, "demo-1.0-1-py2.py3-none-any.whl")).ok());
   }
   SECTION("names are compared as PEP 503 does") {
@@ -110,6 +111,10 @@ TEST_CASE("platform and Python 2 wheels are refused naming the tag", "[wheel]") 
   SECTION("WHEEL with a platform tag") {
     m.wheel_meta = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: cp311-cp311-linux_x86_64\n";
     CHECK_THAT(refusal(m.write_to(t.path)).message, Catch::Contains("has Tag: cp311-cp311-linux_x86_64"));
+  }
+  SECTION("WHEEL with Python 2 tags only") {
+    m.wheel_meta = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py2-none-any\n";
+    CHECK_THAT(refusal(m.write_to(t.path)).message, Catch::Contains("has no Tag for Python 3"));
   }
   SECTION("a wheel format of another major version") {
     m.wheel_meta = "Wheel-Version: 2.0\nRoot-Is-Purelib: true\n";

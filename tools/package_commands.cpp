@@ -179,8 +179,9 @@ int cmd_inspect(const globals& g, const inspect_options& o) {
     return cli_ok;
   }
   std::cout << o.package << ": verified with key " << a->signer.name << " (" << a->signer.file.string() << ")\n"
-            << a->m.package << " " << a->m.version.text << ", " << a->entries.size() << " entries, library "
-            << a->m.library << "\n"
+            << a->m.package << " " << a->m.version.text << ", " << a->entries.size() << " entries, "
+            << (a->m.runtime == manifests::runtime_kind::python ? "module " + a->m.module : "library " + a->m.library)
+            << "\n"
             << a->id << "\n";
   return cli_ok;
 }
