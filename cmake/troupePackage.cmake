@@ -96,14 +96,16 @@ function(troupe_python_package target)
 endfunction()
 
 # troupe_signed_package(NAME TARGET t GROUP g VERSION v [KEY private_key]
-#                       [DIR package_dir] [OUT out_dir] [DEPS private_libraries...])
+#                       [DIR package_dir] [OUT out_dir] [DEPS private_libraries...]
+#                       [WHEELS pure_python_wheels...])
 #   Target NAME (built by default) packs the directory package of target t
 #   (DIR, default: where troupe_package put t's library and manifest.yaml)
-#   with `troupe pack --version v`, bundling DEPS under lib/, signed with KEY
+#   with `troupe pack --version v`, bundling DEPS under lib/ (native) or
+#   unpacking WHEELS into site-packages/ (python: `--wheel`), signed with KEY
 #   (default ${TROUPE_SIGNING_KEY}), into OUT/g-v.tpkg (OUT default
 #   ${TROUPE_PACKAGE_OUT}, else the calling directory's binary dir).
 function(troupe_signed_package name)
-  cmake_parse_arguments(arg "" "TARGET;GROUP;VERSION;KEY;DIR;OUT" "DEPS" ${ARGN})
+  cmake_parse_arguments(arg "" "TARGET;GROUP;VERSION;KEY;DIR;OUT" "DEPS;WHEELS" ${ARGN})
   foreach(required TARGET GROUP VERSION)
     if(NOT arg_${required})
       message(FATAL_ERROR "troupe_signed_package(${name}): ${required} is required")
@@ -131,6 +133,9 @@ function(troupe_signed_package name)
   foreach(dep ${arg_DEPS})
     list(APPEND dep_args --dep ${dep})
   endforeach()
+  foreach(wheel ${arg_WHEELS})
+    list(APPEND dep_args --wheel ${wheel})
+  endforeach()
   # The key is a file dependency unless a target of this build makes it.
   set(key_file ${key})
   if(TROUPE_SIGNING_KEY_TARGET AND key STREQUAL TROUPE_SIGNING_KEY)
@@ -140,7 +145,7 @@ function(troupe_signed_package name)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${arg_OUT}
     COMMAND troupe::troupe pack ${arg_DIR}/manifest.yaml --key ${key} --version ${arg_VERSION} ${dep_args}
             --out ${archive}
-    DEPENDS ${arg_TARGET} troupe::troupe ${arg_DIR}/manifest.yaml ${key_file} ${arg_DEPS}
+    DEPENDS ${arg_TARGET} troupe::troupe ${arg_DIR}/manifest.yaml ${key_file} ${arg_DEPS} ${arg_WHEELS}
     COMMENT "Signing ${arg_GROUP}-${arg_VERSION}.tpkg"
     VERBATIM)
   add_custom_target(${name} ALL DEPENDS ${archive})

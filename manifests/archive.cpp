@@ -1,6 +1,7 @@
 #include "manifests/archive.hpp"
 
 #include "manifests/sha256.hpp"
+#include "manifests/wheel.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -26,6 +27,7 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -1036,6 +1038,69 @@ status add_python_files(const fs::path& manifest_file, const manifest& m, std::v
   return ok_v;
 }
 
+// Each wheel's files under site-packages/ (manifests/wheel.hpp), sorted, with
+// their directories. A path that two wheels, or a wheel and site-packages/
+// beside the manifest, would both fill is refused naming both, as is a second
+// copy of one distribution. The whole package stays within the default
+// archive_limits, which every system applies at load.
+status add_wheels(const fs::path& manifest_file, const std::vector<fs::path>& wheels,
+                  std::vector<pack_entry>& entries) {
+  if (wheels.empty()) return ok_v;
+  const fs::path root = manifest_file.parent_path().empty() ? fs::path(".") : manifest_file.parent_path();
+  const std::string beside = (root / "site-packages").string() + " (beside the manifest)";
+  struct origin {
+    bool directory;
+    std::string from;
+  };
+  std::map<std::string, origin> at;          // stored path -> what is there and where it came from
+  std::map<std::string, std::string> dists;  // canonical distribution name -> where it came from
+  std::uint64_t total = 0;
+  for (const auto& e : entries) {
+    total += e.content.size();
+    at.emplace(e.path, origin{e.kind == entry_kind::directory, beside});
+    constexpr std::string_view site = "site-packages/";
+    if (e.kind == entry_kind::directory && e.path.starts_with(site) && e.path.ends_with(".dist-info") &&
+        e.path.find('/', site.size()) == std::string::npos) {
+      const std::string stem = e.path.substr(site.size());
+      dists.emplace(canonical_distribution(stem.substr(0, stem.find('-'))), (root / e.path).string());
+    }
+  }
+  const archive_limits defaults;
+  std::map<std::string, pack_entry> added;
+  for (const auto& wheel : wheels) {
+    archive_limits left = defaults;
+    left.max_extracted_bytes = total < defaults.max_extracted_bytes ? defaults.max_extracted_bytes - total : 0;
+    const std::size_t used = entries.size() + added.size();
+    left.max_entries = used < defaults.max_entries ? static_cast<std::uint32_t>(defaults.max_entries - used) : 0;
+    auto contents = read_wheel(wheel, left);
+    if (!contents) return contents.err();
+    const std::string w = wheel.string();
+    if (const auto [it, fresh] = dists.emplace(contents->canonical, w); !fresh)
+      return make_error(errc::refused, w + ": distribution " + contents->distribution + " is also in " + it->second);
+    for (auto& f : contents->files) {
+      const std::string stored = "site-packages/" + f.path;
+      for (auto slash = stored.find('/'); slash != std::string::npos; slash = stored.find('/', slash + 1)) {
+        const std::string dir = stored.substr(0, slash);
+        const auto [it, fresh] = at.emplace(dir, origin{true, w});
+        if (!it->second.directory)
+          return make_error(errc::refused, w + ": has files under " + dir + ", which is a file in " + it->second.from);
+        if (fresh) added.emplace(dir, pack_entry{dir, entry_kind::directory, "", "", false});
+      }
+      const auto [it, fresh] = at.emplace(stored, origin{false, w});
+      if (!fresh && it->second.directory)
+        return make_error(errc::refused, w + ": " + stored + " is a file here and a directory in " + it->second.from);
+      if (!fresh) return make_error(errc::refused, w + ": " + stored + " is also in " + it->second.from);
+      added.emplace(stored, pack_entry{stored, entry_kind::file, std::move(f.content), "", false});
+    }
+    total += contents->bytes;
+  }
+  if (entries.size() + added.size() > defaults.max_entries)
+    return make_error(errc::refused, manifest_file.string() + ": with its wheels the package holds more than " +
+                                         std::to_string(defaults.max_entries) + " entries (the limit)");
+  for (auto& [path, entry] : added) entries.push_back(std::move(entry));
+  return ok_v;
+}
+
 }  // namespace
 
 result<pack_result> pack_package(const pack_request& request, const signing_key& key) {
@@ -1063,6 +1128,11 @@ result<pack_result> pack_package(const pack_request& request, const signing_key&
                                                     ": private libraries (--dep, --deps) are for native packages; a "
                                                     "python package vendors its dependencies in site-packages/");
     if (auto s = add_python_files(manifest_file, *m, entries); !s) return s.err();
+    if (auto s = add_wheels(manifest_file, request.wheels, entries); !s) return s.err();
+  } else if (!request.wheels.empty()) {
+    return make_error(errc::invalid_argument, manifest_file.string() +
+                                                  ": wheels (--wheel) are for runtime: python packages; a native "
+                                                  "package ships its private libraries with --dep");
   } else if (auto s = add_native_files(request, manifest_file, *m, entries); !s) {
     return s.err();
   }

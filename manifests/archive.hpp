@@ -19,7 +19,8 @@
 // id is the SHA-256 of the whole file (`sha256sum pkg.tpkg` prints it).
 //
 // The tar holds manifest.yaml at its root, the library the manifest names,
-// and private libraries under lib/. Entries are regular files, directories
+// and private libraries under lib/ (a python package: its module and
+// site-packages/, wheels unpacked there). Entries are regular files, directories
 // and symlinks whose target stays inside the package; nothing else.
 //
 // Every function is safe from any thread (no shared state).
@@ -147,6 +148,10 @@ struct pack_request {
   /// The output file, or an existing directory to receive
   /// <package>-<version>.tpkg. Written to a temporary file, then renamed.
   std::filesystem::path output;
+  /// runtime python only: pure-Python wheels unpacked into site-packages/
+  /// (manifests/wheel.hpp), beside any site-packages/ of the manifest's
+  /// directory; a path two of them (or one and that directory) hold is refused.
+  std::vector<std::filesystem::path> wheels;
 };
 
 struct pack_result {

@@ -67,7 +67,7 @@ struct fixture {
 
   pack_request request(std::optional<std::string> version = "1.4.2") const {
     return pack_request{
-        pkg / "manifest.yaml", std::move(version), {t.path / "deps" / "libcodec.so.1"}, t.path / "out.tpkg"};
+        pkg / "manifest.yaml", std::move(version), {t.path / "deps" / "libcodec.so.1"}, t.path / "out.tpkg", {}};
   }
 
   // A signed archive from entries, as a package author with this key could make.
@@ -660,7 +660,7 @@ TEST_CASE("a python package packs its module and site-packages, without byte cod
   write(py / "greeter" / "__pycache__" / "x.cpython-311.pyc", "byte code");
   write(py / "site-packages" / "dep" / "__init__.py", "VERSION = '1'\n");
   write(py / "unrelated.txt", "not packed");
-  auto r = pack_package(pack_request{py / "manifest.yaml", "2.0.0", {}, f.t.path / "out.tpkg"}, *f.key);
+  auto r = pack_package(pack_request{py / "manifest.yaml", "2.0.0", {}, f.t.path / "out.tpkg", {}}, *f.key);
   REQUIRE(r.ok());
   auto a = open_archive(r->file, f.ring);
   REQUIRE(a.ok());
@@ -675,14 +675,14 @@ TEST_CASE("a python package packs its module and site-packages, without byte cod
 
   SECTION("private libraries are refused") {
     auto refused = pack_package(
-        pack_request{py / "manifest.yaml", "2.0.0", {f.t.path / "deps" / "libcodec.so.1"}, f.t.path / "o.tpkg"},
+        pack_request{py / "manifest.yaml", "2.0.0", {f.t.path / "deps" / "libcodec.so.1"}, f.t.path / "o.tpkg", {}},
         *f.key);
     REQUIRE_FALSE(refused.ok());
     CHECK_THAT(refused.err().message, Catch::Contains("are for native packages"));
   }
   SECTION("a missing module is named") {
     fs::remove_all(py / "greeter");
-    auto missing = pack_package(pack_request{py / "manifest.yaml", "2.0.0", {}, f.t.path / "o.tpkg"}, *f.key);
+    auto missing = pack_package(pack_request{py / "manifest.yaml", "2.0.0", {}, f.t.path / "o.tpkg", {}}, *f.key);
     REQUIRE_FALSE(missing.ok());
     CHECK_THAT(missing.err().message, Catch::Contains("module: \"greeter\" not found"));
   }

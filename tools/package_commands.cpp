@@ -94,7 +94,7 @@ int cmd_keygen(const globals& g, const keygen_options& o) {
 
 struct pack_options {
   std::string manifest, key, version, deps, out;
-  std::vector<std::string> dep;
+  std::vector<std::string> dep, wheel;
 };
 
 int cmd_pack(const globals& g, const pack_options& o) {
@@ -114,6 +114,7 @@ int cmd_pack(const globals& g, const pack_options& o) {
     req.private_libraries = std::move(*deps);
   }
   for (const auto& d : o.dep) req.private_libraries.emplace_back(d);
+  for (const auto& w : o.wheel) req.wheels.emplace_back(w);
   req.output = !o.out.empty() ? fs::path(o.out) : fs::current_path();
   auto key = manifests::signing_key::read(o.key);
   if (!key) return fail(key.err());
@@ -178,8 +179,9 @@ int cmd_inspect(const globals& g, const inspect_options& o) {
     return cli_ok;
   }
   std::cout << o.package << ": verified with key " << a->signer.name << " (" << a->signer.file.string() << ")\n"
-            << a->m.package << " " << a->m.version.text << ", " << a->entries.size() << " entries, library "
-            << a->m.library << "\n"
+            << a->m.package << " " << a->m.version.text << ", " << a->entries.size() << " entries, "
+            << (a->m.runtime == manifests::runtime_kind::python ? "module " + a->m.module : "library " + a->m.library)
+            << "\n"
             << a->id << "\n";
   return cli_ok;
 }
@@ -314,9 +316,12 @@ void add_package_commands(command_set& cs) {
   c->add_option("--role", trust->role, "read or admin")->type_name("read|admin")->capture_default_str();
 
   auto pack = std::make_shared<pack_options>();
-  c = cs.add("pack", "build and sign a package archive; prints its id on the last line", "",
+  c = cs.add("pack", "build and sign a package archive; prints its id on the last line",
+             "--wheel (runtime: python): a pure-Python wheel (py3-none-any) unpacked\n"
+             "into site-packages/, its .dist-info kept for importlib.metadata.",
              {"troupe pack encoders/manifest.yaml --key keys/release.key --out dist/",
-              "troupe pack . --key keys/release.key --version date --dep /usr/lib/libfoo.so.1"},
+              "troupe pack . --key keys/release.key --version date --dep /usr/lib/libfoo.so.1",
+              "troupe pack greeter --key keys/release.key --wheel wheels/attrs-23.2.0-py3-none-any.whl"},
              [&g, pack] { return cmd_pack(g, *pack); });
   c->add_option("MANIFEST", pack->manifest, "the manifest (manifest.yaml, or its directory)")->required();
   c->add_option("--key", pack->key, "the signing key (required; troupe keygen NAME makes one)")->type_name("KEY");
@@ -325,6 +330,10 @@ void add_package_commands(command_set& cs) {
   c->add_option("--deps", pack->deps, "a file listing private libraries, one per line")->type_name("FILE");
   c->add_option("--dep", pack->dep, "a private library to ship in the archive")
       ->type_name("LIB")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  c->add_option("--wheel", pack->wheel, "a pure-Python wheel to unpack into site-packages/ (python packages)")
+      ->type_name("WHL")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
   c->add_option("--out", pack->out, "the archive, or the directory for PACKAGE-VERSION.tpkg (default .)")

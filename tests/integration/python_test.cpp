@@ -115,6 +115,10 @@ TEST_CASE("two versions bundling two releases of one Python library answer side 
   CHECK(sys.ask(b, json{{"text", "x"}})["codec"] == "1.5");
   CHECK(sys.ask(a, json{{"text", "x"}})["codec"] == "1.2");
   CHECK(sys.actor(a)->worker_pid() != sys.actor(b)->worker_pid());
+  // pycodec came in as a wheel (troupe pack --wheel): its dist-info is in
+  // each version's site-packages/, so importlib.metadata finds its own.
+  CHECK(sys.ask(a, json{{"metadata", true}}) == json{{"codec", "1.2"}, {"dist", "1.2"}});
+  CHECK(sys.ask(b, json{{"metadata", true}}) == json{{"codec", "1.5"}, {"dist", "1.5"}});
 }
 
 TEST_CASE("a SIGKILLed Python worker is restarted and its actor answers at the same address", "[integration][python]") {
