@@ -318,8 +318,7 @@ void add_system_families(std::vector<prometheus::MetricFamily>& out, const scrap
     sent.add({{"package", pv.first}, {"version", pv.second}}, static_cast<double>(counts.second));
   }
   for (const auto& [id, w] : s.pool.all()) {
-    workers.add({{"state", to_string(w.st)}},
-                1);
+    workers.add({{"state", to_string(w.st)}}, 1);
     auto [pkg, ver] = version_of(w.package_id);
     const labels_t pv{{"package", pkg}, {"version", ver}};
     const labels_t proc{{"process", w.package_id.empty() ? "standby" : "worker"}, {"package", pkg}, {"version", ver}};

@@ -37,7 +37,7 @@ struct store_fixture {
     auto key = manifests::signing_key::read(t.path / "dev.key");
     REQUIRE(key.ok());
     fs::create_directories(outbox);
-    manifests::pack_request req{t.path / "pkg" / "manifest.yaml", version, {}, outbox};
+    manifests::pack_request req{t.path / "pkg" / "manifest.yaml", version, {}, outbox, {}};
     auto r = manifests::pack_package(req, *key);
     REQUIRE(r.ok());
     return r->file;

@@ -37,7 +37,6 @@ void named_counter::update(address a, std::uint64_t raw) {
 
 namespace {
 
-
 /// An unsigned field of a worker's answer, 0 when absent or of another type
 /// (a worker is trusted to be ours, not to be right).
 std::uint64_t unsigned_of(const json& j, const char* key) {
