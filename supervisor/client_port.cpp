@@ -372,19 +372,26 @@ namespace {
 // (a window of thousands of requests), far less than the daemon's memory.
 constexpr std::size_t backlog_answers = 100000;
 constexpr std::size_t backlog_bytes = std::size_t{64} << 20;
+// And all clients together: many connections that each stop reading must
+// not add up to the daemon's memory.
+constexpr std::size_t backlog_total_bytes = std::size_t{256} << 20;
 constexpr auto backlog_wait_max = std::chrono::milliseconds(50);
 }  // namespace
 
 void client_port::keep_answer(bool local, const std::string& identity, std::string text) {
   auto& b = backlog_[{local, identity}];
-  if (b.answers.size() >= backlog_answers || b.bytes + text.size() > backlog_bytes) {
+  if (b.answers.size() >= backlog_answers || b.bytes + text.size() > backlog_bytes ||
+      backlog_total_ + text.size() > backlog_total_bytes) {
     if (b.dropped++ == 0)
       log_line(TROUPE_LOG_WARN, {},
-               std::string("a ") + (local ? "local" : "TCP") + " client does not read its answers: " +
-                   std::to_string(b.answers.size()) + " wait for it; further answers to it are dropped");
+               std::string("a ") + (local ? "local" : "TCP") +
+                   " client does not read its answers: " + std::to_string(b.answers.size()) + " wait for it (" +
+                   std::to_string(backlog_total_) + " bytes for all clients); further answers to it are dropped");
+    if (b.answers.empty()) backlog_.erase({local, identity});
     return;
   }
   b.bytes += text.size();
+  backlog_total_ += text.size();
   b.answers.push_back(std::move(text));
   arm_backlog();
 }
@@ -407,10 +414,12 @@ void client_port::flush_backlog() {
     sent r = sent::yes;
     while (!b.answers.empty() && (r = send_reply(it->first.first, it->first.second, b.answers.front())) == sent::yes) {
       b.bytes -= b.answers.front().size();
+      backlog_total_ -= b.answers.front().size();
       b.answers.pop_front();
       progress = true;
     }
     if (r == sent::gone || b.answers.empty()) {
+      backlog_total_ -= b.bytes;
       if (b.dropped > 0)
         log_line(TROUPE_LOG_WARN, {}, "a client that did not read its answers lost " + std::to_string(b.dropped));
       it = backlog_.erase(it);

@@ -147,6 +147,7 @@ class client_port {
   std::unordered_map<std::string, handler> handlers_;
   std::map<std::pair<bool, std::string>, backlog> backlog_;  // by (local, identity)
   std::unique_ptr<boost::asio::steady_timer> backlog_timer_;
+  std::size_t backlog_total_ = 0;  // bytes waiting, all clients together
   bool backlog_armed_ = false;
   std::chrono::milliseconds backlog_wait_{1};                              // grows while nobody reads
   std::unordered_map<std::uint64_t, std::function<void(json)>> internal_;  // call()s waiting for their answer
