@@ -36,6 +36,23 @@
 
 namespace troupe::manifests {
 
+std::string quote_text(std::string_view s) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size() && i < 200; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (s.size() > 200) out += "...";
+  return out + "\"";
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -113,25 +130,6 @@ std::string signed_statement(std::string_view trailer) {
 }
 
 // ---------------------------------------------------------------- paths
-
-// A path or link target in double quotes for a one-line message: control
-// characters escaped, overlong text cut.
-std::string show(std::string_view s) {
-  std::string out = "\"";
-  for (std::size_t i = 0; i < s.size() && i < 200; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  if (s.size() > 200) out += "...";
-  return out + "\"";
-}
 
 enum class path_check { ok, escapes, malformed };
 
@@ -264,18 +262,18 @@ result<archive_entry_info> describe(archive_entry* e) {
   if (raw == nullptr) return make_error(errc::refused, "an entry has no readable path");
   const std::string_view original(raw);
   if (original.size() > max_entry_path_bytes)
-    return make_error(errc::refused, "entry " + show(original) + " has a path over " +
+    return make_error(errc::refused, "entry " + quote_text(original) + " has a path over " +
                                          std::to_string(max_entry_path_bytes) + " bytes");
   archive_entry_info info;
   switch (normalise(original, info.path)) {
     case path_check::ok:
       break;
     case path_check::escapes:
-      return make_error(errc::refused, "entry " + show(original) + " escapes the package");
+      return make_error(errc::refused, "entry " + quote_text(original) + " escapes the package");
     case path_check::malformed:
-      return make_error(errc::refused, "entry " + show(original) + " is not a plain relative path");
+      return make_error(errc::refused, "entry " + quote_text(original) + " is not a plain relative path");
   }
-  const std::string name = show(info.path);
+  const std::string name = quote_text(info.path);
   if (archive_entry_hardlink(e) != nullptr || archive_entry_hardlink_utf8(e) != nullptr)
     return make_error(errc::refused, "entry " + name + " is a hardlink");
   switch (archive_entry_filetype(e)) {
@@ -315,8 +313,8 @@ status check_tree(const std::vector<archive_entry_info>& entries, const entry_in
     for (auto slash = e.path.find('/'); slash != std::string::npos; slash = e.path.find('/', slash + 1)) {
       const auto it = index.find(e.path.substr(0, slash));
       if (it != index.end() && entries[it->second].kind != entry_kind::directory)
-        return make_error(errc::refused, "entry " + show(e.path) + " is under " + show(entries[it->second].path) +
-                                             ", which is not a directory");
+        return make_error(errc::refused, "entry " + quote_text(e.path) + " is under " +
+                                             quote_text(entries[it->second].path) + ", which is not a directory");
     }
   }
   for (const auto& e : entries) {
@@ -326,10 +324,10 @@ status check_tree(const std::vector<archive_entry_info>& entries, const entry_in
       case resolution::inside:
         break;
       case resolution::escapes:
-        return make_error(errc::refused,
-                          "symlink " + show(e.path) + " -> " + show(e.link_target) + " escapes the package");
+        return make_error(errc::refused, "symlink " + quote_text(e.path) + " -> " + quote_text(e.link_target) +
+                                             " escapes the package");
       case resolution::too_many_links:
-        return make_error(errc::refused, "symlink " + show(e.path) + " -> " + show(e.link_target) +
+        return make_error(errc::refused, "symlink " + quote_text(e.path) + " -> " + quote_text(e.link_target) +
                                              " goes through more than " + std::to_string(max_symlink_hops) + " links");
     }
   }
@@ -358,7 +356,7 @@ result<std::vector<archive_entry_info>> list_entries(const std::string& payload,
                         "unpacks to more than " + std::to_string(limits.max_extracted_bytes) + " bytes (the limit)");
     total += info->size;
     if (!index.emplace(info->path, entries.size()).second)
-      return make_error(errc::refused, "entry " + show(info->path) + " appears twice");
+      return make_error(errc::refused, "entry " + quote_text(info->path) + " appears twice");
     entries.push_back(std::move(*info));
   }
   if (auto s = check_tree(entries, index); !s) return s.err();
@@ -408,12 +406,12 @@ status check_contents(package_archive& a) {
     const auto files = module_files(a.m.module);
     for (const auto& file : files)
       if (find_file(a.entries, index, file)) return ok_v;
-    return prefixed(a.source, make_error(errc::refused, "module " + show(a.m.module) +
+    return prefixed(a.source, make_error(errc::refused, "module " + quote_text(a.m.module) +
                                                             " named by the manifest is not in the archive (no " +
                                                             files[0] + " or " + files[1] + ")"));
   }
   if (!find_file(a.entries, index, a.m.library))
-    return prefixed(a.source, make_error(errc::refused, "library " + show(a.m.library) +
+    return prefixed(a.source, make_error(errc::refused, "library " + quote_text(a.m.library) +
                                                             " named by the manifest is not in "
                                                             "the archive"));
   return ok_v;
@@ -546,7 +544,7 @@ class tree_writer {
   static constexpr std::uint64_t reuse_min_bytes = 64 * 1024;
 
   static error fail(const std::string& path, const char* what) {
-    return make_error(errc::io, "cannot extract " + show(path) + ": " + what + " (" + errno_text(errno) + ")");
+    return make_error(errc::io, "cannot extract " + quote_text(path) + ": " + what + " (" + errno_text(errno) + ")");
   }
 
   status make_dir(const std::string& path) {
@@ -635,7 +633,8 @@ status write_tree(const std::string& payload, const std::vector<archive_entry_in
         int data_rc;
         while ((data_rc = archive_read_data_block(r.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
           if (offset < 0 || static_cast<std::uint64_t>(offset) + size > info.size)
-            return make_error(errc::invalid_argument, "corrupt archive: " + show(info.path) + " runs past its size");
+            return make_error(errc::invalid_argument,
+                              "corrupt archive: " + quote_text(info.path) + " runs past its size");
           std::string_view data(static_cast<const char*>(buf), size);
           // From a memory reader the blocks point into the payload; anything
           // else is copied, since libarchive may reuse its own buffer.
@@ -648,7 +647,7 @@ status write_tree(const std::string& payload, const std::vector<archive_entry_in
         break;
       }
       default:
-        return make_error(errc::internal, "internal error: entry " + show(info.path) + " of an unexpected kind");
+        return make_error(errc::internal, "internal error: entry " + quote_text(info.path) + " of an unexpected kind");
     }
     if (!s) return s;
   }
@@ -842,7 +841,7 @@ result<package_archive> open_archive_bytes(std::string bytes, std::string source
 
 result<std::string> read_entry(const package_archive& archive, std::string_view path) {
   const auto at = find_file(archive.entries, index_of(archive.entries), path);
-  if (!at) return make_error(errc::not_found, archive.source + ": no file " + show(path) + " in the archive");
+  if (!at) return make_error(errc::not_found, archive.source + ": no file " + quote_text(path) + " in the archive");
   auto data = entry_data(archive.payload, *at, archive.entries[*at].size);
   if (!data) return prefixed(archive.source, data.err());
   return data;
@@ -850,7 +849,8 @@ result<std::string> read_entry(const package_archive& archive, std::string_view 
 
 result<fs::path> extract_archive(const package_archive& archive, const fs::path& cache_root,
                                  const std::vector<fs::path>& reuse_from) {
-  if (!is_hex_id(archive.id)) return make_error(errc::internal, "internal error: bad package id " + show(archive.id));
+  if (!is_hex_id(archive.id))
+    return make_error(errc::internal, "internal error: bad package id " + quote_text(archive.id));
   std::error_code ec;
   fs::create_directories(cache_root, ec);
   // SECURE_SYMLINKS refuses a symlink anywhere on the path, the cache's own included.
@@ -962,7 +962,7 @@ status add_native_files(const pack_request& request, const fs::path& manifest_fi
   std::string library_path;
   if (normalise(m.library, library_path) != path_check::ok)
     return make_error(errc::invalid_argument,
-                      manifest_file.string() + ": library: " + show(m.library) + " is not a plain relative path");
+                      manifest_file.string() + ": library: " + quote_text(m.library) + " is not a plain relative path");
   const fs::path library_file = manifest_file.parent_path() / m.library;
   auto library = read_whole_file(library_file, no_limit);
   if (!library) return library.err();
@@ -974,7 +974,7 @@ status add_native_files(const pack_request& request, const fs::path& manifest_fi
     for (std::size_t i = 1; i < entries.size(); ++i) {
       if (entries[i].path != stored) continue;
       return make_error(errc::refused,
-                        lib.string() + ": would be stored as " + show(stored) + ", which is " +
+                        lib.string() + ": would be stored as " + quote_text(stored) + ", which is " +
                             (i == 1 ? std::string("the package's library")
                                     : "also where " + request.private_libraries[i - 2].string() + " goes"));
     }
@@ -994,9 +994,9 @@ status add_python_files(const fs::path& manifest_file, const manifest& m, std::v
   bool found = false;
   for (const auto& file : candidates) found = found || fs::is_regular_file(root / file);
   if (!found)
-    return make_error(errc::not_found, manifest_file.string() + ": module: " + show(m.module) + " not found (no " +
-                                           (root / candidates[0]).string() + " or " + (root / candidates[1]).string() +
-                                           ")");
+    return make_error(errc::not_found, manifest_file.string() + ": module: " + quote_text(m.module) +
+                                           " not found (no " + (root / candidates[0]).string() + " or " +
+                                           (root / candidates[1]).string() + ")");
   auto add_file = [&](const fs::path& file, const std::string& stored) -> status {
     auto bytes = read_whole_file(file, no_limit);
     if (!bytes) return bytes.err();

@@ -63,6 +63,10 @@ struct archive_entry_info {
 };
 
 /// A verified archive, held in memory.
+/// A path, name or other untrusted text in double quotes for a one-line
+/// message: control characters escaped, cut after 200 bytes.
+[[nodiscard]] std::string quote_text(std::string_view s);
+
 struct package_archive {
   std::string id;      ///< hex SHA-256 of the whole file
   std::string source;  ///< file path or other name, prefixes errors

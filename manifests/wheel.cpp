@@ -1,5 +1,7 @@
 #include "manifests/wheel.hpp"
 
+#include "manifests/archive.hpp"
+
 #include "base/check.hpp"
 #include "base/files.hpp"
 
@@ -23,24 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t max_path_bytes = 1024;  // as archive.cpp's entries
 constexpr std::size_t max_metadata_bytes = 16u << 20;
-
-// A name for a one-line message: control characters escaped, overlong cut.
-std::string show(std::string_view s) {
-  std::string out = "\"";
-  for (std::size_t i = 0; i < s.size() && i < 200; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  if (s.size() > 200) out += "...";
-  return out + "\"";
-}
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> parts;
@@ -257,12 +241,13 @@ result<wheel_contents> read_wheel(const fs::path& wheel, const archive_limits& l
     const bool dir_name = path.ends_with('/');
     if (dir_name) path.pop_back();
     if (!plain_relative(path))
-      return refuse("entry " + show(raw) + " is not a plain relative path (absolute, .., or empty components)");
+      return refuse("entry " + quote_text(raw) + " is not a plain relative path (absolute, .., or empty components)");
     const auto type = archive_entry_filetype(e);
     if (type == AE_IFDIR || (dir_name && type == AE_IFREG && archive_entry_size(e) == 0)) continue;
-    if (type == AE_IFLNK) return refuse("entry " + show(path) + " is a symlink (a wheel holds regular files only)");
-    if (type != AE_IFREG) return refuse("entry " + show(path) + " is not a regular file");
-    if (!seen.insert(path).second) return refuse("entry " + show(path) + " appears twice");
+    if (type == AE_IFLNK)
+      return refuse("entry " + quote_text(path) + " is a symlink (a wheel holds regular files only)");
+    if (type != AE_IFREG) return refuse("entry " + quote_text(path) + " is not a regular file");
+    if (!seen.insert(path).second) return refuse("entry " + quote_text(path) + " appears twice");
     std::string data;
     std::array<char, 64 * 1024> buf{};
     while (true) {
@@ -334,23 +319,25 @@ result<wheel_contents> read_wheel(const fs::path& wheel, const archive_limits& l
   for (const auto line : split(record, '\n')) {
     if (trim(line).empty()) continue;
     auto fields = csv_row(trim(line));
-    if (fields.size() < 3) return refuse(record_path + ": row " + show(line) + " is not PATH,HASH,SIZE");
+    if (fields.size() < 3) return refuse(record_path + ": row " + quote_text(line) + " is not PATH,HASH,SIZE");
     rows[fields[0]] = {fields[1], fields[2]};
   }
   for (const auto& f : files) {
     if (f.path == record_path || f.path == record_path + ".jws" || f.path == record_path + ".p7s") continue;
     const auto it = rows.find(f.path);
-    if (it == rows.end() || it->second.first.empty()) return refuse(show(f.path) + " is not hashed in " + record_path);
+    if (it == rows.end() || it->second.first.empty())
+      return refuse(quote_text(f.path) + " is not hashed in " + record_path);
     std::string want = it->second.first;
     while (want.ends_with('=')) want.pop_back();  // PEP 376 says unpadded; some tools pad
     const auto eq = want.find('=');
     const auto got = hash_with(want.substr(0, eq == std::string::npos ? 0 : eq), f.bytes);
     if (!got)
-      return refuse(record_path + " hashes " + show(f.path) + " with " + show(want.substr(0, eq)) +
+      return refuse(record_path + " hashes " + quote_text(f.path) + " with " + quote_text(want.substr(0, eq)) +
                     " (sha256, sha384 or sha512 required)");
-    if (*got != want) return refuse(show(f.path) + " does not match its hash in " + record_path + " (corrupt wheel)");
+    if (*got != want)
+      return refuse(quote_text(f.path) + " does not match its hash in " + record_path + " (corrupt wheel)");
     if (!it->second.second.empty() && it->second.second != std::to_string(f.bytes.size()))
-      return refuse(show(f.path) + " does not match its size in " + record_path + " (corrupt wheel)");
+      return refuse(quote_text(f.path) + " does not match its size in " + record_path + " (corrupt wheel)");
   }
 
   // 6. Where each file goes: NAME-VERSION.data/purelib/ to the root, as an
@@ -364,17 +351,18 @@ result<wheel_contents> read_wheel(const fs::path& wheel, const archive_limits& l
     if (top == data_dir && top != f.path) {
       if (!f.path.starts_with(purelib_prefix)) {
         const auto scheme = split(f.path, '/')[1];
-        return refuse("entry " + show(f.path) + ": " + data_dir + "/" + std::string(scheme) +
+        return refuse("entry " + quote_text(f.path) + ": " + data_dir + "/" + std::string(scheme) +
                       " cannot go into a package (troupe installs .data/purelib only)");
       }
       dest = f.path.substr(purelib_prefix.size());
     } else if (top.ends_with(".data") && top != f.path) {
-      return refuse("entry " + show(f.path) + ": " + top + " is not this wheel's " + data_dir);
+      return refuse("entry " + quote_text(f.path) + ": " + top + " is not this wheel's " + data_dir);
     }
     const auto base = dest.substr(dest.rfind('/') + 1);
     if (dest.find("__pycache__/") != std::string::npos || base.ends_with(".pyc")) continue;  // no byte code
     if (const auto [it, fresh] = placed.emplace(dest, f.path); !fresh)
-      return refuse("entries " + show(it->second) + " and " + show(f.path) + " both install " + show(dest));
+      return refuse("entries " + quote_text(it->second) + " and " + quote_text(f.path) + " both install " +
+                    quote_text(dest));
     if (f.path == record_path) {
       // RECORD names installed paths: rewrite those moved out of .data/purelib.
       std::string rewritten;
