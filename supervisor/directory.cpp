@@ -75,6 +75,7 @@ status directory::add(actor_record rec) {
     names_.emplace(rec.name, rec.addr);
   }
   const address a = rec.addr;
+  ++by_state_[index(rec.state)];
   actors_.emplace(a, std::move(rec));
   return ok_v;
 }
@@ -93,7 +94,14 @@ void directory::remove(address a) {
   auto it = actors_.find(a);
   if (it == actors_.end()) return;
   if (!it->second.name.empty()) names_.erase(it->second.name);
+  --by_state_[index(it->second.state)];
   actors_.erase(it);
+}
+
+void directory::set_state(actor_record& rec, actor_state s) {
+  --by_state_[index(rec.state)];
+  ++by_state_[index(s)];
+  rec.state.s_ = s;
 }
 
 status directory::bind_name(address a, std::string_view name) {

@@ -9,6 +9,7 @@
 #include <troupe/address.hpp>
 #include <troupe/result.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -29,13 +30,29 @@ enum class actor_state {
 
 [[nodiscard]] const char* to_string(actor_state s);
 
+class directory;
+
+/// An actor's state as its record holds it: read like an actor_state, set
+/// only through directory::set_state, which keeps the counts by state
+/// (directory::count_by_state) right.
+class actor_state_field {
+ public:
+  constexpr actor_state_field(actor_state s = actor_state::starting) : s_(s) {}  // NOLINT: records are built with one
+  constexpr operator actor_state() const { return s_; }                          // NOLINT: read as the enum
+  actor_state_field& operator=(actor_state) = delete;                            // directory::set_state
+
+ private:
+  friend class directory;
+  actor_state s_;
+};
+
 struct actor_record {
   address addr;
   std::string type;
   std::string package_id;
   std::string name;  ///< global name, may be empty
   std::uint32_t worker = 0;
-  actor_state state = actor_state::starting;
+  actor_state_field state;
   std::uint32_t restarts = 0;
   std::string last_reason;
   address parent;
@@ -87,6 +104,9 @@ class directory {
   /// Takes the actor's global name away, if it has one.
   void unbind_name(address a);
 
+  /// Sets an actor's state (its record is in this directory).
+  void set_state(actor_record& rec, actor_state s);
+
   [[nodiscard]] actor_record* find(address a);
   [[nodiscard]] const actor_record* find(address a) const;
   [[nodiscard]] actor_record* find_name(std::string_view name);
@@ -94,6 +114,9 @@ class directory {
   [[nodiscard]] actor_record* find_target(std::string_view target);
 
   [[nodiscard]] std::vector<actor_record*> on_worker(std::uint32_t worker);
+  /// How many actors are in each state, indexed by actor_state: kept as
+  /// they change, so `status` can tell it at any size without a pass.
+  [[nodiscard]] const std::array<std::size_t, 4>& count_by_state() const { return by_state_; }
   [[nodiscard]] std::size_t size() const { return actors_.size(); }
   /// All actors ordered by address (stable output for the CLI).
   [[nodiscard]] std::vector<const actor_record*> all() const;
@@ -105,6 +128,8 @@ class directory {
   void reserve_for(std::uint32_t count);
   std::unordered_map<address, actor_record> actors_;
   std::unordered_map<std::string, address> names_;
+  std::array<std::size_t, 4> by_state_{};
+  static std::size_t index(actor_state s) { return static_cast<std::size_t>(s); }
 };
 
 /// Whether name is a valid global name: 1..128 printable characters, not

@@ -101,3 +101,24 @@ TEST_CASE("a global name moves from one actor to another") {
   CHECK(d.find_name("morse") == nullptr);
   CHECK_FALSE(d.bind_name(d.allocate(), "x"));  // no such actor
 }
+
+TEST_CASE("the counts by state follow adds, state changes and removals", "[directory]") {
+  directory d(0xabc);
+  auto counts = [&] { return d.count_by_state(); };
+  const address a = d.allocate(), b = d.allocate();
+  REQUIRE(d.add(rec(a)));
+  auto r = rec(b);
+  r.state = actor_state_field(actor_state::running);  // a record may be added in any state
+  REQUIRE(d.add(std::move(r)));
+  CHECK(counts() == std::array<std::size_t, 4>{1, 1, 0, 0});
+  d.set_state(*d.find(a), actor_state::running);
+  CHECK(counts() == std::array<std::size_t, 4>{0, 2, 0, 0});
+  d.set_state(*d.find(b), actor_state::failed);
+  CHECK(d.find(b)->state == actor_state::failed);
+  CHECK(counts() == std::array<std::size_t, 4>{0, 1, 0, 1});
+  d.remove(b);
+  d.remove(b);  // unknown now: no change
+  CHECK(counts() == std::array<std::size_t, 4>{0, 1, 0, 0});
+  d.remove(a);
+  CHECK(counts() == std::array<std::size_t, 4>{0, 0, 0, 0});
+}

@@ -61,7 +61,7 @@ void supervision::register_handlers() {
     auto* rec = actors_.find(a);
     auto* target = rec ? pool_.find(rec->worker) : nullptr;
     if (rec != nullptr && target != nullptr && target->st == worker_proc::state::ready) {
-      rec->state = actor_state::stopping;
+      actors_.set_state(*rec, actor_state::stopping);
       pool_.send(*target, cmd::supervisor::stop, json{{"address", a.value()}, {"reason", "stopped"}});
     } else if (rec != nullptr) {
       drop_pending_create(a);
@@ -70,6 +70,12 @@ void supervision::register_handlers() {
     pool_.reply(w, rid, json::object());
   });
   pool_.handle(cmd::worker::created, [this](worker_proc& w, const json&, const json& b) {
+    if (auto list = b.find("addresses"); list != b.end() && list->is_array()) {
+      const std::string identity = w.identity;  // w may be gone once one of them is handled
+      for (const auto& a : *list)
+        if (a.is_number_unsigned()) on_created(identity, address(a.get<std::uint64_t>()));
+      return;
+    }
     on_created(w.identity, address(b.value("address", std::uint64_t{0})));
   });
   pool_.handle(cmd::worker::create_failed, [this](worker_proc&, const json&, const json& b) {
@@ -173,7 +179,7 @@ json supervision::create_body(const actor_record& rec, const package_entry& pkg)
 void supervision::send_exit(actor_record& rec, const std::string& reason) {
   // On the data path, so it arrives after the messages sent before it.
   gateway_.send(rec, ipc::record_kind::exit, 0, "exit", reason);
-  rec.state = actor_state::stopping;
+  actors_.set_state(rec, actor_state::stopping);
 }
 
 void supervision::drop_pending_create(address a) {
@@ -228,7 +234,7 @@ void supervision::on_created(const std::string& identity, address a) {
     pool_.send_to(identity, cmd::supervisor::stop, json{{"address", a.value()}, {"reason", "killed"}});
     return;
   }
-  rec->state = actor_state::running;
+  actors_.set_state(*rec, actor_state::running);
   if (auto it = resolve_waiters_.find(a); it != resolve_waiters_.end()) {
     for (auto& [waiter, rid] : it->second)
       pool_.send_to(waiter, cmd::reply, ipc::ok_reply(rid, json{{"endpoint", w->inbox}}));
@@ -257,7 +263,7 @@ void supervision::on_create_failed(address a, const std::string& why) {
 }
 
 void supervision::fail_actor(actor_record& rec, const std::string& reason) {
-  rec.state = actor_state::failed;
+  actors_.set_state(rec, actor_state::failed);
   rec.last_reason = reason;
   const address a = rec.addr;
   if (auto it = resolve_waiters_.find(a); it != resolve_waiters_.end()) {
@@ -397,7 +403,7 @@ void supervision::restart_after_crash(worker_proc& w, package_entry& pkg, const 
     if (!any || policy.backoff_min < eager.backoff_min) eager = policy;
     worst_streak = std::max(worst_streak, d.streak);
     any = true;
-    rec->state = actor_state::starting;
+    actors_.set_state(*rec, actor_state::starting);
     ++rec->restarts;
     rec->last_reason = "worker " + how;
     w.pending_creates.push_back(create_body(*rec, pkg));
@@ -510,7 +516,7 @@ bool supervision::kill_here(const client_ref& c, const std::string& target) {
     port_.answer(c, json{{"address", a.to_string()}});
     return true;
   }
-  rec->state = actor_state::stopping;
+  actors_.set_state(*rec, actor_state::stopping);
   kill_waiters_[rec->addr].push_back(c);
   pool_.send(*w, cmd::supervisor::stop, json{{"address", rec->addr.value()}, {"reason", "killed"}});
   return true;

@@ -174,6 +174,7 @@ class system {
   [[nodiscard]] std::string role_text() const;
   static constexpr auto join_wait = std::chrono::seconds(3);
   void cmd_status(const client_ref& c);
+  [[nodiscard]] json actor_states() const;
   void begin_shutdown();
   void finish_shutdown();
   void on_hangup();
@@ -532,6 +533,14 @@ void system::on_hangup() {
 
 // ---------------------------------------------------------------- status
 
+json system::actor_states() const {
+  const auto n = actors_.count_by_state();
+  json out = json::object();
+  for (auto st : {actor_state::starting, actor_state::running, actor_state::stopping, actor_state::failed})
+    out[to_string(st)] = n[static_cast<std::size_t>(st)];
+  return out;
+}
+
 void system::cmd_status(const client_ref& c) {
   const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
   std::size_t workers = 0, standby = 0, standby_ready = 0;
@@ -552,6 +561,7 @@ void system::cmd_status(const client_ref& c) {
               {"standby_ready", standby_ready},
               {"standby_target", ctx_.opts.standby_workers},
               {"actors", actors_.size()},
+              {"actor_states", actor_states()},
               {"limits",
                {{"max_workers", ctx_.opts.max_workers},
                 {"max_json_depth", ctx_.opts.max_json_depth},

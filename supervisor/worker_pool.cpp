@@ -423,12 +423,24 @@ status worker_pool::apply_limits(const worker_proc& w, const package_entry& pkg)
   return ok_v;
 }
 
+void worker_pool::send_creates(worker_proc& w) {
+  // In batches: a worker restarted with 100,000 actors gets a few hundred
+  // messages and answers as many "created", not 100,000 of each.
+  auto& all = w.pending_creates;
+  if (all.size() == 1) send(w, cmd::supervisor::create, all.front());
+  for (std::size_t i = 0; all.size() > 1 && i < all.size(); i += create_batch) {
+    json batch = json::array();
+    for (std::size_t j = i; j < std::min(all.size(), i + create_batch); ++j) batch.push_back(std::move(all[j]));
+    send(w, cmd::supervisor::create, json{{"actors", std::move(batch)}});
+  }
+  all.clear();
+}
+
 void worker_pool::mark_ready(worker_proc& w, const json& rid) {
   w.st = worker_proc::state::ready;
   reply(w, rid, json::object());
   (void)link_.connect(w.inbox);  // connect now: the first client ask need not wait for it
-  for (auto& create : w.pending_creates) send(w, cmd::supervisor::create, create);
-  w.pending_creates.clear();
+  send_creates(w);
 }
 
 status worker_pool::start_process(worker_proc& w) {

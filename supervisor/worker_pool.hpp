@@ -140,6 +140,9 @@ class worker_pool {
   /// The worker has registered its package's types: it serves, and gets the
   /// creations that waited for it.
   void mark_ready(worker_proc& w, const json& rid);
+  /// Sends the creates that waited for w to be ready, create_batch to a message.
+  void send_creates(worker_proc& w);
+  static constexpr std::size_t create_batch = 256;
   /// Keeps opts.standby_workers workers started ahead of need (now, or
   /// standby_delay from now: starting a process blocks the loop a moment).
   void replenish_standby();

@@ -66,8 +66,11 @@ void worker_stats::register_handlers() {
   if (ctx_.events != nullptr)
     ctx_.events->on_record([this](const event& e) {
       if (e.kind == event_kind::actor_restarted) {
-        restarts_.push_back({e.time_ms, to_json(e)});
-        if (restarts_.size() > recent_cap) restarts_.pop_front();
+        if (restarts_.size() < recent_cap)
+          restarts_.push_back(e);
+        else
+          restarts_[restarts_next_] = e;
+        restarts_next_ = (restarts_next_ + 1) % recent_cap;
       } else if (e.kind == event_kind::worker_exited && !e.expected) {
         crashes_.push_back(e.time_ms);
         if (crashes_.size() > recent_cap) crashes_.pop_front();
@@ -263,9 +266,11 @@ json worker_stats::top_answer(const answers& got, std::size_t rows) const {
   const std::int64_t minute_ago = now_ms - 60000;
   json recent = json::array();
   std::uint64_t restarts = 0;
-  for (auto it = restarts_.rbegin(); it != restarts_.rend() && it->time_ms >= minute_ago; ++it) {
+  for (std::size_t i = 0; i < restarts_.size(); ++i) {  // newest first
+    const event& e = restarts_[(restarts_next_ + recent_cap - 1 - i) % recent_cap];
+    if (e.time_ms < minute_ago) break;
     ++restarts;
-    if (recent.size() < 10) recent.push_back(it->body);
+    if (recent.size() < 10) recent.push_back(to_json(e));
   }
   std::uint64_t crashes = 0;
   for (auto it = crashes_.rbegin(); it != crashes_.rend() && *it >= minute_ago; ++it) ++crashes;

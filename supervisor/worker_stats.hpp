@@ -109,11 +109,11 @@ class worker_stats {
   std::map<std::uint64_t, gathering> pending_;
 
   // Restarts and unexpected worker exits of the last minute (event ring).
-  struct recent_event {
-    std::int64_t time_ms;
-    json body;
-  };
-  std::deque<recent_event> restarts_;
+  // The restarts are a ring of events overwritten in place: a worker of
+  // 100,000 actors restarts them all in one loop turn, and each costs a copy
+  // into a slot's reused strings, not a JSON object made and freed.
+  std::vector<event> restarts_;  // grows to recent_cap, then wraps
+  std::size_t restarts_next_ = 0;
   std::deque<std::int64_t> crashes_;
   static constexpr std::size_t recent_cap = 4096;
 

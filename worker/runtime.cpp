@@ -511,10 +511,27 @@ address runtime::next_address() {
 }
 
 void runtime::create_actor(const json& b) {
+  // A batch (a restart of a whole worker's actors, docs/PROTOCOL.md §4.2):
+  // one "created" for those of it that started, in its order.
+  if (auto list = b.find("actors"); list != b.end()) {
+    if (!list->is_array()) return log_line(TROUPE_LOG_WARN, {}, "dropped 'create': \"actors\" is not a list");
+    json started = json::array();
+    for (const auto& one : *list)
+      if (one.is_object()) {
+        if (auto a = create_one(one)) started.push_back(a.value());
+      }
+    if (!started.empty()) send_event(cmd::worker::created, json{{"addresses", std::move(started)}});
+    return;
+  }
+  if (auto a = create_one(b)) send_event(cmd::worker::created, json{{"address", a.value()}});
+}
+
+address runtime::create_one(const json& b) {
   const auto a = address(b.value("address", std::uint64_t{0}));
   const auto type_name = b.value("type", std::string());
   auto refuse = [&](const std::string& why) {
     send_event(cmd::worker::create_failed, json{{"address", a.value()}, {"error", why}});
+    return address{};
   };
   if (!a.valid()) return refuse("create without a valid address");
   if (actors_.count(a)) return refuse("address " + a.to_string() + " already hosted here");
@@ -562,14 +579,15 @@ void runtime::create_actor(const json& b) {
     actors_.erase(it);
     return refuse(type_name + " failed to start: " + err.text);
   }
-  send_event(cmd::worker::created, json{{"address", a.value()}});
   // Messages routed here before the actor existed were held by the sender's
-  // resolve; the supervisor answers those resolves once "created" arrives.
+  // resolve; the supervisor answers those resolves once "created" arrives
+  // (sent by the caller, before this first message is handled).
   if (b.contains("message") && b["message"].is_object()) {
     const auto& first = b["message"];
     enqueue_local(envelope{
         TROUPE_MSG_TELL, a, {}, 0, first.value("type", std::string("json")), first.value("payload", json()).dump()});
   }
+  return a;
 }
 
 void runtime::restart_in_place(actor_slot& slot, std::string_view reason) {

@@ -207,6 +207,9 @@ class runtime {
 
   // Lifecycle of actors.
   void create_actor(const ipc::json& body);
+  /// Creates one actor of a "create": its address, or an invalid one when
+  /// it was refused (create_failed sent).
+  address create_one(const ipc::json& body);
   void restart_in_place(actor_slot& slot, std::string_view reason);
   /// fenced: stopped because its system lost the lease it was placed under.
   void finish_exit(address a, std::string_view reason, bool failed = false, bool fenced = false);

@@ -55,6 +55,45 @@ TEST_CASE("a worker that dies is restarted and its actors answer under the same 
   CHECK(sys.live_processes() == 3);  // the daemon, the new worker and the standby
 }
 
+TEST_CASE("a worker of many actors comes back with all of them, created in batches", "[integration][restart]") {
+  // 600 actors: more than two batches of 256 (worker_pool::create_batch),
+  // the last one partial. Progress is read from status's counts by state.
+  test_system sys;
+  const std::string pkg = sys.load(TROUPE_RELAY_V1_PKG);
+  auto& c = sys.client();
+  std::vector<std::string> addrs;
+  for (int i = 0; i < 600; ++i) {
+    auto a = c.spawn("Relay", pkg);
+    REQUIRE(a);
+    addrs.push_back(a->to_string());
+  }
+  auto states = [&] {
+    auto s = c.call("status", json::object());
+    REQUIRE(s);
+    return (*s)["actor_states"];
+  };
+  CHECK(states() == json{{"starting", 0}, {"running", 600}, {"stopping", 0}, {"failed", 0}});
+  const int old_pid = sys.actor(addrs.front())->worker_pid();
+  REQUIRE(old_pid > 0);
+  troupe::testing::kill_process(old_pid);
+
+  auto after = sys.wait_for_actor(addrs.back(), [&](const actor_view& v) {
+    return v.state() == "running" && v.worker_pid() > 0 && v.worker_pid() != old_pid;
+  });
+  REQUIRE(after);
+  json counts;
+  for (int i = 0; i < 200; ++i) {  // bounded: 10 s
+    counts = states();
+    if (counts["running"] == 600) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(counts == json{{"starting", 0}, {"running", 600}, {"stopping", 0}, {"failed", 0}});
+  for (const auto& a : {addrs.front(), addrs[255], addrs[256], addrs[511], addrs[512], addrs.back()}) {
+    CHECK(sys.ask(a, json{{"echo", a}}) == a);
+    CHECK(sys.actor(a)->restarts() == 1);
+  }
+}
+
 TEST_CASE("a handler that throws fails the ask and its actor is restarted in place", "[integration][restart]") {
   test_system sys;
   sys.load(TROUPE_RELAY_V1_PKG);
