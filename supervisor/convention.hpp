@@ -37,16 +37,16 @@ struct saved_actor;
 /// leader's table is the truth; members keep a copy to route client requests.
 struct location {
   std::uint32_t system = 0;  ///< where it runs; for moving and pending, where it ran
-  std::string type;
-  std::string package_id;
-  std::string name;
+  base::shared_string type;  // shared_strings: one location per actor (directory.hpp)
+  base::shared_string package_id;
+  base::shared_string name;
   enum class phase { placed, moving, pending } ph = phase::placed;
   std::uint32_t moves = 0;
   /// Which placement this is: grows with every (re)placement. A host runs
   /// the instance of one epoch; reports and records of an older one are stale.
   std::uint64_t epoch = 0;
-  std::string reason;               ///< why it is moving or pending; once placed again, why it moved
-  std::string cause;                ///< what started its last move
+  base::shared_string reason;       ///< why it is moving or pending; once placed again, why it moved
+  base::shared_string cause;        ///< what started its last move
   bool fresh_worker = false;        ///< re-create it in a worker of its own (move --new-worker)
   std::uint32_t target = 0;         ///< moving: the system chosen for it (0: any that fits)
   std::set<std::uint32_t> refused;  ///< systems that could not create it (no key for its package, ...)

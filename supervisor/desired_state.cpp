@@ -86,15 +86,26 @@ result<std::uint32_t> serials_from_json(const json& below, std::uint32_t at_leas
 
 }  // namespace
 
+// The keys in the order json::dump writes an object's (sorted): the line is
+// what dumping the whole object would give, built without holding it.
+snapshot_encoder::snapshot_encoder() : out_("{\"actors\":[") {}
+
+void snapshot_encoder::add(const saved_actor& a) {
+  if (!first_) out_ += ',';
+  first_ = false;
+  out_ += actor_json(a).dump();
+}
+
+std::string snapshot_encoder::finish(std::uint32_t system_id, std::uint32_t serials_below) && {
+  out_ += "],\"format\":" + std::to_string(format_version) + ",\"serials_below\":" + std::to_string(serials_below) +
+          ",\"system\":\"" + base::hex32(system_id) + "\"}\n";
+  return std::move(out_);
+}
+
 std::string encode_state(const saved_state& s) {
-  json actors = json::array();
-  for (const auto& a : s.actors) actors.push_back(actor_json(a));
-  return json{{"format", format_version},
-              {"system", base::hex32(s.system_id)},
-              {"serials_below", s.serials_below},
-              {"actors", std::move(actors)}}
-             .dump() +
-         "\n";
+  snapshot_encoder e;
+  for (const auto& a : s.actors) e.add(a);
+  return std::move(e).finish(s.system_id, s.serials_below);
 }
 
 std::string encode_put(const saved_actor& a) { return json{{"put", actor_json(a)}}.dump() + "\n"; }
@@ -186,19 +197,46 @@ desired_state::~desired_state() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+namespace {
+std::uint64_t fingerprint(const saved_actor& a) {
+  // Of every field a line holds; two versions of one actor that differ yet
+  // hash alike (odds of 2^-64) would lose the second's line.
+  std::uint64_t h = std::hash<std::uint64_t>{}(a.addr.value());
+  auto mix = [&h](std::uint64_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  for (const std::string* f : {&a.type, &a.package_id, &a.group, &a.version, &a.name, &a.restart})
+    mix(std::hash<std::string>{}(*f));
+  mix(a.restarts);
+  mix(a.pending ? 1 : 2);
+  return h;
+}
+}  // namespace
+
 status desired_state::begin(std::uint32_t system_id, std::uint32_t serials_below, std::vector<saved_actor> actors) {
   system_id_ = system_id;
   serials_below_ = serials_below;
-  current_.clear();
-  for (auto& a : actors) current_.emplace(a.addr, std::move(a));
   active_ = true;
-  return write_snapshot(base::sync_to_disk::yes);
+  return write_snapshot(
+      [&actors](const actor_visitor& visit) {
+        for (const auto& a : actors) visit(a);
+      },
+      base::sync_to_disk::yes);
 }
 
 status desired_state::write_snapshot(base::sync_to_disk sync) {
-  saved_state s{system_id_, serials_below_, {}};
-  for (const auto& [_, a] : current_) s.actors.push_back(a);
-  const std::string bytes = encode_state(s);
+  if (!source) return make_error(errc::internal, "no source for a snapshot of the desired state");
+  return write_snapshot(source, sync);
+}
+
+status desired_state::write_snapshot(const std::function<void(const actor_visitor&)>& actors, base::sync_to_disk sync) {
+  // One actor at a time: a snapshot of 100,000 actors must not hold them
+  // all as JSON at once (a transient peak the allocator keeps).
+  kept_.clear();
+  snapshot_encoder e;
+  actors([&](const saved_actor& a) {
+    kept_[a.addr] = fingerprint(a);
+    e.add(a);
+  });
+  const std::string bytes = std::move(e).finish(system_id_, serials_below_);
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   if (auto st = base::write_file_atomically(file_, bytes, 0600, sync); !st) return st;
@@ -223,15 +261,16 @@ void desired_state::reserve(std::uint32_t serials_below) {
 
 void desired_state::set(address a, std::optional<saved_actor> s) {
   if (!active_) return;
-  auto it = current_.find(a);
+  auto it = kept_.find(a);
   if (!s) {
-    if (it == current_.end()) return;
-    current_.erase(it);
+    if (it == kept_.end()) return;
+    kept_.erase(it);
     pending_ += encode_erase(a);
   } else {
-    if (it != current_.end() && it->second == *s) return;
+    const std::uint64_t f = fingerprint(*s);
+    if (it != kept_.end() && it->second == f) return;
     pending_ += encode_put(*s);
-    current_[a] = std::move(*s);
+    kept_[a] = f;
   }
   post_flush();
 }

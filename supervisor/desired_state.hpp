@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace troupe::supervisor {
@@ -55,6 +56,18 @@ struct saved_state {
 
 /// The snapshot line: one JSON object, {"format": 1, ...}, and "\n".
 [[nodiscard]] std::string encode_state(const saved_state& s);
+/// The snapshot line made one actor at a time: what encode_state makes of
+/// the same actors, without every one of them held as JSON at once.
+class snapshot_encoder {
+ public:
+  snapshot_encoder();
+  void add(const saved_actor& a);
+  [[nodiscard]] std::string finish(std::uint32_t system_id, std::uint32_t serials_below) &&;
+
+ private:
+  std::string out_;
+  bool first_ = true;
+};
 /// Journal lines: an actor kept or changed, an actor gone, serials reserved.
 [[nodiscard]] std::string encode_put(const saved_actor& a);
 [[nodiscard]] std::string encode_erase(address a);
@@ -82,6 +95,14 @@ class desired_state {
 
   [[nodiscard]] const std::filesystem::path& file() const { return file_; }
 
+  /// What a snapshot holds: calls its argument with every actor kept now,
+  /// in any order (a reader sorts them). Set by the
+  /// owner of the truth (the leading convention's table), so that this
+  /// class keeps no copy of it, only a fingerprint per actor (at 100,000
+  /// actors a copy cost ~330 bytes each).
+  using actor_visitor = std::function<void(const saved_actor&)>;
+  std::function<void(const actor_visitor&)> source;
+
   /// Starts keeping the state: writes a snapshot at once, with the actors
   /// an earlier run left. Errors name the file.
   status begin(std::uint32_t system_id, std::uint32_t serials_below, std::vector<saved_actor> actors);
@@ -99,7 +120,8 @@ class desired_state {
   /// A clean stop: the next start begins afresh (no file, no id kept).
   void forget();
   [[nodiscard]] std::uint64_t writes() const { return writes_; }
-  [[nodiscard]] const std::map<address, saved_actor>& actors() const { return current_; }
+  /// How many actors are kept.
+  [[nodiscard]] std::size_t size() const { return kept_.size(); }
 
  private:
   void post_flush();
@@ -108,6 +130,7 @@ class desired_state {
   /// outgrew the snapshot.
   void write_out(base::sync_to_disk sync);
   status write_snapshot(base::sync_to_disk sync);
+  status write_snapshot(const std::function<void(const actor_visitor&)>& actors, base::sync_to_disk sync);
   void arm_sync();
   void failed(const std::string& why);
 
@@ -121,7 +144,9 @@ class desired_state {
   std::uint64_t writes_ = 0;
   std::uint64_t snapshot_bytes_ = 0, journal_bytes_ = 0;
   std::uint32_t system_id_ = 0, serials_below_ = 0;
-  std::map<address, saved_actor> current_;
+  // Each kept actor's fingerprint (of its fields): a change that changes
+  // nothing is not written, and an erase only of what is kept.
+  std::unordered_map<address, std::uint64_t> kept_;
   std::string pending_;  // journal lines not written yet
   std::vector<std::function<void()>> after_write_;
   boost::asio::steady_timer sync_timer_{io_};

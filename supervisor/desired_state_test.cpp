@@ -50,6 +50,33 @@ TEST_CASE("the desired state round-trips through its encoding", "[desired_state]
   CHECK(e->actors.empty());
 }
 
+TEST_CASE("the snapshot line, made one actor at a time, is the dump of the whole object", "[desired_state]") {
+  const auto s = sample();
+  const std::string line = encode_state(s);
+  REQUIRE(line.back() == '\n');
+  const auto j = nlohmann::json::parse(line);
+  CHECK(j.dump() + "\n" == line);  // byte for byte what dumping the object gives
+  CHECK(j["format"] == 1);
+  CHECK(j["system"] == "3fa9c012");
+  CHECK(j["serials_below"] == 70000);
+  REQUIRE(j["actors"].size() == 3);
+  CHECK(j["actors"][2] == nlohmann::json{{"address", "@3fa9c012.1040"},
+                                         {"type", "Gpu"},
+                                         {"package_id", pkg_id},
+                                         {"group", "encoders"},
+                                         {"version", "1.0.0"},
+                                         {"restart", "temporary"},
+                                         {"restarts", 0},
+                                         {"name", "gpu"},
+                                         {"pending", true}});
+  // In any order: a reader sorts them.
+  auto shuffled = s;
+  std::swap(shuffled.actors[0], shuffled.actors[2]);
+  auto back = decode_state(encode_state(shuffled));
+  REQUIRE(back);
+  CHECK(*back == s);
+}
+
 TEST_CASE("a bad desired state is refused with a reason, never a crash", "[desired_state]") {
   auto refused = [](const std::string& line, const std::string& why) {
     const std::string bytes = line + "\n";
@@ -141,6 +168,15 @@ TEST_CASE("changes are appended once per loop turn, synced later, compacted; mod
   testing::temp_dir dir;
   boost::asio::io_context io;
   desired_state st(io, dir.path / "state.json");
+  // The truth a snapshot reads (the leader's table in the daemon).
+  std::map<address, saved_actor> truth{{sample().actors[0].addr, sample().actors[0]}};
+  st.source = [&](const desired_state::actor_visitor& visit) {
+    for (const auto& [_, x] : truth) visit(x);
+  };
+  auto set = [&](const saved_actor& x) {
+    truth[x.addr] = x;
+    st.set(x.addr, x);
+  };
   REQUIRE(st.begin(0x3fa9c012, 70000, {sample().actors[0]}));
   CHECK(st.writes() == 1);
   struct stat sb {};
@@ -151,9 +187,9 @@ TEST_CASE("changes are appended once per loop turn, synced later, compacted; mod
   auto a = sample().actors[1];
   for (int i = 0; i < 10; ++i) {
     a.restarts = static_cast<std::uint32_t>(i);
-    st.set(a.addr, a);
+    set(a);
   }
-  st.set(sample().actors[0].addr, sample().actors[0]);  // unchanged: nothing to write
+  set(sample().actors[0]);  // unchanged: nothing to write
   st.when_durable([&] { answered = true; });
   CHECK_FALSE(answered);  // not written yet
   io.poll();
@@ -180,7 +216,7 @@ TEST_CASE("changes are appended once per loop turn, synced later, compacted; mod
     x.addr = address(0x3fa9c012, 1000 + i % 50);
     x.restarts = i;
     x.name.clear();
-    st.set(x.addr, x);
+    set(x);
     if (i % 7 == 0) {
       io.restart();  // a loop with nothing left to do stops: the daemon's never does
       io.poll();
@@ -193,8 +229,9 @@ TEST_CASE("changes are appended once per loop turn, synced later, compacted; mod
   REQUIRE(many.state);
   CHECK(many.state->actors.size() == 52);
   CHECK(std::filesystem::file_size(st.file()) < 200000);
+  CHECK(st.size() == 52);
   std::vector<saved_actor> kept;
-  for (const auto& [_, x] : st.actors()) kept.push_back(x);
+  for (const auto& [_, x] : truth) kept.push_back(x);
   REQUIRE(many.state->actors.size() == kept.size());
   for (std::size_t i = 0; i < kept.size(); ++i) {
     INFO(encode_put(many.state->actors[i]) << encode_put(kept[i]));

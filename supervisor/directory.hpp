@@ -5,6 +5,7 @@
 #pragma once
 
 #include "base/restart.hpp"
+#include "base/shared_string.hpp"
 
 #include <troupe/address.hpp>
 #include <troupe/result.hpp>
@@ -46,15 +47,18 @@ class actor_state_field {
   actor_state s_;
 };
 
+/// One per actor, so its texts are shared_strings: the package id and type
+/// are those of the package's table, and a worker's restart gives all its
+/// actors one reason (base/shared_string.hpp).
 struct actor_record {
   address addr;
-  std::string type;
-  std::string package_id;
-  std::string name;  ///< global name, may be empty
+  base::shared_string type;
+  base::shared_string package_id;
+  base::shared_string name;  ///< global name, may be empty
   std::uint32_t worker = 0;
   actor_state_field state;
   std::uint32_t restarts = 0;
-  std::string last_reason;
+  base::shared_string last_reason;
   address parent;
   /// Its restarts within its restart.within window, of its worker and of
   /// its handlers alike: the OTP intensity count (base/restart.hpp).

@@ -180,6 +180,14 @@ void leader_convention::keep_desired_state(desired_state& state, std::vector<sav
   if (!p_.state.leads) return;
   desired_ = &state;
   recovered_ = std::move(recovered);
+  // A snapshot is the table as it is, and the actors of the earlier run
+  // not yet placed again (restore_actors takes them).
+  state.source = [this](const desired_state::actor_visitor& visit) {
+    for (const auto& s : recovered_)
+      if (!locations_.count(s.addr)) visit(s);  // an address twice would make the file unreadable
+    for (const auto& [a, l] : locations_)
+      if (auto s = desired_actor(a, l)) visit(*s);
+  };
 }
 
 void leader_convention::when_durable(std::function<void()> f) {
@@ -218,6 +226,7 @@ void leader_convention::restore_actors() {
     l.system = ctx_.id;
     l.type = s.type;
     l.package_id = s.package_id;
+    share_texts(l);
     l.name = s.name;
     l.created = true;
     l.moves = s.restarts + (s.pending ? 0 : 1);  // a re-creation counts as a restart
@@ -490,7 +499,7 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
         log_line(TROUPE_LOG_INFO, *a, "runs again on system " + std::to_string(m->port) + ", which came back with it");
         l.ph = location::phase::placed;
         l.created = true;
-        l.reason = l.moves == 0 ? std::string() : l.cause;
+        l.reason = l.moves == 0 ? base::shared_string() : l.cause;
         l.target = 0;
         l.fresh_worker = false;
         l.refused.clear();
@@ -505,6 +514,7 @@ void leader_convention::on_member_join(std::uint32_t from, const json& b) {
     l.created = true;
     l.type = h.value("type", std::string());
     l.package_id = h.value("package_id", std::string());
+    share_texts(l);
     l.name = h.value("name", std::string());
     l.epoch = epoch;
     epoch_ = std::max(epoch_, epoch);

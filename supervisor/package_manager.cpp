@@ -450,13 +450,13 @@ void package_manager::cmd_unload(const client_ref& c, const json& b) {
   // Already being unloaded (named by id or prefix): wait for the same end.
   if (is_hex_id_prefix(spec) && spec.size() >= 6)
     for (const auto* p : packages_.all())
-      if (p->phase == package_phase::unloading && p->id.starts_with(spec)) {
+      if (p->phase == package_phase::unloading && p->id.str().starts_with(spec)) {
         unload_waiters_[p->id].push_back(c);
         return;
       }
   auto p = packages_.resolve(spec);
   if (!p) return port_.answer_error(c, p.err().message, p.err().code);
-  if (!(*p)->id.starts_with(spec))
+  if (!(*p)->id.str().starts_with(spec))
     return port_.answer_error(c,
                               "unload takes a package hash or a prefix of one; '" + spec +
                                   "' is a group (its active version is " + (*p)->id + ")",

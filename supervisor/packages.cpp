@@ -37,6 +37,8 @@ package_entry& package_set::add(package_entry e) {
   e.phase = package_phase::loading;
   e.active = false;
   e.load_seq = next_seq_++;
+  e.type_refs.clear();
+  for (const auto& a : e.m.actors) e.type_refs.emplace(a.type, a.type);
   const std::string id = e.id;
   return packages_.insert_or_assign(id, std::move(e)).first->second;
 }
@@ -62,7 +64,7 @@ result<std::string> package_set::choose(const std::string& type, const std::stri
     if ((*p)->m.find_actor(type) == nullptr)
       return make_error(errc::not_found, "unknown actor type '" + type + "' (not in package " + (*p)->m.package + " " +
                                              (*p)->m.version.text + ")");
-    return (*p)->id;
+    return (*p)->id.str();
   }
   std::vector<const package_entry*> with_type;
   for (const auto* p : std::as_const(*this).all())
@@ -75,7 +77,7 @@ result<std::string> package_set::choose(const std::string& type, const std::stri
     return make_error(errc::invalid_argument,
                       "actor type '" + type + "' is in several packages (" + groups + "): pass --package");
   }
-  return with_type.front()->id;
+  return with_type.front()->id.str();
 }
 
 result<package_entry*> package_set::resolve(std::string_view spec) {

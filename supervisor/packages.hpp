@@ -6,6 +6,7 @@
 // Not thread-safe; owned by the supervisor's loop thread.
 #pragma once
 
+#include "base/shared_string.hpp"
 #include "manifests/manifest.hpp"
 
 #include <troupe/address.hpp>
@@ -29,7 +30,9 @@ enum class package_phase {
 [[nodiscard]] const char* to_string(package_phase p);
 
 struct package_entry {
-  std::string id;  ///< hex SHA-256 of the archive (of manifest + library for a directory)
+  /// Hex SHA-256 of the archive (of manifest + library for a directory).
+  /// Every actor's records share this copy, as they share type_ref's.
+  base::shared_string id;
   manifests::manifest m;
   std::filesystem::path root;     ///< extracted files (or the package directory)
   std::filesystem::path library;  ///< root / m.library
@@ -44,6 +47,13 @@ struct package_entry {
   std::map<std::string, address> roles;    ///< on_load role -> actor
   std::map<std::string, address> on_load;  ///< actor type -> the actor on_load created
   bool adopted = false;                    ///< this load copied its archive into the package directory
+  std::map<std::string, base::shared_string, std::less<>> type_refs;  ///< its manifest's type names (set by add)
+
+  /// The copy of a type name records share: its manifest's, else a new one.
+  [[nodiscard]] base::shared_string type_ref(std::string_view type) const {
+    auto it = type_refs.find(type);
+    return it != type_refs.end() ? it->second : base::shared_string(type);
+  }
 };
 
 /// A change of a group's active version: ids, empty for none.

@@ -35,7 +35,14 @@ const char* to_string(location::phase p) {
   return "?";
 }
 
-location placement_convention::location_from_json(const json& j) {
+void placement_convention::share_texts(location& l) const {
+  if (const auto* p = p_.package_table.find(l.package_id)) {
+    l.package_id = p->id;
+    l.type = p->type_ref(l.type);
+  }
+}
+
+location placement_convention::location_from_json(const json& j) const {
   location l;
   const auto& system = j.contains("system") ? j["system"] : json();
   l.system = system.is_string() ? base::parse_hex32(system.get<std::string>()) : 0;
@@ -49,6 +56,7 @@ location placement_convention::location_from_json(const json& j) {
   l.reason = j.value("reason", std::string());
   l.moves = j.value("moves", 0u);
   l.epoch = j.value("epoch", std::uint64_t{0});
+  share_texts(l);
   return l;
 }
 
@@ -407,7 +415,7 @@ void placement_convention::on_report(std::uint32_t from, std::string_view comman
     l.created = true;
     l.ph = location::phase::placed;
     l.system = from;
-    l.reason = l.moves == 0 ? std::string() : l.cause;  // a moved actor shows why it moved
+    l.reason = l.moves == 0 ? base::shared_string() : l.cause;  // a moved actor shows why it moved
     l.target = 0;
     l.fresh_worker = false;
     located(*a, l);
@@ -645,6 +653,7 @@ void placement_convention::spawn_here(const client_ref& c, const json& b, const 
   l.type = type;
   l.package_id = package_id;
   l.name = name;
+  share_texts(l);
   // Local first: the system the client asked.
   const bool wait = b.value("wait", false);  // read before anything is recorded
   const auto& origin = b.contains("origin") ? b["origin"] : json();

@@ -130,7 +130,10 @@ class placement_convention : public convention {
   [[nodiscard]] member_info self_member() const;
   [[nodiscard]] json members_json() const;
   [[nodiscard]] json location_json(address a, const location& l) const;
-  static location location_from_json(const json& j);
+  [[nodiscard]] location location_from_json(const json& j) const;
+  /// Makes l share the package table's copies of its package id and type
+  /// (one location per actor of the convention, on every system).
+  void share_texts(location& l) const;
   void set_location(address a, location l);
   void forget_location(address a);
   /// Leader: places a (moving or pending) actor on a system that fits.

@@ -119,7 +119,7 @@ status supervision::place(address a, const std::string& type, const std::string&
   const bool dedicated = fresh_worker || (spec != nullptr && spec->isolation == manifests::isolation_mode::dedicated);
   auto w = pool_.worker_for(package_id, dedicated);
   if (!w) return w.err();
-  actor_record rec{a, type, package_id, name, (*w)->id, actor_state::starting, 0, {}, parent, {}};
+  actor_record rec{a, pkg->type_ref(type), pkg->id, name, (*w)->id, actor_state::starting, 0, {}, parent, {}};
   if (auto s = actors_.add(std::move(rec)); !s) {
     retire_dedicated_worker((*w)->id);  // started for this actor alone
     return s;
@@ -387,6 +387,7 @@ void supervision::restart_after_crash(worker_proc& w, package_entry& pkg, const 
   base::restart_spec eager;  // the quickest backoff among those coming back
   std::uint32_t worst_streak = 0;
   bool any = false;
+  const base::shared_string reason("worker " + how);  // one copy for all of them
   for (auto* rec : actors_.on_worker(id)) {
     if (rec->state == actor_state::stopping) {
       stopped(rec->addr, false, "killed");  // it was going away: do not bring it back
@@ -395,7 +396,7 @@ void supervision::restart_after_crash(worker_proc& w, package_entry& pkg, const 
     if (rec->state == actor_state::failed) continue;
     const auto* spec = pkg.m.find_actor(rec->type);
     const base::restart_spec policy = spec ? spec->restart : base::restart_spec{};
-    const auto d = rec->history.on_exit(policy, base::exit_kind::crash, "worker " + how, now);
+    const auto d = rec->history.on_exit(policy, base::exit_kind::crash, reason, now);
     if (d.act != base::restart_decision::action::restart) {
       fail_actor(*rec, d.reason);
       continue;
@@ -405,7 +406,7 @@ void supervision::restart_after_crash(worker_proc& w, package_entry& pkg, const 
     any = true;
     actors_.set_state(*rec, actor_state::starting);
     ++rec->restarts;
-    rec->last_reason = "worker " + how;
+    rec->last_reason = reason;
     w.pending_creates.push_back(create_body(*rec, pkg));
     notify_watchers(rec->addr, exit_event::restarted, rec->last_reason);
     bus_.restarted(rec->addr, rec->last_reason);
