@@ -219,12 +219,13 @@ void data_link::schedule_flush() {
   // post, not dispatch: every record produced in this loop turn joins the batch.
   asio::post(io_, [this, alive = alive_] {
     if (!*alive) return;
-    flush_scheduled_ = false;
     flush();
+    flush_scheduled_ = false;  // after: what before_flush adds goes in this flush
   });
 }
 
 void data_link::flush() {
+  if (before_flush) before_flush();
   auto dirty = std::move(dirty_);
   dirty_.clear();
   for (peer* p : dirty) flush_peer(*p);

@@ -206,6 +206,9 @@ class data_link {
 
   /// Sends every pending batch now.
   void flush();
+  /// Called as a flush begins: what its owner holds back until something
+  /// goes anyway (the gateway's acknowledgements) joins the batches of it.
+  std::function<void()> before_flush;
 
   /// Records queued but not yet handed to ZeroMQ (for tests and metrics).
   [[nodiscard]] std::size_t pending_batches() const;

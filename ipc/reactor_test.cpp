@@ -387,3 +387,45 @@ TEST_CASE("data_link batches records for different peers separately", "[reactor]
   io.restart();
   io.run();
 }
+
+TEST_CASE("what before_flush sends joins the batch of the flush that called it", "[reactor]") {
+  // The gateway's acknowledgements wait for the next batch to a worker and
+  // go in it: one frame, one wake-up of the worker, not two.
+  temp_dir dir;
+  const std::string endpoint = "ipc://" + (dir.path() / "inbox.sock").string();
+  zmq::context_t ctx;
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  configure_data_socket(pull);
+  pull.bind(endpoint);
+  asio::io_context io;
+  deadline limit(io, std::chrono::seconds(20));
+  batch_collector got;
+  socket_watcher inbox(io, pull, [&] {
+    auto frame = try_recv(pull);
+    if (!frame) return;
+    got.take(*frame);
+    if (got.seqs.size() == 2) {
+      inbox.stop();
+      limit.cancel();
+    }
+  });
+  inbox.start();
+
+  data_link link(io, ctx);
+  data_link::peer* p = link.connect(endpoint);
+  int hooks = 0;
+  bool held_back = true;  // what the owner holds back until something goes
+  link.before_flush = [&] {
+    ++hooks;
+    if (std::exchange(held_back, false)) link.send(p, numbered_record(0, "troupe.test", payload_for(0)));
+  };
+  asio::post(io, [&] { link.send(p, numbered_record(1, "troupe.test", payload_for(1))); });
+  io.run();
+
+  CHECK_FALSE(limit.expired());
+  CHECK(got.all_well_formed);
+  CHECK(got.batches == 1);  // both records in one frame
+  CHECK(got.seqs.size() == 2);
+  CHECK(hooks == 1);  // and no second flush for what the hook added
+  CHECK(link.pending_batches() == 0);
+}

@@ -38,12 +38,16 @@ status gateway::bind() {
         errc::io, std::string("cannot bind the system's ipc sockets in ") + ctx_.run_dir.string() + ": " + e.what());
   }
   if (ctx_.opts.no_loss) link_.enable_acks(ctx_.endpoint_of("g.sock"));
+  link_.before_flush = [this] { ipc::send_acks(ledger_, link_); };
   watch_ = std::make_unique<ipc::socket_watcher>(ctx_.io, inbox_, [this] { on_readable(); });
   return ok_v;
 }
 
 void gateway::stop() {
   if (watch_) watch_->stop();
+  link_.before_flush = nullptr;
+  if (ack_timer_) ack_timer_->cancel();
+  ipc::send_acks(ledger_, link_);  // what waited goes now
   for (auto& [_, a] : asks_) a.timer->cancel();
 }
 
@@ -195,7 +199,18 @@ void gateway::on_readable() {
         if (c.channel == forwarded_tells) tell_handled(c.entry);
       });
   if (!s) log_line(TROUPE_LOG_WARN, {}, "dropped malformed data frame on the gateway: " + s.err().message);
-  ipc::send_acks(ledger_, link_);
+  acks_due();
+}
+
+void gateway::acks_due() {
+  if (ack_armed_) return;
+  ack_armed_ = true;
+  if (!ack_timer_) ack_timer_ = std::make_unique<boost::asio::steady_timer>(ctx_.io);
+  ack_timer_->expires_after(ack_delay);
+  ack_timer_->async_wait([this](const boost::system::error_code& e) {
+    ack_armed_ = false;
+    if (!e) ipc::send_acks(ledger_, link_);  // nothing went meanwhile: on their own
+  });
 }
 
 void gateway::deliver(const ipc::record_view& r) {

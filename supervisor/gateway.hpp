@@ -128,6 +128,14 @@ class gateway {
   zmq::socket_t inbox_;
   std::unique_ptr<ipc::socket_watcher> watch_;
   ipc::inbound_ledger ledger_;  // acknowledges what workers send the gateway
+  // Acknowledgements wait for the next batch to go (the next ask to that
+  // worker carries them) or ack_delay at most: a worker is not woken for
+  // the ack of each reply. Safe here, unlike in a worker: the gateway
+  // handles what it takes on the spot, so a late ack can cause no resend.
+  void acks_due();
+  static constexpr std::chrono::milliseconds ack_delay{1};
+  std::unique_ptr<boost::asio::steady_timer> ack_timer_;
+  bool ack_armed_ = false;
   base::held_queue<address, held_record> held_;
   std::unordered_map<std::uint64_t, pending_ask> asks_;
   std::uint64_t next_correlation_ = 1;
