@@ -69,6 +69,13 @@ void supervision::register_handlers() {
     }
     pool_.reply(w, rid, json::object());
   });
+  pool_.create_body_for = [this](const worker_proc& w, address a) -> std::optional<json> {
+    const auto* rec = actors_.find(a);
+    if (rec == nullptr || rec->worker != w.id || rec->state != actor_state::starting) return std::nullopt;
+    const auto* pkg = packages_.find(rec->package_id);
+    if (pkg == nullptr) return std::nullopt;
+    return create_body(*rec, *pkg);
+  };
   pool_.handle(cmd::worker::created, [this](worker_proc& w, const json&, const json& b) {
     if (auto list = b.find("addresses"); list != b.end() && list->is_array()) {
       const std::string identity = w.identity;  // w may be gone once one of them is handled
@@ -124,11 +131,10 @@ status supervision::place(address a, const std::string& type, const std::string&
     retire_dedicated_worker((*w)->id);  // started for this actor alone
     return s;
   }
-  json create = create_body(*actors_.find(a), *pkg);
   if ((*w)->st == worker_proc::state::ready)
-    pool_.send(**w, cmd::supervisor::create, create);
+    pool_.send(**w, cmd::supervisor::create, create_body(*actors_.find(a), *pkg));
   else
-    (*w)->pending_creates.push_back(std::move(create));
+    (*w)->pending_creates.push_back(a);
   arm_creation_deadline(a);
   return ok_v;
 }
@@ -183,9 +189,7 @@ void supervision::send_exit(actor_record& rec, const std::string& reason) {
 }
 
 void supervision::drop_pending_create(address a) {
-  for (auto& [_, w] : pool_.all())
-    std::erase_if(w.pending_creates,
-                  [a](const json& create) { return create.value("address", std::uint64_t{0}) == a.value(); });
+  for (auto& [_, w] : pool_.all()) std::erase(w.pending_creates, a);
 }
 
 void supervision::retire_dedicated_worker(std::uint32_t id) {
@@ -407,7 +411,7 @@ void supervision::restart_after_crash(worker_proc& w, package_entry& pkg, const 
     actors_.set_state(*rec, actor_state::starting);
     ++rec->restarts;
     rec->last_reason = reason;
-    w.pending_creates.push_back(create_body(*rec, pkg));
+    w.pending_creates.push_back(rec->addr);
     notify_watchers(rec->addr, exit_event::restarted, rec->last_reason);
     bus_.restarted(rec->addr, rec->last_reason);
   }

@@ -426,14 +426,17 @@ status worker_pool::apply_limits(const worker_proc& w, const package_entry& pkg)
 void worker_pool::send_creates(worker_proc& w) {
   // In batches: a worker restarted with 100,000 actors gets a few hundred
   // messages and answers as many "created", not 100,000 of each.
-  auto& all = w.pending_creates;
-  if (all.size() == 1) send(w, cmd::supervisor::create, all.front());
-  for (std::size_t i = 0; all.size() > 1 && i < all.size(); i += create_batch) {
-    json batch = json::array();
-    for (std::size_t j = i; j < std::min(all.size(), i + create_batch); ++j) batch.push_back(std::move(all[j]));
-    send(w, cmd::supervisor::create, json{{"actors", std::move(batch)}});
+  const auto all = std::exchange(w.pending_creates, {});
+  if (all.size() == 1) {
+    if (auto body = create_body_for(w, all.front())) send(w, cmd::supervisor::create, *body);
+    return;
   }
-  all.clear();
+  for (std::size_t i = 0; i < all.size(); i += create_batch) {
+    json batch = json::array();
+    for (std::size_t j = i; j < std::min(all.size(), i + create_batch); ++j)
+      if (auto body = create_body_for(w, all[j])) batch.push_back(std::move(*body));
+    if (!batch.empty()) send(w, cmd::supervisor::create, json{{"actors", std::move(batch)}});
+  }
 }
 
 void worker_pool::mark_ready(worker_proc& w, const json& rid) {

@@ -52,7 +52,10 @@ struct worker_proc {
   enum class state { starting, standby, assigned, ready, stopping } st = state::starting;
   json hello_rid;  // answered with the package assignment
   std::unique_ptr<child_watch> child;
-  std::vector<json> pending_creates;  // create bodies waiting for "ready"
+  // Actors to create once it is "ready". Their bodies are made as they go
+  // (create_body_for), a batch at a time: a restart of 100,000 actors never
+  // holds 100,000 JSON bodies at once.
+  std::vector<address> pending_creates;
   // A crashed worker waits here before it is started again (restart.backoff).
   std::unique_ptr<boost::asio::steady_timer> restart_timer;
   // Exited before "hello" and its "fatal" (the reason) not read yet: the
@@ -140,6 +143,9 @@ class worker_pool {
   /// The worker has registered its package's types: it serves, and gets the
   /// creations that waited for it.
   void mark_ready(worker_proc& w, const json& rid);
+  /// The create body of actor a for w, or nothing when a no longer waits
+  /// for w (killed meanwhile, say). Set by supervision.
+  std::function<std::optional<json>(const worker_proc& w, address a)> create_body_for;
   /// Sends the creates that waited for w to be ready, create_batch to a message.
   void send_creates(worker_proc& w);
   static constexpr std::size_t create_batch = 256;
