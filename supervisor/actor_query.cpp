@@ -7,15 +7,6 @@ namespace troupe::supervisor {
 
 using json = nlohmann::json;
 
-namespace {
-
-std::uint64_t address_value(const json& row) {
-  const auto a = address::parse(row.value("address", std::string()));
-  return a ? a->value() : 0;
-}
-
-}  // namespace
-
 result<actor_query> actor_query::from_json(const json& body) {
   actor_query q;
   if (!body.is_object()) return q;
@@ -44,34 +35,32 @@ result<actor_query> actor_query::from_json(const json& body) {
 bool actor_query::matches(const json& row) const {
   auto text = [&row](const char* key) {
     auto it = row.find(key);
-    return it != row.end() && it->is_string() ? it->get<std::string>() : std::string();
+    return it != row.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>())
+                                              : std::string_view();
   };
-  if (!package.empty() && text("package") != package && text("package_id").rfind(package, 0) != 0) return false;
-  if (!state.empty() && text("state") != state) return false;
+  return matches(text("package"), text("package_id"), text("state"), text("system"));
+}
+
+bool actor_query::matches(std::string_view pkg, std::string_view package_id, std::string_view st,
+                          std::string_view sys) const {
+  if (!package.empty() && pkg != package && !package_id.starts_with(package)) return false;
+  if (!state.empty() && st != state) return false;
   if (!system.empty()) {
-    const std::string s = text("system");
     const bool bare_port = system.find(':') == std::string::npos;
-    if (bare_port
-            ? s.size() <= system.size() || s.compare(s.size() - system.size() - 1, std::string::npos, ":" + system) != 0
-            : s != system)
+    if (bare_port ? !(sys.size() > system.size() && sys.ends_with(system) && sys[sys.size() - system.size() - 1] == ':')
+                  : sys != system)
       return false;
   }
   return true;
 }
 
-json actor_query::page(std::vector<json> rows) const {
-  std::erase_if(rows, [this](const json& r) { return !matches(r); });
-  const std::size_t total = rows.size();
-  std::sort(rows.begin(), rows.end(), [](const json& a, const json& b) { return address_value(a) < address_value(b); });
-  auto first = rows.begin();
-  if (after)
-    first = std::upper_bound(rows.begin(), rows.end(), after->value(),
-                             [](std::uint64_t v, const json& r) { return v < address_value(r); });
-  auto last = limit == 0 || static_cast<std::size_t>(rows.end() - first) <= limit ? rows.end() : first + limit;
-  json out = json::array();
-  for (auto it = first; it != last; ++it) out.push_back(std::move(*it));
-  const json next = last == rows.end() || out.empty() ? json() : out.back()["address"];
-  return json{{"actors", std::move(out)}, {"total", total}, {"next", next}};
+actor_query::bounds actor_query::page_bounds(const std::vector<address>& sorted) const {
+  bounds b;
+  b.first =
+      after ? static_cast<std::size_t>(std::upper_bound(sorted.begin(), sorted.end(), *after) - sorted.begin()) : 0;
+  b.last = limit == 0 || sorted.size() - b.first <= limit ? sorted.size() : b.first + limit;
+  b.more = b.last < sorted.size() && b.last > b.first;
+  return b;
 }
 
 }  // namespace troupe::supervisor

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace troupe::supervisor {
@@ -29,10 +30,18 @@ struct actor_query {
   static result<actor_query> from_json(const nlohmann::json& body);
   /// Whether a row (the form of `actors`) passes the filters (not the page).
   [[nodiscard]] bool matches(const nlohmann::json& row) const;
-  /// Filters rows, orders them by address, keeps the page: the answer body
-  /// {"actors": [...], "total": rows matching, "next": the last address of
-  /// the page when more follow, else null}.
-  [[nodiscard]] nlohmann::json page(std::vector<nlohmann::json> rows) const;
+  /// The same on a row's fields, before any JSON is made of it.
+  [[nodiscard]] bool matches(std::string_view package, std::string_view package_id, std::string_view state,
+                             std::string_view system) const;
+  /// The rows of the page, given the addresses of every matching row in
+  /// address order: [first, last) of them, and whether more follow. The
+  /// answer is {"actors": those rows, "total": rows matching, "next": the
+  /// page's last address when more follow, else null}.
+  struct bounds {
+    std::size_t first = 0, last = 0;
+    bool more = false;
+  };
+  [[nodiscard]] bounds page_bounds(const std::vector<address>& sorted) const;
 };
 
 }  // namespace troupe::supervisor
