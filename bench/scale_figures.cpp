@@ -137,15 +137,18 @@ zmq::socket_t dealer(zmq::context_t& ctx, const std::string& endpoint) {
 /// running, or another worker for the package in `list`) and the old
 /// process gone. Polls every 5 ms, 30 s at most.
 double restart_seconds(live_system& sys, const std::string& package_id, pid_t worker, std::uint64_t total) {
-  if (worker <= 0 || parent_of(worker) != sys.system_pid() || !is_worker(worker))
-    throw bench_error("pid " + std::to_string(worker) + " is not a worker of the bench's system " +
-                      std::to_string(sys.system_pid()));
+  if (worker <= 0) throw bench_error("no worker pid to kill");
   auto running = [&sys] {
     return sys.call("status", json::object())["actor_states"].value("running", std::uint64_t{0});
   };
   if (const auto n = running(); n < total)
     throw bench_error("only " + std::to_string(n) + " of " + std::to_string(total) + " actors run before the kill");
+  // Checked after the pidfd is open: the pid cannot be another process's
+  // from here on while it is still running (its parent, the daemon, reaps it).
   process_watch watch(worker);
+  if (watch.exited() || parent_of(worker) != sys.system_pid() || !is_worker(worker))
+    throw bench_error("pid " + std::to_string(worker) + " is not a running worker of the bench's system " +
+                      std::to_string(sys.system_pid()));
   const auto t0 = now_ns();
   sys.kill_worker(worker);
   bool handled = false;  // the daemon has seen the death
