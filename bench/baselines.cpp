@@ -121,6 +121,11 @@ void process_watch::wait_exit() {
   }
 }
 
+bool process_watch::exited() const {
+  pollfd p{fd_, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
 namespace {
 
 // The same data-socket options as troupe (ipc::configure_data_socket).
@@ -450,16 +455,22 @@ int plain_actors_main(std::size_t n) {
 double plain_actor_bytes(std::size_t n) {
   // In a fresh process: in this one, memory freed by earlier runs would be
   // reused and the growth of the heap would hide the objects.
+  return child_figure({"--plain-actors", std::to_string(n)});
+}
+
+double child_figure(const std::vector<std::string>& args) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw bench_error("pipe failed");
-  const std::string exe = self_exe();
-  const std::string count = std::to_string(n);
+  std::vector<std::string> argv{self_exe()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> raw;
+  for (auto& a : argv) raw.push_back(a.data());
+  raw.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) throw bench_error("fork failed");
   if (pid == 0) {
     ::dup2(fds[1], 1);
-    const char* argv[] = {exe.c_str(), "--plain-actors", count.c_str(), nullptr};
-    ::execv(argv[0], const_cast<char* const*>(argv));
+    ::execv(raw[0], raw.data());
     _exit(127);
   }
   ::close(fds[1]);
@@ -475,7 +486,7 @@ double plain_actor_bytes(std::size_t n) {
   try {
     return std::stod(got);
   } catch (const std::exception&) {
-    throw bench_error("plain actor baseline printed '" + got + "'");
+    throw bench_error("troupe-bench " + args.front() + " printed '" + got + "'");
   }
 }
 

@@ -46,6 +46,7 @@ struct figure {
   [[nodiscard]] double ratio() const { return baseline != 0 ? value / baseline : 0; }
   std::vector<double> samples = {};           // every repetition's value (in the JSON)
   std::vector<double> baseline_samples = {};  // and the baseline's, interleaved with them
+  std::string note = {};                      // sizes and side counts (printed with the baseline, in the JSON when set)
 };
 
 // ---------------------------------------------------------------- placement
@@ -117,6 +118,8 @@ class process_watch {
   process_watch(const process_watch&) = delete;
   process_watch& operator=(const process_watch&) = delete;
   void wait_exit();
+  /// True once the process has exited (does not block).
+  [[nodiscard]] bool exited() const;
 
  private:
   int fd_ = -1;
@@ -129,6 +132,9 @@ class process_watch {
 int zmq_echo_main(const std::string& pull_ep, const std::string& push_ep, bool connect_pull = false);
 int zmq_sink_main(const std::string& pull_ep, const std::string& push_ep, std::uint64_t n, int reps,
                   bool connect_pull = false);
+/// A ROUTER bound at endpoint answering each control request (PROTOCOL.md
+/// §4.1) at once with a `reply` of its own body plus "ok": true.
+int zmq_router_echo_main(const std::string& endpoint);
 
 // ---------------------------------------------------------------- baselines
 
@@ -193,6 +199,12 @@ double plain_ring_ns_per_hop(std::size_t nodes, std::size_t laps);
 double plain_actor_bytes(std::size_t n);
 /// The child's side: prints the figure on stdout.
 int plain_actors_main(std::size_t n);
+/// RSS growth per entry of a std::unordered_map<uint64_t, 24-byte record> of
+/// n entries, in a fresh child process. bytes.
+double plain_table_bytes(std::size_t n);
+int plain_table_main(std::size_t n);
+/// The number a re-executed troupe-bench (self_exe() args...) prints on stdout.
+double child_figure(const std::vector<std::string>& args);
 
 /// fork+exec of exe (troupe-bench-ready, troupe-bench-dlopen) with the
 /// write end of a pipe as its first argument, then args, until it writes
@@ -402,6 +414,25 @@ void measure_convention_on_etcd(const std::string& troupe_exe, const std::string
 /// bare restart of an empty system; samples after one warm-up.
 void measure_crash_restart(const std::string& troupe_exe, const std::string& package_dir, int samples, int named_actors,
                            std::vector<figure>& out);
+
+// ---------------------------------------------------------------- scale figures
+
+struct scale_sizes {
+  std::uint64_t actors = 100000;  // N
+  std::uint64_t window = 2000;    // spawn requests in flight
+  int reps = 3;                   // each on a fresh system
+};
+
+/// Trusts the build's development key (BUILD/packages/dev.pub, copied into
+/// HOME/keys/) and returns the path of the build's signed archive
+/// BUILD/packages/FILE (encoders-1.0.0.tpkg: examples/encoders).
+std::string trust_build_package(const std::string& home, const std::string& build_dir, const std::string& file);
+
+/// The scale figures (bench/scale_figures.cpp): scale_spawn_100k_s,
+/// scale_daemon_bytes_per_actor, scale_worker_bytes_per_actor and
+/// scale_worker_restart_100k_s (N in the names when it is not 100,000).
+void measure_scale(const std::string& troupe_exe, const std::string& build_dir, const scale_sizes& z,
+                   std::vector<figure>& out);
 
 // ---------------------------------------------------------------- python figures
 

@@ -4,13 +4,16 @@
 // What each figure means: docs/PERFORMANCE.md.
 //
 //   troupe-bench [--out FILE] [--quick] [--reps N]
-//                [--crash-only | --metrics-only | --load-only | --client-only | --python-only | --convention-only]
+//                [--crash-only | --metrics-only | --load-only | --client-only | --python-only | --convention-only |
+//                 --scale-only]
 //
 // Hidden sub-commands (processes of baselines, run by the bench itself):
 //   troupe-bench --zmq-echo PULL_EP PUSH_EP
 //   troupe-bench --zmq-echo-connect PULL_EP PUSH_EP   (connects its PULL: tcp)
 //   troupe-bench --zmq-sink PULL_EP PUSH_EP N REPS
 //   troupe-bench --plain-actors N
+//   troupe-bench --plain-table N
+//   troupe-bench --zmq-router-echo EP
 #include "bench/bench.hpp"
 
 #include <arpa/inet.h>
@@ -77,6 +80,7 @@ struct sizes {
   int crash_samples = 7;
   int crash_actors = 20;
   convention_sizes convention;
+  scale_sizes scale;
 };
 
 constexpr std::size_t payload_bytes = 64;
@@ -751,7 +755,10 @@ void print_table(const std::vector<figure>& figs, const std::vector<unavailable_
   }
   for (const auto& u : unavailable) std::printf("%-36s unavailable: %s\n", u.name.c_str(), u.why.c_str());
   std::printf("\nbaselines (measured in this run):\n");
-  for (const auto& f : figs) std::printf("  %-36s %s\n", f.name.c_str(), f.baseline_is.c_str());
+  for (const auto& f : figs) {
+    std::printf("  %-36s %s\n", f.name.c_str(), f.baseline_is.c_str());
+    if (!f.note.empty()) std::printf("  %-36s (%s)\n", "", f.note.c_str());
+  }
   std::fflush(stdout);
 }
 
@@ -762,6 +769,7 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
     json j{{"name", f.name}, {"value", f.value}, {"unit", f.unit}, {"baseline", f.baseline}, {"ratio", f.ratio()}};
     if (!f.samples.empty()) j["samples"] = f.samples;
     if (!f.baseline_samples.empty()) j["baseline_samples"] = f.baseline_samples;
+    if (!f.note.empty()) j["note"] = f.note;
     out.push_back(j);
   }
   for (const auto& u : unavailable)
@@ -779,15 +787,17 @@ void write_json(const std::vector<figure>& figs, const std::vector<unavailable_f
 int usage() {
   std::cerr << "usage: troupe-bench [--out FILE] [--quick] [--reps N]\n"
                "                    [--crash-only | --metrics-only | --load-only | --client-only | --python-only |\n"
-               "                     --convention-only]\n"
+               "                     --convention-only | --scale-only]\n"
                "  measures troupe against baselines of the same run (docs/PERFORMANCE.md)\n"
-               "  --reps N: repetitions of the throughput and round-trip figures (default 7, --quick 2)\n"
+               "  --reps N: repetitions of the throughput and round-trip figures (default 7, --quick 2) and of the\n"
+               "            scale figures (default 3, --quick 1)\n"
                "  --crash-only: crash_restart_answering alone\n"
                "  --load-only: the package_load_* and verification figures alone\n"
                "  --client-only: client_ask_rtt_p50 alone\n"
                "  --metrics-only: the metrics_on_* rows alone (both placements)\n"
                "  --python-only: the python_* figures alone (bench/python_bench.py)\n"
-               "  --convention-only: the built-in convention's figures alone (cross_system_...)\n";
+               "  --convention-only: the built-in convention's figures alone (cross_system_...)\n"
+               "  --scale-only: the scale_* figures alone (100,000 actors; --quick: 20,000)\n";
   return 64;
 }
 
@@ -800,6 +810,7 @@ int run(int argc, char** argv) {
   bool client_only = false;
   bool python_only = false;
   bool convention_only = false;
+  bool scale_only = false;
   int reps = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -819,6 +830,8 @@ int run(int argc, char** argv) {
       python_only = true;
     else if (a == "--convention-only")
       convention_only = true;
+    else if (a == "--scale-only")
+      scale_only = true;
     else if (a == "--reps" && i + 1 < argc && std::atoi(argv[i + 1]) > 0 && std::atoi(argv[i + 1]) <= 1000)
       reps = std::atoi(argv[++i]);
     else if (a == "--help" || a == "-h")
@@ -849,8 +862,11 @@ int run(int argc, char** argv) {
     z.convention.kill_samples = 2;
     z.convention.load_samples = 2;
     z.convention.blast_msgs = 50000;
+    z.scale.actors = 20000;
+    z.scale.reps = 1;
   }
   if (reps > 0) z.reps = reps;
+  if (reps > 0) z.scale.reps = reps;
   const std::string bin = self_dir();
   const std::string ready_exe = bin + "/troupe-bench-ready";
   if (!fs::exists(ready_exe)) throw bench_error(ready_exe + " not found (build target troupe-bench-ready)");
@@ -875,6 +891,12 @@ int run(int argc, char** argv) {
   const std::string build_dir = fs::path(bin).parent_path().string();
   if (python_only) {
     measure_python(build_dir, quick, figs, unavailable);
+    print_table(figs, unavailable);
+    if (!out_file.empty()) write_json(figs, unavailable, out_file);
+    return 0;
+  }
+  if (scale_only) {
+    measure_scale(bin + "/troupe", build_dir, z.scale, figs);
     print_table(figs, unavailable);
     if (!out_file.empty()) write_json(figs, unavailable, out_file);
     return 0;
@@ -933,6 +955,7 @@ int run(int argc, char** argv) {
   measure_python(build_dir, quick, figs, unavailable);          // a system of its own
   measure_metrics_cost(bin + "/troupe", z, figs, unavailable);  // two systems of its own
   measure_crash_restart(bin + "/troupe", TROUPE_BENCH_PACKAGE, z.crash_samples, z.crash_actors, figs);
+  measure_scale(bin + "/troupe", build_dir, z.scale, figs);  // a fresh system per repetition
   // Three systems of one convention and a lone one, after the first system
   // stopped; all stopped before this returns.
   measure_convention(bin + "/troupe", TROUPE_BENCH_PACKAGE, ready_exe, z.convention, figs);
@@ -954,6 +977,8 @@ int main(int argc, char** argv) {
     if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo") == 0) return zmq_echo_main(argv[2], argv[3]);
     if (argc >= 4 && std::strcmp(argv[1], "--zmq-echo-connect") == 0) return zmq_echo_main(argv[2], argv[3], true);
     if (argc >= 3 && std::strcmp(argv[1], "--plain-actors") == 0) return plain_actors_main(std::stoul(argv[2]));
+    if (argc >= 3 && std::strcmp(argv[1], "--plain-table") == 0) return plain_table_main(std::stoul(argv[2]));
+    if (argc >= 3 && std::strcmp(argv[1], "--zmq-router-echo") == 0) return zmq_router_echo_main(argv[2]);
     if (argc >= 6 && std::strcmp(argv[1], "--zmq-sink") == 0)
       return zmq_sink_main(argv[2], argv[3], std::stoull(argv[4]), std::stoi(argv[5]));
     if (argc >= 6 && std::strcmp(argv[1], "--zmq-sink-connect") == 0)
