@@ -2,7 +2,7 @@
 // pointer wide, empty without allocating. The supervisor keeps a record or
 // two per actor, and at 100,000 actors the same package id (64 hex digits),
 // type and restart reason would otherwise be held once per record and per
-// table; here a copy costs a reference count (docs/PERFORMANCE.md §3.0k).
+// table; here a copy costs a reference count (docs/PERFORMANCE.md §3.0m).
 // The count is atomic, so a copy may travel to another thread; the string
 // itself is never changed, only replaced.
 #pragma once

@@ -199,8 +199,9 @@ desired_state::~desired_state() {
 
 namespace {
 std::uint64_t fingerprint(const saved_actor& a) {
-  // Of every field a line holds; two versions of one actor that differ yet
-  // hash alike (odds of 2^-64) would lose the second's line.
+  // A 64-bit mix of the hashes of every field a line holds. Two versions of
+  // one actor that differ yet mix alike (improbable, not impossible) would
+  // lose the second's line until the next change or snapshot.
   std::uint64_t h = std::hash<std::uint64_t>{}(a.addr.value());
   auto mix = [&h](std::uint64_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
   for (const std::string* f : {&a.type, &a.package_id, &a.group, &a.version, &a.name, &a.restart})
