@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -45,12 +46,18 @@ struct location {
   /// Which placement this is: grows with every (re)placement. A host runs
   /// the instance of one epoch; reports and records of an older one are stale.
   std::uint64_t epoch = 0;
-  base::shared_string reason;       ///< why it is moving or pending; once placed again, why it moved
-  base::shared_string cause;        ///< what started its last move
-  bool fresh_worker = false;        ///< re-create it in a worker of its own (move --new-worker)
-  std::uint32_t target = 0;         ///< moving: the system chosen for it (0: any that fits)
-  std::set<std::uint32_t> refused;  ///< systems that could not create it (no key for its package, ...)
-  bool created = false;             ///< has run somewhere: a new placement is a move
+  base::shared_string reason;  ///< why it is moving or pending; once placed again, why it moved
+  base::shared_string cause;   ///< what started its last move
+  bool fresh_worker = false;   ///< re-create it in a worker of its own (move --new-worker)
+  std::uint32_t target = 0;    ///< moving: the system chosen for it (0: any that fits)
+  /// Systems that could not create it (no key for its package, ...): a few
+  /// at most, and a vector is 24 bytes where an empty std::set is 48 (one
+  /// location per actor of the convention).
+  std::vector<std::uint32_t> refused;
+  void refuse(std::uint32_t system) {
+    if (std::find(refused.begin(), refused.end(), system) == refused.end()) refused.push_back(system);
+  }
+  bool created = false;  ///< has run somewhere: a new placement is a move
 };
 
 /// "running", "moving" or "pending": the state `actors` shows.

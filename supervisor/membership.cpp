@@ -269,9 +269,10 @@ std::vector<const member_info*> membership::all() const {
 
 result<std::uint32_t> choose_system(const membership& members, std::uint32_t local_id,
                                     const std::vector<manifests::requirement>& reqs,
-                                    const std::set<std::uint32_t>& exclude, std::string_view type) {
+                                    const std::vector<std::uint32_t>& exclude, std::string_view type) {
   auto fits = [&](const member_info& m) {
-    return m.state == member_state::up && exclude.count(m.system_id) == 0 && !manifests::unmet(m.caps, reqs);
+    return m.state == member_state::up && std::find(exclude.begin(), exclude.end(), m.system_id) == exclude.end() &&
+           !manifests::unmet(m.caps, reqs);
   };
   // Local first: no hop across the network for the actor's messages.
   if (const auto* local = members.find(local_id); local != nullptr && fits(*local)) return local_id;

@@ -94,6 +94,6 @@ class membership {
 /// (no up member at all: "no system can host Morse: no system is up").
 [[nodiscard]] result<std::uint32_t> choose_system(const membership& members, std::uint32_t local_id,
                                                   const std::vector<manifests::requirement>& reqs,
-                                                  const std::set<std::uint32_t>& exclude, std::string_view type);
+                                                  const std::vector<std::uint32_t>& exclude, std::string_view type);
 
 }  // namespace troupe::supervisor

@@ -322,7 +322,7 @@ void placement_convention::place(address a) {
     if (sent || now == locations_.end() || now->second.epoch != epoch) return;
     // Not connected (yet, or any more): the next fitting system.
     p_.members.add_load(to, -1);
-    now->second.refused.insert(to);
+    now->second.refuse(to);
     now->second.reason = "system " + port_of(to) + " is not connected";
     place(a);
   });
@@ -431,7 +431,7 @@ void placement_convention::on_report(std::uint32_t from, std::string_view comman
     const auto why = "system " + port_of(from) + " refused it: " + b.value("reason", std::string());
     log_line(TROUPE_LOG_WARN, *a, why);
     p_.members.add_load(from, -1);
-    l.refused.insert(from);
+    l.refuse(from);
     l.reason = why;
     place(*a);
   } else if (command == cmd::peer::evicted) {
