@@ -1,5 +1,6 @@
-// bench/python_figures.cpp — the Python runtime's rows of troupe-bench: it
-// runs bench/python_bench.py as a child and merges the rows it writes.
+// bench/python_figures.cpp — the Python runtime's rows of troupe-bench, and
+// the Python client's client_ask_rtt_p50_python_*: it runs
+// bench/python_bench.py as a child and merges the rows it writes.
 //
 // Why a child rather than a port: the baselines of these figures are
 // Python's own (a plain loop of the worker's interpreter, a bare
@@ -28,8 +29,13 @@ namespace troupe::bench {
 
 namespace {
 
-const char* const python_rows[] = {"python_ask_rtt_p50_py_to_cpp", "python_ask_rtt_p50_cpp_to_py",
-                                   "python_in_worker_tell", "python_version_serving", "python_actor_memory"};
+const char* const python_rows[] = {"python_ask_rtt_p50_py_to_cpp",
+                                   "python_ask_rtt_p50_cpp_to_py",
+                                   "python_in_worker_tell",
+                                   "python_version_serving",
+                                   "python_actor_memory",
+                                   "client_ask_rtt_p50_python_same_cpu",
+                                   "client_ask_rtt_p50_python_split_cpu"};
 
 /// Runs argv until it exits (at most timeout); its exit code, -1 on timeout.
 /// The child gets SIGTERM when this process dies (the script then stops the
