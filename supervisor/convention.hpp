@@ -54,8 +54,8 @@ struct location {
   /// at most, and a vector is 24 bytes where an empty std::set is 48 (one
   /// location per actor of the convention).
   std::vector<std::uint32_t> refused;
-  void refuse(std::uint32_t system) {
-    if (std::find(refused.begin(), refused.end(), system) == refused.end()) refused.push_back(system);
+  void refuse(std::uint32_t id) {
+    if (std::find(refused.begin(), refused.end(), id) == refused.end()) refused.push_back(id);
   }
   bool created = false;  ///< has run somewhere: a new placement is a move
 };
