@@ -323,61 +323,39 @@ void measure_scale(const std::string& troupe_exe, const std::string& build_dir, 
   const std::string sizes_note = "N = " + n_text + " Morse actors (encoders 1.0.0), " + std::to_string(z.reps) +
                                  (z.reps == 1 ? " repetition" : " repetitions, each") + " on a fresh system, median";
 
-  figure spawn{"scale_spawn_" + k + "_s",
-               median(col(&repetition::spawn_s)),
-               "s",
-               median(col(&repetition::echo_s)),
-               "the same " + n_text + " pipelined requests (" + std::to_string(z.window) +
-                   " in flight, one DEALER) answered at once by a raw ZeroMQ ROUTER echo in a child process (ipc)",
-               "<= 10 s, 0 errors",
-               {}};
-  spawn.met = spawn.value <= 10 && errors == 0;
-  spawn.samples = col(&repetition::spawn_s);
-  spawn.baseline_samples = col(&repetition::echo_s);
-  spawn.note = sizes_note + "; " + std::to_string(errors) +
-               " spawns answered with an error (each sent again, the time includes it) in all repetitions";
-  out.push_back(spawn);
-
-  figure daemon{"scale_daemon_bytes_per_actor",
-                median(col(&repetition::daemon_b)),
-                "bytes",
-                median(col(&repetition::plain_table_b)),
-                "std::unordered_map<uint64_t, 24-byte record> of N entries in a fresh plain process (RSS growth / N)",
-                "<= 512 bytes",
-                {}};
-  daemon.met = daemon.value <= 512;
-  daemon.samples = col(&repetition::daemon_b);
-  daemon.baseline_samples = col(&repetition::plain_table_b);
-  daemon.note = sizes_note + "; the daemon's VmRSS after the spawns minus before, / N";
-  out.push_back(daemon);
-
-  figure worker{"scale_worker_bytes_per_actor",
-                median(col(&repetition::worker_b)),
-                "bytes",
-                median(col(&repetition::plain_actor_b)),
-                "N troupe::actor objects, each in an unordered_map slot like the worker's table, fresh plain process",
-                "<= 512 bytes",
-                {}};
-  worker.met = worker.value <= 512;
-  worker.samples = col(&repetition::worker_b);
-  worker.baseline_samples = col(&repetition::plain_actor_b);
-  worker.note = sizes_note + "; VmRSS growth of the daemon's child that grew (the package's worker), / N";
-  out.push_back(worker);
-
-  figure restart{"scale_worker_restart_" + k + "_s",
-                 median(col(&repetition::restart_s)),
-                 "s",
-                 median(col(&repetition::restart_one_s)),
-                 "SIGKILL of the same package's worker hosting 1 actor, same system, until status counts it running",
-                 "<= 1 s",
-                 {}};
-  restart.met = restart.value <= 1;
-  restart.samples = col(&repetition::restart_s);
-  restart.baseline_samples = col(&repetition::restart_one_s);
-  restart.note = sizes_note +
-                 "; SIGKILL of their worker until status's actor_states counts all running (polled "
-                 "every 5 ms)";
-  out.push_back(restart);
+  // One row: the median of the repetitions' values beside their baselines',
+  // every repetition kept; met when the value is at most `limit`.
+  auto row = [&](std::string name, double repetition::*value, std::string unit, double repetition::*base,
+                 std::string baseline_is, std::string target, double limit, std::string note) {
+    figure f{std::move(name),
+             median(col(value)),
+             std::move(unit),
+             median(col(base)),
+             std::move(baseline_is),
+             std::move(target),
+             {}};
+    f.met = f.value <= limit;
+    f.samples = col(value);
+    f.baseline_samples = col(base);
+    f.note = sizes_note + "; " + note;
+    out.push_back(std::move(f));
+  };
+  row("scale_spawn_" + k + "_s", &repetition::spawn_s, "s", &repetition::echo_s,
+      "the same " + n_text + " pipelined requests (" + std::to_string(z.window) +
+          " in flight, one DEALER) answered at once by a raw ZeroMQ ROUTER echo in a child process (ipc)",
+      "<= 10 s, 0 errors", 10,
+      std::to_string(errors) +
+          " spawns answered with an error (each sent again, the time includes it) in all repetitions");
+  if (errors != 0) out.back().met = false;
+  row("scale_daemon_bytes_per_actor", &repetition::daemon_b, "bytes", &repetition::plain_table_b,
+      "std::unordered_map<uint64_t, 24-byte record> of N entries in a fresh plain process (RSS growth / N)",
+      "<= 512 bytes", 512, "the daemon's VmRSS after the spawns minus before, / N");
+  row("scale_worker_bytes_per_actor", &repetition::worker_b, "bytes", &repetition::plain_actor_b,
+      "N troupe::actor objects, each in an unordered_map slot like the worker's table, fresh plain process",
+      "<= 512 bytes", 512, "VmRSS growth of the daemon's child that grew (the package's worker), / N");
+  row("scale_worker_restart_" + k + "_s", &repetition::restart_s, "s", &repetition::restart_one_s,
+      "SIGKILL of the same package's worker hosting 1 actor, same system, until status counts it running", "<= 1 s", 1,
+      "SIGKILL of their worker until status's actor_states counts all running (polled every 5 ms)");
 }
 
 }  // namespace troupe::bench
