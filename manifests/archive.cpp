@@ -893,22 +893,36 @@ status remove_extracted(const fs::path& dir) {
   return ok_v;
 }
 
-std::string write_tar(const std::vector<pack_entry>& entries) {
+namespace {
+enum class container { tar, zip };
+
+// Entries as given and unchecked, into a tar (a package's payload: owner
+// root, mtime 0, the entry kinds of a tar) or a zip (a wheel, for tests:
+// mtime 1980, zip's epoch). An entry libarchive will not write is left out.
+std::string write_entries(const std::vector<pack_entry>& entries, container c) {
   std::string out;
   writer w(archive_write_new());
-  if (!w || archive_write_set_format_pax_restricted(w.get()) != ARCHIVE_OK ||
-      archive_write_add_filter_none(w.get()) != ARCHIVE_OK ||
-      archive_write_set_bytes_per_block(w.get(), 512) != ARCHIVE_OK ||
-      archive_write_open2(w.get(), &out, nullptr, append_to_string, nullptr, nullptr) != ARCHIVE_OK)
-    internal_failure("libarchive archive_write_open2");
+  const bool opened =
+      w &&
+      (c == container::tar ? archive_write_set_format_pax_restricted(w.get()) == ARCHIVE_OK &&
+                                 archive_write_add_filter_none(w.get()) == ARCHIVE_OK &&
+                                 archive_write_set_bytes_per_block(w.get(), 512) == ARCHIVE_OK
+                           : archive_write_set_format_zip(w.get()) == ARCHIVE_OK &&
+                                 archive_write_set_bytes_in_last_block(w.get(), 1) == ARCHIVE_OK) &&  // no padding
+      archive_write_open2(w.get(), &out, nullptr, append_to_string, nullptr, nullptr) == ARCHIVE_OK;
+  if (!opened) internal_failure("libarchive archive_write_open2");
   for (const auto& p : entries) {
     std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
     archive_entry_set_pathname(e.get(), p.path.c_str());
-    archive_entry_set_uid(e.get(), 0);
-    archive_entry_set_gid(e.get(), 0);
-    archive_entry_set_uname(e.get(), "");
-    archive_entry_set_gname(e.get(), "");
-    archive_entry_set_mtime(e.get(), 0, 0);
+    if (c == container::tar) {
+      archive_entry_set_uid(e.get(), 0);
+      archive_entry_set_gid(e.get(), 0);
+      archive_entry_set_uname(e.get(), "");
+      archive_entry_set_gname(e.get(), "");
+      archive_entry_set_mtime(e.get(), 0, 0);
+    } else {
+      archive_entry_set_mtime(e.get(), 315532800, 0);  // 1980: zip's epoch
+    }
     switch (p.kind) {
       case entry_kind::file:
         archive_entry_set_filetype(e.get(), AE_IFREG);
@@ -934,7 +948,6 @@ std::string write_tar(const std::vector<pack_entry>& entries) {
         archive_entry_set_perm(e.get(), 0644);
         break;
     }
-    // Unchecked by design: an entry libarchive will not write is left out.
     const int rc = archive_write_header(w.get(), e.get());
     if (rc == ARCHIVE_FATAL) internal_failure("libarchive archive_write_header");
     if (rc >= ARCHIVE_WARN && p.kind == entry_kind::file && !p.content.empty())
@@ -943,6 +956,10 @@ std::string write_tar(const std::vector<pack_entry>& entries) {
   if (archive_write_close(w.get()) != ARCHIVE_OK) internal_failure("libarchive archive_write_close");
   return out;
 }
+}  // namespace
+
+std::string write_tar(const std::vector<pack_entry>& entries) { return write_entries(entries, container::tar); }
+std::string write_zip(const std::vector<pack_entry>& entries) { return write_entries(entries, container::zip); }
 
 std::string sign_payload(std::string payload, const signing_key& key) {
   std::string trailer(trailer_magic);

@@ -137,6 +137,9 @@ struct pack_entry {
 /// timestamps so equal inputs give equal bytes. Tests use this to craft bad
 /// archives.
 [[nodiscard]] std::string write_tar(const std::vector<pack_entry>& entries);
+/// The same as a zip (deflated, mtime 1980): tests use it to craft wheels,
+/// good and bad (manifests/wheel.hpp).
+[[nodiscard]] std::string write_zip(const std::vector<pack_entry>& entries);
 
 /// payload followed by its signature trailer made with key.
 [[nodiscard]] std::string sign_payload(std::string payload, const signing_key& key);

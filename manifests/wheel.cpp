@@ -157,15 +157,6 @@ std::string csv_field(const std::string& f) {
 struct read_free {
   void operator()(archive* a) const { archive_read_free(a); }
 };
-struct write_free {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
-
-la_ssize_t append_to_string(archive*, void* client, const void* buffer, size_t length) {
-  static_cast<std::string*>(client)->append(static_cast<const char*>(buffer), length);
-  return static_cast<la_ssize_t>(length);
-}
-
 struct zip_file {
   std::string path;
   std::string bytes;
@@ -378,40 +369,6 @@ result<wheel_contents> read_wheel(const fs::path& wheel, const archive_limits& l
     out.files.push_back({std::move(dest), entry_kind::file, std::move(f.bytes), "", false});
   }
   std::sort(out.files.begin(), out.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-  return out;
-}
-
-std::string write_zip(const std::vector<pack_entry>& entries) {
-  std::string out;
-  std::unique_ptr<archive, write_free> w(archive_write_new());
-  if (!w || archive_write_set_format_zip(w.get()) != ARCHIVE_OK ||
-      archive_write_set_bytes_in_last_block(w.get(), 1) != ARCHIVE_OK ||  // no padding after the zip
-      archive_write_open2(w.get(), &out, nullptr, append_to_string, nullptr, nullptr) != ARCHIVE_OK)
-    base::internal_error("libarchive zip archive_write_open2 failed");
-  for (const auto& p : entries) {
-    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
-    archive_entry_set_pathname(e.get(), p.path.c_str());
-    archive_entry_set_mtime(e.get(), 315532800, 0);  // 1980: zip's epoch
-    switch (p.kind) {
-      case entry_kind::directory:
-        archive_entry_set_filetype(e.get(), AE_IFDIR);
-        archive_entry_set_perm(e.get(), 0755);
-        break;
-      case entry_kind::symlink:
-        archive_entry_set_filetype(e.get(), AE_IFLNK);
-        archive_entry_set_perm(e.get(), 0777);
-        archive_entry_set_symlink(e.get(), p.link_target.c_str());
-        break;
-      default:
-        archive_entry_set_filetype(e.get(), AE_IFREG);
-        archive_entry_set_perm(e.get(), 0644);
-        archive_entry_set_size(e.get(), static_cast<la_int64_t>(p.content.size()));
-    }
-    if (archive_write_header(w.get(), e.get()) != ARCHIVE_OK) base::internal_error("libarchive zip header failed");
-    if (p.kind != entry_kind::directory && p.kind != entry_kind::symlink && !p.content.empty())
-      (void)archive_write_data(w.get(), p.content.data(), p.content.size());
-  }
-  if (archive_write_close(w.get()) != ARCHIVE_OK) base::internal_error("libarchive zip close failed");
   return out;
 }
 

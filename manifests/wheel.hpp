@@ -40,10 +40,6 @@ struct wheel_contents {
 /// The PEP 503 form of a distribution name: lower case, runs of -_. as one -.
 [[nodiscard]] std::string canonical_distribution(std::string_view name);
 
-/// A zip of entries as given and unchecked (files, directories, symlinks),
-/// deflated. Tests use it to craft wheels, good and bad.
-[[nodiscard]] std::string write_zip(const std::vector<pack_entry>& entries);
-
 /// "sha256=<urlsafe base64 without padding>" of bytes: a RECORD row's hash.
 [[nodiscard]] std::string record_hash(std::string_view bytes);
 
