@@ -246,6 +246,31 @@ TEST_CASE("changes are appended once per loop turn, synced later, compacted; mod
   CHECK_FALSE(std::filesystem::exists(st.file()));
 }
 
+TEST_CASE("without a source a snapshot is refused, and the file keeps what was written", "[desired_state]") {
+  // The leading convention sets the source; should it be missing, the
+  // journal stops growing the file at the point of compaction, and what
+  // it holds stays readable.
+  testing::temp_dir dir;
+  boost::asio::io_context io;
+  desired_state st(io, dir.path / "state.json");
+  REQUIRE(st.begin(0x3fa9c012, 70000, {sample().actors[0]}));
+  auto a = sample().actors[1];
+  std::uint32_t written = 0;
+  for (std::uint32_t i = 0; i < 2000; ++i) {
+    a.restarts = i;
+    st.set(a.addr, a);
+    io.restart();
+    io.poll();
+    if (st.writes() == 1 + i + 1) written = i;  // each change its own append, until compaction is due
+  }
+  CHECK(st.writes() < 2001);  // compaction was due and refused
+  auto back = read_state_file(st.file());
+  INFO(back.problem);
+  REQUIRE(back.state);
+  REQUIRE(back.state->actors.size() == 2);
+  CHECK(back.state->actors[1].restarts == written);
+}
+
 TEST_CASE("serials are reserved ahead and never handed out twice across a restart", "[desired_state][directory]") {
   directory d(7);
   std::vector<std::uint32_t> reserved;
